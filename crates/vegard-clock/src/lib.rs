@@ -1,0 +1,386 @@
+//! The shared clock: maps every device's own time onto the run's shared
+//! timeline.
+//!
+//! Owns the device clock model `t_shared = offset + (1 + drift) * t_device`,
+//! its estimation from host receive stamps (lower-envelope fit), trigger-based
+//! alignment of a digitizer to the potentiostat, an alignment-error estimate,
+//! and linear resampling onto a common time grid. Raw stamps are never
+//! modified here: everything in this crate is a derived, re-computable
+//! product (DESIGN.md, "Time: the shared clock").
+//!
+//! Why a lower envelope: a host receive stamp is always *later* than the
+//! instant the device took the sample (transport and scheduling only ever add
+//! delay). The smallest delays lie on a straight line whose slope is the
+//! device's drift against the host; the bulk of the stamps above it is noise.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ClockError {
+    #[error("clock fit for {device}: need at least {need} stamped samples, got {got}")]
+    TooFewSamples {
+        device: String,
+        need: usize,
+        got: usize,
+    },
+    #[error("clock fit for {device}: device times span {span_s} s, too short to estimate drift")]
+    TooShort { device: String, span_s: f64 },
+    #[error("clock fit for {device}: non-finite stamp at sample {index}")]
+    NonFinite { device: String, index: usize },
+}
+
+/// `t_shared = offset_s + (1 + drift) * t_device_s`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClockModel {
+    pub offset_s: f64,
+    /// Dimensionless rate error of the device clock against the shared one
+    /// (multiply by 1e6 for ppm).
+    pub drift: f64,
+}
+
+impl ClockModel {
+    pub const IDENTITY: ClockModel = ClockModel {
+        offset_s: 0.0,
+        drift: 0.0,
+    };
+
+    pub fn to_shared(&self, t_device_s: f64) -> f64 {
+        self.offset_s + (1.0 + self.drift) * t_device_s
+    }
+
+    pub fn drift_ppm(&self) -> f64 {
+        self.drift * 1e6
+    }
+}
+
+/// One device's clock estimated from its stamps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvelopeFit {
+    pub model: ClockModel,
+    /// Standard error of the fitted drift (dimensionless).
+    pub drift_se: f64,
+    /// Standard error of the fitted offset, s.
+    pub offset_se_s: f64,
+    /// Number of envelope points the line went through.
+    pub n_envelope: usize,
+    /// RMS of the envelope points about the fitted line, s.
+    pub residual_rms_s: f64,
+    /// Median host delay above the envelope, s (how late stamps typically are).
+    pub median_delay_s: f64,
+    /// Span of device time covered, s.
+    pub span_s: f64,
+}
+
+/// Fit `t_host = offset + (1 + drift) * t_device` through the lower envelope of
+/// `(t_device_s, t_host_s)` pairs.
+///
+/// The device-time range is cut into `windows` equal slices; the sample with the
+/// smallest delay `t_host - t_device` in each slice is an envelope point. A line
+/// is fitted through the envelope points by least squares, points more than
+/// 3 robust sigmas above it are dropped once, and the line is refitted.
+pub fn fit_lower_envelope(
+    device: &str,
+    t_device_s: &[f64],
+    t_host_s: &[f64],
+    windows: usize,
+) -> Result<EnvelopeFit, ClockError> {
+    let n = t_device_s.len().min(t_host_s.len());
+    const NEED: usize = 4;
+    if n < NEED {
+        return Err(ClockError::TooFewSamples {
+            device: device.to_string(),
+            need: NEED,
+            got: n,
+        });
+    }
+    for i in 0..n {
+        if !t_device_s[i].is_finite() || !t_host_s[i].is_finite() {
+            return Err(ClockError::NonFinite {
+                device: device.to_string(),
+                index: i,
+            });
+        }
+    }
+    let (t_min, t_max) = t_device_s[..n]
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &t| {
+            (a.min(t), b.max(t))
+        });
+    let span_s = t_max - t_min;
+    if span_s <= 0.0 {
+        return Err(ClockError::TooShort {
+            device: device.to_string(),
+            span_s,
+        });
+    }
+    let windows = windows.clamp(2, n);
+    let mut best: Vec<Option<(f64, f64)>> = vec![None; windows];
+    for i in 0..n {
+        let t = t_device_s[i];
+        let delay = t_host_s[i] - t;
+        let w = (((t - t_min) / span_s) * windows as f64) as usize;
+        let w = w.min(windows - 1);
+        match best[w] {
+            Some((_, d)) if d <= delay => {}
+            _ => best[w] = Some((t, delay)),
+        }
+    }
+    let mut pts: Vec<(f64, f64)> = best.into_iter().flatten().collect();
+    let mut line = fit_line(&pts);
+    // One robust pass: drop envelope points far above the line (a window where
+    // every stamp was late, e.g. the host was busy).
+    let resid: Vec<f64> = pts.iter().map(|&(t, d)| d - line.at(t)).collect();
+    let mad = median(&resid.iter().map(|r| r.abs()).collect::<Vec<_>>());
+    let cut = 3.0 * 1.4826 * mad.max(1e-12);
+    if pts.len() > 4 {
+        let kept: Vec<(f64, f64)> = pts
+            .iter()
+            .zip(&resid)
+            .filter(|(_, r)| **r <= cut)
+            .map(|(p, _)| *p)
+            .collect();
+        if kept.len() >= 3 && kept.len() < pts.len() {
+            pts = kept;
+            line = fit_line(&pts);
+        }
+    }
+    let delays: Vec<f64> = (0..n)
+        .map(|i| t_host_s[i] - t_device_s[i] - line.at(t_device_s[i]))
+        .collect();
+    Ok(EnvelopeFit {
+        model: ClockModel {
+            offset_s: line.intercept,
+            drift: line.slope,
+        },
+        drift_se: line.slope_se,
+        offset_se_s: line.intercept_se,
+        n_envelope: pts.len(),
+        residual_rms_s: line.rms,
+        median_delay_s: median(&delays),
+        span_s,
+    })
+}
+
+/// Alignment of a triggered digitizer to the potentiostat that triggered it.
+///
+/// Both devices count time from the same trigger edge, so the potentiostat's
+/// fitted offset is shared (plus the digitizer's trigger delay, already in its
+/// device times); the digitizer keeps its own fitted drift. The error estimate
+/// is the uncertainty of the relative drift over the segment plus the scatter
+/// of the envelope points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggeredAlignment {
+    pub potentiostat: EnvelopeFit,
+    pub digitizer: EnvelopeFit,
+    /// Model mapping potentiostat device time to the shared timeline.
+    pub potentiostat_model: ClockModel,
+    /// Model mapping digitizer device time to the shared timeline.
+    pub digitizer_model: ClockModel,
+    /// Estimated worst-case error of digitizer stamps relative to potentiostat
+    /// stamps over the segment, s (2-sigma).
+    pub alignment_error_estimate_s: f64,
+}
+
+/// Align a digitizer triggered by the potentiostat (trigger at device time 0 on
+/// both) using the fits of each device against the host.
+pub fn align_triggered(potentiostat: EnvelopeFit, digitizer: EnvelopeFit) -> TriggeredAlignment {
+    let potentiostat_model = potentiostat.model;
+    let digitizer_model = ClockModel {
+        offset_s: potentiostat_model.offset_s,
+        drift: digitizer.model.drift,
+    };
+    let span = potentiostat.span_s.max(digitizer.span_s);
+    let drift_se = (potentiostat.drift_se.powi(2) + digitizer.drift_se.powi(2)).sqrt();
+    let scatter = (potentiostat.residual_rms_s.powi(2) + digitizer.residual_rms_s.powi(2)).sqrt();
+    let alignment_error_estimate_s = 2.0 * (drift_se * span).hypot(scatter / (span.max(1.0)));
+    TriggeredAlignment {
+        potentiostat,
+        digitizer,
+        potentiostat_model,
+        digitizer_model,
+        alignment_error_estimate_s,
+    }
+}
+
+/// Linear interpolation of `(src_t, src_v)` (ascending `src_t`) at `dst_t`;
+/// NaN outside the source range so missing data stays visible.
+pub fn resample_linear(src_t: &[f64], src_v: &[f64], dst_t: &[f64]) -> Vec<f64> {
+    let n = src_t.len().min(src_v.len());
+    let mut out = Vec::with_capacity(dst_t.len());
+    if n == 0 {
+        out.resize(dst_t.len(), f64::NAN);
+        return out;
+    }
+    let mut j = 0usize;
+    for &t in dst_t {
+        if !(t >= src_t[0] && t <= src_t[n - 1]) {
+            out.push(f64::NAN);
+            continue;
+        }
+        // dst_t is usually ascending: walk forward, fall back to search.
+        if j >= n || src_t[j] > t {
+            j = src_t[..n].partition_point(|&s| s <= t).saturating_sub(1);
+        }
+        while j + 1 < n && src_t[j + 1] <= t {
+            j += 1;
+        }
+        if j + 1 >= n {
+            out.push(src_v[n - 1]);
+            continue;
+        }
+        let (t0, t1) = (src_t[j], src_t[j + 1]);
+        let w = if t1 > t0 { (t - t0) / (t1 - t0) } else { 0.0 };
+        out.push(src_v[j] + w * (src_v[j + 1] - src_v[j]));
+    }
+    out
+}
+
+struct Line {
+    intercept: f64,
+    slope: f64,
+    intercept_se: f64,
+    slope_se: f64,
+    rms: f64,
+}
+
+impl Line {
+    fn at(&self, t: f64) -> f64 {
+        self.intercept + self.slope * t
+    }
+}
+
+fn fit_line(pts: &[(f64, f64)]) -> Line {
+    let n = pts.len() as f64;
+    let mt = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mt).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mt) * (p.1 - my)).sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    let intercept = my - slope * mt;
+    let sse: f64 = pts
+        .iter()
+        .map(|p| (p.1 - intercept - slope * p.0).powi(2))
+        .sum();
+    let dof = (n - 2.0).max(1.0);
+    let s2 = sse / dof;
+    let slope_se = if sxx > 0.0 { (s2 / sxx).sqrt() } else { f64::INFINITY };
+    let intercept_se = (s2 * (1.0 / n + mt * mt / sxx.max(f64::MIN_POSITIVE))).sqrt();
+    Line {
+        intercept,
+        slope,
+        intercept_se,
+        slope_se,
+        rms: (sse / n).sqrt(),
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 0 {
+        0.5 * (s[m - 1] + s[m])
+    } else {
+        s[m]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random delays (xorshift) so the test is repeatable.
+    fn delays(n: usize, mean_s: f64, seed: u64) -> Vec<f64> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+                -mean_s * (1.0 - u).ln() // exponential delay, always >= 0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn envelope_recovers_offset_and_drift_from_late_stamps() {
+        // Device clock 35 ppm slow, offset 12.5 s, stamps late by 0..many ms.
+        let (offset, drift) = (12.5, -35e-6);
+        let n = 3000;
+        let d = delays(n, 2e-3, 7);
+        let t_dev: Vec<f64> = (0..n).map(|k| k as f64 * 0.01).collect();
+        let t_host: Vec<f64> = t_dev
+            .iter()
+            .zip(&d)
+            .map(|(t, dl)| offset + (1.0 + drift) * t + dl)
+            .collect();
+        let fit = fit_lower_envelope("dmm", &t_dev, &t_host, 30).unwrap();
+        // Envelope minima of ~100 exponential delays with mean 2 ms: ~20 us.
+        assert!((fit.model.offset_s - offset).abs() < 100e-6, "{fit:?}");
+        assert!((fit.model.drift - drift).abs() < 5e-6, "{fit:?}");
+        assert!(fit.drift_se < 5e-6);
+    }
+
+    #[test]
+    fn a_busy_window_does_not_bend_the_line() {
+        let n = 2000;
+        let t_dev: Vec<f64> = (0..n).map(|k| k as f64 * 0.01).collect();
+        let d = delays(n, 1e-3, 11);
+        let mut t_host: Vec<f64> = t_dev.iter().zip(&d).map(|(t, dl)| t + dl).collect();
+        // Host stalled for 2 s in the middle: every stamp there is 50 ms late.
+        for h in t_host.iter_mut().take(1100).skip(900) {
+            *h += 0.05;
+        }
+        let fit = fit_lower_envelope("p", &t_dev, &t_host, 20).unwrap();
+        assert!(fit.model.drift.abs() < 10e-6, "{fit:?}");
+        assert!(fit.model.offset_s.abs() < 200e-6, "{fit:?}");
+    }
+
+    #[test]
+    fn triggered_alignment_shares_the_offset_and_keeps_each_drift() {
+        let p = EnvelopeFit {
+            model: ClockModel {
+                offset_s: 3.0,
+                drift: 20e-6,
+            },
+            drift_se: 1e-6,
+            offset_se_s: 1e-5,
+            n_envelope: 30,
+            residual_rms_s: 1e-5,
+            median_delay_s: 1e-3,
+            span_s: 30.0,
+        };
+        let mut d = p.clone();
+        d.model = ClockModel {
+            offset_s: 3.004,
+            drift: -35e-6,
+        };
+        let a = align_triggered(p, d);
+        assert_eq!(a.digitizer_model.offset_s, 3.0);
+        assert_eq!(a.digitizer_model.drift, -35e-6);
+        // 2 * sqrt(2) * 1e-6 * 30 s ~ 85 us
+        assert!((a.alignment_error_estimate_s - 8.5e-5).abs() < 1e-5, "{a:?}");
+    }
+
+    #[test]
+    fn too_few_samples_is_an_error() {
+        let e = fit_lower_envelope("dmm", &[0.0, 1.0], &[0.0, 1.0], 4).unwrap_err();
+        assert!(e.to_string().contains("need at least 4"));
+    }
+
+    #[test]
+    fn resample_interpolates_and_marks_gaps() {
+        let t = [0.0, 1.0, 2.0];
+        let v = [0.0, 10.0, 30.0];
+        let out = resample_linear(&t, &v, &[-0.5, 0.0, 0.5, 1.5, 2.0, 2.5]);
+        assert!(out[0].is_nan() && out[5].is_nan());
+        assert_eq!(&out[1..5], &[0.0, 5.0, 20.0, 30.0]);
+    }
+}

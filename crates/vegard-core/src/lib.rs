@@ -1,0 +1,10 @@
+//! Value types shared by every vegard crate.
+//!
+//! Owns: the host timebase (monotonic nanoseconds since run start plus one UTC
+//! anchor), UTC formatting without a date crate, and the physical constants
+//! every other crate must agree on. No I/O lives here.
+
+pub mod constants;
+pub mod time;
+
+pub use time::{HostClock, UtcStamp};

@@ -1,0 +1,335 @@
+//! The typed shape of recipes and bench configs. Units live in key names.
+//! Parsing, position-carrying errors and physical validation live in the
+//! sibling modules; these types are what the rest of vegard sees after a file
+//! has been accepted ("parse, don't validate").
+
+use serde::{Deserialize, Serialize};
+
+/// A recipe file: `[run]`, `[limits]` and an ordered list of `[[step]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub run: RunInfo,
+    pub limits: Limits,
+    #[serde(rename = "step")]
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunInfo {
+    pub name: String,
+    #[serde(default)]
+    pub sample: String,
+    #[serde(default)]
+    pub operator: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// Safety limits the engine enforces while the cell is on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Absolute current above which the run is aborted and the cell switched off.
+    pub current_max_A: f64,
+    /// `[low, high]`: every commanded potential must lie inside; a measured
+    /// potential outside aborts the run.
+    pub potential_window_V: [f64; 2],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Step {
+    Ocp(OcpStep),
+    Cv(CvStep),
+    Wait(WaitStep),
+}
+
+/// Open-circuit potential recording (cell off, potential measured).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcpStep {
+    pub duration_s: f64,
+    pub sample_interval_s: f64,
+}
+
+/// Cyclic voltammetry: begin -> vertex_V[0] -> vertex_V[1] -> begin, `cycles` times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CvStep {
+    pub begin_V: f64,
+    pub vertex_V: [f64; 2],
+    pub scan_rate_V_per_s: f64,
+    /// Potential increment of the staircase; sample interval = step_V / scan_rate.
+    pub step_V: f64,
+    pub cycles: u32,
+}
+
+/// Idle time with the cell off; nothing is recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitStep {
+    pub duration_s: f64,
+}
+
+impl CvStep {
+    /// Time between two samples, s.
+    pub fn sample_interval_s(&self) -> f64 {
+        self.step_V / self.scan_rate_V_per_s
+    }
+    /// Potential travelled in one cycle, V.
+    pub fn cycle_span_V(&self) -> f64 {
+        (self.vertex_V[0] - self.begin_V).abs()
+            + (self.vertex_V[1] - self.vertex_V[0]).abs()
+            + (self.begin_V - self.vertex_V[1]).abs()
+    }
+    /// Samples per cycle (one per staircase step).
+    pub fn samples_per_cycle(&self) -> u64 {
+        (self.cycle_span_V() / self.step_V).round() as u64
+    }
+    /// Nominal duration of the whole step, s.
+    pub fn duration_s(&self) -> f64 {
+        self.cycle_span_V() / self.scan_rate_V_per_s * f64::from(self.cycles)
+    }
+}
+
+impl Step {
+    /// Short lowercase name used in progress lines and events.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Step::Ocp(_) => "ocp",
+            Step::Cv(_) => "cv",
+            Step::Wait(_) => "wait",
+        }
+    }
+    /// Nominal duration, s.
+    pub fn duration_s(&self) -> f64 {
+        match self {
+            Step::Ocp(s) => s.duration_s,
+            Step::Cv(s) => s.duration_s(),
+            Step::Wait(s) => s.duration_s,
+        }
+    }
+    /// Whether the step records data (and therefore triggers the digitizer).
+    pub fn records(&self) -> bool {
+        !matches!(self, Step::Wait(_))
+    }
+}
+
+/// A bench config: which instrument is where, how it is calibrated, and, for
+/// the virtual bench, the physics behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchConfig {
+    #[serde(default)]
+    pub bench: BenchInfo,
+    pub instruments: Instruments,
+    /// Present when any instrument has `resource = "sim"`.
+    #[serde(default)]
+    pub sim: Option<SimParams>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchInfo {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instruments {
+    pub potentiostat: PotentiostatConfig,
+    pub deflection: DeflectionConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PotentiostatConfig {
+    /// Driver name from the registry, e.g. `"methodscript"`.
+    pub driver: String,
+    /// VISA-style resource: `"sim"`, `"ASRL/dev/ttyACM0::INSTR"`, ...
+    pub resource: String,
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// Largest current range the driver may select, A.
+    pub current_range_max_A: f64,
+    /// Smallest current range for autoranging, A.
+    #[serde(default = "default_current_range_min")]
+    pub current_range_min_A: f64,
+    /// Digital output wired to the digitizer's external trigger input.
+    #[serde(default)]
+    pub trigger_gpio_pin: u8,
+    /// Delay between the trigger edge and the first sample of a loop, s
+    /// (0 for the emulator; measure it once for real hardware).
+    #[serde(default)]
+    pub trigger_latency_s: f64,
+    /// Reply timeout, s.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeflectionConfig {
+    /// Driver name from the registry, e.g. `"scpi-dmm"`.
+    pub driver: String,
+    pub resource: String,
+    /// Digitizer sample period (`SAMP:TIM`), s.
+    pub sample_interval_s: f64,
+    /// DC voltage range, V.
+    #[serde(default = "default_range_V")]
+    pub range_V: f64,
+    /// Largest `SAMP:COUN` the instrument accepts.
+    #[serde(default = "default_max_samples")]
+    pub max_samples: u64,
+    /// Photodetector sensitivity calibration, nm of deflection per volt.
+    pub invols_nm_per_V: f64,
+    /// Cantilever spring constant, N/m.
+    pub spring_constant_N_per_m: f64,
+    /// Reply timeout, s.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: f64,
+}
+
+fn default_baud() -> u32 {
+    230_400
+}
+fn default_current_range_min() -> f64 {
+    1e-9
+}
+fn default_timeout() -> f64 {
+    2.0
+}
+fn default_range_V() -> f64 {
+    10.0
+}
+fn default_max_samples() -> u64 {
+    1_000_000
+}
+
+/// Physical parameters of the virtual bench (../PHYSICS.md sections 1-3).
+/// Every table is optional in the file and falls back to a realistic default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimParams {
+    /// Seed of every random stream (noise, jitter, drift random walk).
+    pub seed: u64,
+    /// Simulated seconds per wall-clock second (1 = real time).
+    pub time_acceleration: f64,
+    pub film: FilmParams,
+    pub kinetics: KineticsParams,
+    pub cell: CellParams,
+    pub strain: StrainParams,
+    pub lever: LeverParams,
+    pub noise: NoiseParams,
+    pub drift: DriftParams,
+    pub clocks: SimClocks,
+    pub faults: SimFaults,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilmParams {
+    pub thickness_m: f64,
+    pub area_m2: f64,
+    /// Concentration of insertion sites (x = 1), mol/m^3.
+    pub c_max_mol_per_m3: f64,
+    /// Initial mole fraction of inserted ion, uniform through the film.
+    pub x_initial: f64,
+    /// Chemical diffusion coefficient at `cell.T_K`, m^2/s.
+    pub D_m2_per_s: f64,
+    /// Standard potential of the insertion isotherm, V.
+    pub E0_V: f64,
+    /// Ion charge number.
+    pub z: f64,
+    /// Finite-difference nodes across the film.
+    pub nodes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KineticsParams {
+    /// Butler-Volmer standard rate constant, m/s.
+    pub k0_m_per_s: f64,
+    pub alpha: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CellParams {
+    pub R_s_ohm: f64,
+    pub C_dl_F: f64,
+    pub T_K: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StrainParams {
+    /// Partial molar volume of the inserted ion, m^3/mol.
+    pub Omega_m3_per_mol: f64,
+    pub poisson_ratio: f64,
+    /// Film clamped on a rigid substrate (G = (1+nu)/(1-nu)) or free (G = 1).
+    pub clamped: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeverParams {
+    /// True detector sensitivity of the virtual lever, nm/V.
+    pub invols_nm_per_V: f64,
+    pub spring_constant_N_per_m: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NoiseParams {
+    /// White detector noise, nm rms per sample.
+    pub deflection_nm_rms: f64,
+    /// White current noise, A rms per sample.
+    pub current_A_rms: f64,
+    /// White potential noise, V rms per sample.
+    pub potential_V_rms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftParams {
+    /// Linear thermal drift of the holder, nm/min.
+    pub holder_nm_per_min: f64,
+    /// Random-walk part of the holder drift, nm per sqrt(min).
+    pub random_walk_nm_per_sqrt_min: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimClocks {
+    pub potentiostat: ClockParams,
+    pub deflection: ClockParams,
+}
+
+/// A device oscillator: device time = (true time - offset_s) * (1 + drift_ppm 1e-6),
+/// each sample instant further disturbed by white jitter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockParams {
+    pub offset_s: f64,
+    pub drift_ppm: f64,
+    pub jitter_s: f64,
+}
+
+/// Faults the virtual bench injects, for testing the engine's safe paths.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimFaults {
+    /// The potentiostat reports `!4004` this many simulated seconds into a
+    /// measurement loop and stops the script.
+    pub potentiostat_error_after_s: Option<f64>,
+    /// Add this current, A, to every reported sample after this many seconds
+    /// into a loop (drives the engine's current limit).
+    pub current_spike_after_s: Option<f64>,
+    pub current_spike_A: f64,
+}
