@@ -38,6 +38,13 @@ impl HostClock {
         self.start
     }
 
+    /// UTC wall time of the start as Unix seconds (for machine consumers).
+    pub fn utc_anchor_unix_s(&self) -> f64 {
+        self.utc_anchor
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    }
+
     /// UTC wall time of the start.
     pub fn utc_anchor(&self) -> UtcStamp {
         UtcStamp::from_system_time(self.utc_anchor)

@@ -1,0 +1,132 @@
+//! The spanned view of a TOML file: every key and value keeps its byte span,
+//! so checks that run after serde (physical validation) can still point at
+//! `step[2].scan_rate_V_per_s` in the file.
+
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::error::{RecipeError, error_at};
+
+/// One step of a path into the document: a table key or an array index.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Seg<'a> {
+    Key(&'a str),
+    Idx(usize),
+}
+
+/// A parsed document together with its file name, for positioned errors.
+pub(crate) struct Doc<'s> {
+    pub(crate) file: &'s str,
+    pub(crate) text: &'s str,
+    pub(crate) root: Spanned<DeTable<'s>>,
+}
+
+impl<'s> Doc<'s> {
+    /// Parse TOML syntax only; type checks are serde's job.
+    pub(crate) fn parse(file: &'s str, text: &'s str) -> Result<Self, RecipeError> {
+        match DeTable::parse(text) {
+            Ok(root) => Ok(Doc { file, text, root }),
+            Err(e) => Err(error_at(
+                file,
+                text,
+                e.span().unwrap_or(0..0),
+                e.message().to_owned(),
+            )),
+        }
+    }
+
+    /// Span of the deepest element of `path` that exists in the file. A
+    /// `Key` resolves to the key itself (that is where a reader looks for
+    /// `scan_rate_V_per_s = -0.1`), an `Idx` to the array element (for
+    /// `[[step]]` entries: their header). A key that is absent because a
+    /// default filled it in resolves to its enclosing table; an absent
+    /// top-level key to the start of the file.
+    pub(crate) fn span_of(&self, path: &[Seg<'_>]) -> Range<usize> {
+        let mut best = 0..0;
+        let mut table: Option<&DeTable<'s>> = Some(self.root.get_ref());
+        let mut array: Option<&[Spanned<DeValue<'s>>]> = None;
+        for seg in path {
+            let next = match (*seg, table, array) {
+                (Seg::Key(k), Some(t), _) => match find_key(t, k) {
+                    Some((key, value)) => {
+                        best = key.span();
+                        value
+                    }
+                    None => return best,
+                },
+                (Seg::Idx(i), _, Some(a)) => match a.get(i) {
+                    Some(value) => {
+                        best = value.span();
+                        value
+                    }
+                    None => return best,
+                },
+                _ => return best,
+            };
+            table = next.get_ref().as_table();
+            array = next.get_ref().as_array().map(|a| &a[..]);
+        }
+        best
+    }
+
+    /// Error at the element `path` points to (see [`Doc::span_of`]).
+    pub(crate) fn err(&self, path: &[Seg<'_>], message: impl Into<String>) -> RecipeError {
+        self.err_span(self.span_of(path), message)
+    }
+
+    pub(crate) fn err_span(&self, span: Range<usize>, message: impl Into<String>) -> RecipeError {
+        error_at(self.file, self.text, span, message)
+    }
+
+    /// Convert a serde error from deserializing (part of) this document.
+    /// `context` is prepended to the message (e.g. `"cv step: "`).
+    pub(crate) fn serde_err(&self, e: &toml::de::Error, context: &str) -> RecipeError {
+        let message = format!("{context}{}", humanize(e.message()));
+        self.err_span(e.span().unwrap_or(0..0), message)
+    }
+}
+
+/// Look up `name` in a spanned table, returning the spanned key and value.
+pub(crate) fn find_key<'t, 's>(
+    table: &'t DeTable<'s>,
+    name: &str,
+) -> Option<(
+    &'t Spanned<std::borrow::Cow<'s, str>>,
+    &'t Spanned<DeValue<'s>>,
+)> {
+    table.iter().find(|(key, _)| key.get_ref().as_ref() == name)
+}
+
+/// serde speaks of "fields"; a TOML file has keys. Say it in the reader's
+/// words so the message matches what they see in the file.
+fn humanize(message: &str) -> String {
+    message
+        .replace("unknown field", "unknown key")
+        .replace("missing field", "missing key")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::{Doc, Seg};
+
+    const TEXT: &str = "[a]\nx = 1\nv = [1, 2]\n\n[[s]]\ny = 2\n[[s]]\nz = 3\n";
+
+    fn at(path: &[Seg<'_>]) -> (usize, usize) {
+        let doc = Doc::parse("t.toml", TEXT).unwrap();
+        doc.err(path, "m").position().unwrap()
+    }
+
+    #[test]
+    fn span_of_points_at_keys_elements_and_falls_back_to_parents() {
+        assert_eq!(at(&[Seg::Key("a"), Seg::Key("x")]), (2, 1));
+        assert_eq!(at(&[Seg::Key("a"), Seg::Key("v"), Seg::Idx(1)]), (3, 9));
+        assert_eq!(at(&[Seg::Key("s"), Seg::Idx(1), Seg::Key("z")]), (8, 1));
+        // Absent key: the enclosing [[s]] header.
+        assert_eq!(at(&[Seg::Key("s"), Seg::Idx(1), Seg::Key("w")]), (7, 1));
+        // Absent top-level key: start of file.
+        assert_eq!(at(&[Seg::Key("nope"), Seg::Key("x")]), (1, 1));
+    }
+}

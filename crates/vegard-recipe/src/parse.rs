@@ -1,0 +1,234 @@
+//! Reading recipe and bench files into the typed schema, with every syntax,
+//! key and type error positioned at `FILE:LINE:COL`.
+//!
+//! Steps are deserialized in two stages (read `kind`, then deserialize the
+//! rest of the table into that kind's struct) instead of through serde's
+//! internally tagged enum: the tagged enum buffers the table and loses every
+//! span, so an unknown key inside a step would only point at `[[step]]`.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use crate::doc::{Doc, Seg, find_key};
+use crate::error::{RecipeError, Source};
+use crate::schema::{
+    BenchConfig, CvStep, Limits, OcpStep, Recipe, RunInfo, SimParams, Step, WaitStep,
+};
+use crate::validate::{validate_bench, validate_recipe};
+
+/// Valid values of a step's `kind`, in the order the docs present them.
+pub const STEP_KINDS: &[&str] = &["ocp", "cv", "wait"];
+
+/// Read, parse and validate a recipe file (everything that does not need the
+/// bench; see [`crate::validate_with_bench`] for the rest).
+pub fn load_recipe(path: &Path) -> Result<Recipe, RecipeError> {
+    let src = Source::read(path)?;
+    parse_recipe(&src.text, &src.file)
+}
+
+/// Parse and validate recipe text; `file_name` is only used in messages.
+pub fn parse_recipe(text: &str, file_name: &str) -> Result<Recipe, RecipeError> {
+    let doc = Doc::parse(file_name, text)?;
+    check_pairs(&doc)?;
+
+    /// Everything but the steps, which [`parse_steps`] reads with spans.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Head {
+        run: RunInfo,
+        limits: Limits,
+        #[serde(rename = "step", default)]
+        _steps: Option<IgnoredAny>,
+    }
+    let head = Head::deserialize(toml::Deserializer::from(doc.root.clone()))
+        .map_err(|e| doc.serde_err(&e, ""))?;
+    let steps = parse_steps(&doc)?;
+    let recipe = Recipe {
+        run: head.run,
+        limits: head.limits,
+        steps,
+    };
+    validate_recipe(&recipe, &doc)?;
+    Ok(recipe)
+}
+
+/// Read, parse and validate a bench config. When an instrument uses
+/// `resource = "sim"` and the file has no `[sim]` table, `sim` is filled with
+/// the default virtual bench, so callers can rely on it being `Some`.
+pub fn load_bench(path: &Path) -> Result<BenchConfig, RecipeError> {
+    let src = Source::read(path)?;
+    parse_bench(&src.text, &src.file)
+}
+
+/// Parse and validate bench-config text; `file_name` is only used in messages.
+pub fn parse_bench(text: &str, file_name: &str) -> Result<BenchConfig, RecipeError> {
+    let doc = Doc::parse(file_name, text)?;
+    let mut bench = BenchConfig::deserialize(toml::Deserializer::from(doc.root.clone()))
+        .map_err(|e| doc.serde_err(&e, ""))?;
+    if bench.sim.is_some() {
+        bench.sim = Some(sim_over_defaults(&doc)?);
+    }
+    validate_bench(&mut bench, &doc)?;
+    Ok(bench)
+}
+
+/// The file's `[sim]` laid over the default virtual bench, key by key.
+///
+/// serde's `default` fills a missing key from the default of the innermost
+/// struct, so `[sim.clocks.deflection] drift_ppm = 30` alone would reset the
+/// deflection clock's offset and jitter to `ClockParams::default()` (a
+/// perfect oscillator) instead of keeping the bench's deflection clock. Called
+/// after the spanned deserialization succeeded, so every type is already known
+/// to fit and errors here are not expected.
+fn sim_over_defaults(doc: &Doc<'_>) -> Result<SimParams, RecipeError> {
+    let sim_path = [Seg::Key("sim")];
+    let internal = |what: &str, e: &dyn std::fmt::Display| {
+        doc.err(
+            &sim_path,
+            format!("[sim]: cannot merge with the defaults ({what}: {e})"),
+        )
+    };
+    let mut merged =
+        toml::Table::try_from(SimParams::default()).map_err(|e| internal("defaults", &e))?;
+    let file: toml::Table = toml::from_str(doc.text).map_err(|e| internal("file", &e))?;
+    if let Some(toml::Value::Table(sim)) = file.get("sim") {
+        merge_tables(&mut merged, sim);
+    }
+    SimParams::deserialize(merged).map_err(|e| internal("merged", &e))
+}
+
+/// Recursively overwrite `base` with `over`; tables merge, values replace.
+fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// `[f64; 2]` fields: serde (through toml) silently ignores extra elements,
+/// so `vertex_V = [0.9, -0.1, 0.5]` would lose its last vertex. Reject any
+/// length but two before serde sees them.
+fn check_pairs(doc: &Doc<'_>) -> Result<(), RecipeError> {
+    let root = doc.root.get_ref();
+    if let Some((_, limits)) = find_key(root, "limits")
+        && let Some(limits) = limits.get_ref().as_table()
+    {
+        check_pair(doc, limits, "potential_window_V", "[low, high]")?;
+    }
+    if let Some((_, steps)) = find_key(root, "step")
+        && let Some(steps) = steps.get_ref().as_array()
+    {
+        for step in steps.iter() {
+            if let Some(step) = step.get_ref().as_table() {
+                check_pair(doc, step, "vertex_V", "[first vertex, second vertex]")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_pair(
+    doc: &Doc<'_>,
+    table: &DeTable<'_>,
+    key: &str,
+    shape: &str,
+) -> Result<(), RecipeError> {
+    if let Some((_, value)) = find_key(table, key)
+        && let Some(items) = value.get_ref().as_array()
+        && items.len() != 2
+    {
+        return Err(doc.err_span(
+            value.span(),
+            format!(
+                "{key} must have exactly 2 elements {shape} (got {})",
+                items.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn kinds_list() -> String {
+    STEP_KINDS.join(", ")
+}
+
+fn parse_steps(doc: &Doc<'_>) -> Result<Vec<Step>, RecipeError> {
+    let Some((_, value)) = find_key(doc.root.get_ref(), "step") else {
+        return Err(doc.err(
+            &[Seg::Key("step")],
+            format!(
+                "the recipe has no steps: add at least one [[step]] with kind = one of {}",
+                kinds_list()
+            ),
+        ));
+    };
+    let Some(items) = value.get_ref().as_array() else {
+        return Err(doc.err_span(
+            value.span(),
+            format!(
+                "`step` must be an array of tables: write each step as [[step]] (got a {})",
+                value.get_ref().type_str()
+            ),
+        ));
+    };
+    if items.is_empty() {
+        return Err(doc.err_span(
+            value.span(),
+            "the recipe has no steps: add at least one [[step]]",
+        ));
+    }
+    items.iter().map(|item| parse_step(doc, item)).collect()
+}
+
+fn parse_step(doc: &Doc<'_>, item: &Spanned<DeValue<'_>>) -> Result<Step, RecipeError> {
+    let Some(table) = item.get_ref().as_table() else {
+        return Err(doc.err_span(
+            item.span(),
+            format!(
+                "a step must be a table with `kind = ...` (got a {})",
+                item.get_ref().type_str()
+            ),
+        ));
+    };
+    let Some((_, kind_value)) = find_key(table, "kind") else {
+        return Err(doc.err_span(
+            item.span(),
+            format!("missing key `kind` (one of {})", kinds_list()),
+        ));
+    };
+    let Some(kind) = kind_value.get_ref().as_str() else {
+        return Err(doc.err_span(
+            kind_value.span(),
+            format!(
+                "`kind` must be a string, one of {} (got a {})",
+                kinds_list(),
+                kind_value.get_ref().type_str()
+            ),
+        ));
+    };
+
+    let mut rest = table.clone();
+    rest.remove("kind");
+    let de = ValueDeserializer::from(Spanned::new(item.span(), DeValue::Table(rest)));
+    let context = format!("{kind} step: ");
+    let step = match kind {
+        "ocp" => OcpStep::deserialize(de).map(Step::Ocp),
+        "cv" => CvStep::deserialize(de).map(Step::Cv),
+        "wait" => WaitStep::deserialize(de).map(Step::Wait),
+        other => {
+            return Err(doc.err_span(
+                kind_value.span(),
+                format!("unknown step kind `{other}`; valid kinds: {}", kinds_list()),
+            ));
+        }
+    };
+    step.map_err(|e| doc.serde_err(&e, &context))
+}
