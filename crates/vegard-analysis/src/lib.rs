@@ -1,1 +1,32 @@
-//! vegard-analysis
+//! vegard-analysis turns aligned samples into physical numbers: charge,
+//! double-layer capacitance, faradaic charge, deformation vs charge (the
+//! Vegard coefficient kappa) and the apparent partial molar volume.
+//!
+//! It works on plain slices and never knows whether the data came from the
+//! simulator or from hardware. The same code serves live summaries and
+//! post-run analysis.
+//!
+//! Sign conventions (shared with the whole project): current is IUPAC,
+//! anodic positive; Q(t) = integral of I dt; deflection u is positive when
+//! the surface moves up. A film that expands on cation insertion (cathodic
+//! charge) therefore has kappa = du/dQ_F < 0.
+//!
+//! Units are in the names: `t_s`, `E_V`, `I_A`, `deflection_nm`, `Q_F_C`,
+//! `slope_nm_per_mC`.
+
+mod charge;
+mod cv;
+mod deformation;
+mod error;
+mod fit;
+
+pub use charge::{
+    CdlEstimate, CdlOptions, cumulative_charge_C, estimate_C_dl_F, estimate_C_dl_F_with,
+    faradaic_charge_C,
+};
+pub use cv::{ChargeSummary, CvAnalysis, analyze_cv};
+pub use deformation::{
+    CdlSource, CvInput, CycleFit, DeformationVsCharge, MIN_POINTS_PER_CYCLE, SkippedCycle,
+    apparent_partial_molar_volume_cm3_per_mol, deformation_vs_charge,
+};
+pub use error::AnalysisError;

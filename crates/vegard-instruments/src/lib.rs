@@ -1,1 +1,26 @@
-//! vegard-instruments
+//! vegard-instruments: everything between the engine and the wire.
+//!
+//! Owns: VISA-style resource strings ([`resource`]), byte links
+//! ([`transport`]), the SCPI and MethodSCRIPT protocol clients ([`scpi`],
+//! [`methodscript`]), the device traits the engine programs against
+//! ([`device`]), the drivers implementing them ([`mod@drivers`]) and the
+//! name-to-driver table ([`registry`]). The wire contracts are described in
+//! `protocols/methodscript.md` and `protocols/scpi-dmm.md`.
+
+pub mod device;
+pub mod drivers;
+pub mod error;
+pub mod methodscript;
+pub mod registry;
+pub mod resource;
+pub mod scpi;
+pub mod transport;
+
+pub use device::{
+    BoxFut, CellSafety, DeflectionProbe, DigitizerSetup, DigitizerTrigger, Potentiostat,
+    PstatEvent, Technique,
+};
+pub use drivers::{MethodScriptPotentiostat, ScpiDmm};
+pub use error::{Fault, InstrumentError};
+pub use registry::{DriverInfo, Role, drivers, open_deflection, open_potentiostat};
+pub use resource::Resource;

@@ -1,1 +1,69 @@
-//! vegard-store
+//! vegard-store owns the run folder format: crash-safe raw streams while a
+//! run is recording, the event log, `run.toml`, Parquet when finished, and
+//! recovery of runs whose process died.
+//!
+//! ```text
+//! runs/<UTC start>_<slug>/
+//!   run.toml          RunMeta (status, recipe + bench as executed, ...)
+//!   events.jsonl      one JSON object per line, durable on return
+//!   raw/<stream>.csv  append-only text while running (primary record, kept)
+//!   data/<stream>.parquet   written by finalize_streams
+//!   aligned.parquet   the engine's shared-timeline table (write_parquet)
+//!   .lock             held by the live RunWriter
+//! ```
+//!
+//! Design decision — raw streams are CSV text, not Arrow IPC: every row is
+//! one `\n`-terminated line, so after SIGKILL or power loss everything up to
+//! the last newline is valid and a torn last line is simply dropped; no
+//! footer, no schema message that may be missing, and a human can `tail -f`
+//! a stream during a run. Streams are flushed and `sync_data`'d at least
+//! every `flush_interval` (default 1 s) and on close, so a crash loses at
+//! most that interval. Parquet (via polars) is the finished, compact format.
+//! See `raw.rs` for the exact line format.
+//!
+//! Typical use by the engine:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), vegard_store::StoreError> {
+//! use vegard_store::*;
+//! let run = RunWriter::create("runs".as_ref(), "demo-cv", vegard_core::UtcStamp::now())?;
+//! let mut pstat = run.stream("pstat", &[ColumnSpec::i64("t_ns"), ColumnSpec::f64("E_V")])?;
+//! pstat.append(&[Cell::I64(0), Cell::F64(0.4)])?;
+//! run.events()?.append("step_start", 0, serde_json::json!({"step": 0}))?;
+//! pstat.close()?;
+//! run.finalize_streams()?;
+//! run.write_meta(&RunMeta { status: RunStatus::Complete, ..Default::default() })?;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod events;
+mod folder;
+mod meta;
+mod parquet;
+mod raw;
+mod table;
+
+pub use error::StoreError;
+pub use events::{EventLog, read_events};
+pub use folder::{LOCK_FILE, Recovery, RunFolder, RunWriter, recover_run};
+pub use meta::{RunMeta, RunStatus, read_meta, write_meta};
+pub use parquet::{FinalizedStream, finalize_streams, read_parquet, write_parquet};
+pub use raw::{
+    Cell, ColKind, ColumnSpec, DEFAULT_FLUSH_INTERVAL, RawStream, list_raw_streams, raw_path,
+    read_raw, read_raw_file,
+};
+pub use table::{Column, Table};
+
+/// `run.toml` inside a run folder.
+pub const RUN_META_FILE: &str = "run.toml";
+/// `events.jsonl` inside a run folder.
+pub const EVENTS_FILE: &str = "events.jsonl";
+/// Folder of the append-only raw streams.
+pub const RAW_DIR: &str = "raw";
+/// Folder of the per-stream Parquet files.
+pub const DATA_DIR: &str = "data";
+/// The engine's shared-timeline table.
+pub const ALIGNED_FILE: &str = "aligned.parquet";
+/// Written by `vegard analyze`.
+pub const ANALYSIS_FILE: &str = "analysis.json";

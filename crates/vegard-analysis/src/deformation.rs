@@ -1,0 +1,330 @@
+//! Deformation vs faradaic charge: the Vegard coefficient kappa = du/dQ_F,
+//! per cycle and pooled over cycles, and the apparent partial molar volume.
+//!
+//! Model: u = kappa*Q_F + d*t + b. The holder's thermal drift d*t is slow
+//! but over a run it can be as large as the Vegard signal; fitting it jointly
+//! keeps it out of kappa (a drift that happens to correlate with Q_F would
+//! otherwise bias the slope). Per cycle, b is one intercept; pooled, every
+//! cycle gets its own intercept (the deflection offset wanders between
+//! cycles) while kappa and d are common. See `fit.rs` for the solution.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use vegard_core::constants::FARADAY_C_PER_MOL;
+
+use crate::AnalysisError;
+use crate::charge::{
+    check_capacitance, check_len, cumulative_charge_C, estimate_C_dl_F, subtract_double_layer,
+};
+use crate::fit::{FitFailure, GroupedFit, grouped_fit};
+
+/// Cycles with fewer usable samples than this are skipped: below it a
+/// three-parameter fit says more about noise than about the film.
+pub const MIN_POINTS_PER_CYCLE: usize = 10;
+
+/// Aligned CV samples (parallel slices, one entry per shared-timeline row).
+#[derive(Debug, Clone, Copy)]
+pub struct CvInput<'a> {
+    pub t_s: &'a [f64],
+    pub E_V: &'a [f64],
+    pub I_A: &'a [f64],
+    pub deflection_nm: &'a [f64],
+    /// Cycle number of each sample; each distinct value is one cycle.
+    pub cycle: &'a [i64],
+    /// Known double-layer capacitance (e.g. from EIS). `None`: estimate it
+    /// from the CV vertices.
+    pub C_dl_F: Option<f64>,
+}
+
+/// Where the C_dl used for Q_F came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CdlSource {
+    /// Estimated from the current jumps at the CV vertices.
+    #[serde(rename = "vertex-jump")]
+    VertexJump,
+    /// Supplied by the caller.
+    #[serde(rename = "given")]
+    Given,
+    /// Not available: Q_F = Q (double-layer charge not removed).
+    #[serde(rename = "none")]
+    Uncorrected,
+}
+
+/// Fit of one cycle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CycleFit {
+    pub cycle: i64,
+    pub slope_nm_per_mC: f64,
+    pub slope_se_nm_per_mC: f64,
+    /// R^2 of the full model (charge + drift + offset).
+    pub r2: f64,
+    /// R^2 of the drift-corrected deflection against kappa*Q_F alone.
+    pub r2_vs_charge: f64,
+    pub drift_nm_per_s: f64,
+    pub n_points: usize,
+    /// Peak-to-peak faradaic charge within the cycle.
+    pub Q_F_swing_mC: f64,
+    /// Peak-to-peak deflection after removing this cycle's fitted drift.
+    pub deflection_swing_nm: f64,
+}
+
+/// A cycle left out of the per-cycle fits, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SkippedCycle {
+    pub cycle: i64,
+    pub n_points: usize,
+    pub reason: String,
+    /// Whether its points still count in the pooled fit (true unless the
+    /// cycle has fewer than [`MIN_POINTS_PER_CYCLE`] usable points).
+    pub in_pooled_fit: bool,
+}
+
+/// Deformation vs faradaic charge over a CV. Field names are a stable
+/// interface: the CLI and reports print them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeformationVsCharge {
+    /// Pooled kappa: common slope over all usable cycles.
+    pub slope_nm_per_mC: f64,
+    pub slope_se_nm_per_mC: f64,
+    /// R^2 of the pooled model (charge + drift + per-cycle offsets).
+    pub r2: f64,
+    /// R^2 of the drift-corrected, per-cycle-demeaned deflection against
+    /// kappa*Q_F alone: high only if the deformation really follows charge.
+    pub r2_vs_charge: f64,
+    pub drift_nm_per_s: f64,
+    pub n_points: usize,
+    pub n_cycles: usize,
+    /// Samples dropped because t, I, E, Q_F or the deflection was not finite.
+    pub n_nonfinite: usize,
+    pub C_dl_F: f64,
+    pub C_dl_source: CdlSource,
+    pub per_cycle: Vec<CycleFit>,
+    pub skipped_cycles: Vec<SkippedCycle>,
+}
+
+/// Charge arrays and the C_dl decision, shared by [`deformation_vs_charge`]
+/// and `analyze_cv` so C_dl is estimated once.
+pub(crate) struct Prepared {
+    pub Q_C: Vec<f64>,
+    pub Q_F_C: Vec<f64>,
+    pub C_dl_F: f64,
+    pub source: CdlSource,
+    pub estimate: Option<crate::CdlEstimate>,
+    /// Why C_dl could not be estimated, when it could not.
+    pub note: Option<String>,
+}
+
+pub(crate) fn prepare(input: &CvInput<'_>) -> Result<Prepared, AnalysisError> {
+    let t = input.t_s;
+    check_len("E_V", t, input.E_V)?;
+    check_len("I_A", t, input.I_A)?;
+    check_len("deflection_nm", t, input.deflection_nm)?;
+    check_len("cycle", t, input.cycle)?;
+    if t.is_empty() {
+        return Err(AnalysisError::Insufficient("no samples".to_owned()));
+    }
+    let Q_C = cumulative_charge_C(t, input.I_A)?;
+    let (C_dl_F, source, estimate, note) = match input.C_dl_F {
+        Some(c) => {
+            check_capacitance(c)?;
+            (c, CdlSource::Given, None, None)
+        }
+        None => match estimate_C_dl_F(t, input.E_V, input.I_A) {
+            Ok(est) => (est.C_dl_F, CdlSource::VertexJump, Some(est), None),
+            Err(e) => (
+                0.0,
+                CdlSource::Uncorrected,
+                None,
+                Some(format!(
+                    "C_dl not estimated ({e}); Q_F includes double-layer charge"
+                )),
+            ),
+        },
+    };
+    let Q_F_C = subtract_double_layer(&Q_C, input.E_V, C_dl_F);
+    Ok(Prepared {
+        Q_C,
+        Q_F_C,
+        C_dl_F,
+        source,
+        estimate,
+        note,
+    })
+}
+
+/// Slope of deflection vs faradaic charge, per cycle and pooled.
+///
+/// Non-finite samples are skipped; cycles with fewer than
+/// [`MIN_POINTS_PER_CYCLE`] usable samples are skipped (listed with the
+/// reason). Errors when no cycle is usable or the pooled fit is degenerate.
+pub fn deformation_vs_charge(input: &CvInput<'_>) -> Result<DeformationVsCharge, AnalysisError> {
+    let prepared = prepare(input)?;
+    deformation_from(input, &prepared)
+}
+
+pub(crate) fn deformation_from(
+    input: &CvInput<'_>,
+    p: &Prepared,
+) -> Result<DeformationVsCharge, AnalysisError> {
+    let (t, u, q) = (input.t_s, input.deflection_nm, &p.Q_F_C);
+    let mut by_cycle: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    let mut n_nonfinite = 0;
+    for k in 0..t.len() {
+        if t[k].is_finite() && u[k].is_finite() && q[k].is_finite() {
+            by_cycle.entry(input.cycle[k]).or_default().push(k);
+        } else {
+            n_nonfinite += 1;
+        }
+    }
+
+    let mut per_cycle = Vec::new();
+    let mut skipped_cycles = Vec::new();
+    let mut pooled_groups = Vec::new();
+    for (&cycle, idx) in &by_cycle {
+        if idx.len() < MIN_POINTS_PER_CYCLE {
+            skipped_cycles.push(SkippedCycle {
+                cycle,
+                n_points: idx.len(),
+                reason: format!(
+                    "only {} usable samples (need {MIN_POINTS_PER_CYCLE})",
+                    idx.len()
+                ),
+                in_pooled_fit: false,
+            });
+            continue;
+        }
+        match grouped_fit(std::slice::from_ref(idx), q, t, u) {
+            Ok(f) => per_cycle.push(cycle_fit(cycle, idx, &f, q, t, u)),
+            Err(why) => skipped_cycles.push(SkippedCycle {
+                cycle,
+                n_points: idx.len(),
+                reason: why.to_string(),
+                in_pooled_fit: true,
+            }),
+        }
+        pooled_groups.push(idx.clone());
+    }
+    if pooled_groups.is_empty() {
+        return Err(AnalysisError::Insufficient(format!(
+            "no cycle has {MIN_POINTS_PER_CYCLE} usable samples ({} cycles, {n_nonfinite} \
+             non-finite samples)",
+            by_cycle.len()
+        )));
+    }
+    let pooled = grouped_fit(&pooled_groups, q, t, u).map_err(|why| match why {
+        FitFailure::TooFewPoints { .. } => AnalysisError::Insufficient(why.to_string()),
+        _ => AnalysisError::Degenerate(why.to_string()),
+    })?;
+    Ok(DeformationVsCharge {
+        slope_nm_per_mC: nm_per_C_to_nm_per_mC(pooled.kappa),
+        slope_se_nm_per_mC: nm_per_C_to_nm_per_mC(pooled.kappa_se),
+        r2: pooled.r2,
+        r2_vs_charge: pooled.r2_vs_charge,
+        drift_nm_per_s: pooled.drift,
+        n_points: pooled.n_points,
+        n_cycles: pooled_groups.len(),
+        n_nonfinite,
+        C_dl_F: p.C_dl_F,
+        C_dl_source: p.source,
+        per_cycle,
+        skipped_cycles,
+    })
+}
+
+/// Q is integrated in C, so slopes come out in nm/C; 1 nm/C = 1e-3 nm/mC.
+fn nm_per_C_to_nm_per_mC(v: f64) -> f64 {
+    v * 1e-3
+}
+
+fn cycle_fit(
+    cycle: i64,
+    idx: &[usize],
+    f: &GroupedFit,
+    q: &[f64],
+    t: &[f64],
+    u: &[f64],
+) -> CycleFit {
+    let swing = |vals: &mut dyn Iterator<Item = f64>| {
+        let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        hi - lo
+    };
+    CycleFit {
+        cycle,
+        slope_nm_per_mC: nm_per_C_to_nm_per_mC(f.kappa),
+        slope_se_nm_per_mC: nm_per_C_to_nm_per_mC(f.kappa_se),
+        r2: f.r2,
+        r2_vs_charge: f.r2_vs_charge,
+        drift_nm_per_s: f.drift,
+        n_points: f.n_points,
+        Q_F_swing_mC: swing(&mut idx.iter().map(|&i| q[i])) * 1e3,
+        deflection_swing_nm: swing(&mut idx.iter().map(|&i| u[i] - f.drift * t[i])),
+    }
+}
+
+/// Apparent partial molar volume of the inserted ion, cm^3/mol, from the
+/// Vegard coefficient: Omega_app = 3 z F A |kappa| / G (PHYSICS.md 2 and 5),
+/// with G = (1 + nu)/(1 - nu) for a clamped film and 1 for a free one.
+///
+/// Units: kappa in nm/mC = 1e-6 m/C, and m^3/mol = 1e6 cm^3/mol, so the two
+/// factors cancel and Omega_app[cm^3/mol] = 3 z F A[m^2] kappa[nm/mC] / G.
+/// The magnitude is taken because the sign of kappa only says whether the
+/// film expands on reduction or oxidation.
+pub fn apparent_partial_molar_volume_cm3_per_mol(
+    kappa_nm_per_mC: f64,
+    z: f64,
+    area_m2: f64,
+    G: f64,
+) -> Result<f64, AnalysisError> {
+    let positive = |name: &'static str, value: f64| {
+        if value.is_finite() && value > 0.0 {
+            Ok(())
+        } else {
+            Err(AnalysisError::Parameter {
+                name,
+                value,
+                why: "must be finite and > 0",
+            })
+        }
+    };
+    positive("z", z)?;
+    positive("area_m2", area_m2)?;
+    positive("G", G)?;
+    if !kappa_nm_per_mC.is_finite() {
+        return Err(AnalysisError::Parameter {
+            name: "kappa_nm_per_mC",
+            value: kappa_nm_per_mC,
+            why: "must be finite",
+        });
+    }
+    Ok(3.0 * z * FARADAY_C_PER_MOL * area_m2 * kappa_nm_per_mC.abs() / G)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_molar_volume_inverts_the_vegard_coefficient() {
+        // PHYSICS.md example: Omega = 3.2 cm^3/mol, A = 1 cm^2, nu = 0.3 gives
+        // kappa = G Omega / (3 z F A) ~ 0.2 nm/mC.
+        let g = 1.3 / 0.7;
+        let omega_m3 = 3.2e-6;
+        let area = 1e-4;
+        let kappa_m_per_c = g * omega_m3 / (3.0 * FARADAY_C_PER_MOL * area);
+        let kappa_nm_per_mc = kappa_m_per_c * 1e9 / 1e3;
+        assert!((kappa_nm_per_mc - 0.2053).abs() < 1e-3, "{kappa_nm_per_mc}");
+        let omega =
+            apparent_partial_molar_volume_cm3_per_mol(-kappa_nm_per_mc, 1.0, area, g).unwrap();
+        assert!((omega - 3.2).abs() < 1e-12, "{omega}");
+        // Same kappa, divalent ion: twice the charge per mole, twice Omega.
+        let omega2 =
+            apparent_partial_molar_volume_cm3_per_mol(kappa_nm_per_mc, 2.0, area, g).unwrap();
+        assert!((omega2 - 6.4).abs() < 1e-12);
+        assert!(apparent_partial_molar_volume_cm3_per_mol(0.2, 1.0, area, 0.0).is_err());
+        assert!(apparent_partial_molar_volume_cm3_per_mol(f64::NAN, 1.0, area, 1.0).is_err());
+    }
+}

@@ -1,0 +1,39 @@
+//! The analysis error type: bad input shapes, too little data, or data that
+//! cannot determine the requested quantity. Never a panic.
+
+/// Why an analysis could not produce a number.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AnalysisError {
+    /// Input slices that should be parallel have different lengths.
+    #[error("{name} has {got} samples but t_s has {expected}")]
+    Length {
+        name: &'static str,
+        expected: usize,
+        got: usize,
+    },
+
+    /// Time must not run backwards: every integral here assumes it.
+    #[error("t_s decreases at sample {index} ({before} -> {after} s)")]
+    TimeOrder {
+        index: usize,
+        before: f64,
+        after: f64,
+    },
+
+    /// Not enough usable (finite) samples or cycles.
+    #[error("not enough data: {0}")]
+    Insufficient(String),
+
+    /// Enough samples, but they cannot determine the quantity (e.g. the
+    /// charge never changes, or charge and time are collinear).
+    #[error("degenerate data: {0}")]
+    Degenerate(String),
+
+    /// A caller-supplied parameter outside its physical range.
+    #[error("{name} = {value}: {why}")]
+    Parameter {
+        name: &'static str,
+        value: f64,
+        why: &'static str,
+    },
+}

@@ -1,0 +1,165 @@
+//! The device traits the engine programs against, and the values that cross
+//! them. Traits are small (probe-rs style): one per instrument role, only
+//! what a run needs; drivers live in [`mod@crate::drivers`] and are chosen by
+//! name in [`crate::registry`].
+//!
+//! The potentiostat is blocking (a serial port on its own thread); the
+//! deflection digitizer is async (a TCP socket on the runtime). Async methods
+//! return boxed futures so the traits stay dyn-compatible.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use vegard_recipe::{PotentiostatConfig, Step};
+
+use crate::error::InstrumentError;
+
+/// A boxed, sendable future returning `Result<T, InstrumentError>`.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, InstrumentError>> + Send + 'a>>;
+
+/// One measurement the potentiostat runs, in SI units.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Technique {
+    /// Open-circuit potential: cell off, potential sampled every
+    /// `sample_interval_s` for `duration_s`.
+    Ocp {
+        duration_s: f64,
+        sample_interval_s: f64,
+    },
+    /// Cyclic voltammetry begin -> `vertex_V[0]` -> `vertex_V[1]` -> begin,
+    /// `cycles` times, one sample per `step_V`.
+    Cv {
+        begin_V: f64,
+        vertex_V: [f64; 2],
+        scan_rate_V_per_s: f64,
+        step_V: f64,
+        cycles: u32,
+        /// Largest current range the device may use (and start in), A.
+        current_range_A: f64,
+    },
+}
+
+impl Technique {
+    /// The technique for a recipe step; `None` for steps that record nothing
+    /// (`wait`). The current range comes from the bench config.
+    pub fn from_step(step: &Step, cfg: &PotentiostatConfig) -> Option<Technique> {
+        match step {
+            Step::Ocp(s) => Some(Technique::Ocp {
+                duration_s: s.duration_s,
+                sample_interval_s: s.sample_interval_s,
+            }),
+            Step::Cv(s) => Some(Technique::Cv {
+                begin_V: s.begin_V,
+                vertex_V: s.vertex_V,
+                scan_rate_V_per_s: s.scan_rate_V_per_s,
+                step_V: s.step_V,
+                cycles: s.cycles,
+                current_range_A: cfg.current_range_max_A,
+            }),
+            Step::Wait(_) => None,
+        }
+    }
+
+    /// Device time between two samples, s.
+    pub fn sample_interval_s(&self) -> f64 {
+        match self {
+            Technique::Ocp {
+                sample_interval_s, ..
+            } => *sample_interval_s,
+            Technique::Cv {
+                scan_rate_V_per_s,
+                step_V,
+                ..
+            } => step_V / scan_rate_V_per_s,
+        }
+    }
+}
+
+/// What the potentiostat reported, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PstatEvent {
+    /// The measurement loop started (the trigger edge was just sent).
+    Started,
+    /// One sample. `index` counts from 0 across all scans of the loop;
+    /// `t_dev_s` is the device-clock time since the trigger edge
+    /// (`trigger_latency_s + (index + 1) * interval`), since the device sends
+    /// no timestamps of its own.
+    Sample {
+        index: u64,
+        t_dev_s: f64,
+        E_V: f64,
+        I_A: Option<f64>,
+        /// OR of the package's status nibbles (0 = OK; see
+        /// [`crate::methodscript::status`]).
+        status: u8,
+        /// 0-based scan (CV cycle) the sample belongs to.
+        scan: u32,
+    },
+    /// Scan `scan` (0-based) is complete.
+    ScanEnd { scan: u32 },
+    /// The measurement loop ended.
+    LoopEnd,
+    /// The script finished (the cell is off again); no more events.
+    Finished,
+    /// The device reported an error; it stops the loop, switches the cell
+    /// off and then reports `Finished`.
+    DeviceError { code: u16, detail: String },
+}
+
+/// A potentiostat. Blocking: the engine runs it on its own thread.
+pub trait Potentiostat: Send {
+    /// A one-line description: model/firmware and serial number.
+    fn identify(&mut self) -> Result<String, InstrumentError>;
+    /// Send the technique and wait until the device accepted it. The device
+    /// raises its trigger output at the start of the measurement loop.
+    fn start(&mut self, technique: &Technique) -> Result<(), InstrumentError>;
+    /// The next event, or `None` if nothing arrived within `timeout`.
+    fn read_event(&mut self, timeout: Duration) -> Result<Option<PstatEvent>, InstrumentError>;
+    /// A handle that can switch the cell off from any thread, even while
+    /// another thread is blocked in [`Potentiostat::read_event`].
+    fn safety(&self) -> Result<Box<dyn CellSafety>, InstrumentError>;
+}
+
+/// The safe-state path: independent of the reader, usable from a signal
+/// handler task or a limit watchdog.
+pub trait CellSafety: Send + Sync {
+    /// Abort whatever runs and switch the cell off.
+    fn switch_off(&self) -> Result<(), InstrumentError>;
+}
+
+/// What starts a digitizer acquisition once armed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigitizerTrigger {
+    /// Rising edge on the external trigger input (wired to the
+    /// potentiostat's trigger output): the shared time origin of a step.
+    External,
+    /// Start as soon as armed (bench checks; no shared time origin).
+    Immediate,
+}
+
+/// A timed acquisition: `count` readings, reading j at trigger + j *
+/// `sample_interval_s` on the digitizer's own timebase.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DigitizerSetup {
+    pub sample_interval_s: f64,
+    pub count: u64,
+    pub range_V: f64,
+    pub trigger: DigitizerTrigger,
+}
+
+/// The deflection signal digitizer (photodetector voltage). Async.
+pub trait DeflectionProbe: Send {
+    /// The instrument's identification string (`*IDN?`).
+    fn identify(&mut self) -> BoxFut<'_, String>;
+    /// Program a timed acquisition; errors reported by the instrument are
+    /// returned, not just logged.
+    fn configure(&mut self, setup: DigitizerSetup) -> BoxFut<'_, ()>;
+    /// Arm: wait for the trigger. Returns once the instrument processed it.
+    fn arm(&mut self) -> BoxFut<'_, ()>;
+    /// Readings taken since the last fetch, in volts (removed from the
+    /// instrument); empty if none are ready yet.
+    fn fetch(&mut self) -> BoxFut<'_, Vec<f64>>;
+    /// Stop an acquisition in progress.
+    fn abort(&mut self) -> BoxFut<'_, ()>;
+}

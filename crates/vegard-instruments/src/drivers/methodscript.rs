@@ -1,0 +1,324 @@
+//! Driver for PalmSens MethodSCRIPT potentiostats (EmStat Pico / EmStat4 /
+//! Sensit) on a serial port, and for the virtual bench's emulation of them.
+//!
+//! The device sends no timestamps: sample k of a loop is at device time
+//! `trigger_latency_s + (k + 1) * interval` after the `set_gpio` edge that
+//! precedes the loop, so this driver numbers the samples and computes that
+//! time; the engine maps it onto the host timeline.
+
+use std::time::{Duration, Instant};
+
+use vegard_recipe::PotentiostatConfig;
+
+use crate::device::{CellSafety, Potentiostat, PstatEvent, Technique};
+use crate::error::{Fault, InstrumentError};
+use crate::methodscript::{Line, ScriptFrame, VarType, build_script, parse_line};
+use crate::resource::Resource;
+use crate::transport::{SerialLine, SerialWriter};
+
+const ROLE: &str = "potentiostat";
+/// Version output of `t` is a few lines; more means we are not talking to a
+/// MethodSCRIPT device (or it is busy streaming a script).
+const MAX_VERSION_LINES: usize = 16;
+/// Pause between the abort and the cell-off script, so the device has run
+/// `on_finished` and is idle when the new script arrives.
+const SAFETY_GAP: Duration = Duration::from_millis(50);
+
+/// State of the script currently running.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    interval_s: f64,
+    /// Which variable carries E: `da` (set) in CV, `ab` (measured) in OCP.
+    potential: VarType,
+    next_index: u64,
+    scan: u32,
+}
+
+/// A MethodSCRIPT potentiostat on a serial port.
+pub struct MethodScriptPotentiostat {
+    line: SerialLine,
+    cfg: PotentiostatConfig,
+    resource: String,
+    timeout: Duration,
+    run: Option<Run>,
+}
+
+impl MethodScriptPotentiostat {
+    /// Open the serial port named by `resource` (8N1 at `cfg.baud`). Nothing
+    /// is sent until [`Potentiostat::identify`] or [`Potentiostat::start`].
+    pub fn open(
+        cfg: &PotentiostatConfig,
+        resource: &Resource,
+    ) -> Result<MethodScriptPotentiostat, InstrumentError> {
+        let name = resource.to_string();
+        let err = |fault| InstrumentError::Device {
+            role: ROLE,
+            resource: name.clone(),
+            fault,
+        };
+        let Resource::Serial { path } = resource else {
+            return Err(err(Fault::UnsupportedResource(
+                "the methodscript driver needs a serial resource (ASRL<path>::INSTR)".into(),
+            )));
+        };
+        let timeout = Duration::try_from_secs_f64(cfg.timeout_s)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .ok_or_else(|| {
+                err(Fault::InvalidSetting(format!(
+                    "timeout_s = {} must be > 0",
+                    cfg.timeout_s
+                )))
+            })?;
+        if !(cfg.trigger_latency_s.is_finite() && cfg.trigger_latency_s >= 0.0) {
+            return Err(err(Fault::InvalidSetting(format!(
+                "trigger_latency_s = {} must be >= 0",
+                cfg.trigger_latency_s
+            ))));
+        }
+        let line = SerialLine::open(path, cfg.baud, timeout).map_err(err)?;
+        Ok(MethodScriptPotentiostat {
+            line,
+            cfg: cfg.clone(),
+            resource: name,
+            timeout,
+            run: None,
+        })
+    }
+
+    fn err(&self, fault: Fault) -> InstrumentError {
+        InstrumentError::Device {
+            role: ROLE,
+            resource: self.resource.clone(),
+            fault,
+        }
+    }
+
+    /// One reply line within the configured timeout; device error lines
+    /// become errors.
+    fn reply(&mut self, command: &str) -> Result<String, InstrumentError> {
+        let line = self
+            .line
+            .read_line(self.timeout)
+            .map_err(|f| self.err(f))?
+            .ok_or_else(|| {
+                self.err(Fault::Timeout {
+                    waiting_for: format!("reply to {command}"),
+                    after_s: self.timeout.as_secs_f64(),
+                })
+            })?;
+        if let Ok(Line::DeviceError { code, detail }) = parse_line(&line) {
+            return Err(self.err(Fault::DeviceError { code, detail }));
+        }
+        Ok(line)
+    }
+
+    fn bad_reply(&self, command: &str, reply: &str, reason: &str) -> InstrumentError {
+        self.err(Fault::BadReply {
+            command: command.into(),
+            reply: reply.into(),
+            reason: reason.into(),
+        })
+    }
+
+    fn sample(
+        &mut self,
+        line: &str,
+        pkg: &crate::methodscript::Package,
+    ) -> Result<PstatEvent, InstrumentError> {
+        let Some(run) = self.run.as_mut() else {
+            return Err(self.bad_reply(
+                "measurement",
+                line,
+                "data package while no script of ours is running",
+            ));
+        };
+        let other = match run.potential {
+            VarType::SetPotential => VarType::MeasuredPotential,
+            _ => VarType::SetPotential,
+        };
+        let Some(e) = pkg.get(run.potential).or_else(|| pkg.get(other)) else {
+            return Err(self.bad_reply("measurement", line, "package has no potential (da/ab)"));
+        };
+        let index = run.next_index;
+        run.next_index += 1;
+        Ok(PstatEvent::Sample {
+            index,
+            t_dev_s: self.cfg.trigger_latency_s + (index + 1) as f64 * run.interval_s,
+            E_V: e.value,
+            I_A: pkg.get(VarType::Current).map(|v| v.value),
+            status: pkg.status(),
+            scan: run.scan,
+        })
+    }
+}
+
+impl Potentiostat for MethodScriptPotentiostat {
+    /// `t` (firmware, multi-line up to a line ending in `*`), `i` (serial
+    /// number), `v` (MethodSCRIPT version).
+    fn identify(&mut self) -> Result<String, InstrumentError> {
+        self.line.discard_input().map_err(|f| self.err(f))?;
+        self.line.write_line("t").map_err(|f| self.err(f))?;
+        let mut firmware = Vec::new();
+        loop {
+            let l = self.reply("t")?;
+            let done = l.ends_with('*');
+            let l = l.strip_suffix('*').unwrap_or(&l);
+            let l = if firmware.is_empty() {
+                l.strip_prefix('t').unwrap_or(l)
+            } else {
+                l
+            };
+            if !l.is_empty() {
+                firmware.push(l.to_string());
+            }
+            if done {
+                break;
+            }
+            if firmware.len() >= MAX_VERSION_LINES {
+                return Err(self.bad_reply(
+                    "t",
+                    &firmware.join(" | "),
+                    "no line ending in '*'; is this a MethodSCRIPT device?",
+                ));
+            }
+        }
+        self.line.write_line("i").map_err(|f| self.err(f))?;
+        let serial = self.reply("i")?;
+        let Some(serial) = serial.strip_prefix('i') else {
+            return Err(self.bad_reply("i", &serial, "expected i<serial number>"));
+        };
+        let serial = serial.to_string();
+        self.line.write_line("v").map_err(|f| self.err(f))?;
+        let version = self.reply("v")?;
+        let Some(version) = version.strip_prefix('v') else {
+            return Err(self.bad_reply("v", &version, "expected v<version>"));
+        };
+        Ok(format!(
+            "{} (serial {serial}, MethodSCRIPT {version})",
+            firmware.join(" ")
+        ))
+    }
+
+    fn start(&mut self, technique: &Technique) -> Result<(), InstrumentError> {
+        let frame = ScriptFrame {
+            trigger_gpio_pin: self.cfg.trigger_gpio_pin,
+            current_range_min_A: self.cfg.current_range_min_A,
+            current_range_max_A: self.cfg.current_range_max_A,
+        };
+        let script = build_script(technique, &frame)
+            .map_err(|e| self.err(Fault::InvalidSetting(e.to_string())))?;
+        // Replies to an earlier exchange (the safety script, an aborted run)
+        // must not be taken for this script's acceptance.
+        self.line.discard_input().map_err(|f| self.err(f))?;
+        self.run = None;
+        self.line
+            .write_raw(script.as_bytes())
+            .map_err(|f| self.err(f))?;
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let Some(l) = self.line.read_line(remaining).map_err(|f| self.err(f))? else {
+                return Err(self.err(Fault::Timeout {
+                    waiting_for: "the device to accept the script (e)".into(),
+                    after_s: self.timeout.as_secs_f64(),
+                }));
+            };
+            match parse_line(&l) {
+                Ok(Line::ScriptAccepted) => break,
+                Ok(Line::DeviceError { code, detail }) => {
+                    return Err(self.err(Fault::DeviceError { code, detail }));
+                }
+                _ => {
+                    tracing::debug!(resource = %self.resource, line = %l, "ignored before script acceptance")
+                }
+            }
+        }
+        self.run = Some(Run {
+            interval_s: technique.sample_interval_s(),
+            potential: match technique {
+                Technique::Cv { .. } => VarType::SetPotential,
+                Technique::Ocp { .. } => VarType::MeasuredPotential,
+            },
+            next_index: 0,
+            scan: 0,
+        });
+        Ok(())
+    }
+
+    fn read_event(&mut self, timeout: Duration) -> Result<Option<PstatEvent>, InstrumentError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let Some(l) = self.line.read_line(remaining).map_err(|f| self.err(f))? else {
+                return Ok(None);
+            };
+            let parsed = parse_line(&l).map_err(|e| {
+                self.err(Fault::BadReply {
+                    command: "measurement".into(),
+                    reply: l.clone(),
+                    reason: e.to_string(),
+                })
+            })?;
+            let event = match parsed {
+                Line::LoopStart(_) => PstatEvent::Started,
+                Line::Data(pkg) => self.sample(&l, &pkg)?,
+                Line::ScanEnd => {
+                    let scan = self.run.as_ref().map_or(0, |r| r.scan);
+                    if let Some(r) = self.run.as_mut() {
+                        r.scan += 1;
+                    }
+                    PstatEvent::ScanEnd { scan }
+                }
+                Line::LoopEnd => PstatEvent::LoopEnd,
+                Line::EndOfScript => {
+                    self.run = None;
+                    PstatEvent::Finished
+                }
+                Line::DeviceError { code, detail } => PstatEvent::DeviceError { code, detail },
+                Line::Text(t) => {
+                    tracing::info!(resource = %self.resource, text = %t, "device text");
+                    continue;
+                }
+                Line::ScanStart(_) | Line::ScriptAccepted | Line::Abort | Line::Other(_) => {
+                    tracing::debug!(resource = %self.resource, line = %l, "ignored during run");
+                    continue;
+                }
+            };
+            return Ok(Some(event));
+        }
+    }
+
+    fn safety(&self) -> Result<Box<dyn CellSafety>, InstrumentError> {
+        let writer = self.line.try_clone_writer().map_err(|f| self.err(f))?;
+        Ok(Box::new(MethodScriptSafety {
+            writer,
+            resource: self.resource.clone(),
+        }))
+    }
+}
+
+/// Abort (`Z`) and then run a one-line `cell_off` script, on its own port
+/// handle. The script covers the case where nothing was running (the device
+/// answers `Z!0006` and `Z` alone would change nothing).
+struct MethodScriptSafety {
+    writer: SerialWriter,
+    resource: String,
+}
+
+impl CellSafety for MethodScriptSafety {
+    fn switch_off(&self) -> Result<(), InstrumentError> {
+        let err = |fault| InstrumentError::Device {
+            role: ROLE,
+            resource: self.resource.clone(),
+            fault,
+        };
+        tracing::warn!(resource = %self.resource, "safety: abort and cell off");
+        let abort = self.writer.write_raw(b"Z\n");
+        std::thread::sleep(SAFETY_GAP);
+        // Sent even if the abort failed to write: it is the part that
+        // matters when the device was idle.
+        let off = self.writer.write_raw(b"e\ncell_off\n\n");
+        abort.and(off).map_err(err)
+    }
+}

@@ -1,0 +1,247 @@
+//! Script generation. Every script has the same frame: set up the channel
+//! and current ranges, configure the trigger output, raise it right before
+//! the measurement loop (device time 0 of the loop and the digitizer's start
+//! signal), lower it after, and switch the cell off in `on_finished:` so an
+//! error or an abort (`Z`) also leaves the cell off.
+
+use super::MsError;
+use super::literal::format_si;
+use crate::device::Technique;
+
+/// Settings of the script frame that come from the bench, not the recipe.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScriptFrame {
+    /// Digital output wired to the digitizer's trigger input (0..=15).
+    pub trigger_gpio_pin: u8,
+    /// Smallest current range autoranging may use, A.
+    pub current_range_min_A: f64,
+    /// Current range for techniques that do not name one (OCP), A.
+    pub current_range_max_A: f64,
+}
+
+/// Build the complete script text for `technique`, ending with the empty
+/// line that makes the device start it.
+pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String, MsError> {
+    let fail = |m: String| Err(MsError::Script(m));
+    if frame.trigger_gpio_pin > 15 {
+        return fail(format!(
+            "trigger_gpio_pin {} is not a GPIO (0..=15)",
+            frame.trigger_gpio_pin
+        ));
+    }
+    let mask = 1u32 << frame.trigger_gpio_pin;
+    let interval_s = technique.sample_interval_s();
+    if !positive(interval_s) {
+        return fail(format!("sample interval {interval_s} s must be > 0"));
+    }
+    let range_max_A = match technique {
+        Technique::Cv {
+            current_range_A, ..
+        } => *current_range_A,
+        Technique::Ocp { .. } => frame.current_range_max_A,
+    };
+    let range_min_A = frame.current_range_min_A;
+    if !(range_min_A > 0.0 && range_min_A <= range_max_A) {
+        return fail(format!(
+            "current ranges must satisfy 0 < min ({range_min_A} A) <= max ({range_max_A} A)"
+        ));
+    }
+    // Analog bandwidth four times the sample rate: enough to follow the
+    // signal between samples, low enough to suppress mains pickup at slow rates.
+    let bandwidth_Hz = 4.0 / interval_s;
+
+    let mut s = String::new();
+    let mut push = |line: &str| {
+        s.push_str(line);
+        s.push('\n');
+    };
+    push("e");
+    let is_cv = matches!(technique, Technique::Cv { .. });
+    if is_cv {
+        push("var c");
+    }
+    push("var p");
+    push("set_pgstat_chan 0");
+    push("set_pgstat_mode 2");
+    push(&format!("set_max_bandwidth {}", format_si(bandwidth_Hz)?));
+    push(&format!("set_range ba {}", format_si(range_max_A)?));
+    push(&format!(
+        "set_autoranging ba {} {}",
+        format_si(range_min_A)?,
+        format_si(range_max_A)?
+    ));
+    match technique {
+        Technique::Cv {
+            begin_V,
+            vertex_V,
+            scan_rate_V_per_s,
+            step_V,
+            cycles,
+            ..
+        } => {
+            if *cycles == 0 {
+                return fail("cycles must be >= 1".into());
+            }
+            if !(positive(*step_V) && positive(*scan_rate_V_per_s)) {
+                return fail(format!(
+                    "step_V ({step_V}) and scan_rate_V_per_s ({scan_rate_V_per_s}) must be > 0"
+                ));
+            }
+            push(&format!("set_e {}", format_si(*begin_V)?));
+            push(&format!("set_gpio_cfg 0x{mask:02X} 1"));
+            push("cell_on");
+            push(&format!("set_gpio 0x{mask:02X}i"));
+            push(&format!(
+                "meas_loop_cv p c {} {} {} {} {} nscans({cycles})",
+                format_si(*begin_V)?,
+                format_si(vertex_V[0])?,
+                format_si(vertex_V[1])?,
+                format_si(*step_V)?,
+                format_si(*scan_rate_V_per_s)?
+            ));
+            push("  pck_start");
+            push("    pck_add p");
+            push("    pck_add c");
+            push("  pck_end");
+        }
+        Technique::Ocp {
+            duration_s,
+            sample_interval_s,
+        } => {
+            if duration_s.is_nan() || *duration_s < *sample_interval_s {
+                return fail(format!(
+                    "OCP duration {duration_s} s is shorter than one sample interval ({sample_interval_s} s)"
+                ));
+            }
+            push(&format!("set_gpio_cfg 0x{mask:02X} 1"));
+            push(&format!("set_gpio 0x{mask:02X}i"));
+            push(&format!(
+                "meas_loop_ocp p {} {}",
+                format_si(*sample_interval_s)?,
+                format_si(*duration_s)?
+            ));
+            push("  pck_start");
+            push("    pck_add p");
+            push("  pck_end");
+        }
+    }
+    push("endloop");
+    push("set_gpio 0x00i");
+    push("on_finished:");
+    push("  cell_off");
+    push("");
+    Ok(s)
+}
+
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAME: ScriptFrame = ScriptFrame {
+        trigger_gpio_pin: 0,
+        current_range_min_A: 1e-9,
+        current_range_max_A: 10e-3,
+    };
+
+    #[test]
+    fn cv_script_matches_contract_text() {
+        let cv = Technique::Cv {
+            begin_V: 0.4,
+            vertex_V: [0.9, -0.1],
+            scan_rate_V_per_s: 0.2,
+            step_V: 0.002,
+            cycles: 3,
+            current_range_A: 10e-3,
+        };
+        let expected = "e
+var c
+var p
+set_pgstat_chan 0
+set_pgstat_mode 2
+set_max_bandwidth 400
+set_range ba 10m
+set_autoranging ba 1n 10m
+set_e 400m
+set_gpio_cfg 0x01 1
+cell_on
+set_gpio 0x01i
+meas_loop_cv p c 400m 900m -100m 2m 200m nscans(3)
+  pck_start
+    pck_add p
+    pck_add c
+  pck_end
+endloop
+set_gpio 0x00i
+on_finished:
+  cell_off
+
+";
+        assert_eq!(build_script(&cv, &FRAME).unwrap(), expected);
+    }
+
+    #[test]
+    fn ocp_script_has_no_cell_on() {
+        let ocp = Technique::Ocp {
+            duration_s: 2.0,
+            sample_interval_s: 0.01,
+        };
+        let frame = ScriptFrame {
+            trigger_gpio_pin: 3,
+            ..FRAME
+        };
+        let expected = "e
+var p
+set_pgstat_chan 0
+set_pgstat_mode 2
+set_max_bandwidth 400
+set_range ba 10m
+set_autoranging ba 1n 10m
+set_gpio_cfg 0x08 1
+set_gpio 0x08i
+meas_loop_ocp p 10m 2
+  pck_start
+    pck_add p
+  pck_end
+endloop
+set_gpio 0x00i
+on_finished:
+  cell_off
+
+";
+        assert_eq!(build_script(&ocp, &frame).unwrap(), expected);
+    }
+
+    #[test]
+    fn refuses_bad_settings() {
+        let cv = |step_V: f64, cycles: u32| Technique::Cv {
+            begin_V: 0.0,
+            vertex_V: [0.5, -0.5],
+            scan_rate_V_per_s: 0.1,
+            step_V,
+            cycles,
+            current_range_A: 1e-3,
+        };
+        assert!(build_script(&cv(0.0, 1), &FRAME).is_err());
+        assert!(build_script(&cv(0.001, 0), &FRAME).is_err());
+        let bad_pin = ScriptFrame {
+            trigger_gpio_pin: 16,
+            ..FRAME
+        };
+        assert!(build_script(&cv(0.001, 1), &bad_pin).is_err());
+        let bad_range = ScriptFrame {
+            current_range_min_A: 1.0,
+            ..FRAME
+        };
+        let e = build_script(&cv(0.001, 1), &bad_range).unwrap_err();
+        assert!(e.to_string().contains("min (1 A) <= max (0.001 A)"), "{e}");
+        let ocp = Technique::Ocp {
+            duration_s: 0.001,
+            sample_interval_s: 0.01,
+        };
+        assert!(build_script(&ocp, &FRAME).is_err());
+    }
+}

@@ -1,0 +1,407 @@
+//! MethodSCRIPT driver against a fake device thread on the master side of a
+//! pseudo-terminal; the driver opens the slave by path like a real port.
+
+use std::io::{Read, Write};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serialport::{SerialPort, TTYPort};
+use vegard_instruments::{
+    InstrumentError, Potentiostat, PstatEvent, Resource, Technique, open_potentiostat,
+};
+use vegard_recipe::PotentiostatConfig;
+
+use crate::transcript::{ANY_SCRIPT, Exchange, fixture, parse};
+
+/// `TTYPort::pair()` is not thread-safe; tests run in parallel.
+static PTY_LOCK: Mutex<()> = Mutex::new(());
+
+struct Pty {
+    master: TTYPort,
+    /// Held open so the pty exists until the driver has opened it by path.
+    _slave: TTYPort,
+    path: String,
+}
+
+fn pty() -> Pty {
+    let _guard = PTY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut master, slave) = TTYPort::pair().unwrap();
+    master.set_timeout(Duration::from_secs(5)).unwrap();
+    let path = slave.name().unwrap();
+    Pty {
+        master,
+        _slave: slave,
+        path,
+    }
+}
+
+fn cfg(path: &str, timeout_s: f64) -> PotentiostatConfig {
+    PotentiostatConfig {
+        driver: "methodscript".into(),
+        resource: format!("ASRL{path}::INSTR"),
+        baud: 230_400,
+        current_range_max_A: 1e-3,
+        current_range_min_A: 1e-9,
+        trigger_gpio_pin: 0,
+        trigger_latency_s: 0.0015,
+        timeout_s,
+    }
+}
+
+fn open(pty: &Pty, timeout_s: f64) -> Box<dyn Potentiostat> {
+    let c = cfg(&pty.path, timeout_s);
+    open_potentiostat(&c, &Resource::parse(&c.resource).unwrap()).unwrap()
+}
+
+/// Reads `\n` lines from the master side.
+struct Lines {
+    port: TTYPort,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    fn next(&mut self) -> Result<String, String> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Ok(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+            }
+            let mut chunk = [0u8; 256];
+            match self.port.read(&mut chunk) {
+                Ok(n) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(_) => return Err("master read returned 0".into()),
+                Err(e) => return Err(format!("fake device read: {e}")),
+            }
+        }
+    }
+
+    /// Send device lines in 7-byte pieces so the driver sees partial lines.
+    fn send(&mut self, lines: &[String]) {
+        let mut bytes = Vec::new();
+        for l in lines {
+            bytes.extend_from_slice(l.as_bytes());
+            bytes.push(b'\n');
+        }
+        for piece in bytes.chunks(7) {
+            self.port.write_all(piece).unwrap();
+            thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// Replay `exchanges`; returns every line received (or the first mismatch)
+/// and the master port, which stays open until the test drops it.
+fn spawn_fake(
+    master: TTYPort,
+    exchanges: Vec<Exchange>,
+) -> thread::JoinHandle<(Result<Vec<String>, String>, TTYPort)> {
+    thread::spawn(move || {
+        let mut lines = Lines {
+            port: master,
+            buf: Vec::new(),
+        };
+        let result = (|| {
+            let mut received = Vec::new();
+            for ex in &exchanges {
+                for expected in &ex.host {
+                    if expected == ANY_SCRIPT {
+                        loop {
+                            let l = lines.next()?;
+                            received.push(l.clone());
+                            if l.is_empty() {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                    let got = lines.next()?;
+                    received.push(got.clone());
+                    if &got != expected {
+                        return Err(format!(
+                            "host line {}: expected {expected:?}, got {got:?}",
+                            received.len()
+                        ));
+                    }
+                }
+                lines.send(&ex.device);
+            }
+            Ok(received)
+        })();
+        (result, lines.port)
+    })
+}
+
+fn collect_until_finished(p: &mut dyn Potentiostat) -> Vec<PstatEvent> {
+    let mut events = Vec::new();
+    loop {
+        let ev = p
+            .read_event(Duration::from_secs(5))
+            .unwrap()
+            .expect("no event within 5 s");
+        let done = ev == PstatEvent::Finished;
+        events.push(ev);
+        if done {
+            return events;
+        }
+    }
+}
+
+#[test]
+fn cv_transcript_yields_samples_scans_and_device_times() {
+    let pty = pty();
+    let mut p = open(&pty, 2.0);
+    let fake = spawn_fake(
+        pty.master.try_clone_native().unwrap(),
+        parse(&fixture("methodscript_cv.txt")),
+    );
+
+    assert_eq!(
+        p.identify().unwrap(),
+        "espbl_virtual R1.4.0#vegard virtual bench (serial VIRTUAL-EMSTAT-0001, MethodSCRIPT 0104)"
+    );
+    // The fixture's script lines are compared verbatim by the fake.
+    p.start(&Technique::Cv {
+        begin_V: 0.2,
+        vertex_V: [0.3, 0.1],
+        scan_rate_V_per_s: 0.1,
+        step_V: 0.05,
+        cycles: 2,
+        current_range_A: 1e-3,
+    })
+    .unwrap();
+    let events = collect_until_finished(p.as_mut());
+    let (result, _master) = fake.join().unwrap();
+    result.unwrap();
+
+    // Analog ramp 0.2 -> 0.3 -> 0.1 -> 0.2 V at 0.1 V/s, sampled at
+    // t_k = (k+1) * 0.5 s.
+    let e_per_scan = [0.25, 0.30, 0.25, 0.20, 0.15, 0.10, 0.15, 0.20];
+    let i_per_scan_uA = [1.5, 2.0, -0.5, -1.0, -1.5, -2.0, 0.5, 1.0];
+    assert_eq!(events[0], PstatEvent::Started);
+    assert_eq!(events.len(), 1 + 16 + 2 + 2);
+    let mut k = 0u64;
+    let mut scan_ends = Vec::new();
+    for ev in &events[1..events.len() - 2] {
+        match ev {
+            PstatEvent::Sample {
+                index,
+                t_dev_s,
+                E_V,
+                I_A,
+                status,
+                scan,
+            } => {
+                let j = (k % 8) as usize;
+                assert_eq!(*index, k);
+                assert_eq!(*scan, (k / 8) as u32);
+                // trigger_latency_s + (k+1) * step/scan rate, to rounding.
+                let t = 0.0015 + (k + 1) as f64 * 0.5;
+                assert!((t_dev_s - t).abs() < 1e-12, "k={k}: {t_dev_s} vs {t}");
+                // E is encoded in uV (or nV): exact to 1e-12 V here.
+                assert!((E_V - e_per_scan[j]).abs() < 1e-12, "k={k}: E {E_V}");
+                let i = I_A.unwrap();
+                assert!(
+                    ((i - i_per_scan_uA[j] * 1e-6) / i).abs() < 1e-9,
+                    "k={k}: I {i}"
+                );
+                assert_eq!(*status, if k == 9 { 0x8 } else { 0 });
+                k += 1;
+            }
+            PstatEvent::ScanEnd { scan } => {
+                assert_eq!(k, 8 * (u64::from(*scan) + 1), "scan end after sample {k}");
+                scan_ends.push(*scan);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(k, 16);
+    assert_eq!(scan_ends, [0, 1]);
+    assert_eq!(events[events.len() - 2], PstatEvent::LoopEnd);
+    assert_eq!(events[events.len() - 1], PstatEvent::Finished);
+}
+
+#[test]
+fn device_error_during_run_is_an_event_then_finished() {
+    let pty = pty();
+    let mut p = open(&pty, 2.0);
+    let transcript = format!(
+        "> {ANY_SCRIPT}\n< e\n< M0000\n< Pab803D090u\n< Pab80493E0u\n< !4004: measurement fault\n<\n"
+    );
+    let fake = spawn_fake(pty.master.try_clone_native().unwrap(), parse(&transcript));
+    p.start(&Technique::Ocp {
+        duration_s: 1.0,
+        sample_interval_s: 0.1,
+    })
+    .unwrap();
+    let events = collect_until_finished(p.as_mut());
+    let (result, _master) = fake.join().unwrap();
+    let script = result.unwrap();
+    assert!(
+        script.contains(&"meas_loop_ocp p 100m 1".to_string()),
+        "{script:?}"
+    );
+    assert!(!script.contains(&"cell_on".to_string()));
+
+    assert_eq!(events.len(), 5, "{events:?}");
+    assert_eq!(events[0], PstatEvent::Started);
+    // OCP: measured potential (ab), no current, interval 0.1 s.
+    match &events[2] {
+        PstatEvent::Sample {
+            index,
+            t_dev_s,
+            E_V,
+            I_A,
+            scan,
+            ..
+        } => {
+            assert_eq!((*index, *scan, *I_A), (1, 0, None));
+            assert!((t_dev_s - (0.0015 + 0.2)).abs() < 1e-12);
+            assert!((E_V - 0.3).abs() < 1e-12);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        events[3],
+        PstatEvent::DeviceError {
+            code: 0x4004,
+            detail: "measurement fault".into()
+        }
+    );
+    assert_eq!(events[4], PstatEvent::Finished);
+}
+
+#[test]
+fn rejected_script_is_an_error_naming_the_device() {
+    let pty = pty();
+    let mut p = open(&pty, 2.0);
+    let transcript = format!("> {ANY_SCRIPT}\n< !2001: syntax error\n");
+    let fake = spawn_fake(pty.master.try_clone_native().unwrap(), parse(&transcript));
+    let e = p
+        .start(&Technique::Ocp {
+            duration_s: 1.0,
+            sample_interval_s: 0.1,
+        })
+        .unwrap_err();
+    fake.join().unwrap().0.unwrap();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "potentiostat ASRL{}::INSTR: device error !2001: syntax error",
+            pty.path
+        )
+    );
+}
+
+#[test]
+fn silent_device_times_out_with_the_command_named() {
+    let pty = pty();
+    let mut p = open(&pty, 0.3);
+    let t0 = Instant::now();
+    let e: InstrumentError = p.identify().unwrap_err();
+    let waited = t0.elapsed();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "potentiostat ASRL{}::INSTR: timeout after 0.3 s waiting for reply to t",
+            pty.path
+        )
+    );
+    assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(2));
+    // read_event reports a quiet line as None, not as an error ...
+    assert_eq!(p.read_event(Duration::from_millis(50)).unwrap(), None);
+    // ... and a zero timeout still picks up what has already arrived.
+    let mut master = pty.master.try_clone_native().unwrap();
+    master.write_all(b"M0000\n").unwrap();
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        p.read_event(Duration::ZERO).unwrap(),
+        Some(PstatEvent::Started)
+    );
+    assert_eq!(p.read_event(Duration::ZERO).unwrap(), None);
+}
+
+#[test]
+fn safety_aborts_and_switches_off_while_reader_blocks() {
+    let pty = pty();
+    let mut p = open(&pty, 2.0);
+    let safety = p.safety().unwrap();
+    let mut master = pty.master.try_clone_native().unwrap();
+
+    // Fake device: accept the script, stream a sample every 20 ms until a
+    // line arrives, then behave as the contract says for `Z` and the
+    // cell-off script.
+    let fake = thread::spawn(move || {
+        master.set_timeout(Duration::from_millis(20)).unwrap();
+        let mut lines = Lines {
+            port: master,
+            buf: Vec::new(),
+        };
+        let mut script = Vec::new();
+        lines.port.set_timeout(Duration::from_secs(5)).unwrap();
+        loop {
+            let l = lines.next().unwrap();
+            if l.is_empty() {
+                break;
+            }
+            script.push(l);
+        }
+        lines.send(&["e".into(), "M0000".into()]);
+        lines.port.set_timeout(Duration::from_millis(20)).unwrap();
+        let mut after = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while after.is_empty() && Instant::now() < deadline {
+            match lines.next() {
+                Ok(l) => after.push(l),
+                Err(_) => lines.send(&["Pda803D090u;ba816E360p,10,286".into()]),
+            }
+        }
+        lines.port.set_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(after, ["Z"]);
+        lines.send(&["Z".into(), "*".into(), String::new()]);
+        for _ in 0..3 {
+            after.push(lines.next().unwrap());
+        }
+        lines.send(&["e".into(), String::new()]);
+        (script, after, lines.port)
+    });
+
+    p.start(&Technique::Cv {
+        begin_V: 0.2,
+        vertex_V: [0.3, 0.1],
+        scan_rate_V_per_s: 0.1,
+        step_V: 0.05,
+        cycles: 2,
+        current_range_A: 1e-3,
+    })
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut events = Vec::new();
+        loop {
+            let ev = p.read_event(Duration::from_secs(5)).unwrap().unwrap();
+            tx.send(ev.clone()).unwrap();
+            let done = ev == PstatEvent::Finished;
+            events.push(ev);
+            if done {
+                return (p, events);
+            }
+        }
+    });
+    // Wait for a few samples: the reader is now blocked in read_event.
+    let mut samples = 0;
+    while samples < 3 {
+        if let PstatEvent::Sample { .. } = rx.recv_timeout(Duration::from_secs(5)).unwrap() {
+            samples += 1;
+        }
+    }
+    safety.switch_off().unwrap();
+    let (_p, events) = reader.join().unwrap();
+    let (script, after, _master) = fake.join().unwrap();
+
+    assert!(script.iter().any(|l| l == "cell_on"));
+    assert_eq!(after, ["Z", "e", "cell_off", ""]);
+    assert_eq!(events.last(), Some(&PstatEvent::Finished));
+    assert!(events.contains(&PstatEvent::LoopEnd));
+}

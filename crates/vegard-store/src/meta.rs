@@ -1,0 +1,123 @@
+//! `run.toml`: what was run, where, by which build, and how it ended.
+//!
+//! Written atomically (temp file, fsync, rename, fsync of the folder) because
+//! it is rewritten several times per run (start, end, recovery, analysis) and
+//! a crash in the middle of a rewrite must leave the previous version, never
+//! a half file.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{RUN_META_FILE, StoreError};
+
+/// How a run ended (or that it has not ended yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Written at start; still `running` on disk after a crash, which is how
+    /// recovery recognises an interrupted run.
+    #[default]
+    Running,
+    /// Every step finished.
+    Complete,
+    /// Stopped by the user or by a fault; the cell was switched off.
+    Aborted,
+    /// The process died; recovered afterwards from the raw streams.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// The lowercase name used in run.toml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Complete => "complete",
+            RunStatus::Aborted => "aborted",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Contents of `run.toml`. Scalars first, tables last (TOML needs tables
+/// after plain keys). `Default` exists so callers can fill what they know
+/// and leave the rest: `RunMeta { status, ..Default::default() }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RunMeta {
+    pub status: RunStatus,
+    /// Why a run was aborted or interrupted (fault text, "user abort", ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub vegard_version: String,
+    pub hostname: String,
+    /// UTC anchor of the host timebase (t_ns = 0), RFC 3339.
+    pub utc_start: String,
+    /// Simulated seconds per wall second (1.0 on real hardware).
+    pub time_acceleration: f64,
+    pub recipe_path: String,
+    pub bench_path: String,
+    /// The recipe as executed (after defaults were filled in).
+    pub recipe: toml::Table,
+    /// The bench config as executed.
+    pub bench: toml::Table,
+    /// Clock models and alignment-quality estimates, as the engine reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment: Option<toml::Table>,
+    /// Headline analysis numbers, for listing runs without reading analysis.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_summary: Option<toml::Table>,
+}
+
+/// Atomically write `run_dir/run.toml`.
+pub fn write_meta(run_dir: &Path, meta: &RunMeta) -> Result<(), StoreError> {
+    let path = run_dir.join(RUN_META_FILE);
+    let text = toml::to_string(meta).map_err(|e| StoreError::Toml {
+        path: path.clone(),
+        msg: e.to_string(),
+    })?;
+    let tmp = run_dir.join(format!("{RUN_META_FILE}.tmp"));
+    write_atomic(&tmp, &path, text.as_bytes())
+}
+
+/// Read `run_dir/run.toml`.
+pub fn read_meta(run_dir: &Path) -> Result<RunMeta, StoreError> {
+    let path = run_dir.join(RUN_META_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| StoreError::io(&path, e))?;
+    toml::from_str(&text).map_err(|e| StoreError::Toml {
+        path,
+        msg: e.to_string(),
+    })
+}
+
+/// Write `bytes` to `tmp`, make it durable, rename over `dest`, and sync the
+/// folder so the rename itself survives a power cut.
+pub(crate) fn write_atomic(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    {
+        let mut f = File::create(tmp).map_err(|e| StoreError::io(tmp, e))?;
+        f.write_all(bytes).map_err(|e| StoreError::io(tmp, e))?;
+        f.sync_all().map_err(|e| StoreError::io(tmp, e))?;
+    }
+    std::fs::rename(tmp, dest).map_err(|e| StoreError::io(dest, e))?;
+    sync_parent(dest);
+    Ok(())
+}
+
+pub(crate) fn sync_parent(path: &Path) {
+    if let Some(parent) = path.parent() {
+        // Opening a directory read-only and fsyncing it is how POSIX makes a
+        // rename durable. Some platforms refuse to open directories; that
+        // only weakens power-loss durability, so it is not an error; the
+        // same holds for filesystems that reject fsync on a directory.
+        if let Ok(dir) = File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
+}

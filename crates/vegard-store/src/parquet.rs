@@ -1,0 +1,121 @@
+//! Parquet: the finished format of a run (`data/<stream>.parquet`,
+//! `aligned.parquet`). The only place the store touches polars, so the rest
+//! of vegard passes plain [`Table`]s around.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::{
+    Column as PlColumn, DataFrame, DataType, ParquetReader, ParquetWriter, SerReader,
+};
+
+use crate::meta::sync_parent;
+use crate::raw::{list_raw_streams, read_raw};
+use crate::{Column, DATA_DIR, StoreError, Table};
+
+/// Write `table` to `path` as Parquet. Written to `<path>.tmp` and renamed,
+/// so re-running a finalisation after a crash never leaves a truncated file
+/// under the real name.
+pub fn write_parquet(path: &Path, table: &Table) -> Result<(), StoreError> {
+    table.check()?;
+    let pl_err = |error| StoreError::Parquet {
+        path: path.to_owned(),
+        error,
+    };
+    let columns: Vec<PlColumn> = table
+        .columns
+        .iter()
+        .map(|(name, col)| match col {
+            Column::I64(v) => PlColumn::new(name.as_str().into(), v.as_slice()),
+            Column::F64(v) => PlColumn::new(name.as_str().into(), v.as_slice()),
+        })
+        .collect();
+    let mut df = DataFrame::new(table.len(), columns).map_err(pl_err)?;
+
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let mut file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+    ParquetWriter::new(&mut file)
+        .finish(&mut df)
+        .map_err(pl_err)?;
+    file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
+    sync_parent(path);
+    Ok(())
+}
+
+/// Read a Parquet file with only i64 and f64 columns (what vegard writes)
+/// into a [`Table`]. Nulls and other column types are errors naming the
+/// column, since silently filling them would invent data.
+pub fn read_parquet(path: &Path) -> Result<Table, StoreError> {
+    let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+    let pl_err = |error| StoreError::Parquet {
+        path: path.to_owned(),
+        error,
+    };
+    let df = ParquetReader::new(file).finish().map_err(pl_err)?;
+    let bad = |name: &str, msg: String| StoreError::Parse {
+        path: path.to_owned(),
+        line: 0,
+        msg: format!("column {name:?}: {msg}"),
+    };
+    let mut table = Table::new();
+    for c in df.columns() {
+        let name = c.name().as_str();
+        let col = match c.dtype() {
+            DataType::Int64 => {
+                let ca = c.i64().map_err(pl_err)?;
+                if ca.null_count() > 0 {
+                    return Err(bad(name, format!("{} null values", ca.null_count())));
+                }
+                Column::I64(ca.into_no_null_iter().collect())
+            }
+            DataType::Float64 => {
+                let ca = c.f64().map_err(pl_err)?;
+                if ca.null_count() > 0 {
+                    return Err(bad(name, format!("{} null values", ca.null_count())));
+                }
+                Column::F64(ca.into_no_null_iter().collect())
+            }
+            other => return Err(bad(name, format!("unsupported type {other}"))),
+        };
+        table.columns.push((name.to_owned(), col));
+    }
+    Ok(table)
+}
+
+/// One raw stream converted by [`finalize_streams`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalizedStream {
+    pub name: String,
+    pub rows: usize,
+    pub parquet_path: PathBuf,
+}
+
+/// Convert every `raw/<stream>.csv` into `data/<stream>.parquet`. Raw files
+/// are kept (they are the primary record). Safe to run again, e.g. during
+/// recovery: Parquet files are rewritten from the raw files. Streams whose
+/// header never reached the disk hold no rows and are skipped. Close or
+/// flush open [`crate::RawStream`]s first, or their unflushed rows are missed.
+pub fn finalize_streams(run_dir: &Path) -> Result<Vec<FinalizedStream>, StoreError> {
+    let data = run_dir.join(DATA_DIR);
+    std::fs::create_dir_all(&data).map_err(|e| StoreError::io(&data, e))?;
+    let mut done = Vec::new();
+    for name in list_raw_streams(run_dir)? {
+        let table = match read_raw(run_dir, &name) {
+            Ok(t) => t,
+            Err(StoreError::NoHeader { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let parquet_path = data.join(format!("{name}.parquet"));
+        write_parquet(&parquet_path, &table)?;
+        done.push(FinalizedStream {
+            name,
+            rows: table.len(),
+            parquet_path,
+        });
+    }
+    Ok(done)
+}
