@@ -1,1 +1,500 @@
-fn main() {}
+//! `vegard`: the command line. Thin by design: it parses arguments once,
+//! turns them into checked requests, and hands them to the library crates.
+//!
+//! Exit status: 0 success, 1 runtime failure, 2 bad input (recipe, bench
+//! config or arguments: message `FILE:LINE:COL: ...` on stderr), 3 a run that
+//! ended `aborted` (cell switched off, data saved).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use vegard_engine::{EngineFault, Progress, RunRequest};
+use vegard_recipe::{BenchConfig, Recipe, RecipeError};
+use vegard_store::RunStatus;
+
+/// The default bench, compiled in so `vegard run` works from any folder.
+const BUILTIN_SIM_BENCH: &str = include_str!("../configs/sim.toml");
+const DEFAULT_BENCH: &str = "configs/sim.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "vegard",
+    version,
+    about = "In-situ electrochemistry + electrochemical strain microscopy",
+    long_about = "Runs TOML recipes on a potentiostat and a passive AFM probe sharing one clock, \
+                  and analyses deformation vs charge. Without hardware everything runs on the \
+                  built-in virtual bench (configs/sim.toml)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a recipe on a bench and finalise the run folder.
+    Run {
+        /// Recipe file (see recipes/).
+        recipe: PathBuf,
+        /// Bench config; default configs/sim.toml (the virtual bench).
+        #[arg(long)]
+        bench: Option<PathBuf>,
+        /// Parent folder for run folders.
+        #[arg(long, default_value = "runs")]
+        out: PathBuf,
+        /// Time acceleration of the virtual bench (simulated s per wall s).
+        #[arg(long)]
+        speed: Option<f64>,
+        /// Print one JSON object instead of progress lines.
+        #[arg(long)]
+        json: bool,
+        /// Testing only: make an engine task fail on purpose.
+        #[arg(long, hide = true, value_parser = ["panic-deflection"])]
+        inject_fault: Option<String>,
+    },
+    /// Check a recipe (and its fit to a bench) without touching hardware.
+    Validate {
+        recipe: PathBuf,
+        #[arg(long)]
+        bench: Option<PathBuf>,
+    },
+    /// Serve the virtual bench standalone, or print its ground truth.
+    Sim {
+        #[arg(long, default_value = DEFAULT_BENCH)]
+        bench: PathBuf,
+        /// Print the ground-truth quantities the bench implies, then exit.
+        #[arg(long)]
+        truth: bool,
+        /// Time acceleration (overrides [sim] time_acceleration).
+        #[arg(long)]
+        speed: Option<f64>,
+        /// Machine-readable output (JSON lines while serving).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Analyse a finished run: deformation vs charge per CV step and cycle.
+    Analyze {
+        run: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn the folder of a run whose process died into a readable run
+    /// (status `interrupted`).
+    Recover {
+        run: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Bad input: printed as is, exit status 2.
+#[derive(Debug)]
+struct BadInput(String);
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for BadInput {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vegard: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(b) = e.downcast_ref::<BadInput>() {
+                eprintln!("{b}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("vegard: error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Run {
+            recipe,
+            bench,
+            out,
+            speed,
+            json,
+            inject_fault,
+        } => {
+            let fault =
+                inject_fault.map(|_| EngineFault::PanicInDeflectionTask { after_fetches: 100 });
+            cmd_run(recipe, bench, out, speed, json, fault).await
+        }
+        Cmd::Validate { recipe, bench } => cmd_validate(&recipe, bench.as_deref()),
+        Cmd::Sim {
+            bench,
+            truth,
+            speed,
+            json,
+        } => cmd_sim(&bench, truth, speed, json).await,
+        Cmd::Analyze { run, json } => cmd_analyze(&run, json),
+        Cmd::Recover { run, json } => cmd_recover(&run, json),
+    }
+}
+
+fn bad(e: RecipeError) -> anyhow::Error {
+    anyhow::Error::new(BadInput(e.to_string()))
+}
+
+/// Load the bench: the given file, else configs/sim.toml, else the built-in copy.
+fn load_bench(path: Option<&Path>) -> Result<(BenchConfig, PathBuf)> {
+    match path {
+        Some(p) => Ok((vegard_recipe::load_bench(p).map_err(bad)?, p.to_path_buf())),
+        None => {
+            let p = PathBuf::from(DEFAULT_BENCH);
+            if p.exists() {
+                Ok((vegard_recipe::load_bench(&p).map_err(bad)?, p))
+            } else {
+                let b =
+                    vegard_recipe::parse_bench(BUILTIN_SIM_BENCH, "<built-in configs/sim.toml>")
+                        .map_err(bad)?;
+                Ok((b, PathBuf::from("<built-in configs/sim.toml>")))
+            }
+        }
+    }
+}
+
+fn load_checked(
+    recipe_path: &Path,
+    bench: Option<&Path>,
+) -> Result<(Recipe, BenchConfig, PathBuf)> {
+    let src = vegard_recipe::Source::read(recipe_path).map_err(bad)?;
+    let recipe = vegard_recipe::parse_recipe(&src.text, &src.file).map_err(bad)?;
+    let (bench, bench_path) = load_bench(bench)?;
+    vegard_recipe::validate_with_bench(&recipe, &src, &bench).map_err(bad)?;
+    Ok((recipe, bench, bench_path))
+}
+
+fn cmd_validate(recipe_path: &Path, bench: Option<&Path>) -> Result<ExitCode> {
+    let (recipe, _bench, bench_path) = load_checked(recipe_path, bench)?;
+    let total: f64 = recipe.steps.iter().map(|s| s.duration_s()).sum();
+    println!(
+        "{}: ok ({} steps, {:.1} s nominal) on bench {}",
+        recipe_path.display(),
+        recipe.steps.len(),
+        total,
+        bench_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_run(
+    recipe_path: PathBuf,
+    bench: Option<PathBuf>,
+    out: PathBuf,
+    speed: Option<f64>,
+    json: bool,
+    fault: Option<EngineFault>,
+) -> Result<ExitCode> {
+    if let Some(s) = speed.filter(|s| !(s.is_finite() && *s > 0.0 && *s <= 1000.0)) {
+        return Err(BadInput(format!("--speed {s}: must be > 0 and <= 1000")).into());
+    }
+    let (recipe, bench_cfg, bench_path) = load_checked(&recipe_path, bench.as_deref())?;
+    recover_stale_runs(&out, json);
+
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = cancel_tx.send(true);
+        }
+    });
+
+    let req = RunRequest {
+        recipe,
+        recipe_path: recipe_path.clone(),
+        bench: bench_cfg,
+        bench_path,
+        out_dir: out,
+        speed,
+        fault,
+        virtual_bench: None,
+    };
+    let started = Instant::now();
+    let mut last_print: Option<Instant> = None;
+    let progress = move |p: Progress| {
+        if json {
+            return;
+        }
+        print_progress(&p, &mut last_print, started);
+    };
+    let outcome = vegard_engine::run(req, cancel_rx, progress).await?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let dvc = outcome
+        .summary
+        .as_ref()
+        .and_then(|s| s.cv_steps.first())
+        .map(|c| &c.analysis.deformation_vs_charge);
+    let align_err = outcome
+        .summary
+        .as_ref()
+        .and_then(|s| s.alignment_error_estimate_s);
+    if json {
+        let v = serde_json::json!({
+            "run_dir": outcome.run_dir,
+            "status": outcome.status.to_string(),
+            "reason": outcome.reason,
+            "wall_s": wall_s,
+            "alignment_error_estimate_s": align_err,
+            "deformation_vs_charge": dvc,
+        });
+        println!("{v}");
+    } else {
+        let mut o = std::io::stdout().lock();
+        writeln!(o, "\nrun {} in {:.1} s wall", outcome.status, wall_s)?;
+        if let Some(r) = &outcome.reason {
+            writeln!(o, "  reason:    {r}")?;
+        }
+        writeln!(o, "  run folder: {}", outcome.run_dir.display())?;
+        if let Some(d) = dvc {
+            writeln!(
+                o,
+                "  kappa:     {:+.4} ± {:.4} nm/mC  (R² = {:.4}, {} cycles, deformation vs faradaic charge)",
+                d.slope_nm_per_mC,
+                d.slope_se_nm_per_mC,
+                d.r2,
+                d.per_cycle.len()
+            )?;
+        }
+        if let Some(e) = align_err {
+            writeln!(o, "  clock alignment error estimate: {:.1} µs", e * 1e6)?;
+        }
+        writeln!(
+            o,
+            "  next:      vegard analyze {} --json",
+            outcome.run_dir.display()
+        )?;
+    }
+    Ok(match outcome.status {
+        RunStatus::Complete => ExitCode::SUCCESS,
+        _ => ExitCode::from(3),
+    })
+}
+
+fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
+    match p {
+        Progress::Started {
+            run_dir,
+            total_s,
+            speed,
+            potentiostat,
+            deflection,
+        } => {
+            eprintln!("vegard run -> {}", run_dir.display());
+            eprintln!("  potentiostat {potentiostat}");
+            eprintln!("  deflection   {deflection}");
+            eprintln!(
+                "  {:.1} s of experiment at {}x speed (~{:.0} s wall)",
+                total_s,
+                speed,
+                total_s / speed
+            );
+        }
+        Progress::StepStarted {
+            index,
+            count,
+            kind,
+            duration_s,
+        } => eprintln!("step {}/{} {kind}: {duration_s:.1} s", index + 1, count),
+        Progress::Tick {
+            step,
+            count,
+            kind,
+            cycle,
+            cycles,
+            elapsed_s,
+            eta_s,
+            E_V,
+            I_A,
+            deflection_nm,
+        } => {
+            if E_V.is_nan() || last.is_some_and(|l| l.elapsed().as_secs_f64() < 1.0) {
+                return;
+            }
+            *last = Some(Instant::now());
+            let cyc = if *kind == "cv" {
+                format!("cycle {cycle}/{cycles}  ")
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "  [{:>5.1} s wall] step {}/{} {kind} {cyc}elapsed {:.1} s  ETA {:.1} s  E = {:+.3} V  I = {:+.3} mA  deflection = {:+.2} nm",
+                started.elapsed().as_secs_f64(),
+                step + 1,
+                count,
+                elapsed_s,
+                eta_s,
+                E_V,
+                I_A * 1e3,
+                deflection_nm
+            );
+        }
+        Progress::Aborting { reason } => {
+            eprintln!("ABORT: {reason} — switching the cell off, saving data")
+        }
+        Progress::Finalizing => eprintln!("finalising: clock alignment, Parquet, analysis"),
+    }
+}
+
+/// A run folder still marked `running` that no live process holds was
+/// interrupted: recover it before starting anything new (DESIGN.md, run
+/// folder). A run another `vegard` is recording holds its lock and is skipped.
+fn recover_stale_runs(out: &Path, quiet: bool) {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let dir = e.path();
+        let Ok(meta) = vegard_store::read_meta(&dir) else {
+            continue;
+        };
+        // A live run holds its lock: leave it alone.
+        if meta.status != RunStatus::Running || vegard_store::claim_run(&dir).is_err() {
+            continue;
+        }
+        match vegard_engine::recover_run(&dir) {
+            Ok(_) if !quiet => eprintln!("recovered interrupted run {}", dir.display()),
+            Ok(_) => {}
+            Err(err) => eprintln!("vegard: could not recover {}: {err}", dir.display()),
+        }
+    }
+}
+
+fn cmd_analyze(run: &Path, json: bool) -> Result<ExitCode> {
+    let analysis =
+        vegard_engine::analyze_run(run).with_context(|| format!("analysing {}", run.display()))?;
+    let path = run.join("analysis.json");
+    let text = serde_json::to_string_pretty(&analysis)?;
+    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    if json {
+        println!("{text}");
+    } else {
+        let dvc = &analysis["deformation_vs_charge"];
+        println!("{}", run.display());
+        if dvc.is_null() {
+            println!("  no CV step could be analysed");
+        } else {
+            println!(
+                "  deformation vs faradaic charge: {:+.4} ± {:.4} nm/mC, R² = {:.4}",
+                dvc["slope_nm_per_mC"].as_f64().unwrap_or(f64::NAN),
+                dvc["slope_se_nm_per_mC"].as_f64().unwrap_or(f64::NAN),
+                dvc["r2"].as_f64().unwrap_or(f64::NAN)
+            );
+            if let Some(cycles) = dvc["per_cycle"].as_array() {
+                for c in cycles {
+                    println!(
+                        "    cycle {}: {:+.4} ± {:.4} nm/mC, R² = {:.4}",
+                        c["cycle"],
+                        c["slope_nm_per_mC"].as_f64().unwrap_or(f64::NAN),
+                        c["slope_se_nm_per_mC"].as_f64().unwrap_or(f64::NAN),
+                        c["r2"].as_f64().unwrap_or(f64::NAN)
+                    );
+                }
+            }
+        }
+        println!("  written: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_recover(run: &Path, json: bool) -> Result<ExitCode> {
+    let s =
+        vegard_engine::recover_run(run).with_context(|| format!("recovering {}", run.display()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"run_dir": run, "status": s.status, "aligned_rows": s.aligned_rows})
+        );
+    } else {
+        println!(
+            "{}: status {}, {} aligned rows",
+            run.display(),
+            s.status,
+            s.aligned_rows
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_sim(
+    bench_path: &Path,
+    truth: bool,
+    speed: Option<f64>,
+    json: bool,
+) -> Result<ExitCode> {
+    let bench = vegard_recipe::load_bench(bench_path).map_err(bad)?;
+    let mut params = bench.sim.clone().unwrap_or_default();
+    if let Some(s) = speed {
+        params.time_acceleration = s;
+    }
+    if truth {
+        let t = vegard_sim::truth(&params)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&t)?);
+        } else {
+            println!("{t:#?}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let vb = vegard_sim::VirtualBench::start(&params)?;
+    let p = vb.potentiostat_resource();
+    let d = vb.deflection_resource();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"potentiostat": p, "deflection": d, "time_acceleration": vb.speed()})
+        );
+    } else {
+        println!("virtual bench running (Ctrl-C to stop)");
+        println!("  potentiostat: {p}");
+        println!("  deflection:   {d}");
+        println!("  time acceleration: {}x", vb.speed());
+        println!("put these resource strings in a bench config to connect as to real instruments");
+    }
+    std::io::stdout().flush()?;
+    let mut seen = 0usize;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tick.tick() => {
+                let log = vb.log();
+                let mut o = std::io::stdout().lock();
+                for e in log.iter().skip(seen) {
+                    if json {
+                        writeln!(o, "{}", serde_json::to_string(e)?)?;
+                    } else if !(e.direction == vegard_sim::Direction::Sent
+                        && (e.line.starts_with('P') || e.line.starts_with('#')))
+                    {
+                        // Humans get commands and replies, not every data line.
+                        writeln!(o, "{e}")?;
+                    }
+                }
+                seen = log.len();
+                o.flush()?;
+            }
+        }
+    }
+    vb.shutdown();
+    Ok(ExitCode::SUCCESS)
+}

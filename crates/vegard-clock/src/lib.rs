@@ -161,6 +161,31 @@ pub fn fit_lower_envelope(
     })
 }
 
+impl EnvelopeFit {
+    /// Combine the fitted drift with what is known before any fit: a quartz
+    /// timebase is within about `prior_sigma` (e.g. 100e-6) of nominal.
+    /// Precision-weighted mean of the fit and a zero-centred prior: a long,
+    /// well-sampled segment keeps its fit, while a short one with few stamps
+    /// (whose slope is mostly noise) falls back towards nominal rate instead
+    /// of producing an absurd drift.
+    pub fn with_drift_prior(mut self, prior_sigma: f64) -> Self {
+        if !self.drift_se.is_finite() {
+            // No usable fit at all: nominal rate, prior uncertainty.
+            self.model.drift = 0.0;
+            self.drift_se = prior_sigma.abs();
+            return self;
+        }
+        if prior_sigma.is_nan() || prior_sigma <= 0.0 {
+            return self;
+        }
+        let w_fit = 1.0 / self.drift_se.max(1e-15).powi(2);
+        let w_prior = 1.0 / prior_sigma.powi(2);
+        self.model.drift = self.model.drift * w_fit / (w_fit + w_prior);
+        self.drift_se = (1.0 / (w_fit + w_prior)).sqrt();
+        self
+    }
+}
+
 /// Alignment of a triggered digitizer to the potentiostat that triggered it.
 ///
 /// Both devices count time from the same trigger edge, so the potentiostat's
@@ -263,7 +288,11 @@ fn fit_line(pts: &[(f64, f64)]) -> Line {
         .sum();
     let dof = (n - 2.0).max(1.0);
     let s2 = sse / dof;
-    let slope_se = if sxx > 0.0 { (s2 / sxx).sqrt() } else { f64::INFINITY };
+    let slope_se = if sxx > 0.0 {
+        (s2 / sxx).sqrt()
+    } else {
+        f64::INFINITY
+    };
     let intercept_se = (s2 * (1.0 / n + mt * mt / sxx.max(f64::MIN_POSITIVE))).sqrt();
     Line {
         intercept,
@@ -284,7 +313,7 @@ fn median(v: &[f64]) -> f64 {
     }
     s.sort_by(f64::total_cmp);
     let m = s.len() / 2;
-    if s.len() % 2 == 0 {
+    if s.len().is_multiple_of(2) {
         0.5 * (s[m - 1] + s[m])
     } else {
         s[m]
@@ -366,7 +395,36 @@ mod tests {
         assert_eq!(a.digitizer_model.offset_s, 3.0);
         assert_eq!(a.digitizer_model.drift, -35e-6);
         // 2 * sqrt(2) * 1e-6 * 30 s ~ 85 us
-        assert!((a.alignment_error_estimate_s - 8.5e-5).abs() < 1e-5, "{a:?}");
+        assert!(
+            (a.alignment_error_estimate_s - 8.5e-5).abs() < 1e-5,
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn drift_prior_tames_short_fits_and_keeps_good_ones() {
+        let base = EnvelopeFit {
+            model: ClockModel {
+                offset_s: 0.0,
+                drift: 0.04,
+            },
+            drift_se: 0.02,
+            offset_se_s: 1e-3,
+            n_envelope: 5,
+            residual_rms_s: 1e-3,
+            median_delay_s: 1e-3,
+            span_s: 0.25,
+        };
+        // A 4 % "drift" from five stamps is noise: pulled to ~0.
+        let short = base.clone().with_drift_prior(100e-6);
+        assert!(short.model.drift.abs() < 1e-6, "{short:?}");
+        assert!((short.drift_se - 100e-6).abs() < 1e-6);
+        // A 35 ppm drift known to 1 ppm survives unchanged (to 0.01 %).
+        let mut good = base;
+        good.model.drift = 35e-6;
+        good.drift_se = 1e-6;
+        let good = good.with_drift_prior(100e-6);
+        assert!((good.model.drift - 35e-6).abs() < 0.01 * 35e-6, "{good:?}");
     }
 
     #[test]

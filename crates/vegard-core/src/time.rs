@@ -129,7 +129,10 @@ mod tests {
         // 2026-11-23T00:00:00Z = 1795392000
         let s = UtcStamp::from_unix(1_795_392_000, 5);
         assert_eq!(s.rfc3339(), "2026-11-23T00:00:00.000000005Z");
-        assert_eq!(UtcStamp::from_unix(0, 0).rfc3339(), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            UtcStamp::from_unix(0, 0).rfc3339(),
+            "1970-01-01T00:00:00.000000000Z"
+        );
     }
 
     #[test]

@@ -1,1 +1,26 @@
-//! vegard-sim
+//! The virtual bench: an insertion electrode and a cantilever (the physics in
+//! [`model`]) behind protocol-true instrument emulators, a MethodSCRIPT
+//! potentiostat on a pseudo-terminal and a SCPI digitizing multimeter on
+//! loopback TCP, so every vegard driver is exercised over a real byte stream.
+//!
+//! [`VirtualBench::start`] builds it from the `[sim]` table of a bench
+//! config; the drivers connect to [`VirtualBench::potentiostat_resource`] and
+//! [`VirtualBench::deflection_resource`] as they would to hardware. Time on
+//! the bench is simulated ("true") time, running
+//! [`VirtualBench::speed`] times faster than the wall clock; the
+//! [`TruthLog`] records the true instant of every trigger and sample.
+
+mod bench;
+mod clock;
+mod dmm;
+mod error;
+mod journal;
+mod methodscript;
+pub mod model;
+mod world;
+
+pub use bench::VirtualBench;
+pub use clock::DeviceClock;
+pub use error::SimError;
+pub use journal::{Device, Direction, LogEntry, SampleTruth, TruthLog};
+pub use model::{Truth, truth};

@@ -133,6 +133,33 @@ fn sanitize_slug(slug: &str) -> String {
     }
 }
 
+/// Exclusive hold on a run folder that no live process is recording; keeps
+/// two recoveries (or a recovery and a live run) from touching the same files.
+#[derive(Debug)]
+pub struct RunClaim {
+    _lock: File,
+}
+
+/// Take the run's lock, refusing if a live process still holds it (a
+/// running `vegard run`). The lock is released when the claim is dropped.
+pub fn claim_run(run_dir: &Path) -> Result<RunClaim, StoreError> {
+    let lock_path = run_dir.join(LOCK_FILE);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::io(&lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(RunClaim { _lock: lock }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Run {
+            path: run_dir.to_owned(),
+            msg: "run is still being recorded by a live process".to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io(&lock_path, e)),
+    }
+}
+
 /// What [`recover_run`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recovery {
@@ -147,23 +174,7 @@ pub enum Recovery {
 /// finalise its raw streams (losing at most the last flush interval) and mark
 /// it `interrupted`. Refuses while a live process holds the run's lock.
 pub fn recover_run(run_dir: &Path) -> Result<Recovery, StoreError> {
-    let lock_path = run_dir.join(LOCK_FILE);
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| StoreError::io(&lock_path, e))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(StoreError::Run {
-                path: run_dir.to_owned(),
-                msg: "run is still being recorded by a live process".to_owned(),
-            });
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io(&lock_path, e)),
-    }
+    let _claim = claim_run(run_dir)?;
     let mut meta = read_meta(run_dir)?;
     if meta.status != RunStatus::Running {
         return Ok(Recovery::AlreadyClosed(meta.status));

@@ -46,7 +46,7 @@ mod table;
 
 pub use error::StoreError;
 pub use events::{EventLog, read_events};
-pub use folder::{LOCK_FILE, Recovery, RunFolder, RunWriter, recover_run};
+pub use folder::{LOCK_FILE, Recovery, RunClaim, RunFolder, RunWriter, claim_run, recover_run};
 pub use meta::{RunMeta, RunStatus, read_meta, write_meta};
 pub use parquet::{FinalizedStream, finalize_streams, read_parquet, write_parquet};
 pub use raw::{

@@ -1,0 +1,347 @@
+//! Turning raw streams into the finished run: clock alignment per recording
+//! segment, per-device Parquet with the derived shared time next to the raw
+//! stamps, `aligned.parquet` on the potentiostat's sample grid, the analysis
+//! summary, and the final status. The same path serves a normal end, an abort
+//! and the recovery of an interrupted run, so all three produce the same files.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+use vegard_analysis::{CvAnalysis, CvInput};
+use vegard_clock::{align_triggered, fit_lower_envelope, resample_linear};
+use vegard_recipe::{BenchConfig, Recipe, Step};
+use vegard_store::{Column, RunStatus, Table};
+
+use crate::EngineError;
+
+/// Clock alignment of one recording segment (one trigger).
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentAlignment {
+    pub segment: i64,
+    pub step: i64,
+    pub potentiostat_drift_ppm: f64,
+    pub deflection_drift_ppm: f64,
+    /// Shared time of the trigger edge, s since run start.
+    pub trigger_t_s: f64,
+    pub alignment_error_estimate_s: f64,
+    pub digitizer_sample_interval_s: f64,
+    pub n_potentiostat: usize,
+    pub n_deflection: usize,
+}
+
+/// What finalising produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinalizeSummary {
+    pub status: String,
+    pub alignment: Vec<SegmentAlignment>,
+    /// Largest per-segment alignment-error estimate, s.
+    pub alignment_error_estimate_s: Option<f64>,
+    pub aligned_rows: usize,
+    /// Analysis of each CV step, in recipe order.
+    pub cv_steps: Vec<CvStepAnalysis>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CvStepAnalysis {
+    pub step: i64,
+    #[serde(flatten)]
+    pub analysis: CvAnalysis,
+}
+
+/// How far an instrument's quartz timebase may be from nominal before any
+/// fit (1 sigma). Typical TCXO/XO specs are 2-50 ppm.
+const QUARTZ_DRIFT_SIGMA: f64 = 100e-6;
+
+fn err(dir: &Path, msg: impl std::fmt::Display) -> EngineError {
+    EngineError::Finalize {
+        dir: dir.display().to_string(),
+        msg: msg.to_string(),
+    }
+}
+
+/// Recover a run whose process died: mark it `interrupted` and finalise what
+/// the raw streams hold (at most the last flush interval is lost).
+pub fn recover_run(dir: &Path) -> Result<FinalizeSummary, EngineError> {
+    // Refuses while a live `vegard run` still records into this folder.
+    let _claim = vegard_store::claim_run(dir)?;
+    let meta = vegard_store::read_meta(dir)?;
+    let status = match meta.status {
+        RunStatus::Running | RunStatus::Interrupted => RunStatus::Interrupted,
+        other => other, // already finished: just rebuild the derived files
+    };
+    let reason = meta
+        .reason
+        .clone()
+        .or_else(|| Some("process ended without finishing the run (recovered)".into()));
+    if let Ok(ev) = vegard_store::EventLog::open_append(dir) {
+        let _ = ev.append(
+            "recovered",
+            -1,
+            serde_json::json!({"status": status.to_string()}),
+        );
+    }
+    finalize_run(dir, status, reason)
+}
+
+/// Finalise a run folder whose raw streams are closed.
+pub fn finalize_run(
+    dir: &Path,
+    status: RunStatus,
+    reason: Option<String>,
+) -> Result<FinalizeSummary, EngineError> {
+    let mut meta = vegard_store::read_meta(dir)?;
+    let bench: BenchConfig = meta
+        .bench
+        .clone()
+        .try_into()
+        .map_err(|e| err(dir, format!("run.toml [bench]: {e}")))?;
+    let recipe: Recipe = meta
+        .recipe
+        .clone()
+        .try_into()
+        .map_err(|e| err(dir, format!("run.toml [recipe]: {e}")))?;
+    let speed = meta.time_acceleration;
+    let invols = bench.instruments.deflection.invols_nm_per_V;
+    let dt_dmm = bench.instruments.deflection.sample_interval_s;
+
+    let p = read_or_empty(dir, "potentiostat", &crate::run::POTENTIOSTAT_COLUMNS)?;
+    let d = read_or_empty(dir, "deflection", &crate::run::DEFLECTION_COLUMNS)?;
+    let p_seg = p.i64("segment")?;
+    let p_step = p.i64("step")?;
+    let p_tdev = p.f64("t_dev_s")?;
+    let p_host = p.i64("host_ns")?;
+    let d_seg = d.i64("segment")?;
+    let d_tdev = d.f64("t_dev_s")?;
+    let d_host = d.i64("host_ns")?;
+    let d_V = d.f64("V")?;
+
+    let host_s = |ns: i64| ns as f64 * 1e-9 * speed;
+    let mut p_t = vec![f64::NAN; p.len()];
+    let mut d_t = vec![f64::NAN; d.len()];
+    let mut alignment = Vec::new();
+    let segments: BTreeMap<i64, ()> = p_seg.iter().map(|s| (*s, ())).collect();
+    for &seg in segments.keys() {
+        let pi: Vec<usize> = (0..p.len()).filter(|&i| p_seg[i] == seg).collect();
+        let di: Vec<usize> = (0..d.len()).filter(|&i| d_seg[i] == seg).collect();
+        let pt: Vec<f64> = pi.iter().map(|&i| p_tdev[i]).collect();
+        let ph: Vec<f64> = pi.iter().map(|&i| host_s(p_host[i])).collect();
+        let Ok(pfit) = fit_lower_envelope("potentiostat", &pt, &ph, 30) else {
+            continue; // too few samples to place this segment on the timeline
+        };
+        let pfit = pfit.with_drift_prior(QUARTZ_DRIFT_SIGMA);
+        for &i in &pi {
+            p_t[i] = pfit.model.to_shared(p_tdev[i]);
+        }
+        // Readings arrive in batches (one per R?) sharing one receive stamp;
+        // only the newest reading of a batch says anything about the clock.
+        let mut newest: BTreeMap<i64, f64> = BTreeMap::new();
+        for &i in &di {
+            let e = newest.entry(d_host[i]).or_insert(f64::NEG_INFINITY);
+            *e = e.max(d_tdev[i]);
+        }
+        let dt: Vec<f64> = newest.values().copied().collect();
+        let dh: Vec<f64> = newest.keys().map(|&h| host_s(h)).collect();
+        let windows = (dt.len() / 10).clamp(4, 30);
+        let (dmodel, dfit_drift, err_est) =
+            match fit_lower_envelope("deflection", &dt, &dh, windows) {
+                Ok(dfit) => {
+                    let a =
+                        align_triggered(pfit.clone(), dfit.with_drift_prior(QUARTZ_DRIFT_SIGMA));
+                    (
+                        a.digitizer_model,
+                        a.digitizer.model.drift_ppm(),
+                        a.alignment_error_estimate_s,
+                    )
+                }
+                // Too few digitizer readings to fit drift: trust the trigger alone.
+                Err(_) => (pfit.model, f64::NAN, f64::NAN),
+            };
+        for &i in &di {
+            d_t[i] = dmodel.to_shared(d_tdev[i]);
+        }
+        alignment.push(SegmentAlignment {
+            segment: seg,
+            step: pi.first().map_or(-1, |&i| p_step[i]),
+            potentiostat_drift_ppm: pfit.model.drift_ppm(),
+            deflection_drift_ppm: dfit_drift,
+            trigger_t_s: pfit.model.offset_s,
+            alignment_error_estimate_s: err_est,
+            digitizer_sample_interval_s: dt_dmm,
+            n_potentiostat: pi.len(),
+            n_deflection: di.len(),
+        });
+    }
+
+    // Deflection onto the potentiostat grid, segment by segment.
+    let d_nm: Vec<f64> = d_V.iter().map(|v| v * invols).collect();
+    let mut p_defl_V = vec![f64::NAN; p.len()];
+    for &seg in segments.keys() {
+        let mut di: Vec<usize> = (0..d.len())
+            .filter(|&i| d_seg[i] == seg && d_t[i].is_finite())
+            .collect();
+        di.sort_by(|&a, &b| d_t[a].total_cmp(&d_t[b]));
+        let src_t: Vec<f64> = di.iter().map(|&i| d_t[i]).collect();
+        let src_v: Vec<f64> = di.iter().map(|&i| d_V[i]).collect();
+        let pi: Vec<usize> = (0..p.len()).filter(|&i| p_seg[i] == seg).collect();
+        let dst: Vec<f64> = pi.iter().map(|&i| p_t[i]).collect();
+        for (k, v) in resample_linear(&src_t, &src_v, &dst)
+            .into_iter()
+            .enumerate()
+        {
+            p_defl_V[pi[k]] = v;
+        }
+    }
+
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).map_err(|e| err(dir, format!("data/: {e}")))?;
+    let mut p_out = p.clone();
+    p_out.push("t_s", Column::F64(p_t.clone()));
+    vegard_store::write_parquet(&data.join("potentiostat.parquet"), &p_out)?;
+    let mut d_out = d.clone();
+    d_out.push("t_s", Column::F64(d_t));
+    d_out.push("deflection_nm", Column::F64(d_nm));
+    vegard_store::write_parquet(&data.join("deflection.parquet"), &d_out)?;
+
+    let mut aligned = Table::default();
+    aligned.push("t_s", Column::F64(p_t.clone()));
+    aligned.push("step", Column::I64(p_step.clone()));
+    aligned.push("segment", Column::I64(p_seg.clone()));
+    aligned.push("cycle", Column::I64(p.i64("cycle")?));
+    aligned.push("E_V", Column::F64(p.f64("E_V")?));
+    aligned.push("I_A", Column::F64(p.f64("I_A")?));
+    aligned.push("deflection_V", Column::F64(p_defl_V.clone()));
+    aligned.push(
+        "deflection_nm",
+        Column::F64(p_defl_V.iter().map(|v| v * invols).collect()),
+    );
+    vegard_store::write_parquet(&dir.join("aligned.parquet"), &aligned)?;
+
+    let cv_steps = analyze_aligned(&aligned, &recipe)?;
+
+    let alignment_error_estimate_s = alignment
+        .iter()
+        .map(|a| a.alignment_error_estimate_s)
+        .filter(|e| e.is_finite())
+        .reduce(f64::max);
+    meta.status = status;
+    meta.reason = reason;
+    let mut al = toml::Table::new();
+    if let Some(e) = alignment_error_estimate_s {
+        al.insert("alignment_error_estimate_s".into(), toml::Value::Float(e));
+    }
+    al.insert(
+        "method".into(),
+        toml::Value::String(
+            "hardware trigger (shared zero) + lower-envelope drift fit of each device against host receive stamps"
+                .into(),
+        ),
+    );
+    al.insert(
+        "segments".into(),
+        toml::Value::try_from(&alignment).map_err(|e| err(dir, e))?,
+    );
+    meta.alignment = Some(al);
+    if let Some(first) = cv_steps.first() {
+        let dvc = &first.analysis.deformation_vs_charge;
+        let mut t = toml::Table::new();
+        t.insert("step".into(), toml::Value::Integer(first.step));
+        t.insert(
+            "slope_nm_per_mC".into(),
+            toml::Value::Float(dvc.slope_nm_per_mC),
+        );
+        t.insert(
+            "slope_se_nm_per_mC".into(),
+            toml::Value::Float(dvc.slope_se_nm_per_mC),
+        );
+        t.insert("r2".into(), toml::Value::Float(dvc.r2));
+        meta.analysis_summary = Some(t);
+    }
+    vegard_store::write_meta(dir, &meta)?;
+
+    Ok(FinalizeSummary {
+        status: status.to_string(),
+        alignment,
+        alignment_error_estimate_s,
+        aligned_rows: aligned.len(),
+        cv_steps,
+    })
+}
+
+/// Analyse every CV step of an aligned table.
+pub fn analyze_aligned(
+    aligned: &Table,
+    recipe: &Recipe,
+) -> Result<Vec<CvStepAnalysis>, EngineError> {
+    let step = aligned.i64("step")?;
+    let t = aligned.f64("t_s")?;
+    let E = aligned.f64("E_V")?;
+    let I = aligned.f64("I_A")?;
+    let u = aligned.f64("deflection_nm")?;
+    let cycle = aligned.i64("cycle")?;
+    let mut out = Vec::new();
+    for (k, s) in recipe.steps.iter().enumerate() {
+        if !matches!(s, Step::Cv(_)) {
+            continue;
+        }
+        let idx: Vec<usize> = (0..step.len()).filter(|&i| step[i] == k as i64).collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let (tt, ee, ii, uu) = (pick(&t), pick(&E), pick(&I), pick(&u));
+        let cc: Vec<i64> = idx.iter().map(|&i| cycle[i]).collect();
+        let input = CvInput {
+            t_s: &tt,
+            E_V: &ee,
+            I_A: &ii,
+            deflection_nm: &uu,
+            cycle: &cc,
+            C_dl_F: None,
+        };
+        // A step too short or too broken to analyse is reported, not fatal.
+        if let Ok(analysis) = vegard_analysis::analyze_cv(&input) {
+            out.push(CvStepAnalysis {
+                step: k as i64,
+                analysis,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn read_or_empty(
+    dir: &Path,
+    stream: &str,
+    columns: &[vegard_store::ColumnSpec],
+) -> Result<Table, EngineError> {
+    if dir.join("raw").join(format!("{stream}.csv")).exists() {
+        Ok(vegard_store::read_raw(dir, stream)?)
+    } else {
+        Ok(Table::empty(columns))
+    }
+}
+
+/// `vegard analyze`: analyse the aligned table of a finished run. The first
+/// CV step's results are also at the top level (`deformation_vs_charge`,
+/// `charge`) because a typical run has exactly one.
+pub fn analyze_run(dir: &Path) -> Result<serde_json::Value, EngineError> {
+    let meta = vegard_store::read_meta(dir)?;
+    let recipe: Recipe = meta
+        .recipe
+        .clone()
+        .try_into()
+        .map_err(|e| err(dir, format!("run.toml [recipe]: {e}")))?;
+    let aligned = vegard_store::read_parquet(&dir.join("aligned.parquet"))?;
+    let steps = analyze_aligned(&aligned, &recipe)?;
+    let first = steps.first();
+    Ok(serde_json::json!({
+        "run_dir": dir,
+        "status": meta.status.to_string(),
+        "time_acceleration": meta.time_acceleration,
+        "deformation_vs_charge": first.map(|s| &s.analysis.deformation_vs_charge),
+        "charge": first.map(|s| &s.analysis.charge),
+        "cv_steps": steps,
+        "alignment": meta.alignment,
+    }))
+}

@@ -1,0 +1,739 @@
+//! Executing a recipe: device tasks, the supervisor loop, limits and the
+//! safe state.
+//!
+//! Invariant: once the potentiostat is open, every way out of [`run`] — normal
+//! end, user abort, device error, limit hit, a panicking task, an error
+//! return, or a panic unwinding through here — goes through
+//! [`SafeOff`], which sends the instrument's abort + `cell_off` sequence.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use vegard_core::{HostClock, UtcStamp};
+use vegard_instruments::{
+    CellSafety, DeflectionProbe, DigitizerSetup, DigitizerTrigger, Potentiostat, PstatEvent,
+    Resource, Technique,
+};
+use vegard_recipe::{BenchConfig, Recipe, Step};
+use vegard_sim::VirtualBench;
+use vegard_store::{Cell, ColKind, ColumnSpec, EventLog, RawStream, RunMeta, RunStatus, RunWriter};
+
+use crate::EngineError;
+use crate::finalize::{FinalizeSummary, finalize_run};
+
+/// Everything a run needs, already parsed and validated.
+pub struct RunRequest {
+    pub recipe: Recipe,
+    pub recipe_path: PathBuf,
+    pub bench: BenchConfig,
+    pub bench_path: PathBuf,
+    /// Parent folder of run folders (default `runs/`).
+    pub out_dir: PathBuf,
+    /// Time acceleration for the virtual bench; must be 1 (or absent) for real hardware.
+    pub speed: Option<f64>,
+    /// Deliberate fault for testing the safe paths (hidden CLI flag).
+    pub fault: Option<EngineFault>,
+    /// An already running virtual bench to use for `resource = "sim"`
+    /// instead of starting one (tests read its ground truth afterwards).
+    pub virtual_bench: Option<Arc<VirtualBench>>,
+}
+
+/// Faults the engine can inject into itself, so tests can prove the safe
+/// paths that the virtual bench cannot provoke from outside.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EngineFault {
+    /// The digitizer task panics after this many fetches.
+    PanicInDeflectionTask { after_fetches: u32 },
+}
+
+/// Progress reports for the CLI / dashboard. Times are experiment seconds.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Started {
+        run_dir: PathBuf,
+        total_s: f64,
+        speed: f64,
+        potentiostat: String,
+        deflection: String,
+    },
+    StepStarted {
+        index: usize,
+        count: usize,
+        kind: &'static str,
+        duration_s: f64,
+    },
+    Tick {
+        step: usize,
+        count: usize,
+        kind: &'static str,
+        cycle: u32,
+        cycles: u32,
+        elapsed_s: f64,
+        eta_s: f64,
+        E_V: f64,
+        I_A: f64,
+        deflection_nm: f64,
+    },
+    Aborting {
+        reason: String,
+    },
+    Finalizing,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub run_dir: PathBuf,
+    pub status: RunStatus,
+    pub reason: Option<String>,
+    pub summary: Option<FinalizeSummary>,
+}
+
+/// Switches the cell off exactly once, on drop if nobody did it explicitly.
+struct SafeOff {
+    safety: Arc<dyn CellSafety>,
+    done: AtomicBool,
+}
+
+impl SafeOff {
+    fn switch_off(&self) -> Result<(), String> {
+        self.done.store(true, Ordering::SeqCst);
+        self.safety.switch_off().map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for SafeOff {
+    fn drop(&mut self) {
+        if !self.done.load(Ordering::SeqCst) {
+            // Nothing to report to: we are unwinding or returning an error.
+            let _ = self.safety.switch_off();
+        }
+    }
+}
+
+enum PstatCmd {
+    Start(Technique),
+}
+
+enum PstatMsg {
+    Event { host_ns: i64, event: PstatEvent },
+    Error(String),
+}
+
+/// What the digitizer task hands back: its result and the probe.
+type DmmJoin = Result<(Result<(), String>, Box<dyn DeflectionProbe>), tokio::task::JoinError>;
+
+struct DmmBatch {
+    host_ns: i64,
+    readings_V: Vec<f64>,
+}
+
+/// Run a recipe to the end (or to an abort) and finalise the run folder.
+///
+/// `cancel` turning `true` is a user abort (Ctrl-C). Setup problems (bad
+/// resource, instrument not answering) are returned as errors before a run
+/// folder exists; anything after that ends as a run with a status.
+pub async fn run(
+    req: RunRequest,
+    mut cancel: watch::Receiver<bool>,
+    mut progress: impl FnMut(Progress),
+) -> Result<RunOutcome, EngineError> {
+    let inst = &req.bench.instruments;
+    let uses_sim = inst.potentiostat.resource == "sim" || inst.deflection.resource == "sim";
+    // The virtual bench lives as long as this function.
+    let bench: Option<Arc<VirtualBench>> = if let Some(vb) = &req.virtual_bench {
+        Some(vb.clone())
+    } else if uses_sim {
+        let mut params = req.bench.sim.clone().unwrap_or_default();
+        if let Some(s) = req.speed {
+            params.time_acceleration = s;
+        }
+        Some(Arc::new(VirtualBench::start(&params)?))
+    } else {
+        if let Some(s) = req.speed.filter(|s| (s - 1.0).abs() > 1e-12) {
+            return Err(EngineError::Setup(format!(
+                "--speed {s}: time acceleration applies only to the virtual bench \
+                 (resource = \"sim\"); real instruments run in real time"
+            )));
+        }
+        None
+    };
+    let speed = bench.as_deref().map_or(1.0, VirtualBench::speed);
+    let resolve = |configured: &str, sim: Option<String>| -> Result<Resource, EngineError> {
+        let s = if configured == "sim" {
+            sim.unwrap_or_default()
+        } else {
+            configured.to_string()
+        };
+        Ok(Resource::parse(&s)?)
+    };
+    let pstat_res = resolve(
+        &inst.potentiostat.resource,
+        bench.as_deref().map(VirtualBench::potentiostat_resource),
+    )?;
+    let dmm_res = resolve(
+        &inst.deflection.resource,
+        bench.as_deref().map(VirtualBench::deflection_resource),
+    )?;
+
+    // Open the potentiostat first: from here on the cell is guarded.
+    let mut pstat = vegard_instruments::open_potentiostat(&inst.potentiostat, &pstat_res)?;
+    let safe = Arc::new(SafeOff {
+        safety: Arc::from(pstat.safety()?),
+        done: AtomicBool::new(false),
+    });
+    let pstat_idn = pstat.identify()?;
+    let mut probe = vegard_instruments::open_deflection(&inst.deflection, &dmm_res).await?;
+    let dmm_idn = probe.identify().await?;
+    // Lent to each step's digitizer task and handed back; None once a task died with it.
+    let mut dmm: Option<Box<dyn DeflectionProbe>> = Some(probe);
+
+    let clock = HostClock::start();
+    let utc = UtcStamp::now();
+    let writer = RunWriter::create(
+        &req.out_dir,
+        &vegard_recipe::slug(&req.recipe.run.name),
+        utc,
+    )?;
+    let run_dir = writer.dir().to_path_buf();
+    let mut meta = RunMeta {
+        status: RunStatus::Running,
+        reason: None,
+        vegard_version: env!("CARGO_PKG_VERSION").to_string(),
+        hostname: hostname(),
+        utc_start: clock.utc_anchor().rfc3339(),
+        time_acceleration: speed,
+        recipe_path: req.recipe_path.display().to_string(),
+        bench_path: req.bench_path.display().to_string(),
+        recipe: to_table(&req.recipe),
+        bench: to_table(&req.bench),
+        alignment: None,
+        analysis_summary: None,
+    };
+    writer.write_meta(&meta)?;
+    let mut events = writer.events()?;
+    events.append(
+        "run_start",
+        clock.now_ns(),
+        json!({"pid": std::process::id(), "utc_start_unix_s": clock.utc_anchor_unix_s(), "potentiostat": {"resource": pstat_res.to_string(), "idn": pstat_idn},
+               "deflection": {"resource": dmm_res.to_string(), "idn": dmm_idn}, "time_acceleration": speed}),
+    )?;
+    let mut pstat_raw = writer.stream("potentiostat", &POTENTIOSTAT_COLUMNS)?;
+    let mut dmm_raw = writer.stream("deflection", &DEFLECTION_COLUMNS)?;
+
+    let total_s: f64 = req.recipe.steps.iter().map(Step::duration_s).sum();
+    progress(Progress::Started {
+        run_dir: run_dir.clone(),
+        total_s,
+        speed,
+        potentiostat: pstat_res.to_string(),
+        deflection: dmm_res.to_string(),
+    });
+
+    // The potentiostat's blocking I/O lives on its own thread.
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<PstatCmd>();
+    let (pmsg_tx, mut pmsg_rx) = mpsc::unbounded_channel::<PstatMsg>();
+    let pstat_thread = std::thread::Builder::new()
+        .name("potentiostat".into())
+        .spawn(move || potentiostat_thread(&mut *pstat, cmd_rx, pmsg_tx, clock))
+        .map_err(|e| EngineError::Setup(format!("cannot start potentiostat thread: {e}")))?;
+
+    let mut ctx = Ctx {
+        req: &req,
+        clock,
+        speed,
+        events: &mut events,
+        pstat_raw: &mut pstat_raw,
+        dmm_raw: &mut dmm_raw,
+        seq_p: 0,
+        seq_d: 0,
+        segment: 0,
+        total_s,
+        done_s: 0.0,
+    };
+    let mut abort_reason: Option<String> = None;
+    for (index, step) in req.recipe.steps.iter().enumerate() {
+        progress(Progress::StepStarted {
+            index,
+            count: req.recipe.steps.len(),
+            kind: step.kind_name(),
+            duration_s: step.duration_s(),
+        });
+        ctx.events.append(
+            "step_start",
+            clock.now_ns(),
+            json!({"step": index, "technique": step.kind_name(), "duration_s": step.duration_s()}),
+        )?;
+        let result = match step {
+            Step::Wait(w) => wait_step(w.duration_s / speed, &mut cancel).await,
+            _ => {
+                let Some(lent) = dmm.take() else {
+                    abort_reason = Some("digitizer lost in an earlier step".into());
+                    break;
+                };
+                let (res, probe) = record_step(
+                    &mut ctx,
+                    index,
+                    step,
+                    lent,
+                    &cmd_tx,
+                    &mut pmsg_rx,
+                    &mut cancel,
+                    &mut progress,
+                )
+                .await;
+                match probe {
+                    Some(p) => dmm = Some(p),
+                    None => {
+                        // The digitizer task died with the probe; nothing more can run.
+                        abort_reason = Some(res.err().unwrap_or_else(|| {
+                            "deflection task ended without returning the instrument".into()
+                        }));
+                        break;
+                    }
+                }
+                res
+            }
+        };
+        ctx.done_s += step.duration_s();
+        match result {
+            Ok(()) => {
+                ctx.events
+                    .append("step_end", clock.now_ns(), json!({"step": index}))?;
+            }
+            Err(reason) => {
+                abort_reason = Some(reason);
+                break;
+            }
+        }
+    }
+
+    // Every exit path: cell off first, then bookkeeping.
+    if let Some(reason) = &abort_reason {
+        progress(Progress::Aborting {
+            reason: reason.clone(),
+        });
+        ctx.events
+            .append("abort", clock.now_ns(), json!({"reason": reason}))?;
+    }
+    let off = safe.switch_off();
+    ctx.events.append(
+        "cell_off",
+        clock.now_ns(),
+        json!({"ok": off.is_ok(), "error": off.as_ref().err()}),
+    )?;
+    drop(cmd_tx);
+    let _ = pstat_thread.join();
+    // Best effort: the digitizer is harmless, but leave it idle.
+    if let Some(d) = dmm.as_mut() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), d.abort()).await;
+    }
+    pstat_raw.flush()?;
+    dmm_raw.flush()?;
+    drop(pstat_raw);
+    drop(dmm_raw);
+
+    let status = if abort_reason.is_some() {
+        RunStatus::Aborted
+    } else {
+        RunStatus::Complete
+    };
+    events.append(
+        "run_end",
+        clock.now_ns(),
+        json!({"status": status.to_string(), "reason": abort_reason}),
+    )?;
+    meta.status = status;
+    meta.reason = abort_reason.clone();
+    writer.write_meta(&meta)?;
+    progress(Progress::Finalizing);
+    let summary = finalize_run(&run_dir, status, abort_reason.clone())?;
+    // Dropping our handle shuts an owned bench down; a shared one lives on.
+    drop(bench);
+    Ok(RunOutcome {
+        run_dir,
+        status,
+        reason: abort_reason,
+        summary: Some(summary),
+    })
+}
+
+struct Ctx<'a> {
+    req: &'a RunRequest,
+    clock: HostClock,
+    speed: f64,
+    events: &'a mut EventLog,
+    pstat_raw: &'a mut RawStream,
+    dmm_raw: &'a mut RawStream,
+    seq_p: i64,
+    seq_d: i64,
+    segment: i64,
+    total_s: f64,
+    done_s: f64,
+}
+
+pub(crate) const POTENTIOSTAT_COLUMNS: [ColumnSpec; 10] = [
+    ColumnSpec::new("seq", ColKind::I64),
+    ColumnSpec::new("step", ColKind::I64),
+    ColumnSpec::new("segment", ColKind::I64),
+    ColumnSpec::new("index", ColKind::I64),
+    ColumnSpec::new("cycle", ColKind::I64),
+    ColumnSpec::new("t_dev_s", ColKind::F64),
+    ColumnSpec::new("host_ns", ColKind::I64),
+    ColumnSpec::new("E_V", ColKind::F64),
+    ColumnSpec::new("I_A", ColKind::F64),
+    ColumnSpec::new("status", ColKind::I64),
+];
+
+pub(crate) const DEFLECTION_COLUMNS: [ColumnSpec; 7] = [
+    ColumnSpec::new("seq", ColKind::I64),
+    ColumnSpec::new("step", ColKind::I64),
+    ColumnSpec::new("segment", ColKind::I64),
+    ColumnSpec::new("index", ColKind::I64),
+    ColumnSpec::new("t_dev_s", ColKind::F64),
+    ColumnSpec::new("host_ns", ColKind::I64),
+    ColumnSpec::new("V", ColKind::F64),
+];
+
+async fn wait_step(wall_s: f64, cancel: &mut watch::Receiver<bool>) -> Result<(), String> {
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs_f64(wall_s.max(0.0))) => Ok(()),
+        _ = cancel.wait_for(|c| *c) => Err("aborted by user (Ctrl-C)".into()),
+    }
+}
+
+/// One recording step (OCP or CV): arm the digitizer, start the technique,
+/// supervise until the potentiostat finishes. Returns the probe back unless
+/// its task died with it.
+#[allow(clippy::too_many_arguments)]
+async fn record_step(
+    ctx: &mut Ctx<'_>,
+    step_index: usize,
+    step: &Step,
+    mut dmm: Box<dyn DeflectionProbe>,
+    cmd_tx: &std::sync::mpsc::Sender<PstatCmd>,
+    pmsg_rx: &mut mpsc::UnboundedReceiver<PstatMsg>,
+    cancel: &mut watch::Receiver<bool>,
+    progress: &mut impl FnMut(Progress),
+) -> (Result<(), String>, Option<Box<dyn DeflectionProbe>>) {
+    let inst = &ctx.req.bench.instruments;
+    let limits = &ctx.req.recipe.limits;
+    let dt_dmm_s = inst.deflection.sample_interval_s;
+    let duration_s = step.duration_s();
+    // Same count the recipe check used against the instrument's buffer.
+    let count =
+        vegard_recipe::deflection_samples(duration_s, dt_dmm_s).min(inst.deflection.max_samples);
+    let (technique, cycles, sample_interval_s) = match step {
+        Step::Ocp(o) => (
+            Technique::Ocp {
+                duration_s: o.duration_s,
+                sample_interval_s: o.sample_interval_s,
+            },
+            1,
+            o.sample_interval_s,
+        ),
+        Step::Cv(c) => (
+            Technique::Cv {
+                begin_V: c.begin_V,
+                vertex_V: c.vertex_V,
+                scan_rate_V_per_s: c.scan_rate_V_per_s,
+                step_V: c.step_V,
+                cycles: c.cycles,
+                current_range_A: inst.potentiostat.current_range_max_A,
+            },
+            c.cycles,
+            c.sample_interval_s(),
+        ),
+        Step::Wait(_) => return (Ok(()), Some(dmm)),
+    };
+    let segment = ctx.segment;
+    ctx.segment += 1;
+
+    let setup = DigitizerSetup {
+        sample_interval_s: dt_dmm_s,
+        count,
+        range_V: inst.deflection.range_V,
+        trigger: DigitizerTrigger::External,
+    };
+    if let Err(e) = dmm.configure(setup).await {
+        return (Err(format!("digitizer: {e}")), Some(dmm));
+    }
+    if let Err(e) = dmm.arm().await {
+        return (Err(format!("digitizer: {e}")), Some(dmm));
+    }
+    let _ = ctx.events.append(
+        "digitizer_armed",
+        ctx.clock.now_ns(),
+        json!({"segment": segment, "sample_interval_s": dt_dmm_s, "count": count}),
+    );
+
+    // Digitizer task: poll R? about every 10 ms of wall time until told to
+    // stop. Frequent polls keep memory low and give the clock fit many
+    // receive stamps close to the newest reading.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (batch_tx, mut batch_rx) = mpsc::unbounded_channel::<Result<DmmBatch, String>>();
+    let clock = ctx.clock;
+    let fault = ctx.req.fault;
+    let mut dmm_task = tokio::spawn(async move {
+        let res = digitizer_loop(&mut *dmm, stop_rx, batch_tx, clock, fault).await;
+        (res, dmm)
+    });
+
+    if cmd_tx.send(PstatCmd::Start(technique)).is_err() {
+        let _ = stop_tx.send(true);
+        let probe = dmm_task.await.ok().map(|(_, d)| d);
+        return (Err("potentiostat thread has stopped".into()), probe);
+    }
+
+    let step_start_ns = ctx.clock.now_ns();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_event_ns = step_start_ns;
+    let silence_limit_ns =
+        ((inst.potentiostat.timeout_s.max(2.0) + 3.0 * sample_interval_s / ctx.speed) * 1e9) as i64;
+    let mut dmm_index: i64 = 0;
+    let mut last = (f64::NAN, f64::NAN, f64::NAN, 0u32);
+    let invols = inst.deflection.invols_nm_per_V;
+    let [w_lo, w_hi] = limits.potential_window_V;
+    let margin_V = 0.05 * (w_hi - w_lo).abs().max(0.1);
+    let mut finished = false;
+    let mut outcome: Result<(), String> = Ok(());
+    let mut dmm_done: Option<DmmJoin> = None;
+
+    while !finished {
+        tokio::select! {
+            msg = pmsg_rx.recv() => match msg {
+                None => { outcome = Err("potentiostat task ended unexpectedly".into()); break; }
+                Some(PstatMsg::Error(e)) => { outcome = Err(format!("potentiostat: {e}")); break; }
+                Some(PstatMsg::Event { host_ns, event }) => {
+                    last_event_ns = host_ns;
+                    match event {
+                        PstatEvent::Sample { index, t_dev_s, E_V, I_A, status, scan } => {
+                            let I_A = I_A.unwrap_or(f64::NAN);
+                            let cycle = if matches!(step, Step::Cv(_)) { scan as i64 + 1 } else { 0 };
+                            let row = [
+                                Cell::I64(ctx.seq_p), Cell::I64(step_index as i64), Cell::I64(segment),
+                                Cell::I64(index as i64), Cell::I64(cycle), Cell::F64(t_dev_s),
+                                Cell::I64(host_ns), Cell::F64(E_V), Cell::F64(I_A), Cell::I64(i64::from(status)),
+                            ];
+                            ctx.seq_p += 1;
+                            if let Err(e) = ctx.pstat_raw.append(&row) {
+                                outcome = Err(format!("store: {e}")); break;
+                            }
+                            last.0 = E_V; last.1 = I_A; last.3 = cycle.max(0) as u32;
+                            if I_A.is_finite() && I_A.abs() > limits.current_max_A {
+                                outcome = Err(format!(
+                                    "current limit hit: |I| = {:.4e} A > current_max_A = {:.4e} A (step {step_index}, sample {index})",
+                                    I_A.abs(), limits.current_max_A));
+                                break;
+                            }
+                            if E_V.is_finite() && (E_V < w_lo - margin_V || E_V > w_hi + margin_V) {
+                                outcome = Err(format!(
+                                    "potential limit hit: E = {E_V:.4} V outside potential_window_V [{w_lo}, {w_hi}] (step {step_index}, sample {index})"));
+                                break;
+                            }
+                        }
+                        PstatEvent::DeviceError { code, detail } => {
+                            outcome = Err(format!("potentiostat device error !{code:04X}: {detail}"));
+                            break;
+                        }
+                        PstatEvent::Finished => finished = true,
+                        PstatEvent::ScanEnd { scan } => {
+                            let _ = ctx.events.append("scan_end", host_ns, json!({"step": step_index, "scan": scan}));
+                        }
+                        _ => {}
+                    }
+                }
+            },
+            batch = batch_rx.recv() => match batch {
+                Some(Ok(b)) => {
+                    for v in &b.readings_V {
+                        let row = [
+                            Cell::I64(ctx.seq_d), Cell::I64(step_index as i64), Cell::I64(segment),
+                            Cell::I64(dmm_index), Cell::F64(dmm_index as f64 * dt_dmm_s),
+                            Cell::I64(b.host_ns), Cell::F64(*v),
+                        ];
+                        ctx.seq_d += 1;
+                        dmm_index += 1;
+                        if let Err(e) = ctx.dmm_raw.append(&row) {
+                            outcome = Err(format!("store: {e}")); break;
+                        }
+                    }
+                    if let Some(v) = b.readings_V.last() { last.2 = v * invols; }
+                }
+                Some(Err(e)) => { outcome = Err(format!("digitizer: {e}")); break; }
+                None => {} // task finished; its JoinHandle tells how
+            },
+            joined = &mut dmm_task, if dmm_done.is_none() => {
+                let failed = match &joined {
+                    Err(e) if e.is_panic() => Some("deflection task panicked".to_string()),
+                    Err(e) => Some(format!("deflection task failed: {e}")),
+                    Ok((Err(e), _)) => Some(format!("digitizer: {e}")),
+                    Ok((Ok(()), _)) => Some("deflection task stopped early".to_string()),
+                };
+                dmm_done = Some(joined);
+                if let Some(f) = failed { outcome = Err(f); break; }
+            },
+            _ = cancel.wait_for(|c| *c) => { outcome = Err("aborted by user (Ctrl-C)".into()); break; }
+            _ = tick.tick() => {
+                let now = ctx.clock.now_ns();
+                let _ = ctx.pstat_raw.flush_if_due();
+                let _ = ctx.dmm_raw.flush_if_due();
+                if now - last_event_ns > silence_limit_ns {
+                    outcome = Err(format!(
+                        "potentiostat silent for {:.1} s (timeout)", (now - last_event_ns) as f64 * 1e-9));
+                    break;
+                }
+                let in_step_s = (now - step_start_ns) as f64 * 1e-9 * ctx.speed;
+                let elapsed_s = ctx.done_s + in_step_s.min(duration_s);
+                progress(Progress::Tick {
+                    step: step_index, count: ctx.req.recipe.steps.len(), kind: step.kind_name(),
+                    cycle: last.3, cycles, elapsed_s, eta_s: (ctx.total_s - elapsed_s).max(0.0),
+                    E_V: last.0, I_A: last.1, deflection_nm: last.2,
+                });
+            }
+        }
+    }
+
+    // Stop the digitizer: a last fetch collects readings up to now.
+    let _ = stop_tx.send(true);
+    let joined = match dmm_done {
+        Some(j) => j,
+        None => match tokio::time::timeout(Duration::from_secs(5), &mut dmm_task).await {
+            Ok(j) => j,
+            Err(_) => {
+                dmm_task.abort();
+                return (
+                    outcome.and(Err("digitizer did not stop within 5 s".into())),
+                    None,
+                );
+            }
+        },
+    };
+    while let Ok(b) = batch_rx.try_recv() {
+        if let Ok(b) = b {
+            for v in &b.readings_V {
+                let row = [
+                    Cell::I64(ctx.seq_d),
+                    Cell::I64(step_index as i64),
+                    Cell::I64(segment),
+                    Cell::I64(dmm_index),
+                    Cell::F64(dmm_index as f64 * dt_dmm_s),
+                    Cell::I64(b.host_ns),
+                    Cell::F64(*v),
+                ];
+                ctx.seq_d += 1;
+                dmm_index += 1;
+                let _ = ctx.dmm_raw.append(&row);
+            }
+        }
+    }
+    match joined {
+        Ok((res, probe)) => {
+            let outcome = match (outcome, res) {
+                (Ok(()), Err(e)) => Err(format!("digitizer: {e}")),
+                (o, _) => o,
+            };
+            (outcome, Some(probe))
+        }
+        Err(e) => {
+            let why = if e.is_panic() {
+                "deflection task panicked".to_string()
+            } else {
+                format!("deflection task failed: {e}")
+            };
+            (outcome.and(Err(why)), None)
+        }
+    }
+}
+
+async fn digitizer_loop(
+    dmm: &mut dyn DeflectionProbe,
+    mut stop: watch::Receiver<bool>,
+    tx: mpsc::UnboundedSender<Result<DmmBatch, String>>,
+    clock: HostClock,
+    fault: Option<EngineFault>,
+) -> Result<(), String> {
+    let mut fetches = 0u32;
+    let after_fetches =
+        fault.map(|EngineFault::PanicInDeflectionTask { after_fetches }| after_fetches);
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(10)) => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        let readings_V = dmm.fetch().await.map_err(|e| e.to_string())?;
+        let host_ns = clock.now_ns();
+        fetches += 1;
+        if after_fetches.is_some_and(|n| fetches >= n) {
+            panic!("injected fault: deflection task panics after {fetches} fetches");
+        }
+        if !readings_V.is_empty()
+            && tx
+                .send(Ok(DmmBatch {
+                    host_ns,
+                    readings_V,
+                }))
+                .is_err()
+        {
+            return Ok(());
+        }
+        if stopping {
+            let _ = dmm.abort().await;
+            return Ok(());
+        }
+    }
+}
+
+fn potentiostat_thread(
+    pstat: &mut dyn Potentiostat,
+    cmds: std::sync::mpsc::Receiver<PstatCmd>,
+    tx: mpsc::UnboundedSender<PstatMsg>,
+    clock: HostClock,
+) {
+    while let Ok(PstatCmd::Start(technique)) = cmds.recv() {
+        if let Err(e) = pstat.start(&technique) {
+            let _ = tx.send(PstatMsg::Error(e.to_string()));
+            continue;
+        }
+        loop {
+            match pstat.read_event(Duration::from_millis(100)) {
+                Ok(Some(event)) => {
+                    let host_ns = clock.now_ns();
+                    let end = matches!(event, PstatEvent::Finished);
+                    if tx.send(PstatMsg::Event { host_ns, event }).is_err() {
+                        return;
+                    }
+                    if end {
+                        break;
+                    }
+                }
+                Ok(None) => {
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(PstatMsg::Error(e.to_string()));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn to_table<T: serde::Serialize>(v: &T) -> toml::Table {
+    toml::Table::try_from(v).unwrap_or_default()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}

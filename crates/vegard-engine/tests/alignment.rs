@@ -1,0 +1,124 @@
+//! The shared clock, measured against ground truth: a CV runs on the virtual
+//! bench (drivers over the real pty and TCP), then every digitizer reading's
+//! aligned time is compared with the true instant the emulator took it,
+//! relative to the potentiostat's own samples. The emulators' clocks have
+//! different offsets, drifts (ppm) and jitter, all known to the bench.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use vegard_engine::{RunRequest, run};
+use vegard_recipe::{load_bench, parse_recipe};
+use vegard_sim::VirtualBench;
+
+const RECIPE: &str = r#"
+[run]
+name = "alignment"
+[limits]
+current_max_A = 0.01
+potential_window_V = [-0.2, 1.0]
+[[step]]
+kind = "cv"
+begin_V = 0.4
+vertex_V = [0.9, -0.1]
+scan_rate_V_per_s = 0.2
+step_V = 0.002
+cycles = 2
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digitizer_alignment_error_is_below_one_sample_period() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let bench = load_bench(&root.join("configs/sim.toml")).unwrap();
+    let mut params = bench.sim.clone().unwrap();
+    params.time_acceleration = 5.0;
+    // Make the clocks' disagreement obvious so an unaligned run would fail.
+    params.clocks.potentiostat.drift_ppm = 80.0;
+    params.clocks.deflection.drift_ppm = -120.0;
+    let vb = Arc::new(VirtualBench::start(&params).unwrap());
+    let out_dir = std::env::temp_dir().join(format!("vegard-align-{}", std::process::id()));
+    let req = RunRequest {
+        recipe: parse_recipe(RECIPE, "alignment.toml").unwrap(),
+        recipe_path: "alignment.toml".into(),
+        bench: bench.clone(),
+        bench_path: root.join("configs/sim.toml"),
+        out_dir,
+        speed: None,
+        fault: None,
+        virtual_bench: Some(vb.clone()),
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let outcome = run(req, rx, |_| {}).await.unwrap();
+    assert_eq!(outcome.status.to_string(), "complete");
+    let est = outcome
+        .summary
+        .as_ref()
+        .and_then(|s| s.alignment_error_estimate_s)
+        .unwrap();
+
+    let truth = vb.truth_log();
+    let p = vegard_store::read_parquet(&outcome.run_dir.join("data/potentiostat.parquet")).unwrap();
+    let d = vegard_store::read_parquet(&outcome.run_dir.join("data/deflection.parquet")).unwrap();
+    let (p_idx, p_t) = (p.i64("index").unwrap(), p.f64("t_s").unwrap());
+    let (d_idx, d_t) = (d.i64("index").unwrap(), d.f64("t_s").unwrap());
+    let true_p: HashMap<u64, f64> = truth
+        .potentiostat
+        .iter()
+        .filter(|s| s.segment == 0)
+        .map(|s| (s.index, s.t_true_s))
+        .collect();
+    let true_d: HashMap<u64, f64> = truth
+        .deflection
+        .iter()
+        .filter(|s| s.segment == 0)
+        .map(|s| (s.index, s.t_true_s))
+        .collect();
+    // Reference: the potentiostat's first sample on both timelines.
+    let k0 = p_idx.iter().position(|&i| i == 0).unwrap();
+    let (ref_shared, ref_true) = (p_t[k0], true_p[&0]);
+
+    let mut worst_s: f64 = 0.0;
+    let mut sum2 = 0.0;
+    let mut n = 0usize;
+    for (i, &idx) in d_idx.iter().enumerate() {
+        let Some(&t_true) = true_d.get(&(idx as u64)) else {
+            continue;
+        };
+        let e = (d_t[i] - ref_shared) - (t_true - ref_true);
+        worst_s = worst_s.max(e.abs());
+        sum2 += e * e;
+        n += 1;
+    }
+    // Potentiostat samples against their truth too (drift over the run).
+    let mut worst_p: f64 = 0.0;
+    for (i, &idx) in p_idx.iter().enumerate() {
+        if let Some(&t_true) = true_p.get(&(idx as u64)) {
+            worst_p = worst_p.max(((p_t[i] - ref_shared) - (t_true - ref_true)).abs());
+        }
+    }
+    let period = bench.instruments.deflection.sample_interval_s;
+    let rms = (sum2 / n as f64).sqrt();
+    eprintln!(
+        "alignment vs truth over {n} digitizer readings: max {:.1} us, rms {:.1} us \
+         (potentiostat max {:.1} us; estimate {:.1} us; digitizer period {:.1} ms)",
+        worst_s * 1e6,
+        rms * 1e6,
+        worst_p * 1e6,
+        est * 1e6,
+        period * 1e3
+    );
+    assert!(n > 1000, "only {n} readings matched the truth log");
+    assert!(
+        worst_s < period,
+        "max alignment error {worst_s} s >= {period} s"
+    );
+    assert!(worst_p < period, "potentiostat timeline error {worst_p} s");
+
+    // Without drift correction the error would exceed one period: the test
+    // can fail. (200 ppm relative over ~20 s = 4 ms is close; check it grew.)
+    let span = truth.deflection.last().unwrap().t_true_s - ref_true;
+    assert!(200e-6 * span > worst_s * 2.0, "test too weak: span {span}");
+}

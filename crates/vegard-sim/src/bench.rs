@@ -1,0 +1,217 @@
+//! The virtual bench: one physical world, a MethodSCRIPT potentiostat on a
+//! pseudo-terminal and a SCPI digitizer on loopback TCP, wired together by a
+//! trigger cable, all running on one accelerated true timeline.
+//!
+//! Owns: the bench's threads and their shutdown, the resource strings the
+//! drivers connect to, and the read-only views (line log, truth log, cell
+//! state) tests and the engine inspect.
+
+use crate::SimError;
+use crate::clock::BenchClock;
+use crate::dmm;
+use crate::journal::{Device, Journal, LogEntry, TruthLog, lock};
+use crate::methodscript;
+use crate::world::World;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use vegard_recipe::SimParams;
+
+/// Wall-clock period of the bench tick, which keeps the world integrated up
+/// to now and lets the digitizer take its due readings even when nobody
+/// asks, so the history an emulator reads from stays short.
+const TICK: Duration = Duration::from_millis(10);
+
+/// What every emulator thread shares.
+pub(crate) struct Shared {
+    pub clock: BenchClock,
+    pub world: Mutex<World>,
+    pub journal: Journal,
+    pub shutdown: AtomicBool,
+}
+
+/// A running virtual bench. Dropping it shuts it down.
+pub struct VirtualBench {
+    shared: Arc<Shared>,
+    potentiostat_resource: String,
+    deflection_resource: String,
+    threads: Vec<JoinHandle<()>>,
+    /// Keeps the pty's slave side open for the bench's lifetime.
+    _potentiostat: methodscript::Potentiostat,
+}
+
+impl VirtualBench {
+    /// Builds the world from `params` and starts the instruments. The clock
+    /// starts now: true time 0 is this call.
+    pub fn start(params: &SimParams) -> Result<VirtualBench, SimError> {
+        let speed = params.time_acceleration;
+        if !(speed.is_finite() && speed > 0.0) {
+            return Err(SimError::InvalidParam {
+                name: "time_acceleration",
+                reason: format!("must be a finite number > 0, got {speed}"),
+            });
+        }
+        validate_faults(params)?;
+        let clock = BenchClock::start(speed);
+        let shared = Arc::new(Shared {
+            clock,
+            world: Mutex::new(World::new(params, clock)?),
+            journal: Journal::default(),
+            shutdown: AtomicBool::new(false),
+        });
+        // From here on, a failure must stop what already runs: build the
+        // bench value early so its Drop does that.
+        let mut bench = VirtualBench {
+            shared: shared.clone(),
+            potentiostat_resource: String::new(),
+            deflection_resource: String::new(),
+            threads: Vec::new(),
+            _potentiostat: methodscript::start(shared.clone(), params)?,
+        };
+        bench.potentiostat_resource = format!("ASRL{}::INSTR", bench._potentiostat.path);
+        bench.threads.append(&mut bench._potentiostat.threads);
+        let meter = dmm::start(shared.clone(), params)?;
+        bench.deflection_resource =
+            format!("TCPIP::{}::{}::SOCKET", meter.addr.ip(), meter.addr.port());
+        bench.threads.push(meter.thread);
+        let ticker_dmm = meter.dmm;
+        let ticker = std::thread::Builder::new()
+            .name("vegard-sim-tick".into())
+            .spawn(move || {
+                while !shared.shutdown.load(Ordering::Relaxed) {
+                    lock(&shared.world).advance_to_now();
+                    lock(&ticker_dmm).update();
+                    std::thread::sleep(TICK);
+                }
+            })
+            .map_err(|source| SimError::Io {
+                what: "tick thread",
+                source,
+            })?;
+        bench.threads.push(ticker);
+        Ok(bench)
+    }
+
+    /// VISA resource of the potentiostat, e.g. `ASRL/dev/pts/7::INSTR`.
+    pub fn potentiostat_resource(&self) -> String {
+        self.potentiostat_resource.clone()
+    }
+
+    /// VISA resource of the digitizer, e.g. `TCPIP::127.0.0.1::40123::SOCKET`.
+    pub fn deflection_resource(&self) -> String {
+        self.deflection_resource.clone()
+    }
+
+    /// Simulated seconds per wall-clock second.
+    pub fn speed(&self) -> f64 {
+        self.shared.clock.speed()
+    }
+
+    /// Every line received and sent so far, in the order handled.
+    pub fn log(&self) -> Vec<LogEntry> {
+        self.shared.journal.lines()
+    }
+
+    /// Whether `device` received any line containing `needle`.
+    pub fn received(&self, device: Device, needle: &str) -> bool {
+        self.shared.journal.received(device, needle)
+    }
+
+    /// Whether the potentiostat drives the cell right now.
+    pub fn cell_is_on(&self) -> bool {
+        lock(&self.shared.world).cell_is_on()
+    }
+
+    /// True instants of the trigger edges and of every emitted sample.
+    pub fn truth_log(&self) -> TruthLog {
+        let triggers_s = lock(&self.shared.world).trigger.rising_s.clone();
+        self.shared.journal.truth(triggers_s)
+    }
+
+    /// Stops every thread and closes the pty and the listener. Returns
+    /// within a few tens of milliseconds.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::Relaxed);
+        for handle in self.threads.drain(..) {
+            if handle.join().is_err() {
+                tracing::error!("a virtual bench thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for VirtualBench {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn validate_faults(p: &SimParams) -> Result<(), SimError> {
+    let f = &p.faults;
+    for (name, v) in [
+        (
+            "faults.potentiostat_error_after_s",
+            f.potentiostat_error_after_s,
+        ),
+        ("faults.current_spike_after_s", f.current_spike_after_s),
+    ] {
+        if let Some(v) = v
+            && !(v.is_finite() && v >= 0.0)
+        {
+            return Err(SimError::InvalidParam {
+                name,
+                reason: format!("must be a finite number >= 0, got {v}"),
+            });
+        }
+    }
+    if !f.current_spike_A.is_finite() {
+        return Err(SimError::InvalidParam {
+            name: "faults.current_spike_A",
+            reason: format!("must be finite, got {}", f.current_spike_A),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bench_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<VirtualBench>();
+    }
+
+    #[test]
+    fn unphysical_bench_parameters_are_refused() {
+        let mut p = SimParams {
+            time_acceleration: 0.0,
+            ..SimParams::default()
+        };
+        assert!(matches!(
+            VirtualBench::start(&p),
+            Err(SimError::InvalidParam {
+                name: "time_acceleration",
+                ..
+            })
+        ));
+        p.time_acceleration = 10.0;
+        p.faults.potentiostat_error_after_s = Some(f64::NAN);
+        assert!(VirtualBench::start(&p).is_err());
+        p.faults.potentiostat_error_after_s = None;
+        p.clocks.deflection.jitter_s = -1.0;
+        assert!(matches!(
+            VirtualBench::start(&p),
+            Err(SimError::InvalidParam {
+                name: "clocks.deflection",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,561 @@
+//! End-to-end tests of the `vegard` binary: what a user types, what a user
+//! gets. Safety tests run the virtual bench as a separate `vegard sim`
+//! process and connect to it through its pty / TCP resource strings, exactly
+//! as to real instruments, so the bench's own log proves what arrived on the
+//! wire after the engine stopped.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+fn vegard() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vegard"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let d = std::env::temp_dir().join(format!("vegard-test-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn json_of(out: &[u8]) -> Value {
+    let s = String::from_utf8_lossy(out);
+    let line = s
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+fn run_toml(dir: &Path) -> toml::Table {
+    std::fs::read_to_string(dir.join("run.toml"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------- recipes
+
+#[test]
+fn malformed_recipe_gives_file_line_col_and_exit_2() {
+    let dir = tmpdir("bad");
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        "[run]\nname = \"x\"\n\n[limits]\ncurrent_max_A = 0.01\npotential_window_V = [-0.2, 1.0]\n\n\
+         [[step]]\nkind = \"cv\"\nbegin_V = 0.4\nvertex_V = [0.9, -0.1]\nscan_rate_V_per_s = -0.2\n\
+         step_V = 0.002\ncycles = 3\n",
+    )
+    .unwrap();
+    let out = vegard().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want = format!("{}:12:", path.display());
+    assert!(err.starts_with(&want), "stderr: {err}");
+    assert!(err.contains("scan_rate_V_per_s"), "stderr: {err}");
+
+    // Unknown key, and `run` refuses before touching anything.
+    std::fs::write(
+        &path,
+        "[run]\nname = \"x\"\ncolour = \"red\"\n[limits]\ncurrent_max_A = 0.01\npotential_window_V = [-0.2, 1.0]\n",
+    )
+    .unwrap();
+    let out = vegard()
+        .args(["run", "--out"])
+        .arg(&dir)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("{}:3:1:", path.display())),
+        "stderr: {err}"
+    );
+    assert!(
+        std::fs::read_dir(&dir).unwrap().count() == 1,
+        "no run folder for a bad recipe"
+    );
+}
+
+#[test]
+fn demo_recipe_validates() {
+    let out = vegard()
+        .args(["validate", "recipes/demo-cv.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+// ---------------------------------------------------------------- the demo
+
+#[test]
+fn demo_kappa_matches_the_bench_truth() {
+    let out_dir = tmpdir("demo");
+    let out = vegard()
+        .args([
+            "run",
+            "recipes/demo-cv.toml",
+            "--speed",
+            "8",
+            "--json",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = json_of(&out.stdout);
+    assert_eq!(res["status"], "complete");
+    let run_dir = PathBuf::from(res["run_dir"].as_str().unwrap());
+    for f in [
+        "run.toml",
+        "events.jsonl",
+        "raw/potentiostat.csv",
+        "raw/deflection.csv",
+        "data/potentiostat.parquet",
+        "data/deflection.parquet",
+        "aligned.parquet",
+    ] {
+        assert!(run_dir.join(f).exists(), "missing {f}");
+    }
+    assert_eq!(run_toml(&run_dir)["status"].as_str(), Some("complete"));
+
+    let truth = vegard()
+        .args(["sim", "--bench", "configs/sim.toml", "--truth", "--json"])
+        .output()
+        .unwrap();
+    assert!(truth.status.success());
+    let truth: Value = serde_json::from_slice(&truth.stdout).unwrap();
+    let kappa_true = truth["kappa_nm_per_mC"].as_f64().unwrap();
+
+    let an = vegard()
+        .arg("analyze")
+        .arg(&run_dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        an.status.success(),
+        "{}",
+        String::from_utf8_lossy(&an.stderr)
+    );
+    let an: Value = serde_json::from_slice(&an.stdout).unwrap();
+    let dvc = &an["deformation_vs_charge"];
+    let kappa = dvc["slope_nm_per_mC"].as_f64().unwrap();
+    let se = dvc["slope_se_nm_per_mC"].as_f64().unwrap();
+    let r2 = dvc["r2"].as_f64().unwrap();
+    eprintln!("kappa {kappa} ± {se} nm/mC vs truth {kappa_true}, R² {r2}");
+    assert!(
+        ((kappa - kappa_true) / kappa_true).abs() < 0.03,
+        "kappa {kappa} vs truth {kappa_true}"
+    );
+    assert!(r2 > 0.99, "R² {r2}");
+    assert!(se > 0.0 && se < 0.01 * kappa.abs(), "se {se}");
+    assert_eq!(dvc["per_cycle"].as_array().map(Vec::len), Some(3));
+    assert!(run_dir.join("analysis.json").exists());
+}
+
+// ---------------------------------------------------------------- safety
+
+/// `vegard sim` in its own process; collects its JSON-lines log.
+struct ExternalBench {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    potentiostat: String,
+    deflection: String,
+}
+
+impl ExternalBench {
+    fn start(bench_toml: &Path) -> Self {
+        let mut child = vegard()
+            .args(["sim", "--json", "--bench"])
+            .arg(bench_toml)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("sim printed its resources");
+        let v: Value = serde_json::from_str(&first).unwrap();
+        ExternalBench {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+            potentiostat: v["potentiostat"].as_str().unwrap().to_string(),
+            deflection: v["deflection"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// A bench config pointing at this process's resources, as at real instruments.
+    fn bench_file(&self, dir: &Path) -> PathBuf {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/sim.toml"))
+                .unwrap();
+        let mut t: toml::Table = text.parse().unwrap();
+        let inst = t["instruments"].as_table_mut().unwrap();
+        inst["potentiostat"].as_table_mut().unwrap()["resource"] =
+            toml::Value::String(self.potentiostat.clone());
+        inst["deflection"].as_table_mut().unwrap()["resource"] =
+            toml::Value::String(self.deflection.clone());
+        t.remove("sim");
+        let p = dir.join("external-bench.toml");
+        std::fs::write(&p, toml::to_string(&t).unwrap()).unwrap();
+        p
+    }
+
+    /// Received potentiostat lines so far (trimmed), waiting a moment for stragglers.
+    fn received_potentiostat(&mut self, settle: Duration) -> Vec<String> {
+        let end = Instant::now() + settle;
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(l);
+        }
+        self.seen
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["device"] == "potentiostat" && v["direction"] == "received")
+            .filter_map(|v| v["line"].as_str().map(|s| s.trim().to_string()))
+            .collect()
+    }
+}
+
+impl Drop for ExternalBench {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The engine's safety sequence reached the instrument: an abort `Z`
+/// followed later by a `cell_off` command.
+fn assert_safe_sequence(received: &[String]) {
+    let z = received
+        .iter()
+        .rposition(|l| l == "Z")
+        .unwrap_or_else(|| panic!("no Z abort received: {:?}", tail(received)));
+    assert!(
+        received[z..].iter().any(|l| l == "cell_off"),
+        "no cell_off after the abort: {:?}",
+        tail(received)
+    );
+}
+
+fn tail(v: &[String]) -> &[String] {
+    &v[v.len().saturating_sub(20)..]
+}
+
+fn write_bench_with(dir: &Path, sim_extra: &str) -> PathBuf {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/sim.toml"))
+            .unwrap();
+    let p = dir.join("sim-faulty.toml");
+    std::fs::write(&p, format!("{text}\n{sim_extra}\n")).unwrap();
+    p
+}
+
+/// Short recipe: 1 CV cycle of 10 s so the safety tests run in real time.
+fn short_recipe(dir: &Path) -> PathBuf {
+    let p = dir.join("short.toml");
+    std::fs::write(
+        &p,
+        "[run]\nname = \"safety\"\n[limits]\ncurrent_max_A = 0.01\npotential_window_V = [-0.2, 1.0]\n\
+         [[step]]\nkind = \"cv\"\nbegin_V = 0.4\nvertex_V = [0.9, -0.1]\nscan_rate_V_per_s = 0.2\n\
+         step_V = 0.002\ncycles = 1\n",
+    )
+    .unwrap();
+    p
+}
+
+fn run_against(bench: &ExternalBench, dir: &Path, extra: &[&str]) -> std::process::Output {
+    let recipe = short_recipe(dir);
+    let bench_file = bench.bench_file(dir);
+    vegard()
+        .arg("run")
+        .arg(&recipe)
+        .arg("--bench")
+        .arg(&bench_file)
+        .arg("--out")
+        .arg(dir)
+        .arg("--json")
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn ctrl_c_aborts_and_switches_the_cell_off() {
+    let dir = tmpdir("ctrlc");
+    let mut bench = ExternalBench::start(Path::new("configs/sim.toml"));
+    let recipe = short_recipe(&dir);
+    let bench_file = bench.bench_file(&dir);
+    let child = vegard()
+        .arg("run")
+        .arg(&recipe)
+        .arg("--bench")
+        .arg(&bench_file)
+        .arg("--out")
+        .arg(&dir)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the CV get going, then press Ctrl-C.
+    std::thread::sleep(Duration::from_secs(3));
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = json_of(&out.stdout);
+    assert_eq!(res["status"], "aborted");
+    assert!(res["reason"].as_str().unwrap().contains("Ctrl-C"));
+    let run_dir = PathBuf::from(res["run_dir"].as_str().unwrap());
+    assert_eq!(run_toml(&run_dir)["status"].as_str(), Some("aborted"));
+    assert!(
+        run_dir.join("aligned.parquet").exists(),
+        "data kept on abort"
+    );
+    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+}
+
+#[test]
+fn device_error_aborts_and_switches_the_cell_off() {
+    let dir = tmpdir("deverr");
+    let cfg = write_bench_with(&dir, "[sim.faults]\npotentiostat_error_after_s = 1.5\n");
+    let mut bench = ExternalBench::start(&cfg);
+    let out = run_against(&bench, &dir, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = json_of(&out.stdout);
+    assert_eq!(res["status"], "aborted");
+    assert!(
+        res["reason"].as_str().unwrap().contains("4004"),
+        "reason: {}",
+        res["reason"]
+    );
+    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+}
+
+#[test]
+fn current_limit_aborts_and_switches_the_cell_off() {
+    let dir = tmpdir("limit");
+    let cfg = write_bench_with(
+        &dir,
+        "[sim.faults]\ncurrent_spike_after_s = 1.5\ncurrent_spike_A = 0.05\n",
+    );
+    let mut bench = ExternalBench::start(&cfg);
+    let out = run_against(&bench, &dir, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = json_of(&out.stdout);
+    assert!(
+        res["reason"].as_str().unwrap().contains("current limit"),
+        "reason: {}",
+        res["reason"]
+    );
+    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+}
+
+#[test]
+fn panic_in_a_task_aborts_and_switches_the_cell_off() {
+    let dir = tmpdir("panic");
+    let mut bench = ExternalBench::start(Path::new("configs/sim.toml"));
+    let out = run_against(&bench, &dir, &["--inject-fault", "panic-deflection"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = json_of(&out.stdout);
+    assert!(
+        res["reason"].as_str().unwrap().contains("panicked"),
+        "reason: {}",
+        res["reason"]
+    );
+    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+}
+
+#[test]
+fn normal_end_leaves_the_cell_off() {
+    let dir = tmpdir("normal");
+    let mut bench = ExternalBench::start(Path::new("configs/sim.toml"));
+    let recipe = dir.join("tiny.toml");
+    std::fs::write(
+        &recipe,
+        "[run]\nname = \"tiny\"\n[limits]\ncurrent_max_A = 0.01\npotential_window_V = [-0.2, 1.0]\n\
+         [[step]]\nkind = \"cv\"\nbegin_V = 0.4\nvertex_V = [0.6, 0.2]\nscan_rate_V_per_s = 0.4\n\
+         step_V = 0.002\ncycles = 1\n",
+    )
+    .unwrap();
+    let out = vegard()
+        .arg("run")
+        .arg(&recipe)
+        .arg("--bench")
+        .arg(bench.bench_file(&dir))
+        .arg("--out")
+        .arg(&dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_of(&out.stdout)["status"], "complete");
+    let rx = bench.received_potentiostat(Duration::from_millis(500));
+    let last_cell_on = rx
+        .iter()
+        .rposition(|l| l == "cell_on")
+        .expect("cell_on sent");
+    assert!(
+        rx[last_cell_on..].iter().any(|l| l == "cell_off"),
+        "{:?}",
+        tail(&rx)
+    );
+}
+
+// ---------------------------------------------------------------- SIGKILL
+
+#[test]
+fn sigkill_leaves_a_recoverable_run_losing_at_most_one_flush_interval() {
+    let out_dir = tmpdir("kill");
+    let child = vegard()
+        .args(["run", "recipes/demo-cv.toml", "--json", "--out"])
+        .arg(&out_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the run folder and some data, then kill -9 mid-run.
+    let start = Instant::now();
+    let run_dir = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no run folder appeared"
+        );
+        let dir = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("raw/potentiostat.csv").exists());
+        if let Some(d) = dir {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_secs(5));
+    let kill_unix_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let st = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut child = child;
+    let _ = child.wait();
+    assert_eq!(run_toml(&run_dir)["status"].as_str(), Some("running"));
+
+    let out = vegard()
+        .arg("recover")
+        .arg(&run_dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = json_of(&out.stdout);
+    assert_eq!(res["status"], "interrupted");
+    assert!(res["aligned_rows"].as_u64().unwrap() > 100);
+    assert_eq!(run_toml(&run_dir)["status"].as_str(), Some("interrupted"));
+    assert!(run_dir.join("aligned.parquet").exists());
+
+    // Loss bound: the last saved sample arrived at most one flush interval
+    // (1 s) before the kill, plus scheduling slack.
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    let start_unix_s = first["utc_start_unix_s"].as_f64().unwrap();
+    let raw = std::fs::read_to_string(run_dir.join("raw/potentiostat.csv")).unwrap();
+    let header: Vec<&str> = raw.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "host_ns").unwrap();
+    let last_host_s = raw
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(col)?.parse::<i64>().ok())
+        .max()
+        .unwrap() as f64
+        * 1e-9;
+    let killed_at_s = kill_unix_s - start_unix_s;
+    let lost_s = killed_at_s - last_host_s;
+    eprintln!(
+        "killed at {killed_at_s:.3} s, last saved sample at {last_host_s:.3} s: lost {lost_s:.3} s"
+    );
+    assert!(lost_s < 1.0 + 0.25, "lost {lost_s} s of data");
+    assert!(lost_s > -0.1);
+}
+
+#[test]
+fn sim_truth_prints_kappa() {
+    let out = vegard()
+        .args(["sim", "--bench", "configs/sim.toml", "--truth", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let k = v["kappa_nm_per_mC"].as_f64().unwrap();
+    // G*Omega/(3zFA) for Omega 3.2 cm^3/mol, nu 0.3, A 1 cm^2: ~0.205 nm/mC
+    assert!((k.abs() - 0.2054).abs() < 0.01, "kappa {k}");
+}
