@@ -530,7 +530,10 @@ fn sigkill_leaves_a_recoverable_run_losing_at_most_one_flush_interval() {
     let start_unix_s = first["utc_start_unix_s"].as_f64().unwrap();
     let raw = std::fs::read_to_string(run_dir.join("raw/potentiostat.csv")).unwrap();
     let header: Vec<&str> = raw.lines().next().unwrap().split(',').collect();
-    let col = header.iter().position(|h| *h == "host_ns").unwrap();
+    let col = header
+        .iter()
+        .position(|h| h.split(':').next() == Some("host_ns"))
+        .unwrap();
     let last_host_s = raw
         .lines()
         .skip(1)
