@@ -3,7 +3,9 @@
 //!
 //! Exit status: 0 success, 1 runtime failure, 2 bad input (recipe, bench
 //! config or arguments: message `FILE:LINE:COL: ...` on stderr), 3 a run that
-//! ended `aborted` (cell switched off, data saved).
+//! ended `aborted` (cell switched off, data saved), 4 the switch-off sequence
+//! could not be sent (the cell may be on), 130 stopped by Ctrl-C before the
+//! run started (nothing recorded).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -64,8 +66,9 @@ enum Cmd {
     },
     /// Serve the virtual bench standalone, or print its ground truth.
     Sim {
-        #[arg(long, default_value = DEFAULT_BENCH)]
-        bench: PathBuf,
+        /// Bench config; default configs/sim.toml (or the built-in copy).
+        #[arg(long)]
+        bench: Option<PathBuf>,
         /// Print the ground-truth quantities the bench implies, then exit.
         #[arg(long)]
         truth: bool,
@@ -103,6 +106,16 @@ impl std::error::Error for BadInput {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Library warnings (e.g. the safety path firing) go to stderr; RUST_LOG
+    // turns on more (`RUST_LOG=vegard_instruments=debug`).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -119,6 +132,12 @@ fn main() -> ExitCode {
             if let Some(b) = e.downcast_ref::<BadInput>() {
                 eprintln!("{b}");
                 ExitCode::from(2)
+            } else if matches!(
+                e.downcast_ref::<vegard_engine::EngineError>(),
+                Some(vegard_engine::EngineError::Cancelled)
+            ) {
+                eprintln!("vegard: {e}");
+                ExitCode::from(130)
             } else {
                 eprintln!("vegard: error: {e:#}");
                 ExitCode::from(1)
@@ -147,7 +166,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             truth,
             speed,
             json,
-        } => cmd_sim(&bench, truth, speed, json).await,
+        } => cmd_sim(bench.as_deref(), truth, speed, json).await,
         Cmd::Analyze { run, json } => cmd_analyze(&run, json),
         Cmd::Recover { run, json } => cmd_recover(&run, json),
     }
@@ -211,14 +230,20 @@ async fn cmd_run(
         return Err(BadInput(format!("--speed {s}: must be > 0 and <= 1000")).into());
     }
     let (recipe, bench_cfg, bench_path) = load_checked(&recipe_path, bench.as_deref())?;
+    let inst = &bench_cfg.instruments;
+    let virtual_bench = inst.potentiostat.resource == "sim" || inst.deflection.resource == "sim";
+    if let Some(s) = speed.filter(|s| !virtual_bench && (s - 1.0).abs() > 1e-12) {
+        return Err(BadInput(format!(
+            "--speed {s}: time acceleration applies only to the virtual bench \
+             (resource = \"sim\"); {} drives real instruments, which run in real time",
+            bench_path.display()
+        ))
+        .into());
+    }
     recover_stale_runs(&out, json);
 
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = cancel_tx.send(true);
-        }
-    });
+    spawn_stop_signals(cancel_tx)?;
 
     let req = RunRequest {
         recipe,
@@ -249,11 +274,34 @@ async fn cmd_run(
         .summary
         .as_ref()
         .and_then(|s| s.alignment_error_estimate_s);
+    if let Some(e) = &outcome.cell_off_error {
+        let _ = writeln!(
+            std::io::stderr(),
+            "WARNING: the switch-off sequence could not be sent ({e}): THE CELL MAY STILL BE ON. \
+             Check the potentiostat now."
+        );
+    }
+    if let Some(e) = &outcome.finalize_error {
+        let _ = writeln!(
+            std::io::stderr(),
+            "vegard: finalising failed: {e}\n  the raw data is kept in {}/raw; retry with: vegard recover {}",
+            outcome.run_dir.display(),
+            outcome.run_dir.display()
+        );
+    }
+    let analysis_errors: Vec<String> = outcome
+        .summary
+        .as_ref()
+        .map(|s| s.analysis_errors.clone())
+        .unwrap_or_default();
     if json {
         let v = serde_json::json!({
             "run_dir": outcome.run_dir,
             "status": outcome.status.to_string(),
             "reason": outcome.reason,
+            "cell_off_error": outcome.cell_off_error,
+            "finalize_error": outcome.finalize_error,
+            "analysis_errors": analysis_errors,
             "wall_s": wall_s,
             "alignment_error_estimate_s": align_err,
             "deformation_vs_charge": dvc,
@@ -276,6 +324,9 @@ async fn cmd_run(
                 d.per_cycle.len()
             )?;
         }
+        for e in &analysis_errors {
+            writeln!(o, "  analysis:  {e}")?;
+        }
         if let Some(e) = align_err {
             writeln!(o, "  clock alignment error estimate: {:.1} µs", e * 1e6)?;
         }
@@ -285,13 +336,49 @@ async fn cmd_run(
             outcome.run_dir.display()
         )?;
     }
-    Ok(match outcome.status {
-        RunStatus::Complete => ExitCode::SUCCESS,
+    Ok(match (&outcome.cell_off_error, outcome.status) {
+        (Some(_), _) => ExitCode::from(4),
+        (None, RunStatus::Complete) if outcome.finalize_error.is_none() => ExitCode::SUCCESS,
+        (None, RunStatus::Complete) => ExitCode::from(1),
         _ => ExitCode::from(3),
     })
 }
 
+/// Ctrl-C (SIGINT), SIGTERM and SIGHUP all mean "stop safely": the engine
+/// switches the cell off and saves the data. Repeated signals are absorbed
+/// (the handlers stay installed) so an impatient second Ctrl-C cannot kill
+/// vegard halfway through switching the cell off.
+fn spawn_stop_signals(cancel: tokio::sync::watch::Sender<bool>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        let mut count = 0u32;
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "Ctrl-C",
+                _ = term.recv() => "SIGTERM",
+                _ = hup.recv() => "SIGHUP",
+            };
+            count += 1;
+            if count == 1 {
+                let _ = cancel.send(true);
+            } else {
+                let mut e = std::io::stderr().lock();
+                let _ = writeln!(
+                    e,
+                    "{name} again: already stopping (cell off, saving data), please wait"
+                );
+            }
+        }
+    });
+    Ok(())
+}
+
 fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
+    // Progress must never stop a run: a closed or full stderr is ignored.
+    let mut err = std::io::stderr().lock();
     match p {
         Progress::Started {
             run_dir,
@@ -300,10 +387,11 @@ fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
             potentiostat,
             deflection,
         } => {
-            eprintln!("vegard run -> {}", run_dir.display());
-            eprintln!("  potentiostat {potentiostat}");
-            eprintln!("  deflection   {deflection}");
-            eprintln!(
+            let _ = writeln!(err, "vegard run -> {}", run_dir.display());
+            let _ = writeln!(err, "  potentiostat {potentiostat}");
+            let _ = writeln!(err, "  deflection   {deflection}");
+            let _ = writeln!(
+                err,
                 "  {:.1} s of experiment at {}x speed (~{:.0} s wall)",
                 total_s,
                 speed,
@@ -315,7 +403,14 @@ fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
             count,
             kind,
             duration_s,
-        } => eprintln!("step {}/{} {kind}: {duration_s:.1} s", index + 1, count),
+        } => {
+            let _ = writeln!(
+                err,
+                "step {}/{} {kind}: {duration_s:.1} s",
+                index + 1,
+                count
+            );
+        }
         Progress::Tick {
             step,
             count,
@@ -337,7 +432,8 @@ fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
             } else {
                 String::new()
             };
-            eprintln!(
+            let _ = writeln!(
+                err,
                 "  [{:>5.1} s wall] step {}/{} {kind} {cyc}elapsed {:.1} s  ETA {:.1} s  E = {:+.3} V  I = {:+.3} mA  deflection = {:+.2} nm",
                 started.elapsed().as_secs_f64(),
                 step + 1,
@@ -350,9 +446,11 @@ fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
             );
         }
         Progress::Aborting { reason } => {
-            eprintln!("ABORT: {reason} — switching the cell off, saving data")
+            let _ = writeln!(err, "ABORT: {reason} — cell switched off, saving data");
         }
-        Progress::Finalizing => eprintln!("finalising: clock alignment, Parquet, analysis"),
+        Progress::Finalizing => {
+            let _ = writeln!(err, "finalising: clock alignment, Parquet, analysis");
+        }
     }
 }
 
@@ -437,14 +535,17 @@ fn cmd_recover(run: &Path, json: bool) -> Result<ExitCode> {
 }
 
 async fn cmd_sim(
-    bench_path: &Path,
+    bench_path: Option<&Path>,
     truth: bool,
     speed: Option<f64>,
     json: bool,
 ) -> Result<ExitCode> {
-    let bench = vegard_recipe::load_bench(bench_path).map_err(bad)?;
+    let (bench, _) = load_bench(bench_path)?;
     let mut params = bench.sim.clone().unwrap_or_default();
     if let Some(s) = speed {
+        if !(s.is_finite() && s > 0.0 && s <= 1000.0) {
+            return Err(BadInput(format!("--speed {s}: must be > 0 and <= 1000")).into());
+        }
         params.time_acceleration = s;
     }
     if truth {

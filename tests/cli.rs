@@ -562,3 +562,105 @@ fn sim_truth_prints_kappa() {
     // G*Omega/(3zFA) for Omega 3.2 cm^3/mol, nu 0.3, A 1 cm^2: ~0.205 nm/mC
     assert!((k.abs() - 0.2054).abs() < 0.01, "kappa {k}");
 }
+
+#[test]
+fn a_silent_potentiostat_times_out_aborts_and_switches_the_cell_off() {
+    // Regression: the abort path used to wait forever for a silent device.
+    let dir = tmpdir("silent");
+    let cfg = write_bench_with(&dir, "[sim.faults]\npotentiostat_silent_after_s = 1.5\n");
+    let mut bench = ExternalBench::start(&cfg);
+    let t0 = Instant::now();
+    let out = run_against(&bench, &dir, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = json_of(&out.stdout);
+    assert!(
+        res["reason"].as_str().unwrap().contains("silent"),
+        "reason: {}",
+        res["reason"]
+    );
+    // 1.5 s of data + the 2 s reply timeout (+ margin), not the 10 s step.
+    assert!(
+        t0.elapsed() < Duration::from_secs(9),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+}
+
+#[test]
+fn sigterm_stops_like_ctrl_c_and_the_bench_is_usable_again() {
+    let dir = tmpdir("term");
+    let mut bench = ExternalBench::start(Path::new("configs/sim.toml"));
+    let recipe = short_recipe(&dir);
+    let bench_file = bench.bench_file(&dir);
+    let child = vegard()
+        .arg("run")
+        .arg(&recipe)
+        .arg("--bench")
+        .arg(&bench_file)
+        .arg("--out")
+        .arg(&dir)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_of(&out.stdout)["status"], "aborted");
+    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+
+    // Regression: an aborted script left the trigger line high, so the next
+    // run's digitizer never saw a rising edge and recorded nothing.
+    let tiny = dir.join("tiny.toml");
+    std::fs::write(
+        &tiny,
+        "[run]\nname = \"again\"\n[limits]\ncurrent_max_A = 0.01\npotential_window_V = [-0.2, 1.0]\n\
+         [[step]]\nkind = \"cv\"\nbegin_V = 0.4\nvertex_V = [0.6, 0.2]\nscan_rate_V_per_s = 0.4\n\
+         step_V = 0.002\ncycles = 1\n",
+    )
+    .unwrap();
+    let out = vegard()
+        .arg("run")
+        .arg(&tiny)
+        .arg("--bench")
+        .arg(&bench_file)
+        .arg("--out")
+        .arg(&dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_dir = PathBuf::from(
+        json_of(&out.stdout)["run_dir"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let raw = std::fs::read_to_string(run_dir.join("raw/deflection.csv")).unwrap();
+    assert!(
+        raw.lines().count() > 100,
+        "digitizer recorded {} lines",
+        raw.lines().count()
+    );
+}

@@ -69,6 +69,8 @@ pub struct EnvelopeFit {
     pub median_delay_s: f64,
     /// Span of device time covered, s.
     pub span_s: f64,
+    /// Mean device time of the envelope points, s: the fitted line's pivot.
+    pub t_mean_s: f64,
 }
 
 /// Fit `t_host = offset + (1 + drift) * t_device` through the lower envelope of
@@ -158,6 +160,7 @@ pub fn fit_lower_envelope(
         residual_rms_s: line.rms,
         median_delay_s: median(&delays),
         span_s,
+        t_mean_s: pts.iter().map(|p| p.0).sum::<f64>() / pts.len() as f64,
     })
 }
 
@@ -171,6 +174,7 @@ impl EnvelopeFit {
     pub fn with_drift_prior(mut self, prior_sigma: f64) -> Self {
         if !self.drift_se.is_finite() {
             // No usable fit at all: nominal rate, prior uncertainty.
+            self.model.offset_s += self.model.drift * self.t_mean_s;
             self.model.drift = 0.0;
             self.drift_se = prior_sigma.abs();
             return self;
@@ -180,7 +184,10 @@ impl EnvelopeFit {
         }
         let w_fit = 1.0 / self.drift_se.max(1e-15).powi(2);
         let w_prior = 1.0 / prior_sigma.powi(2);
-        self.model.drift = self.model.drift * w_fit / (w_fit + w_prior);
+        let drift = self.model.drift * w_fit / (w_fit + w_prior);
+        // Pivot about the envelope's centre, where the fit is best determined.
+        self.model.offset_s += (self.model.drift - drift) * self.t_mean_s;
+        self.model.drift = drift;
         self.drift_se = (1.0 / (w_fit + w_prior)).sqrt();
         self
     }
@@ -385,6 +392,7 @@ mod tests {
             residual_rms_s: 1e-5,
             median_delay_s: 1e-3,
             span_s: 30.0,
+            t_mean_s: 15.0,
         };
         let mut d = p.clone();
         d.model = ClockModel {
@@ -414,6 +422,7 @@ mod tests {
             residual_rms_s: 1e-3,
             median_delay_s: 1e-3,
             span_s: 0.25,
+            t_mean_s: 0.125,
         };
         // A 4 % "drift" from five stamps is noise: pulled to ~0.
         let short = base.clone().with_drift_prior(100e-6);

@@ -40,6 +40,8 @@ pub struct FinalizeSummary {
     pub aligned_rows: usize,
     /// Analysis of each CV step, in recipe order.
     pub cv_steps: Vec<CvStepAnalysis>,
+    /// CV steps that could not be analysed, and why.
+    pub analysis_errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,10 +72,13 @@ pub fn recover_run(dir: &Path) -> Result<FinalizeSummary, EngineError> {
         RunStatus::Running | RunStatus::Interrupted => RunStatus::Interrupted,
         other => other, // already finished: just rebuild the derived files
     };
-    let reason = meta
-        .reason
-        .clone()
-        .or_else(|| Some("process ended without finishing the run (recovered)".into()));
+    let reason = match meta.status {
+        RunStatus::Running => meta
+            .reason
+            .clone()
+            .or_else(|| Some("process ended without finishing the run (recovered)".into())),
+        _ => meta.reason.clone(),
+    };
     if let Ok(ev) = vegard_store::EventLog::open_append(dir) {
         let _ = ev.append(
             "recovered",
@@ -217,7 +222,7 @@ pub fn finalize_run(
     );
     vegard_store::write_parquet(&dir.join("aligned.parquet"), &aligned)?;
 
-    let cv_steps = analyze_aligned(&aligned, &recipe)?;
+    let (cv_steps, analysis_errors) = analyze_aligned(&aligned, &recipe)?;
 
     let alignment_error_estimate_s = alignment
         .iter()
@@ -265,14 +270,16 @@ pub fn finalize_run(
         alignment_error_estimate_s,
         aligned_rows: aligned.len(),
         cv_steps,
+        analysis_errors,
     })
 }
 
-/// Analyse every CV step of an aligned table.
+/// Analyse every CV step of an aligned table. Returns the analyses and, for
+/// steps that could not be analysed, a message naming the step and why.
 pub fn analyze_aligned(
     aligned: &Table,
     recipe: &Recipe,
-) -> Result<Vec<CvStepAnalysis>, EngineError> {
+) -> Result<(Vec<CvStepAnalysis>, Vec<String>), EngineError> {
     let step = aligned.i64("step")?;
     let t = aligned.f64("t_s")?;
     let E = aligned.f64("E_V")?;
@@ -280,12 +287,14 @@ pub fn analyze_aligned(
     let u = aligned.f64("deflection_nm")?;
     let cycle = aligned.i64("cycle")?;
     let mut out = Vec::new();
+    let mut errors = Vec::new();
     for (k, s) in recipe.steps.iter().enumerate() {
         if !matches!(s, Step::Cv(_)) {
             continue;
         }
         let idx: Vec<usize> = (0..step.len()).filter(|&i| step[i] == k as i64).collect();
         if idx.is_empty() {
+            errors.push(format!("step {k} (cv): no samples recorded"));
             continue;
         }
         let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
@@ -300,14 +309,15 @@ pub fn analyze_aligned(
             C_dl_F: None,
         };
         // A step too short or too broken to analyse is reported, not fatal.
-        if let Ok(analysis) = vegard_analysis::analyze_cv(&input) {
-            out.push(CvStepAnalysis {
+        match vegard_analysis::analyze_cv(&input) {
+            Ok(analysis) => out.push(CvStepAnalysis {
                 step: k as i64,
                 analysis,
-            });
+            }),
+            Err(e) => errors.push(format!("step {k} (cv): {e}")),
         }
     }
-    Ok(out)
+    Ok((out, errors))
 }
 
 fn read_or_empty(
@@ -333,7 +343,7 @@ pub fn analyze_run(dir: &Path) -> Result<serde_json::Value, EngineError> {
         .try_into()
         .map_err(|e| err(dir, format!("run.toml [recipe]: {e}")))?;
     let aligned = vegard_store::read_parquet(&dir.join("aligned.parquet"))?;
-    let steps = analyze_aligned(&aligned, &recipe)?;
+    let (steps, errors) = analyze_aligned(&aligned, &recipe)?;
     let first = steps.first();
     Ok(serde_json::json!({
         "run_dir": dir,
@@ -342,6 +352,7 @@ pub fn analyze_run(dir: &Path) -> Result<serde_json::Value, EngineError> {
         "deformation_vs_charge": first.map(|s| &s.analysis.deformation_vs_charge),
         "charge": first.map(|s| &s.analysis.charge),
         "cv_steps": steps,
+        "analysis_errors": errors,
         "alignment": meta.alignment,
     }))
 }

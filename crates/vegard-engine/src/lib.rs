@@ -32,6 +32,8 @@ pub enum EngineError {
     Instrument(#[from] vegard_instruments::InstrumentError),
     #[error("{0}")]
     Setup(String),
+    #[error("cancelled before the run started: nothing was recorded")]
+    Cancelled,
     #[error("finalising {dir}: {msg}")]
     Finalize { dir: String, msg: String },
 }

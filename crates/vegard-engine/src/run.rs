@@ -90,7 +90,12 @@ pub struct RunOutcome {
     pub run_dir: PathBuf,
     pub status: RunStatus,
     pub reason: Option<String>,
+    /// None if finalising failed (see `finalize_error`; the raw data is kept
+    /// and `vegard recover` retries).
     pub summary: Option<FinalizeSummary>,
+    /// Set when the switch-off sequence could not be sent: the cell may be on.
+    pub cell_off_error: Option<String>,
+    pub finalize_error: Option<String>,
 }
 
 /// Switches the cell off exactly once, on drop if nobody did it explicitly.
@@ -100,9 +105,18 @@ struct SafeOff {
 }
 
 impl SafeOff {
+    /// Send the switch-off sequence (again, if need be: it is idempotent on
+    /// the instrument). Retries once; only success disarms the drop guard.
     fn switch_off(&self) -> Result<(), String> {
-        self.done.store(true, Ordering::SeqCst);
-        self.safety.switch_off().map_err(|e| e.to_string())
+        let r = self
+            .safety
+            .switch_off()
+            .or_else(|_| self.safety.switch_off())
+            .map_err(|e| e.to_string());
+        if r.is_ok() {
+            self.done.store(true, Ordering::SeqCst);
+        }
+        r
     }
 }
 
@@ -180,17 +194,22 @@ pub async fn run(
         bench.as_deref().map(VirtualBench::deflection_resource),
     )?;
 
-    // Open the potentiostat first: from here on the cell is guarded.
+    // Open the potentiostat and make sure it is the instrument we think it
+    // is before anything is sent to it; from then on the cell is guarded.
     let mut pstat = vegard_instruments::open_potentiostat(&inst.potentiostat, &pstat_res)?;
-    let safe = Arc::new(SafeOff {
+    let pstat_idn = pstat.identify()?;
+    let safe = SafeOff {
         safety: Arc::from(pstat.safety()?),
         done: AtomicBool::new(false),
-    });
-    let pstat_idn = pstat.identify()?;
+    };
     let mut probe = vegard_instruments::open_deflection(&inst.deflection, &dmm_res).await?;
     let dmm_idn = probe.identify().await?;
     // Lent to each step's digitizer task and handed back; None once a task died with it.
     let mut dmm: Option<Box<dyn DeflectionProbe>> = Some(probe);
+    if *cancel.borrow() {
+        // Ctrl-C during set-up: nothing was started, nothing recorded.
+        return Err(EngineError::Cancelled);
+    }
 
     let clock = HostClock::start();
     let utc = UtcStamp::now();
@@ -219,11 +238,15 @@ pub async fn run(
     events.append(
         "run_start",
         clock.now_ns(),
-        json!({"pid": std::process::id(), "utc_start_unix_s": clock.utc_anchor_unix_s(), "potentiostat": {"resource": pstat_res.to_string(), "idn": pstat_idn},
-               "deflection": {"resource": dmm_res.to_string(), "idn": dmm_idn}, "time_acceleration": speed}),
+        json!({"pid": std::process::id(), "utc_start_unix_s": clock.utc_anchor_unix_s(),
+               "potentiostat": {"resource": pstat_res.to_string(), "idn": pstat_idn},
+               "deflection": {"resource": dmm_res.to_string(), "idn": dmm_idn},
+               "time_acceleration": speed}),
     )?;
     let mut pstat_raw = writer.stream("potentiostat", &POTENTIOSTAT_COLUMNS)?;
     let mut dmm_raw = writer.stream("deflection", &DEFLECTION_COLUMNS)?;
+    // From here on nothing returns early: every problem becomes the abort
+    // reason, so the folder always ends with a status and finalised data.
 
     let total_s: f64 = req.recipe.steps.iter().map(Step::duration_s).sum();
     progress(Progress::Started {
@@ -237,10 +260,14 @@ pub async fn run(
     // The potentiostat's blocking I/O lives on its own thread.
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<PstatCmd>();
     let (pmsg_tx, mut pmsg_rx) = mpsc::unbounded_channel::<PstatMsg>();
+    let stop_pstat = Arc::new(AtomicBool::new(false));
+    let stop_flag = stop_pstat.clone();
+    let mut abort_reason: Option<String> = None;
     let pstat_thread = std::thread::Builder::new()
         .name("potentiostat".into())
-        .spawn(move || potentiostat_thread(&mut *pstat, cmd_rx, pmsg_tx, clock))
-        .map_err(|e| EngineError::Setup(format!("cannot start potentiostat thread: {e}")))?;
+        .spawn(move || potentiostat_thread(&mut *pstat, cmd_rx, pmsg_tx, clock, &stop_flag))
+        .map_err(|e| abort_reason = Some(format!("cannot start potentiostat thread: {e}")))
+        .ok();
 
     let mut ctx = Ctx {
         req: &req,
@@ -249,25 +276,31 @@ pub async fn run(
         events: &mut events,
         pstat_raw: &mut pstat_raw,
         dmm_raw: &mut dmm_raw,
+        safe: &safe,
         seq_p: 0,
         seq_d: 0,
         segment: 0,
         total_s,
         done_s: 0.0,
     };
-    let mut abort_reason: Option<String> = None;
     for (index, step) in req.recipe.steps.iter().enumerate() {
+        if abort_reason.is_some() {
+            break;
+        }
         progress(Progress::StepStarted {
             index,
             count: req.recipe.steps.len(),
             kind: step.kind_name(),
             duration_s: step.duration_s(),
         });
-        ctx.events.append(
+        if let Err(e) = ctx.events.append(
             "step_start",
             clock.now_ns(),
             json!({"step": index, "technique": step.kind_name(), "duration_s": step.duration_s()}),
-        )?;
+        ) {
+            abort_reason = Some(format!("store: {e}"));
+            break;
+        }
         let result = match step {
             Step::Wait(w) => wait_step(w.duration_s / speed, &mut cancel).await,
             _ => {
@@ -300,65 +333,98 @@ pub async fn run(
             }
         };
         ctx.done_s += step.duration_s();
-        match result {
-            Ok(()) => {
-                ctx.events
-                    .append("step_end", clock.now_ns(), json!({"step": index}))?;
-            }
-            Err(reason) => {
-                abort_reason = Some(reason);
-                break;
-            }
+        let ended = result.and_then(|()| {
+            ctx.events
+                .append("step_end", clock.now_ns(), json!({"step": index}))
+                .map_err(|e| format!("store: {e}"))
+        });
+        if let Err(reason) = ended {
+            abort_reason = Some(reason);
+            break;
         }
     }
 
-    // Every exit path: cell off first, then bookkeeping.
+    // Every exit path: cell off first, then bookkeeping (all best effort:
+    // a failing disk must not stop the rest from being tried).
+    let off = safe.switch_off();
+    let mut problems: Vec<String> = Vec::new();
+    let mut note = |r: Result<(), vegard_store::StoreError>| {
+        if let Err(e) = r {
+            problems.push(e.to_string());
+        }
+    };
     if let Some(reason) = &abort_reason {
         progress(Progress::Aborting {
             reason: reason.clone(),
         });
-        ctx.events
-            .append("abort", clock.now_ns(), json!({"reason": reason}))?;
+        note(
+            ctx.events
+                .append("abort", clock.now_ns(), json!({"reason": reason})),
+        );
     }
-    let off = safe.switch_off();
-    ctx.events.append(
+    note(ctx.events.append(
         "cell_off",
         clock.now_ns(),
         json!({"ok": off.is_ok(), "error": off.as_ref().err()}),
-    )?;
+    ));
+    // Stop the potentiostat thread; a device that went silent must not hang us.
+    stop_pstat.store(true, Ordering::SeqCst);
     drop(cmd_tx);
-    let _ = pstat_thread.join();
+    drop(pmsg_rx);
+    if let Some(t) = pstat_thread {
+        let deadline = std::time::Instant::now()
+            + Duration::from_secs_f64(inst.potentiostat.timeout_s.max(0.5) + 1.0);
+        while !t.is_finished() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if t.is_finished() {
+            let _ = t.join();
+        } // else: left detached; the process or the next read timeout ends it
+    }
     // Best effort: the digitizer is harmless, but leave it idle.
     if let Some(d) = dmm.as_mut() {
         let _ = tokio::time::timeout(Duration::from_secs(2), d.abort()).await;
     }
-    pstat_raw.flush()?;
-    dmm_raw.flush()?;
+    note(pstat_raw.flush());
+    note(dmm_raw.flush());
     drop(pstat_raw);
     drop(dmm_raw);
 
-    let status = if abort_reason.is_some() {
+    let status = if abort_reason.is_some() || !problems.is_empty() {
         RunStatus::Aborted
     } else {
         RunStatus::Complete
     };
-    events.append(
+    let reason = match (abort_reason, problems.is_empty()) {
+        (r, true) => r,
+        (Some(r), false) => Some(format!("{r}; while stopping: {}", problems.join("; "))),
+        (None, false) => Some(format!("while stopping: {}", problems.join("; "))),
+    };
+    let _ = events.append(
         "run_end",
         clock.now_ns(),
-        json!({"status": status.to_string(), "reason": abort_reason}),
-    )?;
+        json!({"status": status.to_string(), "reason": reason}),
+    );
     meta.status = status;
-    meta.reason = abort_reason.clone();
-    writer.write_meta(&meta)?;
+    meta.reason = reason.clone();
+    let meta_written = writer.write_meta(&meta);
     progress(Progress::Finalizing);
-    let summary = finalize_run(&run_dir, status, abort_reason.clone())?;
+    let (summary, finalize_error) = match meta_written
+        .map_err(EngineError::from)
+        .and_then(|()| finalize_run(&run_dir, status, reason.clone()))
+    {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     // Dropping our handle shuts an owned bench down; a shared one lives on.
     drop(bench);
     Ok(RunOutcome {
         run_dir,
         status,
-        reason: abort_reason,
-        summary: Some(summary),
+        reason,
+        summary,
+        cell_off_error: off.err(),
+        finalize_error,
     })
 }
 
@@ -369,6 +435,7 @@ struct Ctx<'a> {
     events: &'a mut EventLog,
     pstat_raw: &'a mut RawStream,
     dmm_raw: &'a mut RawStream,
+    safe: &'a SafeOff,
     seq_p: i64,
     seq_d: i64,
     segment: i64,
@@ -483,14 +550,24 @@ async fn record_step(
         (res, dmm)
     });
 
-    if cmd_tx.send(PstatCmd::Start(technique)).is_err() {
+    // Last chance to honour a Ctrl-C before the cell goes on.
+    if *cancel.borrow() || cmd_tx.send(PstatCmd::Start(technique)).is_err() {
         let _ = stop_tx.send(true);
         let probe = dmm_task.await.ok().map(|(_, d)| d);
-        return (Err("potentiostat thread has stopped".into()), probe);
+        let why = if *cancel.borrow() {
+            "aborted by user (Ctrl-C)"
+        } else {
+            "potentiostat thread has stopped"
+        };
+        return (Err(why.into()), probe);
     }
 
     let step_start_ns = ctx.clock.now_ns();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    // A device that keeps streaming past the step's end is as wrong as a silent one.
+    let deadline_ns = step_start_ns
+        + ((duration_s / ctx.speed * 1.5 + inst.potentiostat.timeout_s.max(2.0) + 2.0) * 1e9)
+            as i64;
     let mut last_event_ns = step_start_ns;
     let silence_limit_ns =
         ((inst.potentiostat.timeout_s.max(2.0) + 3.0 * sample_interval_s / ctx.speed) * 1e9) as i64;
@@ -550,17 +627,9 @@ async fn record_step(
             },
             batch = batch_rx.recv() => match batch {
                 Some(Ok(b)) => {
-                    for v in &b.readings_V {
-                        let row = [
-                            Cell::I64(ctx.seq_d), Cell::I64(step_index as i64), Cell::I64(segment),
-                            Cell::I64(dmm_index), Cell::F64(dmm_index as f64 * dt_dmm_s),
-                            Cell::I64(b.host_ns), Cell::F64(*v),
-                        ];
-                        ctx.seq_d += 1;
-                        dmm_index += 1;
-                        if let Err(e) = ctx.dmm_raw.append(&row) {
-                            outcome = Err(format!("store: {e}")); break;
-                        }
+                    if let Err(e) = append_readings(ctx, &b, step_index, segment, &mut dmm_index, dt_dmm_s) {
+                        outcome = Err(format!("store: {e}"));
+                        break;
                     }
                     if let Some(v) = b.readings_V.last() { last.2 = v * invols; }
                 }
@@ -582,6 +651,12 @@ async fn record_step(
                 let now = ctx.clock.now_ns();
                 let _ = ctx.pstat_raw.flush_if_due();
                 let _ = ctx.dmm_raw.flush_if_due();
+                if now > deadline_ns {
+                    outcome = Err(format!(
+                        "step {step_index} overran: still running {:.1} s (wall) after its nominal end",
+                        (now - step_start_ns) as f64 * 1e-9 - duration_s / ctx.speed));
+                    break;
+                }
                 if now - last_event_ns > silence_limit_ns {
                     outcome = Err(format!(
                         "potentiostat silent for {:.1} s (timeout)", (now - last_event_ns) as f64 * 1e-9));
@@ -598,6 +673,11 @@ async fn record_step(
         }
     }
 
+    // A fault: the cell goes off before anything else (digitizer teardown
+    // can take seconds). The run's exit path sends the sequence again.
+    if outcome.is_err() {
+        let _ = ctx.safe.switch_off();
+    }
     // Stop the digitizer: a last fetch collects readings up to now.
     let _ = stop_tx.send(true);
     let joined = match dmm_done {
@@ -614,22 +694,16 @@ async fn record_step(
         },
     };
     while let Ok(b) = batch_rx.try_recv() {
-        if let Ok(b) = b {
-            for v in &b.readings_V {
-                let row = [
-                    Cell::I64(ctx.seq_d),
-                    Cell::I64(step_index as i64),
-                    Cell::I64(segment),
-                    Cell::I64(dmm_index),
-                    Cell::F64(dmm_index as f64 * dt_dmm_s),
-                    Cell::I64(b.host_ns),
-                    Cell::F64(*v),
-                ];
-                ctx.seq_d += 1;
-                dmm_index += 1;
-                let _ = ctx.dmm_raw.append(&row);
-            }
+        if let Ok(b) = b
+            && let Err(e) = append_readings(ctx, &b, step_index, segment, &mut dmm_index, dt_dmm_s)
+        {
+            outcome = outcome.and(Err(format!("store: {e}")));
         }
+    }
+    // The step's last rows go to disk now, not at the next flush tick: a
+    // following wait step appends nothing and would leave them buffered.
+    if let Err(e) = ctx.pstat_raw.flush().and(ctx.dmm_raw.flush()) {
+        outcome = outcome.and(Err(format!("store: {e}")));
     }
     match joined {
         Ok((res, probe)) => {
@@ -648,6 +722,33 @@ async fn record_step(
             (outcome.and(Err(why)), None)
         }
     }
+}
+
+/// Append one `R?` batch to the raw deflection stream; readings are indexed
+/// from the trigger, one sample interval apart on the meter's timebase.
+fn append_readings(
+    ctx: &mut Ctx<'_>,
+    b: &DmmBatch,
+    step_index: usize,
+    segment: i64,
+    dmm_index: &mut i64,
+    dt_dmm_s: f64,
+) -> Result<(), vegard_store::StoreError> {
+    for v in &b.readings_V {
+        let row = [
+            Cell::I64(ctx.seq_d),
+            Cell::I64(step_index as i64),
+            Cell::I64(segment),
+            Cell::I64(*dmm_index),
+            Cell::F64(*dmm_index as f64 * dt_dmm_s),
+            Cell::I64(b.host_ns),
+            Cell::F64(*v),
+        ];
+        ctx.dmm_raw.append(&row)?;
+        ctx.seq_d += 1;
+        *dmm_index += 1;
+    }
+    Ok(())
 }
 
 async fn digitizer_loop(
@@ -693,6 +794,7 @@ fn potentiostat_thread(
     cmds: std::sync::mpsc::Receiver<PstatCmd>,
     tx: mpsc::UnboundedSender<PstatMsg>,
     clock: HostClock,
+    stop: &AtomicBool,
 ) {
     while let Ok(PstatCmd::Start(technique)) = cmds.recv() {
         if let Err(e) = pstat.start(&technique) {
@@ -712,7 +814,7 @@ fn potentiostat_thread(
                     }
                 }
                 Ok(None) => {
-                    if tx.is_closed() {
+                    if tx.is_closed() || stop.load(Ordering::SeqCst) {
                         return;
                     }
                 }

@@ -30,6 +30,10 @@ pub enum Fault {
     /// instrument), caught before anything goes on the wire.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
+    /// The safety path switched the cell off on this instrument; the driver
+    /// refuses to start anything after that (open the instrument again).
+    #[error("cell was switched off by the safety path; not starting a new script")]
+    SwitchedOff,
     /// The resource kind does not fit this driver (e.g. a serial port given to
     /// a LAN-only driver).
     #[error("unsupported resource: {0}")]

@@ -328,6 +328,9 @@ pub struct SimFaults {
     /// The potentiostat reports `!4004` this many simulated seconds into a
     /// measurement loop and stops the script.
     pub potentiostat_error_after_s: Option<f64>,
+    /// The potentiostat stops talking this many simulated seconds into a
+    /// loop (a hung instrument or a pulled cable); only `Z` brings it back.
+    pub potentiostat_silent_after_s: Option<f64>,
     /// Add this current, A, to every reported sample after this many seconds
     /// into a loop (drives the engine's current limit).
     pub current_spike_after_s: Option<f64>,

@@ -567,6 +567,9 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
     if let Some(t_s) = faults.current_spike_after_s {
         c.non_negative(&at("faults", "current_spike_after_s"), t_s)?;
     }
+    if let Some(t_s) = faults.potentiostat_silent_after_s {
+        c.non_negative(&at("faults", "potentiostat_silent_after_s"), t_s)?;
+    }
     c.finite(&at("faults", "current_spike_A"), faults.current_spike_A)?;
     Ok(())
 }

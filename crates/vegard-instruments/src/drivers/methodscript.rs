@@ -6,6 +6,7 @@
 //! precedes the loop, so this driver numbers the samples and computes that
 //! time; the engine maps it onto the host timeline.
 
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use vegard_recipe::PotentiostatConfig;
@@ -34,6 +35,21 @@ struct Run {
     scan: u32,
 }
 
+/// Orders script writes against the safety path, which writes on its own
+/// port handle from another thread. `true` once `switch_off` ran: from then
+/// on `start` refuses, so no script can run with the cell on after "cell
+/// off" was logged. Both sides hold the lock for their whole write, so a
+/// `Z` never lands inside a script and a script never follows the cell-off.
+type OffLatch = Arc<Mutex<bool>>;
+
+/// The latch's lock; a panic of the other holder must not stop this one
+/// (least of all the safety path), and a `bool` cannot be left half-written.
+fn lock_latch(latch: &Mutex<bool>) -> MutexGuard<'_, bool> {
+    latch
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A MethodSCRIPT potentiostat on a serial port.
 pub struct MethodScriptPotentiostat {
     line: SerialLine,
@@ -41,6 +57,7 @@ pub struct MethodScriptPotentiostat {
     resource: String,
     timeout: Duration,
     run: Option<Run>,
+    off_latched: OffLatch,
 }
 
 impl MethodScriptPotentiostat {
@@ -83,6 +100,7 @@ impl MethodScriptPotentiostat {
             resource: name,
             timeout,
             run: None,
+            off_latched: Arc::new(Mutex::new(false)),
         })
     }
 
@@ -208,13 +226,23 @@ impl Potentiostat for MethodScriptPotentiostat {
         };
         let script = build_script(technique, &frame)
             .map_err(|e| self.err(Fault::InvalidSetting(e.to_string())))?;
-        // Replies to an earlier exchange (the safety script, an aborted run)
-        // must not be taken for this script's acceptance.
-        self.line.discard_input().map_err(|f| self.err(f))?;
         self.run = None;
-        self.line
-            .write_raw(script.as_bytes())
-            .map_err(|f| self.err(f))?;
+        {
+            // Held while writing: a concurrent switch_off waits until the
+            // script is complete on the wire (its Z then aborts it), or we
+            // see the latch and write nothing.
+            let latch = Arc::clone(&self.off_latched);
+            let off = lock_latch(&latch);
+            if *off {
+                return Err(self.err(Fault::SwitchedOff));
+            }
+            // Replies to an earlier exchange (the safety script, an aborted
+            // run) must not be taken for this script's acceptance.
+            self.line.discard_input().map_err(|f| self.err(f))?;
+            self.line
+                .write_raw(script.as_bytes())
+                .map_err(|f| self.err(f))?;
+        }
         let deadline = Instant::now() + self.timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -294,16 +322,19 @@ impl Potentiostat for MethodScriptPotentiostat {
         Ok(Box::new(MethodScriptSafety {
             writer,
             resource: self.resource.clone(),
+            off_latched: Arc::clone(&self.off_latched),
         }))
     }
 }
 
 /// Abort (`Z`) and then run a one-line `cell_off` script, on its own port
 /// handle. The script covers the case where nothing was running (the device
-/// answers `Z!0006` and `Z` alone would change nothing).
+/// answers `Z!0006` and `Z` alone would change nothing). Sets the driver's
+/// off latch first, so no later `start` runs a script.
 struct MethodScriptSafety {
     writer: SerialWriter,
     resource: String,
+    off_latched: OffLatch,
 }
 
 impl CellSafety for MethodScriptSafety {
@@ -313,12 +344,18 @@ impl CellSafety for MethodScriptSafety {
             resource: self.resource.clone(),
             fault,
         };
+        // Held until the cell-off script is written: a start() in progress
+        // finishes writing its script first (and is aborted by the Z), a
+        // later one sees the latch and writes nothing.
+        let mut off = lock_latch(&self.off_latched);
+        *off = true;
         tracing::warn!(resource = %self.resource, "safety: abort and cell off");
         let abort = self.writer.write_raw(b"Z\n");
         std::thread::sleep(SAFETY_GAP);
         // Sent even if the abort failed to write: it is the part that
         // matters when the device was idle.
-        let off = self.writer.write_raw(b"e\ncell_off\n\n");
-        abort.and(off).map_err(err)
+        let cell_off = self.writer.write_raw(b"e\ncell_off\n\n");
+        drop(off);
+        abort.and(cell_off).map_err(err)
     }
 }

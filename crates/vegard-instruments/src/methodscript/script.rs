@@ -1,8 +1,17 @@
 //! Script generation. Every script has the same frame: set up the channel
-//! and current ranges, configure the trigger output, raise it right before
-//! the measurement loop (device time 0 of the loop and the digitizer's start
-//! signal), lower it after, and switch the cell off in `on_finished:` so an
-//! error or an abort (`Z`) also leaves the cell off.
+//! and current ranges, configure the trigger output and drive it low, raise
+//! it right before the measurement loop (device time 0 of the loop and the
+//! digitizer's start signal), and in `on_finished:` switch the cell off and
+//! lower the trigger, so an error or an abort (`Z`) also leaves the cell off
+//! and the line low.
+//!
+//! The pin is driven low before it is raised because its level outlives a
+//! script: anything that left it high (a script that lowered it only in its
+//! body and was aborted, another program's script) would make the next high
+//! write no rising edge, and the digitizer would never start. Writing low
+//! first makes the high write an edge whatever the line's state; the low
+//! write comes right after `set_gpio_cfg`, so in CV `cell_on` lies between
+//! the two and the line is low for a while before it rises.
 
 use super::MsError;
 use super::literal::format_si;
@@ -89,7 +98,10 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
             }
             push(&format!("set_e {}", format_si(*begin_V)?));
             push(&format!("set_gpio_cfg 0x{mask:02X} 1"));
+            push("set_gpio 0x00i");
             push("cell_on");
+            // The rising edge stays right before the loop: its instant is
+            // device time 0 of the loop (trigger_latency_s is measured from it).
             push(&format!("set_gpio 0x{mask:02X}i"));
             push(&format!(
                 "meas_loop_cv p c {} {} {} {} {} nscans({cycles})",
@@ -114,6 +126,7 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
                 ));
             }
             push(&format!("set_gpio_cfg 0x{mask:02X} 1"));
+            push("set_gpio 0x00i");
             push(&format!("set_gpio 0x{mask:02X}i"));
             push(&format!(
                 "meas_loop_ocp p {} {}",
@@ -126,9 +139,11 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
         }
     }
     push("endloop");
-    push("set_gpio 0x00i");
+    // Runs after completion, a device error and an abort alike. cell_off
+    // first: it is the part that matters.
     push("on_finished:");
     push("  cell_off");
+    push("  set_gpio 0x00i");
     push("");
     Ok(s)
 }
@@ -167,6 +182,7 @@ set_range ba 10m
 set_autoranging ba 1n 10m
 set_e 400m
 set_gpio_cfg 0x01 1
+set_gpio 0x00i
 cell_on
 set_gpio 0x01i
 meas_loop_cv p c 400m 900m -100m 2m 200m nscans(3)
@@ -175,9 +191,9 @@ meas_loop_cv p c 400m 900m -100m 2m 200m nscans(3)
     pck_add c
   pck_end
 endloop
-set_gpio 0x00i
 on_finished:
   cell_off
+  set_gpio 0x00i
 
 ";
         assert_eq!(build_script(&cv, &FRAME).unwrap(), expected);
@@ -201,15 +217,16 @@ set_max_bandwidth 400
 set_range ba 10m
 set_autoranging ba 1n 10m
 set_gpio_cfg 0x08 1
+set_gpio 0x00i
 set_gpio 0x08i
 meas_loop_ocp p 10m 2
   pck_start
     pck_add p
   pck_end
 endloop
-set_gpio 0x00i
 on_finished:
   cell_off
+  set_gpio 0x00i
 
 ";
         assert_eq!(build_script(&ocp, &frame).unwrap(), expected);

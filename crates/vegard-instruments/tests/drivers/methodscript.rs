@@ -243,6 +243,35 @@ fn device_error_during_run_is_an_event_then_finished() {
         "{script:?}"
     );
     assert!(!script.contains(&"cell_on".to_string()));
+    // Trigger: driven low, then the rising edge right before the loop; the
+    // line is lowered again in on_finished (after cell_off), so an abort or
+    // a device error like the one below cannot leave it high.
+    let gpio: Vec<&str> = script
+        .iter()
+        .map(String::as_str)
+        .filter(|l| l.contains("set_gpio"))
+        .collect();
+    assert_eq!(
+        gpio,
+        [
+            "set_gpio_cfg 0x01 1",
+            "set_gpio 0x00i",
+            "set_gpio 0x01i",
+            "  set_gpio 0x00i"
+        ]
+    );
+    let high = script.iter().position(|l| l == "set_gpio 0x01i").unwrap();
+    assert!(script[high + 1].starts_with("meas_loop_ocp"), "{script:?}");
+    assert!(
+        script.ends_with(&[
+            "endloop".into(),
+            "on_finished:".into(),
+            "  cell_off".into(),
+            "  set_gpio 0x00i".into(),
+            String::new()
+        ]),
+        "{script:?}"
+    );
 
     assert_eq!(events.len(), 5, "{events:?}");
     assert_eq!(events[0], PstatEvent::Started);
@@ -401,7 +430,70 @@ fn safety_aborts_and_switches_off_while_reader_blocks() {
     let (script, after, _master) = fake.join().unwrap();
 
     assert!(script.iter().any(|l| l == "cell_on"));
+    // The aborted script's on_finished lowers the trigger after cell_off.
+    assert!(
+        script.ends_with(&[
+            "on_finished:".into(),
+            "  cell_off".into(),
+            "  set_gpio 0x00i".into()
+        ]),
+        "{script:?}"
+    );
     assert_eq!(after, ["Z", "e", "cell_off", ""]);
     assert_eq!(events.last(), Some(&PstatEvent::Finished));
     assert!(events.contains(&PstatEvent::LoopEnd));
+}
+
+#[test]
+fn start_after_safety_switch_off_fails_without_writing() {
+    let pty = pty();
+    let mut p = open(&pty, 2.0);
+    let safety = p.safety().unwrap();
+    let mut lines = Lines {
+        port: pty.master.try_clone_native().unwrap(),
+        buf: Vec::new(),
+    };
+
+    safety.switch_off().unwrap();
+    let mut off = Vec::new();
+    for _ in 0..4 {
+        off.push(lines.next().unwrap());
+    }
+    assert_eq!(off, ["Z", "e", "cell_off", ""]);
+    // What an idle device answers; start() must not take it for anything.
+    lines.send(&["Z!0006".into(), "e".into(), String::new()]);
+
+    let e = p
+        .start(&Technique::Ocp {
+            duration_s: 1.0,
+            sample_interval_s: 0.1,
+        })
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "potentiostat ASRL{}::INSTR: cell was switched off by the safety path; \
+             not starting a new script",
+            pty.path
+        )
+    );
+    // Nothing reached the device after the cell-off script.
+    lines.port.set_timeout(Duration::from_millis(200)).unwrap();
+    let mut rest = [0u8; 64];
+    match lines.port.read(&mut rest) {
+        Ok(n) => panic!(
+            "host wrote after switch_off: {:?}",
+            String::from_utf8_lossy(&rest[..n])
+        ),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}"),
+    }
+    assert!(lines.buf.is_empty(), "{:?}", lines.buf);
+    // The latch holds: a second attempt is refused too.
+    assert!(
+        p.start(&Technique::Ocp {
+            duration_s: 1.0,
+            sample_interval_s: 0.1,
+        })
+        .is_err()
+    );
 }

@@ -422,6 +422,7 @@ impl Executor {
             }
         );
         let fault_at = self.faults.potentiostat_error_after_s.map(|s| t0 + s);
+        let silent_at = self.faults.potentiostat_silent_after_s.map(|s| t0 + s);
         let spike_from = self.faults.current_spike_after_s.map(|s| t0 + s);
         for k in 0..l.kind.n_samples() {
             let t_dev_s = (k + 1) as f64 * interval_s;
@@ -430,6 +431,11 @@ impl Executor {
                 self.wait_until(t_fault, true)?;
                 self.send("!4004: measurement fault");
                 return Err(Stop::Fault);
+            }
+            if let Some(t_silent) = silent_at.filter(|&t| t <= t_k) {
+                // Hung: say nothing until an abort (or shutdown) arrives.
+                self.wait_until(t_silent, true)?;
+                self.wait_until(1e12, true)?;
             }
             self.wait_until(t_k, true)?;
             let state = lock(&self.shared.world).state_at(t_k);
