@@ -327,6 +327,11 @@ async fn cmd_run(
         for e in &analysis_errors {
             writeln!(o, "  analysis:  {e}")?;
         }
+        for a in outcome.summary.iter().flat_map(|s| &s.alignment) {
+            if let Some(n) = &a.note {
+                writeln!(o, "  alignment (step {}): {n}", a.step + 1)?;
+            }
+        }
         if let Some(e) = align_err {
             writeln!(o, "  clock alignment error estimate: {:.1} µs", e * 1e6)?;
         }

@@ -28,6 +28,8 @@ pub struct SegmentAlignment {
     pub digitizer_sample_interval_s: f64,
     pub n_potentiostat: usize,
     pub n_deflection: usize,
+    /// Why this segment's alignment is weaker than usual, if it is.
+    pub note: Option<String>,
 }
 
 /// What finalising produced.
@@ -131,10 +133,26 @@ pub fn finalize_run(
         let di: Vec<usize> = (0..d.len()).filter(|&i| d_seg[i] == seg).collect();
         let pt: Vec<f64> = pi.iter().map(|&i| p_tdev[i]).collect();
         let ph: Vec<f64> = pi.iter().map(|&i| host_s(p_host[i])).collect();
-        let Ok(pfit) = fit_lower_envelope("potentiostat", &pt, &ph, 30) else {
-            continue; // too few samples to place this segment on the timeline
+        let step = pi.first().map_or(-1, |&i| p_step[i]);
+        let pfit = match fit_lower_envelope("potentiostat", &pt, &ph, 30) {
+            Ok(f) => f.with_drift_prior(QUARTZ_DRIFT_SIGMA),
+            Err(e) => {
+                // Too few samples to place this segment on the timeline.
+                alignment.push(SegmentAlignment {
+                    segment: seg,
+                    step,
+                    potentiostat_drift_ppm: f64::NAN,
+                    deflection_drift_ppm: f64::NAN,
+                    trigger_t_s: f64::NAN,
+                    alignment_error_estimate_s: f64::NAN,
+                    digitizer_sample_interval_s: dt_dmm,
+                    n_potentiostat: pi.len(),
+                    n_deflection: di.len(),
+                    note: Some(format!("not aligned: {e}")),
+                });
+                continue;
+            }
         };
-        let pfit = pfit.with_drift_prior(QUARTZ_DRIFT_SIGMA);
         for &i in &pi {
             p_t[i] = pfit.model.to_shared(p_tdev[i]);
         }
@@ -148,6 +166,7 @@ pub fn finalize_run(
         let dt: Vec<f64> = newest.values().copied().collect();
         let dh: Vec<f64> = newest.keys().map(|&h| host_s(h)).collect();
         let windows = (dt.len() / 10).clamp(4, 30);
+        let mut note = None;
         let (dmodel, dfit_drift, err_est) =
             match fit_lower_envelope("deflection", &dt, &dh, windows) {
                 Ok(dfit) => {
@@ -160,14 +179,23 @@ pub fn finalize_run(
                     )
                 }
                 // Too few digitizer readings to fit drift: trust the trigger alone.
-                Err(_) => (pfit.model, f64::NAN, f64::NAN),
+                Err(e) => {
+                    note = Some(if di.is_empty() {
+                        "no digitizer readings: did the digitizer see the trigger edge? \
+                     (check the potentiostat digital out -> Ext Trig wiring)"
+                            .to_string()
+                    } else {
+                        format!("digitizer drift not fitted ({e}); trigger offset only")
+                    });
+                    (pfit.model, f64::NAN, f64::NAN)
+                }
             };
         for &i in &di {
             d_t[i] = dmodel.to_shared(d_tdev[i]);
         }
         alignment.push(SegmentAlignment {
             segment: seg,
-            step: pi.first().map_or(-1, |&i| p_step[i]),
+            step,
             potentiostat_drift_ppm: pfit.model.drift_ppm(),
             deflection_drift_ppm: dfit_drift,
             trigger_t_s: pfit.model.offset_s,
@@ -175,6 +203,7 @@ pub fn finalize_run(
             digitizer_sample_interval_s: dt_dmm,
             n_potentiostat: pi.len(),
             n_deflection: di.len(),
+            note,
         });
     }
 

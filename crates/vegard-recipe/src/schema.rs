@@ -33,8 +33,10 @@ pub struct RunInfo {
 pub struct Limits {
     /// Absolute current above which the run is aborted and the cell switched off.
     pub current_max_A: f64,
-    /// `[low, high]`: every commanded potential must lie inside; a measured
-    /// potential outside aborts the run.
+    /// `[low, high]`: every commanded potential must lie inside (checked
+    /// before the run). While running, a reported potential more than 5 % of
+    /// the window outside it aborts the run; in a CV that is the set
+    /// potential the instrument reports, at open circuit the measured one.
     pub potential_window_V: [f64; 2],
 }
 

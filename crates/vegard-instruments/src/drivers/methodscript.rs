@@ -349,7 +349,7 @@ impl CellSafety for MethodScriptSafety {
         // later one sees the latch and writes nothing.
         let mut off = lock_latch(&self.off_latched);
         *off = true;
-        tracing::warn!(resource = %self.resource, "safety: abort and cell off");
+        tracing::info!(resource = %self.resource, "safety: abort and cell off");
         let abort = self.writer.write_raw(b"Z\n");
         std::thread::sleep(SAFETY_GAP);
         // Sent even if the abort failed to write: it is the part that
