@@ -313,32 +313,37 @@ fn run_against(bench: &ExternalBench, dir: &Path, extra: &[&str]) -> std::proces
         .unwrap()
 }
 
-#[test]
-fn ctrl_c_aborts_and_switches_the_cell_off() {
-    let dir = tmpdir("ctrlc");
-    let mut bench = ExternalBench::start(Path::new("configs/sim.toml"));
-    let recipe = short_recipe(&dir);
-    let bench_file = bench.bench_file(&dir);
+/// Start a run against `bench`, let the CV get going, deliver `signal`, and
+/// return what the run printed.
+fn interrupt_run(bench: &ExternalBench, dir: &Path, signal: &str) -> std::process::Output {
+    let recipe = short_recipe(dir);
+    let bench_file = bench.bench_file(dir);
     let child = vegard()
         .arg("run")
         .arg(&recipe)
         .arg("--bench")
         .arg(&bench_file)
         .arg("--out")
-        .arg(&dir)
+        .arg(dir)
         .arg("--json")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Let the CV get going, then press Ctrl-C.
     std::thread::sleep(Duration::from_secs(3));
     let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(st.success());
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn ctrl_c_aborts_and_switches_the_cell_off() {
+    let dir = tmpdir("ctrlc");
+    let mut bench = ExternalBench::start(Path::new("configs/sim.toml"));
+    let out = interrupt_run(&bench, &dir, "-INT");
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -596,27 +601,7 @@ fn a_silent_potentiostat_times_out_aborts_and_switches_the_cell_off() {
 fn sigterm_stops_like_ctrl_c_and_the_bench_is_usable_again() {
     let dir = tmpdir("term");
     let mut bench = ExternalBench::start(Path::new("configs/sim.toml"));
-    let recipe = short_recipe(&dir);
-    let bench_file = bench.bench_file(&dir);
-    let child = vegard()
-        .arg("run")
-        .arg(&recipe)
-        .arg("--bench")
-        .arg(&bench_file)
-        .arg("--out")
-        .arg(&dir)
-        .arg("--json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    let st = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt_run(&bench, &dir, "-TERM");
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -625,6 +610,7 @@ fn sigterm_stops_like_ctrl_c_and_the_bench_is_usable_again() {
     );
     assert_eq!(json_of(&out.stdout)["status"], "aborted");
     assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+    let bench_file = bench.bench_file(&dir);
 
     // Regression: an aborted script left the trigger line high, so the next
     // run's digitizer never saw a rising edge and recorded nothing.

@@ -65,17 +65,7 @@ impl RunWriter {
             let p = dir.join(sub);
             std::fs::create_dir(&p).map_err(|e| StoreError::io(&p, e))?;
         }
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| StoreError::io(&lock_path, e))?;
-        lock.try_lock().map_err(|e| StoreError::Run {
-            path: dir.clone(),
-            msg: format!("cannot lock {LOCK_FILE}: {e}"),
-        })?;
+        let RunClaim { _lock: lock } = claim_run(&dir)?;
         Ok(RunWriter {
             dir,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
