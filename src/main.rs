@@ -317,11 +317,12 @@ async fn cmd_run(
         if let Some(d) = dvc {
             writeln!(
                 o,
-                "  kappa:     {:+.4} ± {:.4} nm/mC  (R² = {:.4}, {} cycles, deformation vs faradaic charge)",
+                "  kappa:     {:+.4} ± {:.4} nm/mC  (R² = {:.4}, {} cycle{}, deformation vs faradaic charge)",
                 d.slope_nm_per_mC,
                 d.slope_se_nm_per_mC,
                 d.r2,
-                d.per_cycle.len()
+                d.per_cycle.len(),
+                if d.per_cycle.len() == 1 { "" } else { "s" }
             )?;
         }
         for e in &analysis_errors {
@@ -437,16 +438,21 @@ fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
             } else {
                 String::new()
             };
+            // At open circuit there is no current to show.
+            let current = if I_A.is_finite() {
+                format!("I = {:+.3} mA", I_A * 1e3)
+            } else {
+                "I = (open circuit)".to_string()
+            };
             let _ = writeln!(
                 err,
-                "  [{:>5.1} s wall] step {}/{} {kind} {cyc}elapsed {:.1} s  ETA {:.1} s  E = {:+.3} V  I = {:+.3} mA  deflection = {:+.2} nm",
+                "  [{:>5.1} s wall] step {}/{} {kind} {cyc}elapsed {:.1} s  ETA {:.1} s  E = {:+.3} V  {current}  deflection = {:+.2} nm",
                 started.elapsed().as_secs_f64(),
                 step + 1,
                 count,
                 elapsed_s,
                 eta_s,
                 E_V,
-                I_A * 1e3,
                 deflection_nm
             );
         }

@@ -469,7 +469,7 @@ pub(crate) const DEFLECTION_COLUMNS: [ColumnSpec; 7] = [
 async fn wait_step(wall_s: f64, cancel: &mut watch::Receiver<bool>) -> Result<(), String> {
     tokio::select! {
         _ = tokio::time::sleep(Duration::from_secs_f64(wall_s.max(0.0))) => Ok(()),
-        _ = cancel.wait_for(|c| *c) => Err("aborted: stop requested (Ctrl-C or SIGTERM/SIGHUP)".into()),
+        _ = cancel.wait_for(|c| *c) => Err("stop requested (Ctrl-C or SIGTERM/SIGHUP)".into()),
     }
 }
 
@@ -555,7 +555,7 @@ async fn record_step(
         let _ = stop_tx.send(true);
         let probe = dmm_task.await.ok().map(|(_, d)| d);
         let why = if *cancel.borrow() {
-            "aborted: stop requested (Ctrl-C or SIGTERM/SIGHUP)"
+            "stop requested (Ctrl-C or SIGTERM/SIGHUP)"
         } else {
             "potentiostat thread has stopped"
         };
@@ -646,7 +646,7 @@ async fn record_step(
                 dmm_done = Some(joined);
                 if let Some(f) = failed { outcome = Err(f); break; }
             },
-            _ = cancel.wait_for(|c| *c) => { outcome = Err("aborted: stop requested (Ctrl-C or SIGTERM/SIGHUP)".into()); break; }
+            _ = cancel.wait_for(|c| *c) => { outcome = Err("stop requested (Ctrl-C or SIGTERM/SIGHUP)".into()); break; }
             _ = tick.tick() => {
                 let now = ctx.clock.now_ns();
                 let _ = ctx.pstat_raw.flush_if_due();
