@@ -435,6 +435,8 @@ fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
             *last = Some(Instant::now());
             let cyc = if *kind == "cv" {
                 format!("cycle {cycle}/{cycles}  ")
+            } else if *kind == "steps" {
+                format!("level {cycle}/{cycles}  ")
             } else {
                 String::new()
             };

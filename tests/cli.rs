@@ -650,3 +650,86 @@ fn sigterm_stops_like_ctrl_c_and_the_bench_is_usable_again() {
         raw.lines().count()
     );
 }
+
+#[test]
+fn potential_step_passes_the_charge_the_isotherm_predicts() {
+    // Known answer: from rest at E0 (x = 1/2) a step to E0 + 50 mV held for
+    // 7.5 tau empties the film to x = 1/(1 + exp(F 0.05 / RT)); the charge is
+    // z F A L c_max dx (+ C_dl dE, 0.04 %). Default bench: 45.676 mC full.
+    let dir = tmpdir("steps");
+    let recipe = dir.join("pitt.toml");
+    std::fs::write(
+        &recipe,
+        "[run]\nname = \"pitt\"\n[limits]\ncurrent_max_A = 0.01\npotential_window_V = [-0.2, 1.0]\n\
+         [[step]]\nkind = \"steps\"\nlevels_V = [0.45]\nhold_s = [200.0]\nsample_interval_s = 0.02\n",
+    )
+    .unwrap();
+    let out = vegard()
+        .arg("run")
+        .arg(&recipe)
+        .args(["--speed", "50", "--json", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_dir = PathBuf::from(
+        json_of(&out.stdout)["run_dir"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let raw = std::fs::read_to_string(run_dir.join("raw/potentiostat.csv")).unwrap();
+    let mut lines = raw.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.split(':').next() == Some(name))
+            .unwrap()
+    };
+    let (ct, ci, ce) = (col("t_dev_s"), col("I_A"), col("E_V"));
+    let rows: Vec<(f64, f64, f64)> = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[ct].parse().unwrap(),
+                f[ci].parse().unwrap(),
+                f[ce].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 10_000, "200 s / 20 ms samples");
+    assert!(
+        rows.iter().all(|r| (r.2 - 0.45).abs() < 1e-6),
+        "set potential"
+    );
+    // Trapezoid from the step edge (t = 0, I taken as the first sample).
+    let mut q_C = rows[0].1 * rows[0].0;
+    for w in rows.windows(2) {
+        q_C += 0.5 * (w[0].1 + w[1].1) * (w[1].0 - w[0].0);
+    }
+    let f = 96_485.332_12 / (8.314_462_618 * 298.15);
+    let x_end = 1.0 / (1.0 + (f * 0.05_f64).exp());
+    let q_true_C = 0.045_676_156 * (0.5 - x_end) + 150e-6 * 0.05;
+    eprintln!("step charge {q_C:.6} C vs isotherm {q_true_C:.6} C");
+    assert!(
+        ((q_C - q_true_C) / q_true_C).abs() < 0.02,
+        "{q_C} vs {q_true_C}"
+    );
+    // The current decays: early (Cottrell-like) current far above the late one.
+    assert!(
+        rows[10].1 > 20.0 * rows[9_990].1.abs(),
+        "{} vs {}",
+        rows[10].1,
+        rows[9_990].1
+    );
+    let defl = std::fs::read_to_string(run_dir.join("raw/deflection.csv")).unwrap();
+    assert!(
+        defl.lines().count() > 30_000,
+        "deflection recorded through the step"
+    );
+}

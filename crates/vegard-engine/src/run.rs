@@ -494,28 +494,15 @@ async fn record_step(
     // Same count the recipe check used against the instrument's buffer.
     let count =
         vegard_recipe::deflection_samples(duration_s, dt_dmm_s).min(inst.deflection.max_samples);
-    let (technique, cycles, sample_interval_s) = match step {
-        Step::Ocp(o) => (
-            Technique::Ocp {
-                duration_s: o.duration_s,
-                sample_interval_s: o.sample_interval_s,
-            },
-            1,
-            o.sample_interval_s,
-        ),
-        Step::Cv(c) => (
-            Technique::Cv {
-                begin_V: c.begin_V,
-                vertex_V: c.vertex_V,
-                scan_rate_V_per_s: c.scan_rate_V_per_s,
-                step_V: c.step_V,
-                cycles: c.cycles,
-                current_range_A: inst.potentiostat.current_range_max_A,
-            },
-            c.cycles,
-            c.sample_interval_s(),
-        ),
-        Step::Wait(_) => return (Ok(()), Some(dmm)),
+    let Some(technique) = Technique::from_step(step, &inst.potentiostat) else {
+        return (Ok(()), Some(dmm)); // nothing to record (wait)
+    };
+    let sample_interval_s = technique.sample_interval_s();
+    // What the progress line counts: CV cycles, or potential-step levels.
+    let cycles = match step {
+        Step::Cv(c) => c.cycles,
+        Step::Steps(s) => s.levels_V.len() as u32,
+        _ => 1,
     };
     let segment = ctx.segment;
     ctx.segment += 1;
@@ -590,7 +577,8 @@ async fn record_step(
                     match event {
                         PstatEvent::Sample { index, t_dev_s, E_V, I_A, status, scan } => {
                             let I_A = I_A.unwrap_or(f64::NAN);
-                            let cycle = if matches!(step, Step::Cv(_)) { scan as i64 + 1 } else { 0 };
+                            // 1-based CV cycle or potential-step level; 0 at open circuit.
+                            let cycle = if matches!(step, Step::Cv(_) | Step::Steps(_)) { scan as i64 + 1 } else { 0 };
                             let row = [
                                 Cell::I64(ctx.seq_p), Cell::I64(step_index as i64), Cell::I64(segment),
                                 Cell::I64(index as i64), Cell::I64(cycle), Cell::F64(t_dev_s),

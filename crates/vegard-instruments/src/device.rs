@@ -38,6 +38,15 @@ pub enum Technique {
         /// Largest current range the device may use (and start in), A.
         current_range_A: f64,
     },
+    /// Potential steps (chronoamperometry / PITT): `levels_V[i]` held for
+    /// `hold_s[i]`, back to back, one sample per `sample_interval_s`.
+    Steps {
+        levels_V: Vec<f64>,
+        hold_s: Vec<f64>,
+        sample_interval_s: f64,
+        /// Largest current range the device may use (and start in), A.
+        current_range_A: f64,
+    },
 }
 
 impl Technique {
@@ -57,6 +66,12 @@ impl Technique {
                 cycles: s.cycles,
                 current_range_A: cfg.current_range_max_A,
             }),
+            Step::Steps(s) => Some(Technique::Steps {
+                levels_V: s.levels_V.clone(),
+                hold_s: s.hold_s.clone(),
+                sample_interval_s: s.sample_interval_s,
+                current_range_A: cfg.current_range_max_A,
+            }),
             Step::Wait(_) => None,
         }
     }
@@ -65,6 +80,9 @@ impl Technique {
     pub fn sample_interval_s(&self) -> f64 {
         match self {
             Technique::Ocp {
+                sample_interval_s, ..
+            }
+            | Technique::Steps {
                 sample_interval_s, ..
             } => *sample_interval_s,
             Technique::Cv {

@@ -16,12 +16,13 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use crate::doc::{Doc, Seg, find_key};
 use crate::error::{RecipeError, Source};
 use crate::schema::{
-    BenchConfig, CvStep, Limits, OcpStep, Recipe, RunInfo, SimParams, Step, WaitStep,
+    BenchConfig, CvStep, Limits, OcpStep, PotentialSteps, Recipe, RunInfo, SimParams, Step,
+    WaitStep,
 };
 use crate::validate::{validate_bench, validate_recipe};
 
 /// Valid values of a step's `kind`, in the order the docs present them.
-pub const STEP_KINDS: &[&str] = &["ocp", "cv", "wait"];
+pub const STEP_KINDS: &[&str] = &["ocp", "cv", "steps", "wait"];
 
 /// Read, parse and validate a recipe file (everything that does not need the
 /// bench; see [`crate::validate_with_bench`] for the rest).
@@ -222,6 +223,7 @@ fn parse_step(doc: &Doc<'_>, item: &Spanned<DeValue<'_>>) -> Result<Step, Recipe
     let step = match kind {
         "ocp" => OcpStep::deserialize(de).map(Step::Ocp),
         "cv" => CvStep::deserialize(de).map(Step::Cv),
+        "steps" => PotentialSteps::deserialize(de).map(Step::Steps),
         "wait" => WaitStep::deserialize(de).map(Step::Wait),
         other => {
             return Err(doc.err_span(

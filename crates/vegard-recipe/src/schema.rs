@@ -45,6 +45,7 @@ pub struct Limits {
 pub enum Step {
     Ocp(OcpStep),
     Cv(CvStep),
+    Steps(PotentialSteps),
     Wait(WaitStep),
 }
 
@@ -66,6 +67,18 @@ pub struct CvStep {
     /// Potential increment of the staircase; sample interval = step_V / scan_rate.
     pub step_V: f64,
     pub cycles: u32,
+}
+
+/// Potential steps (chronoamperometry / PITT): each level is held for its
+/// hold time, back to back with the cell on throughout, the current sampled
+/// every `sample_interval_s`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PotentialSteps {
+    pub levels_V: Vec<f64>,
+    /// One hold time per level, s.
+    pub hold_s: Vec<f64>,
+    pub sample_interval_s: f64,
 }
 
 /// Idle time with the cell off; nothing is recorded.
@@ -102,6 +115,7 @@ impl Step {
         match self {
             Step::Ocp(_) => "ocp",
             Step::Cv(_) => "cv",
+            Step::Steps(_) => "steps",
             Step::Wait(_) => "wait",
         }
     }
@@ -110,6 +124,7 @@ impl Step {
         match self {
             Step::Ocp(s) => s.duration_s,
             Step::Cv(s) => s.duration_s(),
+            Step::Steps(s) => s.hold_s.iter().sum(),
             Step::Wait(s) => s.duration_s,
         }
     }

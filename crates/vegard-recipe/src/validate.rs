@@ -66,7 +66,10 @@ pub fn validate_with_bench(
     let pot = &bench.instruments.potentiostat;
     let defl = &bench.instruments.deflection;
 
-    let cell_on = recipe.steps.iter().any(|s| matches!(s, Step::Cv(_)));
+    let cell_on = recipe
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Cv(_) | Step::Steps(_)));
     if cell_on && recipe.limits.current_max_A > pot.current_range_max_A {
         return Err(doc.err(
             &[Seg::Key("limits"), Seg::Key("current_max_A")],
@@ -84,6 +87,7 @@ pub fn validate_with_bench(
         let (interval_s, interval_key, count_key) = match step {
             Step::Ocp(s) => (s.sample_interval_s, "sample_interval_s", "duration_s"),
             Step::Cv(s) => (s.sample_interval_s(), "step_V", "cycles"),
+            Step::Steps(s) => (s.sample_interval_s, "sample_interval_s", "hold_s"),
             Step::Wait(_) => continue,
         };
         if interval_s < MIN_SAMPLE_INTERVAL_S {
@@ -311,6 +315,53 @@ pub(crate) fn validate_recipe(recipe: &Recipe, doc: &Doc<'_>) -> Result<(), Reci
                     &num(s.step_V),
                 )?;
                 c.require(&at("cycles"), s.cycles >= 1, ">= 1", &s.cycles.to_string())?;
+            }
+            Step::Steps(s) => {
+                c.require(
+                    &at("levels_V"),
+                    !s.levels_V.is_empty(),
+                    "at least one potential level",
+                    "[]",
+                )?;
+                c.require(
+                    &at("hold_s"),
+                    s.hold_s.len() == s.levels_V.len(),
+                    &format!("one hold time per level ({} levels)", s.levels_V.len()),
+                    &format!("{} hold times", s.hold_s.len()),
+                )?;
+                for (j, &level_V) in s.levels_V.iter().enumerate() {
+                    let path = [
+                        Seg::Key("step"),
+                        Seg::Idx(i),
+                        Seg::Key("levels_V"),
+                        Seg::Idx(j),
+                    ];
+                    c.require(
+                        &path,
+                        inside(level_V),
+                        &format!("inside limits.potential_window_V = {window}"),
+                        &num(level_V),
+                    )?;
+                }
+                c.positive(&at("sample_interval_s"), s.sample_interval_s)?;
+                for (j, &hold_s) in s.hold_s.iter().enumerate() {
+                    let path = [
+                        Seg::Key("step"),
+                        Seg::Idx(i),
+                        Seg::Key("hold_s"),
+                        Seg::Idx(j),
+                    ];
+                    c.positive(&path, hold_s)?;
+                    c.require(
+                        &path,
+                        hold_s >= s.sample_interval_s,
+                        &format!(
+                            ">= sample_interval_s = {} s, or the level records no sample",
+                            num(s.sample_interval_s)
+                        ),
+                        &num(hold_s),
+                    )?;
+                }
             }
         }
     }

@@ -255,7 +255,7 @@ fn unknown_step_kind_lists_the_valid_kinds() {
     let text = DEMO.replace("kind = \"cv\"", "kind = \"eis\"");
     let (line, col, msg) = err(&text);
     assert_eq!((line, col), (17, 8));
-    assert_eq!(msg, "unknown step kind `eis`; valid kinds: ocp, cv, wait");
+    assert_eq!(msg, "unknown step kind `eis`; valid kinds: ocp, cv, steps, wait");
 }
 
 #[test]
@@ -263,7 +263,7 @@ fn step_without_kind_points_at_its_header() {
     let text = DEMO.replace("kind = \"ocp\"\n", "");
     let (line, col, msg) = err(&text);
     assert_eq!((line, col), (11, 1));
-    assert_eq!(msg, "missing key `kind` (one of ocp, cv, wait)");
+    assert_eq!(msg, "missing key `kind` (one of ocp, cv, steps, wait)");
 
     let text = DEMO.replace("kind = \"ocp\"", "kind = 1");
     let (line, col, msg) = err(&text);
@@ -505,4 +505,40 @@ fn sample_intervals_below_one_millisecond_are_rejected() {
         msg.starts_with("sample interval step_V / scan_rate_V_per_s = 0.0005 s"),
         "{msg}"
     );
+}
+
+#[test]
+fn potential_steps_parse_and_their_mistakes_point_at_the_value() {
+    let ok = with_steps(
+        "[[step]]\nkind = \"steps\"\nlevels_V = [0.45, 0.5]\nhold_s = [60, 30.5]\nsample_interval_s = 0.05\n",
+    );
+    let r = parse_recipe(&ok, "r.toml").unwrap();
+    match &r.steps[0] {
+        Step::Steps(s) => {
+            assert_eq!(s.levels_V, vec![0.45, 0.5]);
+            assert_eq!(s.hold_s, vec![60.0, 30.5]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.steps[0].duration_s(), 90.5);
+    assert_eq!(r.steps[0].kind_name(), "steps");
+
+    // A level outside the window points at that element (line 12, col 19).
+    let (line, col, msg) = err(&ok.replace("[0.45, 0.5]", "[0.45, 1.5]"));
+    assert_eq!((line, col), (12, 19), "{msg}");
+    assert_eq!(
+        msg,
+        "levels_V must be inside limits.potential_window_V = [-0.2, 1.0] (got 1.5)"
+    );
+    // One hold time per level.
+    let (line, _, msg) = err(&ok.replace("[60, 30.5]", "[60]"));
+    assert_eq!(line, 13, "{msg}");
+    assert!(msg.contains("one hold time per level (2 levels)"), "{msg}");
+    // A hold shorter than one sample.
+    let (line, col, msg) = err(&ok.replace("[60, 30.5]", "[60, 0.01]"));
+    assert_eq!((line, col), (13, 15), "{msg}");
+    assert!(msg.contains(">= sample_interval_s = 0.05 s"), "{msg}");
+    // Unknown key inside the step.
+    let (line, col, msg) = err(&ok.replace("sample_interval_s", "interval_s"));
+    assert_eq!((line, col), (14, 1), "{msg}");
 }

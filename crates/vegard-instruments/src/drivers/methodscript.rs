@@ -32,7 +32,10 @@ struct Run {
     /// Which variable carries E: `da` (set) in CV, `ab` (measured) in OCP.
     potential: VarType,
     next_index: u64,
+    /// CV: the scan within `nscans`; potential steps: the level (one loop each).
     scan: u32,
+    /// Potential steps count levels by loop ends instead of scan markers.
+    level_per_loop: bool,
 }
 
 /// Orders script writes against the safety path, which writes on its own
@@ -265,9 +268,10 @@ impl Potentiostat for MethodScriptPotentiostat {
         self.run = Some(Run {
             interval_s: technique.sample_interval_s(),
             potential: match technique {
-                Technique::Cv { .. } => VarType::SetPotential,
+                Technique::Cv { .. } | Technique::Steps { .. } => VarType::SetPotential,
                 Technique::Ocp { .. } => VarType::MeasuredPotential,
             },
+            level_per_loop: matches!(technique, Technique::Steps { .. }),
             next_index: 0,
             scan: 0,
         });
@@ -298,7 +302,12 @@ impl Potentiostat for MethodScriptPotentiostat {
                     }
                     PstatEvent::ScanEnd { scan }
                 }
-                Line::LoopEnd => PstatEvent::LoopEnd,
+                Line::LoopEnd => {
+                    if let Some(r) = self.run.as_mut().filter(|r| r.level_per_loop) {
+                        r.scan += 1;
+                    }
+                    PstatEvent::LoopEnd
+                }
                 Line::EndOfScript => {
                     self.run = None;
                     PstatEvent::Finished

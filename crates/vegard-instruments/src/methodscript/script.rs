@@ -46,6 +46,9 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
     let range_max_A = match technique {
         Technique::Cv {
             current_range_A, ..
+        }
+        | Technique::Steps {
+            current_range_A, ..
         } => *current_range_A,
         Technique::Ocp { .. } => frame.current_range_max_A,
     };
@@ -65,8 +68,7 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
         s.push('\n');
     };
     push("e");
-    let is_cv = matches!(technique, Technique::Cv { .. });
-    if is_cv {
+    if matches!(technique, Technique::Cv { .. } | Technique::Steps { .. }) {
         push("var c");
     }
     push("var p");
@@ -116,6 +118,57 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
             push("    pck_add c");
             push("  pck_end");
         }
+        Technique::Steps {
+            levels_V,
+            hold_s,
+            sample_interval_s,
+            ..
+        } => {
+            let Some(&first_V) = levels_V.first() else {
+                return fail("potential steps need at least one level".into());
+            };
+            if hold_s.len() != levels_V.len() {
+                return fail(format!(
+                    "{} levels but {} hold times",
+                    levels_V.len(),
+                    hold_s.len()
+                ));
+            }
+            if let Some(h) = hold_s
+                .iter()
+                .find(|h| h.is_nan() || **h < *sample_interval_s)
+            {
+                return fail(format!(
+                    "hold {h} s is shorter than one sample interval ({sample_interval_s} s)"
+                ));
+            }
+            push(&format!("set_e {}", format_si(first_V)?));
+            push(&format!("set_gpio_cfg 0x{mask:02X} 1"));
+            push("set_gpio 0x00i");
+            // Unlike CV (which starts at rest), switching the cell on here IS
+            // the first step: the edge goes first so the digitizer and the
+            // device clock see the whole transient from its start.
+            push(&format!("set_gpio 0x{mask:02X}i"));
+            push("cell_on");
+            // One chronoamperometry loop per level, back to back: device time
+            // keeps counting samples across them (sample k of the step is at
+            // (k+1) x interval after the edge; levels are whole multiples).
+            for (k, (E_V, t_s)) in levels_V.iter().zip(hold_s).enumerate() {
+                push(&format!(
+                    "meas_loop_ca p c {} {} {}",
+                    format_si(*E_V)?,
+                    format_si(*sample_interval_s)?,
+                    format_si(*t_s)?
+                ));
+                push("  pck_start");
+                push("    pck_add p");
+                push("    pck_add c");
+                push("  pck_end");
+                if k + 1 < levels_V.len() {
+                    push("endloop");
+                }
+            }
+        }
         Technique::Ocp {
             duration_s,
             sample_interval_s,
@@ -161,6 +214,54 @@ mod tests {
         current_range_min_A: 1e-9,
         current_range_max_A: 10e-3,
     };
+
+    #[test]
+    fn potential_steps_are_back_to_back_ca_loops_after_the_edge() {
+        let steps = Technique::Steps {
+            levels_V: vec![0.45, 0.5],
+            hold_s: vec![60.0, 30.0],
+            sample_interval_s: 0.05,
+            current_range_A: 10e-3,
+        };
+        let expected = "e
+var c
+var p
+set_pgstat_chan 0
+set_pgstat_mode 2
+set_max_bandwidth 80
+set_range ba 10m
+set_autoranging ba 1n 10m
+set_e 450m
+set_gpio_cfg 0x01 1
+set_gpio 0x00i
+set_gpio 0x01i
+cell_on
+meas_loop_ca p c 450m 50m 60
+  pck_start
+    pck_add p
+    pck_add c
+  pck_end
+endloop
+meas_loop_ca p c 500m 50m 30
+  pck_start
+    pck_add p
+    pck_add c
+  pck_end
+endloop
+on_finished:
+  cell_off
+  set_gpio 0x00i
+
+";
+        assert_eq!(build_script(&steps, &FRAME).unwrap(), expected);
+        let uneven = Technique::Steps {
+            levels_V: vec![0.45, 0.5],
+            hold_s: vec![60.0],
+            sample_interval_s: 0.05,
+            current_range_A: 10e-3,
+        };
+        assert!(build_script(&uneven, &FRAME).is_err());
+    }
 
     #[test]
     fn cv_script_matches_contract_text() {

@@ -11,10 +11,14 @@
 //! ions left the film and the film shrinks (`u = kappa Q_F`, `kappa < 0`).
 
 mod electrode;
+mod impedance;
 mod lever;
 mod truth;
 
 pub use electrode::Electrode;
+pub use impedance::{
+    C64, SmallSignal, faradaic_fraction, film_transfer_H, impedance_ohm, strain_transfer_nm_per_V,
+};
 pub use lever::{DeflectionTerm, Lever};
 pub use truth::{ClockTruth, Truth, clamping_factor, kappa_nm_per_C, truth};
 
