@@ -255,7 +255,10 @@ fn unknown_step_kind_lists_the_valid_kinds() {
     let text = DEMO.replace("kind = \"cv\"", "kind = \"eis\"");
     let (line, col, msg) = err(&text);
     assert_eq!((line, col), (17, 8));
-    assert_eq!(msg, "unknown step kind `eis`; valid kinds: ocp, cv, steps, wait");
+    assert_eq!(
+        msg,
+        "unknown step kind `eis`; valid kinds: ocp, cv, steps, wait"
+    );
 }
 
 #[test]

@@ -101,8 +101,9 @@ pub fn truth(p: &SimParams) -> Result<Truth, SimError> {
             * f.area_m2
             * f.c_max_mol_per_m3
             * k0
-            * f.x_initial.powf(1.0 - a)
-            * (1.0 - f.x_initial).powf(a),
+            // Same exponents as the solver's rate law (see impedance.rs).
+            * f.x_initial.powf(a)
+            * (1.0 - f.x_initial).powf(1.0 - a),
         E0_V: f.E0_V,
         x_initial: f.x_initial,
         thickness_m: f.thickness_m,
