@@ -248,6 +248,11 @@ pub struct SimParams {
     pub faults: SimFaults,
 }
 
+/// Upper bound (exclusive) of the activation energies `film.Ea_D_eV` and
+/// `kinetics.Ea_k0_eV`, eV: far above any ion-transport barrier (0.3-0.6 eV
+/// for Li in oxides), so a larger value is a unit mistake (J/mol, kJ/mol).
+pub const MAX_ACTIVATION_ENERGY_EV: f64 = 3.0;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilmParams {
@@ -257,8 +262,13 @@ pub struct FilmParams {
     pub c_max_mol_per_m3: f64,
     /// Initial mole fraction of inserted ion, uniform through the film.
     pub x_initial: f64,
-    /// Chemical diffusion coefficient at `cell.T_K`, m^2/s.
+    /// Chemical diffusion coefficient at the reference temperature
+    /// `cell.T_ref_K`, m^2/s.
     pub D_m2_per_s: f64,
+    /// Activation energy of diffusion, eV: the simulator uses
+    /// `D(T) = D_m2_per_s exp(-Ea_D_eV / k_B (1/T - 1/T_ref_K))`
+    /// at `T = cell.T_K` (PHYSICS.md section 1). 0 = temperature-independent.
+    pub Ea_D_eV: f64,
     /// Standard potential of the insertion isotherm, V.
     pub E0_V: f64,
     /// Ion charge number.
@@ -270,8 +280,11 @@ pub struct FilmParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KineticsParams {
-    /// Butler-Volmer standard rate constant, m/s.
+    /// Butler-Volmer standard rate constant at `cell.T_ref_K`, m/s.
     pub k0_m_per_s: f64,
+    /// Activation energy of the rate constant, eV (Arrhenius law like
+    /// `film.Ea_D_eV`).
+    pub Ea_k0_eV: f64,
     pub alpha: f64,
 }
 
@@ -280,7 +293,11 @@ pub struct KineticsParams {
 pub struct CellParams {
     pub R_s_ohm: f64,
     pub C_dl_F: f64,
+    /// Temperature of the cell on the bench, K.
     pub T_K: f64,
+    /// Temperature at which `film.D_m2_per_s` and `kinetics.k0_m_per_s` are
+    /// given, K.
+    pub T_ref_K: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -39,7 +39,11 @@ impl Default for FilmParams {
             c_max_mol_per_m3: 2.367e4,
             // At rest at the demo's begin potential, 0.4 V = E0: x = 1/2.
             x_initial: 0.5,
+            // At T_ref_K = 298.15 K.
             D_m2_per_s: 1.5e-15,
+            // Li diffusion in oxides: 0.3-0.6 eV (PHYSICS.md section 6). From
+            // 25 to 65 degC, D grows 7.9-fold: tau = 26.7 s -> 3.4 s.
+            Ea_D_eV: 0.45,
             // Relative to the (virtual) reference; the demo window 0.4 +- 0.5 V
             // spans the whole wave.
             E0_V: 0.4,
@@ -55,6 +59,9 @@ impl Default for KineticsParams {
             // Exchange current zFA c_max k0 / 2 = 2.3 mA at x = 1/2:
             // quasi-reversible at 0.2 V/s (k0 / sqrt(D f v) = 0.19).
             k0_m_per_s: 2e-8,
+            // Charge transfer is usually less activated than bulk diffusion:
+            // k0 grows 5-fold from 25 to 65 degC.
+            Ea_k0_eV: 0.35,
             alpha: 0.5,
         }
     }
@@ -68,7 +75,10 @@ impl Default for CellParams {
             // 150 uF/cm^2 for a rough oxide film: R_s C_dl = 1.5 ms and
             // C_dl v = 30 uA at 0.2 V/s, under 1 % of the faradaic peaks.
             C_dl_F: 150e-6,
+            // The bench runs at the reference temperature (25 degC): D and k0
+            // are the values given above.
             T_K: 298.15,
+            T_ref_K: 298.15,
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::doc::{Doc, Seg};
 use crate::error::{RecipeError, Source};
-use crate::schema::{BenchConfig, ClockParams, Recipe, SimParams, Step};
+use crate::schema::{BenchConfig, ClockParams, MAX_ACTIVATION_ENERGY_EV, Recipe, SimParams, Step};
 
 /// Potentiostat driver names the instrument registry provides.
 pub const KNOWN_POTENTIOSTAT_DRIVERS: &[&str] = &["methodscript"];
@@ -202,6 +202,17 @@ impl Checker<'_, '_> {
                 num(x)
             ),
         ))
+    }
+
+    /// An Arrhenius activation energy, eV: `>= 0` and below
+    /// [`MAX_ACTIVATION_ENERGY_EV`].
+    fn activation_energy(&self, path: &[Seg<'_>], Ea_eV: f64) -> Result<(), RecipeError> {
+        self.require(
+            path,
+            (0.0..MAX_ACTIVATION_ENERGY_EV).contains(&Ea_eV),
+            &format!(">= 0 and < {} eV", num(MAX_ACTIVATION_ENERGY_EV)),
+            &num(Ea_eV),
+        )
     }
 
     /// `ok` decides; `rule` says what was expected (e.g. `"> 0 and < 1"`).
@@ -553,6 +564,7 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
         &num(f.x_initial),
     )?;
     c.positive(&at("film", "D_m2_per_s"), f.D_m2_per_s)?;
+    c.activation_energy(&at("film", "Ea_D_eV"), f.Ea_D_eV)?;
     c.finite(&at("film", "E0_V"), f.E0_V)?;
     c.positive(&at("film", "z"), f.z)?;
     c.require(
@@ -564,6 +576,7 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
 
     let k = &sim.kinetics;
     c.positive(&at("kinetics", "k0_m_per_s"), k.k0_m_per_s)?;
+    c.activation_energy(&at("kinetics", "Ea_k0_eV"), k.Ea_k0_eV)?;
     c.require(
         &at("kinetics", "alpha"),
         k.alpha > 0.0 && k.alpha < 1.0,
@@ -575,6 +588,7 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
     c.non_negative(&at("cell", "R_s_ohm"), cell.R_s_ohm)?;
     c.non_negative(&at("cell", "C_dl_F"), cell.C_dl_F)?;
     c.positive(&at("cell", "T_K"), cell.T_K)?;
+    c.positive(&at("cell", "T_ref_K"), cell.T_ref_K)?;
 
     let s = &sim.strain;
     c.finite(&at("strain", "Omega_m3_per_mol"), s.Omega_m3_per_mol)?;

@@ -82,6 +82,20 @@ fn partial_sim_tables_are_completed_from_defaults() {
     assert_eq!((defl.max_samples, defl.range_V), (1_000_000, 10.0));
 }
 
+/// configs/sim.toml promises that omitted keys take the values it states:
+/// its `[sim]` table must be the built-in defaults, key for key.
+#[test]
+fn shipped_sim_config_states_the_defaults() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let b = load_bench(&root.join("configs/sim.toml")).unwrap();
+    let sim = b.sim.unwrap();
+    assert_eq!(sim, SimParams::default());
+    // The temperature keys: the bench runs at the reference temperature.
+    assert_eq!(sim.film.Ea_D_eV, 0.45);
+    assert_eq!(sim.kinetics.Ea_k0_eV, 0.35);
+    assert_eq!((sim.cell.T_K, sim.cell.T_ref_K), (298.15, 298.15));
+}
+
 #[test]
 fn sim_resource_without_sim_table_gets_the_default_bench() {
     let (head, _) = BENCH.split_once("[sim]").unwrap();
@@ -228,7 +242,37 @@ fn sim_values_are_checked_at_their_keys() {
             "[sim.film.x]",
             (20, 11),
             "unknown key `x`, expected one of `thickness_m`, `area_m2`, `c_max_mol_per_m3`, \
-             `x_initial`, `D_m2_per_s`, `E0_V`, `z`, `nodes`",
+             `x_initial`, `D_m2_per_s`, `Ea_D_eV`, `E0_V`, `z`, `nodes`",
+        ),
+        (
+            "thickness_m = 5e-7",
+            "thickness_m = 5e-7\nEa_D_eV = -0.1",
+            (22, 1),
+            "Ea_D_eV must be >= 0 and < 3.0 eV (got -0.1)",
+        ),
+        (
+            "thickness_m = 5e-7",
+            "thickness_m = 5e-7\nEa_D_eV = 43000.0",
+            (22, 1),
+            "Ea_D_eV must be >= 0 and < 3.0 eV (got 43000.0)",
+        ),
+        (
+            "thickness_m = 5e-7",
+            "thickness_m = 5e-7\nEa_D_eV = nan",
+            (22, 1),
+            "Ea_D_eV must be >= 0 and < 3.0 eV (got NaN)",
+        ),
+        (
+            "[sim.film]",
+            "[sim.kinetics]\nEa_k0_eV = 3.0\n\n[sim.film]",
+            (21, 1),
+            "Ea_k0_eV must be >= 0 and < 3.0 eV (got 3.0)",
+        ),
+        (
+            "[sim.film]",
+            "[sim.cell]\nT_ref_K = -298.15\n\n[sim.film]",
+            (21, 1),
+            "T_ref_K must be > 0 (got -298.15)",
         ),
     ];
     for (from, to, pos, want) in cases {

@@ -20,10 +20,14 @@ pub use impedance::{
     C64, SmallSignal, faradaic_fraction, film_transfer_H, impedance_ohm, strain_transfer_nm_per_V,
 };
 pub use lever::{DeflectionTerm, Lever};
-pub use truth::{ClockTruth, Truth, clamping_factor, kappa_nm_per_C, truth};
+pub use truth::{
+    ARRHENIUS_CAMPAIGN_T_C, CELSIUS_ZERO_K, ClockTruth, TauAtTemperature, Truth, clamping_factor,
+    kappa_nm_per_C, truth,
+};
 
 use crate::SimError;
-use vegard_recipe::SimParams;
+use vegard_core::constants::BOLTZMANN_EV_PER_K;
+use vegard_recipe::{MAX_ACTIVATION_ENERGY_EV, SimParams};
 
 /// What the potentiostat imposes on the cell during a step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -89,12 +93,23 @@ pub fn validate(p: &SimParams) -> Result<(), SimError> {
             })
         }
     }
+    fn activation_energy(name: &'static str, v: f64) -> Result<(), SimError> {
+        if (0.0..MAX_ACTIVATION_ENERGY_EV).contains(&v) {
+            Ok(())
+        } else {
+            Err(SimError::InvalidParam {
+                name,
+                reason: format!("must be >= 0 and < {MAX_ACTIVATION_ENERGY_EV} eV, got {v}"),
+            })
+        }
+    }
     let f = &p.film;
     positive("film.thickness_m", f.thickness_m)?;
     positive("film.area_m2", f.area_m2)?;
     positive("film.c_max_mol_per_m3", f.c_max_mol_per_m3)?;
     open_unit("film.x_initial", f.x_initial)?;
     positive("film.D_m2_per_s", f.D_m2_per_s)?;
+    activation_energy("film.Ea_D_eV", f.Ea_D_eV)?;
     positive("film.z", f.z)?;
     if !f.E0_V.is_finite() {
         return Err(SimError::InvalidParam {
@@ -109,10 +124,12 @@ pub fn validate(p: &SimParams) -> Result<(), SimError> {
         });
     }
     positive("kinetics.k0_m_per_s", p.kinetics.k0_m_per_s)?;
+    activation_energy("kinetics.Ea_k0_eV", p.kinetics.Ea_k0_eV)?;
     open_unit("kinetics.alpha", p.kinetics.alpha)?;
     non_negative("cell.R_s_ohm", p.cell.R_s_ohm)?;
     non_negative("cell.C_dl_F", p.cell.C_dl_F)?;
     positive("cell.T_K", p.cell.T_K)?;
+    positive("cell.T_ref_K", p.cell.T_ref_K)?;
     non_negative("strain.Omega_m3_per_mol", p.strain.Omega_m3_per_mol)?;
     let nu = p.strain.poisson_ratio;
     if !(nu > -1.0 && nu <= 0.5) {
@@ -142,17 +159,187 @@ pub fn validate(p: &SimParams) -> Result<(), SimError> {
     Ok(())
 }
 
-/// Chemical diffusion coefficient at the cell temperature.
-///
-/// Today the config gives D at `cell.T_K` directly. The Arrhenius law
-/// `D(T) = D0 exp(-Ea_D / (R T))` (PHYSICS.md section 1) replaces this body
-/// once the temperature stage exists; every user already goes through here.
-pub fn diffusion_m2_per_s(p: &SimParams) -> f64 {
-    p.film.D_m2_per_s
+/// Arrhenius factor `exp(-Ea / k_B (1/T - 1/T_ref))`: what a quantity given
+/// at `T_ref_K` is multiplied by at `T_K`. Exactly 1 at `T_K == T_ref_K`.
+pub fn arrhenius_factor(Ea_eV: f64, T_K: f64, T_ref_K: f64) -> f64 {
+    (-Ea_eV / BOLTZMANN_EV_PER_K * (1.0 / T_K - 1.0 / T_ref_K)).exp()
 }
 
-/// Butler-Volmer standard rate constant at the cell temperature; the place for
-/// `k0(T) = k00 exp(-Ea_k / (R T))`, like [`diffusion_m2_per_s`].
+/// Chemical diffusion coefficient at the cell temperature `cell.T_K`, m^2/s.
+/// The single place for D(T): every user (solver, impedance, truth) goes
+/// through here.
+pub fn diffusion_m2_per_s(p: &SimParams) -> f64 {
+    diffusion_m2_per_s_at(p, p.cell.T_K)
+}
+
+/// Chemical diffusion coefficient at `T_K`, m^2/s: the Arrhenius law
+/// `D(T) = D_ref exp(-Ea_D / k_B (1/T - 1/T_ref))` (PHYSICS.md section 1,
+/// written per ion in eV), with `D_ref = film.D_m2_per_s` at
+/// `T_ref = cell.T_ref_K`.
+pub fn diffusion_m2_per_s_at(p: &SimParams, T_K: f64) -> f64 {
+    p.film.D_m2_per_s * arrhenius_factor(p.film.Ea_D_eV, T_K, p.cell.T_ref_K)
+}
+
+/// Pre-exponential factor of the diffusion coefficient (D at infinite
+/// temperature), `D0 = D_ref exp(Ea_D / (k_B T_ref))`, m^2/s.
+pub fn diffusion_prefactor_m2_per_s(p: &SimParams) -> f64 {
+    p.film.D_m2_per_s * (p.film.Ea_D_eV / (BOLTZMANN_EV_PER_K * p.cell.T_ref_K)).exp()
+}
+
+/// Butler-Volmer standard rate constant at the cell temperature `cell.T_K`,
+/// m/s; the single place for k0(T), like [`diffusion_m2_per_s`].
 pub fn rate_constant_m_per_s(p: &SimParams) -> f64 {
-    p.kinetics.k0_m_per_s
+    rate_constant_m_per_s_at(p, p.cell.T_K)
+}
+
+/// Butler-Volmer standard rate constant at `T_K`, m/s:
+/// `k0(T) = k0_ref exp(-Ea_k0 / k_B (1/T - 1/T_ref))` with
+/// `k0_ref = kinetics.k0_m_per_s` at `T_ref = cell.T_ref_K`.
+pub fn rate_constant_m_per_s_at(p: &SimParams, T_K: f64) -> f64 {
+    p.kinetics.k0_m_per_s * arrhenius_factor(p.kinetics.Ea_k0_eV, T_K, p.cell.T_ref_K)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use vegard_core::constants::FARADAY_C_PER_MOL;
+
+    /// 65 degC, the hottest temperature of the Arrhenius campaign.
+    const T_HOT_K: f64 = 338.15;
+
+    #[test]
+    fn at_the_reference_temperature_d_and_k0_are_the_config_values() {
+        // Known answer: exactly the given values (1/T - 1/T_ref = 0 exactly).
+        let mut p = SimParams::default();
+        assert_eq!(p.cell.T_K, p.cell.T_ref_K);
+        assert_eq!(diffusion_m2_per_s(&p), p.film.D_m2_per_s);
+        assert_eq!(rate_constant_m_per_s(&p), p.kinetics.k0_m_per_s);
+        // Also away from 25 degC and with other activation energies.
+        p.cell.T_ref_K = 310.7;
+        p.cell.T_K = 310.7;
+        p.film.Ea_D_eV = 0.6;
+        p.kinetics.Ea_k0_eV = 1.2;
+        assert_eq!(diffusion_m2_per_s(&p), p.film.D_m2_per_s);
+        assert_eq!(rate_constant_m_per_s(&p), p.kinetics.k0_m_per_s);
+        assert_eq!(diffusion_m2_per_s_at(&p, 310.7), p.film.D_m2_per_s);
+        // Ea = 0: temperature-independent.
+        p.film.Ea_D_eV = 0.0;
+        assert_eq!(diffusion_m2_per_s_at(&p, 400.0), p.film.D_m2_per_s);
+    }
+
+    #[test]
+    fn d_and_k0_follow_the_arrhenius_law() {
+        let mut p = SimParams::default();
+        p.cell.T_K = T_HOT_K;
+        let (D_ref, k0_ref, T_ref) = (p.film.D_m2_per_s, p.kinetics.k0_m_per_s, p.cell.T_ref_K);
+        let kB = BOLTZMANN_EV_PER_K;
+        let D_expected = D_ref * (-p.film.Ea_D_eV / kB * (1.0 / T_HOT_K - 1.0 / T_ref)).exp();
+        let k0_expected =
+            k0_ref * (-p.kinetics.Ea_k0_eV / kB * (1.0 / T_HOT_K - 1.0 / T_ref)).exp();
+        let rel = |a: f64, b: f64| (a / b - 1.0).abs();
+        let D = diffusion_m2_per_s(&p);
+        assert!(rel(D, D_expected) < 1e-12, "{D} vs {D_expected}");
+        assert!(rel(rate_constant_m_per_s(&p), k0_expected) < 1e-12);
+        // Independent figures (Python, CODATA k_B): Ea 0.45 eV -> x7.939387809216,
+        // Ea 0.35 eV -> x5.009961008623 from 25 to 65 degC.
+        assert!(rel(D / D_ref, 7.939_387_809_216) < 1e-12, "{}", D / D_ref);
+        assert!(rel(rate_constant_m_per_s(&p) / k0_ref, 5.009_961_008_623) < 1e-12);
+        // PHYSICS.md's form D0 exp(-Ea/(k_B T)) with the prefactor, and the
+        // molar form exp(-Ea F / (R T)) (Ea in eV times F is J/mol).
+        let D0 = diffusion_prefactor_m2_per_s(&p);
+        assert!(rel(D0 * (-p.film.Ea_D_eV / (kB * T_HOT_K)).exp(), D) < 1e-12);
+        let Ea_J_per_mol = p.film.Ea_D_eV * FARADAY_C_PER_MOL;
+        let R = vegard_core::constants::GAS_CONSTANT_J_PER_MOL_K;
+        assert!(rel(D0 * (-Ea_J_per_mol / (R * T_HOT_K)).exp(), D) < 1e-9);
+        // The `_at` variants agree with the cell-temperature ones.
+        assert_eq!(diffusion_m2_per_s_at(&p, T_HOT_K), D);
+        // Colder than the reference: slower.
+        assert!(diffusion_m2_per_s_at(&p, 280.0) < D_ref);
+    }
+
+    #[test]
+    fn activation_energies_and_reference_temperature_are_validated() {
+        let check = |edit: fn(&mut SimParams), name: &str| {
+            let mut p = SimParams::default();
+            edit(&mut p);
+            match validate(&p) {
+                Err(SimError::InvalidParam { name: n, .. }) => assert_eq!(n, name),
+                other => panic!("{name}: expected InvalidParam, got {other:?}"),
+            }
+        };
+        check(|p| p.film.Ea_D_eV = -0.01, "film.Ea_D_eV");
+        check(|p| p.film.Ea_D_eV = 3.0, "film.Ea_D_eV");
+        check(|p| p.film.Ea_D_eV = f64::NAN, "film.Ea_D_eV");
+        check(|p| p.kinetics.Ea_k0_eV = 43_000.0, "kinetics.Ea_k0_eV");
+        check(|p| p.cell.T_ref_K = 0.0, "cell.T_ref_K");
+        let mut p = SimParams::default();
+        p.film.Ea_D_eV = 0.0;
+        p.kinetics.Ea_k0_eV = 2.99;
+        assert!(validate(&p).is_ok());
+    }
+
+    /// Charge passed `t_s` after a step from rest at E0 to E0 + 0.5 V into a
+    /// thick film with fast kinetics and no R_s or C_dl, at cell temperature `T_K`.
+    fn step_charge_C(T_K: f64, t_s: f64) -> (f64, SimParams) {
+        let mut p = SimParams::default();
+        p.cell.R_s_ohm = 0.0;
+        p.cell.C_dl_F = 0.0;
+        p.kinetics.k0_m_per_s = 1e-3;
+        p.film.thickness_m = 2e-6;
+        p.film.D_m2_per_s = 1e-15;
+        p.film.nodes = 200;
+        p.film.x_initial = 0.5;
+        p.cell.T_K = T_K;
+        let mut el = Electrode::new(&p).unwrap();
+        let E_app_V = p.film.E0_V + 0.5;
+        let s = el.step(t_s, Control::Potential { E_app_V });
+        (s.Q_F_C, p)
+    }
+
+    #[test]
+    fn the_solver_diffuses_with_d_of_the_cell_temperature() {
+        // Cottrell regime (sqrt(D t) = 89 nm at 65 degC << L = 2 um): the
+        // surface empties (x_s < 4e-8 at both temperatures) and
+        // Q(t) = 2 zFA c_max (x0 - x_s) sqrt(D t / pi), so the charge after
+        // the same step scales by sqrt(D(T) / D_ref) = sqrt(7.939) = 2.818.
+        let t_s = 1.0;
+        let (q_ref, p_ref) = step_charge_C(SimParams::default().cell.T_ref_K, t_s);
+        let (q_hot, p_hot) = step_charge_C(T_HOT_K, t_s);
+        let expected_ratio = (diffusion_m2_per_s(&p_hot) / diffusion_m2_per_s(&p_ref)).sqrt();
+        let ratio = q_hot / q_ref;
+        eprintln!(
+            "Q_F after 1 s: {q_ref:.6e} C at 25 C, {q_hot:.6e} C at 65 C; \
+             ratio {ratio:.5} vs sqrt(D ratio) {expected_ratio:.5}"
+        );
+        assert!(
+            (ratio / expected_ratio - 1.0).abs() < 0.03,
+            "ratio {ratio} vs {expected_ratio}"
+        );
+        // Each run also matches the absolute Cottrell charge (1 %).
+        for (q, p) in [(q_ref, &p_ref), (q_hot, &p_hot)] {
+            let f = &p.film;
+            let cottrell = 2.0
+                * f.z
+                * FARADAY_C_PER_MOL
+                * f.area_m2
+                * f.c_max_mol_per_m3
+                * 0.5
+                * (diffusion_m2_per_s(p) * t_s / std::f64::consts::PI).sqrt();
+            eprintln!(
+                "T = {} K: Q_F / Cottrell - 1 = {:+.2e}",
+                p.cell.T_K,
+                q / cottrell - 1.0
+            );
+            assert!(
+                (q / cottrell - 1.0).abs() < 0.01,
+                "T = {} K: Q_F {q} vs Cottrell {cottrell}",
+                p.cell.T_K
+            );
+        }
+        // The small-signal model sees the same D(T): tau = L^2 / D(T).
+        let ss = SmallSignal::new(&p_hot, p_hot.film.E0_V);
+        let tau = p_hot.film.thickness_m.powi(2) / diffusion_m2_per_s(&p_hot);
+        assert_eq!(ss.tau_s, tau);
+    }
 }

@@ -2,7 +2,10 @@
 //! from the recorded data, derived from the same parameters the simulator
 //! runs on, so known-answer tests compare like with like.
 
-use super::{diffusion_m2_per_s, rate_constant_m_per_s, validate};
+use super::{
+    diffusion_m2_per_s, diffusion_m2_per_s_at, diffusion_prefactor_m2_per_s, rate_constant_m_per_s,
+    rate_constant_m_per_s_at, validate,
+};
 use crate::SimError;
 use serde::Serialize;
 use vegard_core::constants::FARADAY_C_PER_MOL;
@@ -26,6 +29,26 @@ impl From<&ClockParams> for ClockTruth {
     }
 }
 
+/// Cell temperatures of the Arrhenius campaign, degC: the rows of
+/// [`Truth::tau_vs_T`].
+pub const ARRHENIUS_CAMPAIGN_T_C: [f64; 5] = [25.0, 35.0, 45.0, 55.0, 65.0];
+
+/// 0 degC in kelvin.
+pub const CELSIUS_ZERO_K: f64 = 273.15;
+
+/// The film's transport at one cell temperature.
+#[derive(Debug, Clone, Serialize)]
+pub struct TauAtTemperature {
+    pub T_C: f64,
+    pub T_K: f64,
+    /// D(T), m^2/s.
+    pub D_m2_per_s: f64,
+    /// k0(T), m/s.
+    pub k0_m_per_s: f64,
+    /// Diffusion time L^2 / D(T), s.
+    pub tau_s: f64,
+}
+
 /// What the bench really is (written next to a run so reports can show the
 /// recovered values against the truth).
 #[derive(Debug, Clone, Serialize)]
@@ -36,7 +59,7 @@ pub struct Truth {
     /// Out-of-plane amplification of the eigenstrain (clamped film) or 1.
     pub G: f64,
     pub Omega_m3_per_mol: f64,
-    /// Diffusion time L^2/D.
+    /// Diffusion time L^2/D at the cell temperature `T_K`.
     pub tau_s: f64,
     /// Charge of the whole film from empty to full, zFALc_max.
     pub Q_full_C: f64,
@@ -44,9 +67,24 @@ pub struct Truth {
     pub R_s_ohm: f64,
     /// Time constant of the uncompensated resistance and the double layer.
     pub R_s_C_dl_s: f64,
+    /// Cell temperature; `D_m2_per_s`, `k0_m_per_s`, `tau_s` and
+    /// `exchange_current_A` are the values at this temperature.
     pub T_K: f64,
     pub D_m2_per_s: f64,
     pub k0_m_per_s: f64,
+    /// Temperature at which the config gives D and k0.
+    pub T_ref_K: f64,
+    /// Activation energy of diffusion: what an Arrhenius analysis of tau
+    /// must recover (`ln(1/tau)` vs `1/T` has slope `-Ea_D / k_B`).
+    pub Ea_D_eV: f64,
+    /// Activation energy of the rate constant k0.
+    pub Ea_k0_eV: f64,
+    /// Pre-exponential factor of D (D at infinite temperature):
+    /// `D(T) = D0 exp(-Ea_D / (k_B T))`.
+    pub D0_m2_per_s: f64,
+    /// D, k0 and tau at the temperatures of the Arrhenius campaign
+    /// ([`ARRHENIUS_CAMPAIGN_T_C`]).
+    pub tau_vs_T: Vec<TauAtTemperature>,
     /// Exchange current at the initial composition, zFA c_max k0 x^(1-a) (1-x)^a.
     pub exchange_current_A: f64,
     pub E0_V: f64,
@@ -96,6 +134,24 @@ pub fn truth(p: &SimParams) -> Result<Truth, SimError> {
         T_K: p.cell.T_K,
         D_m2_per_s: D,
         k0_m_per_s: k0,
+        T_ref_K: p.cell.T_ref_K,
+        Ea_D_eV: f.Ea_D_eV,
+        Ea_k0_eV: p.kinetics.Ea_k0_eV,
+        D0_m2_per_s: diffusion_prefactor_m2_per_s(p),
+        tau_vs_T: ARRHENIUS_CAMPAIGN_T_C
+            .iter()
+            .map(|&T_C| {
+                let T_K = T_C + CELSIUS_ZERO_K;
+                let D_T = diffusion_m2_per_s_at(p, T_K);
+                TauAtTemperature {
+                    T_C,
+                    T_K,
+                    D_m2_per_s: D_T,
+                    k0_m_per_s: rate_constant_m_per_s_at(p, T_K),
+                    tau_s: f.thickness_m * f.thickness_m / D_T,
+                }
+            })
+            .collect(),
         exchange_current_A: f.z
             * FARADAY_C_PER_MOL
             * f.area_m2
@@ -117,6 +173,7 @@ pub fn truth(p: &SimParams) -> Result<Truth, SimError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vegard_core::constants::BOLTZMANN_EV_PER_K;
 
     #[test]
     fn kappa_matches_the_physics_sheet_example() {
@@ -158,5 +215,87 @@ mod tests {
                 .unwrap()
                 .contains("\"kappa_nm_per_mC\"")
         );
+    }
+
+    /// Unweighted least-squares slope and intercept of y against x
+    /// (centred sums, no cancellation).
+    fn line_fit(x: &[f64], y: &[f64]) -> (f64, f64) {
+        let n = x.len() as f64;
+        let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+        let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+        let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+        let slope = sxy / sxx;
+        (slope, my - slope * mx)
+    }
+
+    #[test]
+    fn temperature_truth_of_the_default_bench() {
+        let p = SimParams::default();
+        let t = truth(&p).unwrap();
+        assert_eq!((t.T_K, t.T_ref_K), (298.15, 298.15));
+        assert_eq!((t.Ea_D_eV, t.Ea_k0_eV), (0.45, 0.35));
+        // At T = T_ref nothing changed: D, k0 and tau are the config's.
+        assert_eq!(t.D_m2_per_s, p.film.D_m2_per_s);
+        assert_eq!(t.k0_m_per_s, p.kinetics.k0_m_per_s);
+        // D0 = D_ref exp(Ea/(k_B T_ref)): back at T_ref it gives D_ref (1e-12).
+        let back = t.D0_m2_per_s * (-t.Ea_D_eV / (BOLTZMANN_EV_PER_K * t.T_ref_K)).exp();
+        assert!((back / p.film.D_m2_per_s - 1.0).abs() < 1e-12, "{back}");
+        // The campaign table: 25..65 degC; its first row is the bench itself.
+        let T_K: Vec<f64> = t.tau_vs_T.iter().map(|r| r.T_K).collect();
+        assert_eq!(T_K, [298.15, 308.15, 318.15, 328.15, 338.15]);
+        let first = &t.tau_vs_T[0];
+        assert_eq!(
+            (first.D_m2_per_s, first.k0_m_per_s, first.tau_s),
+            (t.D_m2_per_s, t.k0_m_per_s, t.tau_s)
+        );
+        // tau falls with T and stays within the EIS/ESM windows of the
+        // campaign: 26.7 s at 25 degC, 3.36 s at 65 degC (L^2/D by hand).
+        assert!(t.tau_vs_T.windows(2).all(|w| w[1].tau_s < w[0].tau_s));
+        let last = &t.tau_vs_T[4];
+        assert!((last.tau_s - 3.358_781_219).abs() < 1e-8, "{}", last.tau_s);
+        let json = serde_json::to_value(&t).unwrap();
+        for key in ["Ea_D_eV", "Ea_k0_eV", "D0_m2_per_s", "T_ref_K", "tau_vs_T"] {
+            assert!(json.get(key).is_some(), "{key} missing from the JSON truth");
+        }
+        assert_eq!(json["tau_vs_T"][4]["T_K"], 338.15);
+    }
+
+    #[test]
+    fn arrhenius_fit_of_the_truth_table_recovers_ea() {
+        // PHYSICS.md section 5: Ea = -k_B d ln(1/tau) / d(1/T); L cancels
+        // from the slope and only sets the intercept ln(D0 / L^2).
+        for (L_m, Ea_D_eV, T_ref_K, T_K) in [
+            (200e-9, 0.45, 298.15, 298.15),
+            (1e-6, 0.45, 298.15, 318.15),
+            (350e-9, 0.31, 310.0, 298.15),
+            (120e-9, 0.6, 273.15, 338.15),
+        ] {
+            let mut p = SimParams::default();
+            p.film.thickness_m = L_m;
+            p.film.Ea_D_eV = Ea_D_eV;
+            p.cell.T_ref_K = T_ref_K;
+            p.cell.T_K = T_K;
+            let t = truth(&p).unwrap();
+            let inv_T: Vec<f64> = t.tau_vs_T.iter().map(|r| 1.0 / r.T_K).collect();
+            let ln_rate: Vec<f64> = t.tau_vs_T.iter().map(|r| (1.0 / r.tau_s).ln()).collect();
+            let (slope, intercept) = line_fit(&inv_T, &ln_rate);
+            let Ea_fit = -BOLTZMANN_EV_PER_K * slope;
+            let D0_fit = intercept.exp() * L_m * L_m;
+            eprintln!(
+                "L = {L_m:e} m, T_ref = {T_ref_K} K: Ea fit - truth = {:.1e} eV, \
+                 D0 fit / truth - 1 = {:.1e}",
+                Ea_fit - Ea_D_eV,
+                D0_fit / t.D0_m2_per_s - 1.0
+            );
+            assert!(
+                (Ea_fit - Ea_D_eV).abs() < 1e-9,
+                "L = {L_m} m: Ea {Ea_fit} eV vs {Ea_D_eV} eV"
+            );
+            assert!(
+                (D0_fit / t.D0_m2_per_s - 1.0).abs() < 1e-9,
+                "D0 {D0_fit} vs {}",
+                t.D0_m2_per_s
+            );
+        }
     }
 }
