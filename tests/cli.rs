@@ -362,12 +362,17 @@ fn ctrl_c_aborts_and_switches_the_cell_off() {
     assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
 }
 
-#[test]
-fn device_error_aborts_and_switches_the_cell_off() {
-    let dir = tmpdir("deverr");
-    let cfg = write_bench_with(&dir, "[sim.faults]\npotentiostat_error_after_s = 1.5\n");
+/// Run the short CV against a `vegard sim` with `faults` appended to its
+/// `[sim]` table (and `extra` CLI arguments), and check the run ended
+/// `aborted` for a reason containing `needle`, with the safety sequence on
+/// the wire. Returns how long the run took.
+fn assert_aborts_safely(tag: &str, faults: &str, extra: &[&str], needle: &str) -> Duration {
+    let dir = tmpdir(tag);
+    let cfg = write_bench_with(&dir, faults);
     let mut bench = ExternalBench::start(&cfg);
-    let out = run_against(&bench, &dir, &[]);
+    let t0 = Instant::now();
+    let out = run_against(&bench, &dir, extra);
+    let took = t0.elapsed();
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -377,55 +382,42 @@ fn device_error_aborts_and_switches_the_cell_off() {
     let res = json_of(&out.stdout);
     assert_eq!(res["status"], "aborted");
     assert!(
-        res["reason"].as_str().unwrap().contains("4004"),
+        res["reason"].as_str().unwrap().contains(needle),
         "reason: {}",
         res["reason"]
     );
     assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+    took
+}
+
+#[test]
+fn device_error_aborts_and_switches_the_cell_off() {
+    assert_aborts_safely(
+        "deverr",
+        "[sim.faults]\npotentiostat_error_after_s = 1.5\n",
+        &[],
+        "4004",
+    );
 }
 
 #[test]
 fn current_limit_aborts_and_switches_the_cell_off() {
-    let dir = tmpdir("limit");
-    let cfg = write_bench_with(
-        &dir,
+    assert_aborts_safely(
+        "limit",
         "[sim.faults]\ncurrent_spike_after_s = 1.5\ncurrent_spike_A = 0.05\n",
+        &[],
+        "current limit",
     );
-    let mut bench = ExternalBench::start(&cfg);
-    let out = run_against(&bench, &dir, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let res = json_of(&out.stdout);
-    assert!(
-        res["reason"].as_str().unwrap().contains("current limit"),
-        "reason: {}",
-        res["reason"]
-    );
-    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
 }
 
 #[test]
 fn panic_in_a_task_aborts_and_switches_the_cell_off() {
-    let dir = tmpdir("panic");
-    let mut bench = ExternalBench::start(Path::new("configs/sim.toml"));
-    let out = run_against(&bench, &dir, &["--inject-fault", "panic-deflection"]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_aborts_safely(
+        "panic",
+        "",
+        &["--inject-fault", "panic-deflection"],
+        "panicked",
     );
-    let res = json_of(&out.stdout);
-    assert!(
-        res["reason"].as_str().unwrap().contains("panicked"),
-        "reason: {}",
-        res["reason"]
-    );
-    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
 }
 
 #[test]
@@ -571,30 +563,14 @@ fn sim_truth_prints_kappa() {
 #[test]
 fn a_silent_potentiostat_times_out_aborts_and_switches_the_cell_off() {
     // Regression: the abort path used to wait forever for a silent device.
-    let dir = tmpdir("silent");
-    let cfg = write_bench_with(&dir, "[sim.faults]\npotentiostat_silent_after_s = 1.5\n");
-    let mut bench = ExternalBench::start(&cfg);
-    let t0 = Instant::now();
-    let out = run_against(&bench, &dir, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let res = json_of(&out.stdout);
-    assert!(
-        res["reason"].as_str().unwrap().contains("silent"),
-        "reason: {}",
-        res["reason"]
+    let took = assert_aborts_safely(
+        "silent",
+        "[sim.faults]\npotentiostat_silent_after_s = 1.5\n",
+        &[],
+        "silent",
     );
     // 1.5 s of data + the 2 s reply timeout (+ margin), not the 10 s step.
-    assert!(
-        t0.elapsed() < Duration::from_secs(9),
-        "took {:?}",
-        t0.elapsed()
-    );
-    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+    assert!(took < Duration::from_secs(9), "took {took:?}");
 }
 
 #[test]
