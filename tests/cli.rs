@@ -40,6 +40,18 @@ fn json_of(out: &[u8]) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
+/// The run folder of a run that must have ended `complete` (exit 0).
+fn completed_run_dir(out: &std::process::Output) -> PathBuf {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = json_of(&out.stdout);
+    assert_eq!(res["status"], "complete");
+    PathBuf::from(res["run_dir"].as_str().unwrap())
+}
+
 fn run_toml(dir: &Path) -> toml::Table {
     std::fs::read_to_string(dir.join("run.toml"))
         .unwrap()
@@ -608,17 +620,7 @@ fn sigterm_stops_like_ctrl_c_and_the_bench_is_usable_again() {
         .arg("--json")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run_dir = PathBuf::from(
-        json_of(&out.stdout)["run_dir"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    );
+    let run_dir = completed_run_dir(&out);
     let raw = std::fs::read_to_string(run_dir.join("raw/deflection.csv")).unwrap();
     assert!(
         raw.lines().count() > 100,
@@ -647,17 +649,7 @@ fn potential_step_passes_the_charge_the_isotherm_predicts() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run_dir = PathBuf::from(
-        json_of(&out.stdout)["run_dir"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    );
+    let run_dir = completed_run_dir(&out);
     let raw = std::fs::read_to_string(run_dir.join("raw/potentiostat.csv")).unwrap();
     let mut lines = raw.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
