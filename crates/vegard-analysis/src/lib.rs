@@ -19,6 +19,7 @@ mod cv;
 mod deformation;
 mod error;
 mod fit;
+mod harmonic;
 
 pub use charge::{
     CdlEstimate, CdlOptions, cumulative_charge_C, estimate_C_dl_F, estimate_C_dl_F_with,
@@ -30,3 +31,4 @@ pub use deformation::{
     apparent_partial_molar_volume_cm3_per_mol, deformation_vs_charge,
 };
 pub use error::AnalysisError;
+pub use harmonic::{EsmPoint, Harmonics, Phasor, esm_point, harmonics};
