@@ -43,7 +43,7 @@ impl Phasor {
         self.phase_rad().to_degrees()
     }
     /// `self / other`; NaN parts if `other` is zero.
-    pub fn div(self, other: Phasor) -> Phasor {
+    pub fn ratio(self, other: Phasor) -> Phasor {
         let d = other.re * other.re + other.im * other.im;
         Phasor {
             re: (self.re * other.re + self.im * other.im) / d,
@@ -185,7 +185,7 @@ pub fn harmonics(
 /// (k <= a dozen). `None` if singular.
 fn solve(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Option<Vec<f64>> {
     let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    if !(scale > 0.0) {
+    if scale.is_nan() || scale <= 0.0 {
         return None;
     }
     for col in 0..k {
@@ -258,7 +258,7 @@ pub fn esm_point(
     // "No modulation": below the fit's own noise floor, or rounding-level
     // against the dc potential.
     let floor = (e.residual_rms / (e.n_samples as f64).sqrt()).max(1e-12 * e.mean.abs());
-    if !(e1.amplitude() > 3.0 * floor) {
+    if e1.amplitude().is_nan() || e1.amplitude() <= 3.0 * floor {
         return Err(AnalysisError::Degenerate(format!(
             "no potential modulation at {f_Hz} Hz (is the lock-in's sine out connected?)"
         )));
@@ -272,8 +272,8 @@ pub fn esm_point(
         E_V: e1,
         I_A: i.fundamental(),
         deflection_nm: u1,
-        response_nm_per_V: u1.div(e1),
-        Z_ohm: e1.div(i.fundamental()),
+        response_nm_per_V: u1.ratio(e1),
+        Z_ohm: e1.ratio(i.fundamental()),
         deflection_h2_ratio: u2 / u1.amplitude(),
         deflection_residual_nm_rms: u.residual_rms,
     })
