@@ -232,6 +232,7 @@ pub async fn run(
         bench: to_table(&req.bench),
         alignment: None,
         analysis_summary: None,
+        steps: Vec::new(),
     };
     writer.write_meta(&meta)?;
     let mut events = writer.events()?;

@@ -74,6 +74,11 @@ pub struct RunMeta {
     /// Headline analysis numbers, for listing runs without reading analysis.json.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis_summary: Option<toml::Table>,
+    /// One entry per executed plan step (sweeps expanded): kind, labels
+    /// (sweep iteration, temperature setpoint) and the temperature actually
+    /// measured while it ran. Written at finalisation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<toml::Table>,
 }
 
 /// Atomically write `run_dir/run.toml`.

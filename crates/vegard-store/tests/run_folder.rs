@@ -289,6 +289,7 @@ fn meta_round_trips_through_run_toml() {
         bench,
         alignment: Some(alignment),
         analysis_summary: None,
+        steps: Vec::new(),
     };
     run.write_meta(&meta).unwrap();
     assert_eq!(read_meta(run.dir()).unwrap(), meta);
