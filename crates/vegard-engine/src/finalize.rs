@@ -14,6 +14,7 @@ use vegard_recipe::{BenchConfig, Recipe, Step};
 use vegard_store::{Column, RunStatus, Table};
 
 use crate::EngineError;
+use crate::spectra::{AlignedView, TemperatureTrace, eis_table, esm_table, label_columns, step_records};
 
 /// Clock alignment of one recording segment (one trigger).
 #[derive(Debug, Clone, Serialize)]
@@ -42,8 +43,13 @@ pub struct FinalizeSummary {
     pub aligned_rows: usize,
     /// Analysis of each CV step, in recipe order.
     pub cv_steps: Vec<CvStepAnalysis>,
-    /// CV steps that could not be analysed, and why.
+    /// CV steps that could not be analysed, ESM frequencies that could not
+    /// be demodulated, and warnings, each naming the step.
     pub analysis_errors: Vec<String>,
+    /// Rows of `data/eis.parquet` (impedance points).
+    pub eis_points: usize,
+    /// Rows of `data/esm.parquet` (demodulated ESM frequencies).
+    pub esm_points: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,7 +116,15 @@ pub fn finalize_run(
         .map_err(|e| err(dir, format!("run.toml [recipe]: {e}")))?;
     let speed = meta.time_acceleration;
     let invols = bench.instruments.deflection.invols_nm_per_V;
-    let dt_dmm = bench.instruments.deflection.sample_interval_s;
+    let dt_dmm = recipe
+        .run
+        .deflection_sample_interval_s
+        .unwrap_or(bench.instruments.deflection.sample_interval_s);
+    let plan = recipe.plan();
+    let temp_raw = read_or_empty(dir, "temperature", &crate::stage::TEMPERATURE_COLUMNS)?;
+    let eis_raw = read_or_empty(dir, "eis", &crate::run::EIS_COLUMNS)?;
+    let lockin_raw = read_or_empty(dir, "lockin", &crate::run::LOCKIN_COLUMNS)?;
+    let temps = TemperatureTrace::from_raw(&temp_raw, speed)?;
 
     let p = read_or_empty(dir, "potentiostat", &crate::run::POTENTIOSTAT_COLUMNS)?;
     let d = read_or_empty(dir, "deflection", &crate::run::DEFLECTION_COLUMNS)?;
@@ -236,6 +250,12 @@ pub fn finalize_run(
     d_out.push("t_s", Column::F64(d_t));
     d_out.push("deflection_nm", Column::F64(d_nm));
     vegard_store::write_parquet(&data.join("deflection.parquet"), &d_out)?;
+    let mut temp_out = temp_raw.clone();
+    temp_out.push("t_s", Column::F64(temps.t_s.clone()));
+    vegard_store::write_parquet(&data.join("temperature.parquet"), &temp_out)?;
+    let eis = eis_table(&eis_raw, &plan, &temps, speed)?;
+    vegard_store::write_parquet(&data.join("eis.parquet"), &eis)?;
+    vegard_store::write_parquet(&data.join("lockin.parquet"), &lockin_raw)?;
 
     let mut aligned = Table::default();
     aligned.push("t_s", Column::F64(p_t.clone()));
@@ -245,13 +265,32 @@ pub fn finalize_run(
     aligned.push("E_V", Column::F64(p.f64("E_V")?));
     aligned.push("I_A", Column::F64(p.f64("I_A")?));
     aligned.push("deflection_V", Column::F64(p_defl_V.clone()));
-    aligned.push(
-        "deflection_nm",
-        Column::F64(p_defl_V.iter().map(|v| v * invols).collect()),
-    );
+    let defl_nm: Vec<f64> = p_defl_V.iter().map(|v| v * invols).collect();
+    aligned.push("deflection_nm", Column::F64(defl_nm.clone()));
+    // Labels of the plan (sweep iteration, temperature setpoint) and the
+    // temperature measured at each sample.
+    let (sweep_iteration, setpoint_K) = label_columns(&plan, &p_step);
+    let T_K = temps.at(&p_t);
+    aligned.push("sweep_iteration", Column::I64(sweep_iteration));
+    aligned.push("setpoint_K", Column::F64(setpoint_K));
+    aligned.push("T_K", Column::F64(T_K.clone()));
     vegard_store::write_parquet(&dir.join("aligned.parquet"), &aligned)?;
 
-    let (cv_steps, analysis_errors) = analyze_aligned(&aligned, &recipe)?;
+    let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe)?;
+    let (E_all, I_all, cycle_all) = (p.f64("E_V")?, p.f64("I_A")?, p.i64("cycle")?);
+    let view = AlignedView {
+        t_s: &p_t,
+        step: &p_step,
+        cycle: &cycle_all,
+        E_V: &E_all,
+        I_A: &I_all,
+        deflection_nm: &defl_nm,
+        T_K: &T_K,
+    };
+    let (esm, esm_errors) = esm_table(&plan, &view, &lockin_raw, invols, speed)?;
+    analysis_errors.extend(esm_errors);
+    vegard_store::write_parquet(&data.join("esm.parquet"), &esm)?;
+    meta.steps = step_records(&plan, &temps);
 
     let alignment_error_estimate_s = alignment
         .iter()
@@ -300,6 +339,8 @@ pub fn finalize_run(
         aligned_rows: aligned.len(),
         cv_steps,
         analysis_errors,
+        eis_points: eis.len(),
+        esm_points: esm.len(),
     })
 }
 
@@ -317,8 +358,8 @@ pub fn analyze_aligned(
     let cycle = aligned.i64("cycle")?;
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    for (k, s) in recipe.steps.iter().enumerate() {
-        if !matches!(s, Step::Cv(_)) {
+    for (k, planned) in recipe.plan().iter().enumerate() {
+        if !matches!(planned.step, Step::Cv(_)) {
             continue;
         }
         let idx: Vec<usize> = (0..step.len()).filter(|&i| step[i] == k as i64).collect();

@@ -10,6 +10,8 @@
 
 mod finalize;
 mod run;
+mod spectra;
+mod stage;
 
 pub use finalize::{
     CvStepAnalysis, FinalizeSummary, SegmentAlignment, analyze_aligned, analyze_run, finalize_run,

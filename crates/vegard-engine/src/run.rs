@@ -8,22 +8,23 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use vegard_core::{HostClock, UtcStamp};
 use vegard_instruments::{
-    CellSafety, DeflectionProbe, DigitizerSetup, DigitizerTrigger, Potentiostat, PstatEvent,
-    Resource, Technique,
+    CellSafety, DeflectionProbe, DigitizerSetup, DigitizerTrigger, LockIn, Potentiostat,
+    PstatEvent, Resource, Technique,
 };
-use vegard_recipe::{BenchConfig, Recipe, Step};
+use vegard_recipe::{BenchConfig, PlannedStep, Recipe, Step};
 use vegard_sim::VirtualBench;
 use vegard_store::{Cell, ColKind, ColumnSpec, EventLog, RawStream, RunMeta, RunStatus, RunWriter};
 
 use crate::EngineError;
 use crate::finalize::{FinalizeSummary, finalize_run};
+use crate::stage::{StageHandle, TEMPERATURE_COLUMNS, stabilise};
 
 /// Everything a run needs, already parsed and validated.
 pub struct RunRequest {
@@ -77,6 +78,18 @@ pub enum Progress {
         E_V: f64,
         I_A: f64,
         deflection_nm: f64,
+    },
+    /// Waiting for the temperature stage to settle at a setpoint.
+    Temperature {
+        step: usize,
+        count: usize,
+        setpoint_K: f64,
+        T_K: f64,
+        /// Experiment seconds the reading has stayed within tolerance.
+        stable_s: f64,
+        hold_s: f64,
+        elapsed_s: f64,
+        timeout_s: f64,
     },
     Aborting {
         reason: String,
@@ -204,6 +217,35 @@ pub async fn run(
     };
     let mut probe = vegard_instruments::open_deflection(&inst.deflection, &dmm_res).await?;
     let dmm_idn = probe.identify().await?;
+    // Optional instruments: the lock-in (sine source and hardware
+    // demodulator of ESM sweeps) and the temperature stage.
+    let mut lockin: Option<Box<dyn LockIn>> = None; // moved into the step context
+    let mut lockin_info = serde_json::Value::Null;
+    if let Some(cfg) = &inst.lockin {
+        let res = resolve(
+            &cfg.resource,
+            bench.as_deref().map(VirtualBench::lockin_resource),
+        )?;
+        let mut l = vegard_instruments::open_lockin(cfg, &res).await?;
+        let idn = l.identify().await?;
+        // Its sine out drives the cell's potential: silent until an ESM
+        // sweep needs it.
+        l.sine_off().await?;
+        lockin_info = json!({"resource": res.to_string(), "idn": idn});
+        lockin = Some(l);
+    }
+    let mut stage_dev = None;
+    let mut stage_info = serde_json::Value::Null;
+    if let Some(cfg) = &inst.temperature {
+        let res = resolve(
+            &cfg.resource,
+            bench.as_deref().map(VirtualBench::temperature_resource),
+        )?;
+        let mut st = vegard_instruments::open_temperature(cfg, &res).await?;
+        let idn = st.identify().await?;
+        stage_info = json!({"resource": res.to_string(), "idn": idn});
+        stage_dev = Some(st);
+    }
     // Lent to each step's digitizer task and handed back; None once a task died with it.
     let mut dmm: Option<Box<dyn DeflectionProbe>> = Some(probe);
     if *cancel.borrow() {
@@ -242,14 +284,29 @@ pub async fn run(
         json!({"pid": std::process::id(), "utc_start_unix_s": clock.utc_anchor_unix_s(),
                "potentiostat": {"resource": pstat_res.to_string(), "idn": pstat_idn},
                "deflection": {"resource": dmm_res.to_string(), "idn": dmm_idn},
+               "lockin": lockin_info, "temperature": stage_info,
                "time_acceleration": speed}),
     )?;
     let mut pstat_raw = writer.stream("potentiostat", &POTENTIOSTAT_COLUMNS)?;
     let mut dmm_raw = writer.stream("deflection", &DEFLECTION_COLUMNS)?;
+    let mut eis_raw = writer.stream("eis", &EIS_COLUMNS)?;
+    let mut lockin_raw = writer.stream("lockin", &LOCKIN_COLUMNS)?;
+    let current_step = Arc::new(AtomicI64::new(-1));
+    let mut stage = match stage_dev {
+        Some(st) => Some(StageHandle::start(
+            st,
+            writer.stream("temperature", &TEMPERATURE_COLUMNS)?,
+            clock,
+            speed,
+            current_step.clone(),
+        )),
+        None => None,
+    };
     // From here on nothing returns early: every problem becomes the abort
     // reason, so the folder always ends with a status and finalised data.
 
-    let total_s: f64 = req.recipe.steps.iter().map(Step::duration_s).sum();
+    let plan = req.recipe.plan();
+    let total_s: f64 = plan.iter().map(|p| p.step.duration_s()).sum();
     progress(Progress::Started {
         run_dir: run_dir.clone(),
         total_s,
@@ -277,33 +334,89 @@ pub async fn run(
         events: &mut events,
         pstat_raw: &mut pstat_raw,
         dmm_raw: &mut dmm_raw,
+        eis_raw: &mut eis_raw,
+        lockin_raw: &mut lockin_raw,
+        lockin,
         safe: &safe,
         seq_p: 0,
         seq_d: 0,
+        seq_e: 0,
+        seq_l: 0,
+        plan_len: plan.len(),
         segment: 0,
         total_s,
         done_s: 0.0,
     };
-    for (index, step) in req.recipe.steps.iter().enumerate() {
+    for (index, planned) in plan.iter().enumerate() {
         if abort_reason.is_some() {
             break;
         }
+        let step = &planned.step;
+        current_step.store(index as i64, Ordering::SeqCst);
         progress(Progress::StepStarted {
             index,
-            count: req.recipe.steps.len(),
+            count: plan.len(),
             kind: step.kind_name(),
             duration_s: step.duration_s(),
         });
         if let Err(e) = ctx.events.append(
             "step_start",
             clock.now_ns(),
-            json!({"step": index, "technique": step.kind_name(), "duration_s": step.duration_s()}),
+            json!({"step": index, "technique": step.kind_name(), "duration_s": step.duration_s(),
+                   "recipe_step": planned.label.recipe_step,
+                   "sweep_iteration": planned.label.sweep_iteration,
+                   "setpoint_K": planned.label.setpoint_K}),
         ) {
             abort_reason = Some(format!("store: {e}"));
             break;
         }
         let result = match step {
             Step::Wait(w) => wait_step(w.duration_s / speed, &mut cancel).await,
+            Step::Temperature(t) => match stage.as_mut() {
+                None => Err("temperature step, but the bench has no [instruments.temperature]".into()),
+                Some(st) => {
+                    let target_K = t.target_K();
+                    let count = plan.len();
+                    let done_s = ctx.done_s;
+                    let total = ctx.total_s;
+                    let r = stabilise(
+                        st,
+                        target_K,
+                        t.tolerance_K,
+                        t.hold_s,
+                        t.timeout_s,
+                        clock,
+                        speed,
+                        &mut cancel,
+                        |w| {
+                            progress(Progress::Temperature {
+                                step: index,
+                                count,
+                                setpoint_K: target_K,
+                                T_K: w.T_K,
+                                stable_s: w.stable_s,
+                                hold_s: t.hold_s,
+                                elapsed_s: done_s + w.elapsed_s,
+                                timeout_s: t.timeout_s,
+                            });
+                            let _ = total;
+                        },
+                    )
+                    .await;
+                    match r {
+                        Ok(ok) => ctx
+                            .events
+                            .append(
+                                "temperature_stable",
+                                clock.now_ns(),
+                                json!({"step": index, "setpoint_K": target_K, "T_K": ok.T_K,
+                                       "waited_s": ok.waited_s}),
+                            )
+                            .map_err(|e| format!("store: {e}")),
+                        Err(e) => Err(format!("step {index} (temperature): {e}")),
+                    }
+                }
+            },
             _ => {
                 let Some(lent) = dmm.take() else {
                     abort_reason = Some("digitizer lost in an earlier step".into());
@@ -312,7 +425,7 @@ pub async fn run(
                 let (res, probe) = record_step(
                     &mut ctx,
                     index,
-                    step,
+                    planned,
                     lent,
                     &cmd_tx,
                     &mut pmsg_rx,
@@ -345,10 +458,34 @@ pub async fn run(
         }
     }
 
+    current_step.store(-1, Ordering::SeqCst);
     // Every exit path: cell off first, then bookkeeping (all best effort:
     // a failing disk must not stop the rest from being tried).
     let off = safe.switch_off();
+    // The lock-in's sine out drives the cell; the stage's heater would keep
+    // heating an unattended sample. Both go quiet on every exit.
+    let sine_off = match ctx.lockin.as_mut() {
+        Some(l) => match tokio::time::timeout(Duration::from_secs(5), l.sine_off()).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("lock-in did not answer within 5 s".into()),
+        },
+        None => Ok(()),
+    };
+    let heater_off = match stage.take() {
+        Some(st) => {
+            let r = st.heater_off().await;
+            st.stop().await;
+            r
+        }
+        None => Ok(()),
+    };
     let mut problems: Vec<String> = Vec::new();
+    if let Err(e) = &sine_off {
+        problems.push(format!("lock-in sine off: {e}"));
+    }
+    if let Err(e) = &heater_off {
+        problems.push(format!("heater off: {e}"));
+    }
     let mut note = |r: Result<(), vegard_store::StoreError>| {
         if let Err(e) = r {
             problems.push(e.to_string());
@@ -368,6 +505,21 @@ pub async fn run(
         clock.now_ns(),
         json!({"ok": off.is_ok(), "error": off.as_ref().err()}),
     ));
+    if inst.lockin.is_some() {
+        note(ctx.events.append(
+            "lockin_sine_off",
+            clock.now_ns(),
+            json!({"ok": sine_off.is_ok(), "error": sine_off.as_ref().err()}),
+        ));
+    }
+    if inst.temperature.is_some() {
+        note(ctx.events.append(
+            "heater_off",
+            clock.now_ns(),
+            json!({"ok": heater_off.is_ok(), "error": heater_off.as_ref().err()}),
+        ));
+    }
+
     // Stop the potentiostat thread; a device that went silent must not hang us.
     stop_pstat.store(true, Ordering::SeqCst);
     drop(cmd_tx);
@@ -388,8 +540,12 @@ pub async fn run(
     }
     note(pstat_raw.flush());
     note(dmm_raw.flush());
+    note(eis_raw.flush());
+    note(lockin_raw.flush());
     drop(pstat_raw);
     drop(dmm_raw);
+    drop(eis_raw);
+    drop(lockin_raw);
 
     let status = if abort_reason.is_some() || !problems.is_empty() {
         RunStatus::Aborted
@@ -436,9 +592,15 @@ struct Ctx<'a> {
     events: &'a mut EventLog,
     pstat_raw: &'a mut RawStream,
     dmm_raw: &'a mut RawStream,
+    eis_raw: &'a mut RawStream,
+    lockin_raw: &'a mut RawStream,
+    lockin: Option<Box<dyn LockIn>>,
     safe: &'a SafeOff,
     seq_p: i64,
     seq_d: i64,
+    seq_e: i64,
+    seq_l: i64,
+    plan_len: usize,
     segment: i64,
     total_s: f64,
     done_s: f64,
@@ -455,6 +617,34 @@ pub(crate) const POTENTIOSTAT_COLUMNS: [ColumnSpec; 10] = [
     ColumnSpec::new("E_V", ColKind::F64),
     ColumnSpec::new("I_A", ColKind::F64),
     ColumnSpec::new("status", ColKind::I64),
+];
+
+/// Raw stream `eis.csv`: one row per impedance point the potentiostat
+/// reported (Z = Z' + j Z'', Z'' negative for a capacitive cell).
+pub(crate) const EIS_COLUMNS: [ColumnSpec; 9] = [
+    ColumnSpec::new("seq", ColKind::I64),
+    ColumnSpec::new("step", ColKind::I64),
+    ColumnSpec::new("segment", ColKind::I64),
+    ColumnSpec::new("index", ColKind::I64),
+    ColumnSpec::new("host_ns", ColKind::I64),
+    ColumnSpec::new("f_Hz", ColKind::F64),
+    ColumnSpec::new("Z_re_ohm", ColKind::F64),
+    ColumnSpec::new("Z_im_ohm", ColKind::F64),
+    ColumnSpec::new("status", ColKind::I64),
+];
+
+/// Raw stream `lockin.csv`: the hardware lock-in's X/Y at the end of each
+/// ESM frequency, and when that frequency's sine was switched on.
+pub(crate) const LOCKIN_COLUMNS: [ColumnSpec; 9] = [
+    ColumnSpec::new("seq", ColKind::I64),
+    ColumnSpec::new("step", ColKind::I64),
+    ColumnSpec::new("freq_index", ColKind::I64),
+    ColumnSpec::new("f_Hz", ColKind::F64),
+    ColumnSpec::new("switched_host_ns", ColKind::I64),
+    ColumnSpec::new("host_ns", ColKind::I64),
+    ColumnSpec::new("x_V_rms", ColKind::F64),
+    ColumnSpec::new("y_V_rms", ColKind::F64),
+    ColumnSpec::new("time_constant_s", ColKind::F64),
 ];
 
 pub(crate) const DEFLECTION_COLUMNS: [ColumnSpec; 7] = [
@@ -481,16 +671,17 @@ async fn wait_step(wall_s: f64, cancel: &mut watch::Receiver<bool>) -> Result<()
 async fn record_step(
     ctx: &mut Ctx<'_>,
     step_index: usize,
-    step: &Step,
+    planned: &PlannedStep,
     mut dmm: Box<dyn DeflectionProbe>,
     cmd_tx: &std::sync::mpsc::Sender<PstatCmd>,
     pmsg_rx: &mut mpsc::UnboundedReceiver<PstatMsg>,
     cancel: &mut watch::Receiver<bool>,
     progress: &mut impl FnMut(Progress),
 ) -> (Result<(), String>, Option<Box<dyn DeflectionProbe>>) {
+    let step = &planned.step;
     let inst = &ctx.req.bench.instruments;
     let limits = &ctx.req.recipe.limits;
-    let dt_dmm_s = inst.deflection.sample_interval_s;
+    let dt_dmm_s = deflection_interval_s(ctx.req);
     let duration_s = step.duration_s();
     // Same count the recipe check used against the instrument's buffer.
     let count =
@@ -498,13 +689,47 @@ async fn record_step(
     let Some(technique) = Technique::from_step(step, &inst.potentiostat) else {
         return (Ok(()), Some(dmm)); // nothing to record (wait)
     };
-    let sample_interval_s = technique.sample_interval_s();
-    // What the progress line counts: CV cycles, or potential-step levels.
+    // The longest the device may legitimately stay quiet: one sample
+    // interval, or one impedance point (two periods at the lowest frequency).
+    let quiet_s = match step {
+        Step::Eis(e) => e
+            .frequencies_Hz()
+            .iter()
+            .map(|&f| vegard_recipe::eis_point_duration_s(f))
+            .fold(e.equilibrate_s, f64::max),
+        _ => technique.sample_interval_s(),
+    };
+    // What the progress line counts: CV cycles, potential-step levels,
+    // ESM frequencies or impedance points.
     let cycles = match step {
         Step::Cv(c) => c.cycles,
         Step::Steps(s) => s.levels_V.len() as u32,
+        Step::EsmSweep(e) => e.frequencies_Hz().len() as u32,
+        Step::Eis(e) => e.n_points(),
         _ => 1,
     };
+    // ESM sweep: the lock-in's sine out drives the cell (through the
+    // potentiostat's external input); one frequency per CA loop.
+    let esm = match step {
+        Step::EsmSweep(e) => Some(EsmDrive {
+            freqs_Hz: e.frequencies_Hz(),
+            dwell_s: e.dwell_s(),
+            sine_V_peak: e.amplitude_V
+                / inst.lockin.as_ref().map_or(1.0, |l| l.sine_to_cell_V_per_V),
+        }),
+        _ => None,
+    };
+    let mut esm_switched_ns: i64 = 0;
+    let mut esm_tc_s = f64::NAN;
+    if let Some(d) = &esm {
+        match d.switch(ctx.lockin.as_deref_mut(), 0).await {
+            Ok(tc) => {
+                esm_tc_s = tc;
+                esm_switched_ns = ctx.clock.now_ns();
+            }
+            Err(e) => return (Err(e), Some(dmm)),
+        }
+    }
     let segment = ctx.segment;
     ctx.segment += 1;
 
@@ -558,7 +783,7 @@ async fn record_step(
             as i64;
     let mut last_event_ns = step_start_ns;
     let silence_limit_ns =
-        ((inst.potentiostat.timeout_s.max(2.0) + 3.0 * sample_interval_s / ctx.speed) * 1e9) as i64;
+        ((inst.potentiostat.timeout_s.max(2.0) + 3.0 * quiet_s / ctx.speed) * 1e9) as i64;
     let mut dmm_index: i64 = 0;
     let mut last = (f64::NAN, f64::NAN, f64::NAN, 0u32);
     let invols = inst.deflection.invols_nm_per_V;
@@ -578,8 +803,9 @@ async fn record_step(
                     match event {
                         PstatEvent::Sample { index, t_dev_s, E_V, I_A, status, scan } => {
                             let I_A = I_A.unwrap_or(f64::NAN);
-                            // 1-based CV cycle or potential-step level; 0 at open circuit.
-                            let cycle = if matches!(step, Step::Cv(_) | Step::Steps(_)) { scan as i64 + 1 } else { 0 };
+                            // 1-based CV cycle, potential-step level or ESM
+                            // frequency; 0 at open circuit.
+                            let cycle = if matches!(step, Step::Ocp(_)) { 0 } else { scan as i64 + 1 };
                             let row = [
                                 Cell::I64(ctx.seq_p), Cell::I64(step_index as i64), Cell::I64(segment),
                                 Cell::I64(index as i64), Cell::I64(cycle), Cell::F64(t_dev_s),
@@ -609,6 +835,32 @@ async fn record_step(
                         PstatEvent::Finished => finished = true,
                         PstatEvent::ScanEnd { scan } => {
                             let _ = ctx.events.append("scan_end", host_ns, json!({"step": step_index, "scan": scan}));
+                            if let Some(d) = &esm {
+                                // The frequency just finished: read the hardware
+                                // lock-in, then switch the sine to the next one.
+                                if let Err(e) = d.record(ctx, step_index, scan, esm_switched_ns, esm_tc_s).await {
+                                    outcome = Err(e); break;
+                                }
+                                let next = scan as usize + 1;
+                                if next < d.freqs_Hz.len() {
+                                    match d.switch(ctx.lockin.as_deref_mut(), next).await {
+                                        Ok(tc) => { esm_tc_s = tc; esm_switched_ns = ctx.clock.now_ns(); }
+                                        Err(e) => { outcome = Err(e); break; }
+                                    }
+                                }
+                            }
+                        }
+                        PstatEvent::Impedance { index, f_Hz, Z_re_ohm, Z_im_ohm, status } => {
+                            let row = [
+                                Cell::I64(ctx.seq_e), Cell::I64(step_index as i64), Cell::I64(segment),
+                                Cell::I64(index as i64), Cell::I64(host_ns), Cell::F64(f_Hz),
+                                Cell::F64(Z_re_ohm), Cell::F64(Z_im_ohm), Cell::I64(i64::from(status)),
+                            ];
+                            ctx.seq_e += 1;
+                            if let Err(e) = ctx.eis_raw.append(&row) {
+                                outcome = Err(format!("store: {e}")); break;
+                            }
+                            last.3 = index as u32 + 1;
                         }
                         _ => {}
                     }
@@ -653,8 +905,9 @@ async fn record_step(
                 }
                 let in_step_s = (now - step_start_ns) as f64 * 1e-9 * ctx.speed;
                 let elapsed_s = ctx.done_s + in_step_s.min(duration_s);
+                let _ = ctx.eis_raw.flush_if_due();
                 progress(Progress::Tick {
-                    step: step_index, count: ctx.req.recipe.steps.len(), kind: step.kind_name(),
+                    step: step_index, count: ctx.plan_len, kind: step.kind_name(),
                     cycle: last.3, cycles, elapsed_s, eta_s: (ctx.total_s - elapsed_s).max(0.0),
                     E_V: last.0, I_A: last.1, deflection_nm: last.2,
                 });
@@ -666,6 +919,12 @@ async fn record_step(
     // can take seconds). The run's exit path sends the sequence again.
     if outcome.is_err() {
         let _ = ctx.safe.switch_off();
+    }
+    if esm.is_some()
+        && let Some(l) = ctx.lockin.as_mut()
+        && let Err(e) = l.sine_off().await
+    {
+        outcome = outcome.and(Err(format!("lock-in: sine off: {e}")));
     }
     // Stop the digitizer: a last fetch collects readings up to now.
     let _ = stop_tx.send(true);
@@ -691,7 +950,13 @@ async fn record_step(
     }
     // The step's last rows go to disk now, not at the next flush tick: a
     // following wait step appends nothing and would leave them buffered.
-    if let Err(e) = ctx.pstat_raw.flush().and(ctx.dmm_raw.flush()) {
+    if let Err(e) = ctx
+        .pstat_raw
+        .flush()
+        .and(ctx.dmm_raw.flush())
+        .and(ctx.eis_raw.flush())
+        .and(ctx.lockin_raw.flush())
+    {
         outcome = outcome.and(Err(format!("store: {e}")));
     }
     match joined {
@@ -710,6 +975,73 @@ async fn record_step(
             };
             (outcome.and(Err(why)), None)
         }
+    }
+}
+
+/// The digitizer's sample interval for this recipe: the recipe's override
+/// (long runs need fewer readings) or the bench's.
+pub(crate) fn deflection_interval_s(req: &RunRequest) -> f64 {
+    req.recipe
+        .run
+        .deflection_sample_interval_s
+        .unwrap_or(req.bench.instruments.deflection.sample_interval_s)
+}
+
+/// How an ESM sweep drives the lock-in.
+struct EsmDrive {
+    freqs_Hz: Vec<f64>,
+    dwell_s: Vec<f64>,
+    sine_V_peak: f64,
+}
+
+impl EsmDrive {
+    /// Switch the sine to frequency `k`; returns the time constant set, s
+    /// (a fifth of the dwell: settled to e^-5 by the time it is read).
+    async fn switch(&self, lockin: Option<&mut dyn LockIn>, k: usize) -> Result<f64, String> {
+        let Some(l) = lockin else {
+            return Err("esm_sweep needs the bench's lock-in (its sine out drives the cell)".into());
+        };
+        let (Some(&f_Hz), Some(&dwell_s)) = (self.freqs_Hz.get(k), self.dwell_s.get(k)) else {
+            return Err(format!("ESM frequency {k} out of range"));
+        };
+        let tc = l
+            .set_time_constant(dwell_s / 5.0)
+            .await
+            .map_err(|e| format!("lock-in: {e}"))?;
+        l.set_sine(f_Hz, self.sine_V_peak)
+            .await
+            .map_err(|e| format!("lock-in: {e}"))?;
+        Ok(tc)
+    }
+
+    /// Read the lock-in at the end of frequency `scan` into `lockin.csv`.
+    async fn record(
+        &self,
+        ctx: &mut Ctx<'_>,
+        step_index: usize,
+        scan: u32,
+        switched_ns: i64,
+        tc_s: f64,
+    ) -> Result<(), String> {
+        let Some(l) = ctx.lockin.as_mut() else {
+            return Err("lock-in lost".into());
+        };
+        let r = l.read_xy().await.map_err(|e| format!("lock-in: {e}"))?;
+        let row = [
+            Cell::I64(ctx.seq_l),
+            Cell::I64(step_index as i64),
+            Cell::I64(i64::from(scan)),
+            Cell::F64(self.freqs_Hz.get(scan as usize).copied().unwrap_or(f64::NAN)),
+            Cell::I64(switched_ns),
+            Cell::I64(ctx.clock.now_ns()),
+            Cell::F64(r.x_V_rms),
+            Cell::F64(r.y_V_rms),
+            Cell::F64(tc_s),
+        ];
+        ctx.seq_l += 1;
+        ctx.lockin_raw
+            .append(&row)
+            .map_err(|e| format!("store: {e}"))
     }
 }
 

@@ -1,0 +1,253 @@
+//! The temperature stage during a run: one task owns the controller, polls
+//! its reading for the whole run (so every step has the temperature that was
+//! actually measured while it ran), records each reading, and carries out
+//! setpoint / heater commands. The temperature step waits on its readings.
+//!
+//! Why a task of its own: the controller is slow (tens of ms per query on a
+//! real LAN/serial link) and must be read during every other step too; the
+//! supervisor loops must never wait on it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use vegard_core::HostClock;
+use vegard_instruments::TemperatureStage;
+use vegard_store::{Cell, ColKind, ColumnSpec, RawStream};
+
+/// Raw stream `temperature.csv`: one row per reading.
+pub(crate) const TEMPERATURE_COLUMNS: [ColumnSpec; 5] = [
+    ColumnSpec::new("seq", ColKind::I64),
+    ColumnSpec::new("step", ColKind::I64),
+    ColumnSpec::new("host_ns", ColKind::I64),
+    ColumnSpec::new("T_K", ColKind::F64),
+    ColumnSpec::new("setpoint_K", ColKind::F64),
+];
+
+/// The newest reading: host receive time and temperature.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Reading {
+    pub host_ns: i64,
+    pub T_K: f64,
+}
+
+enum Cmd {
+    Setpoint(f64, oneshot::Sender<Result<(), String>>),
+    HeaterOff(oneshot::Sender<Result<(), String>>),
+}
+
+/// Handle the engine keeps; the task owns the instrument.
+pub(crate) struct StageHandle {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    pub readings: watch::Receiver<Option<Reading>>,
+    /// Set by the task when reading fails; the temperature step reports it.
+    pub error: watch::Receiver<Option<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Wall-clock interval between readings. Short enough that at 100x speed a
+/// 20 s thermal time constant is still sampled ~ every 5 s of experiment.
+fn poll_interval(speed: f64) -> Duration {
+    Duration::from_secs_f64((0.5 / speed).clamp(0.02, 0.5))
+}
+
+impl StageHandle {
+    /// Start the task. `current_step` is the plan index the engine is in
+    /// (recorded with every reading, -1 between steps).
+    pub(crate) fn start(
+        stage: Box<dyn TemperatureStage>,
+        raw: RawStream,
+        clock: HostClock,
+        speed: f64,
+        current_step: Arc<AtomicI64>,
+    ) -> StageHandle {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (r_tx, r_rx) = watch::channel(None);
+        let (e_tx, e_rx) = watch::channel(None);
+        let task = tokio::spawn(stage_task(
+            stage,
+            raw,
+            cmd_rx,
+            r_tx,
+            e_tx,
+            clock,
+            poll_interval(speed),
+            current_step,
+        ));
+        StageHandle {
+            cmds: cmd_tx,
+            readings: r_rx,
+            error: e_rx,
+            task,
+        }
+    }
+
+    async fn call(&self, make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Cmd) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(make(tx))
+            .map_err(|_| "temperature stage task has stopped".to_string())?;
+        match tokio::time::timeout(Duration::from_secs(10), rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err("temperature stage task has stopped".into()),
+            Err(_) => Err("temperature stage did not answer within 10 s".into()),
+        }
+    }
+
+    pub(crate) async fn set_setpoint_K(&self, setpoint_K: f64) -> Result<(), String> {
+        self.call(|tx| Cmd::Setpoint(setpoint_K, tx)).await
+    }
+
+    pub(crate) async fn heater_off(&self) -> Result<(), String> {
+        self.call(Cmd::HeaterOff).await
+    }
+
+    /// Stop polling, flush the raw stream. Waits at most 5 s.
+    pub(crate) async fn stop(self) {
+        drop(self.cmds);
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stage_task(
+    mut stage: Box<dyn TemperatureStage>,
+    mut raw: RawStream,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    readings: watch::Sender<Option<Reading>>,
+    errors: watch::Sender<Option<String>>,
+    clock: HostClock,
+    every: Duration,
+    current_step: Arc<AtomicI64>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq: i64 = 0;
+    let mut setpoint_K = f64::NAN;
+    loop {
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                None => break,
+                Some(Cmd::Setpoint(k, reply)) => {
+                    let r = stage.set_setpoint_K(k).await.map_err(|e| e.to_string());
+                    if r.is_ok() { setpoint_K = k; }
+                    let _ = reply.send(r);
+                }
+                Some(Cmd::HeaterOff(reply)) => {
+                    let r = stage.heater_off().await.map_err(|e| e.to_string());
+                    if r.is_ok() { setpoint_K = f64::NAN; }
+                    let _ = reply.send(r);
+                }
+            },
+            _ = tick.tick() => match stage.read_K().await {
+                Ok(T_K) => {
+                    let host_ns = clock.now_ns();
+                    let row = [
+                        Cell::I64(seq),
+                        Cell::I64(current_step.load(Ordering::SeqCst)),
+                        Cell::I64(host_ns),
+                        Cell::F64(T_K),
+                        Cell::F64(setpoint_K),
+                    ];
+                    seq += 1;
+                    if let Err(e) = raw.append(&row).and_then(|()| raw.flush_if_due()) {
+                        let _ = errors.send(Some(format!("store: {e}")));
+                    }
+                    let _ = readings.send(Some(Reading { host_ns, T_K }));
+                }
+                Err(e) => {
+                    let _ = errors.send(Some(format!("temperature stage: {e}")));
+                }
+            },
+        }
+    }
+    let _ = raw.flush();
+}
+
+/// Outcome of waiting for a setpoint.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stabilised {
+    /// Experiment seconds from the setpoint command to the end of the hold.
+    pub waited_s: f64,
+    /// Last reading, K.
+    pub T_K: f64,
+}
+
+/// Progress of a temperature step, for the dashboard / CLI.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Waiting {
+    pub T_K: f64,
+    /// Experiment seconds the reading has stayed within tolerance.
+    pub stable_s: f64,
+    pub elapsed_s: f64,
+}
+
+/// Set the stage to `setpoint_K` and wait until its reading stays within
+/// `tolerance_K` for `hold_s` (experiment seconds). Not stable after
+/// `timeout_s`: an error (the run aborts, the cell is switched off).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn stabilise(
+    stage: &mut StageHandle,
+    setpoint_K: f64,
+    tolerance_K: f64,
+    hold_s: f64,
+    timeout_s: f64,
+    clock: HostClock,
+    speed: f64,
+    cancel: &mut watch::Receiver<bool>,
+    mut progress: impl FnMut(Waiting),
+) -> Result<Stabilised, String> {
+    stage.set_setpoint_K(setpoint_K).await?;
+    let start_ns = clock.now_ns();
+    let exp_s = |ns: i64| (ns - start_ns) as f64 * 1e-9 * speed;
+    let mut stable_since: Option<i64> = None;
+    let mut last_T = f64::NAN;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            changed = stage.readings.changed() => {
+                if changed.is_err() {
+                    return Err("temperature stage task has stopped".into());
+                }
+                let Some(r) = *stage.readings.borrow_and_update() else { continue };
+                if r.host_ns < start_ns { continue; } // from before the new setpoint
+                last_T = r.T_K;
+                if (r.T_K - setpoint_K).abs() <= tolerance_K {
+                    let since = *stable_since.get_or_insert(r.host_ns);
+                    if (r.host_ns - since) as f64 * 1e-9 * speed >= hold_s {
+                        return Ok(Stabilised { waited_s: exp_s(r.host_ns), T_K: r.T_K });
+                    }
+                } else {
+                    stable_since = None;
+                }
+            }
+            _ = cancel.wait_for(|c| *c) => {
+                return Err("stop requested (Ctrl-C or SIGTERM/SIGHUP)".into());
+            }
+            _ = tick.tick() => {
+                let now = clock.now_ns();
+                if let Some(e) = stage.error.borrow().clone() {
+                    return Err(e);
+                }
+                if exp_s(now) > timeout_s {
+                    return Err(format!(
+                        "temperature not stable within {timeout_s} s: setpoint {setpoint_K:.2} K \
+                         +/- {tolerance_K} K for {hold_s} s, last reading {last_T:.3} K"
+                    ));
+                }
+                progress(Waiting {
+                    T_K: last_T,
+                    stable_s: stable_since.map_or(0.0, |s| (now - s) as f64 * 1e-9 * speed),
+                    elapsed_s: exp_s(now),
+                });
+            }
+        }
+    }
+}
