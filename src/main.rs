@@ -207,14 +207,40 @@ fn load_checked(
 
 fn cmd_validate(recipe_path: &Path, bench: Option<&Path>) -> Result<ExitCode> {
     let (recipe, _bench, bench_path) = load_checked(recipe_path, bench)?;
-    let total: f64 = recipe.steps.iter().map(|s| s.duration_s()).sum();
+    let plan = recipe.plan();
+    let total = recipe.duration_s();
     println!(
-        "{}: ok ({} steps, {:.1} s nominal) on bench {}",
+        "{}: ok on bench {}",
         recipe_path.display(),
-        recipe.steps.len(),
-        total,
         bench_path.display()
     );
+    println!(
+        "  {} recipe steps -> {} planned steps, ~{:.0} s of experiment ({})",
+        recipe.steps.len(),
+        plan.len(),
+        total,
+        human_duration(total)
+    );
+    // The expanded plan, one line per step, so a campaign can be checked
+    // before it occupies the bench for hours.
+    for (k, p) in plan.iter().enumerate() {
+        let label = match (p.label.sweep_iteration, p.label.setpoint_K) {
+            (Some(i), Some(sp)) => format!("  [sweep {} @ {:.2} C]", i + 1, sp - 273.15),
+            (None, Some(sp)) => format!("  [@ {:.2} C]", sp - 273.15),
+            _ => String::new(),
+        };
+        let at_least = if matches!(p.step, vegard_recipe::Step::Temperature(_)) {
+            ">= "
+        } else {
+            ""
+        };
+        println!(
+            "  {:>3}. {:<12} {at_least}{:>8.1} s{label}",
+            k + 1,
+            p.step.kind_name(),
+            p.step.duration_s()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -382,6 +408,16 @@ fn spawn_stop_signals(cancel: tokio::sync::watch::Sender<bool>) -> Result<()> {
     Ok(())
 }
 
+/// `5400 s` -> `1 h 30 min`; `95 s` -> `1 min 35 s`.
+fn human_duration(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, sec) => format!("{sec} s"),
+        (0, m, sec) => format!("{m} min {sec} s"),
+        (h, m, _) => format!("{h} h {m} min"),
+    }
+}
+
 fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
     // Progress must never stop a run: a closed or full stderr is ignored.
     let mut err = std::io::stderr().lock();
@@ -456,6 +492,34 @@ fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
                 eta_s,
                 E_V,
                 deflection_nm
+            );
+        }
+        Progress::Temperature {
+            step,
+            count,
+            setpoint_K,
+            T_K,
+            stable_s,
+            hold_s,
+            elapsed_s,
+            timeout_s,
+        } => {
+            if last.is_some_and(|l| l.elapsed().as_secs_f64() < 1.0) {
+                return;
+            }
+            *last = Some(Instant::now());
+            let _ = writeln!(
+                err,
+                "  [{:>5.1} s wall] step {}/{} temperature: {:.3} K -> setpoint {:.2} K, stable {:.0}/{:.0} s (waited {:.0} s of {:.0} s allowed)",
+                started.elapsed().as_secs_f64(),
+                step + 1,
+                count,
+                T_K,
+                setpoint_K,
+                stable_s,
+                hold_s,
+                elapsed_s,
+                timeout_s
             );
         }
         Progress::Aborting { reason } => {

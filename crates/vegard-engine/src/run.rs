@@ -88,6 +88,7 @@ pub enum Progress {
         /// Experiment seconds the reading has stayed within tolerance.
         stable_s: f64,
         hold_s: f64,
+        /// Experiment seconds since the setpoint was sent.
         elapsed_s: f64,
         timeout_s: f64,
     },
@@ -377,8 +378,6 @@ pub async fn run(
                 Some(st) => {
                     let target_K = t.target_K();
                     let count = plan.len();
-                    let done_s = ctx.done_s;
-                    let total = ctx.total_s;
                     let r = stabilise(
                         st,
                         target_K,
@@ -396,10 +395,9 @@ pub async fn run(
                                 T_K: w.T_K,
                                 stable_s: w.stable_s,
                                 hold_s: t.hold_s,
-                                elapsed_s: done_s + w.elapsed_s,
+                                elapsed_s: w.elapsed_s,
                                 timeout_s: t.timeout_s,
                             });
-                            let _ = total;
                         },
                     )
                     .await;
