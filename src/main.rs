@@ -637,15 +637,20 @@ async fn cmd_sim(
     let vb = vegard_sim::VirtualBench::start(&params)?;
     let p = vb.potentiostat_resource();
     let d = vb.deflection_resource();
+    let l = vb.lockin_resource();
+    let t = vb.temperature_resource();
     if json {
         println!(
             "{}",
-            serde_json::json!({"potentiostat": p, "deflection": d, "time_acceleration": vb.speed()})
+            serde_json::json!({"potentiostat": p, "deflection": d, "lockin": l,
+                               "temperature": t, "time_acceleration": vb.speed()})
         );
     } else {
         println!("virtual bench running (Ctrl-C to stop)");
         println!("  potentiostat: {p}");
         println!("  deflection:   {d}");
+        println!("  lock-in:      {l}");
+        println!("  temperature:  {t}");
         println!("  time acceleration: {}x", vb.speed());
         println!("put these resource strings in a bench config to connect as to real instruments");
     }

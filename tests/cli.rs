@@ -194,6 +194,8 @@ struct ExternalBench {
     seen: Vec<String>,
     potentiostat: String,
     deflection: String,
+    lockin: String,
+    temperature: String,
 }
 
 impl ExternalBench {
@@ -224,6 +226,8 @@ impl ExternalBench {
             seen: Vec::new(),
             potentiostat: v["potentiostat"].as_str().unwrap().to_string(),
             deflection: v["deflection"].as_str().unwrap().to_string(),
+            lockin: v["lockin"].as_str().unwrap().to_string(),
+            temperature: v["temperature"].as_str().unwrap().to_string(),
         }
     }
 
@@ -238,6 +242,10 @@ impl ExternalBench {
             toml::Value::String(self.potentiostat.clone());
         inst["deflection"].as_table_mut().unwrap()["resource"] =
             toml::Value::String(self.deflection.clone());
+        inst["lockin"].as_table_mut().unwrap()["resource"] =
+            toml::Value::String(self.lockin.clone());
+        inst["temperature"].as_table_mut().unwrap()["resource"] =
+            toml::Value::String(self.temperature.clone());
         t.remove("sim");
         let p = dir.join("external-bench.toml");
         std::fs::write(&p, toml::to_string(&t).unwrap()).unwrap();
@@ -671,9 +679,10 @@ fn potential_step_passes_the_charge_the_isotherm_predicts() {
         })
         .collect();
     assert_eq!(rows.len(), 10_000, "200 s / 20 ms samples");
+    // CA packages carry the measured WE potential: 50 uV rms noise.
     assert!(
-        rows.iter().all(|r| (r.2 - 0.45).abs() < 1e-6),
-        "set potential"
+        rows.iter().all(|r| (r.2 - 0.45).abs() < 1e-3),
+        "measured potential at the level"
     );
     // Trapezoid from the step edge (t = 0, I taken as the first sample).
     let mut q_C = rows[0].1 * rows[0].0;

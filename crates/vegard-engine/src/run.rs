@@ -171,7 +171,10 @@ pub async fn run(
     mut progress: impl FnMut(Progress),
 ) -> Result<RunOutcome, EngineError> {
     let inst = &req.bench.instruments;
-    let uses_sim = inst.potentiostat.resource == "sim" || inst.deflection.resource == "sim";
+    let uses_sim = inst.potentiostat.resource == "sim"
+        || inst.deflection.resource == "sim"
+        || inst.lockin.as_ref().is_some_and(|l| l.resource == "sim")
+        || inst.temperature.as_ref().is_some_and(|t| t.resource == "sim");
     // The virtual bench lives as long as this function.
     let bench: Option<Arc<VirtualBench>> = if let Some(vb) = &req.virtual_bench {
         Some(vb.clone())
