@@ -710,3 +710,281 @@ fn potential_step_passes_the_charge_the_isotherm_predicts() {
         "deflection recorded through the step"
     );
 }
+
+// ------------------------------------------------- EIS, ESM, temperature
+
+/// A copy of configs/sim.toml with `edit` applied (e.g. a slower stage).
+fn bench_edited(dir: &Path, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/sim.toml"))
+            .unwrap();
+    let mut t: toml::Table = text.parse().unwrap();
+    edit(&mut t);
+    let p = dir.join("bench-edited.toml");
+    std::fs::write(&p, toml::to_string(&t).unwrap()).unwrap();
+    p
+}
+
+fn run_recipe(recipe: &Path, dir: &Path, extra: &[&str]) -> std::process::Output {
+    vegard()
+        .arg("run")
+        .arg(recipe)
+        .args(["--json", "--out"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn parquet(path: PathBuf) -> vegard_store::Table {
+    vegard_store::read_parquet(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Relative distance of two complex numbers.
+fn rel_err(re: f64, im: f64, want: vegard_sim::model::C64) -> f64 {
+    (re - want.re).hypot(im - want.im) / want.abs()
+}
+
+#[test]
+fn eis_recipe_reports_the_impedance_of_the_simulated_cell() {
+    // Known answer: the small-signal impedance of the same cell model
+    // (Randles + open finite Warburg, PHYSICS.md section 4); the emulator
+    // adds 0.2 % complex noise.
+    let dir = tmpdir("eis");
+    let recipe_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/eis.toml");
+    let recipe = vegard_recipe::load_recipe(&recipe_path).unwrap();
+    let Some(vegard_recipe::Step::Eis(eis)) = recipe.steps.iter().find(|s| s.kind_name() == "eis")
+    else {
+        panic!("recipes/eis.toml has no eis step");
+    };
+    let out = run_recipe(&recipe_path, &dir, &["--speed", "100"]);
+    let run_dir = completed_run_dir(&out);
+    let t = parquet(run_dir.join("data/eis.parquet"));
+    let (f, zr, zi) = (
+        t.f64("f_Hz").unwrap(),
+        t.f64("Z_re_ohm").unwrap(),
+        t.f64("Z_im_ohm").unwrap(),
+    );
+    assert_eq!(f.len() as u32, eis.n_points(), "one row per frequency");
+    let want_f = eis.frequencies_Hz();
+    let p = vegard_recipe::SimParams::default();
+    let mut worst: f64 = 0.0;
+    for k in 0..f.len() {
+        assert!((f[k] / want_f[k] - 1.0).abs() < 1e-5, "f {} vs {}", f[k], want_f[k]);
+        let z = vegard_sim::model::impedance_ohm(&p, eis.dc_V, f[k]);
+        worst = worst.max(rel_err(zr[k], zi[k], z));
+    }
+    eprintln!("EIS: {} points, worst |Z - Z_model|/|Z_model| = {:.3} %", f.len(), 100.0 * worst);
+    assert!(worst < 0.01, "worst relative error {worst}");
+    // Labels and measured temperature ride along (stage idle at 25 C).
+    let T = t.f64("T_K").unwrap();
+    assert!(T.iter().all(|T| (T - 298.15).abs() < 0.2), "{T:?}");
+    assert!(t.i64("step").unwrap().iter().all(|&s| s == t.i64("step").unwrap()[0]));
+}
+
+#[test]
+fn esm_sweep_response_matches_the_strain_transfer_of_the_film() {
+    // Known answer: u/V of the same cell (kappa I_F / (j w Z V)), whose
+    // shape is H(omega tau) of the film (PHYSICS.md section 4). The
+    // software lock-in demodulates the raw deflection against the measured
+    // potential over the last whole periods of each frequency.
+    let dir = tmpdir("esm");
+    let recipe_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/esm-sweep.toml");
+    let recipe = vegard_recipe::load_recipe(&recipe_path).unwrap();
+    let Some(vegard_recipe::Step::EsmSweep(esm)) =
+        recipe.steps.iter().find(|s| s.kind_name() == "esm_sweep")
+    else {
+        panic!("recipes/esm-sweep.toml has no esm_sweep step");
+    };
+    let out = run_recipe(&recipe_path, &dir, &["--speed", "100"]);
+    let run_dir = completed_run_dir(&out);
+    let t = parquet(run_dir.join("data/esm.parquet"));
+    let f = t.f64("f_Hz").unwrap();
+    let amp = t.f64("response_nm_per_V").unwrap();
+    let ph = t.f64("response_phase_deg").unwrap();
+    let lock = t.f64("lockin_deflection_amp_nm").unwrap();
+    let e_amp = t.f64("E_amp_V").unwrap();
+    assert_eq!(f.len(), esm.frequencies_Hz().len(), "one row per frequency");
+    let p = vegard_recipe::SimParams::default();
+    for k in 0..f.len() {
+        let want = vegard_sim::model::strain_transfer_nm_per_V(&p, esm.dc_V, f[k]);
+        let d_amp = amp[k] / want.abs() - 1.0;
+        let d_ph = (ph[k] - want.arg_deg() + 540.0).rem_euclid(360.0) - 180.0;
+        let d_lock = lock[k] / e_amp[k] / want.abs() - 1.0;
+        eprintln!(
+            "ESM {:8.4} Hz: {:7.3} nm/V ({:+.2} %), {:+7.2} deg ({:+.2} deg); lock-in {:+.2} %",
+            f[k],
+            amp[k],
+            100.0 * d_amp,
+            ph[k],
+            d_ph,
+            100.0 * d_lock
+        );
+        assert!(d_amp.abs() < 0.03, "amplitude off by {d_amp} at {} Hz", f[k]);
+        assert!(d_ph.abs() < 3.0, "phase off by {d_ph} deg at {} Hz", f[k]);
+        assert!(d_lock.abs() < 0.10, "hardware lock-in off by {d_lock} at {} Hz", f[k]);
+        assert!((e_amp[k] / esm.amplitude_V - 1.0).abs() < 0.05, "sine at the cell");
+    }
+}
+
+/// A two-temperature campaign (the shipped one has five and takes minutes).
+fn short_campaign(dir: &Path) -> PathBuf {
+    let p = dir.join("campaign.toml");
+    std::fs::write(
+        &p,
+        r#"[run]
+name = "mini-campaign"
+deflection_sample_interval_s = 0.02
+[limits]
+current_max_A = 0.01
+potential_window_V = [-0.2, 1.0]
+[[step]]
+kind = "sweep"
+temperature_C = [30.0, 45.0]
+tolerance_K = 0.3
+hold_s = 10.0
+timeout_s = 900.0
+  [[step.step]]
+  kind = "cv"
+  begin_V = 0.4
+  vertex_V = [0.6, 0.2]
+  scan_rate_V_per_s = 0.2
+  step_V = 0.002
+  cycles = 1
+  [[step.step]]
+  kind = "eis"
+  dc_V = 0.4
+  amplitude_V = 0.01
+  freq_Hz = [1000.0, 0.05]
+  points_per_decade = 3
+  [[step.step]]
+  kind = "esm_sweep"
+  dc_V = 0.4
+  amplitude_V = 0.02
+  freq_Hz = [0.5, 0.1]
+  periods = 2
+"#,
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn a_temperature_campaign_reaches_every_setpoint_and_records_the_measured_temperature() {
+    let dir = tmpdir("campaign");
+    let out = run_recipe(&short_campaign(&dir), &dir, &["--speed", "100"]);
+    let run_dir = completed_run_dir(&out);
+    let meta = run_toml(&run_dir);
+    let steps = meta["steps"].as_array().expect("run.toml [[steps]]");
+    assert_eq!(steps.len(), 8, "2 x (temperature + cv + eis + esm_sweep)");
+    for s in steps {
+        let s = s.as_table().unwrap();
+        let sp = s["setpoint_K"].as_float().unwrap();
+        let mean = s["T_mean_K"].as_float().expect("temperature measured during the step");
+        let (lo, hi) = (s["T_min_K"].as_float().unwrap(), s["T_max_K"].as_float().unwrap());
+        eprintln!(
+            "step {} {:<11} setpoint {sp:.2} K: T {mean:.3} K [{lo:.3}, {hi:.3}]",
+            s["step"], s["kind"]
+        );
+        if s["kind"].as_str() != Some("temperature") {
+            // Every measuring step ran within tolerance (plus sensor noise).
+            assert!(lo > sp - 0.35 && hi < sp + 0.35, "{s:?}");
+        }
+    }
+    // Labels on every aligned row.
+    let a = parquet(run_dir.join("aligned.parquet"));
+    let sp = a.f64("setpoint_K").unwrap();
+    let it = a.i64("sweep_iteration").unwrap();
+    let T = a.f64("T_K").unwrap();
+    for k in 0..sp.len() {
+        let want = if it[k] == 0 { 303.15 } else { 318.15 };
+        assert!((sp[k] - want).abs() < 1e-9 && (T[k] - want).abs() < 0.5, "row {k}");
+    }
+    // The impedance follows the temperature the cell is at (D and k0 grow
+    // with T): compare each spectrum with the model at its setpoint.
+    let eis = parquet(run_dir.join("data/eis.parquet"));
+    let (f, zr, zi, spe) = (
+        eis.f64("f_Hz").unwrap(),
+        eis.f64("Z_re_ohm").unwrap(),
+        eis.f64("Z_im_ohm").unwrap(),
+        eis.f64("setpoint_K").unwrap(),
+    );
+    assert_eq!(f.len(), 2 * 14, "14 points per spectrum");
+    for k in 0..f.len() {
+        let mut p = vegard_recipe::SimParams::default();
+        p.cell.T_K = spe[k];
+        let z = vegard_sim::model::impedance_ohm(&p, 0.4, f[k]);
+        let e = rel_err(zr[k], zi[k], z);
+        assert!(e < 0.03, "{} Hz at {} K: {e}", f[k], spe[k]);
+    }
+    let esm = parquet(run_dir.join("data/esm.parquet"));
+    assert_eq!(esm.len(), 4, "2 frequencies x 2 temperatures");
+}
+
+#[test]
+fn a_temperature_timeout_aborts_with_the_cell_and_heater_off() {
+    // A stage far too slow for the step's timeout: the run must abort, say
+    // why, and leave the cell (and the heater) off. Real time, external
+    // bench process, so its wire log proves what arrived.
+    let dir = tmpdir("temp-timeout");
+    let bench_toml = bench_edited(&dir, |t| {
+        t["sim"].as_table_mut().unwrap()["thermal"].as_table_mut().unwrap()["tau_s"] =
+            toml::Value::Float(5000.0);
+    });
+    let mut bench = ExternalBench::start(&bench_toml);
+    let recipe = dir.join("temp.toml");
+    std::fs::write(
+        &recipe,
+        "[run]\nname = \"slow-stage\"\n[limits]\ncurrent_max_A = 0.01\npotential_window_V = [-0.2, 1.0]\n\
+         [[step]]\nkind = \"steps\"\nlevels_V = [0.42]\nhold_s = [1.0]\nsample_interval_s = 0.05\n\
+         [[step]]\nkind = \"temperature\"\nsetpoint_C = 60.0\ntolerance_K = 0.2\nhold_s = 1.0\ntimeout_s = 4.0\n",
+    )
+    .unwrap();
+    let out = vegard()
+        .arg("run")
+        .arg(&recipe)
+        .arg("--bench")
+        .arg(bench.bench_file(&dir))
+        .args(["--json", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let res = json_of(&out.stdout);
+    assert_eq!(res["status"], "aborted");
+    let reason = res["reason"].as_str().unwrap();
+    assert!(reason.contains("temperature not stable"), "{reason}");
+    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+    let events = std::fs::read_to_string(PathBuf::from(res["run_dir"].as_str().unwrap()).join("events.jsonl")).unwrap();
+    assert!(events.contains("\"heater_off\"") && events.contains("\"ok\":true"), "{events}");
+}
+
+#[test]
+fn bad_values_in_a_nested_sweep_step_name_file_line_col() {
+    let dir = tmpdir("bad-sweep");
+    let path = dir.join("bad.toml");
+    let text = std::fs::read_to_string(short_campaign(&dir))
+        .unwrap()
+        .replace("points_per_decade = 3", "points_per_decade = 0");
+    std::fs::write(&path, &text).unwrap();
+    let line = text.lines().position(|l| l.contains("points_per_decade = 0")).unwrap() + 1;
+    let out = vegard().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with(&format!("{}:{line}:", path.display())), "stderr: {err}");
+    assert!(err.contains("points_per_decade"), "stderr: {err}");
+}
+
+#[test]
+fn validate_reports_the_expanded_campaign_and_its_duration() {
+    let out = vegard()
+        .args(["validate", "recipes/arrhenius-campaign.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("planned steps"), "{s}");
+    // Five temperatures, each a temperature step + CV + EIS + ESM sweep.
+    assert_eq!(s.lines().filter(|l| l.contains(" temperature ")).count(), 5, "{s}");
+    assert_eq!(s.lines().filter(|l| l.contains(" esm_sweep ")).count(), 5, "{s}");
+}
