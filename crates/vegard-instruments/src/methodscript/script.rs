@@ -525,8 +525,8 @@ on_finished:
 
     #[test]
     fn eis_golden_script_with_rms_amplitude_and_equilibration() {
-        let mk = |amplitude_V: f64, f_end_Hz: f64, n_points: u32, equilibrate_s: f64| {
-            Technique::Eis {
+        let mk =
+            |amplitude_V: f64, f_end_Hz: f64, n_points: u32, equilibrate_s: f64| Technique::Eis {
                 dc_V: 0.4,
                 amplitude_V,
                 f_start_Hz: 10_000.0,
@@ -534,8 +534,7 @@ on_finished:
                 n_points,
                 equilibrate_s,
                 current_range_A: 1e-3,
-            }
-        };
+            };
         let eis = mk(0.01, 0.01, 31, 5.0);
         // 10 mV peak = 7.0710678 mV RMS on the wire.
         let expected = "e
@@ -572,7 +571,10 @@ on_finished:
             .and_then(|rest| rest.split(' ').next())
             .unwrap();
         let ac_V = crate::methodscript::parse_literal(ac).unwrap();
-        assert!((ac_V * std::f64::consts::SQRT_2 - 0.01).abs() < 1e-13, "{ac_V}");
+        assert!(
+            (ac_V * std::f64::consts::SQRT_2 - 0.01).abs() < 1e-13,
+            "{ac_V}"
+        );
 
         // No equilibration: no wait, the edge follows cell_on directly.
         let quick = mk(0.01, 0.01, 31, 0.0);

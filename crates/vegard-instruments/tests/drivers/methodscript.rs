@@ -572,7 +572,10 @@ fn eis_package_without_impedance_is_an_error_naming_the_line() {
         p.read_event(Duration::from_secs(5)).unwrap(),
         Some(PstatEvent::Started)
     );
-    let e = p.read_event(Duration::from_secs(5)).unwrap_err().to_string();
+    let e = p
+        .read_event(Duration::from_secs(5))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("Pdc80F4240m;cc803D090m") && e.contains("cd"),
         "{e}"
