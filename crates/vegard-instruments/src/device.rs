@@ -4,8 +4,9 @@
 //! name in [`crate::registry`].
 //!
 //! The potentiostat is blocking (a serial port on its own thread); the
-//! deflection digitizer is async (a TCP socket on the runtime). Async methods
-//! return boxed futures so the traits stay dyn-compatible.
+//! deflection digitizer, the lock-in and the temperature stage are async (TCP
+//! sockets on the runtime). Async methods return boxed futures so the traits
+//! stay dyn-compatible.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -44,6 +45,30 @@ pub enum Technique {
         levels_V: Vec<f64>,
         hold_s: Vec<f64>,
         sample_interval_s: f64,
+        /// Largest current range the device may use (and start in), A.
+        current_range_A: f64,
+    },
+    /// Linear sweep voltammetry: one sweep `begin_V` -> `end_V` (either
+    /// direction), one sample per `step_V` (the magnitude of the step).
+    Lsv {
+        begin_V: f64,
+        end_V: f64,
+        scan_rate_V_per_s: f64,
+        step_V: f64,
+        /// Largest current range the device may use (and start in), A.
+        current_range_A: f64,
+    },
+    /// Potentiostatic impedance spectroscopy at `dc_V` with a sine of PEAK
+    /// amplitude `amplitude_V`, `n_points` frequencies log-spaced by the
+    /// device from `f_start_Hz` to `f_end_Hz` (either direction). The cell is
+    /// held at `dc_V` for `equilibrate_s` before the first point.
+    Eis {
+        dc_V: f64,
+        amplitude_V: f64,
+        f_start_Hz: f64,
+        f_end_Hz: f64,
+        n_points: u32,
+        equilibrate_s: f64,
         /// Largest current range the device may use (and start in), A.
         current_range_A: f64,
     },
@@ -89,7 +114,16 @@ impl Technique {
                 scan_rate_V_per_s,
                 step_V,
                 ..
+            }
+            | Technique::Lsv {
+                scan_rate_V_per_s,
+                step_V,
+                ..
             } => step_V / scan_rate_V_per_s,
+            // EIS has no fixed sample interval (each point lasts a few of its
+            // own periods); the first point's device time is the closest
+            // meaning: 2 periods + 50 ms, the contract's per-point model.
+            Technique::Eis { f_start_Hz, .. } => 2.0 / f_start_Hz + 0.05,
         }
     }
 }
@@ -113,6 +147,18 @@ pub enum PstatEvent {
         status: u8,
         /// 0-based scan (CV cycle) the sample belongs to.
         scan: u32,
+    },
+    /// One impedance point (EIS). `index` counts frequency points from 0;
+    /// Z = `Z_re_ohm` + j `Z_im_ohm`, so `Z_im_ohm` is negative for a
+    /// capacitive cell. The device reports no time; points follow each other
+    /// as fast as their periods allow.
+    Impedance {
+        index: u64,
+        f_Hz: f64,
+        Z_re_ohm: f64,
+        Z_im_ohm: f64,
+        /// OR of the package's status nibbles (0 = OK).
+        status: u8,
     },
     /// Scan `scan` (0-based) is complete.
     ScanEnd { scan: u32 },
@@ -180,4 +226,45 @@ pub trait DeflectionProbe: Send {
     fn fetch(&mut self) -> BoxFut<'_, Vec<f64>>;
     /// Stop an acquisition in progress.
     fn abort(&mut self) -> BoxFut<'_, ()>;
+}
+
+/// One lock-in reading: the demodulated signal at the reference frequency.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LockInReading {
+    /// In-phase component, V RMS.
+    pub x_V_rms: f64,
+    /// Quadrature component, V RMS.
+    pub y_V_rms: f64,
+    /// Reference frequency the reading belongs to, Hz.
+    pub f_Hz: f64,
+}
+
+/// A lock-in amplifier whose sine output modulates the cell (ESM sweeps)
+/// and whose signal input reads the deflection. Async, TCP.
+pub trait LockIn: Send {
+    /// The instrument's identification string (`*IDN?`).
+    fn identify(&mut self) -> BoxFut<'_, String>;
+    /// Reference = internal oscillator; sine out at `f_Hz` with this PEAK
+    /// amplitude (the driver converts to what the instrument expects).
+    fn set_sine(&mut self, f_Hz: f64, amplitude_V_peak: f64) -> BoxFut<'_, ()>;
+    /// The nearest available time constant >= `tc_s`; returns the one set, s.
+    fn set_time_constant(&mut self, tc_s: f64) -> BoxFut<'_, f64>;
+    /// X, Y and the reference frequency, taken at one instant.
+    fn read_xy(&mut self) -> BoxFut<'_, LockInReading>;
+    /// The smallest sine amplitude the instrument allows (the safe state at
+    /// the end of a run: the sine out feeds the potentiostat's input).
+    fn sine_off(&mut self) -> BoxFut<'_, ()>;
+}
+
+/// A temperature controller driving the cell stage. Async, TCP.
+pub trait TemperatureStage: Send {
+    /// The instrument's identification string (`*IDN?`).
+    fn identify(&mut self) -> BoxFut<'_, String>;
+    /// Set the control setpoint and switch the heater on (the configured
+    /// heater range); read back so a refused setting is an error.
+    fn set_setpoint_K(&mut self, setpoint_K: f64) -> BoxFut<'_, ()>;
+    /// The control sensor's temperature, K.
+    fn read_K(&mut self) -> BoxFut<'_, f64>;
+    /// Heater range 0 (off), verified.
+    fn heater_off(&mut self) -> BoxFut<'_, ()>;
 }

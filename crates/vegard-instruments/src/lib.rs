@@ -5,7 +5,8 @@
 //! [`methodscript`]), the device traits the engine programs against
 //! ([`device`]), the drivers implementing them ([`mod@drivers`]) and the
 //! name-to-driver table ([`registry`]). The wire contracts are described in
-//! `protocols/methodscript.md` and `protocols/scpi-dmm.md`.
+//! `protocols/methodscript.md`, `protocols/scpi-dmm.md`, `protocols/sr860.md`
+//! and `protocols/ls336.md`.
 
 pub mod device;
 pub mod drivers;
@@ -17,10 +18,12 @@ pub mod scpi;
 pub mod transport;
 
 pub use device::{
-    BoxFut, CellSafety, DeflectionProbe, DigitizerSetup, DigitizerTrigger, Potentiostat,
-    PstatEvent, Technique,
+    BoxFut, CellSafety, DeflectionProbe, DigitizerSetup, DigitizerTrigger, LockIn, LockInReading,
+    Potentiostat, PstatEvent, Technique, TemperatureStage,
 };
-pub use drivers::{MethodScriptPotentiostat, ScpiDmm};
+pub use drivers::{Ls336, MethodScriptPotentiostat, ScpiDmm, Sr860};
 pub use error::{Fault, InstrumentError};
-pub use registry::{DriverInfo, Role, drivers, open_deflection, open_potentiostat};
+pub use registry::{
+    DriverInfo, Role, drivers, open_deflection, open_lockin, open_potentiostat, open_temperature,
+};
 pub use resource::Resource;

@@ -2,10 +2,10 @@
 //! "methodscript"`), and this table turns the name into an opened device.
 //! Adding a driver means adding one row here.
 
-use vegard_recipe::{DeflectionConfig, PotentiostatConfig};
+use vegard_recipe::{DeflectionConfig, LockInConfig, PotentiostatConfig, TemperatureConfig};
 
-use crate::device::{BoxFut, DeflectionProbe, Potentiostat};
-use crate::drivers::{MethodScriptPotentiostat, ScpiDmm};
+use crate::device::{BoxFut, DeflectionProbe, LockIn, Potentiostat, TemperatureStage};
+use crate::drivers::{Ls336, MethodScriptPotentiostat, ScpiDmm, Sr860};
 use crate::error::InstrumentError;
 use crate::resource::Resource;
 
@@ -14,6 +14,8 @@ use crate::resource::Resource;
 pub enum Role {
     Potentiostat,
     Deflection,
+    LockIn,
+    TemperatureStage,
 }
 
 impl Role {
@@ -21,6 +23,8 @@ impl Role {
         match self {
             Role::Potentiostat => "potentiostat",
             Role::Deflection => "deflection",
+            Role::LockIn => "lock-in",
+            Role::TemperatureStage => "temperature",
         }
     }
 }
@@ -40,6 +44,9 @@ type OpenPotentiostat =
     fn(&PotentiostatConfig, &Resource) -> Result<Box<dyn Potentiostat>, InstrumentError>;
 type OpenDeflection =
     for<'a> fn(&'a DeflectionConfig, &'a Resource) -> BoxFut<'a, Box<dyn DeflectionProbe>>;
+type OpenLockIn = for<'a> fn(&'a LockInConfig, &'a Resource) -> BoxFut<'a, Box<dyn LockIn>>;
+type OpenTemperature =
+    for<'a> fn(&'a TemperatureConfig, &'a Resource) -> BoxFut<'a, Box<dyn TemperatureStage>>;
 
 const METHODSCRIPT: DriverInfo = DriverInfo {
     name: "methodscript",
@@ -54,7 +61,20 @@ const SCPI_DMM: DriverInfo = DriverInfo {
     description: "SCPI DMM as externally triggered digitizer (Keysight 34465A family) over LAN",
 };
 
-static DRIVERS: [DriverInfo; 2] = [METHODSCRIPT, SCPI_DMM];
+const SR860: DriverInfo = DriverInfo {
+    name: "sr860",
+    role: Role::LockIn,
+    resources: "TCPIP::<host>::<port>::SOCKET",
+    description: "Stanford Research SR860-family lock-in amplifiers over LAN (sine out + X/Y)",
+};
+const LS336: DriverInfo = DriverInfo {
+    name: "ls336",
+    role: Role::TemperatureStage,
+    resources: "TCPIP::<host>::7777::SOCKET",
+    description: "Lake Shore 336 temperature controller over LAN (setpoint, heater, sensor)",
+};
+
+static DRIVERS: [DriverInfo; 4] = [METHODSCRIPT, SCPI_DMM, SR860, LS336];
 
 static POTENTIOSTATS: [(&str, OpenPotentiostat); 1] = [(METHODSCRIPT.name, |cfg, res| {
     Ok(Box::new(MethodScriptPotentiostat::open(cfg, res)?))
@@ -64,6 +84,20 @@ static DEFLECTION: [(&str, OpenDeflection); 1] = [(SCPI_DMM.name, |cfg, res| {
     Box::pin(async move {
         let dmm: Box<dyn DeflectionProbe> = Box::new(ScpiDmm::connect(cfg, res).await?);
         Ok(dmm)
+    })
+})];
+
+static LOCKINS: [(&str, OpenLockIn); 1] = [(SR860.name, |cfg, res| {
+    Box::pin(async move {
+        let li: Box<dyn LockIn> = Box::new(Sr860::connect(cfg, res).await?);
+        Ok(li)
+    })
+})];
+
+static TEMPERATURE: [(&str, OpenTemperature); 1] = [(LS336.name, |cfg, res| {
+    Box::pin(async move {
+        let t: Box<dyn TemperatureStage> = Box::new(Ls336::connect(cfg, res).await?);
+        Ok(t)
     })
 })];
 
@@ -127,6 +161,36 @@ pub async fn open_deflection(
     open(cfg, resource).await
 }
 
+/// Connect the lock-in driver named by `cfg.driver` to `resource`.
+pub fn open_lockin<'a>(
+    cfg: &'a LockInConfig,
+    resource: &'a Resource,
+) -> BoxFut<'a, Box<dyn LockIn>> {
+    Box::pin(async move {
+        let (_, open) = LOCKINS
+            .iter()
+            .find(|(n, _)| *n == cfg.driver)
+            .ok_or_else(|| unknown(Role::LockIn, &cfg.driver))?;
+        reject_sim(resource)?;
+        open(cfg, resource).await
+    })
+}
+
+/// Connect the temperature-stage driver named by `cfg.driver` to `resource`.
+pub fn open_temperature<'a>(
+    cfg: &'a TemperatureConfig,
+    resource: &'a Resource,
+) -> BoxFut<'a, Box<dyn TemperatureStage>> {
+    Box::pin(async move {
+        let (_, open) = TEMPERATURE
+            .iter()
+            .find(|(n, _)| *n == cfg.driver)
+            .ok_or_else(|| unknown(Role::TemperatureStage, &cfg.driver))?;
+        reject_sim(resource)?;
+        open(cfg, resource).await
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,7 +211,7 @@ mod tests {
     #[test]
     fn table_is_consistent() {
         let names: Vec<_> = drivers().iter().map(|d| d.name).collect();
-        assert_eq!(names, ["methodscript", "scpi-dmm"]);
+        assert_eq!(names, ["methodscript", "scpi-dmm", "sr860", "ls336"]);
         for (n, _) in &POTENTIOSTATS {
             assert!(
                 DRIVERS
@@ -160,6 +224,20 @@ mod tests {
                 DRIVERS
                     .iter()
                     .any(|d| d.name == *n && d.role == Role::Deflection)
+            );
+        }
+        for (n, _) in &LOCKINS {
+            assert!(
+                DRIVERS
+                    .iter()
+                    .any(|d| d.name == *n && d.role == Role::LockIn)
+            );
+        }
+        for (n, _) in &TEMPERATURE {
+            assert!(
+                DRIVERS
+                    .iter()
+                    .any(|d| d.name == *n && d.role == Role::TemperatureStage)
             );
         }
     }
@@ -218,6 +296,62 @@ mod tests {
         assert_eq!(
             e,
             "unknown deflection driver \"lockin\"; known deflection drivers: scpi-dmm"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_lockin_and_temperature_drivers_list_known_ones() {
+        let cfg = LockInConfig {
+            driver: "sr830".into(),
+            resource: "sim".into(),
+            sine_to_cell_V_per_V: 1.0,
+            timeout_s: 1.0,
+        };
+        let e = open_lockin(&cfg, &Resource::Sim)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            e,
+            "unknown lock-in driver \"sr830\"; known lock-in drivers: sr860"
+        );
+        let cfg = TemperatureConfig {
+            driver: "ls335".into(),
+            resource: "sim".into(),
+            output: 1,
+            input: "A".into(),
+            heater_range: 3,
+            timeout_s: 1.0,
+        };
+        let e = open_temperature(&cfg, &Resource::Sim)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            e,
+            "unknown temperature driver \"ls335\"; known temperature drivers: ls336"
+        );
+        let cfg = TemperatureConfig {
+            driver: "ls336".into(),
+            ..cfg
+        };
+        let e = open_temperature(&cfg, &Resource::Sim)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("start the virtual bench"), "{e}");
+        let serial = Resource::parse("ASRL/dev/ttyUSB0::INSTR").unwrap();
+        let e = open_temperature(&cfg, &serial)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            e,
+            "temperature ASRL/dev/ttyUSB0::INSTR: unsupported resource: the ls336 driver needs a LAN resource (TCPIP::<host>::7777::SOCKET)"
         );
     }
 }

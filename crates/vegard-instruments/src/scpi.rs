@@ -144,6 +144,8 @@ pub struct ScpiClient<S> {
     /// Received bytes not yet consumed by a reply.
     buf: Vec<u8>,
     timeout: Duration,
+    /// Appended to every command: `\n` for SCPI, `\r\n` for Lake Shore.
+    terminator: &'static str,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> ScpiClient<S> {
@@ -153,7 +155,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ScpiClient<S> {
             stream,
             buf: Vec::new(),
             timeout,
+            terminator: "\n",
         }
+    }
+
+    /// Use `terminator` after each command instead of `\n` (replies are
+    /// accepted with `\n` or `\r\n` either way).
+    pub fn with_terminator(mut self, terminator: &'static str) -> Self {
+        self.terminator = terminator;
+        self
     }
 
     pub fn timeout(&self) -> Duration {
@@ -163,9 +173,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ScpiClient<S> {
     /// Send a command that has no reply.
     pub async fn write(&mut self, cmd: &str) -> Result<(), Fault> {
         tracing::trace!(cmd, "scpi >");
-        let mut line = Vec::with_capacity(cmd.len() + 1);
+        let mut line = Vec::with_capacity(cmd.len() + self.terminator.len());
         line.extend_from_slice(cmd.as_bytes());
-        line.push(b'\n');
+        line.extend_from_slice(self.terminator.as_bytes());
         let deadline = Instant::now() + self.timeout;
         match tokio::time::timeout_at(deadline, self.stream.write_all(&line)).await {
             Ok(r) => r?,

@@ -161,6 +161,50 @@ pub struct BenchInfo {
 pub struct Instruments {
     pub potentiostat: PotentiostatConfig,
     pub deflection: DeflectionConfig,
+    #[serde(default)]
+    pub lockin: Option<LockInConfig>,
+    #[serde(default)]
+    pub temperature: Option<TemperatureConfig>,
+}
+
+// Minimal copies (instruments helper); the recipe helper's version wins at merge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockInConfig {
+    pub driver: String,
+    pub resource: String,
+    #[serde(default = "default_sine_to_cell")]
+    pub sine_to_cell_V_per_V: f64,
+    #[serde(default = "default_timeout")]
+    pub timeout_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemperatureConfig {
+    pub driver: String,
+    pub resource: String,
+    #[serde(default = "default_output")]
+    pub output: u8,
+    #[serde(default = "default_input")]
+    pub input: String,
+    #[serde(default = "default_heater_range")]
+    pub heater_range: u8,
+    #[serde(default = "default_timeout")]
+    pub timeout_s: f64,
+}
+
+fn default_sine_to_cell() -> f64 {
+    1.0
+}
+fn default_output() -> u8 {
+    1
+}
+fn default_input() -> String {
+    "A".into()
+}
+fn default_heater_range() -> u8 {
+    3
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -29,8 +29,13 @@ const SAFETY_GAP: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, Copy)]
 struct Run {
     interval_s: f64,
-    /// Which variable carries E: `da` (set) in CV, `ab` (measured) in OCP.
+    /// Which variable carries E by preference (the other is accepted when it
+    /// is missing): `da` (set) in CV and LSV, `ab` (measured) in OCP and in
+    /// potential steps (where it contains the lock-in sine during ESM
+    /// sweeps). Unused for EIS.
     potential: VarType,
+    /// EIS packages carry frequency and impedance, not samples.
+    impedance: bool,
     next_index: u64,
     /// CV: the scan within `nscans`; potential steps: the level (one loop each).
     scan: u32,
@@ -154,6 +159,29 @@ impl MethodScriptPotentiostat {
                 "data package while no script of ours is running",
             ));
         };
+        if run.impedance {
+            let index = run.next_index;
+            let value = |kind: VarType| pkg.get(kind).map(|v| v.value);
+            let (Some(f_Hz), Some(Z_re_ohm), Some(Z_im_ohm)) = (
+                value(VarType::Frequency),
+                value(VarType::ZReal),
+                value(VarType::ZImag),
+            ) else {
+                return Err(self.bad_reply(
+                    "measurement",
+                    line,
+                    "EIS package lacks frequency (dc), Z' (cc) or Z'' (cd)",
+                ));
+            };
+            run.next_index += 1;
+            return Ok(PstatEvent::Impedance {
+                index,
+                f_Hz,
+                Z_re_ohm,
+                Z_im_ohm,
+                status: pkg.status(),
+            });
+        }
         let other = match run.potential {
             VarType::SetPotential => VarType::MeasuredPotential,
             _ => VarType::SetPotential,
@@ -268,9 +296,13 @@ impl Potentiostat for MethodScriptPotentiostat {
         self.run = Some(Run {
             interval_s: technique.sample_interval_s(),
             potential: match technique {
-                Technique::Cv { .. } | Technique::Steps { .. } => VarType::SetPotential,
-                Technique::Ocp { .. } => VarType::MeasuredPotential,
+                Technique::Cv { .. } | Technique::Lsv { .. } | Technique::Eis { .. } => {
+                    VarType::SetPotential
+                }
+                // Contract: CA packages carry the measured WE potential.
+                Technique::Steps { .. } | Technique::Ocp { .. } => VarType::MeasuredPotential,
             },
+            impedance: matches!(technique, Technique::Eis { .. }),
             level_per_loop: matches!(technique, Technique::Steps { .. }),
             next_index: 0,
             scan: 0,

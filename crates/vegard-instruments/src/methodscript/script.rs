@@ -40,7 +40,8 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
     }
     let mask = 1u32 << frame.trigger_gpio_pin;
     let interval_s = technique.sample_interval_s();
-    if !positive(interval_s) {
+    // EIS has no sample interval of its own; its frequencies are checked below.
+    if !matches!(technique, Technique::Eis { .. }) && !positive(interval_s) {
         return fail(format!("sample interval {interval_s} s must be > 0"));
     }
     let range_max_A = match technique {
@@ -48,6 +49,12 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
             current_range_A, ..
         }
         | Technique::Steps {
+            current_range_A, ..
+        }
+        | Technique::Lsv {
+            current_range_A, ..
+        }
+        | Technique::Eis {
             current_range_A, ..
         } => *current_range_A,
         Technique::Ocp { .. } => frame.current_range_max_A,
@@ -58,9 +65,7 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
             "current ranges must satisfy 0 < min ({range_min_A} A) <= max ({range_max_A} A)"
         ));
     }
-    // Analog bandwidth four times the sample rate: enough to follow the
-    // signal between samples, low enough to suppress mains pickup at slow rates.
-    let bandwidth_Hz = 4.0 / interval_s;
+    let is_eis = matches!(technique, Technique::Eis { .. });
 
     let mut s = String::new();
     let mut push = |line: &str| {
@@ -68,13 +73,33 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
         s.push('\n');
     };
     push("e");
-    if matches!(technique, Technique::Cv { .. } | Technique::Steps { .. }) {
-        push("var c");
+    if is_eis {
+        // One-letter names as in PalmSens' own EIS scripts: frequency, Z', Z''.
+        push("var f");
+        push("var r");
+        push("var j");
+    } else {
+        if matches!(
+            technique,
+            Technique::Cv { .. } | Technique::Steps { .. } | Technique::Lsv { .. }
+        ) {
+            push("var c");
+        }
+        push("var p");
     }
-    push("var p");
     push("set_pgstat_chan 0");
-    push("set_pgstat_mode 2");
-    push(&format!("set_max_bandwidth {}", format_si(bandwidth_Hz)?));
+    if is_eis {
+        // High speed mode: the only mode in which meas_loop_eis runs; the
+        // loop sets the bandwidth per frequency itself.
+        push("set_pgstat_mode 3");
+    } else {
+        push("set_pgstat_mode 2");
+        // Analog bandwidth four times the sample rate: enough to follow the
+        // signal between samples, low enough to suppress mains pickup at
+        // slow rates.
+        let bandwidth_Hz = 4.0 / interval_s;
+        push(&format!("set_max_bandwidth {}", format_si(bandwidth_Hz)?));
+    }
     push(&format!("set_range ba {}", format_si(range_max_A)?));
     push(&format!(
         "set_autoranging ba {} {}",
@@ -168,6 +193,90 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
                     push("endloop");
                 }
             }
+        }
+        Technique::Lsv {
+            begin_V,
+            end_V,
+            scan_rate_V_per_s,
+            step_V,
+            ..
+        } => {
+            if !(positive(*step_V) && positive(*scan_rate_V_per_s)) {
+                return fail(format!(
+                    "step_V ({step_V}) and scan_rate_V_per_s ({scan_rate_V_per_s}) must be > 0"
+                ));
+            }
+            let span_V = (end_V - begin_V).abs();
+            if span_V.is_nan() || span_V < *step_V {
+                return fail(format!(
+                    "LSV from {begin_V} V to {end_V} V spans less than one step ({step_V} V)"
+                ));
+            }
+            // Like CV: the cell rests at the start potential, then the edge
+            // marks the start of the sweep.
+            push(&format!("set_e {}", format_si(*begin_V)?));
+            push(&format!("set_gpio_cfg 0x{mask:02X} 1"));
+            push("set_gpio 0x00i");
+            push("cell_on");
+            push(&format!("set_gpio 0x{mask:02X}i"));
+            push(&format!(
+                "meas_loop_lsv p c {} {} {} {}",
+                format_si(*begin_V)?,
+                format_si(*end_V)?,
+                format_si(*step_V)?,
+                format_si(*scan_rate_V_per_s)?
+            ));
+            push("  pck_start");
+            push("    pck_add p");
+            push("    pck_add c");
+            push("  pck_end");
+        }
+        Technique::Eis {
+            dc_V,
+            amplitude_V,
+            f_start_Hz,
+            f_end_Hz,
+            n_points,
+            equilibrate_s,
+            ..
+        } => {
+            if !positive(*amplitude_V) {
+                return fail(format!("EIS amplitude {amplitude_V} V must be > 0"));
+            }
+            if !(positive(*f_start_Hz) && positive(*f_end_Hz)) {
+                return fail(format!(
+                    "EIS frequencies ({f_start_Hz} Hz, {f_end_Hz} Hz) must be > 0"
+                ));
+            }
+            if *n_points == 0 {
+                return fail("EIS needs at least one frequency point".into());
+            }
+            if !(equilibrate_s.is_finite() && *equilibrate_s >= 0.0) {
+                return fail(format!("equilibrate_s = {equilibrate_s} must be >= 0"));
+            }
+            push(&format!("set_e {}", format_si(*dc_V)?));
+            push(&format!("set_gpio_cfg 0x{mask:02X} 1"));
+            push("set_gpio 0x00i");
+            push("cell_on");
+            if *equilibrate_s > 0.0 {
+                push(&format!("wait {}", format_si(*equilibrate_s)?));
+            }
+            // The edge after equilibration: time 0 is the first frequency.
+            push(&format!("set_gpio 0x{mask:02X}i"));
+            // The device takes the AC amplitude as RMS; recipes give peak.
+            let ac_V_rms = amplitude_V / std::f64::consts::SQRT_2;
+            push(&format!(
+                "meas_loop_eis f r j {} {} {} {n_points} {}",
+                format_si(ac_V_rms)?,
+                format_si(*f_start_Hz)?,
+                format_si(*f_end_Hz)?,
+                format_si(*dc_V)?
+            ));
+            push("  pck_start");
+            push("    pck_add f");
+            push("    pck_add r");
+            push("    pck_add j");
+            push("  pck_end");
         }
         Technique::Ocp {
             duration_s,
@@ -361,5 +470,125 @@ on_finished:
             sample_interval_s: 0.01,
         };
         assert!(build_script(&ocp, &FRAME).is_err());
+    }
+
+    #[test]
+    fn lsv_golden_script() {
+        let mk = |begin_V: f64, end_V: f64, scan_rate_V_per_s: f64| Technique::Lsv {
+            begin_V,
+            end_V,
+            scan_rate_V_per_s,
+            step_V: 0.002,
+            current_range_A: 1e-3,
+        };
+        let lsv = mk(0.2, 0.8, 0.01);
+        // Sample interval 0.2 s -> bandwidth 20 Hz.
+        let expected = "e
+var c
+var p
+set_pgstat_chan 0
+set_pgstat_mode 2
+set_max_bandwidth 20
+set_range ba 1m
+set_autoranging ba 1n 1m
+set_e 200m
+set_gpio_cfg 0x01 1
+set_gpio 0x00i
+cell_on
+set_gpio 0x01i
+meas_loop_lsv p c 200m 800m 2m 10m
+  pck_start
+    pck_add p
+    pck_add c
+  pck_end
+endloop
+on_finished:
+  cell_off
+  set_gpio 0x00i
+
+";
+        assert_eq!(build_script(&lsv, &FRAME).unwrap(), expected);
+        assert!((lsv.sample_interval_s() - 0.2).abs() < 1e-15);
+        // Downward sweeps are fine; a span below one step is not.
+        let down = mk(0.8, 0.2, 0.01);
+        assert!(
+            build_script(&down, &FRAME)
+                .unwrap()
+                .contains("meas_loop_lsv p c 800m 200m 2m 10m\n")
+        );
+        let flat = mk(0.2, 0.201, 0.01);
+        let e = build_script(&flat, &FRAME).unwrap_err().to_string();
+        assert!(e.contains("spans less than one step"), "{e}");
+        let bad_rate = mk(0.2, 0.8, 0.0);
+        assert!(build_script(&bad_rate, &FRAME).is_err());
+    }
+
+    #[test]
+    fn eis_golden_script_with_rms_amplitude_and_equilibration() {
+        let mk =
+            |amplitude_V: f64, f_end_Hz: f64, n_points: u32, equilibrate_s: f64| Technique::Eis {
+                dc_V: 0.4,
+                amplitude_V,
+                f_start_Hz: 10_000.0,
+                f_end_Hz,
+                n_points,
+                equilibrate_s,
+                current_range_A: 1e-3,
+            };
+        let eis = mk(0.01, 0.01, 31, 5.0);
+        // 10 mV peak = 7.0710678 mV RMS on the wire.
+        let expected = "e
+var f
+var r
+var j
+set_pgstat_chan 0
+set_pgstat_mode 3
+set_range ba 1m
+set_autoranging ba 1n 1m
+set_e 400m
+set_gpio_cfg 0x01 1
+set_gpio 0x00i
+cell_on
+wait 5
+set_gpio 0x01i
+meas_loop_eis f r j 7.07106781187m 10k 10m 31 400m
+  pck_start
+    pck_add f
+    pck_add r
+    pck_add j
+  pck_end
+endloop
+on_finished:
+  cell_off
+  set_gpio 0x00i
+
+";
+        let script = build_script(&eis, &FRAME).unwrap();
+        assert_eq!(script, expected);
+        let ac = script
+            .lines()
+            .find_map(|l| l.strip_prefix("meas_loop_eis f r j "))
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap();
+        let ac_V = crate::methodscript::parse_literal(ac).unwrap();
+        assert!(
+            (ac_V * std::f64::consts::SQRT_2 - 0.01).abs() < 1e-13,
+            "{ac_V}"
+        );
+
+        // No equilibration: no wait, the edge follows cell_on directly.
+        let quick = mk(0.01, 0.01, 31, 0.0);
+        let script = build_script(&quick, &FRAME).unwrap();
+        assert!(!script.contains("wait"));
+        assert!(script.contains("cell_on\nset_gpio 0x01i\nmeas_loop_eis"));
+
+        for bad in [
+            mk(0.0, 0.01, 31, 0.0),
+            mk(0.01, 0.0, 31, 0.0),
+            mk(0.01, 0.01, 0, 0.0),
+            mk(0.01, 0.01, 31, -1.0),
+        ] {
+            assert!(build_script(&bad, &FRAME).is_err(), "{bad:?}");
+        }
     }
 }

@@ -497,3 +497,181 @@ fn start_after_safety_switch_off_fails_without_writing() {
         .is_err()
     );
 }
+
+#[test]
+fn eis_transcript_yields_impedance_points() {
+    let pty = pty();
+    let mut p = open(&pty, 2.0);
+    let fake = spawn_fake(
+        pty.master.try_clone_native().unwrap(),
+        parse(&fixture("methodscript_eis.txt")),
+    );
+    p.start(&Technique::Eis {
+        dc_V: 0.4,
+        amplitude_V: 0.01,
+        f_start_Hz: 1000.0,
+        f_end_Hz: 10.0,
+        n_points: 3,
+        equilibrate_s: 0.0,
+        current_range_A: 1e-3,
+    })
+    .unwrap();
+    let events = collect_until_finished(p.as_mut());
+    let (result, _master) = fake.join().unwrap();
+    result.unwrap();
+
+    assert_eq!(events.len(), 1 + 3 + 2, "{events:?}");
+    assert_eq!(events[0], PstatEvent::Started);
+    // (f, Z', Z'', status); point 1 is the public PalmSens known answer
+    // (99.999732 Hz, 9885.956 ohm, 2.9946 ohm), the others are exact in
+    // their encoding (m or u counts).
+    let expected = [
+        (1000.0, 120.5, -35.25, 0u8),
+        (99.9997, 9885.956, 2.9946, 0),
+        (10.0, 250.0, -1200.0, 0x4),
+    ];
+    for (k, (ev, (f, zr, zi, st))) in events[1..4].iter().zip(expected).enumerate() {
+        let PstatEvent::Impedance {
+            index,
+            f_Hz,
+            Z_re_ohm,
+            Z_im_ohm,
+            status,
+        } = ev
+        else {
+            panic!("event {k}: {ev:?}");
+        };
+        assert_eq!(*index, k as u64);
+        // 1e-6 relative: the known answer's frequency is quoted to 6 digits.
+        assert!(((f_Hz - f) / f).abs() < 1e-6, "k={k}: f {f_Hz}");
+        assert!(((Z_re_ohm - zr) / zr).abs() < 1e-9, "k={k}: Z' {Z_re_ohm}");
+        assert!(((Z_im_ohm - zi) / zi).abs() < 1e-9, "k={k}: Z'' {Z_im_ohm}");
+        assert_eq!(*status, st);
+    }
+    assert_eq!(events[4], PstatEvent::LoopEnd);
+    assert_eq!(events[5], PstatEvent::Finished);
+}
+
+#[test]
+fn eis_package_without_impedance_is_an_error_naming_the_line() {
+    let pty = pty();
+    let mut p = open(&pty, 2.0);
+    let transcript = format!("> {ANY_SCRIPT}\n< e\n< M0007\n< Pdc80F4240m;cc803D090m\n");
+    let fake = spawn_fake(pty.master.try_clone_native().unwrap(), parse(&transcript));
+    p.start(&Technique::Eis {
+        dc_V: 0.0,
+        amplitude_V: 0.01,
+        f_start_Hz: 1000.0,
+        f_end_Hz: 10.0,
+        n_points: 3,
+        equilibrate_s: 1.0,
+        current_range_A: 1e-3,
+    })
+    .unwrap();
+    assert_eq!(
+        p.read_event(Duration::from_secs(5)).unwrap(),
+        Some(PstatEvent::Started)
+    );
+    let e = p
+        .read_event(Duration::from_secs(5))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("Pdc80F4240m;cc803D090m") && e.contains("cd"),
+        "{e}"
+    );
+    let script = fake.join().unwrap().0.unwrap();
+    // Equilibration at dc with the cell on, before the edge.
+    let on = script.iter().position(|l| l == "cell_on").unwrap();
+    assert_eq!(script[on + 1], "wait 1");
+    assert_eq!(script[on + 2], "set_gpio 0x01i");
+    assert!(script[on + 3].starts_with("meas_loop_eis f r j "));
+}
+
+#[test]
+fn lsv_transcript_yields_samples_at_step_over_rate() {
+    let pty = pty();
+    let mut p = open(&pty, 2.0);
+    let fake = spawn_fake(
+        pty.master.try_clone_native().unwrap(),
+        parse(&fixture("methodscript_lsv.txt")),
+    );
+    p.start(&Technique::Lsv {
+        begin_V: 0.3,
+        end_V: 0.5,
+        scan_rate_V_per_s: 0.1,
+        step_V: 0.05,
+        current_range_A: 1e-3,
+    })
+    .unwrap();
+    let events = collect_until_finished(p.as_mut());
+    let (result, _master) = fake.join().unwrap();
+    result.unwrap();
+    assert_eq!(events.len(), 1 + 4 + 2, "{events:?}");
+    let e_V = [0.35, 0.4, 0.45, 0.5];
+    let i_uA = [1.5, 2.0, 3.0, 4.0];
+    for (k, ev) in events[1..5].iter().enumerate() {
+        let PstatEvent::Sample {
+            index,
+            t_dev_s,
+            E_V,
+            I_A,
+            status,
+            scan,
+        } = ev
+        else {
+            panic!("{ev:?}");
+        };
+        assert_eq!((*index, *scan, *status), (k as u64, 0, 0));
+        // trigger_latency_s + (k+1) * 0.05 V / 0.1 V/s.
+        let t = 0.0015 + (k + 1) as f64 * 0.5;
+        assert!((t_dev_s - t).abs() < 1e-12, "k={k}: {t_dev_s}");
+        assert!((E_V - e_V[k]).abs() < 1e-12, "k={k}: {E_V}");
+        assert!((I_A.unwrap() - i_uA[k] * 1e-6).abs() < 1e-15, "k={k}");
+    }
+    assert_eq!(events[5], PstatEvent::LoopEnd);
+    assert_eq!(events[6], PstatEvent::Finished);
+}
+
+#[test]
+fn potential_steps_report_the_measured_potential() {
+    // ESM dwell: CA packages carry the measured WE potential (`ab`, which
+    // contains the lock-in sine); with both `da` and `ab` present, `ab` wins.
+    let pty = pty();
+    let mut p = open(&pty, 2.0);
+    let transcript = format!(
+        "> {ANY_SCRIPT}\n< e\n< M0001\n< Pab80668A0u;ba816E360p,10,286\n\
+         < Pda8061A80u;ab805CC60u;ba81E8480p,10,286\n< Pda8061A80u;ba7F0BDC0p,10,286\n< *\n<\n"
+    );
+    let fake = spawn_fake(pty.master.try_clone_native().unwrap(), parse(&transcript));
+    p.start(&Technique::Steps {
+        levels_V: vec![0.4],
+        hold_s: vec![0.3],
+        sample_interval_s: 0.1,
+        current_range_A: 1e-3,
+    })
+    .unwrap();
+    let events = collect_until_finished(p.as_mut());
+    fake.join().unwrap().0.unwrap();
+    let samples: Vec<(f64, f64, f64)> = events
+        .iter()
+        .filter_map(|ev| match ev {
+            PstatEvent::Sample {
+                t_dev_s, E_V, I_A, ..
+            } => Some((*t_dev_s, *E_V, I_A.unwrap())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(samples.len(), 3);
+    // (measured E, I): 0.42 V / 1.5 uA, 0.38 V (ab, not the set 0.4) / 2 uA,
+    // then a package with only `da` falls back to it: 0.4 V / -1 uA.
+    for (k, (e, i)) in [(0.42, 1.5e-6), (0.38, 2e-6), (0.4, -1e-6)]
+        .into_iter()
+        .enumerate()
+    {
+        let (t, got_e, got_i) = samples[k];
+        assert!((t - (0.0015 + (k + 1) as f64 * 0.1)).abs() < 1e-12);
+        assert!((got_e - e).abs() < 1e-12, "k={k}: {got_e}");
+        assert!((got_i - i).abs() < 1e-15, "k={k}: {got_i}");
+    }
+}

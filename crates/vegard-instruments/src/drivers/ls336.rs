@@ -1,0 +1,238 @@
+//! Driver for the Lake Shore 336 temperature controller over its LAN port
+//! (TCP 7777), and for the virtual bench's emulation of it. Commands go out
+//! with CR LF, replies end in CR LF.
+//!
+//! The 336 does not report command errors on the wire (a refused or
+//! mistyped command is silently ignored), so every setting is read back:
+//! `SETP? <out>` after setting the setpoint, `RANGE? <out>` after switching
+//! the heater off.
+
+use vegard_recipe::TemperatureConfig;
+
+use crate::device::{BoxFut, TemperatureStage};
+use crate::drivers::sr860::reply_timeout;
+use crate::error::{Fault, InstrumentError};
+use crate::resource::Resource;
+use crate::scpi::{ScpiClient, scpi_number};
+use crate::transport::connect_tcp;
+use tokio::net::TcpStream;
+
+const ROLE: &str = "temperature";
+/// What `*IDN?` of a 336 starts with.
+pub const IDN_PREFIX: &str = "LSCI,MODEL336";
+/// Readings and setpoints outside this span are not temperatures of a
+/// working 336 sensor (an open or overloaded input reads 0), K.
+pub const VALID_K: std::ops::RangeInclusive<f64> = 0.001..=1505.0;
+/// Setpoint read-back tolerance: the 336 keeps setpoints to 1 mK, K.
+pub const SETPOINT_READBACK_TOL_K: f64 = 1e-3;
+
+/// A Lake Shore 336 on a TCP socket.
+pub struct Ls336 {
+    client: ScpiClient<TcpStream>,
+    resource: String,
+    output: u8,
+    input: String,
+    heater_range: u8,
+}
+
+impl Ls336 {
+    /// Check the config, then connect (within `cfg.timeout_s`) to a
+    /// `TCPIP::host::port::SOCKET` resource. Nothing is sent yet.
+    pub async fn connect(
+        cfg: &TemperatureConfig,
+        resource: &Resource,
+    ) -> Result<Ls336, InstrumentError> {
+        let name = resource.to_string();
+        let err = |fault| InstrumentError::Device {
+            role: ROLE,
+            resource: name.clone(),
+            fault,
+        };
+        let Resource::Tcp { host, port } = resource else {
+            return Err(err(Fault::UnsupportedResource(
+                "the ls336 driver needs a LAN resource (TCPIP::<host>::7777::SOCKET)".into(),
+            )));
+        };
+        check_config(cfg).map_err(err)?;
+        let timeout = reply_timeout(cfg.timeout_s).map_err(err)?;
+        let stream = connect_tcp(host, *port, timeout).await.map_err(err)?;
+        Ok(Ls336 {
+            client: ScpiClient::new(stream, timeout).with_terminator("\r\n"),
+            resource: name,
+            output: cfg.output,
+            input: cfg.input.trim().to_ascii_uppercase(),
+            heater_range: cfg.heater_range,
+        })
+    }
+
+    fn err(&self, fault: Fault) -> InstrumentError {
+        InstrumentError::Device {
+            role: ROLE,
+            resource: self.resource.clone(),
+            fault,
+        }
+    }
+
+    fn bad_reply(&self, command: &str, reply: String, reason: &str) -> InstrumentError {
+        self.err(Fault::BadReply {
+            command: command.into(),
+            reply,
+            reason: reason.into(),
+        })
+    }
+
+    async fn write(&mut self, cmd: &str) -> Result<(), InstrumentError> {
+        self.client.write(cmd).await.map_err(|f| self.err(f))
+    }
+
+    async fn query(&mut self, cmd: &str) -> Result<String, InstrumentError> {
+        self.client.query(cmd).await.map_err(|f| self.err(f))
+    }
+
+    /// A temperature reply (`+298.150`), checked to be a plausible reading.
+    async fn query_K(&mut self, cmd: &str) -> Result<f64, InstrumentError> {
+        let reply = self.query(cmd).await?;
+        match reply.trim().parse::<f64>() {
+            Ok(k) if VALID_K.contains(&k) => Ok(k),
+            Ok(_) => Err(self.bad_reply(
+                cmd,
+                reply,
+                "outside 0.001..1505 K (an open or overloaded sensor reads 0)",
+            )),
+            Err(_) => Err(self.bad_reply(cmd, reply, "not a number")),
+        }
+    }
+
+    async fn identify_impl(&mut self) -> Result<String, InstrumentError> {
+        let idn = self.query("*IDN?").await?;
+        if !idn.trim().starts_with(IDN_PREFIX) {
+            return Err(self.bad_reply(
+                "*IDN?",
+                idn,
+                "wrong instrument: expected a Lake Shore 336 (LSCI,MODEL336,...)",
+            ));
+        }
+        Ok(idn.trim().to_string())
+    }
+
+    async fn set_setpoint_impl(&mut self, setpoint_K: f64) -> Result<(), InstrumentError> {
+        if !VALID_K.contains(&setpoint_K) {
+            return Err(self.err(Fault::InvalidSetting(format!(
+                "setpoint {setpoint_K} K outside 0.001..1505 K"
+            ))));
+        }
+        let out = self.output;
+        // Rounded to the 336's 1 mK resolution, so the read-back can match.
+        let rounded_K = (setpoint_K * 1e3).round() / 1e3;
+        let setp = format!("SETP {out},{}", scpi_number(rounded_K));
+        self.write(&setp).await?;
+        self.write(&format!("RANGE {out},{}", self.heater_range))
+            .await?;
+        let query = format!("SETP? {out}");
+        let back_K = self.query_K(&query).await?;
+        if (back_K - rounded_K).abs() > SETPOINT_READBACK_TOL_K {
+            return Err(self.bad_reply(
+                &query,
+                scpi_number(back_K),
+                &format!("instrument kept {back_K} K after {setp} (setting refused?)"),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn heater_off_impl(&mut self) -> Result<(), InstrumentError> {
+        let out = self.output;
+        self.write(&format!("RANGE {out},0")).await?;
+        let query = format!("RANGE? {out}");
+        let reply = self.query(&query).await?;
+        match reply.trim().parse::<u8>() {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(self.bad_reply(&query, reply, "heater still on after RANGE <out>,0")),
+            Err(_) => Err(self.bad_reply(&query, reply, "not a heater range (0..3)")),
+        }
+    }
+}
+
+/// Output, input and heater range the 336 has, checked before connecting.
+fn check_config(cfg: &TemperatureConfig) -> Result<(), Fault> {
+    // Outputs 1 and 2 are the heaters with ranges 0..3 (3 and 4 are
+    // voltage outputs with on/off only: useless for a stage heater).
+    if !(1..=2).contains(&cfg.output) {
+        return Err(Fault::InvalidSetting(format!(
+            "output {} is not a 336 heater output (1 or 2)",
+            cfg.output
+        )));
+    }
+    if !(1..=3).contains(&cfg.heater_range) {
+        return Err(Fault::InvalidSetting(format!(
+            "heater_range {} outside 1..=3 (low, medium, high)",
+            cfg.heater_range
+        )));
+    }
+    let input = cfg.input.trim().to_ascii_uppercase();
+    if !matches!(
+        input.as_str(),
+        "A" | "B" | "C" | "D" | "D1" | "D2" | "D3" | "D4" | "D5"
+    ) {
+        return Err(Fault::InvalidSetting(format!(
+            "input {:?} is not a 336 sensor input (A, B, C, D, D1..D5)",
+            cfg.input
+        )));
+    }
+    Ok(())
+}
+
+impl TemperatureStage for Ls336 {
+    /// `*IDN?`; must start with `LSCI,MODEL336`.
+    fn identify(&mut self) -> BoxFut<'_, String> {
+        Box::pin(self.identify_impl())
+    }
+
+    /// `SETP <out>,<K>`, `RANGE <out>,<heater_range>`, then `SETP? <out>`
+    /// must read back the setpoint.
+    fn set_setpoint_K(&mut self, setpoint_K: f64) -> BoxFut<'_, ()> {
+        Box::pin(self.set_setpoint_impl(setpoint_K))
+    }
+
+    /// `KRDG? <input>`.
+    fn read_K(&mut self) -> BoxFut<'_, f64> {
+        Box::pin(async move {
+            let cmd = format!("KRDG? {}", self.input);
+            self.query_K(&cmd).await
+        })
+    }
+
+    /// `RANGE <out>,0`, then `RANGE? <out>` must read 0.
+    fn heater_off(&mut self) -> BoxFut<'_, ()> {
+        Box::pin(self.heater_off_impl())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(output: u8, input: &str, heater_range: u8) -> TemperatureConfig {
+        TemperatureConfig {
+            driver: "ls336".into(),
+            resource: "sim".into(),
+            output,
+            input: input.into(),
+            heater_range,
+            timeout_s: 2.0,
+        }
+    }
+
+    #[test]
+    fn config_is_checked_against_the_336() {
+        check_config(&cfg(1, "A", 3)).unwrap();
+        check_config(&cfg(2, "d3", 1)).unwrap();
+        let e = |c| check_config(&c).unwrap_err().to_string();
+        assert_eq!(
+            e(cfg(3, "A", 3)),
+            "invalid setting: output 3 is not a 336 heater output (1 or 2)"
+        );
+        assert!(e(cfg(1, "A", 0)).contains("heater_range 0 outside 1..=3"));
+        assert!(e(cfg(1, "E", 3)).contains("input \"E\" is not a 336 sensor input"));
+    }
+}

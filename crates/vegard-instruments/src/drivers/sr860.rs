@@ -1,0 +1,266 @@
+//! Driver for Stanford Research SR860-family lock-in amplifiers (SR860,
+//! SR865, SR865A) over a raw LAN socket, and for the virtual bench's
+//! emulation of them. Commands and replies end in `\n` (the instrument's
+//! LF terminator setting).
+//!
+//! Amplitudes: the [`LockIn`] trait speaks PEAK volts at the sine output,
+//! while `SLVL` takes the sine-out amplitude in V RMS (like the SR830's
+//! `SLVL`; `X`, `Y`, `R` are RMS as well), so the driver sends
+//! `peak / sqrt 2`. The SR860 accepts 1 nV to 2 V RMS.
+//!
+//! The SR860 does not answer set commands; refused values are only visible
+//! in its error status. The driver therefore range-checks every value before
+//! it goes on the wire, and readings that do not parse are errors naming the
+//! command and the reply.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use vegard_recipe::LockInConfig;
+
+use crate::device::{BoxFut, LockIn, LockInReading};
+use crate::error::{Fault, InstrumentError};
+use crate::resource::Resource;
+use crate::scpi::{ScpiClient, scpi_number};
+use crate::transport::connect_tcp;
+
+const ROLE: &str = "lock-in";
+
+/// Time constants selectable with `OFLT i`, s: 1 us to 30 ks in 1-3-10
+/// steps (index = position in this table).
+pub const TIME_CONSTANTS_S: [f64; 22] = [
+    1e-6, 3e-6, 10e-6, 30e-6, 100e-6, 300e-6, 1e-3, 3e-3, 10e-3, 30e-3, 100e-3, 300e-3, 1.0, 3.0,
+    10.0, 30.0, 100.0, 300.0, 1e3, 3e3, 10e3, 30e3,
+];
+/// Sine-out amplitude limits of `SLVL`, V RMS.
+pub const SLVL_MIN_V_RMS: f64 = 1e-9;
+pub const SLVL_MAX_V_RMS: f64 = 2.0;
+/// Internal reference frequency limits of `FREQ` (SR860), Hz.
+pub const FREQ_MIN_HZ: f64 = 1e-3;
+pub const FREQ_MAX_HZ: f64 = 500e3;
+/// `SNAP?` parameters: X (0), Y (1) and the internal reference frequency
+/// (15), taken at the same instant.
+pub const SNAP_XY_FREQ: &str = "SNAP? 0,1,15";
+
+/// `OFLT` index of the shortest time constant >= `tc_s` (with a 1e-9
+/// relative allowance so 0.1 maps to the 100 ms entry, not 300 ms).
+pub fn time_constant_index(tc_s: f64) -> Result<usize, Fault> {
+    if !(tc_s.is_finite() && tc_s > 0.0) {
+        return Err(Fault::InvalidSetting(format!(
+            "time constant {tc_s} s must be > 0"
+        )));
+    }
+    TIME_CONSTANTS_S
+        .iter()
+        .position(|&t| t >= tc_s * (1.0 - 1e-9))
+        .ok_or_else(|| {
+            Fault::InvalidSetting(format!(
+                "time constant {tc_s} s exceeds the SR860's longest (30 ks)"
+            ))
+        })
+}
+
+/// A PEAK amplitude as the `SLVL` argument (V RMS), range-checked.
+pub fn slvl_from_peak(amplitude_V_peak: f64) -> Result<f64, Fault> {
+    let rms = amplitude_V_peak / std::f64::consts::SQRT_2;
+    if !(rms.is_finite() && (SLVL_MIN_V_RMS * (1.0 - 1e-9)..=SLVL_MAX_V_RMS).contains(&rms)) {
+        return Err(Fault::InvalidSetting(format!(
+            "sine amplitude {amplitude_V_peak} V peak ({rms} V RMS) outside the SR860's {SLVL_MIN_V_RMS}..{SLVL_MAX_V_RMS} V RMS"
+        )));
+    }
+    Ok(rms)
+}
+
+/// An SR860 on a TCP socket.
+pub struct Sr860 {
+    client: ScpiClient<TcpStream>,
+    resource: String,
+    /// `RSRC 0` (internal reference) is sent with the first `set_sine`.
+    reference_internal: bool,
+}
+
+impl Sr860 {
+    /// Connect (within `cfg.timeout_s`) to a `TCPIP::host::port::SOCKET`
+    /// resource. Nothing is sent yet.
+    pub async fn connect(
+        cfg: &LockInConfig,
+        resource: &Resource,
+    ) -> Result<Sr860, InstrumentError> {
+        let name = resource.to_string();
+        let err = |fault| InstrumentError::Device {
+            role: ROLE,
+            resource: name.clone(),
+            fault,
+        };
+        let Resource::Tcp { host, port } = resource else {
+            return Err(err(Fault::UnsupportedResource(
+                "the sr860 driver needs a LAN resource (TCPIP::<host>::<port>::SOCKET)".into(),
+            )));
+        };
+        let timeout = reply_timeout(cfg.timeout_s).map_err(err)?;
+        let stream = connect_tcp(host, *port, timeout).await.map_err(err)?;
+        Ok(Sr860 {
+            client: ScpiClient::new(stream, timeout),
+            resource: name,
+            reference_internal: false,
+        })
+    }
+
+    fn err(&self, fault: Fault) -> InstrumentError {
+        InstrumentError::Device {
+            role: ROLE,
+            resource: self.resource.clone(),
+            fault,
+        }
+    }
+
+    async fn write(&mut self, cmd: &str) -> Result<(), InstrumentError> {
+        self.client.write(cmd).await.map_err(|f| self.err(f))
+    }
+
+    async fn identify_impl(&mut self) -> Result<String, InstrumentError> {
+        let idn = self.client.idn().await.map_err(|f| self.err(f))?;
+        let model = idn.split(',').nth(1).unwrap_or("").trim();
+        if !model.to_ascii_uppercase().starts_with("SR86") {
+            return Err(self.err(Fault::BadReply {
+                command: "*IDN?".into(),
+                reply: idn,
+                reason: "wrong instrument: expected an SR860-family lock-in \
+                         (Stanford_Research_Systems,SR86x,...)"
+                    .into(),
+            }));
+        }
+        Ok(idn)
+    }
+
+    async fn set_sine_impl(
+        &mut self,
+        f_Hz: f64,
+        amplitude_V_peak: f64,
+    ) -> Result<(), InstrumentError> {
+        if !(f_Hz.is_finite() && (FREQ_MIN_HZ..=FREQ_MAX_HZ).contains(&f_Hz)) {
+            return Err(self.err(Fault::InvalidSetting(format!(
+                "reference frequency {f_Hz} Hz outside the SR860's {FREQ_MIN_HZ}..{FREQ_MAX_HZ} Hz"
+            ))));
+        }
+        let rms = slvl_from_peak(amplitude_V_peak).map_err(|f| self.err(f))?;
+        if !self.reference_internal {
+            self.write("RSRC 0").await?;
+            self.reference_internal = true;
+        }
+        self.write(&format!("FREQ {}", scpi_number(f_Hz))).await?;
+        self.write(&format!("SLVL {}", scpi_number(rms))).await
+    }
+
+    async fn set_time_constant_impl(&mut self, tc_s: f64) -> Result<f64, InstrumentError> {
+        let i = time_constant_index(tc_s).map_err(|f| self.err(f))?;
+        self.write(&format!("OFLT {i}")).await?;
+        Ok(TIME_CONSTANTS_S[i])
+    }
+
+    async fn read_xy_impl(&mut self) -> Result<LockInReading, InstrumentError> {
+        let reply = self
+            .client
+            .query(SNAP_XY_FREQ)
+            .await
+            .map_err(|f| self.err(f))?;
+        let values: Option<Vec<f64>> = reply
+            .split(',')
+            .map(|v| v.trim().parse::<f64>().ok().filter(|x| x.is_finite()))
+            .collect();
+        match values.as_deref() {
+            Some(&[x_V_rms, y_V_rms, f_Hz]) => Ok(LockInReading {
+                x_V_rms,
+                y_V_rms,
+                f_Hz,
+            }),
+            _ => Err(self.err(Fault::BadReply {
+                command: SNAP_XY_FREQ.into(),
+                reply,
+                reason: "expected three comma-separated numbers (X, Y, frequency)".into(),
+            })),
+        }
+    }
+}
+
+/// The per-reply timeout from a config value, s.
+pub(crate) fn reply_timeout(timeout_s: f64) -> Result<Duration, Fault> {
+    Duration::try_from_secs_f64(timeout_s)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| Fault::InvalidSetting(format!("timeout_s = {timeout_s} must be > 0")))
+}
+
+impl LockIn for Sr860 {
+    /// `*IDN?`; the model field must start with `SR86`.
+    fn identify(&mut self) -> BoxFut<'_, String> {
+        Box::pin(self.identify_impl())
+    }
+
+    /// `RSRC 0` (first call only), `FREQ f`, `SLVL peak/sqrt 2`.
+    fn set_sine(&mut self, f_Hz: f64, amplitude_V_peak: f64) -> BoxFut<'_, ()> {
+        Box::pin(self.set_sine_impl(f_Hz, amplitude_V_peak))
+    }
+
+    /// `OFLT i` with the shortest tabulated time constant >= `tc_s`.
+    fn set_time_constant(&mut self, tc_s: f64) -> BoxFut<'_, f64> {
+        Box::pin(self.set_time_constant_impl(tc_s))
+    }
+
+    /// `SNAP? 0,1,15`: X, Y (V RMS) and the internal reference frequency.
+    fn read_xy(&mut self) -> BoxFut<'_, LockInReading> {
+        Box::pin(self.read_xy_impl())
+    }
+
+    /// `SLVL 1e-9` (the smallest amplitude; the SR860 has no sine-off).
+    fn sine_off(&mut self) -> BoxFut<'_, ()> {
+        Box::pin(async move {
+            self.write(&format!("SLVL {}", scpi_number(SLVL_MIN_V_RMS)))
+                .await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_constant_table_is_1_3_10_from_1us_to_30ks() {
+        assert_eq!(TIME_CONSTANTS_S.len(), 22);
+        assert_eq!(TIME_CONSTANTS_S[0], 1e-6);
+        assert_eq!(TIME_CONSTANTS_S[21], 30e3);
+        for w in TIME_CONSTANTS_S.windows(2) {
+            let r = w[1] / w[0];
+            assert!(
+                (r - 3.0).abs() < 1e-9 || (r - 10.0 / 3.0).abs() < 1e-9,
+                "{w:?}"
+            );
+        }
+        // Exact entries map to themselves, in-between values round up.
+        assert_eq!(time_constant_index(1e-6).unwrap(), 0);
+        assert_eq!(time_constant_index(0.1).unwrap(), 10);
+        assert_eq!(time_constant_index(0.1000001).unwrap(), 11);
+        assert_eq!(time_constant_index(0.3).unwrap(), 11);
+        assert_eq!(time_constant_index(1.0).unwrap(), 12);
+        assert_eq!(time_constant_index(1.5).unwrap(), 13);
+        assert_eq!(time_constant_index(1e-9).unwrap(), 0);
+        assert_eq!(time_constant_index(30e3).unwrap(), 21);
+        assert!(time_constant_index(30.001e3).is_err());
+        assert!(time_constant_index(0.0).is_err());
+        assert!(time_constant_index(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn slvl_is_rms_of_the_peak_amplitude() {
+        assert!((slvl_from_peak(0.02).unwrap() - 0.014142135623730952).abs() < 1e-15);
+        assert!((slvl_from_peak(2.0 * std::f64::consts::SQRT_2).unwrap() - 2.0).abs() < 1e-15);
+        assert!(slvl_from_peak(3.0).is_err()); // 2.12 V RMS
+        assert!(slvl_from_peak(0.0).is_err());
+        assert!(slvl_from_peak(f64::NAN).is_err());
+        assert_eq!(
+            scpi_number(slvl_from_peak(0.02).unwrap()),
+            "0.0141421356237"
+        );
+    }
+}
