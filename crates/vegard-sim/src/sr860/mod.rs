@@ -169,9 +169,10 @@ impl LockIn {
         (x, y, x.hypot(y), y.atan2(x).to_degrees())
     }
 
-    /// Value of `SNAP?`/`OUTP?` parameter `index` (the SR860's table).
-    fn parameter(&mut self, index: u8) -> f64 {
-        let (x, y, r, theta) = self.outputs();
+    /// Value of `SNAP?`/`OUTP?` parameter `index` (the SR860's table),
+    /// with X, Y, R, theta from one instant (`outputs`).
+    fn parameter(&self, index: u8, outputs: (f64, f64, f64, f64)) -> f64 {
+        let (x, y, r, theta) = outputs;
         match index {
             0 => x,
             1 => y,
@@ -285,7 +286,8 @@ impl LockIn {
             "SCAL?" => Ok(Some(self.s.scal.to_string())),
             "OUTP?" => {
                 let i = output_index(arg(0)?, 3)?;
-                Ok(Some(fmt_num(self.parameter(i))))
+                let now = self.outputs();
+                Ok(Some(fmt_num(self.parameter(i, now))))
             }
             "SNAP?" => {
                 if !(2..=3).contains(&args.len()) {
@@ -295,9 +297,11 @@ impl LockIn {
                     .iter()
                     .map(|a| output_index(a, 16))
                     .collect::<Result<Vec<u8>, u8>>()?;
+                // One snapshot: every value from the same instant.
+                let now = self.outputs();
                 let values: Vec<String> = indices
                     .into_iter()
-                    .map(|i| fmt_num(self.parameter(i)))
+                    .map(|i| fmt_num(self.parameter(i, now)))
                     .collect();
                 Ok(Some(values.join(",")))
             }
