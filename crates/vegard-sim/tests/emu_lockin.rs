@@ -2,6 +2,9 @@
 //! round trips, data queries, error reporting through `*ESR?`, and the
 //! recorded transcript fixture `protocols/transcripts/sr860.txt`.
 
+// Tests: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod emu_common;
 
 use emu_common::{LineClient, format_transcript, parse_transcript, record, shape, transcript_path};

@@ -3,6 +3,9 @@
 //! the silently-ignored bad command, and the recorded transcript fixture
 //! `protocols/transcripts/ls336.txt`.
 
+// Tests: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod emu_common;
 
 use emu_common::{LineClient, format_transcript, parse_transcript, record, shape, transcript_path};
