@@ -290,6 +290,8 @@ pub struct SimParams {
     pub drift: DriftParams,
     pub clocks: SimClocks,
     pub faults: SimFaults,
+    /// The virtual temperature stage (Lake Shore 336 emulator).
+    pub thermal: ThermalParams,
 }
 
 /// Upper bound (exclusive) of the activation energies `film.Ea_D_eV` and
@@ -360,6 +362,19 @@ pub struct LeverParams {
     /// True detector sensitivity of the virtual lever, nm/V.
     pub invols_nm_per_V: f64,
     pub spring_constant_N_per_m: f64,
+}
+
+/// The virtual temperature stage: a second-order response to its setpoint
+/// (overshoot like a real PID-controlled stage) and a noisy sensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThermalParams {
+    /// Natural time 1/omega_n of the stage, s.
+    pub tau_s: f64,
+    /// Damping ratio zeta; < 1 overshoots (~9.5 % at 0.6).
+    pub damping: f64,
+    /// White gaussian noise of the sensor reading, K rms.
+    pub sensor_noise_K_rms: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 
 use crate::schema::{
     CellParams, ClockParams, DriftParams, FilmParams, KineticsParams, LeverParams, NoiseParams,
-    SimClocks, SimParams, StrainParams,
+    SimClocks, SimParams, StrainParams, ThermalParams,
 };
 
 impl Default for SimParams {
@@ -23,6 +23,7 @@ impl Default for SimParams {
             drift: DriftParams::default(),
             clocks: SimClocks::default(),
             faults: Default::default(),
+            thermal: ThermalParams::default(),
         }
     }
 }
@@ -100,6 +101,16 @@ impl Default for LeverParams {
         LeverParams {
             invols_nm_per_V: 60.0,
             spring_constant_N_per_m: 0.8,
+        }
+    }
+}
+
+impl Default for ThermalParams {
+    fn default() -> Self {
+        ThermalParams {
+            tau_s: 20.0,
+            damping: 0.6,
+            sensor_noise_K_rms: 0.01,
         }
     }
 }

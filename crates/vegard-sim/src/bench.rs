@@ -1,6 +1,8 @@
 //! The virtual bench: one physical world, a MethodSCRIPT potentiostat on a
-//! pseudo-terminal and a SCPI digitizer on loopback TCP, wired together by a
-//! trigger cable, all running on one accelerated true timeline.
+//! pseudo-terminal, a SCPI digitizer, an SR860 lock-in and a Lake Shore 336
+//! temperature controller on loopback TCP, wired together by a trigger cable
+//! (potentiostat -> digitizer) and the lock-in's sine out (-> potentiostat's
+//! external input), all running on one accelerated true timeline.
 //!
 //! Owns: the bench's threads and their shutdown, the resource strings the
 //! drivers connect to, and the read-only views (line log, truth log, cell
@@ -12,6 +14,7 @@ use crate::dmm;
 use crate::journal::{Device, Journal, LogEntry, TruthLog, lock};
 use crate::methodscript;
 use crate::world::World;
+use crate::{ls336, sr860};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -36,6 +39,8 @@ pub struct VirtualBench {
     shared: Arc<Shared>,
     potentiostat_resource: String,
     deflection_resource: String,
+    lockin_resource: String,
+    temperature_resource: String,
     threads: Vec<JoinHandle<()>>,
     /// Keeps the pty's slave side open for the bench's lifetime.
     _potentiostat: methodscript::Potentiostat,
@@ -66,6 +71,8 @@ impl VirtualBench {
             shared: shared.clone(),
             potentiostat_resource: String::new(),
             deflection_resource: String::new(),
+            lockin_resource: String::new(),
+            temperature_resource: String::new(),
             threads: Vec::new(),
             _potentiostat: methodscript::start(shared.clone(), params)?,
         };
@@ -75,13 +82,22 @@ impl VirtualBench {
         bench.deflection_resource =
             format!("TCPIP::{}::{}::SOCKET", meter.addr.ip(), meter.addr.port());
         bench.threads.push(meter.thread);
+        let lockin = sr860::start(shared.clone())?;
+        bench.lockin_resource = tcp_resource(lockin.server.addr);
+        bench.threads.push(lockin.server.thread);
+        let controller = ls336::start(shared.clone(), params)?;
+        bench.temperature_resource = tcp_resource(controller.server.addr);
+        bench.threads.push(controller.server.thread);
         let ticker_dmm = meter.dmm;
+        let ticker_lockin = lockin.lockin;
         let ticker = std::thread::Builder::new()
             .name("vegard-sim-tick".into())
             .spawn(move || {
                 while !shared.shutdown.load(Ordering::Relaxed) {
                     lock(&shared.world).advance_to_now();
                     lock(&ticker_dmm).update();
+                    // Keeps the lock-in's filters fed up to now.
+                    lock(&ticker_lockin).update();
                     std::thread::sleep(TICK);
                 }
             })
@@ -101,6 +117,18 @@ impl VirtualBench {
     /// VISA resource of the digitizer, e.g. `TCPIP::127.0.0.1::40123::SOCKET`.
     pub fn deflection_resource(&self) -> String {
         self.deflection_resource.clone()
+    }
+
+    /// VISA resource of the SR860 lock-in, e.g.
+    /// `TCPIP::127.0.0.1::40124::SOCKET` (replies end with LF).
+    pub fn lockin_resource(&self) -> String {
+        self.lockin_resource.clone()
+    }
+
+    /// VISA resource of the Lake Shore 336 temperature controller, e.g.
+    /// `TCPIP::127.0.0.1::40125::SOCKET` (replies end with CR LF).
+    pub fn temperature_resource(&self) -> String {
+        self.temperature_resource.clone()
     }
 
     /// Simulated seconds per wall-clock second.
@@ -149,6 +177,10 @@ impl Drop for VirtualBench {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn tcp_resource(addr: std::net::SocketAddr) -> String {
+    format!("TCPIP::{}::{}::SOCKET", addr.ip(), addr.port())
 }
 
 fn validate_faults(p: &SimParams) -> Result<(), SimError> {

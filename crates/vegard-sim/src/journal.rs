@@ -14,6 +14,12 @@ use std::sync::{Mutex, MutexGuard};
 pub enum Device {
     Potentiostat,
     Deflection,
+    /// SR860 lock-in (sim-emu).
+    #[serde(rename = "lockin")]
+    LockIn,
+    /// Lake Shore 336 temperature controller (sim-emu).
+    #[serde(rename = "temperature")]
+    TemperatureStage,
 }
 
 /// Seen from the emulator: a line it received from the host or sent to it.
@@ -90,6 +96,9 @@ impl Journal {
         match device {
             Device::Potentiostat => lock(&self.potentiostat).push(sample),
             Device::Deflection => lock(&self.deflection).push(sample),
+            // sim-emu: the lock-in and the temperature controller time no
+            // samples the truth log tracks.
+            Device::LockIn | Device::TemperatureStage => {}
         }
     }
 
@@ -119,6 +128,8 @@ impl std::fmt::Display for LogEntry {
         let dev = match self.device {
             Device::Potentiostat => "potentiostat",
             Device::Deflection => "deflection  ",
+            Device::LockIn => "lock-in     ",
+            Device::TemperatureStage => "temperature ",
         };
         let arrow = match self.direction {
             Direction::Received => "<-",

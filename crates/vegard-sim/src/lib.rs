@@ -1,11 +1,13 @@
 //! The virtual bench: an insertion electrode and a cantilever (the physics in
 //! [`model`]) behind protocol-true instrument emulators, a MethodSCRIPT
-//! potentiostat on a pseudo-terminal and a SCPI digitizing multimeter on
-//! loopback TCP, so every vegard driver is exercised over a real byte stream.
+//! potentiostat on a pseudo-terminal, a SCPI digitizing multimeter, an SR860
+//! lock-in and a Lake Shore 336 temperature controller on loopback TCP, so
+//! every vegard driver is exercised over a real byte stream.
 //!
 //! [`VirtualBench::start`] builds it from the `[sim]` table of a bench
-//! config; the drivers connect to [`VirtualBench::potentiostat_resource`] and
-//! [`VirtualBench::deflection_resource`] as they would to hardware. Time on
+//! config; the drivers connect to [`VirtualBench::potentiostat_resource`],
+//! [`VirtualBench::deflection_resource`], [`VirtualBench::lockin_resource`]
+//! and [`VirtualBench::temperature_resource`] as they would to hardware. Time on
 //! the bench is simulated ("true") time, running
 //! [`VirtualBench::speed`] times faster than the wall clock; the
 //! [`TruthLog`] records the true instant of every trigger and sample.
@@ -15,9 +17,15 @@ mod clock;
 mod dmm;
 mod error;
 mod journal;
+mod line_server;
+mod ls336;
 mod methodscript;
 pub mod model;
+mod sr860;
 mod world;
+// STAND-IN for the contract's World API (sim-core implements it in
+// world.rs); removed at merge.
+mod world_api_stub;
 
 pub use bench::VirtualBench;
 pub use clock::DeviceClock;
