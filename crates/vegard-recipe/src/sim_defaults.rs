@@ -6,7 +6,7 @@
 
 use crate::schema::{
     CellParams, ClockParams, DriftParams, FilmParams, KineticsParams, LeverParams, NoiseParams,
-    SimClocks, SimParams, StrainParams,
+    EisNoiseParams, SimClocks, SimParams, StrainParams, ThermalParams,
 };
 
 impl Default for SimParams {
@@ -23,7 +23,25 @@ impl Default for SimParams {
             drift: DriftParams::default(),
             clocks: SimClocks::default(),
             faults: Default::default(),
+            thermal: ThermalParams::default(),
+            eis: EisNoiseParams::default(),
         }
+    }
+}
+
+impl Default for ThermalParams {
+    fn default() -> Self {
+        ThermalParams {
+            tau_s: 20.0,
+            damping: 0.6,
+            sensor_noise_K_rms: 0.01,
+        }
+    }
+}
+
+impl Default for EisNoiseParams {
+    fn default() -> Self {
+        EisNoiseParams { noise_rel: 0.002 }
     }
 }
 
