@@ -1,16 +1,29 @@
 //! The shared physical world behind every emulator.
 //!
-//! Owns: the electrode and the lever, the true time up to which the electrode
-//! has been integrated, the potentiostat's control program (what the cell is
-//! driven with, as a function of true time), a history of cell states so an
-//! emulator can read the state at any recent instant, and the trigger line
-//! (the BNC cable from the potentiostat's GPIO to the digitizer's external
-//! trigger input). It lives behind one mutex; integration is lazy: whoever
-//! needs a state at an instant that has passed advances the world to it.
+//! Owns: the electrode and the lever, the temperature stage under the cell,
+//! the true time up to which they have been integrated, the potentiostat's
+//! control program (what the cell is driven with, as a function of true
+//! time), the lock-in's sine out (wired to the potentiostat's external
+//! input, gain 1), a history of cell states so an emulator can read the
+//! state at any recent instant, and the trigger line (the BNC cable from the
+//! potentiostat's GPIO to the digitizer's external trigger input). It lives
+//! behind one mutex; integration is lazy: whoever needs a state at an
+//! instant that has passed advances the world to it.
+//!
+//! Temperature: the stage is advanced exactly with each chunk and the film
+//! is put at the chunk's mean stage temperature before the chunk is
+//! integrated, so D(T), k0(T) and RT/F follow the stage with a lag of at
+//! most one chunk (2 ms against a stage time constant of tens of seconds).
+//!
+//! External sine: with the cell on under potentiostatic control the applied
+//! potential is the program's plus `A sin(phase(t))`. It is integrated as a
+//! smooth drive ([`Electrode::step_smooth`]): a few solver sub-steps per
+//! chunk, instead of the kink restarts a chain of short ramps would cost.
 
 use crate::SimError;
 use crate::clock::BenchClock;
-use crate::model::{CellState, Control, Electrode, Lever};
+use crate::model::{CellState, Control, Electrode, Lever, ThermalStage};
+use std::f64::consts::TAU;
 use std::collections::VecDeque;
 use vegard_recipe::SimParams;
 
@@ -21,6 +34,10 @@ const CHUNK_S: f64 = 2e-3;
 /// How much true time of history is kept. Emulators read at most a few
 /// wall-clock ticks into the past; this is a wide margin.
 const HISTORY_S: f64 = 60.0;
+/// Solver sub-steps per period of the external sine (at most): backward
+/// Euler then lags the sine by `pi / 400` rad = 0.45 deg at any frequency;
+/// below ~2.5 Hz the solver's own 1 ms cap is the tighter one.
+const SINE_SUBSTEPS_PER_PERIOD: f64 = 400.0;
 
 /// A cyclic-voltammetry waveform on a device's timeline: a linear ramp
 /// begin -> vertex 1 -> vertex 2 -> begin, repeated `n_scans` times, then held
@@ -102,6 +119,85 @@ impl CvWave {
     }
 }
 
+/// A linear sweep on a device's timeline: begin -> end at the scan rate,
+/// then held at the end potential.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LinearWave {
+    pub E_begin_V: f64,
+    pub E_end_V: f64,
+    pub scan_rate_V_per_s: f64,
+}
+
+impl LinearWave {
+    /// Device time of the sweep, s.
+    pub fn duration_s(&self) -> f64 {
+        (self.E_end_V - self.E_begin_V).abs() / self.scan_rate_V_per_s
+    }
+
+    /// Applied potential `t_dev_s` device seconds after the sweep started
+    /// (begin before, end after).
+    pub fn potential_V(&self, t_dev_s: f64) -> f64 {
+        let t = t_dev_s.clamp(0.0, self.duration_s());
+        self.E_begin_V + (self.E_end_V - self.E_begin_V).signum() * self.scan_rate_V_per_s * t
+    }
+
+    fn next_kink_s(&self, t_dev_s: f64) -> Option<f64> {
+        let end = self.duration_s();
+        (t_dev_s < end).then_some(end)
+    }
+}
+
+/// A potential waveform the potentiostat scans in analog.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Wave {
+    Cv(CvWave),
+    Linear(LinearWave),
+}
+
+impl Wave {
+    pub fn potential_V(&self, t_dev_s: f64) -> f64 {
+        match self {
+            Wave::Cv(w) => w.potential_V(t_dev_s),
+            Wave::Linear(w) => w.potential_V(t_dev_s),
+        }
+    }
+
+    fn next_kink_s(&self, t_dev_s: f64) -> Option<f64> {
+        match self {
+            Wave::Cv(w) => w.next_kink_s(t_dev_s),
+            Wave::Linear(w) => w.next_kink_s(t_dev_s),
+        }
+    }
+}
+
+/// The lock-in's sine out as the potentiostat's external input sees it:
+/// `V(t) = amplitude sin(phase_0 + 2 pi f (t - t_0))`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ExtSine {
+    f_Hz: f64,
+    amplitude_V: f64,
+    phase_0_rad: f64,
+    t_0_s: f64,
+}
+
+impl ExtSine {
+    fn phase_rad(&self, t_true_s: f64) -> f64 {
+        self.phase_0_rad + TAU * self.f_Hz * (t_true_s - self.t_0_s)
+    }
+
+    fn is_on(&self) -> bool {
+        self.amplitude_V != 0.0 && self.f_Hz > 0.0
+    }
+
+    fn volts(&self, t_true_s: f64) -> f64 {
+        if self.is_on() {
+            self.amplitude_V * self.phase_rad(t_true_s).sin()
+        } else {
+            0.0
+        }
+    }
+}
+
 /// What the potentiostat drives the cell with.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Program {
@@ -109,12 +205,12 @@ pub(crate) enum Program {
     OpenCircuit,
     /// Cell on, potential held.
     Hold { E_V: f64 },
-    /// Cell on, CV ramp started at true time `start_true_s` on a device
-    /// clock running `rate` device seconds per true second.
+    /// Cell on, a CV or linear sweep started at true time `start_true_s` on
+    /// a device clock running `rate` device seconds per true second.
     Ramp {
         start_true_s: f64,
         rate: f64,
-        wave: CvWave,
+        wave: Wave,
     },
 }
 
@@ -166,6 +262,10 @@ pub(crate) struct World {
     clock: BenchClock,
     electrode: Electrode,
     lever: Lever,
+    stage: ThermalStage,
+    ext_sine: ExtSine,
+    /// The last chunk ended on a kink of the program (a CV vertex).
+    at_kink: bool,
     /// True time the electrode has been integrated to.
     tau_s: f64,
     program: Program,
@@ -183,6 +283,14 @@ impl World {
             clock,
             electrode,
             lever,
+            stage: ThermalStage::new(&params.thermal, params.cell.T_K),
+            ext_sine: ExtSine {
+                f_Hz: 0.0,
+                amplitude_V: 0.0,
+                phase_0_rad: 0.0,
+                t_0_s: 0.0,
+            },
+            at_kink: false,
             tau_s: 0.0,
             program: Program::OpenCircuit,
             history,
@@ -197,20 +305,43 @@ impl World {
         self.clock.now_s().max(self.tau_s)
     }
 
-    /// Integrates the electrode up to true time `t_true_s` under the current
-    /// program, in chunks no longer than [`CHUNK_S`] that end on every kink.
+    /// Integrates the stage and the electrode up to true time `t_true_s`
+    /// under the current program, in chunks no longer than [`CHUNK_S`] that
+    /// end on every kink.
     pub(crate) fn advance_to(&mut self, t_true_s: f64) {
         while self.tau_s < t_true_s {
             let mut t_next = (self.tau_s + CHUNK_S).min(t_true_s);
+            let mut kink_next = false;
             if let Some(k) = self.program.next_kink_true_s(self.tau_s)
                 && k > self.tau_s
-                && k < t_next
+                && k <= t_next
             {
                 t_next = k;
+                kink_next = true;
             }
             let dt_s = t_next - self.tau_s;
+            let T_start_K = self.stage.temperature_K();
+            self.stage.advance(dt_s);
+            self.electrode
+                .set_temperature_K(0.5 * (T_start_K + self.stage.temperature_K()));
+            let t0 = self.tau_s;
             let state = match self.program {
                 Program::OpenCircuit => self.electrode.step(dt_s, Control::OpenCircuit),
+                program if self.ext_sine.is_on() => {
+                    if self.at_kink {
+                        self.electrode.restart_substeps();
+                    }
+                    let ext = self.ext_sine;
+                    let E_at = |t: f64| {
+                        let t_abs = t0 + t;
+                        program.potential_at(t_abs).unwrap_or(0.0) + ext.volts(t_abs)
+                    };
+                    self.electrode.step_smooth(
+                        dt_s,
+                        E_at,
+                        1.0 / (ext.f_Hz * SINE_SUBSTEPS_PER_PERIOD),
+                    )
+                }
                 Program::Hold { E_V } => self
                     .electrode
                     .step(dt_s, Control::Potential { E_app_V: E_V }),
@@ -220,6 +351,7 @@ impl World {
                     self.electrode.step_ramp(dt_s, from, to)
                 }
             };
+            self.at_kink = kink_next;
             self.tau_s = t_next;
             self.history.push_back((t_next, state));
         }
@@ -306,6 +438,76 @@ impl World {
     }
 }
 
+/// The stage and the lock-in's sine out: the contract's World API for the
+/// SR860 and LS336 emulators (merged from another branch; until then only
+/// the tests call some of it).
+#[allow(dead_code)]
+impl World {
+    /// True stage (= cell) temperature at the current instant, K (advances
+    /// the world to now first). The electrode uses it for D(T), k0(T), RT/F.
+    pub(crate) fn stage_temperature_K(&mut self) -> f64 {
+        self.advance_to_now();
+        self.stage.temperature_K()
+    }
+
+    pub(crate) fn stage_setpoint_K(&self) -> f64 {
+        self.stage.setpoint_K()
+    }
+
+    /// New controller setpoint, K; takes effect now (non-positive or
+    /// non-finite values are ignored).
+    pub(crate) fn set_stage_setpoint_K(&mut self, setpoint_K: f64) {
+        self.advance_to_now();
+        self.stage.set_setpoint_K(setpoint_K);
+    }
+
+    pub(crate) fn stage_heater_range(&self) -> u8 {
+        self.stage.heater_range()
+    }
+
+    /// Heater range 0..3 (larger values clamp to 3), now; 0 switches the
+    /// heater off and the stage relaxes to ambient (`cell.T_K`).
+    pub(crate) fn set_stage_heater_range(&mut self, range: u8) {
+        self.advance_to_now();
+        self.stage.set_heater_range(range);
+    }
+
+    /// Heater output now, percent of the range's full scale (for `HTR?`).
+    pub(crate) fn stage_heater_percent(&mut self) -> f64 {
+        self.advance_to_now();
+        self.stage.heater_percent()
+    }
+
+    /// Lock-in sine out from now on: `f_Hz`, `amplitude_V_peak` (0 = off).
+    /// The phase is continuous across changes of frequency or amplitude, as
+    /// on a lock-in's internal oscillator. The potentiostat adds this
+    /// voltage (gain 1) to its set potential while the cell is on.
+    pub(crate) fn set_ext_sine_now(&mut self, f_Hz: f64, amplitude_V_peak: f64) {
+        let now = self.now_s();
+        self.advance_to(now);
+        let phase = self.ext_sine.phase_rad(now).rem_euclid(TAU);
+        let usable = f_Hz.is_finite() && f_Hz > 0.0 && amplitude_V_peak.is_finite();
+        self.ext_sine = ExtSine {
+            f_Hz: if usable { f_Hz } else { 0.0 },
+            amplitude_V: if usable { amplitude_V_peak } else { 0.0 },
+            phase_0_rad: if phase.is_finite() { phase } else { 0.0 },
+            t_0_s: now,
+        };
+    }
+
+    /// Phase of the sine out at true instant `t_true_s` (since its last
+    /// change), rad, unwrapped: `V_ext = amplitude sin(phase)`. The lock-in
+    /// emulator references its demodulation to this.
+    pub(crate) fn ext_sine_phase_rad(&self, t_true_s: f64) -> f64 {
+        self.ext_sine.phase_rad(t_true_s)
+    }
+
+    /// Voltage of the sine out at `t_true_s`, V (0 when off).
+    pub(crate) fn ext_sine_volts(&self, t_true_s: f64) -> f64 {
+        self.ext_sine.volts(t_true_s)
+    }
+}
+
 fn interpolate(a: &CellState, b: &CellState, w: f64) -> CellState {
     let lerp = |x: f64, y: f64| x + (y - x) * w;
     CellState {
@@ -317,6 +519,7 @@ fn interpolate(a: &CellState, b: &CellState, w: f64) -> CellState {
         Q_C: lerp(a.Q_C, b.Q_C),
         x_surface: lerp(a.x_surface, b.x_surface),
         x_mean: lerp(a.x_mean, b.x_mean),
+        T_K: lerp(a.T_K, b.T_K),
     }
 }
 
