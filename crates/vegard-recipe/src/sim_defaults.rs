@@ -5,8 +5,8 @@
 //! (PHYSICS.md section 6). Every value is realistic for such a cell.
 
 use crate::schema::{
-    CellParams, ClockParams, DriftParams, FilmParams, KineticsParams, LeverParams, NoiseParams,
-    EisNoiseParams, SimClocks, SimParams, StrainParams, ThermalParams,
+    CellParams, ClockParams, DriftParams, EisNoiseParams, FilmParams, KineticsParams, LeverParams,
+    NoiseParams, SimClocks, SimParams, StrainParams, ThermalParams,
 };
 
 impl Default for SimParams {

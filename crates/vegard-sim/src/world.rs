@@ -23,8 +23,8 @@
 use crate::SimError;
 use crate::clock::BenchClock;
 use crate::model::{CellState, Control, Electrode, Lever, ThermalStage};
-use std::f64::consts::TAU;
 use std::collections::VecDeque;
+use std::f64::consts::TAU;
 use vegard_recipe::SimParams;
 
 /// Longest integration chunk, true seconds. Also the spacing of the history
@@ -721,7 +721,10 @@ mod tests {
         let measured = (tb - ta) / (ia / ib).ln();
         eprintln!("PITT at 65 C: tau_1 {measured:.4} s vs 4L^2/(pi^2 D(T)) {tau_1:.4} s");
         // Next mode is 9x faster: exp(-8 * 2) leaves nothing at 2 tau_1.
-        assert!((measured / tau_1 - 1.0).abs() < 0.01, "{measured} vs {tau_1}");
+        assert!(
+            (measured / tau_1 - 1.0).abs() < 0.01,
+            "{measured} vs {tau_1}"
+        );
     }
 
     /// Drives the world with the program `Hold { E_dc }` plus the external
@@ -765,7 +768,13 @@ mod tests {
 
     /// The same sine fed to the electrode the old way, one `step_ramp` per
     /// 2 ms chunk (a kink at every chunk), for the cost comparison.
-    fn ramp_chain_substeps(p: &SimParams, E_dc_V: f64, amp_V: f64, f_Hz: f64, t_s: f64) -> (u64, f64) {
+    fn ramp_chain_substeps(
+        p: &SimParams,
+        E_dc_V: f64,
+        amp_V: f64,
+        f_Hz: f64,
+        t_s: f64,
+    ) -> (u64, f64) {
         let mut el = Electrode::new(p).unwrap();
         let started = Instant::now();
         let omega = 2.0 * std::f64::consts::PI * f_Hz;
@@ -866,7 +875,11 @@ mod tests {
         w.advance_to(t2 + 2.0);
         let s = w.state_at(t2 + 2.0);
         let expected = 0.4 + 0.02 * w.ext_sine_phase_rad(t2 + 2.0).sin();
-        assert!((s.E_app_V - expected).abs() < 1e-12, "{} vs {expected}", s.E_app_V);
+        assert!(
+            (s.E_app_V - expected).abs() < 1e-12,
+            "{} vs {expected}",
+            s.E_app_V
+        );
         assert!((w.ext_sine_volts(t2 + 2.0) - (expected - 0.4)).abs() < 1e-12);
         // Amplitude 0 switches it off.
         w.set_ext_sine_now(5.0, 0.0);

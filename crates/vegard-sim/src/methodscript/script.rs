@@ -263,7 +263,8 @@ impl Parser {
                 self.in_on_finished = true;
                 return Ok(());
             }
-            "meas_loop_cv" | "meas_loop_ocp" | "meas_loop_ca" | "meas_loop_lsv" | "meas_loop_eis" => {
+            "meas_loop_cv" | "meas_loop_ocp" | "meas_loop_ca" | "meas_loop_lsv"
+            | "meas_loop_eis" => {
                 if self.in_on_finished {
                     return Err("measurement loops are not allowed in on_finished".into());
                 }
@@ -633,8 +634,10 @@ mod tests {
             loops[2].package,
             vec![Quantity::MeasuredPotential, Quantity::Current]
         );
-        let e = parse(&lines("var f\nvar r\nvar j\nmeas_loop_eis f r j 7m 1k 1 0i 0\nendloop"))
-            .unwrap_err();
+        let e = parse(&lines(
+            "var f\nvar r\nvar j\nmeas_loop_eis f r j 7m 1k 1 0i 0\nendloop",
+        ))
+        .unwrap_err();
         assert!(e.reason.contains("n_points"), "{e:?}");
     }
 

@@ -206,7 +206,9 @@ mod tests {
         let (w, z) = (1.0 / 20.0, 0.6);
         let wd = w * (1.0f64 - z * z).sqrt();
         let t = 50.0;
-        let y = -40.0 * (-z * w * t).exp() * ((wd * t).cos() + z / (1.0 - z * z).sqrt() * (wd * t).sin());
+        let y = -40.0
+            * (-z * w * t).exp()
+            * ((wd * t).cos() + z / (1.0 - z * z).sqrt() * (wd * t).sin());
         assert!((st.temperature_K() - (338.15 + y)).abs() < 1e-9);
     }
 
