@@ -559,6 +559,36 @@ mod tests {
     }
 
     #[test]
+    fn set_temperature_equals_building_at_that_temperature() {
+        // Heating a film built at 25 C to 65 C must give the film built at
+        // 65 C: same D, k0 and RT/F, so the same trajectory to round-off.
+        let p_cold = SimParams::default();
+        let mut p_hot = SimParams::default();
+        p_hot.cell.T_K = 338.15;
+        let mut heated = Electrode::new(&p_cold).unwrap();
+        heated.set_temperature_K(338.15);
+        assert_eq!(heated.temperature_K(), 338.15);
+        let mut built = Electrode::new(&p_hot).unwrap();
+        let mut worst = 0.0f64;
+        for k in 0..2000 {
+            let E = 0.4 + 0.3 * (k as f64 * 0.01).sin();
+            let a = heated.step(0.01, Control::Potential { E_app_V: E });
+            let b = built.step(0.01, Control::Potential { E_app_V: E });
+            worst = worst.max((a.I_A - b.I_A).abs());
+            assert_eq!(a.T_K, 338.15);
+        }
+        assert!(worst < 1e-15, "currents differ by up to {worst} A");
+        // And the smooth drive of a held potential is the held potential.
+        let mut smooth = Electrode::new(&p_hot).unwrap();
+        let mut held = Electrode::new(&p_hot).unwrap();
+        for _ in 0..100 {
+            let a = smooth.step_smooth(0.002, |_| 0.45, 1e-3);
+            let b = held.step(0.002, Control::Potential { E_app_V: 0.45 });
+            assert!((a.I_A - b.I_A).abs() < 1e-15);
+        }
+    }
+
+    #[test]
     fn rejects_unphysical_parameters() {
         let mut p = SimParams::default();
         p.film.x_initial = 1.0;
