@@ -290,8 +290,45 @@ pub struct SimParams {
     pub drift: DriftParams,
     pub clocks: SimClocks,
     pub faults: SimFaults,
-    /// The virtual temperature stage (Lake Shore 336 emulator).
     pub thermal: ThermalParams,
+    pub eis: EisNoiseParams,
+}
+
+/// The virtual temperature stage: second order, so it overshoots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThermalParams {
+    /// Natural time 1/omega_n of the stage, s.
+    pub tau_s: f64,
+    /// Damping ratio zeta; < 1 overshoots (~9.5 % at 0.6).
+    pub damping: f64,
+    pub sensor_noise_K_rms: f64,
+}
+
+/// Noise on the impedance the virtual potentiostat reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EisNoiseParams {
+    /// Relative complex gaussian noise on reported Z.
+    pub noise_rel: f64,
+}
+
+/// Frequencies log-spaced from `f_start_Hz` to `f_end_Hz` inclusive,
+/// `f_k = f_start (f_end/f_start)^(k/(n-1))`; `n = 1` gives `[f_start]`.
+pub fn log_frequencies_Hz(f_start_Hz: f64, f_end_Hz: f64, n: u32) -> Vec<f64> {
+    if n <= 1 {
+        return vec![f_start_Hz; n as usize];
+    }
+    let ratio = f_end_Hz / f_start_Hz;
+    (0..n)
+        .map(|k| f_start_Hz * ratio.powf(f64::from(k) / f64::from(n - 1)))
+        .collect()
+}
+
+/// Device time of one EIS frequency point, s: one period settling, one
+/// measured, 50 ms overhead.
+pub fn eis_point_duration_s(f_Hz: f64) -> f64 {
+    2.0 / f_Hz + 0.05
 }
 
 /// Upper bound (exclusive) of the activation energies `film.Ea_D_eV` and
@@ -364,18 +401,6 @@ pub struct LeverParams {
     pub spring_constant_N_per_m: f64,
 }
 
-/// The virtual temperature stage: a second-order response to its setpoint
-/// (overshoot like a real PID-controlled stage) and a noisy sensor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ThermalParams {
-    /// Natural time 1/omega_n of the stage, s.
-    pub tau_s: f64,
-    /// Damping ratio zeta; < 1 overshoots (~9.5 % at 0.6).
-    pub damping: f64,
-    /// White gaussian noise of the sensor reading, K rms.
-    pub sensor_noise_K_rms: f64,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

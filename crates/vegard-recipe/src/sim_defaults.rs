@@ -5,8 +5,8 @@
 //! (PHYSICS.md section 6). Every value is realistic for such a cell.
 
 use crate::schema::{
-    CellParams, ClockParams, DriftParams, FilmParams, KineticsParams, LeverParams, NoiseParams,
-    SimClocks, SimParams, StrainParams, ThermalParams,
+    CellParams, ClockParams, DriftParams, EisNoiseParams, FilmParams, KineticsParams, LeverParams,
+    NoiseParams, SimClocks, SimParams, StrainParams, ThermalParams,
 };
 
 impl Default for SimParams {
@@ -24,7 +24,24 @@ impl Default for SimParams {
             clocks: SimClocks::default(),
             faults: Default::default(),
             thermal: ThermalParams::default(),
+            eis: EisNoiseParams::default(),
         }
+    }
+}
+
+impl Default for ThermalParams {
+    fn default() -> Self {
+        ThermalParams {
+            tau_s: 20.0,
+            damping: 0.6,
+            sensor_noise_K_rms: 0.01,
+        }
+    }
+}
+
+impl Default for EisNoiseParams {
+    fn default() -> Self {
+        EisNoiseParams { noise_rel: 0.002 }
     }
 }
 
@@ -101,16 +118,6 @@ impl Default for LeverParams {
         LeverParams {
             invols_nm_per_V: 60.0,
             spring_constant_N_per_m: 0.8,
-        }
-    }
-}
-
-impl Default for ThermalParams {
-    fn default() -> Self {
-        ThermalParams {
-            tau_s: 20.0,
-            damping: 0.6,
-            sensor_noise_K_rms: 0.01,
         }
     }
 }

@@ -47,6 +47,28 @@ pub struct TruthLog {
     pub triggers_s: Vec<f64>,
     pub potentiostat: Vec<SampleTruth>,
     pub deflection: Vec<SampleTruth>,
+    /// Every EIS point the potentiostat reported, with the noiseless
+    /// impedance of the model it was drawn from (the known answer).
+    pub impedance: Vec<ImpedanceTruth>,
+}
+
+/// One EIS frequency point as the virtual potentiostat produced it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ImpedanceTruth {
+    /// As in [`SampleTruth`]: the loop's trigger edge or `NO_TRIGGER`.
+    pub segment: usize,
+    /// Point index within the loop (0-based).
+    pub index: u64,
+    /// True instant the point ended (its package became due), s.
+    pub t_true_s: f64,
+    pub f_Hz: f64,
+    /// Stage (= film) temperature the impedance was evaluated at, K.
+    pub T_K: f64,
+    /// The dc potential of the loop, V.
+    pub E_dc_V: f64,
+    /// Noiseless small-signal impedance of the cell, Ohm.
+    pub Z_re_ohm: f64,
+    pub Z_im_ohm: f64,
 }
 
 /// When one emitted sample was really taken.
@@ -73,6 +95,7 @@ pub(crate) struct Journal {
     lines: Mutex<Vec<LogEntry>>,
     potentiostat: Mutex<Vec<SampleTruth>>,
     deflection: Mutex<Vec<SampleTruth>>,
+    impedance: Mutex<Vec<ImpedanceTruth>>,
 }
 
 /// Locks a mutex, recovering from a thread that panicked while holding it:
@@ -102,6 +125,10 @@ impl Journal {
         }
     }
 
+    pub(crate) fn impedance_point(&self, point: ImpedanceTruth) {
+        lock(&self.impedance).push(point);
+    }
+
     pub(crate) fn lines(&self) -> Vec<LogEntry> {
         lock(&self.lines).clone()
     }
@@ -117,6 +144,7 @@ impl Journal {
             triggers_s,
             potentiostat: lock(&self.potentiostat).clone(),
             deflection: lock(&self.deflection).clone(),
+            impedance: lock(&self.impedance).clone(),
         }
     }
 }

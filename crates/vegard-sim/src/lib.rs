@@ -23,12 +23,9 @@ mod methodscript;
 pub mod model;
 mod sr860;
 mod world;
-// STAND-IN for the contract's World API (sim-core implements it in
-// world.rs); removed at merge.
-mod world_api_stub;
 
 pub use bench::VirtualBench;
 pub use clock::DeviceClock;
 pub use error::SimError;
-pub use journal::{Device, Direction, LogEntry, SampleTruth, TruthLog};
+pub use journal::{Device, Direction, ImpedanceTruth, LogEntry, SampleTruth, TruthLog};
 pub use model::{Truth, truth};

@@ -17,8 +17,9 @@ mod script;
 use crate::SimError;
 use crate::bench::Shared;
 use crate::clock::{DeviceClock, Interrupted};
-use crate::journal::{Device, Direction, SampleTruth, lock};
-use crate::world::{Edge, Program};
+use crate::journal::{Device, Direction, ImpedanceTruth, SampleTruth, lock};
+use crate::model::{C64, SmallSignal};
+use crate::world::{Edge, Program, Wave};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
@@ -43,6 +44,7 @@ const TRIGGER_PIN_MASK: u32 = 0x01;
 const POLL: Duration = Duration::from_millis(20);
 const STREAM_JITTER: u64 = 0x5053_5441_5400_0001;
 const STREAM_NOISE: u64 = 0x5053_5441_5400_0002;
+const STREAM_EIS: u64 = 0x5053_5441_5400_0003;
 /// Current range before any `set_range`, A.
 const DEFAULT_RANGE_A: f64 = 1e-3;
 
@@ -101,6 +103,10 @@ pub(crate) fn start(shared: Arc<Shared>, params: &SimParams) -> Result<Potentios
         rng: StdRng::seed_from_u64(params.seed ^ STREAM_NOISE),
         current_noise: normal(params.noise.current_A_rms),
         potential_noise: normal(params.noise.potential_V_rms),
+        eis_rng: StdRng::seed_from_u64(params.seed ^ STREAM_EIS),
+        // Each of Re and Im gets half the variance: E|dZ/Z|^2 = noise_rel^2.
+        eis_noise: normal(params.eis.noise_rel / std::f64::consts::SQRT_2),
+        params: params.clone(),
         faults: params.faults.clone(),
         set_E_V: 0.0,
         range_A: DEFAULT_RANGE_A,
@@ -201,6 +207,23 @@ impl From<Interrupted> for Stop {
     }
 }
 
+/// Injected faults of one loop, as true instants.
+struct LoopFaults {
+    error_at: Option<f64>,
+    silent_at: Option<f64>,
+    spike_from: Option<f64>,
+}
+
+impl LoopFaults {
+    /// The injected current at sample instant `t_k`, A.
+    fn spike_A(&self, t_k: f64, faults: &SimFaults) -> f64 {
+        match self.spike_from {
+            Some(t) if t_k >= t => faults.current_spike_A,
+            _ => 0.0,
+        }
+    }
+}
+
 /// Per-script state.
 #[derive(Default)]
 struct Run {
@@ -217,6 +240,13 @@ struct Executor {
     rng: StdRng,
     current_noise: Option<Normal<f64>>,
     potential_noise: Option<Normal<f64>>,
+    /// Own stream, so EIS noise does not shift the current noise sequence.
+    eis_rng: StdRng,
+    /// Relative noise of each of Re and Im of a reported impedance.
+    eis_noise: Option<Normal<f64>>,
+    /// The cell's parameters: the EIS points are its small-signal model at
+    /// the stage temperature.
+    params: SimParams,
     faults: SimFaults,
     /// Potential `cell_on` applies (last `set_e`), V.
     set_E_V: f64,
@@ -399,11 +429,23 @@ impl Executor {
                         world.set_program_now(Program::Ramp {
                             start_true_s: start.0,
                             rate: self.clock.rate(),
-                            wave,
+                            wave: Wave::Cv(wave),
+                        });
+                    }
+                    LoopKind::Lsv { wave, .. } => {
+                        world.set_program_now(Program::Ramp {
+                            start_true_s: start.0,
+                            rate: self.clock.rate(),
+                            wave: Wave::Linear(wave),
                         });
                     }
                     LoopKind::Ca { E_V, .. } => {
                         world.set_program_now(Program::Hold { E_V });
+                    }
+                    // The small perturbation is not integrated in the time
+                    // domain (see `eis_loop`): the cell holds E_dc.
+                    LoopKind::Eis { E_dc_V, .. } => {
+                        world.set_program_now(Program::Hold { E_V: E_dc_V });
                     }
                     LoopKind::Ocp { .. } => {}
                 }
@@ -412,6 +454,17 @@ impl Executor {
         };
         self.send("M0000");
         run.in_loop = true;
+        let faults = LoopFaults {
+            error_at: self.faults.potentiostat_error_after_s.map(|s| t0 + s),
+            silent_at: self.faults.potentiostat_silent_after_s.map(|s| t0 + s),
+            spike_from: self.faults.current_spike_after_s.map(|s| t0 + s),
+        };
+        if let LoopKind::Eis { .. } = l.kind {
+            self.eis_loop(l, t0, segment, &faults)?;
+            self.send("*");
+            run.in_loop = false;
+            return Ok(());
+        }
         let interval_s = l.kind.interval_s();
         let per_scan = l.kind.samples_per_scan();
         let scan_markers = matches!(
@@ -421,35 +474,21 @@ impl Executor {
                 ..
             }
         );
-        let fault_at = self.faults.potentiostat_error_after_s.map(|s| t0 + s);
-        let silent_at = self.faults.potentiostat_silent_after_s.map(|s| t0 + s);
-        let spike_from = self.faults.current_spike_after_s.map(|s| t0 + s);
         for k in 0..l.kind.n_samples() {
             let t_dev_s = (k + 1) as f64 * interval_s;
             let t_k = self.clock.event_true_s(t0, t_dev_s);
-            if let Some(t_fault) = fault_at.filter(|&t| t <= t_k) {
-                self.wait_until(t_fault, true)?;
-                self.send("!4004: measurement fault");
-                return Err(Stop::Fault);
-            }
-            if let Some(t_silent) = silent_at.filter(|&t| t <= t_k) {
-                // Hung: say nothing until an abort (or shutdown) arrives.
-                self.wait_until(t_silent, true)?;
-                self.wait_until(1e12, true)?;
-            }
-            self.wait_until(t_k, true)?;
+            self.wait_for_sample(t_k, &faults)?;
             let state = lock(&self.shared.world).state_at(t_k);
-            let spike_A = match spike_from {
-                Some(t) if t_k >= t => self.faults.current_spike_A,
-                _ => 0.0,
-            };
+            let spike_A = faults.spike_A(t_k, &self.faults);
             let mut fields = Vec::with_capacity(l.package.len());
             for q in &l.package {
                 fields.push(match q {
                     Quantity::SetPotential => {
                         let E_V = match l.kind {
                             LoopKind::Cv { wave, .. } => wave.potential_V(t_dev_s),
+                            LoopKind::Lsv { wave, .. } => wave.potential_V(t_dev_s),
                             LoopKind::Ca { E_V, .. } => E_V,
+                            LoopKind::Eis { E_dc_V, .. } => E_dc_V,
                             LoopKind::Ocp { .. } => state.E_app_V,
                         };
                         format!("da{}", package::encode_value(E_V))
@@ -464,6 +503,8 @@ impl Executor {
                         let noise = self.current_noise.map_or(0.0, |n| n.sample(&mut self.rng));
                         self.current_field(state.I_A + noise + spike_A)
                     }
+                    // Not bound in time-domain loops (the parser refuses them).
+                    Quantity::Frequency | Quantity::ZReal | Quantity::ZImag => continue,
                 });
             }
             if !fields.is_empty() {
@@ -483,13 +524,121 @@ impl Executor {
         }
         self.send("*");
         run.in_loop = false;
-        if let LoopKind::Cv { wave, .. } = l.kind {
+        let end_V = match l.kind {
+            LoopKind::Cv { wave, .. } => Some(wave.E_begin_V),
+            LoopKind::Lsv { wave, .. } => Some(wave.E_end_V),
+            _ => None,
+        };
+        if let Some(E_V) = end_V {
             let mut world = lock(&self.shared.world);
             if world.cell_is_on() {
-                world.set_program_now(Program::Hold {
-                    E_V: wave.E_begin_V,
+                world.set_program_now(Program::Hold { E_V });
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for true time to pass the sample instant `t_k`, acting out an
+    /// injected fault that falls due first: `!4004` and the script stops,
+    /// or silence until a `Z`.
+    fn wait_for_sample(&mut self, t_k: f64, faults: &LoopFaults) -> Result<(), Stop> {
+        if let Some(t_fault) = faults.error_at.filter(|&t| t <= t_k) {
+            self.wait_until(t_fault, true)?;
+            self.send("!4004: measurement fault");
+            return Err(Stop::Fault);
+        }
+        if let Some(t_silent) = faults.silent_at.filter(|&t| t <= t_k) {
+            // Hung: say nothing until an abort (or shutdown) arrives.
+            self.wait_until(t_silent, true)?;
+            self.wait_until(1e12, true)?;
+        }
+        self.wait_until(t_k, true)
+    }
+
+    /// `meas_loop_eis`. Per point the device spends
+    /// `eis_point_duration_s(f)` (one period settling, one period measured,
+    /// 50 ms overhead) holding `E_dc`; the point's package is due at the
+    /// end of that time. The reported `Z` is the analytic small-signal
+    /// impedance ([`SmallSignal`]) of the same cell at the stage temperature
+    /// of that instant and at `E_dc`, times `1 + n` with `n` complex
+    /// gaussian noise of rms `sim.eis.noise_rel`.
+    ///
+    /// Why not integrate the perturbation in the time domain: the
+    /// instrument reports Z from its own DFT over whole periods, which for a
+    /// 5-10 mV perturbation is the small-signal impedance (the model agrees
+    /// with its time-domain solver to 0.15 %, see `model::impedance`), and
+    /// integrating kHz sines would cost ~100x the solver time of the rest of
+    /// a run. The dc state of the film still evolves under `Hold { E_dc }`,
+    /// so what follows the EIS starts from the right state.
+    fn eis_loop(
+        &mut self,
+        l: &MeasLoop,
+        t0: f64,
+        segment: usize,
+        faults: &LoopFaults,
+    ) -> Result<(), Stop> {
+        let LoopKind::Eis {
+            E_dc_V, E_ac_V_rms, ..
+        } = l.kind
+        else {
+            return Ok(());
+        };
+        let mut t_dev_s = 0.0;
+        for (k, f_Hz) in l.kind.eis_frequencies_Hz().into_iter().enumerate() {
+            t_dev_s += vegard_recipe::eis_point_duration_s(f_Hz);
+            let t_k = self.clock.event_true_s(t0, t_dev_s);
+            self.wait_for_sample(t_k, faults)?;
+            let T_K = lock(&self.shared.world).state_at(t_k).T_K;
+            let mut p = self.params.clone();
+            p.cell.T_K = T_K;
+            let z = SmallSignal::new(&p, E_dc_V).impedance_ohm(f_Hz);
+            let (n_re, n_im) = match self.eis_noise {
+                Some(n) => (n.sample(&mut self.eis_rng), n.sample(&mut self.eis_rng)),
+                None => (0.0, 0.0),
+            };
+            let reported = z * C64::new(1.0 + n_re, n_im);
+            // Range and status from the peak ac current (plus an injected
+            // spike, a dc current: it overloads the range but a DFT at f
+            // rejects it, so Z itself is unaffected, as on the instrument).
+            let I_peak_A = E_ac_V_rms * std::f64::consts::SQRT_2 / z.abs()
+                + faults.spike_A(t_k, &self.faults).abs();
+            let (status, index) = self.range_status(I_peak_A);
+            let meta = format!(",1{status:X},2{index:02X}");
+            let mut fields = Vec::with_capacity(l.package.len());
+            for q in &l.package {
+                fields.push(match q {
+                    Quantity::Frequency => format!("dc{}", package::encode_value(f_Hz)),
+                    Quantity::ZReal => {
+                        format!("cc{}{meta}", package::encode_value(reported.re))
+                    }
+                    Quantity::ZImag => {
+                        format!("cd{}{meta}", package::encode_value(reported.im))
+                    }
+                    _ => continue,
                 });
             }
+            if !fields.is_empty() {
+                self.send(&format!("P{}", fields.join(";")));
+            }
+            let index = k as u64;
+            self.shared.journal.sample(
+                Device::Potentiostat,
+                SampleTruth {
+                    segment,
+                    index,
+                    t_true_s: t_k,
+                },
+            );
+            self.shared.journal.impedance_point(ImpedanceTruth {
+                segment,
+                index,
+                t_true_s: t_k,
+                f_Hz,
+                T_K,
+                E_dc_V,
+                Z_re_ohm: z.re,
+                Z_im_ohm: z.im,
+            });
         }
         Ok(())
     }
@@ -499,6 +648,13 @@ impl Executor {
     /// status 0x2 (overload) when the current exceeds it. The value itself is
     /// not clipped, so a safety limit above the range still sees it.
     fn current_field(&self, I_A: f64) -> String {
+        let (status, index) = self.range_status(I_A);
+        format!("ba{},1{status:X},2{index:02X}", package::encode_value(I_A))
+    }
+
+    /// Status nibble (0x2 overload when `|I_A|` exceeds the range) and the
+    /// current-range index (decades above 1 nA) for a current.
+    fn range_status(&self, I_A: f64) -> (u8, u8) {
         let range_A = match self.autorange {
             Some((min_A, max_A)) => {
                 let mut r = min_A;
@@ -511,6 +667,6 @@ impl Executor {
         };
         let status = if I_A.abs() > range_A { 0x2 } else { 0x0 };
         let index = (range_A / 1e-9).log10().round().clamp(0.0, 255.0) as u8;
-        format!("ba{},1{status:X},2{index:02X}", package::encode_value(I_A))
+        (status, index)
     }
 }

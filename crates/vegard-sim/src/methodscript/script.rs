@@ -3,7 +3,7 @@
 //! script starts, like the firmware does: a bad script is refused whole
 //! (`!2001`) and never half-run.
 
-use crate::world::CvWave;
+use crate::world::{CvWave, LinearWave};
 use std::collections::HashSet;
 
 /// A parsed script: the main body and the `on_finished:` block that runs
@@ -45,20 +45,49 @@ pub(crate) enum LoopKind {
     },
     /// `meas_loop_ocp`: cell left as it is, potential measured.
     Ocp { interval_s: f64, run_s: f64 },
-    /// `meas_loop_ca`: potential held, current measured.
+    /// `meas_loop_ca`: potential held, current and the measured potential
+    /// (set potential plus anything on the external input) reported.
     Ca {
         E_V: f64,
         interval_s: f64,
         run_s: f64,
     },
+    /// `meas_loop_lsv`: one linear sweep, a sample every `step_V`.
+    Lsv { wave: LinearWave, step_V: f64 },
+    /// `meas_loop_eis`: `n_points` frequencies log-spaced by the device from
+    /// `f_start` to `f_end`, `Eac` RMS around `Edc`, one package per point.
+    Eis {
+        E_dc_V: f64,
+        E_ac_V_rms: f64,
+        f_start_Hz: f64,
+        f_end_Hz: f64,
+        n_points: u32,
+    },
 }
 
 impl LoopKind {
     /// Device time between samples, s.
+    /// Device time between samples, s (EIS points have their own timing,
+    /// [`LoopKind::eis_frequencies_Hz`]; 0 for them).
     pub fn interval_s(&self) -> f64 {
         match *self {
             LoopKind::Cv { wave, step_V, .. } => step_V / wave.scan_rate_V_per_s,
+            LoopKind::Lsv { wave, step_V } => step_V / wave.scan_rate_V_per_s,
             LoopKind::Ocp { interval_s, .. } | LoopKind::Ca { interval_s, .. } => interval_s,
+            LoopKind::Eis { .. } => 0.0,
+        }
+    }
+
+    /// The EIS loop's frequencies in measurement order (empty for others).
+    pub fn eis_frequencies_Hz(&self) -> Vec<f64> {
+        match *self {
+            LoopKind::Eis {
+                f_start_Hz,
+                f_end_Hz,
+                n_points,
+                ..
+            } => vegard_recipe::log_frequencies_Hz(f_start_Hz, f_end_Hz, n_points),
+            _ => Vec::new(),
         }
     }
 
@@ -66,6 +95,10 @@ impl LoopKind {
     pub fn samples_per_scan(&self) -> u64 {
         match *self {
             LoopKind::Cv { wave, step_V, .. } => (wave.span_V() / step_V).round() as u64,
+            LoopKind::Lsv { wave, step_V } => {
+                ((wave.E_end_V - wave.E_begin_V).abs() / step_V).round() as u64
+            }
+            LoopKind::Eis { n_points, .. } => u64::from(n_points),
             LoopKind::Ocp { interval_s, run_s }
             | LoopKind::Ca {
                 interval_s, run_s, ..
@@ -90,6 +123,12 @@ pub(crate) enum Quantity {
     MeasuredPotential,
     /// The working-electrode current (`ba`).
     Current,
+    /// EIS: the frequency of the point (`dc`).
+    Frequency,
+    /// EIS: real part of Z (`cc`).
+    ZReal,
+    /// EIS: imaginary part of Z (`cd`), negative for a capacitive cell.
+    ZImag,
 }
 
 /// Why a script was refused: 1-based line number within the script (the `e`
@@ -224,7 +263,8 @@ impl Parser {
                 self.in_on_finished = true;
                 return Ok(());
             }
-            "meas_loop_cv" | "meas_loop_ocp" | "meas_loop_ca" => {
+            "meas_loop_cv" | "meas_loop_ocp" | "meas_loop_ca" | "meas_loop_lsv"
+            | "meas_loop_eis" => {
                 if self.in_on_finished {
                     return Err("measurement loops are not allowed in on_finished".into());
                 }
@@ -307,6 +347,46 @@ impl Parser {
                     vec![(self.var(p)?, Quantity::MeasuredPotential)],
                 )
             }
+            "meas_loop_lsv" => {
+                let [p, c, beg, end, step, rate] = exact(args)?;
+                let wave = LinearWave {
+                    E_begin_V: number(beg)?,
+                    E_end_V: number(end)?,
+                    scan_rate_V_per_s: positive(rate)?,
+                };
+                let step_V = positive(step)?;
+                if ((wave.E_end_V - wave.E_begin_V).abs() / step_V).round() < 1.0 {
+                    return Err("the sweep spans less than one potential step".into());
+                }
+                (
+                    LoopKind::Lsv { wave, step_V },
+                    vec![
+                        (self.var(p)?, Quantity::SetPotential),
+                        (self.var(c)?, Quantity::Current),
+                    ],
+                )
+            }
+            "meas_loop_eis" => {
+                let [f, zr, zi, eac, f_start, f_end, n, edc] = exact(args)?;
+                let n_points = integer(n)?;
+                if n_points == 0 {
+                    return Err("n_points must be >= 1".into());
+                }
+                (
+                    LoopKind::Eis {
+                        E_dc_V: number(edc)?,
+                        E_ac_V_rms: positive(eac)?,
+                        f_start_Hz: positive(f_start)?,
+                        f_end_Hz: positive(f_end)?,
+                        n_points,
+                    },
+                    vec![
+                        (self.var(f)?, Quantity::Frequency),
+                        (self.var(zr)?, Quantity::ZReal),
+                        (self.var(zi)?, Quantity::ZImag),
+                    ],
+                )
+            }
             _ => {
                 let [p, c, e, interval, run] = exact(args)?;
                 (
@@ -315,8 +395,10 @@ impl Parser {
                         interval_s: positive(interval)?,
                         run_s: non_negative(run)?,
                     },
+                    // The potential a CA loop reports is the measured one:
+                    // it carries the external-input sine of an ESM dwell.
                     vec![
-                        (self.var(p)?, Quantity::SetPotential),
+                        (self.var(p)?, Quantity::MeasuredPotential),
                         (self.var(c)?, Quantity::Current),
                     ],
                 )
@@ -510,6 +592,53 @@ mod tests {
         assert_eq!(l.kind.n_samples(), 3000);
         assert!((l.kind.interval_s() - 0.01).abs() < 1e-15);
         assert_eq!(s.body[0], Cmd::SetRange { range_A: 1e-2 });
+    }
+
+    #[test]
+    fn eis_lsv_and_ca_loops_parse() {
+        let s = parse(&lines(
+            "var f\nvar r\nvar j\nvar p\nvar c\nset_e 400m\ncell_on\n\
+             meas_loop_eis f r j 7071u 10k 10m 16i 400m\n pck_start\n pck_add f\n pck_add r\n\
+             \x20pck_add j\n pck_end\nendloop\n\
+             meas_loop_lsv p c 200m 800m 2m 10m\n pck_start\n pck_add p\n pck_add c\n pck_end\nendloop\n\
+             meas_loop_ca p c 400m 20m 3\n pck_start\n pck_add p\n pck_add c\n pck_end\nendloop",
+        ))
+        .unwrap();
+        let loops: Vec<&MeasLoop> = s
+            .body
+            .iter()
+            .filter_map(|c| match c {
+                Cmd::Loop(l) => Some(l),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(loops.len(), 3);
+        let eis = loops[0];
+        assert_eq!(
+            eis.package,
+            vec![Quantity::Frequency, Quantity::ZReal, Quantity::ZImag]
+        );
+        assert_eq!(eis.kind.n_samples(), 16);
+        let f = eis.kind.eis_frequencies_Hz();
+        assert_eq!(f.len(), 16);
+        // 6 decades in 15 intervals: 10^(6/15) = 2.512 per point.
+        assert!((f[0] - 1e4).abs() < 1e-9 && (f[15] - 1e-2).abs() < 1e-15);
+        assert!((f[0] / f[1] - 10f64.powf(0.4)).abs() < 1e-12);
+        assert!(matches!(eis.kind, LoopKind::Eis { E_ac_V_rms, E_dc_V, .. }
+            if (E_ac_V_rms - 7.071e-3).abs() < 1e-15 && (E_dc_V - 0.4).abs() < 1e-15));
+        let lsv = loops[1];
+        assert_eq!(lsv.kind.n_samples(), 300);
+        assert!((lsv.kind.interval_s() - 0.2).abs() < 1e-12);
+        assert_eq!(lsv.package, vec![Quantity::SetPotential, Quantity::Current]);
+        assert_eq!(
+            loops[2].package,
+            vec![Quantity::MeasuredPotential, Quantity::Current]
+        );
+        let e = parse(&lines(
+            "var f\nvar r\nvar j\nmeas_loop_eis f r j 7m 1k 1 0i 0\nendloop",
+        ))
+        .unwrap_err();
+        assert!(e.reason.contains("n_points"), "{e:?}");
     }
 
     #[test]

@@ -16,7 +16,10 @@
 //! function of `E_int`; a safeguarded scalar Newton iteration then solves the
 //! boundary condition (IR drop and double-layer charging implicitly included).
 
-use super::{CellState, Control, diffusion_m2_per_s, rate_constant_m_per_s, validate};
+use super::{
+    CellState, Control, diffusion_m2_per_s, diffusion_m2_per_s_at, rate_constant_m_per_s,
+    rate_constant_m_per_s_at, validate,
+};
 use crate::SimError;
 use vegard_core::constants::{FARADAY_C_PER_MOL, GAS_CONSTANT_J_PER_MOL_K};
 use vegard_recipe::SimParams;
@@ -57,6 +60,12 @@ enum Mode {
 /// The insertion film, its interface and the cell around it.
 #[derive(Debug, Clone)]
 pub struct Electrode {
+    /// The parameters it was built from: the Arrhenius laws for D(T), k0(T).
+    params: SimParams,
+    /// Temperature the film is at, K (`cell.T_K` until set otherwise).
+    T_K: f64,
+    /// Grid intervals, m (the conductances are D(T) over these).
+    interval_m: Vec<f64>,
     /// zF/(RT), 1/V.
     f_per_V: f64,
     alpha: f64,
@@ -83,6 +92,16 @@ pub struct Electrode {
     slope_V_per_s: f64,
     /// Next sub-step, s: short after a jump, growing to [`DT_MAX_S`].
     dt_next_s: f64,
+    substeps: u64,
+}
+
+/// How the applied potential varies within one call.
+#[derive(Clone, Copy, Debug)]
+enum Drive {
+    /// Piecewise linear across calls: a change of slope is a kink.
+    Ramp,
+    /// Smooth across calls; sub-steps capped at `h_max`.
+    Smooth { h_max: f64 },
 }
 
 /// What one sub-step imposes: `E_app` at its end (potential control) or open circuit.
@@ -125,12 +144,16 @@ impl Electrode {
             volume_m[j + 1] += 0.5 * h;
         }
         let conductance_m_per_s = h_m.iter().map(|h| D / h).collect();
+        let interval_m = h_m;
         let f_per_V = film.z * FARADAY_C_PER_MOL / (GAS_CONSTANT_J_PER_MOL_K * p.cell.T_K);
         let E0_V = film.E0_V;
         let x0 = film.x_initial;
         let E_eq = E0_V + ((1.0 - x0) / x0).ln() / f_per_V;
         let x_mean = x0;
         Ok(Electrode {
+            params: p.clone(),
+            T_K: p.cell.T_K,
+            interval_m,
             f_per_V,
             alpha: p.kinetics.alpha,
             k0_m_per_s: rate_constant_m_per_s(p),
@@ -154,10 +177,12 @@ impl Electrode {
                 Q_C: 0.0,
                 x_surface: x0,
                 x_mean,
+                T_K: p.cell.T_K,
             },
             mode: Mode::OpenCircuit,
             slope_V_per_s: 0.0,
             dt_next_s: DT_RESTART_S,
+            substeps: 0,
         })
     }
 
@@ -179,6 +204,63 @@ impl Electrode {
         self.advance(dt_s, E_from_V, E_to_V, Mode::Potential)
     }
 
+    /// Advances by `dt_s` under a smooth applied potential `E_app_V(t)`,
+    /// `t` in `0..=dt_s` from the start of the call (e.g. a held or ramped
+    /// potential plus an external sine). Unlike [`Electrode::step_ramp`],
+    /// whose chained calls restart the sub-step at every change of slope (a
+    /// kink of a piecewise-linear drive starts a fast transient), a smooth
+    /// drive has no kinks: the sub-step keeps growing to its maximum, capped
+    /// at `max_substep_s` so the drive is resolved (backward Euler lags a
+    /// sine by `w h / 2` rad; the caller picks `h` from the sine's period).
+    /// Only a jump at the start (the drive not continuing from the last
+    /// applied potential) or a switch from open circuit restarts it.
+    pub fn step_smooth(
+        &mut self,
+        dt_s: f64,
+        E_app_V: impl Fn(f64) -> f64,
+        max_substep_s: f64,
+    ) -> CellState {
+        let h_max = if max_substep_s > 0.0 {
+            max_substep_s.min(DT_MAX_S)
+        } else {
+            DT_MAX_S
+        };
+        self.advance_with(dt_s, &E_app_V, Mode::Potential, Drive::Smooth { h_max })
+    }
+
+    /// Restarts the sub-step at [`DT_RESTART_S`] on the next step: the
+    /// caller knows of a kink in a smooth drive (a CV vertex under an
+    /// external sine) that [`Electrode::step_smooth`] cannot see.
+    pub fn restart_substeps(&mut self) {
+        self.dt_next_s = DT_RESTART_S;
+    }
+
+    /// Puts the film at temperature `T_K` (K, > 0; other values are
+    /// ignored): D and k0 follow their Arrhenius laws
+    /// ([`super::diffusion_m2_per_s_at`], [`super::rate_constant_m_per_s_at`])
+    /// and the thermal voltage RT/zF of the isotherm and of Butler-Volmer
+    /// follows T. The concentration profile is kept: the equilibrium
+    /// potential of the film moves with T (the isotherm's `(RT/zF) ln`), so
+    /// at open circuit the measured potential follows the stage.
+    pub fn set_temperature_K(&mut self, T_K: f64) {
+        if !(T_K.is_finite() && T_K > 0.0) || T_K == self.T_K {
+            return;
+        }
+        self.T_K = T_K;
+        self.state.T_K = T_K;
+        let D = diffusion_m2_per_s_at(&self.params, T_K);
+        for (g, h) in self.conductance_m_per_s.iter_mut().zip(&self.interval_m) {
+            *g = D / h;
+        }
+        self.k0_m_per_s = rate_constant_m_per_s_at(&self.params, T_K);
+        self.f_per_V = self.params.film.z * FARADAY_C_PER_MOL / (GAS_CONSTANT_J_PER_MOL_K * T_K);
+    }
+
+    /// Temperature of the film, K.
+    pub fn temperature_K(&self) -> f64 {
+        self.T_K
+    }
+
     /// The state after the last step.
     pub fn state(&self) -> CellState {
         self.state
@@ -191,41 +273,70 @@ impl Electrode {
     }
 
     fn advance(&mut self, dt_s: f64, E_from_V: f64, E_to_V: f64, mode: Mode) -> CellState {
+        if !(dt_s > 0.0 && dt_s.is_finite()) {
+            return self.state;
+        }
+        let ramp = |t: f64| E_from_V + (E_to_V - E_from_V) * (t / dt_s);
+        self.advance_with(dt_s, &ramp, mode, Drive::Ramp)
+    }
+
+    fn advance_with(
+        &mut self,
+        dt_s: f64,
+        E_at: &dyn Fn(f64) -> f64,
+        mode: Mode,
+        drive: Drive,
+    ) -> CellState {
+        let E_from_V = E_at(0.0);
+        let E_to_V = E_at(dt_s);
         if !(dt_s > 0.0 && dt_s.is_finite() && E_from_V.is_finite() && E_to_V.is_finite()) {
             return self.state;
         }
         let slope = (E_to_V - E_from_V) / dt_s;
         // A jump or a kink in the drive starts a fast transient (charging of
         // the double layer through R_s, Cottrell-like diffusion): restart
-        // with short sub-steps so it is resolved, not smeared.
+        // with short sub-steps so it is resolved, not smeared. A smooth
+        // drive has no kinks by contract, only possibly a jump at its start.
         let jump = mode == Mode::Potential && (E_from_V - self.state.E_app_V).abs() > JUMP_V;
-        let kink = (slope - self.slope_V_per_s).abs() * DT_MAX_S > JUMP_V;
+        let kink = match drive {
+            Drive::Ramp => (slope - self.slope_V_per_s).abs() * DT_MAX_S > JUMP_V,
+            Drive::Smooth { .. } => false,
+        };
         if jump || kink || mode != self.mode {
             self.dt_next_s = DT_RESTART_S;
         }
+        let h_max = match drive {
+            Drive::Ramp => DT_MAX_S,
+            Drive::Smooth { h_max } => h_max,
+        };
         self.mode = mode;
         self.slope_V_per_s = slope;
         let mut t_s = 0.0;
         while t_s < dt_s {
-            let mut h = self.dt_next_s.min(dt_s - t_s);
+            let mut h = self.dt_next_s.min(h_max).min(dt_s - t_s);
             // No sliver sub-step at the end of the interval.
             if dt_s - t_s - h < 1e-6 * h {
                 h = dt_s - t_s;
             }
             let t_end_s = if h >= dt_s - t_s { dt_s } else { t_s + h };
             let control = match mode {
-                Mode::Potential => {
-                    SubControl::Potential(E_from_V + (E_to_V - E_from_V) * (t_end_s / dt_s))
-                }
+                Mode::Potential => SubControl::Potential(E_at(t_end_s)),
                 Mode::OpenCircuit => SubControl::OpenCircuit,
             };
             self.substep(h, control);
-            if h >= self.dt_next_s * (1.0 - 1e-9) {
+            if h >= self.dt_next_s.min(h_max) * (1.0 - 1e-9) {
                 self.dt_next_s = (self.dt_next_s * DT_GROWTH).min(DT_MAX_S);
             }
+            self.substeps += 1;
             t_s = t_end_s;
         }
         self.state
+    }
+
+    /// Sub-steps taken since construction: the solver's cost, for tests and
+    /// benchmarks.
+    pub fn substeps(&self) -> u64 {
+        self.substeps
     }
 
     /// One backward-Euler step of length `h_s`.
@@ -445,6 +556,36 @@ mod tests {
         p.film.nodes = 200;
         p.film.x_initial = x_initial;
         p
+    }
+
+    #[test]
+    fn set_temperature_equals_building_at_that_temperature() {
+        // Heating a film built at 25 C to 65 C must give the film built at
+        // 65 C: same D, k0 and RT/F, so the same trajectory to round-off.
+        let p_cold = SimParams::default();
+        let mut p_hot = SimParams::default();
+        p_hot.cell.T_K = 338.15;
+        let mut heated = Electrode::new(&p_cold).unwrap();
+        heated.set_temperature_K(338.15);
+        assert_eq!(heated.temperature_K(), 338.15);
+        let mut built = Electrode::new(&p_hot).unwrap();
+        let mut worst = 0.0f64;
+        for k in 0..2000 {
+            let E = 0.4 + 0.3 * (k as f64 * 0.01).sin();
+            let a = heated.step(0.01, Control::Potential { E_app_V: E });
+            let b = built.step(0.01, Control::Potential { E_app_V: E });
+            worst = worst.max((a.I_A - b.I_A).abs());
+            assert_eq!(a.T_K, 338.15);
+        }
+        assert!(worst < 1e-15, "currents differ by up to {worst} A");
+        // And the smooth drive of a held potential is the held potential.
+        let mut smooth = Electrode::new(&p_hot).unwrap();
+        let mut held = Electrode::new(&p_hot).unwrap();
+        for _ in 0..100 {
+            let a = smooth.step_smooth(0.002, |_| 0.45, 1e-3);
+            let b = held.step(0.002, Control::Potential { E_app_V: 0.45 });
+            assert!((a.I_A - b.I_A).abs() < 1e-15);
+        }
     }
 
     #[test]

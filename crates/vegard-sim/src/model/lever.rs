@@ -114,6 +114,7 @@ mod tests {
             Q_C: Q_F_C + 1e-5,
             x_surface: 0.5,
             x_mean: 0.5,
+            T_K: 298.15,
         }
     }
 

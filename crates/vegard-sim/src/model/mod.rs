@@ -13,6 +13,9 @@
 mod electrode;
 mod impedance;
 mod lever;
+#[cfg(test)]
+pub(crate) mod testutil;
+mod thermal;
 mod truth;
 
 pub use electrode::Electrode;
@@ -20,6 +23,7 @@ pub use impedance::{
     C64, SmallSignal, faradaic_fraction, film_transfer_H, impedance_ohm, strain_transfer_nm_per_V,
 };
 pub use lever::{DeflectionTerm, Lever};
+pub use thermal::ThermalStage;
 pub use truth::{
     ARRHENIUS_CAMPAIGN_T_C, CELSIUS_ZERO_K, ClockTruth, TauAtTemperature, Truth, clamping_factor,
     kappa_nm_per_C, truth,
@@ -58,6 +62,8 @@ pub struct CellState {
     pub x_surface: f64,
     /// Film-averaged mole fraction.
     pub x_mean: f64,
+    /// Temperature of the film during the step, K (the stage's, in the world).
+    pub T_K: f64,
 }
 
 /// Checks every parameter the model uses, once, so the solver and the lever
@@ -156,6 +162,10 @@ pub fn validate(p: &SimParams) -> Result<(), SimError> {
         "drift.random_walk_nm_per_sqrt_min",
         p.drift.random_walk_nm_per_sqrt_min,
     )?;
+    positive("thermal.tau_s", p.thermal.tau_s)?;
+    positive("thermal.damping", p.thermal.damping)?;
+    non_negative("thermal.sensor_noise_K_rms", p.thermal.sensor_noise_K_rms)?;
+    non_negative("eis.noise_rel", p.eis.noise_rel)?;
     Ok(())
 }
 
