@@ -252,12 +252,13 @@ fn pairs_must_have_two_elements() {
 
 #[test]
 fn unknown_step_kind_lists_the_valid_kinds() {
-    let text = DEMO.replace("kind = \"cv\"", "kind = \"eis\"");
+    let text = DEMO.replace("kind = \"cv\"", "kind = \"impedance\"");
     let (line, col, msg) = err(&text);
     assert_eq!((line, col), (17, 8));
     assert_eq!(
         msg,
-        "unknown step kind `eis`; valid kinds: ocp, cv, steps, wait"
+        "unknown step kind `impedance`; valid kinds: \
+         ocp, cv, steps, wait, lsv, eis, esm_sweep, temperature, sweep"
     );
 }
 
@@ -266,7 +267,10 @@ fn step_without_kind_points_at_its_header() {
     let text = DEMO.replace("kind = \"ocp\"\n", "");
     let (line, col, msg) = err(&text);
     assert_eq!((line, col), (11, 1));
-    assert_eq!(msg, "missing key `kind` (one of ocp, cv, steps, wait)");
+    assert_eq!(
+        msg,
+        "missing key `kind` (one of ocp, cv, steps, wait, lsv, eis, esm_sweep, temperature, sweep)"
+    );
 
     let text = DEMO.replace("kind = \"ocp\"", "kind = 1");
     let (line, col, msg) = err(&text);
