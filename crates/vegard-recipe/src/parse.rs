@@ -5,6 +5,8 @@
 //! rest of the table into that kind's struct) instead of through serde's
 //! internally tagged enum: the tagged enum buffers the table and loses every
 //! span, so an unknown key inside a step would only point at `[[step]]`.
+//! A `sweep` step's nested `[[step.step]]` tables go through the same two
+//! stages, so their errors point into the nested tables too.
 
 use std::path::Path;
 
@@ -16,13 +18,23 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use crate::doc::{Doc, Seg, find_key};
 use crate::error::{RecipeError, Source};
 use crate::schema::{
-    BenchConfig, CvStep, Limits, OcpStep, PotentialSteps, Recipe, RunInfo, SimParams, Step,
-    WaitStep,
+    BenchConfig, CvStep, EisStep, EsmSweepStep, Limits, LsvStep, OcpStep, PotentialSteps, Recipe,
+    RunInfo, SimParams, Step, SweepStep, TemperatureStep, WaitStep,
 };
 use crate::validate::{validate_bench, validate_recipe};
 
 /// Valid values of a step's `kind`, in the order the docs present them.
-pub const STEP_KINDS: &[&str] = &["ocp", "cv", "steps", "wait"];
+pub const STEP_KINDS: &[&str] = &[
+    "ocp",
+    "cv",
+    "steps",
+    "wait",
+    "lsv",
+    "eis",
+    "esm_sweep",
+    "temperature",
+    "sweep",
+];
 
 /// Read, parse and validate a recipe file (everything that does not need the
 /// bench; see [`crate::validate_with_bench`] for the rest).
@@ -116,7 +128,9 @@ fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
 
 /// `[f64; 2]` fields: serde (through toml) silently ignores extra elements,
 /// so `vertex_V = [0.9, -0.1, 0.5]` would lose its last vertex. Reject any
-/// length but two before serde sees them.
+/// length but two before serde sees them. This checks `[limits]`; the pairs
+/// of each step kind are checked in [`parse_step`], where the kind is known
+/// (`freq_Hz` is a pair in `eis` but a list in `esm_sweep`).
 fn check_pairs(doc: &Doc<'_>) -> Result<(), RecipeError> {
     let root = doc.root.get_ref();
     if let Some((_, limits)) = find_key(root, "limits")
@@ -124,16 +138,17 @@ fn check_pairs(doc: &Doc<'_>) -> Result<(), RecipeError> {
     {
         check_pair(doc, limits, "potential_window_V", "[low, high]")?;
     }
-    if let Some((_, steps)) = find_key(root, "step")
-        && let Some(steps) = steps.get_ref().as_array()
-    {
-        for step in steps.iter() {
-            if let Some(step) = step.get_ref().as_table() {
-                check_pair(doc, step, "vertex_V", "[first vertex, second vertex]")?;
-            }
-        }
-    }
     Ok(())
+}
+
+/// The `[f64; 2]` keys of a step kind and the shape shown in the message.
+fn step_pairs(kind: &str) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        "cv" => &[("vertex_V", "[first vertex, second vertex]")],
+        "eis" => &[("freq_Hz", "[high, low]")],
+        "esm_sweep" => &[("freq_range_Hz", "[high, low]")],
+        _ => &[],
+    }
 }
 
 fn check_pair(
@@ -186,10 +201,18 @@ fn parse_steps(doc: &Doc<'_>) -> Result<Vec<Step>, RecipeError> {
             "the recipe has no steps: add at least one [[step]]",
         ));
     }
-    items.iter().map(|item| parse_step(doc, item)).collect()
+    items
+        .iter()
+        .map(|item| parse_step(doc, item, false))
+        .collect()
 }
 
-fn parse_step(doc: &Doc<'_>, item: &Spanned<DeValue<'_>>) -> Result<Step, RecipeError> {
+/// One `[[step]]` (or, with `nested`, one `[[step.step]]` of a sweep).
+fn parse_step(
+    doc: &Doc<'_>,
+    item: &Spanned<DeValue<'_>>,
+    nested: bool,
+) -> Result<Step, RecipeError> {
     let Some(table) = item.get_ref().as_table() else {
         return Err(doc.err_span(
             item.span(),
@@ -216,15 +239,42 @@ fn parse_step(doc: &Doc<'_>, item: &Spanned<DeValue<'_>>) -> Result<Step, Recipe
         ));
     };
 
+    if nested && kind == "sweep" {
+        return Err(doc.err_span(
+            kind_value.span(),
+            "a sweep cannot be nested in another sweep (one level only): \
+             list every temperature in the outer sweep instead",
+        ));
+    }
+    if nested && kind == "temperature" {
+        return Err(doc.err_span(
+            kind_value.span(),
+            "a temperature step cannot be nested in a sweep: the sweep sets the stage \
+             temperature itself (temperature_C / temperature_K)",
+        ));
+    }
+    for (key, shape) in step_pairs(kind) {
+        check_pair(doc, table, key, shape)?;
+    }
+
     let mut rest = table.clone();
     rest.remove("kind");
     let de = ValueDeserializer::from(Spanned::new(item.span(), DeValue::Table(rest)));
-    let context = format!("{kind} step: ");
+    let context = if nested {
+        format!("{kind} step in a sweep: ")
+    } else {
+        format!("{kind} step: ")
+    };
     let step = match kind {
         "ocp" => OcpStep::deserialize(de).map(Step::Ocp),
         "cv" => CvStep::deserialize(de).map(Step::Cv),
         "steps" => PotentialSteps::deserialize(de).map(Step::Steps),
         "wait" => WaitStep::deserialize(de).map(Step::Wait),
+        "lsv" => LsvStep::deserialize(de).map(Step::Lsv),
+        "eis" => EisStep::deserialize(de).map(Step::Eis),
+        "esm_sweep" => EsmSweepStep::deserialize(de).map(Step::EsmSweep),
+        "temperature" => TemperatureStep::deserialize(de).map(Step::Temperature),
+        "sweep" => return parse_sweep(doc, item, table, &context),
         other => {
             return Err(doc.err_span(
                 kind_value.span(),
@@ -233,4 +283,73 @@ fn parse_step(doc: &Doc<'_>, item: &Spanned<DeValue<'_>>) -> Result<Step, Recipe
         }
     };
     step.map_err(|e| doc.serde_err(&e, &context))
+}
+
+/// A sweep: its own keys through serde (with spans), then each nested
+/// `[[step.step]]` through [`parse_step`].
+fn parse_sweep(
+    doc: &Doc<'_>,
+    item: &Spanned<DeValue<'_>>,
+    table: &DeTable<'_>,
+    context: &str,
+) -> Result<Step, RecipeError> {
+    /// The sweep's keys; `step` is read separately so nested errors keep
+    /// their positions. Field names match [`SweepStep`], so serde's "expected
+    /// one of" lists the keys the user can write.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SweepHead {
+        #[serde(default)]
+        temperature_C: Option<Vec<f64>>,
+        #[serde(default)]
+        temperature_K: Option<Vec<f64>>,
+        tolerance_K: f64,
+        hold_s: f64,
+        timeout_s: f64,
+        #[serde(rename = "step")]
+        _steps: IgnoredAny,
+    }
+
+    let Some((_, nested_value)) = find_key(table, "step") else {
+        return Err(doc.err_span(
+            item.span(),
+            format!(
+                "{context}no nested steps: add the steps to run at each temperature \
+                 as [[step.step]] tables after the sweep's keys"
+            ),
+        ));
+    };
+    let Some(nested_items) = nested_value.get_ref().as_array() else {
+        return Err(doc.err_span(
+            nested_value.span(),
+            format!(
+                "{context}`step` must be an array of tables: write each nested step as \
+                 [[step.step]] (got a {})",
+                nested_value.get_ref().type_str()
+            ),
+        ));
+    };
+    if nested_items.is_empty() {
+        return Err(doc.err_span(
+            nested_value.span(),
+            format!("{context}no nested steps: add at least one [[step.step]]"),
+        ));
+    }
+
+    let mut rest = table.clone();
+    rest.remove("kind");
+    let de = ValueDeserializer::from(Spanned::new(item.span(), DeValue::Table(rest)));
+    let head = SweepHead::deserialize(de).map_err(|e| doc.serde_err(&e, context))?;
+    let steps = nested_items
+        .iter()
+        .map(|nested| parse_step(doc, nested, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Step::Sweep(SweepStep {
+        temperature_C: head.temperature_C,
+        temperature_K: head.temperature_K,
+        tolerance_K: head.tolerance_K,
+        hold_s: head.hold_s,
+        timeout_s: head.timeout_s,
+        steps,
+    }))
 }

@@ -25,6 +25,12 @@ pub struct RunInfo {
     pub operator: String,
     #[serde(default)]
     pub notes: String,
+    /// Digitizer sample period for this recipe, s, overriding the bench's
+    /// `instruments.deflection.sample_interval_s`: long campaigns need a
+    /// slower digitizer to fit every step into its buffer, and the right
+    /// rate is a property of the experiment, not of the bench.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deflection_sample_interval_s: Option<f64>,
 }
 
 /// Safety limits the engine enforces while the cell is on.
@@ -47,6 +53,12 @@ pub enum Step {
     Cv(CvStep),
     Steps(PotentialSteps),
     Wait(WaitStep),
+    Lsv(LsvStep),
+    Eis(EisStep),
+    #[serde(rename = "esm_sweep")]
+    EsmSweep(EsmSweepStep),
+    Temperature(TemperatureStep),
+    Sweep(SweepStep),
 }
 
 /// Open-circuit potential recording (cell off, potential measured).
@@ -88,6 +100,342 @@ pub struct WaitStep {
     pub duration_s: f64,
 }
 
+/// Linear sweep voltammetry: one sweep begin -> end, one sample per `step_V`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LsvStep {
+    pub begin_V: f64,
+    pub end_V: f64,
+    pub scan_rate_V_per_s: f64,
+    /// Potential increment of the staircase; sample interval = step_V / scan_rate.
+    pub step_V: f64,
+}
+
+/// Electrochemical impedance spectroscopy: a sine of `amplitude_V` (peak, at
+/// the cell) around `dc_V`, frequencies log-spaced from `freq_Hz[0]` (high)
+/// down to `freq_Hz[1]` (low), high first because the fast points settle the
+/// cell before the slow ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EisStep {
+    pub dc_V: f64,
+    /// Peak amplitude at the cell, V (the driver converts to the RMS the
+    /// instrument wants).
+    pub amplitude_V: f64,
+    /// `[high, low]`, Hz.
+    pub freq_Hz: [f64; 2],
+    pub points_per_decade: u32,
+    /// Hold at `dc_V` with the cell on before the first point, s, so the
+    /// film relaxes to the dc state the spectrum is linearised around.
+    #[serde(default)]
+    pub equilibrate_s: f64,
+}
+
+/// Electrochemical strain microscopy spectrum: the lock-in's sine out drives
+/// the potentiostat's external input around `dc_V`, one frequency after the
+/// other, while the potentiostat streams potential and current (a CA loop
+/// per frequency) and the digitizer the deflection.
+///
+/// Frequencies are EITHER the explicit list `freq_Hz` (run in that order)
+/// OR `freq_range_Hz = [high, low]` with `points_per_decade` (run high to
+/// low); validation enforces exactly one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EsmSweepStep {
+    pub dc_V: f64,
+    /// Peak amplitude at the cell, V.
+    pub amplitude_V: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freq_Hz: Option<Vec<f64>>,
+    /// `[high, low]`, Hz.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freq_range_Hz: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points_per_decade: Option<u32>,
+    /// Whole periods analysed per frequency.
+    pub periods: u32,
+    /// Whole periods discarded before the analysed ones, so the transient
+    /// of the frequency change does not leak into the spectrum.
+    #[serde(default = "default_settle_periods")]
+    pub settle_periods: u32,
+    /// Potentiostat CA sample interval, s; see
+    /// [`EsmSweepStep::ca_sample_interval_s`] for the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_interval_s: Option<f64>,
+}
+
+fn default_settle_periods() -> u32 {
+    1
+}
+
+/// Bring the temperature stage to a setpoint and wait until it is stable:
+/// within `tolerance_K` for `hold_s` without interruption. Not stable after
+/// `timeout_s` is a fault (run aborted, cell off). Records nothing itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemperatureStep {
+    /// Exactly one of `setpoint_C` / `setpoint_K`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setpoint_C: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setpoint_K: Option<f64>,
+    pub tolerance_K: f64,
+    pub hold_s: f64,
+    pub timeout_s: f64,
+}
+
+/// A loop over temperatures: for each one a temperature step (this sweep's
+/// tolerance, hold and timeout), then the nested `[[step.step]]` list. One
+/// level only: a sweep cannot contain a sweep (or a temperature step, which
+/// would fight the sweep's setpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepStep {
+    /// Exactly one of `temperature_C` / `temperature_K`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_C: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_K: Option<Vec<f64>>,
+    pub tolerance_K: f64,
+    pub hold_s: f64,
+    pub timeout_s: f64,
+    #[serde(rename = "step")]
+    pub steps: Vec<Step>,
+}
+
+/// 0 degC in kelvin.
+pub const ZERO_C_IN_K: f64 = 273.15;
+
+/// `n` frequencies log-spaced from `f_start_Hz` to `f_end_Hz`, both included:
+/// `f_k = f_start (f_end/f_start)^(k/(n-1))`, the spacing the MethodSCRIPT
+/// device itself uses for `meas_loop_eis`, so the recipe's list and the
+/// device's points agree. `n = 1` gives `[f_start]`, `n = 0` nothing. The
+/// last point is `f_end_Hz` exactly (not `f_start * ratio`, which may be an
+/// ulp off).
+pub fn log_frequencies_Hz(f_start_Hz: f64, f_end_Hz: f64, n: u32) -> Vec<f64> {
+    match n {
+        0 => Vec::new(),
+        1 => vec![f_start_Hz],
+        _ => {
+            let ratio = f_end_Hz / f_start_Hz;
+            let last = f64::from(n - 1);
+            (0..n)
+                .map(|k| {
+                    if k == n - 1 {
+                        f_end_Hz
+                    } else {
+                        f_start_Hz * ratio.powf(f64::from(k) / last)
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// Device time per EIS frequency point, s: one period to settle, one period
+/// measured, 50 ms of overhead (the contract the emulator implements and the
+/// duration estimate relies on).
+pub fn eis_point_duration_s(f_Hz: f64) -> f64 {
+    2.0 / f_Hz + 0.05
+}
+
+/// Points of a log sweep from `high` to `low` at `per_decade`, both ends
+/// included: `round(decades x per_decade) + 1`, at least 1.
+fn log_points(high_Hz: f64, low_Hz: f64, per_decade: u32) -> u32 {
+    let decades = (high_Hz / low_Hz).log10().abs();
+    let steps = (decades * f64::from(per_decade)).round();
+    if steps.is_finite() && steps >= 0.0 {
+        // Saturating: validation keeps this far below u32::MAX.
+        (steps as u32).saturating_add(1)
+    } else {
+        1
+    }
+}
+
+impl LsvStep {
+    /// Time between two samples, s.
+    pub fn sample_interval_s(&self) -> f64 {
+        self.step_V / self.scan_rate_V_per_s
+    }
+    /// Nominal duration of the sweep, s.
+    pub fn duration_s(&self) -> f64 {
+        (self.end_V - self.begin_V).abs() / self.scan_rate_V_per_s
+    }
+}
+
+impl EisStep {
+    /// Number of frequency points: `round(decades x points_per_decade) + 1`,
+    /// at least 1 (10 kHz -> 0.01 Hz at 5 per decade: 31).
+    pub fn n_points(&self) -> u32 {
+        log_points(self.freq_Hz[0], self.freq_Hz[1], self.points_per_decade)
+    }
+    /// The frequencies the device measures, high to low, Hz.
+    pub fn frequencies_Hz(&self) -> Vec<f64> {
+        log_frequencies_Hz(self.freq_Hz[0], self.freq_Hz[1], self.n_points())
+    }
+    /// `equilibrate_s` plus [`eis_point_duration_s`] of every point, s.
+    pub fn duration_s(&self) -> f64 {
+        self.equilibrate_s
+            + self
+                .frequencies_Hz()
+                .into_iter()
+                .map(eis_point_duration_s)
+                .sum::<f64>()
+    }
+}
+
+/// Samples per period the default ESM CA sample interval aims for.
+pub const ESM_DEFAULT_SAMPLES_PER_PERIOD: f64 = 40.0;
+/// Fewest samples per period of the highest ESM frequency: below 4 the
+/// software lock-in cannot separate the fundamental from its harmonics.
+pub const ESM_MIN_SAMPLES_PER_PERIOD: f64 = 4.0;
+
+impl EsmSweepStep {
+    /// Frequencies in run order, Hz: the explicit list as written, or the
+    /// range high to low. Empty if neither is given (rejected by validation).
+    pub fn frequencies_Hz(&self) -> Vec<f64> {
+        if let Some(list) = &self.freq_Hz {
+            return list.clone();
+        }
+        match (self.freq_range_Hz, self.points_per_decade) {
+            (Some([high_Hz, low_Hz]), Some(ppd)) => {
+                log_frequencies_Hz(high_Hz, low_Hz, log_points(high_Hz, low_Hz, ppd))
+            }
+            _ => Vec::new(),
+        }
+    }
+    /// Time at each frequency, s: `(settle_periods + periods) / f`, whole
+    /// periods so the analysis windows start and end at the same phase.
+    pub fn dwell_s(&self) -> Vec<f64> {
+        let periods = f64::from(self.settle_periods) + f64::from(self.periods);
+        self.frequencies_Hz()
+            .into_iter()
+            .map(|f_Hz| periods / f_Hz)
+            .collect()
+    }
+    /// Potentiostat CA sample interval, s: `sample_interval_s` if given, else
+    /// [`ESM_DEFAULT_SAMPLES_PER_PERIOD`] samples per period of the highest
+    /// frequency, but never below [`crate::MIN_SAMPLE_INTERVAL_S`].
+    pub fn ca_sample_interval_s(&self) -> f64 {
+        if let Some(interval_s) = self.sample_interval_s {
+            return interval_s;
+        }
+        let f_max_Hz = self.frequencies_Hz().into_iter().fold(0.0, f64::max);
+        (1.0 / (ESM_DEFAULT_SAMPLES_PER_PERIOD * f_max_Hz)).max(crate::MIN_SAMPLE_INTERVAL_S)
+    }
+    /// Sum of the dwell times, s.
+    pub fn duration_s(&self) -> f64 {
+        self.dwell_s().iter().sum()
+    }
+}
+
+impl TemperatureStep {
+    /// The setpoint in kelvin (`setpoint_K`, or `setpoint_C + 273.15`; NaN
+    /// when neither is given, which validation rejects).
+    pub fn target_K(&self) -> f64 {
+        match (self.setpoint_K, self.setpoint_C) {
+            (Some(k), _) => k,
+            (None, Some(c)) => c + ZERO_C_IN_K,
+            (None, None) => f64::NAN,
+        }
+    }
+}
+
+impl SweepStep {
+    /// The loop's setpoints in kelvin, in run order.
+    pub fn temperatures_K(&self) -> Vec<f64> {
+        match (&self.temperature_K, &self.temperature_C) {
+            (Some(k), _) => k.clone(),
+            (None, Some(c)) => c.iter().map(|t| t + ZERO_C_IN_K).collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+    /// The temperature step run before the nested steps at `setpoint_K`.
+    pub fn temperature_step(&self, setpoint_K: f64) -> TemperatureStep {
+        TemperatureStep {
+            setpoint_C: None,
+            setpoint_K: Some(setpoint_K),
+            tolerance_K: self.tolerance_K,
+            hold_s: self.hold_s,
+            timeout_s: self.timeout_s,
+        }
+    }
+}
+
+/// One step of the flat plan the engine executes: sweeps expanded, so `step`
+/// is never a [`Step::Sweep`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    pub step: Step,
+    pub label: StepLabel,
+}
+
+/// Where a planned step comes from, for progress lines and data files.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepLabel {
+    /// Index (0-based) of the top-level `[[step]]`.
+    pub recipe_step: usize,
+    /// 0-based iteration of the enclosing sweep.
+    pub sweep_iteration: Option<u32>,
+    /// Stage setpoint in force: the enclosing sweep's temperature, or the
+    /// last temperature step (or sweep) before this step; `None` before any.
+    pub setpoint_K: Option<f64>,
+}
+
+impl Recipe {
+    /// The flat list of steps the engine runs. A sweep over N temperatures
+    /// becomes, per temperature, a temperature step then clones of its nested
+    /// steps, all labelled with that setpoint. After a sweep the stage stays
+    /// at its last temperature, so later steps keep that label, as they keep
+    /// the label of a standalone temperature step.
+    pub fn plan(&self) -> Vec<PlannedStep> {
+        let mut plan = Vec::new();
+        let mut setpoint_K = None;
+        for (recipe_step, step) in self.steps.iter().enumerate() {
+            match step {
+                Step::Sweep(sweep) => {
+                    for (iteration, t_K) in (0u32..).zip(sweep.temperatures_K()) {
+                        setpoint_K = Some(t_K);
+                        let label = StepLabel {
+                            recipe_step,
+                            sweep_iteration: Some(iteration),
+                            setpoint_K,
+                        };
+                        plan.push(PlannedStep {
+                            step: Step::Temperature(sweep.temperature_step(t_K)),
+                            label,
+                        });
+                        plan.extend(sweep.steps.iter().map(|nested| PlannedStep {
+                            step: nested.clone(),
+                            label,
+                        }));
+                    }
+                }
+                other => {
+                    if let Step::Temperature(t) = other {
+                        setpoint_K = Some(t.target_K());
+                    }
+                    plan.push(PlannedStep {
+                        step: other.clone(),
+                        label: StepLabel {
+                            recipe_step,
+                            sweep_iteration: None,
+                            setpoint_K,
+                        },
+                    });
+                }
+            }
+        }
+        plan
+    }
+
+    /// Nominal experiment duration, s: the sum of [`Step::duration_s`]. A
+    /// lower bound when the recipe changes temperature (see there).
+    pub fn duration_s(&self) -> f64 {
+        self.steps.iter().map(Step::duration_s).sum()
+    }
+}
+
 impl CvStep {
     /// Time between two samples, s.
     pub fn sample_interval_s(&self) -> f64 {
@@ -117,20 +465,47 @@ impl Step {
             Step::Cv(_) => "cv",
             Step::Steps(_) => "steps",
             Step::Wait(_) => "wait",
+            Step::Lsv(_) => "lsv",
+            Step::Eis(_) => "eis",
+            Step::EsmSweep(_) => "esm_sweep",
+            Step::Temperature(_) => "temperature",
+            Step::Sweep(_) => "sweep",
         }
     }
-    /// Nominal duration, s.
+    /// Nominal duration, s. A temperature step counts its `hold_s` only: how
+    /// long the stage takes to get there depends on the stage, so this is a
+    /// lower bound (the timeout is the upper one). A sweep is the sum over
+    /// its temperatures of `hold_s` plus the nested steps.
     pub fn duration_s(&self) -> f64 {
         match self {
             Step::Ocp(s) => s.duration_s,
             Step::Cv(s) => s.duration_s(),
             Step::Steps(s) => s.hold_s.iter().sum(),
             Step::Wait(s) => s.duration_s,
+            Step::Lsv(s) => s.duration_s(),
+            Step::Eis(s) => s.duration_s(),
+            Step::EsmSweep(s) => s.duration_s(),
+            Step::Temperature(s) => s.hold_s,
+            Step::Sweep(s) => {
+                let per_iteration_s = s.hold_s + s.steps.iter().map(Step::duration_s).sum::<f64>();
+                per_iteration_s * s.temperatures_K().len() as f64
+            }
         }
     }
-    /// Whether the step records data (and therefore triggers the digitizer).
+    /// Whether the step records data through the potentiostat (and therefore
+    /// triggers the digitizer). Temperature steps only talk to the stage;
+    /// a sweep records through its nested steps, not itself.
     pub fn records(&self) -> bool {
-        !matches!(self, Step::Wait(_))
+        !matches!(self, Step::Wait(_) | Step::Temperature(_) | Step::Sweep(_))
+    }
+    /// Whether the potentiostat switches the cell on (the current limit
+    /// matters); for a sweep, whether any nested step does.
+    pub fn cell_on(&self) -> bool {
+        match self {
+            Step::Cv(_) | Step::Steps(_) | Step::Lsv(_) | Step::Eis(_) | Step::EsmSweep(_) => true,
+            Step::Ocp(_) | Step::Wait(_) | Step::Temperature(_) => false,
+            Step::Sweep(s) => s.steps.iter().any(Step::cell_on),
+        }
     }
 }
 
@@ -161,50 +536,50 @@ pub struct BenchInfo {
 pub struct Instruments {
     pub potentiostat: PotentiostatConfig,
     pub deflection: DeflectionConfig,
-    #[serde(default)]
+    /// Needed by `esm_sweep` steps only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lockin: Option<LockInConfig>,
-    #[serde(default)]
+    /// Needed by `temperature` and `sweep` steps only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<TemperatureConfig>,
 }
 
-// Minimal copies (instruments helper); the recipe helper's version wins at merge.
+/// Lock-in amplifier whose sine out drives the potentiostat's external
+/// (analog modulation) input for ESM spectra.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockInConfig {
+    /// Driver name from the registry, e.g. `"sr860"`.
     pub driver: String,
     pub resource: String,
-    #[serde(default = "default_sine_to_cell")]
+    /// Gain of the potentiostat's external input: volts at the cell per volt
+    /// of sine out. The engine divides the recipe's cell amplitude by it.
+    #[serde(default = "default_sine_gain")]
     pub sine_to_cell_V_per_V: f64,
+    /// Reply timeout, s.
     #[serde(default = "default_timeout")]
     pub timeout_s: f64,
 }
 
+/// Temperature controller of the cell stage (Lake Shore 336 family).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemperatureConfig {
+    /// Driver name from the registry, e.g. `"ls336"`.
     pub driver: String,
     pub resource: String,
+    /// Control loop / heater output that heats the stage (1 or 2).
     #[serde(default = "default_output")]
     pub output: u8,
+    /// Sensor input the loop controls on and vegard reads (`"A"`..`"D"`).
     #[serde(default = "default_input")]
     pub input: String,
+    /// Heater range used while controlling (1 low .. 3 high); 0 is off.
     #[serde(default = "default_heater_range")]
     pub heater_range: u8,
+    /// Reply timeout, s.
     #[serde(default = "default_timeout")]
     pub timeout_s: f64,
-}
-
-fn default_sine_to_cell() -> f64 {
-    1.0
-}
-fn default_output() -> u8 {
-    1
-}
-fn default_input() -> String {
-    "A".into()
-}
-fn default_heater_range() -> u8 {
-    3
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -256,6 +631,18 @@ pub struct DeflectionConfig {
     pub timeout_s: f64,
 }
 
+fn default_sine_gain() -> f64 {
+    1.0
+}
+fn default_output() -> u8 {
+    1
+}
+fn default_input() -> String {
+    "A".to_owned()
+}
+fn default_heater_range() -> u8 {
+    3
+}
 fn default_baud() -> u32 {
     230_400
 }
@@ -292,43 +679,6 @@ pub struct SimParams {
     pub faults: SimFaults,
     pub thermal: ThermalParams,
     pub eis: EisNoiseParams,
-}
-
-/// The virtual temperature stage: second order, so it overshoots.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ThermalParams {
-    /// Natural time 1/omega_n of the stage, s.
-    pub tau_s: f64,
-    /// Damping ratio zeta; < 1 overshoots (~9.5 % at 0.6).
-    pub damping: f64,
-    pub sensor_noise_K_rms: f64,
-}
-
-/// Noise on the impedance the virtual potentiostat reports.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EisNoiseParams {
-    /// Relative complex gaussian noise on reported Z.
-    pub noise_rel: f64,
-}
-
-/// Frequencies log-spaced from `f_start_Hz` to `f_end_Hz` inclusive,
-/// `f_k = f_start (f_end/f_start)^(k/(n-1))`; `n = 1` gives `[f_start]`.
-pub fn log_frequencies_Hz(f_start_Hz: f64, f_end_Hz: f64, n: u32) -> Vec<f64> {
-    if n <= 1 {
-        return vec![f_start_Hz; n as usize];
-    }
-    let ratio = f_end_Hz / f_start_Hz;
-    (0..n)
-        .map(|k| f_start_Hz * ratio.powf(f64::from(k) / f64::from(n - 1)))
-        .collect()
-}
-
-/// Device time of one EIS frequency point, s: one period settling, one
-/// measured, 50 ms overhead.
-pub fn eis_point_duration_s(f_Hz: f64) -> f64 {
-    2.0 / f_Hz + 0.05
 }
 
 /// Upper bound (exclusive) of the activation energies `film.Ea_D_eV` and
@@ -401,7 +751,6 @@ pub struct LeverParams {
     pub spring_constant_N_per_m: f64,
 }
 
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NoiseParams {
@@ -437,6 +786,30 @@ pub struct ClockParams {
     pub offset_s: f64,
     pub drift_ppm: f64,
     pub jitter_s: f64,
+}
+
+/// The virtual temperature stage: a second-order response of the stage
+/// (= cell) temperature to the controller's setpoint, so it overshoots like
+/// a real PID-controlled stage. It starts at `cell.T_K`, and with the heater
+/// off (range 0) relaxes back to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThermalParams {
+    /// Natural time 1/omega_n of the stage, s.
+    pub tau_s: f64,
+    /// Damping ratio zeta; below 1 the stage overshoots.
+    pub damping: f64,
+    /// White noise of the sensor reading, K rms.
+    pub sensor_noise_K_rms: f64,
+}
+
+/// Noise of the virtual potentiostat's impedance readings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EisNoiseParams {
+    /// Relative complex gaussian noise on each reported Z (rms of
+    /// |dZ| / |Z|).
+    pub noise_rel: f64,
 }
 
 /// Faults the virtual bench injects, for testing the engine's safe paths.

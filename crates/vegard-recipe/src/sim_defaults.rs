@@ -29,22 +29,6 @@ impl Default for SimParams {
     }
 }
 
-impl Default for ThermalParams {
-    fn default() -> Self {
-        ThermalParams {
-            tau_s: 20.0,
-            damping: 0.6,
-            sensor_noise_K_rms: 0.01,
-        }
-    }
-}
-
-impl Default for EisNoiseParams {
-    fn default() -> Self {
-        EisNoiseParams { noise_rel: 0.002 }
-    }
-}
-
 impl Default for FilmParams {
     fn default() -> Self {
         FilmParams {
@@ -165,6 +149,31 @@ impl Default for ClockParams {
             offset_s: 0.0,
             drift_ppm: 0.0,
             jitter_s: 0.0,
+        }
+    }
+}
+
+impl Default for ThermalParams {
+    fn default() -> Self {
+        ThermalParams {
+            // A small Peltier/resistive AFM cell stage: a 10 K step settles
+            // to 0.3 K in about 2-3 minutes, comparable to real stages and
+            // short enough for a 5-temperature campaign.
+            tau_s: 20.0,
+            // Overshoot exp(-pi zeta / sqrt(1 - zeta^2)) = 9.5 % of the step:
+            // the engine's hold time must ride it out.
+            damping: 0.6,
+            // A calibrated Cernox/Pt100 read by a 336: ~10 mK of noise.
+            sensor_noise_K_rms: 0.01,
+        }
+    }
+}
+
+impl Default for EisNoiseParams {
+    fn default() -> Self {
+        EisNoiseParams {
+            // 0.2 %: a good potentiostat's impedance accuracy at 10 mV.
+            noise_rel: 0.002,
         }
     }
 }

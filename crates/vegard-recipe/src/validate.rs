@@ -6,12 +6,21 @@
 
 use crate::doc::{Doc, Seg};
 use crate::error::{RecipeError, Source};
-use crate::schema::{BenchConfig, ClockParams, MAX_ACTIVATION_ENERGY_EV, Recipe, SimParams, Step};
+use crate::schema::{
+    BenchConfig, ClockParams, ESM_MIN_SAMPLES_PER_PERIOD, EsmSweepStep, MAX_ACTIVATION_ENERGY_EV,
+    Recipe, SimParams, Step, ZERO_C_IN_K,
+};
 
 /// Potentiostat driver names the instrument registry provides.
 pub const KNOWN_POTENTIOSTAT_DRIVERS: &[&str] = &["methodscript"];
 /// Deflection-probe (digitizer) driver names the instrument registry provides.
 pub const KNOWN_DEFLECTION_DRIVERS: &[&str] = &["scpi-dmm"];
+/// Lock-in amplifier driver names the instrument registry provides.
+pub const KNOWN_LOCKIN_DRIVERS: &[&str] = &["sr860"];
+/// Temperature-controller driver names the instrument registry provides.
+pub const KNOWN_TEMPERATURE_DRIVERS: &[&str] = &["ls336"];
+/// Sensor inputs of a Lake Shore 336 (`D1`..`D5` with the 3062 scanner card).
+pub const LS336_INPUTS: &[&str] = &["A", "B", "C", "D", "D1", "D2", "D3", "D4", "D5"];
 /// Shortest sample interval the potentiostat can sustain while streaming
 /// every sample to the host, s.
 pub const MIN_SAMPLE_INTERVAL_S: f64 = 1e-3;
@@ -53,10 +62,20 @@ pub fn slug(name: &str) -> String {
     out
 }
 
-/// Checks of a recipe against the bench it will run on: the potentiostat's
-/// current range and sampling speed, and the digitizer's buffer. `src` is the
-/// recipe's source (see [`Source`]); errors point into it, because the recipe
-/// step is what the user changes to fix them.
+/// Highest sine-out amplitude the lock-in may be asked for, V peak. The
+/// SR860's sine out goes to 2 V; whether its `SLVL` is RMS or peak, 2 V peak
+/// is within range, so this is the safe bound.
+pub const LOCKIN_MAX_SINE_V_PEAK: f64 = 2.0;
+/// Reference frequency range of the SR860 family, Hz (1 mHz to 500 kHz).
+pub const SR860_FREQ_RANGE_HZ: [f64; 2] = [1e-3, 500e3];
+
+/// Checks of a recipe against the bench it will run on: the instruments the
+/// steps need (lock-in for `esm_sweep`, temperature stage for `temperature`
+/// and `sweep`), the potentiostat's current range and sampling speed, and
+/// the digitizer's buffer at the recipe's deflection sample interval (the
+/// `[run] deflection_sample_interval_s` override, else the bench's). `src` is
+/// the recipe's source (see [`Source`]); errors point into it, because the
+/// recipe step is what the user changes to fix them.
 pub fn validate_with_bench(
     recipe: &Recipe,
     src: &Source,
@@ -64,13 +83,10 @@ pub fn validate_with_bench(
 ) -> Result<(), RecipeError> {
     let doc = Doc::parse(&src.file, &src.text)?;
     let pot = &bench.instruments.potentiostat;
-    let defl = &bench.instruments.deflection;
 
-    let cell_on = recipe
-        .steps
-        .iter()
-        .any(|s| matches!(s, Step::Cv(_) | Step::Steps(_)));
-    if cell_on && recipe.limits.current_max_A > pot.current_range_max_A {
+    if recipe.steps.iter().any(Step::cell_on)
+        && recipe.limits.current_max_A > pot.current_range_max_A
+    {
         return Err(doc.err(
             &[Seg::Key("limits"), Seg::Key("current_max_A")],
             format!(
@@ -82,17 +98,78 @@ pub fn validate_with_bench(
         ));
     }
 
+    let on_bench = BenchStepChecker {
+        doc: &doc,
+        bench,
+        recipe,
+    };
     for (i, step) in recipe.steps.iter().enumerate() {
-        let at = |key| [Seg::Key("step"), Seg::Idx(i), Seg::Key(key)];
-        let (interval_s, interval_key, count_key) = match step {
-            Step::Ocp(s) => (s.sample_interval_s, "sample_interval_s", "duration_s"),
-            Step::Cv(s) => (s.sample_interval_s(), "step_V", "cycles"),
-            Step::Steps(s) => (s.sample_interval_s, "sample_interval_s", "hold_s"),
-            Step::Wait(_) => continue,
+        let base = [Seg::Key("step"), Seg::Idx(i)];
+        on_bench.step(step, &base)?;
+        if let Step::Sweep(sweep) = step {
+            // Every iteration runs the same nested steps (only the
+            // temperature differs), so checking each once covers the plan.
+            for (j, nested) in sweep.steps.iter().enumerate() {
+                on_bench.step(nested, &elem_path(&base, "step", j))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks of one step against the bench.
+struct BenchStepChecker<'a, 's> {
+    doc: &'a Doc<'s>,
+    bench: &'a BenchConfig,
+    recipe: &'a Recipe,
+}
+
+impl BenchStepChecker<'_, '_> {
+    fn step(&self, step: &Step, base: &[Seg<'static>]) -> Result<(), RecipeError> {
+        let doc = self.doc;
+        let at = |key| key_path(base, key);
+        let kind = step.kind_name();
+
+        if matches!(step, Step::Temperature(_) | Step::Sweep(_))
+            && self.bench.instruments.temperature.is_none()
+        {
+            return Err(doc.err(
+                &at("kind"),
+                format!(
+                    "{} ({kind}) needs a temperature stage, and the bench config has no \
+                     [instruments.temperature]: add the stage's controller (driver \
+                     \"ls336\") or run on a bench that has one",
+                    step_name(base)
+                ),
+            ));
+        }
+        if let Step::EsmSweep(s) = step {
+            self.esm_on_lockin(s, base)?;
+        }
+
+        let (interval_s, interval_key) = match step {
+            Step::Ocp(s) => (s.sample_interval_s, "sample_interval_s"),
+            Step::Cv(s) => (s.sample_interval_s(), "step_V"),
+            Step::Lsv(s) => (s.sample_interval_s(), "step_V"),
+            Step::Steps(s) => (s.sample_interval_s, "sample_interval_s"),
+            Step::EsmSweep(s) => (
+                s.ca_sample_interval_s(),
+                if s.sample_interval_s.is_some() {
+                    "sample_interval_s"
+                } else {
+                    esm_freq_key(s)
+                },
+            ),
+            // The device paces EIS points itself; the sweep's nested steps
+            // are checked on their own.
+            Step::Eis(_) | Step::Wait(_) | Step::Temperature(_) | Step::Sweep(_) => {
+                (f64::INFINITY, "")
+            }
         };
         if interval_s < MIN_SAMPLE_INTERVAL_S {
             let what = match step {
-                Step::Cv(_) => "sample interval step_V / scan_rate_V_per_s",
+                Step::Cv(_) | Step::Lsv(_) => "sample interval step_V / scan_rate_V_per_s",
+                Step::EsmSweep(s) if s.sample_interval_s.is_none() => "default CA sample interval",
                 _ => "sample_interval_s",
             };
             return Err(doc.err(
@@ -104,26 +181,105 @@ pub fn validate_with_bench(
                 ),
             ));
         }
+
+        if !step.records() {
+            return Ok(());
+        }
+        let defl = &self.bench.instruments.deflection;
+        let (defl_interval_s, interval_from) = match self.recipe.run.deflection_sample_interval_s {
+            Some(s) => (s, "run.deflection_sample_interval_s"),
+            None => (
+                defl.sample_interval_s,
+                "instruments.deflection.sample_interval_s",
+            ),
+        };
+        let count_path = match step {
+            Step::Ocp(_) => at("duration_s"),
+            Step::Cv(_) => at("cycles"),
+            Step::Steps(_) => at("hold_s"),
+            Step::Lsv(_) => at("scan_rate_V_per_s"),
+            // The lowest frequency dominates the duration.
+            Step::Eis(_) => elem_path(base, "freq_Hz", 1),
+            Step::EsmSweep(s) => at(esm_freq_key(s)),
+            Step::Wait(_) | Step::Temperature(_) | Step::Sweep(_) => at("kind"),
+        };
         let duration_s = step.duration_s();
-        let samples = deflection_samples(duration_s, defl.sample_interval_s);
+        let samples = deflection_samples(duration_s, defl_interval_s);
         if samples > defl.max_samples {
             return Err(doc.err(
-                &at(count_key),
+                &count_path,
                 format!(
-                    "this {} step records {} s: {} s x {} / {} s = {samples} deflection samples, \
-                     more samples than the instrument buffer allows \
-                     (instruments.deflection.max_samples = {}); shorten the step or split it",
-                    step.kind_name(),
+                    "this {kind} step records {} s: {} s x {} / {} s ({interval_from}) = \
+                     {samples} deflection samples, more samples than the instrument buffer \
+                     allows (instruments.deflection.max_samples = {}); shorten the step, \
+                     split it or set a longer [run] deflection_sample_interval_s",
                     num(duration_s),
                     num(duration_s),
                     num(SAMPLE_COUNT_MARGIN),
-                    num(defl.sample_interval_s),
+                    num(defl_interval_s),
                     defl.max_samples
                 ),
             ));
         }
+        Ok(())
     }
-    Ok(())
+
+    /// An ESM sweep needs the lock-in, within its frequency and amplitude range.
+    fn esm_on_lockin(&self, s: &EsmSweepStep, base: &[Seg<'static>]) -> Result<(), RecipeError> {
+        let doc = self.doc;
+        let Some(lockin) = &self.bench.instruments.lockin else {
+            return Err(doc.err(
+                &key_path(base, "kind"),
+                format!(
+                    "{} (esm_sweep) needs a lock-in amplifier, and the bench config has no \
+                     [instruments.lockin]: the lock-in's sine out drives the potentiostat's \
+                     external input to excite the cell; add it (driver \"sr860\") or run on \
+                     a bench that has one",
+                    step_name(base)
+                ),
+            ));
+        };
+        let sine_V_peak = s.amplitude_V / lockin.sine_to_cell_V_per_V;
+        if sine_V_peak > LOCKIN_MAX_SINE_V_PEAK {
+            return Err(doc.err(
+                &key_path(base, "amplitude_V"),
+                format!(
+                    "amplitude_V = {} V at the cell needs {} V peak of sine out \
+                     (instruments.lockin.sine_to_cell_V_per_V = {}), above the lock-in's {} V",
+                    num(s.amplitude_V),
+                    num(sine_V_peak),
+                    num(lockin.sine_to_cell_V_per_V),
+                    num(LOCKIN_MAX_SINE_V_PEAK)
+                ),
+            ));
+        }
+        if lockin.driver == "sr860" {
+            let [lo_Hz, hi_Hz] = SR860_FREQ_RANGE_HZ;
+            for f_Hz in s.frequencies_Hz() {
+                if !(lo_Hz..=hi_Hz).contains(&f_Hz) {
+                    return Err(doc.err(
+                        &key_path(base, esm_freq_key(s)),
+                        format!(
+                            "frequency {} Hz is outside the SR860's reference range {} to {} Hz",
+                            num(f_Hz),
+                            num(lo_Hz),
+                            num(hi_Hz)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The key an ESM sweep's frequencies come from.
+fn esm_freq_key(s: &EsmSweepStep) -> &'static str {
+    if s.freq_Hz.is_some() {
+        "freq_Hz"
+    } else {
+        "freq_range_Hz"
+    }
 }
 
 /// Samples the digitizer is armed for to cover a recording step of
@@ -266,11 +422,207 @@ pub(crate) fn validate_recipe(recipe: &Recipe, doc: &Doc<'_>) -> Result<(), Reci
         "[low, high] with low < high",
         &format!("[{}, {}]", num(low_V), num(high_V)),
     )?;
-    let inside = |x: f64| (low_V..=high_V).contains(&x);
-    let window = format!("[{}, {}]", num(low_V), num(high_V));
+    if let Some(interval_s) = recipe.run.deflection_sample_interval_s {
+        c.positive(
+            &[Seg::Key("run"), Seg::Key("deflection_sample_interval_s")],
+            interval_s,
+        )?;
+    }
 
+    let v = StepChecker {
+        c: &c,
+        window_V: [low_V, high_V],
+    };
     for (i, step) in recipe.steps.iter().enumerate() {
-        let at = |key| [Seg::Key("step"), Seg::Idx(i), Seg::Key(key)];
+        v.step(step, &[Seg::Key("step"), Seg::Idx(i)], false)?;
+    }
+    Ok(())
+}
+
+/// Lowest temperature-stage setpoint a recipe may ask for, K: below it the
+/// electrolyte freezes and a typo in degC vs K is likely.
+pub const MIN_SETPOINT_K: f64 = 200.0;
+/// Highest setpoint, K: above it electrolytes boil and cantilever holders
+/// are damaged.
+pub const MAX_SETPOINT_K: f64 = 500.0;
+/// Largest small-signal amplitude (peak) an EIS or ESM step may use, V:
+/// beyond it the cell's response is no longer linear and the potential
+/// swing leaves the region the spectrum describes.
+pub const MAX_AMPLITUDE_V: f64 = 0.5;
+/// Highest EIS frequency of the MethodSCRIPT potentiostats (EmStat Pico and
+/// EmStat4: 200 kHz), Hz.
+pub const MAX_EIS_FREQUENCY_HZ: f64 = 200e3;
+
+/// Path of `key` under the step at `base`.
+fn key_path(base: &[Seg<'static>], key: &'static str) -> Vec<Seg<'static>> {
+    let mut path = base.to_vec();
+    path.push(Seg::Key(key));
+    path
+}
+
+/// Path of element `j` of array `key` under the step at `base`.
+fn elem_path(base: &[Seg<'static>], key: &'static str, j: usize) -> Vec<Seg<'static>> {
+    let mut path = key_path(base, key);
+    path.push(Seg::Idx(j));
+    path
+}
+
+/// "step 3" or "step 2, nested step 1" (1-based) for messages whose
+/// position alone does not say which step is meant.
+fn step_name(base: &[Seg<'_>]) -> String {
+    let idx: Vec<String> = base
+        .iter()
+        .filter_map(|s| match s {
+            Seg::Idx(i) => Some((i + 1).to_string()),
+            Seg::Key(_) => None,
+        })
+        .collect();
+    match idx.as_slice() {
+        [top] => format!("step {top}"),
+        [top, nested] => format!("step {top}, nested step {nested}"),
+        _ => "step".to_owned(),
+    }
+}
+
+/// Per-step checks against the recipe's own limits.
+struct StepChecker<'c, 'd, 's> {
+    c: &'c Checker<'d, 's>,
+    window_V: [f64; 2],
+}
+
+impl StepChecker<'_, '_, '_> {
+    fn window(&self) -> String {
+        format!("[{}, {}]", num(self.window_V[0]), num(self.window_V[1]))
+    }
+
+    fn inside(&self, x: f64) -> bool {
+        (self.window_V[0]..=self.window_V[1]).contains(&x)
+    }
+
+    /// A commanded potential inside `limits.potential_window_V`.
+    fn potential(&self, path: &[Seg<'_>], x_V: f64) -> Result<(), RecipeError> {
+        self.c.require(
+            path,
+            self.inside(x_V),
+            &format!("inside limits.potential_window_V = {}", self.window()),
+            &num(x_V),
+        )
+    }
+
+    /// A small-signal sine around `dc_V`: amplitude in (0, MAX_AMPLITUDE_V]
+    /// and the whole swing inside the window.
+    fn sine(&self, base: &[Seg<'static>], dc_V: f64, amplitude_V: f64) -> Result<(), RecipeError> {
+        self.potential(&key_path(base, "dc_V"), dc_V)?;
+        let amp = key_path(base, "amplitude_V");
+        self.c.require(
+            &amp,
+            amplitude_V > 0.0 && amplitude_V <= MAX_AMPLITUDE_V,
+            &format!("> 0 and <= {} V (peak)", num(MAX_AMPLITUDE_V)),
+            &num(amplitude_V),
+        )?;
+        let (lo_V, hi_V) = (dc_V - amplitude_V, dc_V + amplitude_V);
+        self.c.require(
+            &amp,
+            self.inside(lo_V) && self.inside(hi_V),
+            &format!(
+                "small enough that dc_V +- amplitude_V stays inside \
+                 limits.potential_window_V = {}",
+                self.window()
+            ),
+            &format!("{}: swing [{}, {}]", num(amplitude_V), num(lo_V), num(hi_V)),
+        )
+    }
+
+    /// `[high, low]` frequencies with high > low > 0.
+    fn freq_pair(
+        &self,
+        base: &[Seg<'static>],
+        key: &'static str,
+        pair_Hz: [f64; 2],
+    ) -> Result<(), RecipeError> {
+        for (j, &f_Hz) in pair_Hz.iter().enumerate() {
+            self.c.positive(&elem_path(base, key, j), f_Hz)?;
+        }
+        self.c.require(
+            &key_path(base, key),
+            pair_Hz[0] > pair_Hz[1],
+            "[high, low] with high > low > 0",
+            &format!("[{}, {}]", num(pair_Hz[0]), num(pair_Hz[1])),
+        )
+    }
+
+    /// Setpoint tolerance, hold and timeout of a temperature step or sweep.
+    fn stage(
+        &self,
+        base: &[Seg<'static>],
+        tolerance_K: f64,
+        hold_s: f64,
+        timeout_s: f64,
+    ) -> Result<(), RecipeError> {
+        self.c
+            .positive(&key_path(base, "tolerance_K"), tolerance_K)?;
+        self.c.non_negative(&key_path(base, "hold_s"), hold_s)?;
+        self.c.require(
+            &key_path(base, "timeout_s"),
+            timeout_s.is_finite() && timeout_s > hold_s,
+            &format!(
+                "> hold_s = {} s (the stage must be able to reach the setpoint \
+                 and then hold it)",
+                num(hold_s)
+            ),
+            &num(timeout_s),
+        )
+    }
+
+    /// A setpoint, in the unit of `key` (`..._C` or `..._K`), within
+    /// [`MIN_SETPOINT_K`]..[`MAX_SETPOINT_K`].
+    fn setpoint(&self, path: &[Seg<'_>], celsius: bool, value: f64) -> Result<(), RecipeError> {
+        let t_K = if celsius { value + ZERO_C_IN_K } else { value };
+        let rule = if celsius {
+            format!(
+                "between {:.2} and {:.2} degC ({} to {} K, the stage's safe range)",
+                MIN_SETPOINT_K - ZERO_C_IN_K,
+                MAX_SETPOINT_K - ZERO_C_IN_K,
+                num(MIN_SETPOINT_K),
+                num(MAX_SETPOINT_K)
+            )
+        } else {
+            format!(
+                "between {} and {} K (the stage's safe range)",
+                num(MIN_SETPOINT_K),
+                num(MAX_SETPOINT_K)
+            )
+        };
+        self.c.require(
+            path,
+            (MIN_SETPOINT_K..=MAX_SETPOINT_K).contains(&t_K),
+            &rule,
+            &num(value),
+        )
+    }
+
+    /// Exactly one of two optional keys. `neither` is the message when both
+    /// are absent (positioned at the step's header).
+    fn exactly_one(
+        &self,
+        base: &[Seg<'static>],
+        (a_key, a_given): (&'static str, bool),
+        (b_key, b_given): (&'static str, bool),
+        neither: &str,
+    ) -> Result<(), RecipeError> {
+        match (a_given, b_given) {
+            (true, true) => Err(self.c.doc.err(
+                &key_path(base, b_key),
+                format!("give exactly one of {a_key} / {b_key}, not both"),
+            )),
+            (false, false) => Err(self.c.doc.err(base, neither)),
+            _ => Ok(()),
+        }
+    }
+
+    fn step(&self, step: &Step, base: &[Seg<'static>], nested: bool) -> Result<(), RecipeError> {
+        let c = self.c;
+        let at = |key| key_path(base, key);
         match step {
             Step::Ocp(s) => {
                 c.positive(&at("duration_s"), s.duration_s)?;
@@ -287,25 +639,9 @@ pub(crate) fn validate_recipe(recipe: &Recipe, doc: &Doc<'_>) -> Result<(), Reci
             }
             Step::Wait(s) => c.positive(&at("duration_s"), s.duration_s)?,
             Step::Cv(s) => {
-                c.require(
-                    &at("begin_V"),
-                    inside(s.begin_V),
-                    &format!("inside limits.potential_window_V = {window}"),
-                    &num(s.begin_V),
-                )?;
+                self.potential(&at("begin_V"), s.begin_V)?;
                 for (j, &vertex_V) in s.vertex_V.iter().enumerate() {
-                    let path = [
-                        Seg::Key("step"),
-                        Seg::Idx(i),
-                        Seg::Key("vertex_V"),
-                        Seg::Idx(j),
-                    ];
-                    c.require(
-                        &path,
-                        inside(vertex_V),
-                        &format!("inside limits.potential_window_V = {window}"),
-                        &num(vertex_V),
-                    )?;
+                    self.potential(&elem_path(base, "vertex_V", j), vertex_V)?;
                 }
                 let span_V = (s.vertex_V[1] - s.vertex_V[0]).abs();
                 c.require(
@@ -341,27 +677,11 @@ pub(crate) fn validate_recipe(recipe: &Recipe, doc: &Doc<'_>) -> Result<(), Reci
                     &format!("{} hold times", s.hold_s.len()),
                 )?;
                 for (j, &level_V) in s.levels_V.iter().enumerate() {
-                    let path = [
-                        Seg::Key("step"),
-                        Seg::Idx(i),
-                        Seg::Key("levels_V"),
-                        Seg::Idx(j),
-                    ];
-                    c.require(
-                        &path,
-                        inside(level_V),
-                        &format!("inside limits.potential_window_V = {window}"),
-                        &num(level_V),
-                    )?;
+                    self.potential(&elem_path(base, "levels_V", j), level_V)?;
                 }
                 c.positive(&at("sample_interval_s"), s.sample_interval_s)?;
                 for (j, &hold_s) in s.hold_s.iter().enumerate() {
-                    let path = [
-                        Seg::Key("step"),
-                        Seg::Idx(i),
-                        Seg::Key("hold_s"),
-                        Seg::Idx(j),
-                    ];
+                    let path = elem_path(base, "hold_s", j);
                     c.positive(&path, hold_s)?;
                     c.require(
                         &path,
@@ -374,9 +694,197 @@ pub(crate) fn validate_recipe(recipe: &Recipe, doc: &Doc<'_>) -> Result<(), Reci
                     )?;
                 }
             }
+            Step::Lsv(s) => {
+                self.potential(&at("begin_V"), s.begin_V)?;
+                self.potential(&at("end_V"), s.end_V)?;
+                let span_V = (s.end_V - s.begin_V).abs();
+                c.require(
+                    &at("end_V"),
+                    span_V > 0.0,
+                    &format!("different from begin_V = {} V", num(s.begin_V)),
+                    &num(s.end_V),
+                )?;
+                c.positive(&at("scan_rate_V_per_s"), s.scan_rate_V_per_s)?;
+                c.positive(&at("step_V"), s.step_V)?;
+                c.require(
+                    &at("step_V"),
+                    s.step_V <= span_V,
+                    &format!("<= the sweep span |end_V - begin_V| = {} V", num(span_V)),
+                    &num(s.step_V),
+                )?;
+            }
+            Step::Eis(s) => {
+                self.sine(base, s.dc_V, s.amplitude_V)?;
+                self.freq_pair(base, "freq_Hz", s.freq_Hz)?;
+                c.require(
+                    &elem_path(base, "freq_Hz", 0),
+                    s.freq_Hz[0] <= MAX_EIS_FREQUENCY_HZ,
+                    &format!(
+                        "<= {} Hz, the potentiostat's highest EIS frequency",
+                        num(MAX_EIS_FREQUENCY_HZ)
+                    ),
+                    &num(s.freq_Hz[0]),
+                )?;
+                c.require(
+                    &at("points_per_decade"),
+                    s.points_per_decade >= 1,
+                    ">= 1",
+                    &s.points_per_decade.to_string(),
+                )?;
+                c.non_negative(&at("equilibrate_s"), s.equilibrate_s)?;
+            }
+            Step::EsmSweep(s) => self.esm_sweep(s, base)?,
+            Step::Temperature(s) => {
+                self.exactly_one(
+                    base,
+                    ("setpoint_C", s.setpoint_C.is_some()),
+                    ("setpoint_K", s.setpoint_K.is_some()),
+                    "temperature step: missing setpoint: give setpoint_C or setpoint_K",
+                )?;
+                if let Some(t_C) = s.setpoint_C {
+                    self.setpoint(&at("setpoint_C"), true, t_C)?;
+                }
+                if let Some(t_K) = s.setpoint_K {
+                    self.setpoint(&at("setpoint_K"), false, t_K)?;
+                }
+                self.stage(base, s.tolerance_K, s.hold_s, s.timeout_s)?;
+            }
+            Step::Sweep(s) => {
+                if nested {
+                    return Err(c.doc.err(
+                        &at("kind"),
+                        "a sweep cannot be nested in another sweep (one level only)",
+                    ));
+                }
+                self.exactly_one(
+                    base,
+                    ("temperature_C", s.temperature_C.is_some()),
+                    ("temperature_K", s.temperature_K.is_some()),
+                    "sweep step: missing temperatures: give temperature_C = [...] \
+                     or temperature_K = [...]",
+                )?;
+                for (key, list, celsius) in [
+                    ("temperature_C", &s.temperature_C, true),
+                    ("temperature_K", &s.temperature_K, false),
+                ] {
+                    let Some(list) = list else { continue };
+                    c.require(&at(key), !list.is_empty(), "at least one temperature", "[]")?;
+                    for (j, &t) in list.iter().enumerate() {
+                        self.setpoint(&elem_path(base, key, j), celsius, t)?;
+                    }
+                }
+                self.stage(base, s.tolerance_K, s.hold_s, s.timeout_s)?;
+                c.require(
+                    &at("step"),
+                    !s.steps.is_empty(),
+                    "at least one nested [[step.step]]",
+                    "none",
+                )?;
+                for (j, nested_step) in s.steps.iter().enumerate() {
+                    self.step(nested_step, &elem_path(base, "step", j), true)?;
+                }
+            }
         }
+        Ok(())
     }
-    Ok(())
+
+    fn esm_sweep(&self, s: &EsmSweepStep, base: &[Seg<'static>]) -> Result<(), RecipeError> {
+        let c = self.c;
+        let at = |key| key_path(base, key);
+        self.sine(base, s.dc_V, s.amplitude_V)?;
+        self.exactly_one(
+            base,
+            ("freq_Hz", s.freq_Hz.is_some()),
+            ("freq_range_Hz", s.freq_range_Hz.is_some()),
+            "esm_sweep step: missing frequencies: give freq_Hz = [f1, f2, ...] or \
+             freq_range_Hz = [high, low] with points_per_decade",
+        )?;
+        if let Some(list) = &s.freq_Hz {
+            c.require(
+                &at("freq_Hz"),
+                !list.is_empty(),
+                "at least one frequency",
+                "[]",
+            )?;
+            for (j, &f_Hz) in list.iter().enumerate() {
+                c.positive(&elem_path(base, "freq_Hz", j), f_Hz)?;
+            }
+            if let Some(ppd) = s.points_per_decade {
+                return Err(c.doc.err(
+                    &at("points_per_decade"),
+                    format!(
+                        "points_per_decade = {ppd} only applies to freq_range_Hz; \
+                         with an explicit freq_Hz list remove it"
+                    ),
+                ));
+            }
+        }
+        if let Some(range_Hz) = s.freq_range_Hz {
+            self.freq_pair(base, "freq_range_Hz", range_Hz)?;
+            let Some(ppd) = s.points_per_decade else {
+                return Err(c.doc.err(
+                    &at("freq_range_Hz"),
+                    "freq_range_Hz needs points_per_decade (the number of log-spaced \
+                     frequencies per decade)",
+                ));
+            };
+            c.require(&at("points_per_decade"), ppd >= 1, ">= 1", &ppd.to_string())?;
+        }
+        c.require(
+            &at("periods"),
+            s.periods >= 1,
+            ">= 1",
+            &s.periods.to_string(),
+        )?;
+
+        let freq_key = esm_freq_key(s);
+        let f_max_Hz = s.frequencies_Hz().into_iter().fold(0.0, f64::max);
+        let max_interval_s = 1.0 / (ESM_MIN_SAMPLES_PER_PERIOD * f_max_Hz);
+        match s.sample_interval_s {
+            Some(interval_s) => {
+                let path = at("sample_interval_s");
+                c.positive(&path, interval_s)?;
+                c.require(
+                    &path,
+                    interval_s >= MIN_SAMPLE_INTERVAL_S,
+                    &format!(
+                        ">= {} s, the potentiostat's shortest sample interval",
+                        num(MIN_SAMPLE_INTERVAL_S)
+                    ),
+                    &num(interval_s),
+                )?;
+                c.require(
+                    &path,
+                    interval_s <= max_interval_s,
+                    &format!(
+                        "<= 1/({} f_max) = {} s: at least {} samples per period of the \
+                         highest frequency ({} Hz)",
+                        num(ESM_MIN_SAMPLES_PER_PERIOD),
+                        num(max_interval_s),
+                        num(ESM_MIN_SAMPLES_PER_PERIOD),
+                        num(f_max_Hz)
+                    ),
+                    &num(interval_s),
+                )?;
+            }
+            None => {
+                let f_limit_Hz = 1.0 / (ESM_MIN_SAMPLES_PER_PERIOD * MIN_SAMPLE_INTERVAL_S);
+                c.require(
+                    &at(freq_key),
+                    s.ca_sample_interval_s() <= max_interval_s,
+                    &format!(
+                        "at most {} Hz: the potentiostat samples at most every {} s and \
+                         needs {} samples per period",
+                        num(f_limit_Hz),
+                        num(MIN_SAMPLE_INTERVAL_S),
+                        num(ESM_MIN_SAMPLES_PER_PERIOD)
+                    ),
+                    &format!("highest frequency {} Hz", num(f_max_Hz)),
+                )?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Which transport a driver talks over, for the resource-string check.
@@ -531,7 +1039,68 @@ pub(crate) fn validate_bench(bench: &mut BenchConfig, doc: &Doc<'_>) -> Result<(
     c.positive(&d("spring_constant_N_per_m"), defl.spring_constant_N_per_m)?;
     c.positive(&d("timeout_s"), defl.timeout_s)?;
 
-    let uses_sim = pot.resource == "sim" || defl.resource == "sim";
+    if let Some(lockin) = &bench.instruments.lockin {
+        check_instrument(
+            doc,
+            "lockin",
+            &lockin.driver,
+            &lockin.resource,
+            KNOWN_LOCKIN_DRIVERS,
+            Transport::Tcp,
+        )?;
+        let l = |key| [Seg::Key("instruments"), Seg::Key("lockin"), Seg::Key(key)];
+        c.positive(&l("sine_to_cell_V_per_V"), lockin.sine_to_cell_V_per_V)?;
+        c.positive(&l("timeout_s"), lockin.timeout_s)?;
+    }
+    if let Some(stage) = &bench.instruments.temperature {
+        check_instrument(
+            doc,
+            "temperature",
+            &stage.driver,
+            &stage.resource,
+            KNOWN_TEMPERATURE_DRIVERS,
+            Transport::Tcp,
+        )?;
+        let t = |key| {
+            [
+                Seg::Key("instruments"),
+                Seg::Key("temperature"),
+                Seg::Key(key),
+            ]
+        };
+        c.require(
+            &t("output"),
+            (1..=2).contains(&stage.output),
+            "1 or 2 (the heater outputs)",
+            &stage.output.to_string(),
+        )?;
+        c.require(
+            &t("input"),
+            LS336_INPUTS.contains(&stage.input.as_str()),
+            &format!("one of {}", LS336_INPUTS.join(", ")),
+            &format!("{:?}", stage.input),
+        )?;
+        c.require(
+            &t("heater_range"),
+            (1..=3).contains(&stage.heater_range),
+            "1 (low), 2 (medium) or 3 (high)",
+            &stage.heater_range.to_string(),
+        )?;
+        c.positive(&t("timeout_s"), stage.timeout_s)?;
+    }
+
+    let uses_sim = pot.resource == "sim"
+        || defl.resource == "sim"
+        || bench
+            .instruments
+            .lockin
+            .as_ref()
+            .is_some_and(|l| l.resource == "sim")
+        || bench
+            .instruments
+            .temperature
+            .as_ref()
+            .is_some_and(|t| t.resource == "sim");
     if uses_sim && bench.sim.is_none() {
         bench.sim = Some(SimParams::default());
     }
@@ -636,6 +1205,17 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
         c.non_negative(&at("faults", "potentiostat_silent_after_s"), t_s)?;
     }
     c.finite(&at("faults", "current_spike_A"), faults.current_spike_A)?;
+
+    let th = &sim.thermal;
+    c.positive(&at("thermal", "tau_s"), th.tau_s)?;
+    c.positive(&at("thermal", "damping"), th.damping)?;
+    c.non_negative(&at("thermal", "sensor_noise_K_rms"), th.sensor_noise_K_rms)?;
+    c.require(
+        &at("eis", "noise_rel"),
+        (0.0..1.0).contains(&sim.eis.noise_rel),
+        ">= 0 and < 1",
+        &num(sim.eis.noise_rel),
+    )?;
     Ok(())
 }
 

@@ -3,7 +3,10 @@
 //! the exact LINE:COL.
 #![allow(clippy::unwrap_used)]
 
-use vegard_recipe::{ClockParams, SimParams, load_bench, parse_bench};
+use vegard_recipe::{
+    BenchConfig, ClockParams, Recipe, SimParams, Source, Step, load_bench, parse_bench,
+    parse_recipe, validate_with_bench,
+};
 
 const BENCH: &str = r#"[bench]
 name = "virtual"
@@ -94,6 +97,34 @@ fn shipped_sim_config_states_the_defaults() {
     assert_eq!(sim.film.Ea_D_eV, 0.45);
     assert_eq!(sim.kinetics.Ea_k0_eV, 0.35);
     assert_eq!((sim.cell.T_K, sim.cell.T_ref_K), (298.15, 298.15));
+    // The stage and the impedance noise.
+    assert_eq!(
+        (
+            sim.thermal.tau_s,
+            sim.thermal.damping,
+            sim.thermal.sensor_noise_K_rms
+        ),
+        (20.0, 0.6, 0.01)
+    );
+    assert_eq!(sim.eis.noise_rel, 0.002);
+    // And the instruments the new techniques need.
+    let lockin = b.instruments.lockin.unwrap();
+    assert_eq!(
+        (lockin.driver.as_str(), lockin.resource.as_str()),
+        ("sr860", "sim")
+    );
+    assert_eq!((lockin.sine_to_cell_V_per_V, lockin.timeout_s), (1.0, 2.0));
+    let stage = b.instruments.temperature.unwrap();
+    assert_eq!(
+        (
+            stage.driver.as_str(),
+            stage.resource.as_str(),
+            stage.output,
+            stage.input.as_str(),
+            stage.heater_range
+        ),
+        ("ls336", "sim", 1, "A", 3)
+    );
 }
 
 #[test]
@@ -314,33 +345,456 @@ fn unreadable_bench_names_the_file() {
     );
 }
 
+/// `BENCH` (no `[sim]`) plus a lock-in and a temperature stage.
+fn bench_with_extras() -> String {
+    let (head, _) = BENCH.split_once("[sim]").unwrap();
+    format!(
+        "{head}[instruments.lockin]\ndriver = \"sr860\"\nresource = \"TCPIP::10.0.0.30::23::SOCKET\"\n\n\
+         [instruments.temperature]\ndriver = \"ls336\"\nresource = \"TCPIP::10.0.0.40::7777::SOCKET\"\n"
+    )
+}
+
+#[test]
+fn lockin_and_stage_tables_are_optional_with_defaults() {
+    let (head, _) = BENCH.split_once("[sim]").unwrap();
+    let b = parse_bench(head, "bench.toml").unwrap();
+    assert_eq!(
+        (b.instruments.lockin, b.instruments.temperature),
+        (None, None)
+    );
+
+    let b = parse_bench(&bench_with_extras(), "bench.toml").unwrap();
+    let lockin = b.instruments.lockin.unwrap();
+    assert_eq!((lockin.sine_to_cell_V_per_V, lockin.timeout_s), (1.0, 2.0));
+    let stage = b.instruments.temperature.unwrap();
+    assert_eq!(
+        (
+            stage.output,
+            stage.input.as_str(),
+            stage.heater_range,
+            stage.timeout_s
+        ),
+        (1, "A", 3, 2.0)
+    );
+    // A virtual stage alone is enough to bring in the default [sim].
+    let text = bench_with_extras().replace("TCPIP::10.0.0.40::7777::SOCKET", "sim");
+    let text = text
+        .replacen(
+            "resource = \"sim\"",
+            "resource = \"ASRL/dev/ttyACM0::INSTR\"",
+            1,
+        )
+        .replacen(
+            "resource = \"sim\"",
+            "resource = \"TCPIP::10.0.0.5::5025::SOCKET\"",
+            1,
+        );
+    let b = parse_bench(&text, "bench.toml").unwrap();
+    assert_eq!(b.sim, Some(SimParams::default()));
+}
+
+#[test]
+fn lockin_and_stage_mistakes_point_at_their_keys() {
+    let text = bench_with_extras();
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "driver = \"sr860\"",
+            "driver = \"sr830\"",
+            "driver = \"sr830\"",
+            "unknown lockin driver `sr830`; known drivers: sr860",
+        ),
+        (
+            "driver = \"ls336\"",
+            "driver = \"ls335\"",
+            "driver = \"ls335\"",
+            "unknown temperature driver `ls335`; known drivers: ls336",
+        ),
+        (
+            "resource = \"TCPIP::10.0.0.40::7777::SOCKET\"",
+            "resource = \"ASRL/dev/ttyUSB1::INSTR\"",
+            "resource = \"ASRL/dev/ttyUSB1::INSTR\"",
+            "driver `ls336` talks over a TCP socket (`TCPIP::<host>::<port>::SOCKET`) or `sim` \
+             (got `ASRL/dev/ttyUSB1::INSTR`)",
+        ),
+        (
+            "driver = \"sr860\"",
+            "driver = \"sr860\"\nsine_to_cell_V_per_V = 0",
+            "sine_to_cell_V_per_V = 0",
+            "sine_to_cell_V_per_V must be > 0 (got 0.0)",
+        ),
+        (
+            "driver = \"ls336\"",
+            "driver = \"ls336\"\noutput = 3",
+            "output = 3",
+            "output must be 1 or 2 (the heater outputs) (got 3)",
+        ),
+        (
+            "driver = \"ls336\"",
+            "driver = \"ls336\"\ninput = \"E\"",
+            "input = \"E\"",
+            "input must be one of A, B, C, D, D1, D2, D3, D4, D5 (got \"E\")",
+        ),
+        (
+            "driver = \"ls336\"",
+            "driver = \"ls336\"\nheater_range = 0",
+            "heater_range = 0",
+            "heater_range must be 1 (low), 2 (medium) or 3 (high) (got 0)",
+        ),
+        (
+            "driver = \"ls336\"",
+            "driver = \"ls336\"\ntimeout_s = -1",
+            "timeout_s = -1",
+            "timeout_s must be > 0 (got -1.0)",
+        ),
+    ];
+    for (from, to, needle, want) in cases {
+        assert_eq!(text.matches(from).count(), 1, "{from}");
+        let changed = text.replacen(from, to, 1);
+        let e = parse_bench(&changed, "bench.toml").unwrap_err();
+        let at = changed.find(needle).unwrap();
+        let line = changed[..at].matches('\n').count() + 1;
+        assert_eq!(
+            (e.position().unwrap(), e.message().as_str()),
+            ((line, 1), *want),
+            "{from} -> {to}"
+        );
+    }
+}
+
+#[test]
+fn sim_stage_and_eis_noise_are_checked_at_their_keys() {
+    let cases: &[(&str, &str, (usize, usize), &str)] = &[
+        (
+            "[sim.film]",
+            "[sim.thermal]\ntau_s = 0\n\n[sim.film]",
+            (21, 1),
+            "tau_s must be > 0 (got 0.0)",
+        ),
+        (
+            "[sim.film]",
+            "[sim.thermal]\ndamping = -0.6\n\n[sim.film]",
+            (21, 1),
+            "damping must be > 0 (got -0.6)",
+        ),
+        (
+            "[sim.film]",
+            "[sim.eis]\nnoise_rel = 1.5\n\n[sim.film]",
+            (21, 1),
+            "noise_rel must be >= 0 and < 1 (got 1.5)",
+        ),
+    ];
+    for (from, to, pos, want) in cases {
+        let (line, col, msg) = err(from, to);
+        assert_eq!(((line, col), msg.as_str()), (*pos, *want), "{from} -> {to}");
+    }
+    // A partial [sim.thermal] keeps the other defaults.
+    let text = BENCH.replace("[sim.film]", "[sim.thermal]\ndamping = 1.2\n\n[sim.film]");
+    let sim = parse_bench(&text, "bench.toml").unwrap().sim.unwrap();
+    assert_eq!((sim.thermal.tau_s, sim.thermal.damping), (20.0, 1.2));
+}
+
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn toml_files(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(repo_root().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// What a recipe needs beyond potentiostat and digitizer: (lock-in, stage).
+fn needs(recipe: &Recipe) -> (bool, bool) {
+    let plan = recipe.plan();
+    (
+        plan.iter().any(|p| matches!(p.step, Step::EsmSweep(_))),
+        plan.iter().any(|p| matches!(p.step, Step::Temperature(_))),
+    )
+}
+
 /// The recipes and bench configs shipped in the repository must stay valid
-/// against each other: they are what a new user runs first.
+/// against each other: they are what a new user runs first. A bench without
+/// the lock-in or the stage a recipe needs must refuse it, saying what is
+/// missing, before anything touches hardware.
 #[test]
 fn shipped_recipes_and_configs_validate() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let toml_files = |dir: &str| -> Vec<std::path::PathBuf> {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        files
-    };
-    let benches: Vec<_> = toml_files("configs")
+    let benches: Vec<(String, BenchConfig)> = toml_files("configs")
         .iter()
-        .map(|p| load_bench(p).unwrap_or_else(|e| panic!("{e}")))
+        .map(|p| {
+            let src = Source::read(p).unwrap();
+            let bench = parse_bench(&src.text, &src.file).unwrap_or_else(|e| panic!("{e}"));
+            (src.text, bench)
+        })
         .collect();
+    // The virtual bench without the optional tables, as an older config
+    // would be.
+    let sim_text = &benches
+        .iter()
+        .find(|(_, b)| b.instruments.potentiostat.resource == "sim")
+        .unwrap()
+        .0;
+    let bare_text = strip_table(
+        &strip_table(sim_text, "[instruments.lockin]"),
+        "[instruments.temperature]",
+    );
+    let bare = parse_bench(&bare_text, "bare.toml").unwrap();
+    assert_eq!(
+        (&bare.instruments.lockin, &bare.instruments.temperature),
+        (&None, &None)
+    );
+
     let recipes = toml_files("recipes");
-    assert!(!benches.is_empty() && !recipes.is_empty());
+    assert!(benches.len() >= 2 && recipes.len() >= 5);
+    let mut refused = 0;
     for path in &recipes {
-        let src = vegard_recipe::Source::read(path).unwrap();
-        let recipe =
-            vegard_recipe::parse_recipe(&src.text, &src.file).unwrap_or_else(|e| panic!("{e}"));
-        for bench in &benches {
-            vegard_recipe::validate_with_bench(&recipe, &src, bench)
-                .unwrap_or_else(|e| panic!("{e} (bench {:?})", bench.bench.name));
+        let src = Source::read(path).unwrap();
+        let recipe = parse_recipe(&src.text, &src.file).unwrap_or_else(|e| panic!("{e}"));
+        let (lockin, stage) = needs(&recipe);
+        for (_, bench) in &benches {
+            let has = (bench.instruments.lockin.is_some() || !lockin)
+                && (bench.instruments.temperature.is_some() || !stage);
+            let result = validate_with_bench(&recipe, &src, bench);
+            if has {
+                result.unwrap_or_else(|e| panic!("{e} (bench {:?})", bench.bench.name));
+            } else {
+                assert!(result.is_err(), "{}", src.file);
+            }
+        }
+        match validate_with_bench(&recipe, &src, &bare) {
+            Ok(()) => assert_eq!((lockin, stage), (false, false), "{}", src.file),
+            Err(e) => {
+                refused += 1;
+                let msg = e.message();
+                if stage {
+                    assert!(msg.contains("needs a temperature stage"), "{e}");
+                    assert!(msg.contains("[instruments.temperature]"), "{e}");
+                } else {
+                    assert!(msg.contains("needs a lock-in amplifier"), "{e}");
+                    assert!(msg.contains("[instruments.lockin]"), "{e}");
+                }
+            }
         }
     }
+    // esm-sweep.toml and arrhenius-campaign.toml at least.
+    assert!(refused >= 2);
+}
+
+/// `text` without the table starting at `header` (up to the next header).
+fn strip_table(text: &str, header: &str) -> String {
+    let start = text.find(header).unwrap();
+    let rest = &text[start + header.len()..];
+    let end = rest
+        .find("\n[")
+        .map_or(text.len(), |i| start + header.len() + i + 1);
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+// ---- recipes against a bench ----
+
+const RECIPE_HEAD: &str = r#"[run]
+name = "t"
+
+[limits]
+current_max_A = 0.01
+potential_window_V = [-0.2, 1.0]
+
+"#;
+
+const ESM_STEP: &str = r#"[[step]]
+kind = "esm_sweep"
+dc_V = 0.4
+amplitude_V = 0.02
+freq_Hz = [1.0, 0.1]
+periods = 2
+"#;
+
+const SWEEP_STEP: &str = r#"[[step]]
+kind = "sweep"
+temperature_C = [25.0, 45.0]
+tolerance_K = 0.3
+hold_s = 30.0
+timeout_s = 900.0
+
+  [[step.step]]
+  kind = "wait"
+  duration_s = 1.0
+
+  [[step.step]]
+  kind = "esm_sweep"
+  dc_V = 0.4
+  amplitude_V = 0.02
+  freq_Hz = [1.0, 0.1]
+  periods = 2
+"#;
+
+fn on_bench(recipe_text: &str, bench_text: &str) -> Result<(), (usize, usize, String)> {
+    let src = Source::new("r.toml", recipe_text);
+    let recipe = parse_recipe(&src.text, &src.file).unwrap_or_else(|e| panic!("{e}"));
+    let bench = parse_bench(bench_text, "bench.toml").unwrap();
+    validate_with_bench(&recipe, &src, &bench).map_err(|e| {
+        let (line, col) = e.position().unwrap();
+        (line, col, e.message())
+    })
+}
+
+fn bare_bench() -> String {
+    BENCH.split_once("[sim]").unwrap().0.to_owned()
+}
+
+#[test]
+fn esm_sweep_needs_the_lockin_and_says_why() {
+    let text = format!("{RECIPE_HEAD}{ESM_STEP}");
+    assert_eq!(on_bench(&text, &bench_with_extras()), Ok(()));
+    let (line, col, msg) = on_bench(&text, &bare_bench()).unwrap_err();
+    // The `kind` of step 1: line 9.
+    assert_eq!((line, col), (9, 1));
+    assert_eq!(
+        msg,
+        "step 1 (esm_sweep) needs a lock-in amplifier, and the bench config has no \
+         [instruments.lockin]: the lock-in's sine out drives the potentiostat's external \
+         input to excite the cell; add it (driver \"sr860\") or run on a bench that has one"
+    );
+}
+
+#[test]
+fn temperature_and_sweep_need_the_stage() {
+    let temperature = format!(
+        "{RECIPE_HEAD}[[step]]\nkind = \"temperature\"\nsetpoint_K = 310.0\n\
+         tolerance_K = 0.3\nhold_s = 30.0\ntimeout_s = 900.0\n"
+    );
+    assert_eq!(on_bench(&temperature, &bench_with_extras()), Ok(()));
+    let (line, col, msg) = on_bench(&temperature, &bare_bench()).unwrap_err();
+    assert_eq!((line, col), (9, 1));
+    assert!(
+        msg.starts_with(
+            "step 1 (temperature) needs a temperature stage, and the bench config \
+             has no [instruments.temperature]"
+        ),
+        "{msg}"
+    );
+
+    let sweep = format!("{RECIPE_HEAD}{SWEEP_STEP}");
+    let (_, _, msg) = on_bench(&sweep, &bare_bench()).unwrap_err();
+    assert!(
+        msg.starts_with("step 1 (sweep) needs a temperature stage"),
+        "{msg}"
+    );
+    // With a stage but no lock-in: the nested esm_sweep is named by its
+    // position inside the sweep.
+    let stage_only = strip_table(&bench_with_extras(), "[instruments.lockin]");
+    let (line, col, msg) = on_bench(&sweep, &stage_only).unwrap_err();
+    assert_eq!((line, col), (20, 3)); // the nested step's `kind`
+    assert!(
+        msg.starts_with("step 1, nested step 2 (esm_sweep) needs a lock-in amplifier"),
+        "{msg}"
+    );
+    assert_eq!(on_bench(&sweep, &bench_with_extras()), Ok(()));
+}
+
+#[test]
+fn lockin_range_limits_the_esm_sweep() {
+    // Below the SR860's 1 mHz.
+    let text = format!("{RECIPE_HEAD}{ESM_STEP}").replace("[1.0, 0.1]", "[1.0, 0.0005]");
+    let (line, col, msg) = on_bench(&text, &bench_with_extras()).unwrap_err();
+    assert_eq!((line, col), (12, 1)); // freq_Hz
+    assert_eq!(
+        msg,
+        "frequency 0.0005 Hz is outside the SR860's reference range 0.001 to 500000.0 Hz"
+    );
+    // 20 mV at the cell through a 0.005 V/V input is 4 V of sine out.
+    let bench = bench_with_extras().replace(
+        "driver = \"sr860\"",
+        "driver = \"sr860\"\nsine_to_cell_V_per_V = 0.005",
+    );
+    let text = format!("{RECIPE_HEAD}{ESM_STEP}");
+    let (line, col, msg) = on_bench(&text, &bench).unwrap_err();
+    assert_eq!((line, col), (11, 1)); // amplitude_V
+    assert!(msg.contains("needs 4.0 V peak of sine out"), "{msg}");
+}
+
+#[test]
+fn digitizer_buffer_uses_the_recipe_interval_and_each_step_duration() {
+    // esm_sweep [1.0, 0.1] Hz x 3 periods: 3 + 30 = 33 s; at the bench's
+    // 1 ms: 33 x 1.1 / 0.001 = 36300 samples.
+    let text = format!("{RECIPE_HEAD}{ESM_STEP}");
+    let small = bench_with_extras().replace(
+        "sample_interval_s = 0.001",
+        "sample_interval_s = 0.001\nmax_samples = 36299",
+    );
+    let (line, col, msg) = on_bench(&text, &small).unwrap_err();
+    assert_eq!((line, col), (12, 1)); // freq_Hz
+    assert!(msg.contains("= 36300 deflection samples"), "{msg}");
+    assert!(
+        msg.contains("(instruments.deflection.sample_interval_s)"),
+        "{msg}"
+    );
+    let fits = small.replace("max_samples = 36299", "max_samples = 36300");
+    assert_eq!(on_bench(&text, &fits), Ok(()));
+
+    // The recipe's override: 33 x 1.1 / 0.01 = 3630 samples fit in 36299.
+    let slow = text.replace(
+        "name = \"t\"",
+        "name = \"t\"\ndeflection_sample_interval_s = 0.01",
+    );
+    assert_eq!(on_bench(&slow, &small), Ok(()));
+    let tiny = small.replace("max_samples = 36299", "max_samples = 3629");
+    let (_, _, msg) = on_bench(&slow, &tiny).unwrap_err();
+    assert!(msg.contains("= 3630 deflection samples"), "{msg}");
+    assert!(msg.contains("(run.deflection_sample_interval_s)"), "{msg}");
+
+    // Nested steps are checked once per planned run, not summed over the
+    // sweep: each esm_sweep is its own digitizer acquisition.
+    let sweep = format!("{RECIPE_HEAD}{SWEEP_STEP}");
+    assert_eq!(on_bench(&sweep, &fits), Ok(()));
+    let (line, col, msg) = on_bench(&sweep, &small).unwrap_err();
+    assert_eq!((line, col), (23, 3)); // the nested freq_Hz
+    assert!(
+        msg.starts_with("this esm_sweep step records 33.0 s"),
+        "{msg}"
+    );
+
+    // EIS: the low-frequency end sets the duration.
+    let eis = format!(
+        "{RECIPE_HEAD}[[step]]\nkind = \"eis\"\ndc_V = 0.4\namplitude_V = 0.01\n\
+         freq_Hz = [1000.0, 1.0]\npoints_per_decade = 1\n"
+    );
+    // 1000, 100, 10, 1 Hz: 2.222 s + 4 x 0.05 = 2.422 s -> 2665 samples.
+    let b = bench_with_extras().replace(
+        "sample_interval_s = 0.001",
+        "sample_interval_s = 0.001\nmax_samples = 2664",
+    );
+    let (line, col, msg) = on_bench(&eis, &b).unwrap_err();
+    assert_eq!((line, col), (12, 20)); // freq_Hz[1]
+    assert!(msg.contains("= 2665 deflection samples"), "{msg}");
+}
+
+#[test]
+fn potentiostat_sampling_limits_apply_to_lsv_and_esm() {
+    // LSV: 0.5 mV at 1 V/s = 0.5 ms per sample.
+    let lsv = format!(
+        "{RECIPE_HEAD}[[step]]\nkind = \"lsv\"\nbegin_V = 0.2\nend_V = 0.8\n\
+         scan_rate_V_per_s = 1.0\nstep_V = 0.0005\n"
+    );
+    let (line, col, msg) = on_bench(&lsv, &bench_with_extras()).unwrap_err();
+    assert_eq!((line, col), (13, 1)); // step_V
+    assert_eq!(
+        msg,
+        "sample interval step_V / scan_rate_V_per_s = 0.0005 s is below the potentiostat's \
+         minimum of 0.001 s"
+    );
+    assert_eq!(
+        on_bench(&lsv.replace("0.0005", "0.002"), &bench_with_extras()),
+        Ok(())
+    );
+    // The cell is on in lsv, eis and esm_sweep: the current limit must be
+    // measurable.
+    let low_range =
+        bench_with_extras().replace("current_range_max_A = 0.01", "current_range_max_A = 0.001");
+    let (line, _, msg) = on_bench(&format!("{RECIPE_HEAD}{SWEEP_STEP}"), &low_range).unwrap_err();
+    assert_eq!(line, 5);
+    assert!(msg.contains("current_range_max_A = 0.001 A"), "{msg}");
 }
