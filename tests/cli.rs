@@ -770,16 +770,30 @@ fn eis_recipe_reports_the_impedance_of_the_simulated_cell() {
     let p = vegard_recipe::SimParams::default();
     let mut worst: f64 = 0.0;
     for k in 0..f.len() {
-        assert!((f[k] / want_f[k] - 1.0).abs() < 1e-5, "f {} vs {}", f[k], want_f[k]);
+        assert!(
+            (f[k] / want_f[k] - 1.0).abs() < 1e-5,
+            "f {} vs {}",
+            f[k],
+            want_f[k]
+        );
         let z = vegard_sim::model::impedance_ohm(&p, eis.dc_V, f[k]);
         worst = worst.max(rel_err(zr[k], zi[k], z));
     }
-    eprintln!("EIS: {} points, worst |Z - Z_model|/|Z_model| = {:.3} %", f.len(), 100.0 * worst);
+    eprintln!(
+        "EIS: {} points, worst |Z - Z_model|/|Z_model| = {:.3} %",
+        f.len(),
+        100.0 * worst
+    );
     assert!(worst < 0.01, "worst relative error {worst}");
     // Labels and measured temperature ride along (stage idle at 25 C).
     let T = t.f64("T_K").unwrap();
     assert!(T.iter().all(|T| (T - 298.15).abs() < 0.2), "{T:?}");
-    assert!(t.i64("step").unwrap().iter().all(|&s| s == t.i64("step").unwrap()[0]));
+    assert!(
+        t.i64("step")
+            .unwrap()
+            .iter()
+            .all(|&s| s == t.i64("step").unwrap()[0])
+    );
 }
 
 #[test]
@@ -820,10 +834,21 @@ fn esm_sweep_response_matches_the_strain_transfer_of_the_film() {
             d_ph,
             100.0 * d_lock
         );
-        assert!(d_amp.abs() < 0.03, "amplitude off by {d_amp} at {} Hz", f[k]);
+        assert!(
+            d_amp.abs() < 0.03,
+            "amplitude off by {d_amp} at {} Hz",
+            f[k]
+        );
         assert!(d_ph.abs() < 3.0, "phase off by {d_ph} deg at {} Hz", f[k]);
-        assert!(d_lock.abs() < 0.10, "hardware lock-in off by {d_lock} at {} Hz", f[k]);
-        assert!((e_amp[k] / esm.amplitude_V - 1.0).abs() < 0.05, "sine at the cell");
+        assert!(
+            d_lock.abs() < 0.10,
+            "hardware lock-in off by {d_lock} at {} Hz",
+            f[k]
+        );
+        assert!(
+            (e_amp[k] / esm.amplitude_V - 1.0).abs() < 0.05,
+            "sine at the cell"
+        );
     }
 }
 
@@ -880,8 +905,13 @@ fn a_temperature_campaign_reaches_every_setpoint_and_records_the_measured_temper
     for s in steps {
         let s = s.as_table().unwrap();
         let sp = s["setpoint_K"].as_float().unwrap();
-        let mean = s["T_mean_K"].as_float().expect("temperature measured during the step");
-        let (lo, hi) = (s["T_min_K"].as_float().unwrap(), s["T_max_K"].as_float().unwrap());
+        let mean = s["T_mean_K"]
+            .as_float()
+            .expect("temperature measured during the step");
+        let (lo, hi) = (
+            s["T_min_K"].as_float().unwrap(),
+            s["T_max_K"].as_float().unwrap(),
+        );
         eprintln!(
             "step {} {:<11} setpoint {sp:.2} K: T {mean:.3} K [{lo:.3}, {hi:.3}]",
             s["step"], s["kind"]
@@ -898,7 +928,10 @@ fn a_temperature_campaign_reaches_every_setpoint_and_records_the_measured_temper
     let T = a.f64("T_K").unwrap();
     for k in 0..sp.len() {
         let want = if it[k] == 0 { 303.15 } else { 318.15 };
-        assert!((sp[k] - want).abs() < 1e-9 && (T[k] - want).abs() < 0.5, "row {k}");
+        assert!(
+            (sp[k] - want).abs() < 1e-9 && (T[k] - want).abs() < 0.5,
+            "row {k}"
+        );
     }
     // The impedance follows the temperature the cell is at (D and k0 grow
     // with T): compare each spectrum with the model at its setpoint.
@@ -928,8 +961,9 @@ fn a_temperature_timeout_aborts_with_the_cell_and_heater_off() {
     // bench process, so its wire log proves what arrived.
     let dir = tmpdir("temp-timeout");
     let bench_toml = bench_edited(&dir, |t| {
-        t["sim"].as_table_mut().unwrap()["thermal"].as_table_mut().unwrap()["tau_s"] =
-            toml::Value::Float(5000.0);
+        t["sim"].as_table_mut().unwrap()["thermal"]
+            .as_table_mut()
+            .unwrap()["tau_s"] = toml::Value::Float(5000.0);
     });
     let mut bench = ExternalBench::start(&bench_toml);
     let recipe = dir.join("temp.toml");
@@ -949,14 +983,25 @@ fn a_temperature_timeout_aborts_with_the_cell_and_heater_off() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let res = json_of(&out.stdout);
     assert_eq!(res["status"], "aborted");
     let reason = res["reason"].as_str().unwrap();
     assert!(reason.contains("temperature not stable"), "{reason}");
     assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
-    let events = std::fs::read_to_string(PathBuf::from(res["run_dir"].as_str().unwrap()).join("events.jsonl")).unwrap();
-    assert!(events.contains("\"heater_off\"") && events.contains("\"ok\":true"), "{events}");
+    let events = std::fs::read_to_string(
+        PathBuf::from(res["run_dir"].as_str().unwrap()).join("events.jsonl"),
+    )
+    .unwrap();
+    assert!(
+        events.contains("\"heater_off\"") && events.contains("\"ok\":true"),
+        "{events}"
+    );
 }
 
 #[test]
@@ -967,11 +1012,18 @@ fn bad_values_in_a_nested_sweep_step_name_file_line_col() {
         .unwrap()
         .replace("points_per_decade = 3", "points_per_decade = 0");
     std::fs::write(&path, &text).unwrap();
-    let line = text.lines().position(|l| l.contains("points_per_decade = 0")).unwrap() + 1;
+    let line = text
+        .lines()
+        .position(|l| l.contains("points_per_decade = 0"))
+        .unwrap()
+        + 1;
     let out = vegard().arg("validate").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with(&format!("{}:{line}:", path.display())), "stderr: {err}");
+    assert!(
+        err.starts_with(&format!("{}:{line}:", path.display())),
+        "stderr: {err}"
+    );
     assert!(err.contains("points_per_decade"), "stderr: {err}");
 }
 
@@ -981,10 +1033,22 @@ fn validate_reports_the_expanded_campaign_and_its_duration() {
         .args(["validate", "recipes/arrhenius-campaign.toml"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("planned steps"), "{s}");
     // Five temperatures, each a temperature step + CV + EIS + ESM sweep.
-    assert_eq!(s.lines().filter(|l| l.contains(" temperature ")).count(), 5, "{s}");
-    assert_eq!(s.lines().filter(|l| l.contains(" esm_sweep ")).count(), 5, "{s}");
+    assert_eq!(
+        s.lines().filter(|l| l.contains(" temperature ")).count(),
+        5,
+        "{s}"
+    );
+    assert_eq!(
+        s.lines().filter(|l| l.contains(" esm_sweep ")).count(),
+        5,
+        "{s}"
+    );
 }

@@ -14,7 +14,9 @@ use vegard_recipe::{BenchConfig, Recipe, Step};
 use vegard_store::{Column, RunStatus, Table};
 
 use crate::EngineError;
-use crate::spectra::{AlignedView, TemperatureTrace, eis_table, esm_table, label_columns, step_records};
+use crate::spectra::{
+    AlignedView, TemperatureTrace, eis_table, esm_table, label_columns, step_records,
+};
 
 /// Clock alignment of one recording segment (one trigger).
 #[derive(Debug, Clone, Serialize)]

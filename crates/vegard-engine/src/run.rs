@@ -174,7 +174,10 @@ pub async fn run(
     let uses_sim = inst.potentiostat.resource == "sim"
         || inst.deflection.resource == "sim"
         || inst.lockin.as_ref().is_some_and(|l| l.resource == "sim")
-        || inst.temperature.as_ref().is_some_and(|t| t.resource == "sim");
+        || inst
+            .temperature
+            .as_ref()
+            .is_some_and(|t| t.resource == "sim");
     // The virtual bench lives as long as this function.
     let bench: Option<Arc<VirtualBench>> = if let Some(vb) = &req.virtual_bench {
         Some(vb.clone())
@@ -377,7 +380,9 @@ pub async fn run(
         let result = match step {
             Step::Wait(w) => wait_step(w.duration_s / speed, &mut cancel).await,
             Step::Temperature(t) => match stage.as_mut() {
-                None => Err("temperature step, but the bench has no [instruments.temperature]".into()),
+                None => {
+                    Err("temperature step, but the bench has no [instruments.temperature]".into())
+                }
                 Some(st) => {
                     let target_K = t.target_K();
                     let count = plan.len();
@@ -723,7 +728,7 @@ async fn record_step(
     let mut esm_switched_ns: i64 = 0;
     let mut esm_tc_s = f64::NAN;
     if let Some(d) = &esm {
-        match d.switch(ctx.lockin.as_deref_mut(), 0).await {
+        match d.switch(ctx.lockin.as_mut(), 0).await {
             Ok(tc) => {
                 esm_tc_s = tc;
                 esm_switched_ns = ctx.clock.now_ns();
@@ -844,7 +849,7 @@ async fn record_step(
                                 }
                                 let next = scan as usize + 1;
                                 if next < d.freqs_Hz.len() {
-                                    match d.switch(ctx.lockin.as_deref_mut(), next).await {
+                                    match d.switch(ctx.lockin.as_mut(), next).await {
                                         Ok(tc) => { esm_tc_s = tc; esm_switched_ns = ctx.clock.now_ns(); }
                                         Err(e) => { outcome = Err(e); break; }
                                     }
@@ -998,9 +1003,11 @@ struct EsmDrive {
 impl EsmDrive {
     /// Switch the sine to frequency `k`; returns the time constant set, s
     /// (a fifth of the dwell: settled to e^-5 by the time it is read).
-    async fn switch(&self, lockin: Option<&mut dyn LockIn>, k: usize) -> Result<f64, String> {
+    async fn switch(&self, lockin: Option<&mut Box<dyn LockIn>>, k: usize) -> Result<f64, String> {
         let Some(l) = lockin else {
-            return Err("esm_sweep needs the bench's lock-in (its sine out drives the cell)".into());
+            return Err(
+                "esm_sweep needs the bench's lock-in (its sine out drives the cell)".into(),
+            );
         };
         let (Some(&f_Hz), Some(&dwell_s)) = (self.freqs_Hz.get(k), self.dwell_s.get(k)) else {
             return Err(format!("ESM frequency {k} out of range"));
@@ -1032,7 +1039,12 @@ impl EsmDrive {
             Cell::I64(ctx.seq_l),
             Cell::I64(step_index as i64),
             Cell::I64(i64::from(scan)),
-            Cell::F64(self.freqs_Hz.get(scan as usize).copied().unwrap_or(f64::NAN)),
+            Cell::F64(
+                self.freqs_Hz
+                    .get(scan as usize)
+                    .copied()
+                    .unwrap_or(f64::NAN),
+            ),
             Cell::I64(switched_ns),
             Cell::I64(ctx.clock.now_ns()),
             Cell::F64(r.x_V_rms),

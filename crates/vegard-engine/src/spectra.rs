@@ -116,7 +116,10 @@ pub(crate) fn step_records(plan: &[PlannedStep], temps: &TemperatureTrace) -> Ve
 pub(crate) fn label_columns(plan: &[PlannedStep], step: &[i64]) -> (Vec<i64>, Vec<f64>) {
     step.iter()
         .map(|&s| {
-            let l = usize::try_from(s).ok().and_then(|s| plan.get(s)).map(|p| &p.label);
+            let l = usize::try_from(s)
+                .ok()
+                .and_then(|s| plan.get(s))
+                .map(|p| &p.label);
             (
                 l.and_then(|l| l.sweep_iteration).map_or(-1, i64::from),
                 l.and_then(|l| l.setpoint_K).unwrap_or(f64::NAN),
@@ -224,8 +227,16 @@ pub(crate) fn esm_table(
                 );
             }
             let T_mean_K = {
-                let v: Vec<f64> = rows.iter().map(|&i| a.T_K[i]).filter(|T| T.is_finite()).collect();
-                if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+                let v: Vec<f64> = rows
+                    .iter()
+                    .map(|&i| a.T_K[i])
+                    .filter(|T| T.is_finite())
+                    .collect();
+                if v.is_empty() {
+                    f64::NAN
+                } else {
+                    v.iter().sum::<f64>() / v.len() as f64
+                }
             };
             match esm_point(&tt, &ee, &ii, &uu, f_Hz, t_start_s, e.periods) {
                 Ok(pt) => {

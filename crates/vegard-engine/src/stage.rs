@@ -83,7 +83,10 @@ impl StageHandle {
         }
     }
 
-    async fn call(&self, make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Cmd) -> Result<(), String> {
+    async fn call(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Cmd,
+    ) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
         self.cmds
             .send(make(tx))

@@ -75,8 +75,9 @@ pub enum Technique {
 }
 
 impl Technique {
-    /// The technique for a recipe step; `None` for steps that record nothing
-    /// (`wait`). The current range comes from the bench config.
+    /// The technique for a recipe step; `None` for steps the potentiostat
+    /// has no part in (`wait`, `temperature`, and `sweep`, which the plan
+    /// expands). The current range comes from the bench config.
     pub fn from_step(step: &Step, cfg: &PotentiostatConfig) -> Option<Technique> {
         match step {
             Step::Ocp(s) => Some(Technique::Ocp {
@@ -97,7 +98,35 @@ impl Technique {
                 sample_interval_s: s.sample_interval_s,
                 current_range_A: cfg.current_range_max_A,
             }),
-            Step::Wait(_) => None,
+            Step::Lsv(s) => Some(Technique::Lsv {
+                begin_V: s.begin_V,
+                end_V: s.end_V,
+                scan_rate_V_per_s: s.scan_rate_V_per_s,
+                step_V: s.step_V,
+                current_range_A: cfg.current_range_max_A,
+            }),
+            Step::Eis(s) => Some(Technique::Eis {
+                dc_V: s.dc_V,
+                amplitude_V: s.amplitude_V,
+                f_start_Hz: s.freq_Hz[0],
+                f_end_Hz: s.freq_Hz[1],
+                n_points: s.n_points(),
+                equilibrate_s: s.equilibrate_s,
+                current_range_A: cfg.current_range_max_A,
+            }),
+            // An ESM sweep on the potentiostat is a hold at dc_V, one CA
+            // loop per frequency (the lock-in's sine arrives through the
+            // external input); the loops mark the frequency changes.
+            Step::EsmSweep(s) => {
+                let dwell_s = s.dwell_s();
+                Some(Technique::Steps {
+                    levels_V: vec![s.dc_V; dwell_s.len()],
+                    hold_s: dwell_s,
+                    sample_interval_s: s.ca_sample_interval_s(),
+                    current_range_A: cfg.current_range_max_A,
+                })
+            }
+            Step::Wait(_) | Step::Temperature(_) | Step::Sweep(_) => None,
         }
     }
 
