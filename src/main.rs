@@ -230,15 +230,15 @@ fn cmd_validate(recipe_path: &Path, bench: Option<&Path>) -> Result<ExitCode> {
             _ => String::new(),
         };
         let at_least = if matches!(p.step, vegard_recipe::Step::Temperature(_)) {
-            ">= "
+            ">="
         } else {
             ""
         };
+        let dur = format!("{at_least}{:.1} s", p.step.duration_s());
         println!(
-            "  {:>3}. {:<12} {at_least}{:>8.1} s{label}",
+            "  {:>3}. {:<12} {dur:>10}{label}",
             k + 1,
-            p.step.kind_name(),
-            p.step.duration_s()
+            p.step.kind_name()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -465,7 +465,9 @@ fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
             I_A,
             deflection_nm,
         } => {
-            if E_V.is_nan() || last.is_some_and(|l| l.elapsed().as_secs_f64() < 1.0) {
+            // EIS reports impedance points, no potential samples.
+            let quiet = E_V.is_nan() && *kind != "eis";
+            if quiet || last.is_some_and(|l| l.elapsed().as_secs_f64() < 1.0) {
                 return;
             }
             *last = Some(Instant::now());
@@ -473,6 +475,10 @@ fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
                 format!("cycle {cycle}/{cycles}  ")
             } else if *kind == "steps" {
                 format!("level {cycle}/{cycles}  ")
+            } else if *kind == "esm_sweep" {
+                format!("frequency {cycle}/{cycles}  ")
+            } else if *kind == "eis" {
+                format!("point {cycle}/{cycles}  ")
             } else {
                 String::new()
             };
@@ -482,15 +488,19 @@ fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
             } else {
                 "I = (open circuit)".to_string()
             };
+            let elec = if E_V.is_finite() {
+                format!("E = {E_V:+.3} V  {current}  ")
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 err,
-                "  [{:>5.1} s wall] step {}/{} {kind} {cyc}elapsed {:.1} s  ETA {:.1} s  E = {:+.3} V  {current}  deflection = {:+.2} nm",
+                "  [{:>5.1} s wall] step {}/{} {kind} {cyc}elapsed {:.1} s  ETA {:.1} s  {elec}deflection = {:+.2} nm",
                 started.elapsed().as_secs_f64(),
                 step + 1,
                 count,
                 elapsed_s,
                 eta_s,
-                E_V,
                 deflection_nm
             );
         }

@@ -185,8 +185,12 @@ impl ExtSine {
         self.phase_0_rad + TAU * self.f_Hz * (t_true_s - self.t_0_s)
     }
 
+    /// Below 1 uV the sine is "off": that is the SR860's parking level
+    /// (1 nV, it has no off state), far below the potentiostat's 50 uV
+    /// noise, and integrating it would cost the smooth solver mode (sub-steps
+    /// of a fraction of a period at the power-up 1 kHz) for nothing.
     fn is_on(&self) -> bool {
-        self.amplitude_V != 0.0 && self.f_Hz > 0.0
+        self.amplitude_V.abs() >= 1e-6 && self.f_Hz > 0.0
     }
 
     fn volts(&self, t_true_s: f64) -> f64 {
@@ -339,7 +343,10 @@ impl World {
                     self.electrode.step_smooth(
                         dt_s,
                         E_at,
-                        1.0 / (ext.f_Hz * SINE_SUBSTEPS_PER_PERIOD),
+                        // Floor: a kHz sine is not worth 2.5 us sub-steps
+                        // (the film's response there is ~0; only the phase
+                        // accuracy above ~250 Hz suffers).
+                        (1.0 / (ext.f_Hz * SINE_SUBSTEPS_PER_PERIOD)).max(1e-5),
                     )
                 }
                 Program::Hold { E_V } => self
