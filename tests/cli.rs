@@ -802,6 +802,13 @@ fn esm_sweep_response_matches_the_strain_transfer_of_the_film() {
     // shape is H(omega tau) of the film (PHYSICS.md section 4). The
     // software lock-in demodulates the raw deflection against the measured
     // potential over the last whole periods of each frequency.
+    // Tolerance: 5 % / 3 deg for the model (the 20 mV sine is not quite
+    // small-signal: the lattice-gas isotherm compresses the fundamental by
+    // a^2/16 = 3.8 % at a = F 20 mV / RT, fully felt only at the lowest
+    // frequencies), plus 3 standard errors of the fit from the detector
+    // noise (which dominates at the top frequencies, a few pm of signal).
+    // The hardware lock-in reads the same deflection through its own
+    // filters: 15 % plus the same noise allowance.
     let dir = tmpdir("esm");
     let recipe_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/esm-sweep.toml");
     let recipe = vegard_recipe::load_recipe(&recipe_path).unwrap();
@@ -818,38 +825,42 @@ fn esm_sweep_response_matches_the_strain_transfer_of_the_film() {
     let ph = t.f64("response_phase_deg").unwrap();
     let lock = t.f64("lockin_deflection_amp_nm").unwrap();
     let e_amp = t.f64("E_amp_V").unwrap();
+    let u_amp = t.f64("deflection_amp_nm").unwrap();
+    let resid = t.f64("deflection_residual_nm_rms").unwrap();
+    let dt_s = esm.ca_sample_interval_s();
     assert_eq!(f.len(), esm.frequencies_Hz().len(), "one row per frequency");
     let p = vegard_recipe::SimParams::default();
+    let mut failures = Vec::new();
     for k in 0..f.len() {
         let want = vegard_sim::model::strain_transfer_nm_per_V(&p, esm.dc_V, f[k]);
         let d_amp = amp[k] / want.abs() - 1.0;
         let d_ph = (ph[k] - want.arg_deg() + 540.0).rem_euclid(360.0) - 180.0;
         let d_lock = lock[k] / e_amp[k] / want.abs() - 1.0;
+        // Standard error of a sine amplitude fitted to N noisy samples.
+        let n = f64::from(esm.periods) / (f[k] * dt_s);
+        let se = resid[k] * (2.0 / n).sqrt() / u_amp[k];
         eprintln!(
-            "ESM {:8.4} Hz: {:7.3} nm/V ({:+.2} %), {:+7.2} deg ({:+.2} deg); lock-in {:+.2} %",
+            "ESM {:8.4} Hz: {:7.3} nm/V ({:+.2} %), {:+7.2} deg ({:+.2} deg); lock-in {:+.2} %; noise SE {:.2} %",
             f[k],
             amp[k],
             100.0 * d_amp,
             ph[k],
             d_ph,
-            100.0 * d_lock
+            100.0 * d_lock,
+            100.0 * se
         );
-        assert!(
-            d_amp.abs() < 0.03,
-            "amplitude off by {d_amp} at {} Hz",
-            f[k]
-        );
-        assert!(d_ph.abs() < 3.0, "phase off by {d_ph} deg at {} Hz", f[k]);
-        assert!(
-            d_lock.abs() < 0.10,
-            "hardware lock-in off by {d_lock} at {} Hz",
-            f[k]
-        );
-        assert!(
-            (e_amp[k] / esm.amplitude_V - 1.0).abs() < 0.05,
-            "sine at the cell"
-        );
+        if d_amp.abs() > 0.05 + 3.0 * se
+            || d_ph.abs() > 3.0 + 3.0 * se.to_degrees()
+            || d_lock.abs() > 0.15 + 3.0 * se
+            || (e_amp[k] / esm.amplitude_V - 1.0).abs() > 0.05
+        {
+            failures.push(f[k]);
+        }
     }
+    assert!(
+        failures.is_empty(),
+        "off at {failures:?} Hz (see the lines above)"
+    );
 }
 
 /// A two-temperature campaign (the shipped one has five and takes minutes).

@@ -726,6 +726,7 @@ async fn record_step(
         _ => None,
     };
     let mut esm_switched_ns: i64 = 0;
+    let mut esm_loops_done: u32 = 0;
     let mut esm_tc_s = f64::NAN;
     if let Some(d) = &esm {
         match d.switch(ctx.lockin.as_mut(), 0).await {
@@ -841,6 +842,11 @@ async fn record_step(
                         PstatEvent::Finished => finished = true,
                         PstatEvent::ScanEnd { scan } => {
                             let _ = ctx.events.append("scan_end", host_ns, json!({"step": step_index, "scan": scan}));
+                        }
+                        PstatEvent::LoopEnd => {
+                            // In an ESM sweep each CA loop is one frequency.
+                            let scan = esm_loops_done;
+                            esm_loops_done += 1;
                             if let Some(d) = &esm {
                                 // The frequency just finished: read the hardware
                                 // lock-in, then switch the sine to the next one.
@@ -1001,8 +1007,11 @@ struct EsmDrive {
 }
 
 impl EsmDrive {
-    /// Switch the sine to frequency `k`; returns the time constant set, s
-    /// (a fifth of the dwell: settled to e^-5 by the time it is read).
+    /// Switch the sine to frequency `k`; returns the time constant set, s.
+    /// A thirtieth of the dwell is asked for (the instrument rounds up to
+    /// its 1-3-10 table, so at most a tenth): with the synchronous filter
+    /// there is no 2f ripple to suppress, so the shortest time constant
+    /// that averages noise settles best within the dwell.
     async fn switch(&self, lockin: Option<&mut Box<dyn LockIn>>, k: usize) -> Result<f64, String> {
         let Some(l) = lockin else {
             return Err(
@@ -1013,7 +1022,7 @@ impl EsmDrive {
             return Err(format!("ESM frequency {k} out of range"));
         };
         let tc = l
-            .set_time_constant(dwell_s / 5.0)
+            .set_time_constant(dwell_s / 30.0)
             .await
             .map_err(|e| format!("lock-in: {e}"))?;
         l.set_sine(f_Hz, self.sine_V_peak)

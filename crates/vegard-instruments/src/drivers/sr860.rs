@@ -75,7 +75,8 @@ pub fn slvl_from_peak(amplitude_V_peak: f64) -> Result<f64, Fault> {
 pub struct Sr860 {
     client: ScpiClient<TcpStream>,
     resource: String,
-    /// `RSRC 0` (internal reference) is sent with the first `set_sine`.
+    /// `RSRC 0` (internal reference) and `SYNC 1` (synchronous filter) are
+    /// sent with the first `set_sine`.
     reference_internal: bool,
 }
 
@@ -146,10 +147,32 @@ impl Sr860 {
         let rms = slvl_from_peak(amplitude_V_peak).map_err(|f| self.err(f))?;
         if !self.reference_internal {
             self.write("RSRC 0").await?;
+            // Synchronous filter: averages the products over whole
+            // reference periods, removing the 2f ripple, so a short time
+            // constant settles within an ESM dwell of a few periods.
+            self.write("SYNC 1").await?;
             self.reference_internal = true;
         }
         self.write(&format!("FREQ {}", scpi_number(f_Hz))).await?;
-        self.write(&format!("SLVL {}", scpi_number(rms))).await
+        self.write(&format!("SLVL {}", scpi_number(rms))).await?;
+        self.wait_complete("SLVL").await
+    }
+
+    /// `*OPC?`: the SR860 answers set commands with nothing, so this is
+    /// the only proof they were carried out before the caller goes on (the
+    /// sine must be at its new frequency before the potentiostat's loop
+    /// starts, and off before the run reports the bench safe).
+    async fn wait_complete(&mut self, after: &str) -> Result<(), InstrumentError> {
+        let reply = self.client.query("*OPC?").await.map_err(|f| self.err(f))?;
+        if reply.trim() == "1" {
+            Ok(())
+        } else {
+            Err(self.err(Fault::BadReply {
+                command: format!("*OPC? after {after}"),
+                reply,
+                reason: "expected 1".into(),
+            }))
+        }
     }
 
     async fn set_time_constant_impl(&mut self, tc_s: f64) -> Result<f64, InstrumentError> {
@@ -197,7 +220,8 @@ impl LockIn for Sr860 {
         Box::pin(self.identify_impl())
     }
 
-    /// `RSRC 0` (first call only), `FREQ f`, `SLVL peak/sqrt 2`.
+    /// `RSRC 0` and `SYNC 1` (first call only), `FREQ f`, `SLVL peak/sqrt 2`,
+    /// then `*OPC?` so the sine has changed before this returns.
     fn set_sine(&mut self, f_Hz: f64, amplitude_V_peak: f64) -> BoxFut<'_, ()> {
         Box::pin(self.set_sine_impl(f_Hz, amplitude_V_peak))
     }
@@ -216,7 +240,8 @@ impl LockIn for Sr860 {
     fn sine_off(&mut self) -> BoxFut<'_, ()> {
         Box::pin(async move {
             self.write(&format!("SLVL {}", scpi_number(SLVL_MIN_V_RMS)))
-                .await
+                .await?;
+            self.wait_complete("SLVL").await
         })
     }
 }

@@ -54,8 +54,9 @@ async fn session_transcript_sine_time_constant_snapshots_sine_off() {
     li.sine_off().await.unwrap();
     drop(li);
     let received = peer.await.unwrap().unwrap();
-    assert_eq!(received.len(), 10);
-    assert_eq!(received.last().unwrap(), "SLVL 0.000000001");
+    assert_eq!(received.len(), 14);
+    assert_eq!(received[received.len() - 2], "SLVL 0.000000001");
+    assert_eq!(received.last().unwrap(), "*OPC?");
 }
 
 #[tokio::test]

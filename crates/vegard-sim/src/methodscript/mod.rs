@@ -230,6 +230,12 @@ struct Run {
     /// Rising trigger edge not yet claimed by a loop.
     pending_edge: Option<Edge>,
     in_loop: bool,
+    /// True instant the last time-domain loop ended on the device's
+    /// timeline. Back-to-back loops (no edge, no wait between) continue from
+    /// it, as the firmware's loop timing does; starting from "now" would
+    /// add the emulator's own processing latency, scaled by the bench's
+    /// time acceleration, to every loop.
+    last_loop_end_true_s: Option<f64>,
 }
 
 struct Executor {
@@ -406,6 +412,7 @@ impl Executor {
                     lock(&self.shared.world).set_program_now(Program::OpenCircuit);
                 }
                 Cmd::Wait { t_s } => {
+                    run.last_loop_end_true_s = None;
                     let now = self.shared.clock.now_s();
                     let until = now + self.clock.true_interval_s(t_s);
                     self.wait_until(until, abortable)?;
@@ -419,9 +426,13 @@ impl Executor {
     fn meas_loop(&mut self, l: &MeasLoop, run: &mut Run) -> Result<(), Stop> {
         let (t0, segment) = {
             let mut world = lock(&self.shared.world);
+            let continued = run.last_loop_end_true_s.take();
             let start = match run.pending_edge.take() {
                 Some(edge) => (edge.t_true_s, edge.index),
-                None => (world.now_s(), SampleTruth::NO_TRIGGER),
+                None => (
+                    continued.unwrap_or_else(|| world.now_s()),
+                    SampleTruth::NO_TRIGGER,
+                ),
             };
             if world.cell_is_on() {
                 match l.kind {
@@ -524,6 +535,10 @@ impl Executor {
         }
         self.send("*");
         run.in_loop = false;
+        run.last_loop_end_true_s = Some(
+            self.clock
+                .event_true_s(t0, l.kind.n_samples() as f64 * interval_s),
+        );
         let end_V = match l.kind {
             LoopKind::Cv { wave, .. } => Some(wave.E_begin_V),
             LoopKind::Lsv { wave, .. } => Some(wave.E_end_V),

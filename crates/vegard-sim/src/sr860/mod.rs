@@ -145,6 +145,13 @@ impl LockIn {
         if behind > MAX_BACKLOG_SAMPLES {
             self.next_sample_s += (behind - MAX_BACKLOG_SAMPLES).floor() * self.sample_dt_s;
         }
+        if self.s.slvl_V_rms < 1e-6 {
+            // Parked sine (the host's "off"): nothing drives the cell, so
+            // the demodulator would only integrate noise. Skipping it keeps
+            // an idle lock-in from costing the bench CPU at high speed-up.
+            self.next_sample_s = now;
+            return;
+        }
         let phase_shift = self.s.phase_deg.to_radians();
         while self.next_sample_s <= now {
             let t = self.next_sample_s;
