@@ -193,8 +193,13 @@ pub(crate) struct Waiting {
 }
 
 /// Set the stage to `setpoint_K` and wait until its reading stays within
-/// `tolerance_K` for `hold_s` (experiment seconds). Not stable after
-/// `timeout_s`: an error (the run aborts, the cell is switched off).
+/// `tolerance_K` for `hold_s` (experiment seconds) AND has stopped moving:
+/// the least-squares slope over that window, times `hold_s`, is under half
+/// the tolerance. Without the second test a stage that overshoots is
+/// declared stable on its way up, while the overshoot is still coming (a
+/// PID-controlled stage with a 20 s time constant spends more than 10 s
+/// inside a 0.3 K band before it leaves it again at the peak). Not stable
+/// after `timeout_s`: an error (the run aborts, the cell is switched off).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn stabilise(
     stage: &mut StageHandle,
@@ -210,7 +215,8 @@ pub(crate) async fn stabilise(
     stage.set_setpoint_K(setpoint_K).await?;
     let start_ns = clock.now_ns();
     let exp_s = |ns: i64| (ns - start_ns) as f64 * 1e-9 * speed;
-    let mut stable_since: Option<i64> = None;
+    // In-band readings of the current stretch: (host ns, K).
+    let mut band: std::collections::VecDeque<(i64, f64)> = std::collections::VecDeque::new();
     let mut last_T = f64::NAN;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -223,12 +229,20 @@ pub(crate) async fn stabilise(
                 if r.host_ns < start_ns { continue; } // from before the new setpoint
                 last_T = r.T_K;
                 if (r.T_K - setpoint_K).abs() <= tolerance_K {
-                    let since = *stable_since.get_or_insert(r.host_ns);
-                    if (r.host_ns - since) as f64 * 1e-9 * speed >= hold_s {
-                        return Ok(Stabilised { waited_s: exp_s(r.host_ns), T_K: r.T_K });
+                    band.push_back((r.host_ns, r.T_K));
+                    let span_s = |a: i64, b: i64| (b - a) as f64 * 1e-9 * speed;
+                    // Keep one hold window (plus the reading that opens it).
+                    while band.len() > 2 && span_s(band[1].0, r.host_ns) >= hold_s {
+                        band.pop_front();
+                    }
+                    if span_s(band[0].0, r.host_ns) >= hold_s {
+                        let slope_K_per_s = slope(&band, speed);
+                        if (slope_K_per_s * hold_s).abs() <= 0.5 * tolerance_K {
+                            return Ok(Stabilised { waited_s: exp_s(r.host_ns), T_K: r.T_K });
+                        }
                     }
                 } else {
-                    stable_since = None;
+                    band.clear();
                 }
             }
             _ = cancel.wait_for(|c| *c) => {
@@ -247,10 +261,43 @@ pub(crate) async fn stabilise(
                 }
                 progress(Waiting {
                     T_K: last_T,
-                    stable_s: stable_since.map_or(0.0, |s| (now - s) as f64 * 1e-9 * speed),
+                    stable_s: band.front().map_or(0.0, |s| (now - s.0) as f64 * 1e-9 * speed),
                     elapsed_s: exp_s(now),
                 });
             }
         }
+    }
+}
+
+/// Least-squares slope of (host ns, K) readings, K per experiment second.
+fn slope(points: &std::collections::VecDeque<(i64, f64)>, speed: f64) -> f64 {
+    let n = points.len() as f64;
+    let Some(&(t0, _)) = points.front() else {
+        return 0.0;
+    };
+    let t = |ns: i64| (ns - t0) as f64 * 1e-9 * speed;
+    let tm = points.iter().map(|p| t(p.0)).sum::<f64>() / n;
+    let ym = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let (mut sxx, mut sxy) = (0.0, 0.0);
+    for p in points {
+        sxx += (t(p.0) - tm).powi(2);
+        sxy += (t(p.0) - tm) * (p.1 - ym);
+    }
+    if sxx > 0.0 { sxy / sxx } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slope_of_a_ramp_in_experiment_seconds() {
+        // 0.1 K per wall second at 10x speed = 0.01 K per experiment second.
+        let pts: std::collections::VecDeque<(i64, f64)> = (0..20)
+            .map(|k| (k * 100_000_000, 300.0 + 0.01 * k as f64))
+            .collect();
+        assert!((slope(&pts, 10.0) - 0.01).abs() < 1e-12);
+        let flat: std::collections::VecDeque<(i64, f64)> = (0..5).map(|k| (k, 300.0)).collect();
+        assert_eq!(slope(&flat, 1.0), 0.0);
     }
 }
