@@ -72,12 +72,24 @@ fn eis_matches_the_model_at(T_K: f64) -> Vec<(f64, f64, f64)> {
     let truth = bench.truth_log();
     assert_eq!(truth.impedance.len(), 7);
     assert_eq!(truth.potentiostat.len(), 7);
-    let t0 = bench
+    // This script raises no trigger edge, so the loop's start is only known
+    // from the `M0000` line's stamp, taken when it is written (tens of ms
+    // late on a loaded machine). The first point is checked loosely against
+    // it; the spacing of the points, on the device clock, tightly.
+    let t_m = bench
         .log()
         .iter()
         .find(|e| e.line == "M0000")
         .unwrap()
         .t_true_s;
+    let first = truth.impedance[0];
+    let d0 = vegard_recipe::eis_point_duration_s(first.f_Hz);
+    assert!(
+        (first.t_true_s - t_m - d0).abs() < 0.2,
+        "first point {} s after M0000, expected {d0}",
+        first.t_true_s - t_m
+    );
+    let t0 = first.t_true_s - d0;
     let mut t_dev = 0.0;
     for (k, point) in truth.impedance.iter().enumerate() {
         assert_eq!(point.index, k as u64);
@@ -86,10 +98,10 @@ fn eis_matches_the_model_at(T_K: f64) -> Vec<(f64, f64, f64)> {
         let z = impedance_ohm(&p, 0.4, point.f_Hz);
         assert!((point.Z_re_ohm - z.re).abs() < 1e-9 * z.abs());
         t_dev += vegard_recipe::eis_point_duration_s(point.f_Hz);
-        // Loop start is logged a little after the loop's t0 (same lock);
-        // clock drift 20 ppm, jitter 20 us, scheduling a few ms.
+        // Device clock: offset from the edge only through drift (20 ppm
+        // of ~2.5 s) and 20 us jitter.
         let residual = point.t_true_s - t0 - t_dev;
-        assert!(residual.abs() < 0.02, "point {k}: {residual} s");
+        assert!(residual.abs() < 1e-3, "point {k}: {residual} s");
     }
     assert!(!bench.cell_is_on());
     points
