@@ -14,10 +14,12 @@
 //! Units are in the names: `t_s`, `E_V`, `I_A`, `deflection_nm`, `Q_F_C`,
 //! `slope_nm_per_mC`.
 
+mod arrhenius;
 mod charge;
 mod cv;
 mod deformation;
 mod error;
+mod esm_fit;
 mod fit;
 mod harmonic;
 
@@ -30,5 +32,9 @@ pub use deformation::{
     CdlSource, CvInput, CycleFit, DeformationVsCharge, MIN_POINTS_PER_CYCLE, SkippedCycle,
     apparent_partial_molar_volume_cm3_per_mol, deformation_vs_charge,
 };
+pub use arrhenius::{Arrhenius, EaDifference, compare, fit_arrhenius};
 pub use error::AnalysisError;
+pub use esm_fit::{
+    EsmFit, EsmFitOptions, Weighting, film_transfer_H, fit_esm_h, fit_esm_h_corrected,
+};
 pub use harmonic::{EsmPoint, Harmonics, Phasor, esm_point, harmonics};
