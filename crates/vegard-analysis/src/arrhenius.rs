@@ -142,7 +142,7 @@ pub fn fit_arrhenius(
         sxy += w * (x - x_mean) * (y - y_mean);
     }
     // Relative to the spread of 1/T itself: equal temperatures give 0.
-    if !(sxx > 1e-20 * sw * x_mean * x_mean) {
+    if sxx.is_nan() || sxx <= 1e-20 * sw * x_mean * x_mean {
         return Err(AnalysisError::Degenerate(
             "all temperatures are equal: no slope".into(),
         ));
@@ -180,7 +180,8 @@ pub fn fit_arrhenius(
         ea_ci95_eV,
         ea_kJ_per_mol: ea_eV * KJ_PER_MOL_PER_EV,
         ea_se_kJ_per_mol: ea_se_eV * KJ_PER_MOL_PER_EV,
-        ea_ci95_kJ_per_mol: ea_ci95_eV.map(|[lo, hi]| [lo * KJ_PER_MOL_PER_EV, hi * KJ_PER_MOL_PER_EV]),
+        ea_ci95_kJ_per_mol: ea_ci95_eV
+            .map(|[lo, hi]| [lo * KJ_PER_MOL_PER_EV, hi * KJ_PER_MOL_PER_EV]),
         t_975,
         ln_inv_tau0: intercept,
         ln_inv_tau0_se,
@@ -270,6 +271,10 @@ mod tests {
         assert!((d.diff_eV - 0.05).abs() < 1e-9);
         assert!((d.se_eV - 0.05).abs() < 1e-12);
         assert!((d.z - 1.0).abs() < 1e-7);
-        assert!((d.p_two_sided - 0.317_310_5).abs() < 1e-6, "{}", d.p_two_sided);
+        assert!(
+            (d.p_two_sided - 0.317_310_5).abs() < 1e-6,
+            "{}",
+            d.p_two_sided
+        );
     }
 }

@@ -23,6 +23,7 @@ mod esm_fit;
 mod fit;
 mod harmonic;
 
+pub use arrhenius::{Arrhenius, EaDifference, compare, fit_arrhenius};
 pub use charge::{
     CdlEstimate, CdlOptions, cumulative_charge_C, estimate_C_dl_F, estimate_C_dl_F_with,
     faradaic_charge_C,
@@ -32,7 +33,6 @@ pub use deformation::{
     CdlSource, CvInput, CycleFit, DeformationVsCharge, MIN_POINTS_PER_CYCLE, SkippedCycle,
     apparent_partial_molar_volume_cm3_per_mol, deformation_vs_charge,
 };
-pub use arrhenius::{Arrhenius, EaDifference, compare, fit_arrhenius};
 pub use error::AnalysisError;
 pub use esm_fit::{
     EsmFit, EsmFitOptions, Weighting, film_transfer_H, fit_esm_h, fit_esm_h_corrected,
