@@ -14,13 +14,16 @@
 //! Units are in the names: `t_s`, `E_V`, `I_A`, `deflection_nm`, `Q_F_C`,
 //! `slope_nm_per_mC`.
 
+mod arrhenius;
 mod charge;
 mod cv;
 mod deformation;
 mod error;
+mod esm_fit;
 mod fit;
 mod harmonic;
 
+pub use arrhenius::{Arrhenius, EaDifference, compare, fit_arrhenius};
 pub use charge::{
     CdlEstimate, CdlOptions, cumulative_charge_C, estimate_C_dl_F, estimate_C_dl_F_with,
     faradaic_charge_C,
@@ -31,4 +34,7 @@ pub use deformation::{
     apparent_partial_molar_volume_cm3_per_mol, deformation_vs_charge,
 };
 pub use error::AnalysisError;
+pub use esm_fit::{
+    EsmFit, EsmFitOptions, Weighting, film_transfer_H, fit_esm_h, fit_esm_h_corrected,
+};
 pub use harmonic::{EsmPoint, Harmonics, Phasor, esm_point, harmonics};

@@ -1,0 +1,624 @@
+//! ESM spectrum fit: the diffusion time `tau_ESM` of the film from the
+//! deflection per volt measured at a set of frequencies (PHYSICS.md §4-5).
+//!
+//! The film's inserted amount under a small sine follows
+//! `N(w) = L dc_s H(w tau)`, `H(s) = tanh(sqrt(j s)) / sqrt(j s)`, and the
+//! Vegard deflection is `kappa` times the faradaic charge. Linearising the
+//! isotherm, the surface concentration change is the potential across the
+//! Warburg element (`V_W`) times a real constant, so for pure Vegard strain
+//!
+//! ```text
+//! u / V_W = kappa C_int H(w tau),   C_int = tau / Z0,
+//! ```
+//!
+//! a *real* amplitude `A = kappa C_int` (negative for a film that expands on
+//! insertion) times `H`. That is why `A` is real here: a complex `A` would
+//! absorb exactly the phase information that determines `tau`. An
+//! electrostatic force on the lever (or any other response that follows the
+//! cell potential instantly) adds a frequency-flat real term `B` per volt of
+//! cell potential.
+//!
+//! The cell potential `E` is not `V_W`: `R_s` and `R_ct` in series take
+//! their share, more so at high frequency where `|Z_W|` is small. Fitting
+//! `u/E = A H + B` directly ([`fit_esm_h`]) therefore distorts the shape and
+//! biases `tau`: on the default bench at 25 degC (`R_s + R_ct` = 21 ohm
+//! against `|Z_W|` ~ 40 ohm at the knee) the raw fit gives twice the true
+//! `tau` (+110 %) with a 30 % relative misfit, and the bias grows as `tau`
+//! shortens with temperature (Arrhenius on raw fits: 0.17 eV instead of
+//! 0.45 eV); see tests/esm_arrhenius.rs. A large `misfit_rms` is the
+//! warning sign. [`fit_esm_h_corrected`] removes the distortion
+//! with the series resistance from the EIS fit at the same temperature:
+//! `V_eff = E - I R_series` is the driving potential of the film, and the
+//! model becomes `u/E = A H (V_eff/E) + B`, i.e. `A H = (u - B E)/V_eff`.
+//! `B` stays per volt of *cell* potential because the electrostatic force
+//! follows the potential between sample and tip, not the interface
+//! potential. With `B = 0` and modulus weighting this is the same fit as
+//! dividing `u` by `V_eff` and fitting `A H`.
+//!
+//! `R_series = R_s + R_ct` treats all of `I` as faradaic; the double-layer
+//! share `j w C_dl Z_F` is below 2 % over an ESM window (<= 1 Hz on the
+//! default bench), which leaves a tau error of +0.4 % there (noise-free
+//! test), small against the 1.5 % scatter from 1 % lock-in noise.
+//!
+//! Method: `A` and `B` enter linearly, so for each trial `tau` they follow
+//! from a 2x2 linear least-squares problem (variable projection). `ln tau`
+//! is found by a grid over the window the frequencies can resolve, refined
+//! by golden-section search; no starting guess is needed and the search
+//! cannot wander to negative `tau`. Standard errors come from the Jacobian
+//! of all three parameters at the optimum, scaled by the residual variance
+//! (so they reflect the actual scatter, including model misfit).
+
+use serde::{Deserialize, Serialize};
+use std::f64::consts::PI;
+
+use crate::{AnalysisError, Phasor};
+
+/// How the complex residuals are weighted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Weighting {
+    /// Divide each residual by the measured `|u/E|`: every frequency counts
+    /// by its relative error, as for lock-in noise proportional to the
+    /// signal. The spectrum spans an order of magnitude between the plateau
+    /// and 1 Hz, so unit weights would let the plateau alone decide.
+    #[default]
+    Modulus,
+    /// Plain least squares in nm/V (constant absolute noise).
+    Unit,
+}
+
+/// Options for [`fit_esm_h`] and [`fit_esm_h_corrected`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EsmFitOptions {
+    /// Fit the frequency-flat real background `B` (electrostatic term).
+    pub background: bool,
+    pub weighting: Weighting,
+}
+
+impl Default for EsmFitOptions {
+    fn default() -> Self {
+        EsmFitOptions {
+            background: true,
+            weighting: Weighting::Modulus,
+        }
+    }
+}
+
+/// Result of an ESM spectrum fit `u/E = A H(2 pi f tau) g + B`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EsmFit {
+    /// Diffusion time `L^2/D` seen by the strain, s.
+    pub tau_s: f64,
+    /// Standard error of `tau_s` (`tau_s * ln_tau_se`), s.
+    pub tau_se_s: f64,
+    /// Standard error of `ln tau`, what the Arrhenius fit wants.
+    pub ln_tau_se: f64,
+    /// Real amplitude `kappa C_int`, nm per volt of film driving potential.
+    pub A_nm_per_V: f64,
+    pub A_se_nm_per_V: f64,
+    /// Frequency-flat real background, nm per volt of cell potential; 0 when
+    /// not fitted.
+    pub B_nm_per_V: f64,
+    /// `None` when `B` was not fitted.
+    pub B_se_nm_per_V: Option<f64>,
+    /// `sqrt(weighted RSS / dof)`: with modulus weighting the relative
+    /// misfit per real component (about the noise level for a good fit).
+    pub misfit_rms: f64,
+    /// Frequencies used.
+    pub n_points: usize,
+    /// `2 n_points - parameters` (each frequency gives two real residuals).
+    pub dof: usize,
+    /// True for [`fit_esm_h_corrected`].
+    pub corrected: bool,
+}
+
+/// `H(s) = tanh(sqrt(j s)) / sqrt(j s)` as a phasor, `s = w tau >= 0`.
+///
+/// `H -> 1 - j s/3` for small `s`; `|H| = 1/sqrt 2` at `s = 2.61`; phase ->
+/// -45 deg for large `s`. NaN for negative or non-finite `s`.
+pub fn film_transfer_H(s: f64) -> Phasor {
+    let h = transfer(s).0;
+    Phasor::new(h.re, h.im)
+}
+
+/// Fit `u/E = A H(2 pi f tau) + B` to an ESM spectrum (`response` = the
+/// lock-in's `u/E` in nm/V at `f_Hz`). Biased when `R_s + R_ct` are not
+/// small against the Warburg impedance; see [`fit_esm_h_corrected`].
+pub fn fit_esm_h(
+    f_Hz: &[f64],
+    response: &[Phasor],
+    options: &EsmFitOptions,
+) -> Result<EsmFit, AnalysisError> {
+    check_len("response", f_Hz.len(), response.len())?;
+    let drive = vec![Cx::ONE; f_Hz.len()];
+    fit(f_Hz, response, drive, options, false)
+}
+
+/// Fit `u/E = A H(2 pi f tau) (V_eff/E) + B` with the film's driving
+/// potential `V_eff = E - I R_series_ohm`, from the potential and current
+/// phasors `E_V`, `I_A` of the same periods as `response`.
+/// `R_series_ohm = R_s + R_ct` from the EIS fit at the same temperature.
+pub fn fit_esm_h_corrected(
+    f_Hz: &[f64],
+    response: &[Phasor],
+    E_V: &[Phasor],
+    I_A: &[Phasor],
+    R_series_ohm: f64,
+    options: &EsmFitOptions,
+) -> Result<EsmFit, AnalysisError> {
+    let n = f_Hz.len();
+    check_len("response", n, response.len())?;
+    check_len("E_V", n, E_V.len())?;
+    check_len("I_A", n, I_A.len())?;
+    if !(R_series_ohm.is_finite() && R_series_ohm >= 0.0) {
+        return Err(AnalysisError::Parameter {
+            name: "R_series_ohm",
+            value: R_series_ohm,
+            why: "must be a finite resistance >= 0",
+        });
+    }
+    let mut drive = Vec::with_capacity(n);
+    for (k, (e, i)) in E_V.iter().zip(I_A).enumerate() {
+        let e = Cx::from(*e);
+        let v_eff = e - Cx::from(*i).scale(R_series_ohm);
+        let g = v_eff / e;
+        if !g.is_finite() || g.abs() < 1e-6 {
+            return Err(AnalysisError::Degenerate(format!(
+                "no film driving potential at point {k} (E = {e:?}, V_eff = {v_eff:?})"
+            )));
+        }
+        drive.push(g);
+    }
+    fit(f_Hz, response, drive, options, true)
+}
+
+fn check_len(name: &str, expected: usize, got: usize) -> Result<(), AnalysisError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(AnalysisError::Degenerate(format!(
+            "{name} has {got} points but f_Hz has {expected}"
+        )))
+    }
+}
+
+/// Grid points per decade of `tau` in the coarse search: the cost surface
+/// has one minimum a decade or more wide, 20/decade brackets it safely.
+const GRID_PER_DECADE: f64 = 20.0;
+/// `tau` is searched from `0.01/w_max` to `100/w_min`: beyond that `H` is in
+/// its asymptote (1 or `1/sqrt(j s)`) at every frequency and `tau` is not
+/// determined.
+const SEARCH_MARGIN: f64 = 100.0;
+
+struct Problem {
+    omega: Vec<f64>,
+    /// Weighted data `w_k y_k`.
+    y: Vec<Cx>,
+    /// Weighted model factor `w_k g_k` of `A H`.
+    a: Vec<Cx>,
+    /// Weight `w_k` (the model column of `B`).
+    w: Vec<f64>,
+    background: bool,
+}
+
+/// `(A, B, RSS)` at one `ln tau`.
+struct Linear {
+    a: f64,
+    b: f64,
+    rss: f64,
+}
+
+impl Problem {
+    fn linear(&self, ln_tau: f64) -> Option<Linear> {
+        let tau = ln_tau.exp();
+        let (mut aa, mut ab, mut bb, mut ay, mut by) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let cols: Vec<Cx> = self
+            .omega
+            .iter()
+            .zip(&self.a)
+            .map(|(&om, &a)| a * transfer(om * tau).0)
+            .collect();
+        for ((c, y), &w) in cols.iter().zip(&self.y).zip(&self.w) {
+            aa += c.dot(*c);
+            ab += c.re * w;
+            bb += w * w;
+            ay += c.dot(*y);
+            by += y.re * w;
+        }
+        let (a, b) = if self.background {
+            let det = aa * bb - ab * ab;
+            if det.is_nan() || det <= 1e-12 * aa * bb {
+                return None;
+            }
+            ((bb * ay - ab * by) / det, (aa * by - ab * ay) / det)
+        } else {
+            if aa.is_nan() || aa <= 0.0 {
+                return None;
+            }
+            (ay / aa, 0.0)
+        };
+        let rss = cols
+            .iter()
+            .zip(&self.y)
+            .zip(&self.w)
+            .map(|((c, y), &w)| {
+                let r = *y - c.scale(a) - Cx::new(b * w, 0.0);
+                r.dot(r)
+            })
+            .sum();
+        Some(Linear { a, b, rss })
+    }
+
+    fn rss(&self, ln_tau: f64) -> f64 {
+        self.linear(ln_tau).map_or(f64::INFINITY, |l| l.rss)
+    }
+}
+
+fn fit(
+    f_Hz: &[f64],
+    response: &[Phasor],
+    drive: Vec<Cx>,
+    options: &EsmFitOptions,
+    corrected: bool,
+) -> Result<EsmFit, AnalysisError> {
+    let n = f_Hz.len();
+    let p = if options.background { 3 } else { 2 };
+    if 2 * n <= p {
+        return Err(AnalysisError::Insufficient(format!(
+            "{n} frequencies cannot determine {p} parameters"
+        )));
+    }
+    for (&f, r) in f_Hz.iter().zip(response) {
+        if !(f.is_finite() && f > 0.0) {
+            return Err(AnalysisError::Parameter {
+                name: "f_Hz",
+                value: f,
+                why: "must be a finite frequency > 0",
+            });
+        }
+        if !(r.re.is_finite() && r.im.is_finite()) {
+            return Err(AnalysisError::Degenerate(format!(
+                "non-finite response at {f} Hz"
+            )));
+        }
+    }
+    let omega: Vec<f64> = f_Hz.iter().map(|f| 2.0 * PI * f).collect();
+    let w: Vec<f64> = match options.weighting {
+        Weighting::Unit => vec![1.0; n],
+        Weighting::Modulus => response.iter().map(|r| 1.0 / r.amplitude()).collect(),
+    };
+    if w.iter().any(|w| !w.is_finite()) {
+        return Err(AnalysisError::Degenerate(
+            "zero response cannot be modulus-weighted".into(),
+        ));
+    }
+    let problem = Problem {
+        y: response
+            .iter()
+            .zip(&w)
+            .map(|(r, &w)| Cx::from(*r).scale(w))
+            .collect(),
+        a: drive.iter().zip(&w).map(|(g, &w)| g.scale(w)).collect(),
+        omega,
+        w,
+        background: options.background,
+    };
+
+    // Coarse grid over ln tau.
+    let w_min = problem.omega.iter().copied().fold(f64::INFINITY, f64::min);
+    let w_max = problem.omega.iter().copied().fold(0.0, f64::max);
+    let lo = (1.0 / SEARCH_MARGIN / w_max).ln();
+    let hi = (SEARCH_MARGIN / w_min).ln();
+    let steps = ((hi - lo) / std::f64::consts::LN_10 * GRID_PER_DECADE).ceil() as usize;
+    let step = (hi - lo) / steps as f64;
+    let (best, best_rss) = (0..=steps)
+        .map(|k| (k, problem.rss(lo + k as f64 * step)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .ok_or_else(|| AnalysisError::Degenerate("empty tau search".into()))?;
+    if !best_rss.is_finite() {
+        return Err(AnalysisError::Degenerate(
+            "the model columns are degenerate at every tau".into(),
+        ));
+    }
+    if best == 0 || best == steps {
+        return Err(AnalysisError::Degenerate(format!(
+            "tau is outside what {:.3e}..{:.3e} Hz can resolve (best at the search edge, {:.3e} s)",
+            w_min / (2.0 * PI),
+            w_max / (2.0 * PI),
+            (lo + best as f64 * step).exp()
+        )));
+    }
+    let ln_tau = golden_min(
+        |x| problem.rss(x),
+        lo + (best - 1) as f64 * step,
+        lo + (best + 1) as f64 * step,
+    );
+    let lin = problem
+        .linear(ln_tau)
+        .ok_or_else(|| AnalysisError::Degenerate("degenerate model at the optimum".into()))?;
+
+    // Jacobian of the weighted model in (ln tau, A, B), two real rows per point.
+    let tau = ln_tau.exp();
+    let mut jtj = [[0.0f64; 3]; 3];
+    for k in 0..n {
+        let (h, dh) = transfer(problem.omega[k] * tau);
+        let d_ln_tau = (problem.a[k] * dh).scale(lin.a);
+        let d_a = problem.a[k] * h;
+        let d_b = Cx::new(problem.w[k], 0.0);
+        let cols = [d_ln_tau, d_a, d_b];
+        for i in 0..p {
+            for j in 0..p {
+                jtj[i][j] += cols[i].dot(cols[j]);
+            }
+        }
+    }
+    let cov = invert(&jtj, p).ok_or_else(|| {
+        AnalysisError::Degenerate("tau, A and B are not separable with these frequencies".into())
+    })?;
+    let dof = 2 * n - p;
+    let s2 = lin.rss / dof as f64;
+    let se = |i: usize| (s2 * cov[i][i]).max(0.0).sqrt();
+    let ln_tau_se = se(0);
+    Ok(EsmFit {
+        tau_s: tau,
+        tau_se_s: tau * ln_tau_se,
+        ln_tau_se,
+        A_nm_per_V: lin.a,
+        A_se_nm_per_V: se(1),
+        B_nm_per_V: lin.b,
+        B_se_nm_per_V: options.background.then(|| se(2)),
+        misfit_rms: s2.sqrt(),
+        n_points: n,
+        dof,
+        corrected,
+    })
+}
+
+/// Golden-section minimum of a unimodal `f` on `[a, b]`, to ~1e-10 in `x`
+/// (ln tau: a relative tau precision far below any noise).
+fn golden_min(f: impl Fn(f64) -> f64, mut a: f64, mut b: f64) -> f64 {
+    let r = 0.5 * (5f64.sqrt() - 1.0);
+    let mut c = b - r * (b - a);
+    let mut d = a + r * (b - a);
+    let (mut fc, mut fd) = (f(c), f(d));
+    for _ in 0..200 {
+        if (b - a).abs() < 1e-10 {
+            break;
+        }
+        if fc < fd {
+            b = d;
+            d = c;
+            fd = fc;
+            c = b - r * (b - a);
+            fc = f(c);
+        } else {
+            a = c;
+            c = d;
+            fc = fd;
+            d = a + r * (b - a);
+            fd = f(d);
+        }
+    }
+    0.5 * (a + b)
+}
+
+/// Inverse of the leading `p x p` block of a symmetric positive-definite
+/// matrix by Gauss-Jordan; `None` if (numerically) singular.
+fn invert(m: &[[f64; 3]; 3], p: usize) -> Option<[[f64; 3]; 3]> {
+    let mut a = *m;
+    let mut inv = [[0.0; 3]; 3];
+    for (i, row) in inv.iter_mut().enumerate().take(p) {
+        row[i] = 1.0;
+    }
+    let scale = (0..p).map(|i| a[i][i].abs()).fold(0.0, f64::max);
+    for col in 0..p {
+        let piv = (col..p).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        let pivot = a[piv][col].abs();
+        if pivot.is_nan() || pivot <= 1e-14 * scale {
+            return None;
+        }
+        a.swap(piv, col);
+        inv.swap(piv, col);
+        let d = a[col][col];
+        for j in 0..p {
+            a[col][j] /= d;
+            inv[col][j] /= d;
+        }
+        for i in 0..p {
+            if i != col {
+                let m = a[i][col];
+                for j in 0..p {
+                    a[i][j] -= m * a[col][j];
+                    inv[i][j] -= m * inv[col][j];
+                }
+            }
+        }
+    }
+    Some(inv)
+}
+
+/// `(H(s), dH/d ln s)`. With `u = sqrt(j s)`, `t = tanh u`:
+/// `dH/d ln s = (1 - t^2 - H)/2`.
+fn transfer(s: f64) -> (Cx, Cx) {
+    if s == 0.0 {
+        return (Cx::ONE, Cx::new(0.0, 0.0));
+    }
+    if !(s.is_finite() && s > 0.0) {
+        return (Cx::new(f64::NAN, f64::NAN), Cx::new(f64::NAN, f64::NAN));
+    }
+    let a = (0.5 * s).sqrt();
+    let u = Cx::new(a, a);
+    // tanh u = -m/(2 + m), m = exp(-2u) - 1: no overflow for large u, no
+    // cancellation for small u.
+    let m = u.scale(-2.0).exp_m1();
+    let t = -m / (Cx::new(2.0, 0.0) + m);
+    let h = t / u;
+    let dh = (Cx::ONE - t * t - h).scale(0.5);
+    (h, dh)
+}
+
+/// Minimal complex arithmetic for the fit (private; the public type is
+/// [`Phasor`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cx {
+    re: f64,
+    im: f64,
+}
+
+impl Cx {
+    const ONE: Cx = Cx { re: 1.0, im: 0.0 };
+    fn new(re: f64, im: f64) -> Self {
+        Cx { re, im }
+    }
+    fn scale(self, k: f64) -> Self {
+        Cx::new(self.re * k, self.im * k)
+    }
+    fn abs(self) -> f64 {
+        self.re.hypot(self.im)
+    }
+    fn is_finite(self) -> bool {
+        self.re.is_finite() && self.im.is_finite()
+    }
+    /// Real inner product `Re(self conj(o))`: residuals are stacked as
+    /// (re, im) pairs.
+    fn dot(self, o: Cx) -> f64 {
+        self.re * o.re + self.im * o.im
+    }
+    /// `exp(z) - 1`, accurate for small `|z|`.
+    fn exp_m1(self) -> Self {
+        let e = self.re.exp_m1();
+        let (s, c) = self.im.sin_cos();
+        let half = (0.5 * self.im).sin();
+        Cx::new(e * c - 2.0 * half * half, (e + 1.0) * s)
+    }
+}
+
+impl From<Phasor> for Cx {
+    fn from(p: Phasor) -> Self {
+        Cx::new(p.re, p.im)
+    }
+}
+
+impl std::ops::Add for Cx {
+    type Output = Cx;
+    fn add(self, o: Cx) -> Cx {
+        Cx::new(self.re + o.re, self.im + o.im)
+    }
+}
+
+impl std::ops::Sub for Cx {
+    type Output = Cx;
+    fn sub(self, o: Cx) -> Cx {
+        Cx::new(self.re - o.re, self.im - o.im)
+    }
+}
+
+impl std::ops::Neg for Cx {
+    type Output = Cx;
+    fn neg(self) -> Cx {
+        Cx::new(-self.re, -self.im)
+    }
+}
+
+impl std::ops::Mul for Cx {
+    type Output = Cx;
+    fn mul(self, o: Cx) -> Cx {
+        Cx::new(
+            self.re * o.re - self.im * o.im,
+            self.re * o.im + self.im * o.re,
+        )
+    }
+}
+
+impl std::ops::Div for Cx {
+    type Output = Cx;
+    /// Smith's algorithm (no overflow for large moduli).
+    fn div(self, o: Cx) -> Cx {
+        if o.re.abs() >= o.im.abs() {
+            let r = o.im / o.re;
+            let d = o.re + o.im * r;
+            Cx::new((self.re + self.im * r) / d, (self.im - self.re * r) / d)
+        } else {
+            let r = o.re / o.im;
+            let d = o.re * r + o.im;
+            Cx::new((self.re * r + self.im) / d, (self.im * r - self.re) / d)
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_limits_and_derivative() {
+        // Small s: H = 1 - j s/3 + O(s^2).
+        let h = film_transfer_H(1e-6);
+        assert!((h.re - 1.0).abs() < 1e-11 && (h.im + 1e-6 / 3.0).abs() < 1e-12);
+        // Large s: H -> 1/sqrt(j s), phase -45 deg.
+        let h = film_transfer_H(1e6);
+        assert!((h.phase_deg() + 45.0).abs() < 1e-9, "{}", h.phase_deg());
+        assert!((h.amplitude() - 1e-3).abs() < 1e-12);
+        // Analytic derivative against a central difference in ln s.
+        for s in [0.01, 0.7, 2.6, 40.0, 900.0] {
+            let d: f64 = 1e-5;
+            let (hp, hm) = (transfer(s * d.exp()).0, transfer(s * (-d).exp()).0);
+            let num = (hp - hm).scale(0.5 / d);
+            let ana = transfer(s).1;
+            assert!((num - ana).abs() < 1e-8 * ana.abs().max(1e-3), "{s}");
+        }
+        assert!(film_transfer_H(-1.0).re.is_nan());
+    }
+
+    #[test]
+    fn exact_h_spectrum_is_recovered_exactly() {
+        let tau = 12.5;
+        let f: Vec<f64> = (0..13).map(|k| 10f64.powf(-2.5 + k as f64 / 4.0)).collect();
+        let y: Vec<Phasor> = f
+            .iter()
+            .map(|f| {
+                let h = film_transfer_H(2.0 * PI * f * tau);
+                Phasor::new(-90.0 * h.re + 3.0, -90.0 * h.im)
+            })
+            .collect();
+        for weighting in [Weighting::Modulus, Weighting::Unit] {
+            let opt = EsmFitOptions {
+                background: true,
+                weighting,
+            };
+            let r = fit_esm_h(&f, &y, &opt).unwrap();
+            assert!((r.tau_s / tau - 1.0).abs() < 1e-8, "{r:?}");
+            assert!((r.A_nm_per_V + 90.0).abs() < 1e-6, "{r:?}");
+            assert!((r.B_nm_per_V - 3.0).abs() < 1e-6, "{r:?}");
+            assert!(r.misfit_rms < 1e-8 && r.dof == 23);
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let f = [0.1, 0.01];
+        let y = [Phasor::new(1.0, 0.0); 2];
+        let opt = EsmFitOptions::default();
+        assert!(fit_esm_h(&f, &y[..1], &opt).is_err());
+        assert!(matches!(
+            fit_esm_h(&[0.1], &y[..1], &opt),
+            Err(AnalysisError::Insufficient(_))
+        ));
+        assert!(matches!(
+            fit_esm_h(&[0.1, -1.0], &y, &opt),
+            Err(AnalysisError::Parameter { .. })
+        ));
+        // A flat spectrum has no knee: tau runs to the (short) search edge.
+        let f: Vec<f64> = (0..8).map(|k| 10f64.powf(-k as f64 / 3.0)).collect();
+        let flat = vec![Phasor::new(-5.0, 0.0); 8];
+        let no_bg = EsmFitOptions {
+            background: false,
+            ..opt
+        };
+        assert!(matches!(
+            fit_esm_h(&f, &flat, &no_bg),
+            Err(AnalysisError::Degenerate(_))
+        ));
+        assert!(fit_esm_h_corrected(&f, &flat, &flat, &flat, f64::NAN, &opt).is_err());
+    }
+}
