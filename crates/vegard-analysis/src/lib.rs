@@ -17,6 +17,7 @@
 mod charge;
 mod cv;
 mod deformation;
+mod eis;
 mod error;
 mod fit;
 mod harmonic;
@@ -29,6 +30,10 @@ pub use cv::{ChargeSummary, CvAnalysis, analyze_cv};
 pub use deformation::{
     CdlSource, CvInput, CycleFit, DeformationVsCharge, MIN_POINTS_PER_CYCLE, SkippedCycle,
     apparent_partial_molar_volume_cm3_per_mol, deformation_vs_charge,
+};
+pub use eis::{
+    C64, Circuit, CircuitElement, EisFit, ElementKind, Spectrum, Weighting, fit_circuit,
+    initial_guess, parse_eis_text, read_eis_csv,
 };
 pub use error::AnalysisError;
 pub use harmonic::{EsmPoint, Harmonics, Phasor, esm_point, harmonics};
