@@ -32,8 +32,8 @@ pub use deformation::{
     apparent_partial_molar_volume_cm3_per_mol, deformation_vs_charge,
 };
 pub use eis::{
-    C64, Circuit, CircuitElement, EisFit, ElementKind, Spectrum, Weighting, fit_circuit,
-    initial_guess, parse_eis_text, read_eis_csv,
+    C64, Circuit, CircuitElement, EisFit, ElementKind, LinKk, LinKkOptions, Spectrum, Weighting,
+    fit_circuit, initial_guess, lin_kk, lin_kk_with, parse_eis_text, read_eis_csv,
 };
 pub use error::AnalysisError;
 pub use harmonic::{EsmPoint, Harmonics, Phasor, esm_point, harmonics};

@@ -109,6 +109,6 @@ mod tests {
         let (f, z) = read_eis_csv(super::super::tests::FIXTURE).unwrap();
         assert_eq!(f.len(), 66);
         assert!((f[0] - 3.1623e-3).abs() < 1e-12);
-        assert!((z[0].1 + 2.043869854441892481e-02).abs() < 1e-15);
+        assert!((z[0].1 + 2.043_869_854_441_892_5e-2).abs() < 1e-15);
     }
 }

@@ -6,6 +6,7 @@
 //! - [`fit_circuit`]: complex nonlinear least squares by Levenberg-Marquardt
 //!   with positivity by log-parameters, standard errors and an automatic
 //!   initial guess;
+//! - [`lin_kk`]: Kramers-Kronig validation (Schönleber lin-KK);
 //! - [`read_eis_csv`]: three-column spectrum files.
 //!
 //! Convention (PHYSICS.md §3): Z = V/I with exp(+j w t), so a capacitive
@@ -15,10 +16,12 @@
 mod circuit;
 mod fit;
 mod io;
+mod kk;
 
 pub use circuit::{C64, Circuit, CircuitElement, ElementKind};
 pub use fit::{EisFit, Weighting, fit_circuit, initial_guess};
 pub use io::{Spectrum, parse_eis_text, read_eis_csv};
+pub use kk::{LinKk, LinKkOptions, lin_kk, lin_kk_with};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
