@@ -36,4 +36,26 @@ pub enum AnalysisError {
         value: f64,
         why: &'static str,
     },
+
+    /// An equivalent-circuit string that does not parse. `column` is
+    /// 1-based, counted in characters of the string as given.
+    #[error("circuit string, column {column}: expected {expected}, found {found}")]
+    CircuitSyntax {
+        column: usize,
+        expected: String,
+        found: String,
+    },
+
+    /// The nonlinear fit stopped without meeting a convergence criterion.
+    #[error("fit failed: {0}")]
+    FitFailed(String),
+
+    /// A data file that cannot be read or parsed; `line` is 1-based (0 when
+    /// the file could not be opened at all).
+    #[error("{path}:{line}: {why}")]
+    File {
+        path: String,
+        line: usize,
+        why: String,
+    },
 }

@@ -18,6 +18,7 @@ mod arrhenius;
 mod charge;
 mod cv;
 mod deformation;
+mod eis;
 mod error;
 mod esm_fit;
 mod fit;
@@ -33,8 +34,12 @@ pub use deformation::{
     CdlSource, CvInput, CycleFit, DeformationVsCharge, MIN_POINTS_PER_CYCLE, SkippedCycle,
     apparent_partial_molar_volume_cm3_per_mol, deformation_vs_charge,
 };
+pub use eis::{
+    C64, Circuit, CircuitElement, EisFit, ElementKind, LinKk, LinKkOptions, Spectrum,
+    Weighting as EisWeighting, fit_circuit, initial_guess, lin_kk, lin_kk_with, parse_eis_text, read_eis_csv,
+};
 pub use error::AnalysisError;
 pub use esm_fit::{
-    EsmFit, EsmFitOptions, Weighting, film_transfer_H, fit_esm_h, fit_esm_h_corrected,
+    EsmFit, EsmFitOptions, Weighting as EsmWeighting, film_transfer_H, fit_esm_h, fit_esm_h_corrected,
 };
 pub use harmonic::{EsmPoint, Harmonics, Phasor, esm_point, harmonics};

@@ -1,0 +1,600 @@
+//! Equivalent circuits in impedance.py syntax: parsing, impedance and its
+//! analytic parameter derivatives.
+//!
+//! Grammar (whitespace ignored):
+//!
+//! ```text
+//! circuit  := series
+//! series   := term ('-' term)*
+//! term     := 'p(' series (',' series)* ')' | element
+//! element  := ('R' | 'C' | 'L' | 'W' | 'Wo' | 'Ws' | 'CPE') index
+//! index    := [0-9_]+
+//! ```
+//!
+//! Parameter names follow impedance.py so that results can be compared line
+//! by line: one-parameter elements give their own name (`R0`, `C1`),
+//! multi-parameter elements append `_k` (`Wo1_0` = Z0, `Wo1_1` = tau), in
+//! order of appearance in the string.
+//!
+//! Derivatives are analytic (reverse-mode through the tree: an element's
+//! sensitivity is the product of `(Z_parallel / Z_branch)^2` factors on the
+//! way up), so the Jacobian costs about two impedance evaluations per point
+//! and never allocates.
+
+use serde::Serialize;
+
+use crate::AnalysisError;
+
+/// Complex number used for impedances (nalgebra's re-export of num-complex).
+pub type C64 = nalgebra::Complex<f64>;
+
+/// The circuit elements understood by [`Circuit::parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ElementKind {
+    /// Resistor, `R` (ohm).
+    R,
+    /// Capacitor, `C` (F): `1 / (j w C)`.
+    C,
+    /// Inductor, `L` (H): `j w L`.
+    L,
+    /// Semi-infinite Warburg, `W`, one parameter `A_W` (ohm s^-1/2):
+    /// `A_W (1 - j) / sqrt(w)` as in impedance.py.
+    W,
+    /// Open (reflective, finite-space) Warburg, `Wo`: parameters Z0 (ohm),
+    /// tau (s); `Z0 coth(sqrt(j w tau)) / sqrt(j w tau)`. Capacitive at low
+    /// frequency (PHYSICS.md §4).
+    Wo,
+    /// Short (transmissive, finite-length) Warburg, `Ws`: Z0 (ohm), tau (s);
+    /// `Z0 tanh(sqrt(j w tau)) / sqrt(j w tau)`. Resistive at low frequency.
+    Ws,
+    /// Constant-phase element, `CPE`: Q (F s^(alpha-1)), alpha in (0, 1];
+    /// `1 / (Q (j w)^alpha)`.
+    Cpe,
+}
+
+impl ElementKind {
+    /// Number of parameters of the element.
+    pub fn n_params(self) -> usize {
+        match self {
+            ElementKind::R | ElementKind::C | ElementKind::L | ElementKind::W => 1,
+            ElementKind::Wo | ElementKind::Ws | ElementKind::Cpe => 2,
+        }
+    }
+
+    /// The letters that name the element in a circuit string.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            ElementKind::R => "R",
+            ElementKind::C => "C",
+            ElementKind::L => "L",
+            ElementKind::W => "W",
+            ElementKind::Wo => "Wo",
+            ElementKind::Ws => "Ws",
+            ElementKind::Cpe => "CPE",
+        }
+    }
+
+    fn from_prefix(s: &str) -> Option<ElementKind> {
+        Some(match s {
+            "R" => ElementKind::R,
+            "C" => ElementKind::C,
+            "L" => ElementKind::L,
+            "W" => ElementKind::W,
+            "Wo" => ElementKind::Wo,
+            "Ws" => ElementKind::Ws,
+            "CPE" => ElementKind::Cpe,
+            _ => return None,
+        })
+    }
+}
+
+/// One element of a parsed circuit, in order of appearance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CircuitElement {
+    /// Name as written, e.g. `Wo1`.
+    pub name: String,
+    pub kind: ElementKind,
+    /// Index of the element's first parameter in the parameter vector.
+    pub first_param: usize,
+    /// Nesting depth in `p(...)` blocks: 0 for elements in the outer series
+    /// chain. Used by the initial-guess heuristic (a series R is the
+    /// high-frequency intercept, a parallel R an arc width).
+    pub parallel_depth: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Element { kind: ElementKind, first: usize },
+    Series(Vec<Node>),
+    Parallel(Vec<Node>),
+}
+
+/// A parsed equivalent circuit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Circuit {
+    text: String,
+    root: Node,
+    elements: Vec<CircuitElement>,
+    names: Vec<String>,
+}
+
+impl std::fmt::Display for Circuit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::str::FromStr for Circuit {
+    type Err = AnalysisError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Circuit::parse(s)
+    }
+}
+
+impl Circuit {
+    /// Parse an impedance.py circuit string such as `R0-p(R1-Wo1,C1)`.
+    pub fn parse(text: &str) -> Result<Circuit, AnalysisError> {
+        let mut p = Parser {
+            chars: text.chars().collect(),
+            pos: 0,
+            elements: Vec::new(),
+            n_params: 0,
+            depth: 0,
+        };
+        let root = p.series()?;
+        p.skip_ws();
+        if p.pos < p.chars.len() {
+            return Err(p.error("'-' or the end of the string"));
+        }
+        let mut names = Vec::with_capacity(p.n_params);
+        for e in &p.elements {
+            if e.kind.n_params() == 1 {
+                names.push(e.name.clone());
+            } else {
+                names.extend((0..e.kind.n_params()).map(|k| format!("{}_{k}", e.name)));
+            }
+        }
+        Ok(Circuit {
+            text: text.to_string(),
+            root,
+            elements: p.elements,
+            names,
+        })
+    }
+
+    /// Parameter names in parameter-vector order (`R0`, `Wo1_0`, ...).
+    pub fn param_names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn n_params(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Elements in order of appearance.
+    pub fn elements(&self) -> &[CircuitElement] {
+        &self.elements
+    }
+
+    /// The circuit string as given to [`Circuit::parse`].
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Impedance in ohm at `f_Hz` for the parameter vector `params`.
+    pub fn impedance(&self, params: &[f64], f_Hz: f64) -> Result<C64, AnalysisError> {
+        self.check_len(params)?;
+        Ok(self.z_at(params, std::f64::consts::TAU * f_Hz))
+    }
+
+    /// Impedance in ohm at every frequency of `f_Hz`.
+    pub fn impedance_spectrum(
+        &self,
+        params: &[f64],
+        f_Hz: &[f64],
+    ) -> Result<Vec<C64>, AnalysisError> {
+        self.check_len(params)?;
+        Ok(f_Hz
+            .iter()
+            .map(|&f| self.z_at(params, std::f64::consts::TAU * f))
+            .collect())
+    }
+
+    fn check_len(&self, params: &[f64]) -> Result<(), AnalysisError> {
+        if params.len() != self.n_params() {
+            return Err(AnalysisError::Length {
+                name: "params",
+                expected: self.n_params(),
+                got: params.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Impedance at angular frequency `w_rad_s`; `params` must have
+    /// `n_params` entries.
+    pub(crate) fn z_at(&self, params: &[f64], w_rad_s: f64) -> C64 {
+        node_z(&self.root, params, w_rad_s)
+    }
+
+    /// Impedance and dZ/dp_k for every parameter into `grad` (length
+    /// `n_params`, overwritten).
+    pub(crate) fn z_and_grad_at(&self, params: &[f64], w_rad_s: f64, grad: &mut [C64]) -> C64 {
+        grad.fill(C64::new(0.0, 0.0));
+        node_grad(&self.root, params, w_rad_s, C64::new(1.0, 0.0), grad)
+    }
+}
+
+fn node_z(node: &Node, p: &[f64], w: f64) -> C64 {
+    match node {
+        Node::Element { kind, first } => element_z(*kind, &p[*first..], w),
+        Node::Series(children) => children.iter().map(|c| node_z(c, p, w)).sum(),
+        Node::Parallel(children) => {
+            let y: C64 = children.iter().map(|c| node_z(c, p, w).inv()).sum();
+            y.inv()
+        }
+    }
+}
+
+/// Adds `sens * dZ_node/dp` into `grad` and returns `Z_node`.
+fn node_grad(node: &Node, p: &[f64], w: f64, sens: C64, grad: &mut [C64]) -> C64 {
+    match node {
+        Node::Element { kind, first } => {
+            element_grad(*kind, &p[*first..], w, sens, &mut grad[*first..])
+        }
+        Node::Series(children) => children
+            .iter()
+            .map(|c| node_grad(c, p, w, sens, grad))
+            .sum(),
+        Node::Parallel(children) => {
+            // Z = 1 / sum(1/Z_i)  =>  dZ/dZ_i = (Z / Z_i)^2. The branch
+            // impedances are evaluated twice rather than stored: no
+            // allocation, and circuits are small.
+            let y: C64 = children.iter().map(|c| node_z(c, p, w).inv()).sum();
+            let z = y.inv();
+            for c in children {
+                let r = z * node_z(c, p, w).inv();
+                node_grad(c, p, w, sens * r * r, grad);
+            }
+            z
+        }
+    }
+}
+
+/// `exp(-2 s)` for Re s >= 0: the building block of overflow-free tanh and
+/// coth (sqrt(j w tau) reaches Re s ~ 1e3 at kHz, where cosh overflows).
+fn exp_m2(s: C64) -> C64 {
+    (s * -2.0).exp()
+}
+
+fn element_z(kind: ElementKind, p: &[f64], w: f64) -> C64 {
+    let jw = C64::new(0.0, w);
+    match kind {
+        ElementKind::R => C64::new(p[0], 0.0),
+        ElementKind::C => (jw * p[0]).inv(),
+        ElementKind::L => jw * p[0],
+        ElementKind::W => C64::new(p[0], -p[0]) / w.sqrt(),
+        ElementKind::Wo => {
+            let s = (jw * p[1]).sqrt();
+            let t = exp_m2(s);
+            p[0] * (1.0 + t) / ((1.0 - t) * s)
+        }
+        ElementKind::Ws => {
+            let s = (jw * p[1]).sqrt();
+            let t = exp_m2(s);
+            p[0] * (1.0 - t) / ((1.0 + t) * s)
+        }
+        ElementKind::Cpe => (jw.powf(p[1]) * p[0]).inv(),
+    }
+}
+
+/// Adds `sens * dZ/dp_k` into `g[k]` for the element's parameters and
+/// returns Z.
+fn element_grad(kind: ElementKind, p: &[f64], w: f64, sens: C64, g: &mut [C64]) -> C64 {
+    let jw = C64::new(0.0, w);
+    match kind {
+        ElementKind::R => {
+            g[0] += sens;
+            C64::new(p[0], 0.0)
+        }
+        ElementKind::C => {
+            let z = (jw * p[0]).inv();
+            g[0] += sens * (-z / p[0]);
+            z
+        }
+        ElementKind::L => {
+            g[0] += sens * jw;
+            jw * p[0]
+        }
+        ElementKind::W => {
+            let d = C64::new(1.0, -1.0) / w.sqrt();
+            g[0] += sens * d;
+            d * p[0]
+        }
+        ElementKind::Wo => {
+            // g(s) = coth(s)/s, ds/dtau = s/(2 tau):
+            // dZ/dtau = Z0/(2 tau) (-csch^2 s - coth(s)/s).
+            let (z0, tau) = (p[0], p[1]);
+            let s = (jw * tau).sqrt();
+            let t = exp_m2(s);
+            let coth = (1.0 + t) / (1.0 - t);
+            let csch2 = 4.0 * t / ((1.0 - t) * (1.0 - t));
+            let g0 = coth / s;
+            g[0] += sens * g0;
+            g[1] += sens * (z0 / (2.0 * tau)) * (-csch2 - g0);
+            z0 * g0
+        }
+        ElementKind::Ws => {
+            // g(s) = tanh(s)/s: dZ/dtau = Z0/(2 tau) (sech^2 s - tanh(s)/s).
+            let (z0, tau) = (p[0], p[1]);
+            let s = (jw * tau).sqrt();
+            let t = exp_m2(s);
+            let tanh = (1.0 - t) / (1.0 + t);
+            let sech2 = 4.0 * t / ((1.0 + t) * (1.0 + t));
+            let g0 = tanh / s;
+            g[0] += sens * g0;
+            g[1] += sens * (z0 / (2.0 * tau)) * (sech2 - g0);
+            z0 * g0
+        }
+        ElementKind::Cpe => {
+            // Z = 1/(Q (jw)^a): dZ/dQ = -Z/Q, dZ/da = -Z ln(jw).
+            let (q, a) = (p[0], p[1]);
+            let ln_jw = C64::new(w.ln(), std::f64::consts::FRAC_PI_2);
+            let z = (ln_jw * a).exp().inv() / q;
+            g[0] += sens * (-z / q);
+            g[1] += sens * (-z * ln_jw);
+            z
+        }
+    }
+}
+
+struct Parser {
+    chars: Vec<char>,
+    pos: usize,
+    elements: Vec<CircuitElement>,
+    n_params: usize,
+    depth: usize,
+}
+
+impl Parser {
+    fn skip_ws(&mut self) {
+        while self.chars.get(self.pos).is_some_and(|c| c.is_whitespace()) {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<char> {
+        self.skip_ws();
+        self.chars.get(self.pos).copied()
+    }
+
+    fn found(&self) -> String {
+        match self.chars.get(self.pos) {
+            Some(c) => format!("'{c}'"),
+            None => "the end of the string".to_string(),
+        }
+    }
+
+    fn error(&self, expected: &str) -> AnalysisError {
+        AnalysisError::CircuitSyntax {
+            column: self.pos + 1,
+            expected: expected.to_string(),
+            found: self.found(),
+        }
+    }
+
+    fn series(&mut self) -> Result<Node, AnalysisError> {
+        let mut items = vec![self.term()?];
+        while self.peek() == Some('-') {
+            self.pos += 1;
+            items.push(self.term()?);
+        }
+        Ok(if items.len() == 1 {
+            items.swap_remove(0)
+        } else {
+            Node::Series(items)
+        })
+    }
+
+    fn term(&mut self) -> Result<Node, AnalysisError> {
+        const EXPECTED: &str = "an element (R, C, L, W, Wo, Ws, CPE followed by an index) or 'p('";
+        self.skip_ws();
+        let start = self.pos;
+        while self
+            .chars
+            .get(self.pos)
+            .is_some_and(|c| c.is_ascii_alphabetic())
+        {
+            self.pos += 1;
+        }
+        let letters: String = self.chars[start..self.pos].iter().collect();
+        if letters.is_empty() {
+            return Err(self.error(EXPECTED));
+        }
+        if letters == "p" {
+            if self.peek() != Some('(') {
+                return Err(self.error("'(' after 'p'"));
+            }
+            self.pos += 1;
+            self.depth += 1;
+            let mut branches = vec![self.series()?];
+            loop {
+                match self.peek() {
+                    Some(',') => {
+                        self.pos += 1;
+                        branches.push(self.series()?);
+                    }
+                    Some(')') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return Err(self.error("',' or ')' in p(...)")),
+                }
+            }
+            self.depth -= 1;
+            return Ok(Node::Parallel(branches));
+        }
+        let Some(kind) = ElementKind::from_prefix(&letters) else {
+            return Err(AnalysisError::CircuitSyntax {
+                column: start + 1,
+                expected: "an element type R, C, L, W, Wo, Ws or CPE, or 'p('".to_string(),
+                found: format!("'{letters}'"),
+            });
+        };
+        let idx_start = self.pos;
+        while self
+            .chars
+            .get(self.pos)
+            .is_some_and(|c| c.is_ascii_digit() || *c == '_')
+        {
+            self.pos += 1;
+        }
+        if self.pos == idx_start {
+            return Err(self.error(&format!("an index after '{letters}' (e.g. {letters}0)")));
+        }
+        let name: String = self.chars[start..self.pos].iter().collect();
+        if let Some(prev) = self.elements.iter().find(|e| e.name == name) {
+            return Err(AnalysisError::CircuitSyntax {
+                column: start + 1,
+                expected: "a unique element name".to_string(),
+                found: format!("'{}' a second time", prev.name),
+            });
+        }
+        let first = self.n_params;
+        self.n_params += kind.n_params();
+        self.elements.push(CircuitElement {
+            name,
+            kind,
+            first_param: first,
+            parallel_depth: self.depth,
+        });
+        Ok(Node::Element { kind, first })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_in_impedance_py_order() {
+        let c = Circuit::parse("R0-p(R1-Wo1,C1)").unwrap();
+        assert_eq!(c.param_names(), ["R0", "R1", "Wo1_0", "Wo1_1", "C1"]);
+        assert_eq!(c.n_params(), 5);
+        assert_eq!(c.elements()[0].parallel_depth, 0);
+        assert_eq!(c.elements()[1].parallel_depth, 1);
+        let c = Circuit::parse(" R_0 - p( CPE1 , R1-p(C2, R2-Ws2) )-L0-W3").unwrap();
+        assert_eq!(
+            c.param_names(),
+            [
+                "R_0", "CPE1_0", "CPE1_1", "R1", "C2", "R2", "Ws2_0", "Ws2_1", "L0", "W3"
+            ]
+        );
+        assert_eq!(c.elements()[4].parallel_depth, 2);
+    }
+
+    #[test]
+    fn parse_errors_name_column_and_expectation() {
+        let cases = [
+            ("R0-p(R1,C1", 11, "',' or ')'"),
+            ("R0-X1", 4, "element type"),
+            ("R0-C", 5, "an index after 'C'"),
+            ("R0--C1", 4, "an element"),
+            ("R0-p R1", 6, "'(' after 'p'"),
+            ("R0-C1)", 6, "'-' or the end"),
+            ("R0-R0", 4, "unique"),
+            ("", 1, "an element"),
+        ];
+        for (text, col, what) in cases {
+            match Circuit::parse(text) {
+                Err(AnalysisError::CircuitSyntax {
+                    column, expected, ..
+                }) => {
+                    assert_eq!(column, col, "{text}: {expected}");
+                    assert!(expected.contains(what), "{text}: {expected}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    /// Element formulas against values worked out independently (impedance.py
+    /// conventions).
+    #[test]
+    fn element_impedances() {
+        let f = 10.0;
+        let w = std::f64::consts::TAU * f;
+        let z = |s: &str, p: &[f64]| Circuit::parse(s).unwrap().impedance(p, f).unwrap();
+        assert!((z("R0", &[5.0]) - C64::new(5.0, 0.0)).norm() < 1e-15);
+        assert!((z("C0", &[1e-3]) - C64::new(0.0, -1.0 / (w * 1e-3))).norm() < 1e-12);
+        assert!((z("L0", &[1e-3]) - C64::new(0.0, w * 1e-3)).norm() < 1e-12);
+        let zw = z("W0", &[2.0]);
+        assert!((zw.re - 2.0 / w.sqrt()).abs() < 1e-14 && (zw.im + 2.0 / w.sqrt()).abs() < 1e-14);
+        // CPE with alpha = 1 is a capacitor; alpha = 0.5 has a -45 deg phase.
+        assert!((z("CPE0", &[1e-3, 1.0]) - z("C0", &[1e-3])).norm() < 1e-9);
+        assert!((z("CPE0", &[1e-3, 0.5]).arg().to_degrees() + 45.0).abs() < 1e-9);
+        // Wo: low-frequency limit Z0/3 + 1/(j w C_int), C_int = tau/Z0.
+        let (z0, tau, f_lo) = (0.06, 200.0, 1e-6);
+        let w_lo = std::f64::consts::TAU * f_lo;
+        let wo = Circuit::parse("Wo0")
+            .unwrap()
+            .impedance(&[z0, tau], f_lo)
+            .unwrap();
+        let expect = C64::new(z0 / 3.0, -z0 / (w_lo * tau));
+        assert!((wo - expect).norm() / expect.norm() < 1e-6, "{wo}");
+        // Ws: low-frequency limit Z0; both tend to Z0/sqrt(j w tau) at high f
+        // and stay finite where cosh(2 Re s) overflows.
+        let ws = Circuit::parse("Ws0")
+            .unwrap()
+            .impedance(&[z0, tau], f_lo)
+            .unwrap();
+        assert!((ws - C64::new(z0, 0.0)).norm() < 1e-3 * z0);
+        for s in ["Wo0", "Ws0"] {
+            let hi = Circuit::parse(s)
+                .unwrap()
+                .impedance(&[z0, tau], 1e6)
+                .unwrap();
+            let asym = z0 / (C64::new(0.0, std::f64::consts::TAU * 1e6 * tau)).sqrt();
+            assert!((hi - asym).norm() / asym.norm() < 1e-12, "{s} {hi}");
+        }
+    }
+
+    /// Analytic gradient against central differences for every element kind,
+    /// nested in series and parallel.
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let c = Circuit::parse("R0-p(R1-Wo1,C1)-p(CPE2,R2-Ws2)-L3-W4").unwrap();
+        let p = [
+            0.02, 0.012, 0.06, 220.0, 1.2, 2e-3, 0.8, 0.05, 0.03, 3.0, 1e-6, 0.01,
+        ];
+        let mut g = vec![C64::new(0.0, 0.0); c.n_params()];
+        for f in [1e-3, 0.1, 3.0, 1e3] {
+            let w = std::f64::consts::TAU * f;
+            let z = c.z_and_grad_at(&p, w, &mut g);
+            assert!((z - c.z_at(&p, w)).norm() < 1e-15 * z.norm().max(1.0));
+            for k in 0..p.len() {
+                // Central differences lose ~eps |Z_branch| / h to rounding
+                // (a CPE branch reaches 3e4 ohm at 1 mHz): 1e-4 relative
+                // still catches any formula error, which would be O(1).
+                let h = 1e-5 * p[k];
+                let (mut a, mut b) = (p, p);
+                a[k] += h;
+                b[k] -= h;
+                if g[k].norm() * h < 1e-8 * z.norm() {
+                    // The step moves Z by less than ~1e4 ulp: a difference
+                    // quotient there measures rounding, not the derivative
+                    // (e.g. L = 1 uH at 1 mHz).
+                    continue;
+                }
+                let fd = (c.z_at(&a, w) - c.z_at(&b, w)) / (2.0 * h);
+                let scale = fd.norm().max(1e-12);
+                assert!(
+                    (g[k] - fd).norm() / scale < 1e-4,
+                    "f={f} k={k}: {} vs {fd}",
+                    g[k]
+                );
+            }
+        }
+    }
+}
