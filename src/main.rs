@@ -79,9 +79,41 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Analyse a finished run: deformation vs charge per CV step and cycle.
+    /// Analyse a finished run: deformation vs charge per CV step and cycle,
+    /// circuit fits of EIS steps, film-transfer fits of ESM sweeps, and the
+    /// Arrhenius comparison of tau_EIS and tau_ESM over temperature.
     Analyze {
         run: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fit an equivalent circuit to an impedance spectrum (impedance.py
+    /// circuit syntax) by complex nonlinear least squares.
+    FitEis {
+        /// A CSV of frequency (Hz), Z' (ohm), Z'' (ohm), or a run folder
+        /// (with --step: one of its EIS steps).
+        input: PathBuf,
+        /// Circuit, e.g. "R0-p(R1-Wo1,C1)": `-` series, `p(a,b)` parallel,
+        /// elements R C L W Wo Ws CPE.
+        #[arg(long, default_value = "R0-p(R1-Wo1,C1)")]
+        circuit: String,
+        /// Initial guess, comma separated in parameter order (default:
+        /// estimated from the spectrum).
+        #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+        guess: Option<Vec<f64>>,
+        /// Residual weighting: unit, modulus or proportional.
+        #[arg(long, default_value = "unit")]
+        weight: String,
+        /// Keep only points with Z'' < 0 (capacitive), as impedance.py's
+        /// ignoreBelowX does.
+        #[arg(long)]
+        capacitive_only: bool,
+        /// Also run the lin-KK (Kramers-Kronig) validity test.
+        #[arg(long)]
+        kk: bool,
+        /// Plan step index of the EIS step when INPUT is a run folder.
+        #[arg(long)]
+        step: Option<i64>,
         #[arg(long)]
         json: bool,
     },
@@ -169,7 +201,31 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => cmd_sim(bench.as_deref(), truth, speed, json).await,
         Cmd::Analyze { run, json } => cmd_analyze(&run, json),
         Cmd::Recover { run, json } => cmd_recover(&run, json),
+        Cmd::FitEis {
+            input,
+            circuit,
+            guess,
+            weight,
+            capacitive_only,
+            kk,
+            step,
+            json,
+        } => cmd_fit_eis(
+            &input,
+            &circuit,
+            guess.as_deref(),
+            &weight,
+            capacitive_only,
+            kk,
+            step,
+            json,
+        ),
     }
+}
+
+/// Any bad-input error (unreadable file, unusable data): exit status 2.
+fn bad_input(e: impl std::fmt::Display) -> anyhow::Error {
+    BadInput(e.to_string()).into()
 }
 
 fn bad(e: RecipeError) -> anyhow::Error {
@@ -597,7 +653,167 @@ fn cmd_analyze(run: &Path, json: bool) -> Result<ExitCode> {
                 }
             }
         }
+        let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+        if let Some(fits) = analysis["eis_fits"].as_array() {
+            for s in fits {
+                println!(
+                    "  EIS step {} at {:.2} K: tau = {:.3} ± {:.3} s, R_s + R_ct = {:.2} ohm ({})",
+                    s["step"],
+                    f(&s["T_K"]),
+                    f(&s["tau_s"]),
+                    f(&s["tau_se_s"]),
+                    f(&s["R_series_ohm"]),
+                    s["fit"]["circuit"].as_str().unwrap_or("")
+                );
+            }
+        }
+        if let Some(fits) = analysis["esm_fits"].as_array() {
+            for s in fits {
+                println!(
+                    "  ESM step {} at {:.2} K: tau = {:.3} ± {:.3} s{}",
+                    s["step"],
+                    f(&s["T_K"]),
+                    f(&s["fit"]["tau_s"]),
+                    f(&s["fit"]["tau_se_s"]),
+                    if s["eis_step"].is_null() {
+                        " (not corrected for R_s + R_ct)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        let arr = &analysis["arrhenius"];
+        for method in ["eis", "esm"] {
+            let a = &arr[method];
+            if !a.is_null() {
+                let ci = match a["ea_ci95_eV"].as_array().map(|v| v.as_slice()) {
+                    Some([lo, hi]) => format!("95 % CI [{:.4}, {:.4}] eV", f(lo), f(hi)),
+                    _ => "no interval (two temperatures)".to_string(),
+                };
+                println!(
+                    "  Arrhenius ({}): Ea = {:.4} ± {:.4} eV ({:.1} kJ/mol), {ci}",
+                    method.to_uppercase(),
+                    f(&a["ea_eV"]),
+                    f(&a["ea_se_eV"]),
+                    f(&a["ea_kJ_per_mol"]),
+                );
+            }
+        }
+        let d = &arr["difference"];
+        if !d.is_null() {
+            println!(
+                "  Ea(ESM) - Ea(EIS) = {:+.4} ± {:.4} eV",
+                f(&d["diff_eV"]),
+                f(&d["se_eV"])
+            );
+        }
+        if let Some(errs) = analysis["analysis_errors"].as_array() {
+            for e in errs {
+                println!("  note: {}", e.as_str().unwrap_or(""));
+            }
+        }
         println!("  written: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The spectrum of one EIS step of a run folder.
+fn run_eis_spectrum(run: &Path, step: Option<i64>) -> Result<vegard_analysis::Spectrum> {
+    let path = run.join("data/eis.parquet");
+    let t = vegard_store::read_parquet(&path).map_err(bad_input)?;
+    let steps = t.i64("step").map_err(bad_input)?;
+    let mut available: Vec<i64> = steps.clone();
+    available.dedup();
+    let want = match step {
+        Some(s) => s,
+        None if available.len() == 1 => available[0],
+        None => {
+            return Err(BadInput(format!(
+                "{}: {} EIS steps ({available:?}); choose one with --step",
+                path.display(),
+                available.len()
+            ))
+            .into());
+        }
+    };
+    let (f, zr, zi) = (
+        t.f64("f_Hz").map_err(bad_input)?,
+        t.f64("Z_re_ohm").map_err(bad_input)?,
+        t.f64("Z_im_ohm").map_err(bad_input)?,
+    );
+    let rows: Vec<usize> = (0..steps.len()).filter(|&i| steps[i] == want).collect();
+    if rows.is_empty() {
+        return Err(BadInput(format!(
+            "{}: no EIS step {want} (steps with impedance data: {available:?})",
+            path.display()
+        ))
+        .into());
+    }
+    Ok((
+        rows.iter().map(|&i| f[i]).collect(),
+        rows.iter().map(|&i| (zr[i], zi[i])).collect(),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_fit_eis(
+    input: &Path,
+    circuit: &str,
+    guess: Option<&[f64]>,
+    weight: &str,
+    capacitive_only: bool,
+    kk: bool,
+    step: Option<i64>,
+    json: bool,
+) -> Result<ExitCode> {
+    let circuit = vegard_analysis::Circuit::parse(circuit)
+        .map_err(|e| BadInput(format!("--circuit {circuit:?}: {e}")))?;
+    let weighting: vegard_analysis::EisWeighting = weight
+        .parse()
+        .map_err(|e| BadInput(format!("--weight: {e}")))?;
+    let (mut f, mut z) = if input.is_dir() {
+        run_eis_spectrum(input, step)?
+    } else {
+        vegard_analysis::read_eis_csv(input).map_err(bad_input)?
+    };
+    if capacitive_only {
+        let keep: Vec<usize> = (0..f.len()).filter(|&i| z[i].1 < 0.0).collect();
+        f = keep.iter().map(|&i| f[i]).collect();
+        z = keep.iter().map(|&i| z[i]).collect();
+    }
+    let fit =
+        vegard_analysis::fit_circuit(&circuit, &f, &z, guess, weighting).map_err(bad_input)?;
+    let lin_kk = if kk {
+        Some(vegard_analysis::lin_kk(&f, &z).map_err(bad_input)?)
+    } else {
+        None
+    };
+    if json {
+        let mut v = serde_json::to_value(&fit)?;
+        if let Some(k) = &lin_kk {
+            v["kk"] = serde_json::to_value(k)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{}: {} ({} points, {} weighting)",
+            input.display(),
+            fit.circuit,
+            fit.n_points,
+            weight
+        );
+        for ((name, v), (_, se)) in fit.parameters.iter().zip(&fit.stderr) {
+            println!("  {name:<8} {v:>12.5e} ± {se:.2e}");
+        }
+        println!(
+            "  rmse {:.3e} ohm, fit time {:.2} ms",
+            fit.rmse_ohm,
+            fit.fit_time_s * 1e3
+        );
+        if let Some(k) = &lin_kk {
+            println!("  lin-KK: {}", serde_json::to_string(k)?);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

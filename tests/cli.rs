@@ -794,6 +794,79 @@ fn eis_recipe_reports_the_impedance_of_the_simulated_cell() {
             .iter()
             .all(|&s| s == t.i64("step").unwrap()[0])
     );
+
+    // The circuit fit of that spectrum recovers the bench's film diffusion
+    // time tau = L^2/D and its solution resistance.
+    let out = vegard()
+        .arg("analyze")
+        .arg(&run_dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fit = &a["eis_fits"][0];
+    let truth = vegard_sim::truth(&p).unwrap();
+    let tau = fit["tau_s"].as_f64().unwrap();
+    let r0 = fit["fit"]["parameters"]["R0"].as_f64().unwrap();
+    eprintln!(
+        "EIS fit: tau {tau:.3} s (truth {:.3} s), R0 {r0:.3} ohm (truth {})",
+        truth.tau_s, truth.R_s_ohm
+    );
+    assert!((tau / truth.tau_s - 1.0).abs() < 0.03, "tau {tau}");
+    assert!((r0 / truth.R_s_ohm - 1.0).abs() < 0.03, "R0 {r0}");
+}
+
+#[test]
+fn fit_eis_reproduces_the_published_example_fit() {
+    // Known answer (../shared/fixtures/README.md): exampleData.csv, Z'' < 0
+    // only, R0-p(R1-Wo1,C1) from [0.01, 0.005, 0.01, 200, 0.1].
+    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/eis/exampleData.csv");
+    let out = vegard()
+        .arg("fit-eis")
+        .arg(&csv)
+        .args([
+            "--circuit",
+            "R0-p(R1-Wo1,C1)",
+            "--guess",
+            "0.01,0.005,0.01,200,0.1",
+            "--capacitive-only",
+            "--kk",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (name, want) in [
+        ("R0", 1.862e-2),
+        ("R1", 1.168e-2),
+        ("Wo1_0", 6.271e-2),
+        ("Wo1_1", 221.2),
+        ("C1", 1.172),
+    ] {
+        let got = v["parameters"][name].as_f64().unwrap();
+        assert!((got / want - 1.0).abs() < 1e-2, "{name}: {got} vs {want}");
+        assert!(v["stderr"][name].as_f64().unwrap() > 0.0, "{name} stderr");
+    }
+    assert!(v["fit_time_s"].as_f64().unwrap() > 0.0);
+    assert!(v["kk"]["mu"].as_f64().is_some(), "lin-KK result: {v}");
+    // A bad circuit string is bad input (exit 2).
+    let out = vegard()
+        .arg("fit-eis")
+        .arg(&csv)
+        .args(["--circuit", "R0-p(R1,"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
 #[test]

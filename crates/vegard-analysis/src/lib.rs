@@ -36,10 +36,12 @@ pub use deformation::{
 };
 pub use eis::{
     C64, Circuit, CircuitElement, EisFit, ElementKind, LinKk, LinKkOptions, Spectrum,
-    Weighting as EisWeighting, fit_circuit, initial_guess, lin_kk, lin_kk_with, parse_eis_text, read_eis_csv,
+    Weighting as EisWeighting, fit_circuit, initial_guess, lin_kk, lin_kk_with, parse_eis_text,
+    read_eis_csv,
 };
 pub use error::AnalysisError;
 pub use esm_fit::{
-    EsmFit, EsmFitOptions, Weighting as EsmWeighting, film_transfer_H, fit_esm_h, fit_esm_h_corrected,
+    EsmFit, EsmFitOptions, Weighting as EsmWeighting, film_transfer_H, fit_esm_h,
+    fit_esm_h_corrected,
 };
 pub use harmonic::{EsmPoint, Harmonics, Phasor, esm_point, harmonics};

@@ -417,6 +417,13 @@ pub fn analyze_run(dir: &Path) -> Result<serde_json::Value, EngineError> {
     let aligned = vegard_store::read_parquet(&dir.join("aligned.parquet"))?;
     let (steps, errors) = analyze_aligned(&aligned, &recipe)?;
     let first = steps.first();
+    // The film thickness turns tau0 into D0; only the virtual bench knows it.
+    let bench: Option<BenchConfig> = meta.bench.clone().try_into().ok();
+    let film_thickness_m = bench
+        .as_ref()
+        .and_then(|b| b.sim.as_ref())
+        .map(|s| s.film.thickness_m);
+    let spectra = crate::campaign::analyze_spectra(dir, &recipe.plan(), film_thickness_m)?;
     Ok(serde_json::json!({
         "run_dir": dir,
         "status": meta.status.to_string(),
@@ -424,7 +431,10 @@ pub fn analyze_run(dir: &Path) -> Result<serde_json::Value, EngineError> {
         "deformation_vs_charge": first.map(|s| &s.analysis.deformation_vs_charge),
         "charge": first.map(|s| &s.analysis.charge),
         "cv_steps": steps,
-        "analysis_errors": errors,
+        "eis_fits": spectra.eis,
+        "esm_fits": spectra.esm,
+        "arrhenius": spectra.arrhenius,
+        "analysis_errors": errors.iter().chain(&spectra.errors).collect::<Vec<_>>(),
         "alignment": meta.alignment,
     }))
 }

@@ -8,6 +8,7 @@
 //! and finalising the run: clock alignment, Parquet, `aligned.parquet`,
 //! analysis summary, status.
 
+mod campaign;
 mod finalize;
 mod run;
 mod spectra;
