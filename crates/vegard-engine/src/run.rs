@@ -226,9 +226,15 @@ pub async fn run(
     let dmm_idn = probe.identify().await?;
     // Optional instruments: the lock-in (sine source and hardware
     // demodulator of ESM sweeps) and the temperature stage.
+    // Optional instruments are used only when the recipe needs them, so a
+    // CV on a bench whose lock-in is switched off still runs, and a stage
+    // someone set by hand is left as found.
+    let plan = req.recipe.plan();
+    let needs_lockin = plan.iter().any(|p| matches!(p.step, Step::EsmSweep(_)));
+    let sets_temperature = plan.iter().any(|p| matches!(p.step, Step::Temperature(_)));
     let mut lockin: Option<Box<dyn LockIn>> = None; // moved into the step context
     let mut lockin_info = serde_json::Value::Null;
-    if let Some(cfg) = &inst.lockin {
+    if let Some(cfg) = inst.lockin.as_ref().filter(|_| needs_lockin) {
         let res = resolve(
             &cfg.resource,
             bench.as_deref().map(VirtualBench::lockin_resource),
@@ -248,10 +254,27 @@ pub async fn run(
             &cfg.resource,
             bench.as_deref().map(VirtualBench::temperature_resource),
         )?;
-        let mut st = vegard_instruments::open_temperature(cfg, &res).await?;
-        let idn = st.identify().await?;
-        stage_info = json!({"resource": res.to_string(), "idn": idn});
-        stage_dev = Some(st);
+        // A configured stage is read through every run (the temperature of
+        // each step goes into run.toml); when the recipe does not control
+        // it, an unreachable stage costs only that record.
+        let opened = async {
+            let mut st = vegard_instruments::open_temperature(cfg, &res).await?;
+            let idn = st.identify().await?;
+            Ok::<_, vegard_instruments::InstrumentError>((st, idn))
+        }
+        .await;
+        match opened {
+            Ok((st, idn)) => {
+                stage_info = json!({"resource": res.to_string(), "idn": idn,
+                                    "controlled": sets_temperature});
+                stage_dev = Some(st);
+            }
+            Err(e) if !sets_temperature => {
+                tracing::warn!("temperature stage unavailable, not recorded: {e}");
+                stage_info = json!({"resource": res.to_string(), "unavailable": e.to_string()});
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     // Lent to each step's digitizer task and handed back; None once a task died with it.
     let mut dmm: Option<Box<dyn DeflectionProbe>> = Some(probe);
@@ -312,7 +335,6 @@ pub async fn run(
     // From here on nothing returns early: every problem becomes the abort
     // reason, so the folder always ends with a status and finalised data.
 
-    let plan = req.recipe.plan();
     let total_s: f64 = plan.iter().map(|p| p.step.duration_s()).sum();
     progress(Progress::Started {
         run_dir: run_dir.clone(),
@@ -477,11 +499,16 @@ pub async fn run(
         },
         None => Ok(()),
     };
+    // Only a run that set the stage switches its heater off.
     let heater_off = match stage.take() {
-        Some(st) => {
+        Some(st) if sets_temperature => {
             let r = st.heater_off().await;
             st.stop().await;
             r
+        }
+        Some(st) => {
+            st.stop().await;
+            Ok(())
         }
         None => Ok(()),
     };
@@ -511,14 +538,14 @@ pub async fn run(
         clock.now_ns(),
         json!({"ok": off.is_ok(), "error": off.as_ref().err()}),
     ));
-    if inst.lockin.is_some() {
+    if needs_lockin && inst.lockin.is_some() {
         note(ctx.events.append(
             "lockin_sine_off",
             clock.now_ns(),
             json!({"ok": sine_off.is_ok(), "error": sine_off.as_ref().err()}),
         ));
     }
-    if inst.temperature.is_some() {
+    if sets_temperature && inst.temperature.is_some() {
         note(ctx.events.append(
             "heater_off",
             clock.now_ns(),
