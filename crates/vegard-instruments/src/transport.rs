@@ -189,6 +189,15 @@ fn write_all(port: &mut dyn SerialPort, bytes: &[u8]) -> Result<(), Fault> {
 
 /// Connect to `host:port` within `timeout`; Nagle is switched off because
 /// every SCPI exchange is a short command waiting for a short reply.
+/// The reply timeout of a bench config's `timeout_s`: a positive, finite
+/// number of seconds (0 would make every query fail at once).
+pub fn reply_timeout(timeout_s: f64) -> Result<Duration, Fault> {
+    Duration::try_from_secs_f64(timeout_s)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| Fault::InvalidSetting(format!("timeout_s = {timeout_s} must be > 0")))
+}
+
 pub async fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Fault> {
     let target = format!("{host}:{port}");
     let stream = tokio::time::timeout(timeout, TcpStream::connect(&target))

@@ -156,8 +156,10 @@ fn serve<I: LineInstrument>(
 }
 
 /// Writes all of `bytes` however slowly the client reads, giving up only on
-/// a broken connection or a bench shutdown.
-fn write_patiently(stream: &mut TcpStream, bytes: &[u8], shared: &Shared) -> bool {
+/// a broken connection or a bench shutdown (a blocking `write_all` to a
+/// client that stopped reading would hang the shutdown). Shared by every
+/// TCP emulator.
+pub(crate) fn write_patiently(stream: &mut TcpStream, bytes: &[u8], shared: &Shared) -> bool {
     let mut sent = 0;
     while sent < bytes.len() {
         match stream.write(&bytes[sent..]) {

@@ -10,11 +10,10 @@
 use vegard_recipe::TemperatureConfig;
 
 use crate::device::{BoxFut, TemperatureStage};
-use crate::drivers::sr860::reply_timeout;
 use crate::error::{Fault, InstrumentError};
 use crate::resource::Resource;
 use crate::scpi::{ScpiClient, scpi_number};
-use crate::transport::connect_tcp;
+use crate::transport::{connect_tcp, reply_timeout};
 use tokio::net::TcpStream;
 
 const ROLE: &str = "temperature";

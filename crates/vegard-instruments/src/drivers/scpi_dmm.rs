@@ -6,8 +6,6 @@
 //! `SAMP:COUN` readings, reading j at `TRIG:DEL + j * SAMP:TIM` on its own
 //! timebase. `TRIG:DEL` is set to 0 so reading 0 coincides with the edge.
 
-use std::time::Duration;
-
 use tokio::net::TcpStream;
 use vegard_recipe::DeflectionConfig;
 
@@ -15,7 +13,7 @@ use crate::device::{BoxFut, DeflectionProbe, DigitizerSetup, DigitizerTrigger};
 use crate::error::{Fault, InstrumentError};
 use crate::resource::Resource;
 use crate::scpi::{ScpiClient, decode_real64, scpi_number};
-use crate::transport::connect_tcp;
+use crate::transport::{connect_tcp, reply_timeout};
 
 const ROLE: &str = "dmm";
 /// Aperture as a fraction of the sample period: the rest is left for the
@@ -50,15 +48,7 @@ impl ScpiDmm {
                 "the scpi-dmm driver needs a LAN resource (TCPIP::<host>::<port>::SOCKET)".into(),
             )));
         };
-        let timeout = Duration::try_from_secs_f64(cfg.timeout_s)
-            .ok()
-            .filter(|t| !t.is_zero())
-            .ok_or_else(|| {
-                err(Fault::InvalidSetting(format!(
-                    "timeout_s = {} must be > 0",
-                    cfg.timeout_s
-                )))
-            })?;
+        let timeout = reply_timeout(cfg.timeout_s).map_err(err)?;
         let stream = connect_tcp(host, *port, timeout).await.map_err(err)?;
         Ok(ScpiDmm {
             client: ScpiClient::new(stream, timeout),

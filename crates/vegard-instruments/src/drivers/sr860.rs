@@ -13,8 +13,6 @@
 //! it goes on the wire, and readings that do not parse are errors naming the
 //! command and the reply.
 
-use std::time::Duration;
-
 use tokio::net::TcpStream;
 use vegard_recipe::LockInConfig;
 
@@ -22,7 +20,7 @@ use crate::device::{BoxFut, LockIn, LockInReading};
 use crate::error::{Fault, InstrumentError};
 use crate::resource::Resource;
 use crate::scpi::{ScpiClient, scpi_number};
-use crate::transport::connect_tcp;
+use crate::transport::{connect_tcp, reply_timeout};
 
 const ROLE: &str = "lock-in";
 
@@ -204,14 +202,6 @@ impl Sr860 {
             })),
         }
     }
-}
-
-/// The per-reply timeout from a config value, s.
-pub(crate) fn reply_timeout(timeout_s: f64) -> Result<Duration, Fault> {
-    Duration::try_from_secs_f64(timeout_s)
-        .ok()
-        .filter(|t| !t.is_zero())
-        .ok_or_else(|| Fault::InvalidSetting(format!("timeout_s = {timeout_s} must be > 0")))
 }
 
 impl LockIn for Sr860 {

@@ -15,10 +15,11 @@ use crate::SimError;
 use crate::bench::Shared;
 use crate::clock::DeviceClock;
 use crate::journal::{Device, Direction, SampleTruth, lock};
+use crate::line_server::write_patiently;
 use scpi::error::{Error, ErrorCode};
 use scpi::prelude::Context;
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -456,31 +457,6 @@ fn serve(mut stream: TcpStream, dmm: &Mutex<Dmm>, shared: &Shared) {
             );
         }
     }
-}
-
-/// Writes all of `bytes` however slowly the client reads, giving up only on
-/// a broken connection or a bench shutdown (a blocking `write_all` to a
-/// client that stopped reading would hang the shutdown).
-fn write_patiently(stream: &mut TcpStream, bytes: &[u8], shared: &Shared) -> bool {
-    let mut sent = 0;
-    while sent < bytes.len() {
-        match stream.write(&bytes[sent..]) {
-            Ok(0) => return false,
-            Ok(n) => sent += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                if shared.shutdown.load(Ordering::Relaxed) {
-                    return false;
-                }
-            }
-            Err(_) => return false,
-        }
-    }
-    true
 }
 
 /// A reply as a log line: text as is (without the terminator), a binary
