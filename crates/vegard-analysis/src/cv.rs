@@ -4,7 +4,10 @@
 use serde::Serialize;
 
 use crate::deformation::{CdlSource, CvInput, DeformationVsCharge, deformation_from, prepare};
-use crate::{AnalysisError, CdlEstimate};
+use crate::{
+    AnalysisError, CdlEstimate, Nonlinearity, NonlinearityInput, NonlinearityOptions,
+    analyze_nonlinearity,
+};
 
 /// Charge passed during the CV.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,6 +36,12 @@ pub struct ChargeSummary {
 pub struct CvAnalysis {
     pub charge: ChargeSummary,
     pub deformation_vs_charge: DeformationVsCharge,
+    /// Harmonics, quadratic regression, hysteresis and verdicts over the
+    /// complete cycles (when the input gave the period and there was one).
+    pub nonlinearity: Option<Nonlinearity>,
+    /// Why there is no nonlinearity analysis, when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonlinearity_note: Option<String>,
 }
 
 /// Charge and deformation-vs-charge analysis of aligned CV samples.
@@ -58,7 +67,27 @@ pub fn analyze_cv(input: &CvInput<'_>) -> Result<CvAnalysis, AnalysisError> {
     let cathodic = part(|i| i < 0.0);
     let Q_anodic_C = last_finite(&crate::cumulative_charge_C(input.t_s, &anodic)?);
     let Q_cathodic_C = last_finite(&crate::cumulative_charge_C(input.t_s, &cathodic)?);
+    let (nonlinearity, nonlinearity_note) = match input.period_s {
+        None => (None, Some("no drive period given".to_owned())),
+        Some(period_s) => {
+            let nl = NonlinearityInput {
+                t_s: input.t_s,
+                E_V: input.E_V,
+                Q_F_C: &p.Q_F_C,
+                deflection_nm: input.deflection_nm,
+                cycle: input.cycle,
+                period_s,
+            };
+            // Too little data for it is a note, not a failed CV analysis.
+            match analyze_nonlinearity(&nl, &NonlinearityOptions::default()) {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(format!("nonlinearity not analysed: {e}"))),
+            }
+        }
+    };
     Ok(CvAnalysis {
+        nonlinearity,
+        nonlinearity_note,
         charge: ChargeSummary {
             Q_total_C: last_finite(&p.Q_C),
             Q_F_total_C: last_finite(&p.Q_F_C),

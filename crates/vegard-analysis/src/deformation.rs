@@ -32,9 +32,14 @@ pub struct CvInput<'a> {
     pub deflection_nm: &'a [f64],
     /// Cycle number of each sample; each distinct value is one cycle.
     pub cycle: &'a [i64],
-    /// Known double-layer capacitance (e.g. from EIS). `None`: estimate it
-    /// from the CV vertices.
-    pub C_dl_F: Option<f64>,
+    /// Known double-layer capacitance and where it came from (e.g. an EIS
+    /// fit of the same run, [`CdlSource::Eis`]). `None`: estimate it from
+    /// the CV vertices.
+    pub C_dl_F: Option<(f64, CdlSource)>,
+    /// Period of the drive (a CV scan: span / scan rate), s. With it,
+    /// [`crate::analyze_cv`] also runs the nonlinearity analysis over the
+    /// complete cycles.
+    pub period_s: Option<f64>,
 }
 
 /// Where the C_dl used for Q_F came from.
@@ -46,6 +51,10 @@ pub enum CdlSource {
     /// Supplied by the caller.
     #[serde(rename = "given")]
     Given,
+    /// The C of an equivalent-circuit fit to an EIS step of the same run
+    /// (the double-layer capacitor of the Randles circuit).
+    #[serde(rename = "eis")]
+    Eis,
     /// Not available: Q_F = Q (double-layer charge not removed).
     #[serde(rename = "none")]
     Uncorrected,
@@ -100,7 +109,38 @@ pub struct DeformationVsCharge {
     pub C_dl_F: f64,
     pub C_dl_source: CdlSource,
     pub per_cycle: Vec<CycleFit>,
+    /// Slope of every monotonic sweep (a CV has 2-3 per cycle), with the
+    /// pooled drift removed first: within one sweep charge and time both
+    /// grow monotonically, so a drift fitted there would trade off against
+    /// the slope. Anodic and cathodic slopes differ when part of the
+    /// deflection follows the potential rather than the charge.
+    pub per_half_cycle: Vec<HalfCycleFit>,
     pub skipped_cycles: Vec<SkippedCycle>,
+}
+
+/// Sweep direction of a half-cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SweepDirection {
+    /// Potential increasing (oxidation, ions leave the film).
+    Anodic,
+    /// Potential decreasing (reduction, ions enter the film).
+    Cathodic,
+}
+
+/// Fit u - drift*t = kappa*Q_F + b over one monotonic sweep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HalfCycleFit {
+    pub cycle: i64,
+    pub direction: SweepDirection,
+    pub E_from_V: f64,
+    pub E_to_V: f64,
+    pub t_start_s: f64,
+    pub slope_nm_per_mC: f64,
+    /// Ordinary least-squares error (white-noise assumption).
+    pub slope_se_nm_per_mC: f64,
+    pub r2: f64,
+    pub n_points: usize,
 }
 
 /// Charge arrays and the C_dl decision, shared by [`deformation_vs_charge`]
@@ -126,9 +166,9 @@ pub(crate) fn prepare(input: &CvInput<'_>) -> Result<Prepared, AnalysisError> {
     }
     let Q_C = cumulative_charge_C(t, input.I_A)?;
     let (C_dl_F, source, estimate, note) = match input.C_dl_F {
-        Some(c) => {
+        Some((c, source)) => {
             check_capacitance(c)?;
-            (c, CdlSource::Given, None, None)
+            (c, source, None, None)
         }
         None => match estimate_C_dl_F(t, input.E_V, input.I_A) {
             Ok(est) => (est.C_dl_F, CdlSource::VertexJump, Some(est), None),
@@ -216,6 +256,7 @@ pub(crate) fn deformation_from(
         FitFailure::TooFewPoints { .. } => AnalysisError::Insufficient(why.to_string()),
         _ => AnalysisError::Degenerate(why.to_string()),
     })?;
+    let per_half_cycle = half_cycles(&pooled_groups, input, q, pooled.drift);
     Ok(DeformationVsCharge {
         slope_nm_per_mC: nm_per_C_to_nm_per_mC(pooled.kappa),
         slope_se_nm_per_mC: nm_per_C_to_nm_per_mC(pooled.kappa_se),
@@ -228,8 +269,92 @@ pub(crate) fn deformation_from(
         C_dl_F: p.C_dl_F,
         C_dl_source: p.source,
         per_cycle,
+        per_half_cycle,
         skipped_cycles,
     })
+}
+
+/// Splits each cycle's samples into monotonic sweeps and fits each.
+/// The direction at sample k is the sign of E[k + w] - E[k - w] (w = 2
+/// samples, so noise on a measured potential does not split a sweep);
+/// sweeps shorter than [`MIN_POINTS_PER_CYCLE`] (the samples around a
+/// vertex) are left out.
+fn half_cycles(
+    cycles: &[Vec<usize>],
+    input: &CvInput<'_>,
+    q: &[f64],
+    drift_nm_per_s: f64,
+) -> Vec<HalfCycleFit> {
+    const W: usize = 2;
+    let (t, e, u) = (input.t_s, input.E_V, input.deflection_nm);
+    let mut out = Vec::new();
+    for idx in cycles {
+        let m = idx.len();
+        let dir: Vec<Option<SweepDirection>> = (0..m)
+            .map(|i| {
+                let (a, b) = (idx[i.saturating_sub(W)], idx[(i + W).min(m - 1)]);
+                let de = e[b] - e[a];
+                if de > 0.0 {
+                    Some(SweepDirection::Anodic)
+                } else if de < 0.0 {
+                    Some(SweepDirection::Cathodic)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let mut i = 0;
+        while i < m {
+            let Some(d) = dir[i] else {
+                i += 1;
+                continue;
+            };
+            let j = i + dir[i..].iter().take_while(|&&x| x == Some(d)).count();
+            let seg: Vec<usize> = idx[i..j]
+                .iter()
+                .copied()
+                .filter(|&k| e[k].is_finite())
+                .collect();
+            if seg.len() >= MIN_POINTS_PER_CYCLE
+                && let Some(fit) = slope_with_se(
+                    &seg.iter().map(|&k| q[k]).collect::<Vec<_>>(),
+                    &seg.iter()
+                        .map(|&k| u[k] - drift_nm_per_s * t[k])
+                        .collect::<Vec<_>>(),
+                )
+            {
+                out.push(HalfCycleFit {
+                    cycle: input.cycle[seg[0]],
+                    direction: d,
+                    E_from_V: e[seg[0]],
+                    E_to_V: e[seg[seg.len() - 1]],
+                    t_start_s: t[seg[0]],
+                    slope_nm_per_mC: nm_per_C_to_nm_per_mC(fit.0),
+                    slope_se_nm_per_mC: nm_per_C_to_nm_per_mC(fit.1),
+                    r2: fit.2,
+                    n_points: seg.len(),
+                });
+            }
+            i = j;
+        }
+    }
+    out
+}
+
+/// Straight-line slope, its standard error and R^2; `None` if x is constant.
+fn slope_with_se(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64)> {
+    let line = crate::fit::Line::fit(x, y)?;
+    let n = x.len();
+    let sxx: f64 = x.iter().map(|v| (v - line.x_mean).powi(2)).sum();
+    let sse: f64 = x
+        .iter()
+        .zip(y)
+        .map(|(a, b)| (b - line.at(*a)).powi(2))
+        .sum();
+    let sst: f64 = y.iter().map(|b| (b - line.y_mean).powi(2)).sum();
+    let se = (sse / (n as f64 - 2.0) / sxx).sqrt();
+    let r2 = if sst > 0.0 { 1.0 - sse / sst } else { f64::NAN };
+    Some((line.slope, se, r2))
 }
 
 /// Q is integrated in C, so slopes come out in nm/C; 1 nm/C = 1e-3 nm/mC.

@@ -23,6 +23,7 @@ mod error;
 mod esm_fit;
 mod fit;
 mod harmonic;
+mod nonlinearity;
 
 pub use arrhenius::{Arrhenius, EaDifference, compare, fit_arrhenius};
 pub use charge::{
@@ -31,8 +32,8 @@ pub use charge::{
 };
 pub use cv::{ChargeSummary, CvAnalysis, analyze_cv};
 pub use deformation::{
-    CdlSource, CvInput, CycleFit, DeformationVsCharge, MIN_POINTS_PER_CYCLE, SkippedCycle,
-    apparent_partial_molar_volume_cm3_per_mol, deformation_vs_charge,
+    CdlSource, CvInput, CycleFit, DeformationVsCharge, HalfCycleFit, MIN_POINTS_PER_CYCLE,
+    SkippedCycle, SweepDirection, apparent_partial_molar_volume_cm3_per_mol, deformation_vs_charge,
 };
 pub use eis::{
     C64, Circuit, CircuitElement, EisFit, ElementKind, LinKk, LinKkOptions, Spectrum,
@@ -45,3 +46,7 @@ pub use esm_fit::{
     fit_esm_h_corrected,
 };
 pub use harmonic::{EsmPoint, Harmonics, Phasor, esm_point, harmonics};
+pub use nonlinearity::{
+    HarmonicRow, LoopArea, Nonlinearity, NonlinearityFlags, NonlinearityInput, NonlinearityOptions,
+    QuadraticRegression, analyze_nonlinearity,
+};

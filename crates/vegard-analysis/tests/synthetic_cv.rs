@@ -62,7 +62,8 @@ impl Data {
             I_A: &self.I_A,
             deflection_nm: &self.deflection_nm,
             cycle: &self.cycle,
-            C_dl_F,
+            C_dl_F: C_dl_F.map(|c| (c, CdlSource::Given)),
+            period_s: None,
         }
     }
 }
@@ -206,6 +207,28 @@ fn kappa_and_drift_are_recovered_from_a_noisy_drifting_cv() {
         assert!((0.0..10.0 * 0.02).contains(&excess), "{fit:?}");
     }
 
+    // Two monotonic sweeps per cycle, each with the same slope once the
+    // pooled drift is out.
+    let halves = &dvc.per_half_cycle;
+    assert_eq!(halves.len(), 6, "{halves:?}");
+    for (k, h) in halves.iter().enumerate() {
+        let want = if k % 2 == 0 {
+            SweepDirection::Anodic
+        } else {
+            SweepDirection::Cathodic
+        };
+        assert_eq!(h.direction, want, "{h:?}");
+        assert_eq!(h.cycle, (k / 2) as i64);
+        assert!(rel_err(h.slope_nm_per_mC, -0.2) < 0.01, "{h:?}");
+        assert!(
+            (h.slope_nm_per_mC + 0.2).abs() < 5.0 * h.slope_se_nm_per_mC + 1e-3,
+            "{h:?}"
+        );
+        assert!((h.n_points as i64 - 500).abs() <= 4, "{h:?}");
+    }
+    // No period given: no nonlinearity analysis, and a note why.
+    assert!(a.nonlinearity.is_none() && a.nonlinearity_note.is_some());
+
     let c = &a.charge;
     assert!(rel_err(c.C_dl_F, s.C_dl_F) < 0.05);
     // Each cycle returns its faradaic charge, and the capacitor ends at E0.
@@ -310,6 +333,7 @@ fn degenerate_inputs_are_errors_not_panics() {
         deflection_nm: &[],
         cycle: &[],
         C_dl_F: None,
+        period_s: None,
     };
     assert!(matches!(
         analyze_cv(&empty),
@@ -360,7 +384,7 @@ fn degenerate_inputs_are_errors_not_panics() {
     assert!(estimate_C_dl_F(&d.t_s[..10], &d.E_V[..10], &d.I_A[..10]).is_err());
 
     let mut bad_c = d.input(Some(-1e-6));
-    bad_c.C_dl_F = Some(-1e-6);
+    bad_c.C_dl_F = Some((-1e-6, CdlSource::Given));
     assert!(matches!(
         analyze_cv(&bad_c),
         Err(AnalysisError::Parameter { name: "C_dl_F", .. })
@@ -399,4 +423,29 @@ fn json_field_names_are_the_documented_ones() {
         assert!(v["charge"][key].is_number(), "{key} missing");
     }
     assert_eq!(v["charge"]["C_dl_estimate"]["n_vertices"], 5);
+}
+
+#[test]
+fn pure_vegard_cv_is_linear_in_charge_and_has_no_flags() {
+    // Period 10 s (0.4 -> 0.9 -> 0.4 V at 0.1 V/s); C_dl from the vertices.
+    let s = Spec::default();
+    let d = generate(&s);
+    let mut input = d.input(None);
+    input.period_s = Some(10.0);
+    let a = analyze_cv(&input).unwrap();
+    let nl = a.nonlinearity.as_ref().unwrap();
+    assert_eq!(nl.n_periods, 3);
+    let g = &nl.regression;
+    assert!(
+        (g.kappa_nm_per_mC + 0.2).abs() < 0.002,
+        "{g:?} {:?}",
+        nl.findings
+    );
+    assert!(!nl.flags.quadratic_in_charge, "{:?}", nl.findings);
+    assert!(
+        !nl.flags.second_harmonic_not_from_charge,
+        "{:?}",
+        nl.findings
+    );
+    assert!(nl.lag_s.abs() < 0.05, "lag {}", nl.lag_s);
 }

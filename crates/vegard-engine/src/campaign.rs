@@ -74,6 +74,34 @@ pub struct SpectraAnalysis {
     pub errors: Vec<String>,
 }
 
+/// The double-layer capacitance for plan step `k` from the EIS fits of the
+/// same run: the fit of the same sweep iteration (same temperature) if
+/// there is one, else the EIS step nearest in the plan. Returns C1 of
+/// [`CELL_CIRCUIT`] (F) and the EIS step's index; `None` without a usable
+/// fit (no EIS, or C1 not determined).
+pub fn c_dl_for_step(eis: &[EisStepFit], plan: &[PlannedStep], k: usize) -> Option<(f64, i64)> {
+    let iteration = plan.get(k).and_then(|p| p.label.sweep_iteration);
+    let usable = |f: &&EisStepFit| {
+        let c = f
+            .fit
+            .parameters
+            .iter()
+            .find(|(n, _)| n == "C1")
+            .map(|p| p.1);
+        let se = f.fit.stderr.iter().find(|(n, _)| n == "C1").map(|p| p.1);
+        matches!((c, se), (Some(c), Some(se)) if c.is_finite() && c > 0.0 && se.is_finite())
+    };
+    let nearest = |same_iteration: bool| {
+        eis.iter()
+            .filter(usable)
+            .filter(|f| !same_iteration || f.sweep_iteration == iteration)
+            .min_by_key(|f| (f.step - k as i64).unsigned_abs())
+    };
+    let pick = nearest(iteration.is_some()).or_else(|| nearest(false))?;
+    let c = pick.fit.parameters.iter().find(|(n, _)| n == "C1")?.1;
+    Some((c, pick.step))
+}
+
 fn mean_finite(v: impl Iterator<Item = f64>) -> f64 {
     let (s, n) = v
         .filter(|x| x.is_finite())

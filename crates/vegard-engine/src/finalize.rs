@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
-use vegard_analysis::{CvAnalysis, CvInput};
+use vegard_analysis::{CdlSource, CvAnalysis, CvInput};
 use vegard_clock::{align_triggered, fit_lower_envelope, resample_linear};
-use vegard_recipe::{BenchConfig, Recipe, Step};
+use vegard_recipe::{BenchConfig, CvStep, Recipe, Step};
 use vegard_store::{Column, RunStatus, Table};
 
 use crate::EngineError;
@@ -57,6 +57,9 @@ pub struct FinalizeSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct CvStepAnalysis {
     pub step: i64,
+    /// The EIS step whose fitted C_dl gave the faradaic charge, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub C_dl_eis_step: Option<i64>,
     #[serde(flatten)]
     pub analysis: CvAnalysis,
 }
@@ -278,7 +281,9 @@ pub fn finalize_run(
     aligned.push("T_K", Column::F64(T_K.clone()));
     vegard_store::write_parquet(&dir.join("aligned.parquet"), &aligned)?;
 
-    let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe)?;
+    // At the end of a run the CVs use their own vertex-jump C_dl; `vegard
+    // analyze` uses the EIS of the same run when there is one.
+    let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &|_| None)?;
     let (E_all, I_all, cycle_all) = (p.f64("E_V")?, p.f64("I_A")?, p.i64("cycle")?);
     let view = AlignedView {
         t_s: &p_t,
@@ -346,11 +351,17 @@ pub fn finalize_run(
     })
 }
 
+/// Where a CV step's double-layer capacitance comes from: `c_dl_for(k)`
+/// returns the C_dl (F) and the EIS step it came from for plan step `k`, or
+/// `None` to estimate it from the CV's own vertices.
+pub type CdlLookup<'a> = &'a dyn Fn(usize) -> Option<(f64, i64)>;
+
 /// Analyse every CV step of an aligned table. Returns the analyses and, for
 /// steps that could not be analysed, a message naming the step and why.
 pub fn analyze_aligned(
     aligned: &Table,
     recipe: &Recipe,
+    c_dl_for: CdlLookup<'_>,
 ) -> Result<(Vec<CvStepAnalysis>, Vec<String>), EngineError> {
     let step = aligned.i64("step")?;
     let t = aligned.f64("t_s")?;
@@ -361,9 +372,9 @@ pub fn analyze_aligned(
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for (k, planned) in recipe.plan().iter().enumerate() {
-        if !matches!(planned.step, Step::Cv(_)) {
+        let Step::Cv(cv) = &planned.step else {
             continue;
-        }
+        };
         let idx: Vec<usize> = (0..step.len()).filter(|&i| step[i] == k as i64).collect();
         if idx.is_empty() {
             errors.push(format!("step {k} (cv): no samples recorded"));
@@ -378,18 +389,27 @@ pub fn analyze_aligned(
             I_A: &ii,
             deflection_nm: &uu,
             cycle: &cc,
-            C_dl_F: None,
+            C_dl_F: c_dl_for(k).map(|(c, _)| (c, CdlSource::Eis)),
+            period_s: Some(cv_period_s(cv)),
         };
         // A step too short or too broken to analyse is reported, not fatal.
         match vegard_analysis::analyze_cv(&input) {
             Ok(analysis) => out.push(CvStepAnalysis {
                 step: k as i64,
+                C_dl_eis_step: c_dl_for(k).map(|(_, step)| step),
                 analysis,
             }),
             Err(e) => errors.push(format!("step {k} (cv): {e}")),
         }
     }
     Ok((out, errors))
+}
+
+/// One scan of a CV (begin -> vertex 1 -> vertex 2 -> begin), s: the
+/// period of its drive.
+fn cv_period_s(cv: &CvStep) -> f64 {
+    let [v1, v2] = cv.vertex_V;
+    ((v1 - cv.begin_V).abs() + (v2 - v1).abs() + (cv.begin_V - v2).abs()) / cv.scan_rate_V_per_s
 }
 
 fn read_or_empty(
@@ -415,15 +435,17 @@ pub fn analyze_run(dir: &Path) -> Result<serde_json::Value, EngineError> {
         .try_into()
         .map_err(|e| err(dir, format!("run.toml [recipe]: {e}")))?;
     let aligned = vegard_store::read_parquet(&dir.join("aligned.parquet"))?;
-    let (steps, errors) = analyze_aligned(&aligned, &recipe)?;
-    let first = steps.first();
     // The film thickness turns tau0 into D0; only the virtual bench knows it.
     let bench: Option<BenchConfig> = meta.bench.clone().try_into().ok();
     let film_thickness_m = bench
         .as_ref()
         .and_then(|b| b.sim.as_ref())
         .map(|s| s.film.thickness_m);
-    let spectra = crate::campaign::analyze_spectra(dir, &recipe.plan(), film_thickness_m)?;
+    let plan = recipe.plan();
+    let spectra = crate::campaign::analyze_spectra(dir, &plan, film_thickness_m)?;
+    let c_dl_for = |k: usize| crate::campaign::c_dl_for_step(&spectra.eis, &plan, k);
+    let (steps, errors) = analyze_aligned(&aligned, &recipe, &c_dl_for)?;
+    let first = steps.first();
     Ok(serde_json::json!({
         "run_dir": dir,
         "status": meta.status.to_string(),

@@ -15,8 +15,8 @@ mod spectra;
 mod stage;
 
 pub use finalize::{
-    CvStepAnalysis, FinalizeSummary, SegmentAlignment, analyze_aligned, analyze_run, finalize_run,
-    recover_run,
+    CdlLookup, CvStepAnalysis, FinalizeSummary, SegmentAlignment, analyze_aligned, analyze_run,
+    finalize_run, recover_run,
 };
 pub use run::{EngineFault, Progress, RunOutcome, RunRequest, run};
 
