@@ -652,7 +652,21 @@ fn cmd_analyze(run: &Path, json: bool) -> Result<ExitCode> {
                     );
                 }
             }
+            print_half_cycles(&dvc["per_half_cycle"]);
+            let source = match dvc["C_dl_source"].as_str() {
+                Some("eis") => match analysis["cv_steps"][0]["C_dl_eis_step"].as_i64() {
+                    Some(step) => format!("from the EIS fit of step {step}"),
+                    None => "from EIS".to_string(),
+                },
+                Some("vertex-jump") => "from the CV's vertex current jumps".to_string(),
+                _ => "not removed".to_string(),
+            };
+            println!(
+                "    C_dl = {:.1} µF ({source})",
+                1e6 * dvc["C_dl_F"].as_f64().unwrap_or(f64::NAN)
+            );
         }
+        print_nonlinearity(&analysis["cv_steps"][0]);
         let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
         if let Some(fits) = analysis["eis_fits"].as_array() {
             for s in fits {
@@ -716,6 +730,75 @@ fn cmd_analyze(run: &Path, json: bool) -> Result<ExitCode> {
         println!("  written: {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Anodic and cathodic sweep slopes of `vegard analyze`, summarised: mean
+/// and spread per direction (the full list is in analysis.json).
+fn print_half_cycles(halves: &serde_json::Value) {
+    let Some(halves) = halves.as_array() else {
+        return;
+    };
+    for dir in ["anodic", "cathodic"] {
+        let slopes: Vec<f64> = halves
+            .iter()
+            .filter(|h| h["direction"] == dir)
+            .filter_map(|h| h["slope_nm_per_mC"].as_f64())
+            .collect();
+        if slopes.is_empty() {
+            continue;
+        }
+        let mean = slopes.iter().sum::<f64>() / slopes.len() as f64;
+        let (lo, hi) = slopes
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                (a.min(x), b.max(x))
+            });
+        println!(
+            "    {dir} sweeps: {mean:+.4} nm/mC (mean of {}, range {lo:+.4} .. {hi:+.4})",
+            slopes.len()
+        );
+    }
+}
+
+/// The nonlinearity section of one CV step: headline numbers and the
+/// verdicts in words.
+fn print_nonlinearity(step: &serde_json::Value) {
+    let nl = &step["nonlinearity"];
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    if nl.is_null() {
+        if let Some(note) = step["nonlinearity_note"].as_str() {
+            println!("  nonlinearity: {note}");
+        }
+        return;
+    }
+    let g = &nl["regression"];
+    println!(
+        "  nonlinearity over {} periods of {:.2} s: THD u {:.1} %, Q_F {:.1} %, E {:.1} %; \
+         lag of u behind Q_F {:+.1} ms",
+        nl["n_periods"],
+        f(&nl["period_s"]),
+        100.0 * f(&nl["thd_u"]),
+        100.0 * f(&nl["thd_Q_F"]),
+        100.0 * f(&nl["thd_E"]),
+        1e3 * f(&nl["lag_s"]),
+    );
+    println!(
+        "    u = κQ + κ2Q² + βE + γE² + ...: κ = {:+.4} ± {:.4} nm/mC, κ2 = {:+.2e} ± {:.1e} nm/mC², \
+         β = {:+.3} ± {:.3} nm/V, γ = {:+.3} ± {:.3} nm/V²",
+        f(&g["kappa_nm_per_mC"]),
+        f(&g["kappa_se_nm_per_mC"]),
+        f(&g["kappa2_nm_per_mC2"]),
+        f(&g["kappa2_se_nm_per_mC2"]),
+        f(&g["beta_nm_per_V"]),
+        f(&g["beta_se_nm_per_V"]),
+        f(&g["gamma_nm_per_V2"]),
+        f(&g["gamma_se_nm_per_V2"]),
+    );
+    if let Some(findings) = nl["findings"].as_array() {
+        for line in findings {
+            println!("    → {}", line.as_str().unwrap_or(""));
+        }
+    }
 }
 
 /// The spectrum of one EIS step of a run folder.
