@@ -42,7 +42,7 @@ pub use eis::{
 };
 pub use error::AnalysisError;
 pub use esm_fit::{
-    EsmFit, EsmFitOptions, Weighting as EsmWeighting, film_transfer_H, fit_esm_h,
+    CellCorrection, EsmFit, EsmFitOptions, Weighting as EsmWeighting, film_transfer_H, fit_esm_h,
     fit_esm_h_corrected,
 };
 pub use harmonic::{EsmPoint, Harmonics, Phasor, esm_point, harmonics};

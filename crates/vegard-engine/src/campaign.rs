@@ -11,8 +11,8 @@ use std::path::Path;
 
 use serde::Serialize;
 use vegard_analysis::{
-    Arrhenius, Circuit, EaDifference, EisFit, EisWeighting, EsmFit, EsmFitOptions, Phasor, compare,
-    fit_arrhenius, fit_circuit, fit_esm_h, fit_esm_h_corrected,
+    Arrhenius, CellCorrection, Circuit, EaDifference, EisFit, EisWeighting, EsmFit, EsmFitOptions,
+    Phasor, compare, fit_arrhenius, fit_circuit, fit_esm_h, fit_esm_h_corrected,
 };
 use vegard_recipe::{PlannedStep, Step};
 use vegard_store::Table;
@@ -232,7 +232,19 @@ pub fn analyze_spectra(
             let options = EsmFitOptions::default();
             let fitted = match eis {
                 Some(s) if s.R_series_ohm.is_finite() => {
-                    fit_esm_h_corrected(&ff, &response, &E, &I, s.R_series_ohm, &options)
+                    let get = |n: &str| {
+                        s.fit
+                            .parameters
+                            .iter()
+                            .find(|(m, _)| m == n)
+                            .map_or(f64::NAN, |(_, v)| *v)
+                    };
+                    let cell = CellCorrection {
+                        R_s_ohm: get("R0"),
+                        R_ct_ohm: get("R1"),
+                        C_dl_F: get("C1"),
+                    };
+                    fit_esm_h_corrected(&ff, &response, &E, &I, &cell, &options)
                         .map(|f| (f, Some(s.step)))
                 }
                 _ => {
