@@ -183,6 +183,26 @@ fn demo_kappa_matches_the_bench_truth() {
     );
     assert!(r2 > 0.99, "R² {r2}");
     assert!(se > 0.0 && se < 0.01 * kappa.abs(), "se {se}");
+    // Every monotonic sweep (3 per cycle: up, down, up) follows the same
+    // kappa, within 3 %.
+    let halves = dvc["per_half_cycle"].as_array().unwrap();
+    assert_eq!(halves.len(), 9, "{halves:?}");
+    for h in halves {
+        let k = h["slope_nm_per_mC"].as_f64().unwrap();
+        assert!(((k - kappa_true) / kappa_true).abs() < 0.03, "{h}");
+    }
+    // The ideal bench is linear: the regression finds kappa, and neither
+    // artefact is flagged.
+    let nl = &an["cv_steps"][0]["nonlinearity"];
+    eprintln!("nonlinearity: {}", nl["findings"]);
+    assert_eq!(nl["n_periods"], 3);
+    let k_reg = nl["regression"]["kappa_nm_per_mC"].as_f64().unwrap();
+    assert!(((k_reg - kappa_true) / kappa_true).abs() < 0.03, "{nl}");
+    assert_eq!(
+        nl["flags"]["second_harmonic_not_from_charge"], false,
+        "{nl}"
+    );
+    assert_eq!(nl["flags"]["quadratic_in_charge"], false, "{nl}");
     assert_eq!(dvc["per_cycle"].as_array().map(Vec::len), Some(3));
     assert!(run_dir.join("analysis.json").exists());
 }
@@ -985,9 +1005,9 @@ timeout_s = 900.0
   [[step.step]]
   kind = "esm_sweep"
   dc_V = 0.4
-  amplitude_V = 0.02
-  freq_Hz = [0.5, 0.1]
-  periods = 2
+  amplitude_V = 0.05
+  freq_Hz = [0.5, 0.3, 0.2, 0.1]
+  periods = 4
 "#,
     )
     .unwrap();
@@ -1051,7 +1071,47 @@ fn a_temperature_campaign_reaches_every_setpoint_and_records_the_measured_temper
         assert!(e < 0.03, "{} Hz at {} K: {e}", f[k], spe[k]);
     }
     let esm = parquet(run_dir.join("data/esm.parquet"));
-    assert_eq!(esm.len(), 4, "2 frequencies x 2 temperatures");
+    assert_eq!(esm.len(), 8, "4 frequencies x 2 temperatures");
+
+    // `analyze` takes each CV's C_dl from the EIS of the same temperature
+    // (truth 150 uF), and gives the deflection per faradaic charge of each
+    // ESM frequency (truth kappa = -0.2053 nm/mC).
+    let out = vegard()
+        .arg("analyze")
+        .arg(&run_dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cvs = a["cv_steps"].as_array().unwrap();
+    assert_eq!(cvs.len(), 2);
+    for (cv, eis_step) in cvs.iter().zip([2, 6]) {
+        let c = &cv["deformation_vs_charge"];
+        assert_eq!(c["C_dl_source"], "eis", "{c}");
+        assert_eq!(cv["C_dl_eis_step"], eis_step);
+        let c_dl = c["C_dl_F"].as_f64().unwrap();
+        assert!((c_dl / 150e-6 - 1.0).abs() < 0.05, "C_dl {c_dl}");
+    }
+    let esm_fits = a["esm_fits"].as_array().unwrap();
+    assert_eq!(esm_fits.len(), 2, "{}", a["analysis_errors"]);
+    for s in esm_fits {
+        let pts = s["per_faradaic_charge"].as_array().unwrap();
+        assert_eq!(pts.len(), 4, "{s}");
+        for p in pts {
+            eprintln!("ESM u/Q_F: {p}");
+            // u = kappa Q_F at every frequency: 0.2053 nm/mC, 180 deg
+            // (measured within 2 % and 1 deg at 50 mV, 4 periods).
+            let k = p["kappa_nm_per_mC"].as_f64().unwrap();
+            let ph = p["kappa_phase_deg"].as_f64().unwrap();
+            assert!((k / 0.2053 - 1.0).abs() < 0.05, "{p}");
+            assert!(ph.abs() > 175.0, "{p}");
+        }
+    }
 }
 
 #[test]

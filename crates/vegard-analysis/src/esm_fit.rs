@@ -196,6 +196,37 @@ pub fn fit_esm_h_corrected(
     fit(f_Hz, response, drive, options, true)
 }
 
+/// Deflection per faradaic charge at each frequency, nm/mC:
+/// `u / Q_F` with `u = response E`, `Q_F = I_F / (j w)` and `I_F` as in
+/// [`fit_esm_h_corrected`]. Pure Vegard strain makes it flat at kappa with
+/// the phase of kappa's sign (180 deg for a film that shrinks on
+/// extraction) at every frequency; a frequency-flat electrostatic term
+/// makes it grow where Q_F falls off (high frequency).
+pub fn deflection_per_faradaic_charge(
+    f_Hz: &[f64],
+    response: &[Phasor],
+    E_V: &[Phasor],
+    I_A: &[Phasor],
+    cell: &CellCorrection,
+) -> Result<Vec<Phasor>, AnalysisError> {
+    let n = f_Hz.len();
+    check_len("response", n, response.len())?;
+    check_len("E_V", n, E_V.len())?;
+    check_len("I_A", n, I_A.len())?;
+    Ok((0..n)
+        .map(|k| {
+            let (e, i) = (Cx::from(E_V[k]), Cx::from(I_A[k]));
+            let w = std::f64::consts::TAU * f_Hz[k];
+            let u = Cx::from(response[k]) * e;
+            let i_f = i - Cx::new(0.0, w * cell.C_dl_F) * (e - i.scale(cell.R_s_ohm));
+            // Q_F in mC: I_F / (j w) * 1e3.
+            let q_mC = i_f / Cx::new(0.0, w / 1e3);
+            let r = u / q_mC;
+            Phasor::new(r.re, r.im)
+        })
+        .collect())
+}
+
 fn check_len(name: &str, expected: usize, got: usize) -> Result<(), AnalysisError> {
     if expected == got {
         Ok(())

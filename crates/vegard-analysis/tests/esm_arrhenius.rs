@@ -11,8 +11,8 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 use std::f64::consts::PI;
 use vegard_analysis::{
-    CellCorrection, EsmFitOptions, Phasor, compare, film_transfer_H, fit_arrhenius, fit_esm_h,
-    fit_esm_h_corrected,
+    CellCorrection, EsmFitOptions, Phasor, compare, deflection_per_faradaic_charge,
+    film_transfer_H, fit_arrhenius, fit_esm_h, fit_esm_h_corrected,
 };
 use vegard_core::constants::BOLTZMANN_EV_PER_K;
 
@@ -433,4 +433,31 @@ fn esm_to_arrhenius_end_to_end() {
     let [lo, hi] = rb.ea_ci95_eV.unwrap();
     assert!(lo <= EA_EV && EA_EV <= hi);
     assert!((rb.ea_eV - EA_EV).abs() < 0.02);
+}
+
+#[test]
+fn deflection_per_faradaic_charge_is_flat_kappa_for_pure_vegard_strain() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let s = spectrum(&BENCH, 0.0, &mut rng);
+    let k = deflection_per_faradaic_charge(&s.f, &s.r, &s.e, &s.i, &correction(&BENCH)).unwrap();
+    let kappa_nm_per_mC = BENCH.kappa_nm_per_C * 1e-3;
+    for (f, p) in s.f.iter().zip(&k) {
+        // u = kappa Q_F exactly: real, negative, the same at every frequency.
+        assert!(
+            (p.re / kappa_nm_per_mC - 1.0).abs() < 1e-9 && p.im.abs() < 1e-9 * p.re.abs(),
+            "{f} Hz: {p:?} vs {kappa_nm_per_mC}"
+        );
+    }
+    // Without C_dl the double layer's charge counts as faradaic: |u/Q| is
+    // too small where the double layer takes a share of the current.
+    let no_cdl = CellCorrection {
+        C_dl_F: 0.0,
+        ..correction(&BENCH)
+    };
+    let k0 = deflection_per_faradaic_charge(&s.f, &s.r, &s.e, &s.i, &no_cdl).unwrap();
+    let worst = k0
+        .iter()
+        .map(|p| (p.amplitude() / kappa_nm_per_mC.abs() - 1.0).abs())
+        .fold(0.0, f64::max);
+    assert!(worst > 1e-3, "{worst}");
 }

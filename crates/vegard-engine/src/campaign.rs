@@ -12,7 +12,8 @@ use std::path::Path;
 use serde::Serialize;
 use vegard_analysis::{
     Arrhenius, CellCorrection, Circuit, EaDifference, EisFit, EisWeighting, EsmFit, EsmFitOptions,
-    Phasor, compare, fit_arrhenius, fit_circuit, fit_esm_h, fit_esm_h_corrected,
+    Phasor, compare, deflection_per_faradaic_charge, fit_arrhenius, fit_circuit, fit_esm_h,
+    fit_esm_h_corrected,
 };
 use vegard_recipe::{PlannedStep, Step};
 use vegard_store::Table;
@@ -47,9 +48,22 @@ pub struct EsmStepFit {
     pub sweep_iteration: Option<u32>,
     pub setpoint_K: Option<f64>,
     pub T_K: f64,
-    /// The EIS step whose R0 + R1 corrected this fit, if any.
+    /// The EIS step whose R0, R1 and C1 corrected this fit, if any.
     pub eis_step: Option<i64>,
     pub fit: EsmFit,
+    /// Deflection per faradaic charge at each frequency (needs the EIS):
+    /// flat at kappa for pure Vegard strain.
+    pub per_faradaic_charge: Vec<KappaPoint>,
+}
+
+/// `u / Q_F` at one ESM frequency.
+#[derive(Debug, Clone, Serialize)]
+pub struct KappaPoint {
+    pub f_Hz: f64,
+    /// |u / Q_F|, nm/mC.
+    pub kappa_nm_per_mC: f64,
+    /// arg(u / Q_F), degrees (+-180 for a film that shrinks on extraction).
+    pub kappa_phase_deg: f64,
 }
 
 /// Activation energies of tau from both methods and their difference.
@@ -244,25 +258,38 @@ pub fn analyze_spectra(
                         R_ct_ohm: get("R1"),
                         C_dl_F: get("C1"),
                     };
+                    let per_q = deflection_per_faradaic_charge(&ff, &response, &E, &I, &cell)
+                        .map(|v| {
+                            ff.iter()
+                                .zip(v)
+                                .map(|(&f_Hz, p)| KappaPoint {
+                                    f_Hz,
+                                    kappa_nm_per_mC: p.amplitude(),
+                                    kappa_phase_deg: p.phase_deg(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     fit_esm_h_corrected(&ff, &response, &E, &I, &cell, &options)
-                        .map(|f| (f, Some(s.step)))
+                        .map(|f| (f, Some(s.step), per_q))
                 }
                 _ => {
                     out.errors.push(format!(
                         "step {k} (esm_sweep): no EIS at the same temperature; tau_ESM \
                          uncorrected for R_s + R_ct (biased long)"
                     ));
-                    fit_esm_h(&ff, &response, &options).map(|f| (f, None))
+                    fit_esm_h(&ff, &response, &options).map(|f| (f, None, Vec::new()))
                 }
             };
             match fitted {
-                Ok((fit, eis_step)) => out.esm.push(EsmStepFit {
+                Ok((fit, eis_step, per_faradaic_charge)) => out.esm.push(EsmStepFit {
                     step: k as i64,
                     sweep_iteration: p.label.sweep_iteration,
                     setpoint_K: p.label.setpoint_K,
                     T_K: mean_finite(rows.iter().map(|&i| T[i])),
                     eis_step,
                     fit,
+                    per_faradaic_charge,
                 }),
                 Err(e) => out.errors.push(format!("step {k} (esm_sweep): {e}")),
             }
