@@ -336,6 +336,7 @@ async fn cmd_run(
         speed,
         fault,
         virtual_bench: None,
+        control: None,
     };
     let started = Instant::now();
     let mut last_print: Option<Instant> = None;
@@ -593,6 +594,34 @@ fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
         }
         Progress::Finalizing => {
             let _ = writeln!(err, "finalising: clock alignment, Parquet, analysis");
+        }
+        Progress::Paused {
+            paused: true,
+            next_step,
+        } => {
+            let _ = writeln!(
+                err,
+                "paused before step {} (cell off); resume from the dashboard",
+                next_step + 1
+            );
+        }
+        Progress::Paused { paused: false, .. } => {
+            let _ = writeln!(err, "resumed");
+        }
+        Progress::PauseRequested { requested } => {
+            let _ = writeln!(
+                err,
+                "{}",
+                if *requested {
+                    "pause requested: the run pauses when the current step ends"
+                } else {
+                    "pause request withdrawn"
+                }
+            );
+        }
+        Progress::Marker { note, step } => {
+            let at = step.map_or(String::new(), |s| format!(" (step {})", s + 1));
+            let _ = writeln!(err, "marker{at}: {note}");
         }
     }
 }

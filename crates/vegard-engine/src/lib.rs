@@ -18,7 +18,7 @@ pub use finalize::{
     CdlLookup, CvStepAnalysis, FinalizeSummary, SegmentAlignment, analyze_aligned, analyze_run,
     finalize_run, recover_run,
 };
-pub use run::{EngineFault, Progress, RunOutcome, RunRequest, run};
+pub use run::{EngineFault, Progress, RunControl, RunOutcome, RunRequest, run};
 
 /// Errors that stop a run before it starts or while finalising it. Faults
 /// *during* a run do not surface here: they end the run with status

@@ -41,6 +41,20 @@ pub struct RunRequest {
     /// An already running virtual bench to use for `resource = "sim"`
     /// instead of starting one (tests read its ground truth afterwards).
     pub virtual_bench: Option<Arc<VirtualBench>>,
+    /// Pause/resume and markers from the dashboard (abort goes through the
+    /// `cancel` channel, like Ctrl-C). `None`: no one steers this run.
+    pub control: Option<tokio::sync::mpsc::UnboundedReceiver<RunControl>>,
+}
+
+/// What a user can ask of a running run besides stopping it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunControl {
+    /// Pause before the next step (the safe point: every technique ends
+    /// with the cell switched off), or resume.
+    TogglePause,
+    /// A note in events.jsonl (`kind = "marker"`), stamped now and with the
+    /// step it fell in.
+    Marker(String),
 }
 
 /// Faults the engine can inject into itself, so tests can prove the safe
@@ -94,6 +108,21 @@ pub enum Progress {
     },
     Aborting {
         reason: String,
+    },
+    /// The run waits between steps (cell off) until resumed, or runs again.
+    Paused {
+        paused: bool,
+        /// The step that will run on resume.
+        next_step: usize,
+    },
+    /// A pause was requested; it takes effect when the current step ends.
+    PauseRequested {
+        requested: bool,
+    },
+    /// A marker was written to events.jsonl.
+    Marker {
+        note: String,
+        step: Option<usize>,
     },
     Finalizing,
 }
@@ -166,7 +195,7 @@ struct DmmBatch {
 /// resource, instrument not answering) are returned as errors before a run
 /// folder exists; anything after that ends as a run with a status.
 pub async fn run(
-    req: RunRequest,
+    mut req: RunRequest,
     mut cancel: watch::Receiver<bool>,
     mut progress: impl FnMut(Progress),
 ) -> Result<RunOutcome, EngineError> {
@@ -335,6 +364,48 @@ pub async fn run(
     // From here on nothing returns early: every problem becomes the abort
     // reason, so the folder always ends with a status and finalised data.
 
+    // Dashboard controls: markers are written by their own task (the event
+    // log is shared, line-atomic); pause is a flag the step loop checks.
+    let (pause_tx, mut pause_rx) = watch::channel(false);
+    let (control_note_tx, mut control_note_rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+    let control_task = req.control.take().map(|mut rx| {
+        let ev = events.clone();
+        let step_now = current_step.clone();
+        tokio::spawn(async move {
+            while let Some(c) = rx.recv().await {
+                match c {
+                    RunControl::Marker(note) => {
+                        let step = usize::try_from(step_now.load(Ordering::SeqCst)).ok();
+                        if ev
+                            .append(
+                                "marker",
+                                clock.now_ns(),
+                                json!({"note": note, "step": step}),
+                            )
+                            .is_ok()
+                        {
+                            let _ = control_note_tx.send(Progress::Marker { note, step });
+                        }
+                    }
+                    RunControl::TogglePause => {
+                        let requested = !*pause_tx.borrow();
+                        pause_tx.send_replace(requested);
+                        let _ = ev.append(
+                            if requested {
+                                "pause_requested"
+                            } else {
+                                "resume_requested"
+                            },
+                            clock.now_ns(),
+                            json!({}),
+                        );
+                        let _ = control_note_tx.send(Progress::PauseRequested { requested });
+                    }
+                }
+            }
+        })
+    });
+
     let total_s: f64 = plan.iter().map(|p| p.step.duration_s()).sum();
     progress(Progress::Started {
         run_dir: run_dir.clone(),
@@ -377,8 +448,28 @@ pub async fn run(
         done_s: 0.0,
     };
     for (index, planned) in plan.iter().enumerate() {
+        while let Ok(p) = control_note_rx.try_recv() {
+            progress(p);
+        }
         if abort_reason.is_some() {
             break;
+        }
+        // Copy the flag out: a watch guard must not live across an await.
+        let paused = *pause_rx.borrow();
+        if paused {
+            if let Err(e) = wait_while_paused(
+                &mut ctx,
+                index,
+                &mut pause_rx,
+                &mut control_note_rx,
+                &mut cancel,
+                &mut progress,
+            )
+            .await
+            {
+                abort_reason = Some(e);
+                break;
+            }
         }
         let step = &planned.step;
         current_step.store(index as i64, Ordering::SeqCst);
@@ -487,6 +578,9 @@ pub async fn run(
     }
 
     current_step.store(-1, Ordering::SeqCst);
+    if let Some(t) = control_task {
+        t.abort();
+    }
     // Every exit path: cell off first, then bookkeeping (all best effort:
     // a failing disk must not stop the rest from being tried).
     let off = safe.switch_off();
@@ -690,10 +784,57 @@ pub(crate) const DEFLECTION_COLUMNS: [ColumnSpec; 7] = [
     ColumnSpec::new("V", ColKind::F64),
 ];
 
+/// Holds the run between steps while paused: the previous technique has
+/// switched the cell off, the digitizer is idle, the stage keeps its
+/// setpoint. Returns when resumed, or the stop reason when stopped.
+async fn wait_while_paused(
+    ctx: &mut Ctx<'_>,
+    next_step: usize,
+    pause: &mut watch::Receiver<bool>,
+    notes: &mut tokio::sync::mpsc::UnboundedReceiver<Progress>,
+    cancel: &mut watch::Receiver<bool>,
+    progress: &mut impl FnMut(Progress),
+) -> Result<(), String> {
+    let clock = ctx.clock;
+    ctx.events
+        .append("paused", clock.now_ns(), json!({"next_step": next_step}))
+        .map_err(|e| format!("store: {e}"))?;
+    progress(Progress::Paused {
+        paused: true,
+        next_step,
+    });
+    loop {
+        tokio::select! {
+            r = pause.wait_for(|p| !*p) => {
+                if r.is_err() {
+                    // The control task ended (its sender dropped): nobody can
+                    // resume, so resume now rather than hang.
+                }
+                break;
+            }
+            Some(p) = notes.recv() => progress(p),
+            _ = cancel.wait_for(|c| *c) => {
+                return Err(STOP_REQUESTED.into());
+            }
+        }
+    }
+    ctx.events
+        .append("resumed", clock.now_ns(), json!({"next_step": next_step}))
+        .map_err(|e| format!("store: {e}"))?;
+    progress(Progress::Paused {
+        paused: false,
+        next_step,
+    });
+    Ok(())
+}
+
+/// The abort reason of a user stop.
+pub(crate) const STOP_REQUESTED: &str = "stop requested (Ctrl-C, SIGTERM/SIGHUP or the dashboard)";
+
 async fn wait_step(wall_s: f64, cancel: &mut watch::Receiver<bool>) -> Result<(), String> {
     tokio::select! {
         _ = tokio::time::sleep(Duration::from_secs_f64(wall_s.max(0.0))) => Ok(()),
-        _ = cancel.wait_for(|c| *c) => Err("stop requested (Ctrl-C or SIGTERM/SIGHUP)".into()),
+        _ = cancel.wait_for(|c| *c) => Err(STOP_REQUESTED.into()),
     }
 }
 
@@ -802,7 +943,7 @@ async fn record_step(
         let _ = stop_tx.send(true);
         let probe = dmm_task.await.ok().map(|(_, d)| d);
         let why = if *cancel.borrow() {
-            "stop requested (Ctrl-C or SIGTERM/SIGHUP)"
+            STOP_REQUESTED
         } else {
             "potentiostat thread has stopped"
         };
@@ -926,7 +1067,7 @@ async fn record_step(
                 dmm_done = Some(joined);
                 if let Some(f) = failed { outcome = Err(f); break; }
             },
-            _ = cancel.wait_for(|c| *c) => { outcome = Err("stop requested (Ctrl-C or SIGTERM/SIGHUP)".into()); break; }
+            _ = cancel.wait_for(|c| *c) => { outcome = Err(STOP_REQUESTED.into()); break; }
             _ = tick.tick() => {
                 let now = ctx.clock.now_ns();
                 let _ = ctx.pstat_raw.flush_if_due();

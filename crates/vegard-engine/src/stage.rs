@@ -246,7 +246,7 @@ pub(crate) async fn stabilise(
                 }
             }
             _ = cancel.wait_for(|c| *c) => {
-                return Err("stop requested (Ctrl-C or SIGTERM/SIGHUP)".into());
+                return Err(crate::run::STOP_REQUESTED.into());
             }
             _ = tick.tick() => {
                 let now = clock.now_ns();

@@ -49,6 +49,7 @@ async fn digitizer_alignment_error_is_below_one_sample_period() {
         speed: None,
         fault: None,
         virtual_bench: Some(vb.clone()),
+        control: None,
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let outcome = run(req, rx, |_| {}).await.unwrap();
