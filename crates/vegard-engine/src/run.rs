@@ -456,8 +456,8 @@ pub async fn run(
         }
         // Copy the flag out: a watch guard must not live across an await.
         let paused = *pause_rx.borrow();
-        if paused {
-            if let Err(e) = wait_while_paused(
+        if paused
+            && let Err(e) = wait_while_paused(
                 &mut ctx,
                 index,
                 &mut pause_rx,
@@ -466,10 +466,9 @@ pub async fn run(
                 &mut progress,
             )
             .await
-            {
-                abort_reason = Some(e);
-                break;
-            }
+        {
+            abort_reason = Some(e);
+            break;
         }
         let step = &planned.step;
         current_step.store(index as i64, Ordering::SeqCst);
@@ -805,13 +804,9 @@ async fn wait_while_paused(
     });
     loop {
         tokio::select! {
-            r = pause.wait_for(|p| !*p) => {
-                if r.is_err() {
-                    // The control task ended (its sender dropped): nobody can
-                    // resume, so resume now rather than hang.
-                }
-                break;
-            }
+            // Resumed, or the control task ended (an Err: nobody could
+            // resume any more, so go on rather than hang).
+            _ = pause.wait_for(|p| !*p) => break,
             Some(p) = notes.recv() => progress(p),
             _ = cancel.wait_for(|c| *c) => {
                 return Err(STOP_REQUESTED.into());
