@@ -673,6 +673,7 @@ pub struct SimParams {
     pub cell: CellParams,
     pub strain: StrainParams,
     pub lever: LeverParams,
+    pub electrostatic: ElectrostaticParams,
     pub noise: NoiseParams,
     pub drift: DriftParams,
     pub clocks: SimClocks,
@@ -736,8 +737,14 @@ pub struct CellParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StrainParams {
-    /// Partial molar volume of the inserted ion, m^3/mol.
+    /// Partial molar volume of the inserted ion at `film.x_initial`, m^3/mol.
     pub Omega_m3_per_mol: f64,
+    /// Concentration dependence of the partial molar volume, m^3/mol per
+    /// unit mole fraction: `Omega(x) = Omega + dOmega_dx (x - x_initial)`
+    /// (PHYSICS.md section 2). Non-zero adds a `kappa2 Q_F^2` term to the
+    /// deflection; 0 (the default, the ideal bench) keeps pure Vegard strain.
+    /// Validation keeps `Omega(x) > 0` over the whole range `0 <= x <= 1`.
+    pub dOmega_dx_m3_per_mol: f64,
     pub poisson_ratio: f64,
     /// Film clamped on a rigid substrate (G = (1+nu)/(1-nu)) or free (G = 1).
     pub clamped: bool,
@@ -749,6 +756,45 @@ pub struct LeverParams {
     /// True detector sensitivity of the virtual lever, nm/V.
     pub invols_nm_per_V: f64,
     pub spring_constant_N_per_m: f64,
+}
+
+impl StrainParams {
+    /// Partial molar volume at mole fraction `x`, m^3/mol: linear in `x`
+    /// around its value at `x_initial` (the film's composition when the
+    /// bench starts, where `Omega_m3_per_mol` is given).
+    pub fn Omega_at_m3_per_mol(&self, x: f64, x_initial: f64) -> f64 {
+        self.Omega_m3_per_mol + self.dOmega_dx_m3_per_mol * (x - x_initial)
+    }
+
+    /// Open interval `(lo, hi)` of `dOmega_dx_m3_per_mol` that keeps
+    /// `Omega(x) > 0` for every `0 <= x <= 1`: `Omega(x)` is linear, so only
+    /// the ends matter, `Omega(0) > 0` gives `hi = Omega / x_initial` and
+    /// `Omega(1) > 0` gives `lo = -Omega / (1 - x_initial)`. Empty
+    /// (`lo >= hi`) when `Omega_m3_per_mol <= 0`. `x_initial` must lie in
+    /// (0, 1), as validation ensures.
+    pub fn dOmega_dx_range_m3_per_mol(&self, x_initial: f64) -> (f64, f64) {
+        (
+            -self.Omega_m3_per_mol / (1.0 - x_initial),
+            self.Omega_m3_per_mol / x_initial,
+        )
+    }
+}
+
+/// Electrostatic force between the probe and the sample (PHYSICS.md
+/// section 2): `F = 0.5 dC_dz (V - V_cpd)^2` pulls the tip toward the
+/// surface, so the lever reads `u = -F / k` on top of the film's strain. `V`
+/// is the working electrode's potential as the cell reports it (applied
+/// potential, or the OCP with the cell off). Off (`dC_dz_F_per_m = 0`) in
+/// the ideal bench.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ElectrostaticParams {
+    /// Gradient of the tip-sample capacitance with separation, F/m (>= 0;
+    /// the magnitude, the force is always attractive).
+    pub dC_dz_F_per_m: f64,
+    /// Contact potential difference between tip and sample, V: the
+    /// potential at which the force vanishes.
+    pub V_cpd_V: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,8 +5,8 @@
 //! (PHYSICS.md section 6). Every value is realistic for such a cell.
 
 use crate::schema::{
-    CellParams, ClockParams, DriftParams, EisNoiseParams, FilmParams, KineticsParams, LeverParams,
-    NoiseParams, SimClocks, SimParams, StrainParams, ThermalParams,
+    CellParams, ClockParams, DriftParams, EisNoiseParams, ElectrostaticParams, FilmParams,
+    KineticsParams, LeverParams, NoiseParams, SimClocks, SimParams, StrainParams, ThermalParams,
 };
 
 impl Default for SimParams {
@@ -19,6 +19,7 @@ impl Default for SimParams {
             cell: CellParams::default(),
             strain: StrainParams::default(),
             lever: LeverParams::default(),
+            electrostatic: ElectrostaticParams::default(),
             noise: NoiseParams::default(),
             drift: DriftParams::default(),
             clocks: SimClocks::default(),
@@ -91,6 +92,8 @@ impl Default for StrainParams {
             // LiMn2O4, PHYSICS.md section 6; with nu = 0.3 clamped and
             // A = 1 cm^2: kappa = -0.205 nm/mC.
             Omega_m3_per_mol: 3.2e-6,
+            // Ideal bench: Omega independent of x (pure Vegard strain).
+            dOmega_dx_m3_per_mol: 0.0,
             poisson_ratio: 0.3,
             clamped: true,
         }
@@ -102,6 +105,16 @@ impl Default for LeverParams {
         LeverParams {
             invols_nm_per_V: 60.0,
             spring_constant_N_per_m: 0.8,
+        }
+    }
+}
+
+/// Off: the ideal bench has no electrostatic force on the lever.
+impl Default for ElectrostaticParams {
+    fn default() -> Self {
+        ElectrostaticParams {
+            dC_dz_F_per_m: 0.0,
+            V_cpd_V: 0.0,
         }
     }
 }

@@ -299,6 +299,20 @@ fn num(x: f64) -> String {
     format!("{x:?}")
 }
 
+/// A derived bound for a message, to 5 significant digits without trailing
+/// zeros (`-1.6e-5`, not `-1.6000000000000003e-5`): the reader needs the
+/// size, and the offending value itself is still shown exactly with [`num`].
+fn bound(x: f64) -> String {
+    let s = format!("{x:.4e}");
+    match s.split_once('e') {
+        Some((mantissa, exp)) if mantissa.contains('.') => {
+            let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+            format!("{mantissa}e{exp}")
+        }
+        _ => s,
+    }
+}
+
 /// Last key of a path: the name the user sees in the file.
 fn key_name<'a>(path: &[Seg<'a>]) -> &'a str {
     path.iter()
@@ -1161,6 +1175,32 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
 
     let s = &sim.strain;
     c.finite(&at("strain", "Omega_m3_per_mol"), s.Omega_m3_per_mol)?;
+    c.finite(
+        &at("strain", "dOmega_dx_m3_per_mol"),
+        s.dOmega_dx_m3_per_mol,
+    )?;
+    // Only a concentration-dependent Omega can change sign inside the
+    // composition range; a constant one (even 0, a strain-free film) is
+    // left to the checks above.
+    if s.dOmega_dx_m3_per_mol != 0.0 {
+        let (lo, hi) = s.dOmega_dx_range_m3_per_mol(f.x_initial);
+        let rule = if lo < hi {
+            format!(
+                "> {} and < {} so that Omega(x) = Omega_m3_per_mol + dOmega_dx_m3_per_mol \
+                 (x - x_initial) stays > 0 for 0 <= x <= 1",
+                bound(lo),
+                bound(hi)
+            )
+        } else {
+            "0 unless Omega_m3_per_mol > 0 (Omega(x) must stay > 0 for 0 <= x <= 1)".to_owned()
+        };
+        c.require(
+            &at("strain", "dOmega_dx_m3_per_mol"),
+            s.dOmega_dx_m3_per_mol > lo && s.dOmega_dx_m3_per_mol < hi,
+            &rule,
+            &num(s.dOmega_dx_m3_per_mol),
+        )?;
+    }
     c.require(
         &at("strain", "poisson_ratio"),
         s.poisson_ratio > -1.0 && s.poisson_ratio <= 0.5,
@@ -1174,6 +1214,10 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
         &at("lever", "spring_constant_N_per_m"),
         l.spring_constant_N_per_m,
     )?;
+
+    let e = &sim.electrostatic;
+    c.non_negative(&at("electrostatic", "dC_dz_F_per_m"), e.dC_dz_F_per_m)?;
+    c.finite(&at("electrostatic", "V_cpd_V"), e.V_cpd_V)?;
 
     let n = &sim.noise;
     c.non_negative(&at("noise", "deflection_nm_rms"), n.deflection_nm_rms)?;
@@ -1242,7 +1286,15 @@ fn validate_clock(name: &str, clock: &ClockParams, c: &Checker<'_, '_>) -> Resul
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{Transport, parse_resource, slug};
+    use super::{Transport, bound, parse_resource, slug};
+
+    #[test]
+    fn bounds_are_short() {
+        assert_eq!(bound(-1.600_000_000_000_000_3e-5), "-1.6e-5");
+        assert_eq!(bound(4e-6), "4e-6");
+        assert_eq!(bound(-4.266_666_666_666_667e-6), "-4.2667e-6");
+        assert_eq!(bound(123.0), "1.23e2");
+    }
 
     #[test]
     fn slug_keeps_ascii_words_joined_by_single_dashes() {

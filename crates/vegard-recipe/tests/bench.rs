@@ -127,6 +127,128 @@ fn shipped_sim_config_states_the_defaults() {
     );
 }
 
+/// configs/sim-nonideal.toml is configs/sim.toml with the two non-ideal
+/// deflection mechanisms switched on, and nothing else changed.
+#[test]
+fn shipped_non_ideal_config_differs_from_the_default_only_in_its_switches() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let ideal = load_bench(&root.join("configs/sim.toml")).unwrap();
+    let b = load_bench(&root.join("configs/sim-nonideal.toml")).unwrap();
+    let sim = b.sim.clone().unwrap();
+    assert_eq!(sim.strain.dOmega_dx_m3_per_mol, 3e-6);
+    assert_eq!(
+        (sim.electrostatic.dC_dz_F_per_m, sim.electrostatic.V_cpd_V),
+        (2e-9, -0.1)
+    );
+    let mut back = sim.clone();
+    back.strain.dOmega_dx_m3_per_mol = 0.0;
+    back.electrostatic = Default::default();
+    assert_eq!(back, SimParams::default());
+    assert_eq!(b.instruments, ideal.instruments);
+    // The default bench writes the keys out, switched off.
+    let text = std::fs::read_to_string(root.join("configs/sim.toml")).unwrap();
+    for key in [
+        "dOmega_dx_m3_per_mol = 0.0",
+        "[sim.electrostatic]",
+        "dC_dz_F_per_m = 0.0",
+        "V_cpd_V = 0.0",
+    ] {
+        assert!(text.contains(key), "configs/sim.toml lacks `{key}`");
+    }
+}
+
+#[test]
+fn non_ideal_sim_keys_are_parsed_and_checked_at_their_keys() {
+    let text = BENCH.replacen(
+        "[sim.film]",
+        "[sim.strain]\ndOmega_dx_m3_per_mol = 2e-6\n\n\
+         [sim.electrostatic]\ndC_dz_F_per_m = 1e-9\nV_cpd_V = 0.25\n\n[sim.film]",
+        1,
+    );
+    let sim = parse_bench(&text, "bench.toml").unwrap().sim.unwrap();
+    assert_eq!(sim.strain.dOmega_dx_m3_per_mol, 2e-6);
+    assert_eq!(sim.strain.Omega_m3_per_mol, 3.2e-6);
+    assert_eq!(
+        (sim.electrostatic.dC_dz_F_per_m, sim.electrostatic.V_cpd_V),
+        (1e-9, 0.25)
+    );
+    // With Omega = 3.2e-6 at x_initial = 0.5 (defaults), Omega(x) > 0 on
+    // 0..1 needs -6.4e-6 < dOmega_dx < 6.4e-6.
+    let range = "so that Omega(x) = Omega_m3_per_mol + dOmega_dx_m3_per_mol (x - x_initial) \
+                 stays > 0 for 0 <= x <= 1";
+    let cases: &[(&str, &str, (usize, usize), String)] = &[
+        (
+            "[sim.film]",
+            "[sim.strain]\ndOmega_dx_m3_per_mol = 7e-6\n\n[sim.film]",
+            (21, 1),
+            format!("dOmega_dx_m3_per_mol must be > -6.4e-6 and < 6.4e-6 {range} (got 7e-6)"),
+        ),
+        (
+            "[sim.film]",
+            "[sim.strain]\nOmega_m3_per_mol = 3e-6\n  dOmega_dx_m3_per_mol = -6.4e-6\n\n[sim.film]",
+            (22, 3),
+            format!("dOmega_dx_m3_per_mol must be > -6e-6 and < 6e-6 {range} (got -6.4e-6)"),
+        ),
+        (
+            // The allowed range follows x_initial: Omega(0) = 3.2e-6 - 0.8 d.
+            "thickness_m = 5e-7",
+            "thickness_m = 5e-7\nx_initial = 0.8\n\n[sim.strain]\ndOmega_dx_m3_per_mol = 5e-6",
+            (25, 1),
+            format!("dOmega_dx_m3_per_mol must be > -1.6e-5 and < 4e-6 {range} (got 5e-6)"),
+        ),
+        (
+            "[sim.film]",
+            "[sim.strain]\nOmega_m3_per_mol = 0.0\ndOmega_dx_m3_per_mol = 1e-7\n\n[sim.film]",
+            (22, 1),
+            "dOmega_dx_m3_per_mol must be 0 unless Omega_m3_per_mol > 0 (Omega(x) must stay > 0 \
+             for 0 <= x <= 1) (got 1e-7)"
+                .to_owned(),
+        ),
+        (
+            "[sim.film]",
+            "[sim.strain]\ndOmega_dx_m3_per_mol = nan\n\n[sim.film]",
+            (21, 1),
+            "dOmega_dx_m3_per_mol must be a finite number (got NaN)".to_owned(),
+        ),
+        (
+            "[sim.film]",
+            "[sim.electrostatic]\nV_cpd_V = 0.1\ndC_dz_F_per_m = -2e-9\n\n[sim.film]",
+            (22, 1),
+            "dC_dz_F_per_m must be >= 0 (got -2e-9)".to_owned(),
+        ),
+        (
+            "[sim.film]",
+            "[sim.electrostatic]\nV_cpd_V = inf\n\n[sim.film]",
+            (21, 1),
+            "V_cpd_V must be a finite number (got inf)".to_owned(),
+        ),
+        (
+            "[sim.film]",
+            "[sim.electrostatic]\nV_cpd = 0.1\n\n[sim.film]",
+            (21, 1),
+            "unknown key `V_cpd`, expected `dC_dz_F_per_m` or `V_cpd_V`".to_owned(),
+        ),
+    ];
+    for (from, to, pos, want) in cases {
+        let (line, col, msg) = err(from, to);
+        assert_eq!(
+            ((line, col), msg.as_str()),
+            (*pos, want.as_str()),
+            "{from} -> {to}"
+        );
+    }
+    // Just inside the range, and a strain-free film with constant Omega.
+    for ok in [
+        "[sim.strain]\ndOmega_dx_m3_per_mol = 6.39e-6\n\n[sim.film]",
+        "[sim.strain]\ndOmega_dx_m3_per_mol = -6.39e-6\n\n[sim.film]",
+        "[sim.strain]\nOmega_m3_per_mol = 0.0\n\n[sim.film]",
+        "[sim.electrostatic]\ndC_dz_F_per_m = 0.0\nV_cpd_V = -3.0\n\n[sim.film]",
+    ] {
+        let text = BENCH.replacen("[sim.film]", ok, 1);
+        assert!(parse_bench(&text, "bench.toml").is_ok(), "{ok}");
+    }
+}
+
 #[test]
 fn sim_resource_without_sim_table_gets_the_default_bench() {
     let (head, _) = BENCH.split_once("[sim]").unwrap();

@@ -39,8 +39,21 @@
 //! Sign conventions as in the rest of the model: `Z = V/I` for phasors of
 //! `exp(+j w t)`, current anodic positive, so a capacitive cell has
 //! `Im Z < 0`; the deflection follows `u = kappa Q_F` with `kappa < 0`.
+//!
+//! Non-ideal deflection terms (lever.rs), linearised at the same dc point:
+//! the quadratic Vegard term `kappa2 Q_F^2` changes the slope to
+//! `kappa + 2 kappa2 Q_F,dc`, where `Q_F,dc = zFAL c_max (x_initial - x_eq)`
+//! is the charge that took the film from its rest state to equilibrium at
+//! `E_dc` (0 at the rest potential, -31 % of kappa at 40 mV above E0
+//! with `dOmega_dx = 3e-6`, so it is kept); the electrostatic force adds
+//! `du/dV = -C' (E_dc - V_cpd) / k`, real and flat in frequency. Neither
+//! changes the impedance. Both are exact for the first harmonic of a
+//! sine (their `V^2` and `Q^2` parts only feed dc and the second harmonic).
 
-use super::{diffusion_m2_per_s, kappa_nm_per_C, rate_constant_m_per_s};
+use super::{
+    diffusion_m2_per_s, electrostatic_nm_per_V2, kappa_nm_per_C, kappa2_nm_per_C2,
+    rate_constant_m_per_s,
+};
 use std::f64::consts::PI;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 use vegard_core::constants::{FARADAY_C_PER_MOL, GAS_CONSTANT_J_PER_MOL_K};
@@ -214,6 +227,15 @@ pub struct SmallSignal {
     pub Z0_ohm: f64,
     /// Vegard coupling, nm per coulomb of faradaic charge (negative).
     pub kappa_nm_per_C: f64,
+    /// Quadratic Vegard coefficient (0 on the ideal bench), nm/C^2.
+    pub kappa2_nm_per_C2: f64,
+    /// Faradaic charge from the rest state at `x_initial` to equilibrium at
+    /// `E_dc`, `zFAL c_max (x_initial - x_eq)`: where on `u(Q_F)` the
+    /// small signal sits.
+    pub Q_F_dc_C: f64,
+    /// First-harmonic electrostatic deflection per volt,
+    /// `-C' (E_dc - V_cpd) / k` (0 on the ideal bench), nm/V.
+    pub electrostatic_nm_per_V: f64,
 }
 
 impl SmallSignal {
@@ -236,9 +258,10 @@ impl SmallSignal {
             charge_per_m_C * rate_constant_m_per_s(p) * (a * ln_x + (1.0 - a) * ln_1mx).exp();
         let tau_s = film.thickness_m * film.thickness_m / diffusion_m2_per_s(p);
         let C_int_F = charge_per_m_C * film.thickness_m * f_per_V * (ln_x + ln_1mx).exp();
+        let x_eq = ln_x.exp();
         SmallSignal {
             E_dc_V,
-            x_eq: ln_x.exp(),
+            x_eq,
             R_s_ohm: p.cell.R_s_ohm,
             C_dl_F: p.cell.C_dl_F,
             exchange_current_A,
@@ -247,7 +270,19 @@ impl SmallSignal {
             C_int_F,
             Z0_ohm: tau_s / C_int_F,
             kappa_nm_per_C: kappa_nm_per_C(p),
+            kappa2_nm_per_C2: kappa2_nm_per_C2(p),
+            Q_F_dc_C: charge_per_m_C * film.thickness_m * (film.x_initial - x_eq),
+            electrostatic_nm_per_V: 2.0
+                * electrostatic_nm_per_V2(p)
+                * (E_dc_V - p.electrostatic.V_cpd_V),
         }
+    }
+
+    /// Local slope of the deflection vs faradaic charge at the dc point,
+    /// `du/dQ_F = kappa + 2 kappa2 Q_F,dc`, nm/C; `kappa` itself on the
+    /// ideal bench or at the rest potential.
+    pub fn local_kappa_nm_per_C(&self) -> f64 {
+        self.kappa_nm_per_C + 2.0 * self.kappa2_nm_per_C2 * self.Q_F_dc_C
     }
 
     /// Open finite Warburg element `Z0 coth(u)/u`, `u = sqrt(j w tau)`.
@@ -280,12 +315,19 @@ impl SmallSignal {
     }
 
     /// Deflection per volt of applied ac potential, nm/V:
-    /// `u/V = kappa Q_F/V = kappa (I_F/I) / (j w Z)`. Lags the faradaic
-    /// current by 90 deg (it is its integral) and, with `kappa < 0`, is in
-    /// antiphase with `Q_F`: extraction shrinks the film.
+    /// `u/V = kappa_local Q_F/V + du_es/dV`, with
+    /// `kappa_local Q_F/V = kappa_local (I_F/I) / (j w Z)` and
+    /// `du_es/dV = electrostatic_nm_per_V`. The strain part lags the
+    /// faradaic current by 90 deg (it is its integral) and, with
+    /// `kappa < 0`, is in antiphase with `Q_F`: extraction shrinks the film.
+    /// The electrostatic part (0 on the ideal bench) is real and
+    /// frequency-flat, the background an ESM fit has to separate from the
+    /// film's response.
     pub fn strain_transfer_nm_per_V(&self, f_Hz: f64) -> C64 {
         let jw = C64::new(0.0, 2.0 * PI * f_Hz);
-        (self.faradaic_fraction(f_Hz) / (jw * self.impedance_ohm(f_Hz))).scale(self.kappa_nm_per_C)
+        (self.faradaic_fraction(f_Hz) / (jw * self.impedance_ohm(f_Hz)))
+            .scale(self.local_kappa_nm_per_C())
+            + C64::from(self.electrostatic_nm_per_V)
     }
 
     /// `Z_int = (1/Z_F + j w C_dl)^-1`, the interface without `R_s`; only
@@ -315,8 +357,9 @@ pub fn faradaic_fraction(p: &SimParams, E_dc_V: f64, f_Hz: f64) -> C64 {
     SmallSignal::new(p, E_dc_V).faradaic_fraction(f_Hz)
 }
 
-/// Pure Vegard deflection per volt of ac potential at `f_Hz` around `E_dc_V`,
-/// nm/V (see [`SmallSignal::strain_transfer_nm_per_V`]).
+/// Deflection per volt of ac potential at `f_Hz` around `E_dc_V` (Vegard
+/// strain plus the non-ideal terms that are switched on), nm/V (see
+/// [`SmallSignal::strain_transfer_nm_per_V`]).
 pub fn strain_transfer_nm_per_V(p: &SimParams, E_dc_V: f64, f_Hz: f64) -> C64 {
     SmallSignal::new(p, E_dc_V).strain_transfer_nm_per_V(f_Hz)
 }

@@ -2,8 +2,10 @@
 //!
 //! Owns: the insertion electrode (1D diffusion in a thin film, Butler-Volmer
 //! kinetics on a lattice-gas isotherm, series resistance and double layer),
-//! the cantilever that turns faradaic charge into a deflection signal, and the
-//! ground-truth record the analysis must recover. No I/O and no clocks live
+//! the cantilever that turns faradaic charge (and, where the bench switches
+//! them on, the non-ideal mechanisms: Omega(x), the electrostatic force on
+//! the tip) into a deflection signal, and the ground-truth record the
+//! analysis must recover. No I/O and no clocks live
 //! here: the emulators decide when to advance the model and what to report.
 //!
 //! Sign conventions (shared contract): current is IUPAC, anodic positive; the
@@ -26,7 +28,7 @@ pub use lever::{DeflectionTerm, Lever};
 pub use thermal::ThermalStage;
 pub use truth::{
     ARRHENIUS_CAMPAIGN_T_C, CELSIUS_ZERO_K, ClockTruth, TauAtTemperature, Truth, clamping_factor,
-    kappa_nm_per_C, truth,
+    electrostatic_nm_per_V2, kappa_nm_per_C, kappa2_nm_per_C2, truth,
 };
 
 use crate::SimError;
@@ -137,6 +139,25 @@ pub fn validate(p: &SimParams) -> Result<(), SimError> {
     positive("cell.T_K", p.cell.T_K)?;
     positive("cell.T_ref_K", p.cell.T_ref_K)?;
     non_negative("strain.Omega_m3_per_mol", p.strain.Omega_m3_per_mol)?;
+    let dOmega_dx = p.strain.dOmega_dx_m3_per_mol;
+    if !dOmega_dx.is_finite() {
+        return Err(SimError::InvalidParam {
+            name: "strain.dOmega_dx_m3_per_mol",
+            reason: format!("must be finite, got {dOmega_dx}"),
+        });
+    }
+    // A sign change of Omega(x) inside 0 <= x <= 1 would turn insertion
+    // into contraction part-way through a scan: no insertion film does that.
+    let (lo, hi) = p.strain.dOmega_dx_range_m3_per_mol(f.x_initial);
+    if dOmega_dx != 0.0 && !(dOmega_dx > lo && dOmega_dx < hi) {
+        return Err(SimError::InvalidParam {
+            name: "strain.dOmega_dx_m3_per_mol",
+            reason: format!(
+                "must keep Omega(x) = Omega + dOmega_dx (x - x_initial) > 0 for 0 <= x <= 1, \
+                 i.e. lie strictly between {lo:e} and {hi:e}, got {dOmega_dx:e}"
+            ),
+        });
+    }
     let nu = p.strain.poisson_ratio;
     if !(nu > -1.0 && nu <= 0.5) {
         return Err(SimError::InvalidParam {
@@ -149,6 +170,13 @@ pub fn validate(p: &SimParams) -> Result<(), SimError> {
         "lever.spring_constant_N_per_m",
         p.lever.spring_constant_N_per_m,
     )?;
+    non_negative("electrostatic.dC_dz_F_per_m", p.electrostatic.dC_dz_F_per_m)?;
+    if !p.electrostatic.V_cpd_V.is_finite() {
+        return Err(SimError::InvalidParam {
+            name: "electrostatic.V_cpd_V",
+            reason: format!("must be finite, got {}", p.electrostatic.V_cpd_V),
+        });
+    }
     non_negative("noise.deflection_nm_rms", p.noise.deflection_nm_rms)?;
     non_negative("noise.current_A_rms", p.noise.current_A_rms)?;
     non_negative("noise.potential_V_rms", p.noise.potential_V_rms)?;
@@ -283,6 +311,45 @@ mod tests {
         check(|p| p.film.Ea_D_eV = f64::NAN, "film.Ea_D_eV");
         check(|p| p.kinetics.Ea_k0_eV = 43_000.0, "kinetics.Ea_k0_eV");
         check(|p| p.cell.T_ref_K = 0.0, "cell.T_ref_K");
+        // The non-ideal deflection terms.
+        check(
+            |p| p.strain.dOmega_dx_m3_per_mol = f64::INFINITY,
+            "strain.dOmega_dx_m3_per_mol",
+        );
+        // Omega = 3.2e-6 at x = 0.5: Omega(0) = 0 at dOmega_dx = 6.4e-6,
+        // Omega(1) = 0 at -6.4e-6; both are out, just inside is fine.
+        check(
+            |p| p.strain.dOmega_dx_m3_per_mol = 6.4e-6,
+            "strain.dOmega_dx_m3_per_mol",
+        );
+        check(
+            |p| p.strain.dOmega_dx_m3_per_mol = -6.4e-6,
+            "strain.dOmega_dx_m3_per_mol",
+        );
+        check(
+            |p| {
+                p.strain.Omega_m3_per_mol = 0.0;
+                p.strain.dOmega_dx_m3_per_mol = 1e-9;
+            },
+            "strain.dOmega_dx_m3_per_mol",
+        );
+        check(
+            |p| p.electrostatic.dC_dz_F_per_m = -1e-9,
+            "electrostatic.dC_dz_F_per_m",
+        );
+        check(
+            |p| p.electrostatic.V_cpd_V = f64::NAN,
+            "electrostatic.V_cpd_V",
+        );
+        for d in [6.39e-6, -6.39e-6, 3e-6] {
+            let mut p = SimParams::default();
+            p.strain.dOmega_dx_m3_per_mol = d;
+            assert!(validate(&p).is_ok(), "{d}");
+        }
+        // A strain-free film stays allowed while Omega does not depend on x.
+        let mut p = SimParams::default();
+        p.strain.Omega_m3_per_mol = 0.0;
+        assert!(validate(&p).is_ok());
         let mut p = SimParams::default();
         p.film.Ea_D_eV = 0.0;
         p.kinetics.Ea_k0_eV = 2.99;

@@ -56,9 +56,23 @@ pub struct Truth {
     /// Deflection per faradaic charge, signed: negative because extraction
     /// (positive Q_F) shrinks the film.
     pub kappa_nm_per_mC: f64,
+    /// Quadratic term of the deflection vs faradaic charge,
+    /// `u = kappa Q_F + kappa2 Q_F^2` with `Q_F` counted from the rest state
+    /// at `x_initial`, nm/mC^2: from a concentration-dependent Omega
+    /// (see [`kappa2_nm_per_C2`]); 0 on the ideal bench.
+    pub kappa2_nm_per_mC2: f64,
     /// Out-of-plane amplification of the eigenstrain (clamped film) or 1.
     pub G: f64,
+    /// Partial molar volume at `x_initial`.
     pub Omega_m3_per_mol: f64,
+    /// `Omega(x) = Omega + dOmega_dx (x - x_initial)`.
+    pub dOmega_dx_m3_per_mol: f64,
+    /// Electrostatic deflection `u = electrostatic_nm_per_V2 (E - V_cpd)^2`
+    /// with `E` the working electrode's potential, nm/V^2 (`-0.5 C'/k`,
+    /// see [`electrostatic_nm_per_V2`]); 0 on the ideal bench.
+    pub electrostatic_nm_per_V2: f64,
+    /// Contact potential difference: where the electrostatic term vanishes.
+    pub V_cpd_V: f64,
     /// Diffusion time L^2/D at the cell temperature `T_K`.
     pub tau_s: f64,
     /// Charge of the whole film from empty to full, zFALc_max.
@@ -114,6 +128,57 @@ pub fn kappa_nm_per_C(p: &SimParams) -> f64 {
         * 1e9
 }
 
+/// Quadratic Vegard coefficient kappa2 of `u = kappa Q_F + kappa2 Q_F^2`,
+/// nm per C^2, from the concentration dependence of the partial molar
+/// volume, `Omega(x) = Omega + dOmega_dx (x - x_initial)`. 0 when
+/// `strain.dOmega_dx_m3_per_mol` is 0 (the ideal bench).
+///
+/// Derivation (PHYSICS.md section 2): the eigenstrain increment is
+/// `(Omega(x)/3) dc` and the clamped film's height grows by `G` times its
+/// integral over the thickness. Assuming a uniform profile, `x` = the
+/// film's mean mole fraction and `dc = c_max dx`, so from `x_initial`
+///
+/// ```text
+/// dh = (G L c_max / 3) integral_{x0}^{x0 + dx} Omega(x') dx'
+///    = (G L c_max / 3) (Omega dx + dOmega_dx dx^2 / 2).
+/// ```
+///
+/// A positive `Q_F` takes `Q_F / (zF)` mol out of the film's `A L c_max`
+/// sites: `dx = -Q_F / (z F A L c_max)`. Substituting,
+/// `dh = -G Omega Q_F / (3 z F A) + G dOmega_dx Q_F^2 / (6 z^2 F^2 A^2 L c_max)`:
+/// the first term is [`kappa_nm_per_C`] (negative), the second
+/// `kappa2 = G dOmega_dx / (6 z^2 F^2 A^2 L c_max)`. Sign check: with
+/// `dOmega_dx > 0` the ions taken out below `x_initial` occupy less volume
+/// than `Omega`, so extraction shrinks the film less than `kappa Q_F`, and
+/// the ions put in above it occupy more, so insertion swells it more: on
+/// both sides `u` lies above the line, `kappa2 > 0`, whatever the sign of
+/// `Q_F`. Unlike kappa it depends on `L c_max`: the same charge moves `x`
+/// further in a thinner film.
+///
+/// The uniform-profile approximation is what the lever implements (it sees
+/// `Q_F` only). For a real profile `x(z)` the quadratic term is
+/// `(G c_max dOmega_dx / 6) integral (x(z) - x0)^2 dz`, i.e. the one above
+/// plus `(G L c_max dOmega_dx / 6) Var_z(x)`: exact for a relaxed film,
+/// an underestimate while a fast scan leaves a steep profile. Keeping it a
+/// function of `Q_F` gives the analysis's quadratic regression a closed-form
+/// truth to recover.
+pub fn kappa2_nm_per_C2(p: &SimParams) -> f64 {
+    let f = &p.film;
+    let zFA = f.z * FARADAY_C_PER_MOL * f.area_m2;
+    clamping_factor(p) * p.strain.dOmega_dx_m3_per_mol
+        / (6.0 * zFA * zFA * f.thickness_m * f.c_max_mol_per_m3)
+        * 1e9
+}
+
+/// Deflection per squared volt of the electrostatic force on the lever,
+/// nm/V^2: `u = -F / k = -0.5 (dC/dz) (V - V_cpd)^2 / k`, so the coefficient
+/// is `-0.5 dC_dz / k` (negative: the force pulls the tip toward the
+/// surface). 0 when `electrostatic.dC_dz_F_per_m` is 0 (the ideal bench).
+/// `k` is the true spring constant of the virtual lever, `[sim.lever]`.
+pub fn electrostatic_nm_per_V2(p: &SimParams) -> f64 {
+    -0.5 * p.electrostatic.dC_dz_F_per_m / p.lever.spring_constant_N_per_m * 1e9
+}
+
 /// The ground truth of the bench described by `p`.
 pub fn truth(p: &SimParams) -> Result<Truth, SimError> {
     validate(p)?;
@@ -124,8 +189,12 @@ pub fn truth(p: &SimParams) -> Result<Truth, SimError> {
     let Q_full_C = f.z * FARADAY_C_PER_MOL * f.area_m2 * f.thickness_m * f.c_max_mol_per_m3;
     Ok(Truth {
         kappa_nm_per_mC: kappa_nm_per_C(p) * 1e-3,
+        kappa2_nm_per_mC2: kappa2_nm_per_C2(p) * 1e-6,
         G: clamping_factor(p),
         Omega_m3_per_mol: p.strain.Omega_m3_per_mol,
+        dOmega_dx_m3_per_mol: p.strain.dOmega_dx_m3_per_mol,
+        electrostatic_nm_per_V2: electrostatic_nm_per_V2(p),
+        V_cpd_V: p.electrostatic.V_cpd_V,
         tau_s: f.thickness_m * f.thickness_m / D,
         Q_full_C,
         C_dl_F: p.cell.C_dl_F,
@@ -195,6 +264,50 @@ mod tests {
         );
         p.strain.clamped = false;
         assert!((truth(&p).unwrap().kappa_nm_per_mC + 0.205_30 / 1.857_142_857).abs() < 1e-4);
+    }
+
+    #[test]
+    fn non_ideal_coefficients_of_the_truth() {
+        // Ideal bench: both 0, and the JSON carries them for the analysis.
+        let p = SimParams::default();
+        let t = truth(&p).unwrap();
+        assert_eq!((t.kappa2_nm_per_mC2, t.electrostatic_nm_per_V2), (0.0, 0.0));
+        let json = serde_json::to_value(&t).unwrap();
+        for key in [
+            "kappa2_nm_per_mC2",
+            "dOmega_dx_m3_per_mol",
+            "electrostatic_nm_per_V2",
+            "V_cpd_V",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing from the JSON truth");
+        }
+        // configs/sim-nonideal.toml. By hand: kappa2 = G dOmega_dx /
+        // (6 (zFA)^2 L c_max) = 1.857143 * 3e-6 / (6 * 93.09418 * 4.734e-3)
+        // = 2.1070e-6 m/C^2 = 2.1070e-3 nm/mC^2; -0.5 C'/k = -0.5 * 2e-9 / 0.8
+        // = -1.25 nm/V^2.
+        let mut p = SimParams::default();
+        p.strain.dOmega_dx_m3_per_mol = 3e-6;
+        p.electrostatic.dC_dz_F_per_m = 2e-9;
+        p.electrostatic.V_cpd_V = -0.1;
+        let t = truth(&p).unwrap();
+        assert!(
+            (t.kappa2_nm_per_mC2 / 2.107_0e-3 - 1.0).abs() < 1e-4,
+            "{}",
+            t.kappa2_nm_per_mC2
+        );
+        assert!((t.electrostatic_nm_per_V2 + 1.25).abs() < 1e-12);
+        assert_eq!((t.V_cpd_V, t.dOmega_dx_m3_per_mol), (-0.1, 3e-6));
+        // kappa is unchanged: Omega is given at x_initial.
+        assert_eq!(
+            t.kappa_nm_per_mC,
+            truth(&SimParams::default()).unwrap().kappa_nm_per_mC
+        );
+        // kappa2 scales as 1/(A^2 L c_max) and with G, unlike kappa.
+        p.film.thickness_m *= 2.0;
+        p.strain.clamped = false;
+        let t2 = truth(&p).unwrap();
+        let G = 1.3 / 0.7;
+        assert!((t2.kappa2_nm_per_mC2 * 2.0 * G / t.kappa2_nm_per_mC2 - 1.0).abs() < 1e-12);
     }
 
     #[test]
