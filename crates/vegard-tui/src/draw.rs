@@ -409,13 +409,15 @@ fn draw_uq_loop(frame: &mut Frame, area: Rect, state: &DashState, borders: Borde
     );
 }
 
-/// " · cycle 3" for CV steps, " · step 4" otherwise (the previous cycle is
-/// the grey one; the help overlay says so, the title has no room).
+/// " · cycle 3" for CV steps (level, frequency in steps and ESM sweeps),
+/// " · step 4" otherwise. The previous cycle is the grey one; the help
+/// overlay says so, the title has no room.
 fn cycle_words(state: &DashState, step: usize, cycle: u32) -> String {
-    if state.step_kind(step) == Some("cv") || cycle > 0 {
-        format!(" · cycle {cycle}")
-    } else {
-        format!(" · step {}", step + 1)
+    match state.step_kind(step) {
+        Some(kind @ ("cv" | "steps" | "esm_sweep")) => {
+            format!(" · {} {cycle}", counter_name(kind))
+        }
+        _ => format!(" · step {}", step + 1),
     }
 }
 
@@ -724,20 +726,27 @@ fn draw_clocks(frame: &mut Frame, area: Rect, state: &DashState, borders: Border
     });
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    // The long form needs 42 columns; narrower panels get short names.
+    let wide = inner.width >= 42;
     let mut lines: Vec<Line> = Vec::new();
     if full {
-        lines.push(Line::styled(
+        let header = if wide {
             format!(
                 "{:<12} {:>10} {:>8} {:>7}",
                 "device", "offset s", "ppm", "err ms"
-            ),
+            )
+        } else {
+            format!("{:<6}{:>9}{:>7}{:>7}", "", "offset s", "ppm", "err ms")
+        };
+        lines.push(Line::styled(
+            header,
             Style::new().add_modifier(Modifier::BOLD),
         ));
     }
     for c in &state.clocks {
         let err = c
             .alignment_error_s
-            .map_or("   –".to_string(), |e| format!("{:>7.3}", e * 1e3));
+            .map_or("      –".to_string(), |e| format!("{:>7.3}", e * 1e3));
         let bad_err = c.alignment_error_s.is_some_and(|e| e > ALIGNMENT_WARN_S);
         let bad_drift = c.drift_ppm.abs() > DRIFT_WARN_PPM;
         let style = if bad_err {
@@ -748,7 +757,7 @@ fn draw_clocks(frame: &mut Frame, area: Rect, state: &DashState, borders: Border
             Style::new()
         };
         let flag = if bad_err || bad_drift { " !" } else { "" };
-        let text = if full {
+        let text = if wide {
             let name: String = c.device.chars().take(12).collect();
             format!(
                 "{name:<12} {:>10.3} {:>+8.1} {err}{flag}",
@@ -763,7 +772,7 @@ fn draw_clocks(frame: &mut Frame, area: Rect, state: &DashState, borders: Border
         };
         lines.push(Line::styled(text, style));
     }
-    if lines.is_empty() {
+    if state.clocks.is_empty() {
         lines.push(Line::styled(
             "no clock estimate yet",
             Style::new().fg(Color::DarkGray),
@@ -981,7 +990,9 @@ struct XySpec<'a> {
 /// the two are drawn to one scale), previous in grey under the current.
 fn plot_xy(frame: &mut Frame, area: Rect, spec: XySpec<'_>) {
     let all: Vec<(f64, f64)> = spec.current.iter().chain(spec.previous).copied().collect();
-    let (Some(xr), Some(_)) = (x_range(&all), y_range(&all)) else {
+    // No spread in x (no charge passed at open circuit, one point) is no loop.
+    let xr = x_range(&all).filter(|r| r.1 > r.0);
+    let (Some(xr), Some(_)) = (xr, y_range(&all)) else {
         let block = Block::new().borders(spec.borders).title(spec.title);
         frame.render_widget(
             Paragraph::new(Line::styled(spec.empty, Style::new().fg(Color::DarkGray))).block(block),

@@ -5,6 +5,8 @@
 //! Update after an intended change: `INSTA_UPDATE=always cargo test -p
 //! vegard-tui --test snapshots`, then review the `.snap` diffs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 use std::path::PathBuf;
 

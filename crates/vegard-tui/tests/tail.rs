@@ -2,6 +2,8 @@
 //! while it is watched: rows appear, a torn last line completes later, the
 //! status leaves `running`, and the tailer ends with `Finished`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
