@@ -1,0 +1,169 @@
+//! The terminal loop: owns the terminal for the dashboard's lifetime and the
+//! one channel every input arrives on. Run data, key presses, resizes and
+//! the frame timer are all [`AppEvent`]s, so the loop is a plain `recv` and
+//! the order of what happened is the order it is applied in.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use ratatui::crossterm::event::{Event, KeyEventKind};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::task::JoinHandle;
+
+use crate::input::{KeyOutcome, UiState, handle_key};
+use crate::state::DashState;
+use crate::{Command, DashEvent, KeyEvent, Mode, TuiError, draw};
+
+/// Shortest time between two frames: at most 20 frames per second, and only
+/// when something changed.
+pub const FRAME_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Everything the loop reacts to, on one channel.
+#[derive(Debug)]
+pub enum AppEvent {
+    Dash(DashEvent),
+    Key(KeyEvent),
+    /// The terminal changed size: redraw.
+    Resize,
+    /// Frame timer: draw if anything changed since the last frame.
+    Tick,
+    /// Reading the terminal failed; the loop ends with this error.
+    InputError(std::io::Error),
+}
+
+/// How the dashboard ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DashExit {
+    /// The user left: in Watch mode, or after the run had finished.
+    Quit,
+    /// Run mode: the user left while the run went on without the dashboard
+    /// (answered `n` to "abort the run before leaving?").
+    Detached,
+    /// Run mode: the user asked to abort and leave; the run has finished.
+    Aborted,
+}
+
+/// Restores the terminal when dropped, so every exit of [`run_dashboard`]
+/// (return, `?`, panic unwinding) leaves a usable shell; ratatui's own panic
+/// hook restores it before the panic message is printed, too.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Aborts the forwarding tasks when the loop ends, whichever way.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Open the terminal (alternate screen, raw mode, panic hook), show the run
+/// as `events` tell it, send the user's commands to `commands` (Run mode),
+/// and restore the terminal on every way out. Returns when the user leaves;
+/// in Run mode the view stays after `Finished` until `q`. A closed `events`
+/// channel only means no more data: the view stays too.
+pub async fn run_dashboard(
+    mode: Mode,
+    events: UnboundedReceiver<DashEvent>,
+    commands: Option<UnboundedSender<Command>>,
+) -> Result<DashExit, TuiError> {
+    let mut terminal = ratatui::try_init()?;
+    let _guard = TerminalGuard;
+    let (tx, mut rx) = mpsc::unbounded_channel::<AppEvent>();
+    let _tasks = Tasks(vec![
+        tokio::spawn(forward_dash(events, tx.clone())),
+        tokio::spawn(forward_terminal(tx.clone())),
+        tokio::spawn(tick(tx)),
+    ]);
+
+    let mut state = DashState::new(mode);
+    let mut ui = UiState::default();
+    let mut dirty = true;
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            AppEvent::Dash(d) => {
+                let finished = matches!(d, DashEvent::Finished { .. });
+                state.apply(d);
+                dirty = true;
+                if finished && ui.leave_when_finished {
+                    return Ok(DashExit::Aborted);
+                }
+            }
+            AppEvent::Key(key) => {
+                dirty = true;
+                match handle_key(&mut ui, &state, key) {
+                    KeyOutcome::Nothing => {}
+                    KeyOutcome::Command(cmd) => {
+                        let sent = commands.as_ref().is_some_and(|c| c.send(cmd).is_ok());
+                        if !sent {
+                            ui.notice = Some("the engine is no longer listening".into());
+                            if ui.leave_when_finished {
+                                return Ok(DashExit::Aborted);
+                            }
+                        }
+                    }
+                    KeyOutcome::Quit => {
+                        return Ok(if mode == Mode::Run && state.finished.is_none() {
+                            DashExit::Detached
+                        } else {
+                            DashExit::Quit
+                        });
+                    }
+                }
+            }
+            AppEvent::Resize => dirty = true,
+            AppEvent::Tick => {
+                if dirty {
+                    terminal.draw(|f| draw(f, &state, &ui))?;
+                    dirty = false;
+                }
+            }
+            AppEvent::InputError(e) => return Err(TuiError::Terminal(e)),
+        }
+    }
+    // All senders gone cannot happen while the tick task runs; treat as quit.
+    Ok(DashExit::Quit)
+}
+
+async fn forward_dash(mut events: UnboundedReceiver<DashEvent>, tx: UnboundedSender<AppEvent>) {
+    while let Some(ev) = events.recv().await {
+        if tx.send(AppEvent::Dash(ev)).is_err() {
+            return;
+        }
+    }
+}
+
+async fn forward_terminal(tx: UnboundedSender<AppEvent>) {
+    let mut stream = crossterm::event::EventStream::new();
+    while let Some(ev) = stream.next().await {
+        let app = match ev {
+            // Windows reports releases too; one action per press.
+            Ok(Event::Key(k)) if k.kind == KeyEventKind::Press => AppEvent::Key(k),
+            Ok(Event::Resize(..)) => AppEvent::Resize,
+            Ok(_) => continue,
+            Err(e) => AppEvent::InputError(e),
+        };
+        if tx.send(app).is_err() {
+            return;
+        }
+    }
+}
+
+async fn tick(tx: UnboundedSender<AppEvent>) {
+    let mut interval = tokio::time::interval(FRAME_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        interval.tick().await;
+        if tx.send(AppEvent::Tick).is_err() {
+            return;
+        }
+    }
+}

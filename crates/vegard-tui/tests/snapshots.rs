@@ -1,0 +1,341 @@
+//! Rendered frames of synthetic runs, at the smallest supported terminal
+//! (80 × 24) and a large one (160 × 48), as insta snapshots. The states are
+//! built from DashEvents only, the way the dashboard sees a run.
+//!
+//! Update after an intended change: `INSTA_UPDATE=always cargo test -p
+//! vegard-tui --test snapshots`, then review the `.snap` diffs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+use std::f64::consts::{FRAC_1_SQRT_2, PI};
+use std::path::PathBuf;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use vegard_tui::input::{InputMode, UiState};
+use vegard_tui::{DashEvent, DashState, LogLevel, Mode, PlanRow, draw};
+
+fn plan() -> Vec<PlanRow> {
+    let row = |index, kind: &str, label: &str, duration_s, cycles| PlanRow {
+        index,
+        kind: kind.into(),
+        label: label.into(),
+        duration_s,
+        cycles,
+    };
+    vec![
+        row(0, "ocp", "ocp 2 s", 2.0, 1),
+        row(1, "cv", "cv 0.4->[0.9,-0.1] V @ 0.2 V/s x3", 30.0, 3),
+        row(2, "temperature", "temperature -> 40.0 C", 60.0, 1),
+        row(
+            3,
+            "eis",
+            "eis 0.4 V ±10 mV 10000->0.01 Hz @ 40.0 C",
+            555.0,
+            31,
+        ),
+    ]
+}
+
+fn started() -> DashEvent {
+    DashEvent::Started {
+        run_dir: PathBuf::from("runs/20261124T025121Z_demo-cv"),
+        total_s: 647.0,
+        speed: 20.0,
+        plan: plan(),
+        instruments: vec![
+            ("potentiostat".into(), "espbl_virtual R1.4.0".into()),
+            ("deflection".into(), "Keysight Technologies,34465A".into()),
+        ],
+    }
+}
+
+/// CV potential at time `t` into the step: 0.4 -> 0.9 -> -0.1 -> 0.4 at 0.2 V/s.
+fn cv_e(t: f64) -> f64 {
+    let s = (t * 0.2) % 2.0;
+    if s < 0.5 {
+        0.4 + s
+    } else if s < 1.5 {
+        0.9 - (s - 0.5)
+    } else {
+        -0.1 + (s - 1.5)
+    }
+}
+
+/// A CV run: OCP 2 s, then `cycles_done` complete cycles plus `frac` of the next.
+fn cv_state(mode: Mode, cycles_done: u32, frac: f64) -> DashState {
+    let mut s = DashState::new(mode);
+    s.apply(started());
+    s.apply(DashEvent::Log {
+        t_s: 0.0,
+        level: LogLevel::Info,
+        text: "run started (time ×20)".into(),
+    });
+    s.apply(DashEvent::StepStarted {
+        index: 0,
+        count: 4,
+        kind: "ocp".into(),
+        duration_s: 2.0,
+    });
+    let n0 = 200;
+    let t: Vec<f64> = (0..n0).map(|k| 0.01 * f64::from(k)).collect();
+    s.apply(DashEvent::Potentiostat {
+        E_V: t.iter().map(|t| 0.4 + 1e-4 * (t * 9.0).sin()).collect(),
+        I_A: vec![f64::NAN; n0 as usize],
+        cycle: vec![0; n0 as usize],
+        step: vec![0; n0 as usize],
+        t_s: t,
+    });
+    s.apply(DashEvent::StepStarted {
+        index: 1,
+        count: 4,
+        kind: "cv".into(),
+        duration_s: 30.0,
+    });
+    s.apply(DashEvent::Log {
+        t_s: 2.0,
+        level: LogLevel::Info,
+        text: "step 2 cv started".into(),
+    });
+    let dt = 0.01;
+    let n = ((f64::from(cycles_done) + frac) * 10.0 / dt) as usize;
+    let (mut t, mut e, mut i, mut cyc) = (vec![], vec![], vec![], vec![]);
+    for k in 0..n {
+        let tk = k as f64 * dt;
+        let ek = cv_e(tk);
+        let sweep = if (tk * 0.2) % 2.0 < 0.5 || (tk * 0.2) % 2.0 >= 1.5 {
+            1.0
+        } else {
+            -1.0
+        };
+        // Double layer + a faradaic wave at E0 = 0.4 V, sign with the sweep.
+        let ik = 150e-6 * 0.2 * sweep + sweep * 4e-4 * (-((ek - 0.4) / 0.08).powi(2)).exp();
+        t.push(2.0 + tk);
+        e.push(ek);
+        i.push(ik);
+        cyc.push(1 + (tk / 10.0) as u32);
+    }
+    s.apply(DashEvent::Potentiostat {
+        t_s: t.clone(),
+        E_V: e,
+        I_A: i.clone(),
+        cycle: cyc,
+        step: vec![1; n],
+    });
+    // Deflection: Vegard line in the step's charge plus a slow drift.
+    let mut q = 0.0;
+    let mut u = Vec::with_capacity(n);
+    for k in 0..n {
+        if k > 0 {
+            q += 0.5 * (i[k] + i[k - 1]) * dt * 1e3;
+        }
+        u.push(-0.2 * q + 0.002 * t[k]);
+    }
+    s.apply(DashEvent::Deflection {
+        t_s: t.clone(),
+        deflection_nm: u,
+    });
+    let elapsed = 2.0 + t.last().map_or(0.0, |x| x - 2.0);
+    s.apply(DashEvent::Progress {
+        step: 1,
+        count: 4,
+        kind: "cv".into(),
+        cycle: cycles_done + 1,
+        cycles: 3,
+        elapsed_s: elapsed,
+        eta_s: 647.0 - elapsed,
+    });
+    s.apply(DashEvent::Clock {
+        device: "potentiostat".into(),
+        offset_s: 2.437,
+        drift_ppm: 19.8,
+        alignment_error_s: Some(0.00021),
+    });
+    s.apply(DashEvent::Clock {
+        device: "deflection".into(),
+        offset_s: 2.437,
+        drift_ppm: -35.2,
+        alignment_error_s: Some(0.00021),
+    });
+    for c in 1..=cycles_done {
+        s.apply(DashEvent::Log {
+            t_s: 2.0 + 10.0 * f64::from(c),
+            level: LogLevel::Info,
+            text: format!("cycle {c} done"),
+        });
+    }
+    s
+}
+
+fn eis_state() -> DashState {
+    let mut s = cv_state(Mode::Run, 3, 0.0);
+    s.apply(DashEvent::StepStarted {
+        index: 3,
+        count: 4,
+        kind: "eis".into(),
+        duration_s: 555.0,
+    });
+    // Randles cell with a finite reflective Warburg element.
+    let (rs, rct, cdl, tau, rw) = (10.0, 40.0, 150e-6, 26.7, 60.0);
+    let n = 24;
+    for k in 0..n {
+        let f = 1e4 * 10f64.powf(-f64::from(k) / 5.0);
+        let w = 2.0 * PI * f;
+        // Complex arithmetic by hand: Z = Rs + 1/(jωC + 1/(Rct + Zw)),
+        // Zw = Rw coth(sqrt(jωτ))/sqrt(jωτ), approximated for display by
+        // Rw/ sqrt(jωτ) at high f and Rw/3 - j/(ωC_int) at low f.
+        let s_mag = (w * tau).sqrt();
+        let (zw_re, zw_im) = if w * tau > 3.0 {
+            (rw / s_mag * FRAC_1_SQRT_2, -rw / s_mag * FRAC_1_SQRT_2)
+        } else {
+            (rw / 3.0, -rw / (w * tau))
+        };
+        let (a, b) = (rct + zw_re, zw_im);
+        let den = a * a + b * b;
+        let (ya, yb) = (a / den, -b / den + w * cdl);
+        let d2 = ya * ya + yb * yb;
+        let re = rs + ya / d2;
+        let im = -yb / d2;
+        s.apply(DashEvent::Impedance {
+            step: 3,
+            f_Hz: f,
+            Z_re_ohm: re,
+            Z_im_ohm: im,
+        });
+    }
+    s.apply(DashEvent::Progress {
+        step: 3,
+        count: 4,
+        kind: "eis".into(),
+        cycle: n,
+        cycles: 31,
+        elapsed_s: 300.0,
+        eta_s: 347.0,
+    });
+    s.apply(DashEvent::Log {
+        t_s: 92.0,
+        level: LogLevel::Info,
+        text: "step 4 eis started at 313.15 K".into(),
+    });
+    s
+}
+
+fn temperature_state() -> DashState {
+    let mut s = cv_state(Mode::Run, 3, 0.0);
+    s.apply(DashEvent::StepStarted {
+        index: 2,
+        count: 4,
+        kind: "temperature".into(),
+        duration_s: 60.0,
+    });
+    for k in 0..240 {
+        let t = f64::from(k) * 0.5;
+        let before = t < 32.0;
+        let x = (t - 32.0).max(0.0);
+        // Second-order approach with a small overshoot.
+        let tk = if before {
+            298.15
+        } else {
+            313.15 - 15.0 * (-x / 12.0).exp() * (x / 9.0).cos()
+        };
+        s.apply(DashEvent::Temperature {
+            t_s: t,
+            T_K: tk,
+            setpoint_K: (!before).then_some(313.15),
+        });
+    }
+    s.apply(DashEvent::Progress {
+        step: 2,
+        count: 4,
+        kind: "temperature".into(),
+        cycle: 1,
+        cycles: 1,
+        elapsed_s: 110.0,
+        eta_s: 537.0,
+    });
+    s
+}
+
+fn paused_state() -> DashState {
+    let mut s = cv_state(Mode::Run, 1, 0.6);
+    s.apply(DashEvent::Paused(true));
+    s.apply(DashEvent::Log {
+        t_s: 17.8,
+        level: LogLevel::Marker,
+        text: "bubble on the tip".into(),
+    });
+    s.apply(DashEvent::Log {
+        t_s: 18.0,
+        level: LogLevel::Warn,
+        text: "deflection near the range limit (9.1 V of 10 V)".into(),
+    });
+    s.apply(DashEvent::Clock {
+        device: "deflection".into(),
+        offset_s: 2.437,
+        drift_ppm: -135.0,
+        alignment_error_s: Some(0.0023),
+    });
+    s
+}
+
+fn render(state: &DashState, ui: &UiState, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test backend");
+    terminal
+        .draw(|f| draw(f, state, ui))
+        .expect("draw to the test backend");
+    terminal
+}
+
+macro_rules! snap {
+    ($name:ident, $state:expr, $ui:expr) => {
+        #[test]
+        fn $name() {
+            let state = $state;
+            let ui = $ui;
+            insta::assert_snapshot!(
+                concat!(stringify!($name), "_80x24"),
+                render(&state, &ui, 80, 24).backend()
+            );
+            insta::assert_snapshot!(
+                concat!(stringify!($name), "_160x48"),
+                render(&state, &ui, 160, 48).backend()
+            );
+        }
+    };
+}
+
+snap!(
+    cv_in_progress,
+    cv_state(Mode::Run, 2, 0.7),
+    UiState::default()
+);
+snap!(eis_step, eis_state(), UiState::default());
+snap!(temperature_step, temperature_state(), UiState::default());
+snap!(
+    paused_with_marker_and_warning,
+    paused_state(),
+    UiState {
+        input: InputMode::Marker("second bubble".into()),
+        ..UiState::default()
+    }
+);
+snap!(
+    help_overlay,
+    cv_state(Mode::Run, 2, 0.7),
+    UiState {
+        help: true,
+        ..UiState::default()
+    }
+);
+snap!(
+    watch_finished,
+    {
+        let mut s = cv_state(Mode::Watch, 3, 0.0);
+        s.apply(DashEvent::Finished {
+            status: "complete".into(),
+            reason: None,
+        });
+        s
+    },
+    UiState::default()
+);

@@ -1,0 +1,307 @@
+//! The run-folder tailer against a small hand-written run folder that grows
+//! while it is watched: rows appear, a torn last line completes later, the
+//! status leaves `running`, and the tailer ends with `Finished`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use vegard_store::{RunMeta, RunStatus, write_meta};
+use vegard_tui::{DashEvent, LogLevel, tail_run_folder};
+
+const SPEED: f64 = 10.0;
+const INVOLS: f64 = 60.0;
+
+fn temp_run_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vegard-tui-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("raw")).expect("mkdir");
+    dir
+}
+
+fn meta(status: RunStatus, alignment: bool) -> RunMeta {
+    let recipe: toml::Table = toml::from_str(
+        r#"
+        [run]
+        name = "t"
+        [limits]
+        current_max_A = 0.01
+        potential_window_V = [-0.2, 1.0]
+        [[step]]
+        kind = "cv"
+        begin_V = 0.4
+        vertex_V = [0.9, -0.1]
+        scan_rate_V_per_s = 0.2
+        step_V = 0.002
+        cycles = 3
+        "#,
+    )
+    .expect("recipe");
+    let bench: toml::Table = toml::from_str(&format!(
+        "[instruments.deflection]\ninvols_nm_per_V = {INVOLS}\n"
+    ))
+    .expect("bench");
+    let alignment = alignment.then(|| {
+        toml::from_str::<toml::Table>(
+            r#"
+            alignment_error_estimate_s = 0.0004
+            [[segments]]
+            segment = 0
+            step = 0
+            trigger_t_s = 1.25
+            potentiostat_drift_ppm = 20.5
+            deflection_drift_ppm = -34.0
+            alignment_error_estimate_s = 0.0004
+            "#,
+        )
+        .expect("alignment")
+    });
+    RunMeta {
+        status,
+        reason: None,
+        time_acceleration: SPEED,
+        recipe,
+        bench,
+        alignment,
+        ..RunMeta::default()
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(text.as_bytes()).expect("append");
+    f.flush().expect("flush");
+}
+
+/// Receive until `pred` holds for an event (returned), failing after 5 s.
+async fn until(
+    rx: &mut mpsc::UnboundedReceiver<DashEvent>,
+    seen: &mut Vec<DashEvent>,
+    pred: impl Fn(&DashEvent) -> bool,
+) -> DashEvent {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let ev = match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => panic!("tailer channel closed early; seen {seen:#?}"),
+            Err(_) => panic!("timed out waiting for an event; seen {seen:#?}"),
+        };
+        seen.push(ev.clone());
+        if pred(&ev) {
+            return ev;
+        }
+    }
+}
+
+#[tokio::test]
+async fn tails_a_growing_folder_and_waits_for_torn_lines() {
+    let dir = temp_run_dir("tail");
+    write_meta(&dir, &meta(RunStatus::Running, false)).expect("run.toml");
+    let events = dir.join("events.jsonl");
+    let pot = dir.join("raw/potentiostat.csv");
+    let defl = dir.join("raw/deflection.csv");
+    append(
+        &events,
+        concat!(
+            r#"{"t_ns":1000,"utc":"x","kind":"run_start","potentiostat":{"idn":"PSTAT-1"},"deflection":{"idn":"DMM-1"},"lockin":null,"time_acceleration":10.0}"#,
+            "\n",
+            r#"{"t_ns":100000000,"utc":"x","kind":"step_start","step":0,"technique":"cv","duration_s":30.0,"setpoint_K":null}"#,
+            "\n",
+            r#"{"t_ns":150000000,"utc":"x","kind":"mark"#, // torn: no newline yet
+        ),
+    );
+    append(
+        &pot,
+        "seq:i64,step:i64,segment:i64,index:i64,cycle:i64,t_dev_s:f64,host_ns:i64,E_V:f64,I_A:f64,status:i64\n\
+         0,0,0,0,1,0.01,125000000,0.402,1e-4,0\n\
+         1,0,0,1,1,0.02,127000000,0.404,2e-4,0\n\
+         2,0,0,2,1,0.03,128500000,0.406,3e-4,0\n",
+    );
+    append(
+        &defl,
+        "seq:i64,step:i64,segment:i64,index:i64,t_dev_s:f64,host_ns:i64,V:f64\n\
+         0,0,0,0,0.0,140000000,0.001\n\
+         1,0,0,1,0.005,140000000,0.002\n\
+         2,0,0,2,0.01,140000000,0.003\n\
+         3,0,0,3,0.015,140000000,0.004\n\
+         4,0,0,4,0.02,1400",
+    );
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(tail_run_folder(dir.clone(), tx, Duration::from_millis(10)));
+    let mut seen = Vec::new();
+
+    // Started, then the instruments from run_start.
+    let ev = until(
+        &mut rx,
+        &mut seen,
+        |e| matches!(e, DashEvent::Started { instruments, .. } if !instruments.is_empty()),
+    )
+    .await;
+    let DashEvent::Started {
+        total_s,
+        speed,
+        plan,
+        instruments,
+        ..
+    } = ev
+    else {
+        unreachable!()
+    };
+    assert_eq!(speed, SPEED);
+    assert!((total_s - 30.0).abs() < 1e-9);
+    assert_eq!(plan.len(), 1);
+    assert_eq!(plan[0].label, "cv 0.4->[0.9,-0.1] V @ 0.2 V/s x3");
+    assert_eq!(instruments[0], ("potentiostat".into(), "PSTAT-1".into()));
+
+    // Potentiostat rows on host_ns × 1e-9 × speed.
+    let ev = until(&mut rx, &mut seen, |e| {
+        matches!(e, DashEvent::Potentiostat { .. })
+    })
+    .await;
+    let DashEvent::Potentiostat {
+        t_s,
+        E_V,
+        I_A,
+        cycle,
+        step,
+    } = ev
+    else {
+        unreachable!()
+    };
+    assert_eq!(t_s.len(), 3);
+    assert!((t_s[0] - 1.25).abs() < 1e-12 && (t_s[2] - 1.285).abs() < 1e-12);
+    assert_eq!(E_V, vec![0.402, 0.404, 0.406]);
+    assert_eq!(I_A[1], 2e-4);
+    assert_eq!(cycle, vec![1, 1, 1]);
+    assert_eq!(step, vec![0, 0, 0]);
+
+    // Deflection: the four complete rows only, placed from the trigger:
+    // t0 = 1.25 s - 0.01 s (first potentiostat row), + t_dev; nm = V × invols.
+    let ev = until(&mut rx, &mut seen, |e| {
+        matches!(e, DashEvent::Deflection { .. })
+    })
+    .await;
+    let DashEvent::Deflection { t_s, deflection_nm } = ev else {
+        unreachable!()
+    };
+    assert_eq!(t_s.len(), 4, "the torn fifth row must wait");
+    assert!((t_s[0] - 1.24).abs() < 1e-12 && (t_s[3] - 1.255).abs() < 1e-12);
+    assert!((deflection_nm[2] - 0.18).abs() < 1e-12);
+
+    // Complete the torn lines; add a row and a warning-ish event.
+    append(&defl, "00000,0.005\n5,0,0,5,0.025,150000000,0.006\n");
+    append(
+        &events,
+        concat!(
+            r#"er","note":"bubble on the tip"}"#,
+            "\n",
+            r#"{"t_ns":160000000,"utc":"x","kind":"limit_hit","what":"current"}"#,
+            "\n",
+        ),
+    );
+    let ev = until(&mut rx, &mut seen, |e| {
+        matches!(e, DashEvent::Deflection { .. })
+    })
+    .await;
+    let DashEvent::Deflection { t_s, deflection_nm } = ev else {
+        unreachable!()
+    };
+    assert_eq!(t_s.len(), 2);
+    assert!((t_s[0] - 1.26).abs() < 1e-12);
+    assert!((deflection_nm[0] - 0.3).abs() < 1e-12 && (deflection_nm[1] - 0.36).abs() < 1e-12);
+    // Events are read before rows in each pass: both are in by now.
+    let marker = seen.iter().find_map(|e| match e {
+        DashEvent::Log {
+            t_s,
+            level: LogLevel::Marker,
+            text,
+        } => Some((*t_s, text.clone())),
+        _ => None,
+    });
+    let (t_marker, note) = marker.expect("marker line once completed");
+    assert!((t_marker - 1.5).abs() < 1e-9);
+    assert_eq!(note, "bubble on the tip");
+    assert!(seen.iter().any(|e| matches!(e,
+        DashEvent::Log { level: LogLevel::Error, text, .. } if text.starts_with("limit_hit"))));
+
+    // The run ends: status and alignment in run.toml; the tailer finishes.
+    append(
+        &events,
+        "{\"t_ns\":170000000,\"utc\":\"x\",\"kind\":\"run_end\",\"status\":\"complete\",\"reason\":null}\n",
+    );
+    write_meta(&dir, &meta(RunStatus::Complete, true)).expect("run.toml");
+    let ev = until(&mut rx, &mut seen, |e| {
+        matches!(e, DashEvent::Finished { .. })
+    })
+    .await;
+    assert_eq!(
+        ev,
+        DashEvent::Finished {
+            status: "complete".into(),
+            reason: None
+        }
+    );
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("tailer returns after Finished")
+        .expect("join")
+        .expect("tailer ok");
+    // Final clocks from [alignment] came before Finished.
+    assert!(seen.iter().any(|e| matches!(e,
+        DashEvent::Clock { device, drift_ppm, alignment_error_s: Some(err), .. }
+            if device == "deflection" && *drift_ppm == -34.0 && *err == 0.0004)));
+    // Progress follows the step: cycle 1 of 3, elapsed = time into the step.
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        DashEvent::Progress {
+            step: 0,
+            cycle: 1,
+            cycles: 3,
+            ..
+        }
+    )));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn replays_a_finished_run_and_ends() {
+    let dir = temp_run_dir("replay");
+    write_meta(&dir, &meta(RunStatus::Aborted, true)).expect("run.toml");
+    let mut m = meta(RunStatus::Aborted, true);
+    m.reason = Some("user abort".into());
+    write_meta(&dir, &m).expect("run.toml");
+    append(
+        &dir.join("raw/potentiostat.csv"),
+        "seq:i64,step:i64,segment:i64,index:i64,cycle:i64,t_dev_s:f64,host_ns:i64,E_V:f64,I_A:f64,status:i64\n0,0,0,0,1,0.01,100000000,0.4,1e-4,0\n",
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tail_run_folder(dir.clone(), tx, Duration::from_millis(10)),
+    )
+    .await
+    .expect("replay ends")
+    .expect("replay ok");
+    let mut all = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        all.push(ev);
+    }
+    assert!(matches!(all.first(), Some(DashEvent::Started { .. })));
+    assert_eq!(
+        all.last(),
+        Some(&DashEvent::Finished {
+            status: "aborted".into(),
+            reason: Some("user abort".into())
+        })
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
