@@ -9,7 +9,7 @@
 //! engine (CLI) ──DashEvent──┐
 //! tail_run_folder ─DashEvent┤                 ┌── Key ── crossterm EventStream
 //!                           ▼                 ▼
-//!                  run_dashboard: one channel of AppEvent {Dash, Key, Resize, Tick}
+//!                  run_dashboard: one channel of AppEvent {Dash, Key, Resize, Tick, InputError}
 //!                           │ apply                 │ handle_key -> Command -> engine
 //!                           ▼                       ▼
 //!                       DashState               UiState

@@ -4,7 +4,8 @@
 //! charge integral of each step, deflection paired onto potentiostat
 //! samples, and the least-squares sums of the running kappa.
 //!
-//! `apply` is the only writer; drawing reads through `&DashState`.
+//! `apply` is the only writer (the fields are public for reading: drawing,
+//! tests and benches read them through `&DashState`).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
