@@ -7,7 +7,9 @@
 //! could not be sent (the cell may be on), 130 stopped by Ctrl-C before the
 //! run started (nothing recorded).
 
-use std::io::Write;
+mod dashboard;
+
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -54,9 +56,20 @@ enum Cmd {
         /// Print one JSON object instead of progress lines.
         #[arg(long)]
         json: bool,
+        /// Progress lines instead of the dashboard, even on a terminal (the
+        /// dashboard opens only when stdin and stdout are terminals).
+        #[arg(long)]
+        no_tui: bool,
         /// Testing only: make an engine task fail on purpose.
         #[arg(long, hide = true, value_parser = ["panic-deflection"])]
         inject_fault: Option<String>,
+    },
+    /// The dashboard on a run folder: live while `vegard run` records into
+    /// it (from another terminal, e.g. over SSH), or a replay of a finished
+    /// run. Read-only: q leaves.
+    Watch {
+        /// Run folder (runs/<UTC start>_<name>/).
+        run: PathBuf,
     },
     /// Check a recipe (and its fit to a bench) without touching hardware.
     Validate {
@@ -139,15 +152,40 @@ impl std::error::Error for BadInput {}
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Library warnings (e.g. the safety path firing) go to stderr; RUST_LOG
-    // turns on more (`RUST_LOG=vegard_instruments=debug`).
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    // turns on more (`RUST_LOG=vegard_instruments=debug`). While the
+    // dashboard owns the terminal they would garble it: they go to
+    // `<out>/vegard-dashboard.log` instead.
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+    };
+    let log_file = match &cli.cmd {
+        Cmd::Run {
+            out, json, no_tui, ..
+        } if dashboard_wanted(*json, *no_tui) => std::fs::create_dir_all(out)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(out.join("vegard-dashboard.log"))
+            })
+            .ok(),
+        Cmd::Watch { .. } => None,
+        _ => None,
+    };
+    match (log_file, &cli.cmd) {
+        (Some(f), _) => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::sync::Mutex::new(f))
+            .with_ansi(false)
+            .init(),
+        (None, Cmd::Watch { .. }) => {}
+        (None, _) => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .init(),
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -178,6 +216,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// `vegard run` opens the dashboard only for a person at a terminal:
+/// stdin and stdout both terminals, and neither `--json` nor `--no-tui`.
+fn dashboard_wanted(json: bool, no_tui: bool) -> bool {
+    !json && !no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
+}
+
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Run {
@@ -186,12 +230,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             out,
             speed,
             json,
+            no_tui,
             inject_fault,
         } => {
             let fault =
                 inject_fault.map(|_| EngineFault::PanicInDeflectionTask { after_fetches: 100 });
-            cmd_run(recipe, bench, out, speed, json, fault).await
+            let tui = dashboard_wanted(json, no_tui);
+            cmd_run(recipe, bench, out, speed, json, tui, fault).await
         }
+        Cmd::Watch { run } => cmd_watch(&run).await,
         Cmd::Validate { recipe, bench } => cmd_validate(&recipe, bench.as_deref()),
         Cmd::Sim {
             bench,
@@ -306,6 +353,7 @@ async fn cmd_run(
     out: PathBuf,
     speed: Option<f64>,
     json: bool,
+    tui: bool,
     fault: Option<EngineFault>,
 ) -> Result<ExitCode> {
     if let Some(s) = speed.filter(|s| !(s.is_finite() && *s > 0.0 && *s <= 1000.0)) {
@@ -322,10 +370,11 @@ async fn cmd_run(
         ))
         .into());
     }
-    recover_stale_runs(&out, json);
+    recover_stale_runs(&out, json || tui);
 
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-    spawn_stop_signals(cancel_tx)?;
+    let cancel_tx = std::sync::Arc::new(cancel_tx);
+    spawn_stop_signals(cancel_tx.clone())?;
 
     let req = RunRequest {
         recipe,
@@ -339,14 +388,18 @@ async fn cmd_run(
         control: None,
     };
     let started = Instant::now();
-    let mut last_print: Option<Instant> = None;
-    let progress = move |p: Progress| {
-        if json {
-            return;
-        }
-        print_progress(&p, &mut last_print, started);
+    let outcome = if tui {
+        run_with_dashboard(req, cancel_tx, cancel_rx).await?
+    } else {
+        let mut last_print: Option<Instant> = None;
+        let progress = move |p: Progress| {
+            if json {
+                return;
+            }
+            print_progress(&p, &mut last_print, started);
+        };
+        vegard_engine::run(req, cancel_rx, progress).await?
     };
-    let outcome = vegard_engine::run(req, cancel_rx, progress).await?;
     let wall_s = started.elapsed().as_secs_f64();
     let dvc = outcome
         .summary
@@ -433,11 +486,79 @@ async fn cmd_run(
     })
 }
 
+/// The run with the dashboard on this terminal: engine reports and the run
+/// folder's data go to the view; its keys come back as pause, markers and
+/// abort. If the view fails (or is left), the run goes on to its end and the
+/// summary is printed as usual.
+async fn run_with_dashboard(
+    mut req: RunRequest,
+    cancel_tx: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    cancel_rx: tokio::sync::watch::Receiver<bool>,
+) -> Result<vegard_engine::RunOutcome> {
+    let (dash_tx, dash_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ctl_tx, ctl_rx) = tokio::sync::mpsc::unbounded_channel();
+    req.control = Some(ctl_rx);
+    dashboard::spawn_command_forwarder(cmd_rx, ctl_tx, cancel_tx);
+    let recipe = req.recipe.clone();
+    let progress_tx = dash_tx.clone();
+    let progress = move |p: Progress| {
+        if let Progress::Started { run_dir, .. } = &p {
+            dashboard::spawn_run_tailer(run_dir.clone(), progress_tx.clone());
+        }
+        for ev in dashboard::from_progress(&p, &recipe) {
+            let _ = progress_tx.send(ev);
+        }
+    };
+    let engine = async move {
+        let r = vegard_engine::run(req, cancel_rx, progress).await;
+        let (status, reason) = match &r {
+            Ok(o) => (o.status.to_string(), o.reason.clone()),
+            Err(e) => ("failed".to_string(), Some(e.to_string())),
+        };
+        let _ = dash_tx.send(vegard_tui::DashEvent::Finished { status, reason });
+        r
+    };
+    let view = vegard_tui::run_dashboard(vegard_tui::Mode::Run, dash_rx, Some(cmd_tx));
+    let (outcome, view) = tokio::join!(engine, view);
+    if let Err(e) = view {
+        let _ = writeln!(
+            std::io::stderr(),
+            "vegard: dashboard: {e} (the run went on; its data is in the run folder)"
+        );
+    }
+    Ok(outcome?)
+}
+
+/// `vegard watch RUN`: the dashboard on a run folder, live while another
+/// process records into it, or a replay of a finished run.
+async fn cmd_watch(run: &Path) -> Result<ExitCode> {
+    if !run.join("run.toml").exists() {
+        return Err(BadInput(format!("{}: not a run folder (no run.toml)", run.display())).into());
+    }
+    if !(std::io::stdout().is_terminal() && std::io::stdin().is_terminal()) {
+        return Err(BadInput(
+            "vegard watch needs a terminal (stdin and stdout); for numbers use `vegard analyze RUN --json`"
+                .into(),
+        )
+        .into());
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let dir = run.to_path_buf();
+    tokio::spawn(async move {
+        let _ = vegard_tui::tail_run_folder(dir, tx, dashboard::TAIL_POLL).await;
+    });
+    vegard_tui::run_dashboard(vegard_tui::Mode::Watch, rx, None)
+        .await
+        .context("dashboard")?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Ctrl-C (SIGINT), SIGTERM and SIGHUP all mean "stop safely": the engine
 /// switches the cell off and saves the data. Repeated signals are absorbed
 /// (the handlers stay installed) so an impatient second Ctrl-C cannot kill
 /// vegard halfway through switching the cell off.
-fn spawn_stop_signals(cancel: tokio::sync::watch::Sender<bool>) -> Result<()> {
+fn spawn_stop_signals(cancel: std::sync::Arc<tokio::sync::watch::Sender<bool>>) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

@@ -1392,3 +1392,166 @@ fn lsv_step_records_one_linear_sweep_with_the_deflection() {
     assert!(q_mC[99] > 0.5, "anodic charge {} mC", q_mC[99]);
     assert!(((kappa + 0.2053) / 0.2053).abs() < 0.10, "kappa {kappa}");
 }
+
+// ------------------------------------------------------------ dashboard
+
+/// A vegard process on a pseudo-terminal, as a user at a terminal runs it:
+/// its output is drained continuously (a full pty would block it) and kept
+/// for assertions; keys are written to the master side.
+struct PtyRun {
+    child: Child,
+    master: serialport::TTYPort,
+    screen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl PtyRun {
+    fn start(args: &[&str], cols: u16, rows: u16) -> PtyRun {
+        let (master, slave) = serialport::TTYPort::pair().unwrap();
+        let slave_path = serialport::SerialPort::name(&slave).unwrap();
+        // The window size the dashboard lays out for.
+        let size = Command::new("stty")
+            .args(["cols", &cols.to_string(), "rows", &rows.to_string()])
+            .stdin(std::fs::File::open(&slave_path).unwrap())
+            .status()
+            .unwrap();
+        assert!(size.success(), "stty on {slave_path}");
+        let tty = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&slave_path)
+                .unwrap()
+        };
+        let child = vegard()
+            .args(args)
+            .env("TERM", "xterm-256color")
+            .stdin(tty())
+            .stdout(tty())
+            .stderr(tty())
+            .spawn()
+            .unwrap();
+        drop(slave);
+        let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut reader = master.try_clone_native().unwrap();
+        serialport::SerialPort::set_timeout(&mut reader, Duration::from_millis(100)).unwrap();
+        let sink = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match std::io::Read::read(&mut reader, &mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        PtyRun {
+            child,
+            master,
+            screen,
+        }
+    }
+
+    fn keys(&mut self, s: &str) {
+        std::io::Write::write_all(&mut self.master, s.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    fn output(&self) -> String {
+        String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned()
+    }
+
+    /// Waits up to `timeout` for `needle` in the output.
+    fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if self.output().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+#[test]
+fn dashboard_in_a_terminal_records_a_marker_and_aborts_with_the_cell_off() {
+    let dir = tmpdir("tui");
+    let out = dir.to_str().unwrap().to_owned();
+    let mut pty = PtyRun::start(
+        &["run", "recipes/demo-cv.toml", "--speed", "2", "--out", &out],
+        100,
+        32,
+    );
+    // The dashboard is up (alternate screen) and shows the plan.
+    assert!(
+        pty.wait_for("\x1b[?1049h", Duration::from_secs(20)),
+        "no alternate screen: {}",
+        pty.output()
+    );
+    assert!(
+        pty.wait_for("cv", Duration::from_secs(20)),
+        "{}",
+        pty.output()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    pty.keys("m");
+    pty.keys("tip check");
+    pty.keys("\r");
+    pty.keys("a");
+    pty.keys("y");
+    // The run ends aborted; the view stays until q.
+    let run_dir = loop_until(Duration::from_secs(60), || {
+        let d = std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .find(|e| e.path().is_dir())?
+            .path();
+        let meta: toml::Table = std::fs::read_to_string(d.join("run.toml"))
+            .ok()?
+            .parse()
+            .ok()?;
+        let status = meta["status"].as_str()?.to_owned();
+        (status != "running").then_some(d)
+    })
+    .unwrap_or_else(|| panic!("run did not end: {}", pty.output()));
+    pty.keys("q");
+    let status = loop_until(Duration::from_secs(20), || {
+        pty.child.try_wait().ok().flatten()
+    })
+    .unwrap_or_else(|| {
+        let _ = pty.child.kill();
+        panic!("vegard did not exit after q: {}", pty.output())
+    });
+    assert_eq!(status.code(), Some(3), "aborted run: exit 3");
+    let meta = run_toml(&run_dir);
+    assert_eq!(meta["status"].as_str(), Some("aborted"));
+    let reason = meta["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("stop requested"), "{reason}");
+    let events = vegard_store::read_events(&run_dir).unwrap();
+    let marker = events
+        .iter()
+        .find(|e| e["kind"] == "marker")
+        .unwrap_or_else(|| panic!("no marker in {events:?}"));
+    assert_eq!(marker["note"], "tip check");
+    assert!(events.iter().any(|e| e["kind"] == "cell_off"), "{events:?}");
+    // The terminal was given back: the alternate screen was left last.
+    let o = pty.output();
+    assert!(
+        o.rfind("\x1b[?1049l").unwrap_or(0) > o.rfind("\x1b[?1049h").unwrap_or(usize::MAX),
+        "alternate screen not left"
+    );
+}
+
+/// Polls `f` every 100 ms until it returns Some or `timeout` passes.
+fn loop_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let t0 = Instant::now();
+    while t0.elapsed() < timeout {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
