@@ -170,7 +170,6 @@ fn main() -> ExitCode {
                     .open(out.join("vegard-dashboard.log"))
             })
             .ok(),
-        Cmd::Watch { .. } => None,
         _ => None,
     };
     match (log_file, &cli.cmd) {

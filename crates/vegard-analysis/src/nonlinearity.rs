@@ -327,7 +327,7 @@ pub fn analyze_nonlinearity(
     // Noise floor of one harmonic amplitude: residual sigma * sqrt(2/N),
     // inflated like the regression's errors.
     let u_noise_nm = fit.rmse_nm * (2.0 / ts.len() as f64).sqrt() * fit.se_inflation;
-    let q_noise_mC = q_noise(ts, qs, fit.se_inflation);
+    let q_noise_mC = q_noise(qs, fit.se_inflation);
     // (2/N) sum x_j exp(-i 2 pi n j / N) of A cos(n w (t - t0) + phi) is
     // A exp(i phi): the phasor against a cosine at the window start.
     let phasor = |z: Complex<f64>| Phasor::new(z.re, z.im);
@@ -393,16 +393,9 @@ fn whole_periods(ts: &[f64], cs: &[i64], T: f64) -> Result<(f64, usize), Analysi
     let dt = median_step(ts);
     // A cycle is complete when its samples span the period to within two
     // sample intervals (the boundary samples belong to either side).
-    let mut start = None;
-    let mut k = 0;
-    while k < cs.len() {
-        let j = k + cs[k..].iter().take_while(|&&c| c == cs[k]).count();
-        if ts[j - 1] - ts[k] >= T - 2.0 * dt {
-            start = Some(ts[k]);
-            break;
-        }
-        k = j;
-    }
+    let start = cycle_runs(cs)
+        .find(|r| ts[r.end - 1] - ts[r.start] >= T - 2.0 * dt)
+        .map(|r| ts[r.start]);
     let Some(t0) = start else {
         return Err(AnalysisError::Insufficient(format!(
             "no complete cycle of {T} s among {} samples",
@@ -455,11 +448,11 @@ fn interpolate(xs: &[f64], ys: &[f64], at: &[f64]) -> Vec<f64> {
 /// Noise floor of a harmonic amplitude of Q_F, mC: the rms of Q_F's
 /// sample-to-sample differences beyond their local trend, as a white-noise
 /// estimate, times sqrt(2/N) and the inflation.
-fn q_noise(ts: &[f64], qs: &[f64], inflation: f64) -> f64 {
+fn q_noise(qs: &[f64], inflation: f64) -> f64 {
     // Second differences remove the smooth part; for white noise their
     // variance is 6 sigma^2.
     let n = qs.len();
-    if n < 3 || ts.len() != n {
+    if n < 3 {
         return 0.0;
     }
     let s2: f64 = qs
@@ -629,11 +622,9 @@ fn regression(
 /// sample back to the first.
 fn loop_areas(cs: &[i64], qs: &[f64], us: &[f64]) -> Vec<LoopArea> {
     let mut out = Vec::new();
-    let mut k = 0;
-    while k < cs.len() {
-        let j = k + cs[k..].iter().take_while(|&&c| c == cs[k]).count();
-        if j - k >= 3 {
-            let (q, u) = (&qs[k..j], &us[k..j]);
+    for r in cycle_runs(cs) {
+        if r.len() >= 3 {
+            let (q, u) = (&qs[r.clone()], &us[r.clone()]);
             let m = q.len();
             let twice: f64 = (0..m)
                 .map(|i| {
@@ -648,14 +639,23 @@ fn loop_areas(cs: &[i64], qs: &[f64], us: &[f64]) -> Vec<LoopArea> {
             let area = 0.5 * twice;
             let bbox = span(q) * span(u);
             out.push(LoopArea {
-                cycle: cs[k],
+                cycle: cs[r.start],
                 area_nm_mC: area,
                 relative_area: if bbox > 0.0 { area / bbox } else { f64::NAN },
             });
         }
-        k = j;
     }
     out
+}
+
+/// Index ranges of consecutive samples with the same cycle number.
+fn cycle_runs(cs: &[i64]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut start = 0;
+    cs.chunk_by(|a, b| a == b).map(move |c| {
+        let r = start..start + c.len();
+        start = r.end;
+        r
+    })
 }
 
 /// Delay of u behind Q (s) from the peak of the periodic cross-correlation

@@ -96,14 +96,8 @@ pub struct SpectraAnalysis {
 pub fn c_dl_for_step(eis: &[EisStepFit], plan: &[PlannedStep], k: usize) -> Option<(f64, i64)> {
     let iteration = plan.get(k).and_then(|p| p.label.sweep_iteration);
     let usable = |f: &&EisStepFit| {
-        let c = f
-            .fit
-            .parameters
-            .iter()
-            .find(|(n, _)| n == "C1")
-            .map(|p| p.1);
-        let se = f.fit.stderr.iter().find(|(n, _)| n == "C1").map(|p| p.1);
-        matches!((c, se), (Some(c), Some(se)) if c.is_finite() && c > 0.0 && se.is_finite())
+        matches!((f.fit.get("C1"), f.fit.stderr_of("C1")),
+                 (Some(c), Some(se)) if c.is_finite() && c > 0.0 && se.is_finite())
     };
     let nearest = |same_iteration: bool| {
         eis.iter()
@@ -112,8 +106,7 @@ pub fn c_dl_for_step(eis: &[EisStepFit], plan: &[PlannedStep], k: usize) -> Opti
             .min_by_key(|f| (f.step - k as i64).unsigned_abs())
     };
     let pick = nearest(iteration.is_some()).or_else(|| nearest(false))?;
-    let c = pick.fit.parameters.iter().find(|(n, _)| n == "C1")?.1;
-    Some((c, pick.step))
+    Some((pick.fit.get("C1")?, pick.step))
 }
 
 fn mean_finite(v: impl Iterator<Item = f64>) -> f64 {
@@ -170,12 +163,7 @@ pub fn analyze_spectra(
             match fit_circuit(&circuit, &ff, &zz, None, EisWeighting::Modulus) {
                 Ok(fit) => {
                     let get = |n: &str| fit.get(n).unwrap_or(f64::NAN);
-                    let se = |n: &str| {
-                        fit.stderr
-                            .iter()
-                            .find(|(m, _)| m == n)
-                            .map_or(f64::NAN, |(_, v)| *v)
-                    };
+                    let se = |n: &str| fit.stderr_of(n).unwrap_or(f64::NAN);
                     out.eis.push(EisStepFit {
                         step: k as i64,
                         sweep_iteration: p.label.sweep_iteration,
@@ -246,13 +234,7 @@ pub fn analyze_spectra(
             let options = EsmFitOptions::default();
             let fitted = match eis {
                 Some(s) if s.R_series_ohm.is_finite() => {
-                    let get = |n: &str| {
-                        s.fit
-                            .parameters
-                            .iter()
-                            .find(|(m, _)| m == n)
-                            .map_or(f64::NAN, |(_, v)| *v)
-                    };
+                    let get = |n: &str| s.fit.get(n).unwrap_or(f64::NAN);
                     let cell = CellCorrection {
                         R_s_ohm: get("R0"),
                         R_ct_ohm: get("R1"),

@@ -93,6 +93,11 @@ impl EisFit {
             .find(|(n, _)| n == name)
             .map(|(_, v)| *v)
     }
+
+    /// Standard error by impedance.py name; NaN inside when undetermined.
+    pub fn stderr_of(&self, name: &str) -> Option<f64> {
+        self.stderr.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
 }
 
 fn as_map<S: Serializer>(v: &[(String, f64)], s: S) -> Result<S::Ok, S::Error> {
