@@ -4,8 +4,9 @@
 //! Exit status: 0 success, 1 runtime failure, 2 bad input (recipe, bench
 //! config or arguments: message `FILE:LINE:COL: ...` on stderr), 3 a run that
 //! ended `aborted` (cell switched off, data saved), 4 the switch-off sequence
-//! could not be sent (the cell may be on), 130 stopped by Ctrl-C before the
-//! run started (nothing recorded).
+//! could not be sent (the cell may be on), 5 a report was written but an
+//! analysis it needs failed (the reasons are printed and in the report),
+//! 130 stopped by Ctrl-C before the run started (nothing recorded).
 
 mod dashboard;
 
@@ -100,6 +101,35 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write a report of a finished run, or of a campaign (a folder of run
+    /// folders): every plot and table as one self-contained HTML file,
+    /// Markdown with SVG figures beside it, or JSON with every number.
+    /// Exit status 5 when an analysis the report needs failed.
+    Report {
+        /// Run folder, or a folder of run folders (one report across them).
+        run_or_folder: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "html")]
+        format: ReportFormatArg,
+        /// Output file; default `report.<ext>` in the run folder
+        /// (`campaign-report.<ext>` in a campaign folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Report spec TOML: sections, their order, the circuit to fit
+        /// (see README "Reports").
+        #[arg(long)]
+        spec: Option<PathBuf>,
+    },
+    /// Write a run's aligned table (shared clock: t_s, E_V, I_A,
+    /// deflection_nm, T_K, step, cycle, ...) as CSV or Parquet.
+    Export {
+        run: PathBuf,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormatArg,
+        /// Output file; default `aligned.<ext>` in the current folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Fit an equivalent circuit to an impedance spectrum (impedance.py
     /// circuit syntax) by complex nonlinear least squares.
     FitEis {
@@ -142,6 +172,19 @@ enum Cmd {
 /// Bad input: printed as is, exit status 2.
 #[derive(Debug)]
 struct BadInput(String);
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormatArg {
+    Html,
+    Md,
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormatArg {
+    Csv,
+    Parquet,
+}
 impl std::fmt::Display for BadInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -246,6 +289,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             json,
         } => cmd_sim(bench.as_deref(), truth, speed, json).await,
         Cmd::Analyze { run, json } => cmd_analyze(&run, json),
+        Cmd::Report {
+            run_or_folder,
+            format,
+            out,
+            spec,
+        } => cmd_report(&run_or_folder, format, out, spec.as_deref()),
+        Cmd::Export { run, format, out } => cmd_export(&run, format, out),
         Cmd::Recover { run, json } => cmd_recover(&run, json),
         Cmd::FitEis {
             input,
@@ -873,11 +923,97 @@ fn cmd_analyze(run: &Path, json: bool) -> Result<ExitCode> {
         }
         if let Some(errs) = analysis["analysis_errors"].as_array() {
             for e in errs {
-                println!("  note: {}", e.as_str().unwrap_or(""));
+                println!("  error: {}", e.as_str().unwrap_or(""));
+            }
+        }
+        if let Some(warns) = analysis["analysis_warnings"].as_array() {
+            for w in warns {
+                println!("  warning: {}", w.as_str().unwrap_or(""));
             }
         }
         println!("  written: {}", path.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vegard report`: build the report document once and print it in the
+/// chosen format.
+fn cmd_report(
+    path: &Path,
+    format: ReportFormatArg,
+    out: Option<PathBuf>,
+    spec: Option<&Path>,
+) -> Result<ExitCode> {
+    use vegard_report::{Format, ReportError, ReportKind, ReportSpec, ReportStatus};
+    let spec = match spec {
+        Some(p) => ReportSpec::load(p).map_err(|e| match e {
+            ReportError::Spec(msg) => anyhow::Error::new(BadInput(msg)),
+            other => anyhow::Error::new(BadInput(other.to_string())),
+        })?,
+        None => ReportSpec::default(),
+    };
+    let format = match format {
+        ReportFormatArg::Html => Format::Html,
+        ReportFormatArg::Md => Format::Markdown,
+        ReportFormatArg::Json => Format::Json,
+    };
+    if !path.exists() {
+        return Err(BadInput(format!("{}: no such folder", path.display())).into());
+    }
+    let (kind, runs) = vegard_report::build::run_folders(path)?;
+    eprintln!(
+        "vegard report: analysing {} run(s) in {}",
+        runs.len(),
+        path.display()
+    );
+    let now = vegard_core::UtcStamp::now().rfc3339();
+    let report = vegard_report::build_report(path, &spec, &now)?;
+    let out = out.unwrap_or_else(|| {
+        let stem = match kind {
+            ReportKind::Run => "report",
+            ReportKind::Campaign => "campaign-report",
+        };
+        path.join(format!("{stem}.{}", format.extension()))
+    });
+    let files = vegard_report::write_report(&report, format, &out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    let n_fig: usize = report.sections.iter().map(|s| s.figures.len()).sum();
+    let n_tab: usize = report.sections.iter().map(|s| s.tables.len()).sum();
+    println!(
+        "report: {} ({} sections, {} tables, {} figures{})",
+        out.display(),
+        report.sections.len(),
+        n_tab,
+        n_fig,
+        if files.len() > 1 {
+            format!(", {} figure files beside it", files.len() - 1)
+        } else {
+            String::new()
+        }
+    );
+    if report.status == ReportStatus::AnalysisFailed {
+        for f in &report.failures {
+            eprintln!("vegard report: analysis failed: {f}");
+        }
+        return Ok(ExitCode::from(5));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vegard export`: the aligned table as CSV or Parquet.
+fn cmd_export(run: &Path, format: ExportFormatArg, out: Option<PathBuf>) -> Result<ExitCode> {
+    use vegard_report::ExportFormat;
+    let (format, ext) = match format {
+        ExportFormatArg::Csv => (ExportFormat::Csv, "csv"),
+        ExportFormatArg::Parquet => (ExportFormat::Parquet, "parquet"),
+    };
+    let out = out.unwrap_or_else(|| PathBuf::from(format!("aligned.{ext}")));
+    let rows = vegard_report::export_aligned(run, format, &out)?;
+    println!(
+        "exported {rows} rows of {} -> {}",
+        run.display(),
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -55,6 +55,11 @@ pub struct Arrhenius {
     pub inv_tau0_per_s: f64,
     /// Weighted sum of squared residuals over `dof`; `None` for two points.
     pub chi2_reduced: Option<f64>,
+    /// Weighted mean of `1/T`, 1/K: where the line's intercept and slope are
+    /// uncorrelated, so the line's uncertainty is smallest there.
+    pub inv_T_mean_per_K: f64,
+    /// Standard error of `ln(1/tau)` on the line at `inv_T_mean_per_K`.
+    pub ln_inv_tau_se_at_mean: f64,
 }
 
 impl Arrhenius {
@@ -66,6 +71,17 @@ impl Arrhenius {
     /// `tau` at `T_K` on the fitted line, s.
     pub fn tau_s(&self, T_K: f64) -> f64 {
         1.0 / self.inv_tau_per_s(T_K)
+    }
+
+    /// `ln(1/tau)` on the fitted line at `inv_T_per_K` = 1/T and its
+    /// standard error, for confidence bands: `se^2 = se_mean^2 + (1/T -
+    /// mean)^2 se_slope^2` (intercept at the weighted mean is uncorrelated
+    /// with the slope).
+    pub fn ln_inv_tau_at(&self, inv_T_per_K: f64) -> (f64, f64) {
+        let y = self.ln_inv_tau0 - self.ea_eV / BOLTZMANN_EV_PER_K * inv_T_per_K;
+        let slope_se = self.ea_se_eV / BOLTZMANN_EV_PER_K;
+        let dx = inv_T_per_K - self.inv_T_mean_per_K;
+        (y, self.ln_inv_tau_se_at_mean.hypot(dx * slope_se))
     }
 
     /// Diffusion prefactor `D0 = L^2 / tau0`, m^2/s, for film thickness `L_m`.
@@ -187,6 +203,8 @@ pub fn fit_arrhenius(
         ln_inv_tau0_se,
         inv_tau0_per_s: intercept.exp(),
         chi2_reduced,
+        inv_T_mean_per_K: x_mean,
+        ln_inv_tau_se_at_mean: (scale / sw).sqrt(),
     })
 }
 
@@ -232,6 +250,34 @@ mod tests {
         let expect = BOLTZMANN_EV_PER_K * 2f64.sqrt() * 0.01 / (1.0 / 300.0 - 1.0 / 350.0);
         assert!((r.ea_se_eV / expect - 1.0).abs() < 1e-9, "{}", r.ea_se_eV);
         assert!((r.ea_kJ_per_mol - 0.3 * 96.485_332_12).abs() < 1e-9);
+    }
+
+    #[test]
+    fn line_uncertainty_matches_intercept_and_is_smallest_at_the_mean() {
+        let t = [290.0, 300.0, 315.0, 330.0];
+        let noise = [0.01, -0.02, 0.015, -0.005];
+        let tau: Vec<f64> = t
+            .iter()
+            .zip(noise)
+            .map(|(t, n)| 1e-6 * (0.45 / (BOLTZMANN_EV_PER_K * t) + n).exp())
+            .collect();
+        let se: Vec<f64> = tau.iter().map(|t| 0.02 * t).collect();
+        let r = fit_arrhenius(&t, &tau, &se).unwrap();
+        // At 1/T = 0 the line is the intercept, with the intercept's error.
+        let (y0, se0) = r.ln_inv_tau_at(0.0);
+        assert!((y0 - r.ln_inv_tau0).abs() < 1e-12);
+        assert!(
+            (se0 / r.ln_inv_tau0_se - 1.0).abs() < 1e-9,
+            "{se0} {}",
+            r.ln_inv_tau0_se
+        );
+        // On the line through the data, and narrowest at the weighted mean.
+        let (y, _) = r.ln_inv_tau_at(1.0 / 300.0);
+        assert!((y - r.inv_tau_per_s(300.0).ln()).abs() < 1e-9);
+        let at = |x: f64| r.ln_inv_tau_at(x).1;
+        let m = r.inv_T_mean_per_K;
+        assert!(at(m) < at(m + 1e-5) && at(m) < at(m - 1e-5));
+        assert!((at(m) - r.ln_inv_tau_se_at_mean).abs() < 1e-15);
     }
 
     #[test]

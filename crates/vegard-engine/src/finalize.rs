@@ -424,10 +424,60 @@ fn read_or_empty(
     }
 }
 
-/// `vegard analyze`: analyse the aligned table of a finished run. The first
-/// CV step's results are also at the top level (`deformation_vs_charge`,
-/// `charge`) because a typical run has exactly one.
+/// Everything `vegard analyze` computes for one run folder.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunAnalysis {
+    pub run_dir: std::path::PathBuf,
+    pub status: String,
+    pub time_acceleration: f64,
+    /// Analysis of each CV step, in recipe order.
+    pub cv_steps: Vec<CvStepAnalysis>,
+    pub spectra: crate::campaign::SpectraAnalysis,
+    /// Film thickness from the bench, m (known on the virtual bench only).
+    pub film_thickness_m: Option<f64>,
+    /// Steps that could not be analysed, each naming the step and why.
+    pub analysis_errors: Vec<String>,
+    /// Results that deserve a look (failed Kramers-Kronig test, ESM fitted
+    /// without the EIS correction), each naming the step.
+    pub analysis_warnings: Vec<String>,
+    /// Clock alignment as recorded in run.toml.
+    pub alignment: Option<toml::Table>,
+}
+
+impl RunAnalysis {
+    /// The `vegard analyze --json` / `analysis.json` layout (README). The
+    /// first CV step's results are also at the top level
+    /// (`deformation_vs_charge`, `charge`) because a typical run has one.
+    pub fn to_json(&self) -> serde_json::Value {
+        let first = self.cv_steps.first();
+        serde_json::json!({
+            "run_dir": self.run_dir,
+            "status": self.status,
+            "time_acceleration": self.time_acceleration,
+            "deformation_vs_charge": first.map(|s| &s.analysis.deformation_vs_charge),
+            "charge": first.map(|s| &s.analysis.charge),
+            "cv_steps": self.cv_steps,
+            "eis_fits": self.spectra.eis,
+            "esm_fits": self.spectra.esm,
+            "arrhenius": self.spectra.arrhenius,
+            "analysis_errors": self.analysis_errors,
+            "analysis_warnings": self.analysis_warnings,
+            "alignment": self.alignment,
+        })
+    }
+}
+
+/// `vegard analyze`: analyse the aligned table of a finished run (JSON
+/// layout of [`RunAnalysis::to_json`]).
 pub fn analyze_run(dir: &Path) -> Result<serde_json::Value, EngineError> {
+    Ok(analyze_run_with(dir, &crate::campaign::SpectraOptions::default())?.to_json())
+}
+
+/// Analyse a finished run with chosen spectrum-fit options.
+pub fn analyze_run_with(
+    dir: &Path,
+    opts: &crate::campaign::SpectraOptions,
+) -> Result<RunAnalysis, EngineError> {
     let meta = vegard_store::read_meta(dir)?;
     let recipe: Recipe = meta
         .recipe
@@ -442,21 +492,19 @@ pub fn analyze_run(dir: &Path) -> Result<serde_json::Value, EngineError> {
         .and_then(|b| b.sim.as_ref())
         .map(|s| s.film.thickness_m);
     let plan = recipe.plan();
-    let spectra = crate::campaign::analyze_spectra(dir, &plan, film_thickness_m)?;
+    let spectra = crate::campaign::analyze_spectra_with(dir, &plan, film_thickness_m, opts)?;
     let c_dl_for = |k: usize| crate::campaign::c_dl_for_step(&spectra.eis, &plan, k);
-    let (steps, errors) = analyze_aligned(&aligned, &recipe, &c_dl_for)?;
-    let first = steps.first();
-    Ok(serde_json::json!({
-        "run_dir": dir,
-        "status": meta.status.to_string(),
-        "time_acceleration": meta.time_acceleration,
-        "deformation_vs_charge": first.map(|s| &s.analysis.deformation_vs_charge),
-        "charge": first.map(|s| &s.analysis.charge),
-        "cv_steps": steps,
-        "eis_fits": spectra.eis,
-        "esm_fits": spectra.esm,
-        "arrhenius": spectra.arrhenius,
-        "analysis_errors": errors.iter().chain(&spectra.errors).collect::<Vec<_>>(),
-        "alignment": meta.alignment,
-    }))
+    let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &c_dl_for)?;
+    analysis_errors.extend(spectra.errors.iter().cloned());
+    Ok(RunAnalysis {
+        run_dir: dir.to_path_buf(),
+        status: meta.status.to_string(),
+        time_acceleration: meta.time_acceleration,
+        cv_steps,
+        film_thickness_m,
+        analysis_errors,
+        analysis_warnings: spectra.warnings.clone(),
+        spectra,
+        alignment: meta.alignment,
+    })
 }

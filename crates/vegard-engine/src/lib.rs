@@ -8,15 +8,15 @@
 //! and finalising the run: clock alignment, Parquet, `aligned.parquet`,
 //! analysis summary, status.
 
-mod campaign;
+pub mod campaign;
 mod finalize;
 mod run;
 mod spectra;
 mod stage;
 
 pub use finalize::{
-    CdlLookup, CvStepAnalysis, FinalizeSummary, SegmentAlignment, analyze_aligned, analyze_run,
-    finalize_run, recover_run,
+    CdlLookup, CvStepAnalysis, FinalizeSummary, RunAnalysis, SegmentAlignment, analyze_aligned,
+    analyze_run, analyze_run_with, finalize_run, recover_run,
 };
 pub use run::{EngineFault, Progress, RunControl, RunOutcome, RunRequest, run};
 

@@ -81,8 +81,9 @@ impl Source {
     }
 }
 
-/// Build a positioned error from a byte span of `text`.
-pub(crate) fn error_at(
+/// Build a positioned error from a byte span of `text` (also used for the
+/// other TOML files vegard reads, e.g. report specs).
+pub fn error_at(
     file: &str,
     text: &str,
     span: Range<usize>,

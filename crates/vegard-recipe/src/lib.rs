@@ -12,7 +12,7 @@ pub mod schema;
 mod sim_defaults;
 mod validate;
 
-pub use error::{RecipeError, Source};
+pub use error::{RecipeError, Source, error_at};
 pub use parse::{STEP_KINDS, load_bench, load_recipe, parse_bench, parse_recipe};
 pub use schema::*;
 pub use validate::{

@@ -6,8 +6,10 @@
 //! tables and figures. The renderers only format that structure, which is
 //! why the three formats agree.
 
+pub mod build;
 mod error;
 pub mod model;
+pub mod spec;
 pub mod svg;
 
 pub use error::ReportError;
@@ -15,3 +17,48 @@ pub use model::{
     Axis, Cell, ColumnHead, DataTable, Figure, Generator, Panel, Report, ReportKind, ReportStatus,
     Scale, Section, Series, SeriesKind,
 };
+pub use spec::{ReportSpec, SECTION_IDS};
+pub mod export;
+pub mod render;
+
+pub use build::build_report;
+pub use export::{ExportFormat, export_aligned};
+pub use render::Format;
+
+use std::path::{Path, PathBuf};
+
+/// Write `report` to `out` in `format`. Markdown also writes its figures to
+/// `<out stem>-figures/` beside it. Returns every file written.
+pub fn write_report(
+    report: &Report,
+    format: Format,
+    out: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| ReportError::Io { path, source }
+    };
+    let mut written = Vec::new();
+    let text = match format {
+        Format::Html => render::html(report)?,
+        Format::Json => render::json(report)?,
+        Format::Markdown => {
+            let stem = out
+                .file_stem()
+                .map_or_else(|| "report".to_owned(), |s| s.to_string_lossy().into_owned());
+            let dir_name = format!("{stem}-figures");
+            let dir = out.with_file_name(&dir_name);
+            let (md, files) = render::markdown(report, &dir_name)?;
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            for (name, svg) in files {
+                let p = dir.join(name);
+                std::fs::write(&p, svg).map_err(io(&p))?;
+                written.push(p);
+            }
+            md
+        }
+    };
+    std::fs::write(out, text).map_err(io(out))?;
+    written.insert(0, out.to_path_buf());
+    Ok(written)
+}

@@ -1,0 +1,1703 @@
+//! From run folders to the report document: load each run, analyse it with
+//! the spec's options, and lay the results out as sections of tables and
+//! figures. Nothing here formats text for a particular output; the
+//! renderers do that from the same [`Report`].
+
+use std::path::{Path, PathBuf};
+
+use vegard_analysis::{C64, CellCorrection, Circuit, EisFit, EsmFit, film_transfer_H};
+use vegard_engine::RunAnalysis;
+use vegard_engine::campaign::{
+    ArrheniusComparison, EisStepFit, EsmStepFit, SpectraOptions, arrhenius_comparison,
+};
+use vegard_recipe::Recipe;
+use vegard_store::{RunMeta, Table};
+
+use crate::model::{
+    Axis, Cell, ColumnHead, DataTable, Figure, Generator, Panel, Report, ReportKind, ReportStatus,
+    SCHEMA, Scale, Section, Series, SeriesKind,
+};
+use crate::{ReportError, ReportSpec};
+
+/// Palette slots: a method keeps its colour in every figure.
+const EIS_COLOR: u8 = 0;
+const ESM_COLOR: u8 = 1;
+
+/// One loaded and analysed run.
+pub struct RunData {
+    pub dir: PathBuf,
+    /// Folder name, used to label a campaign's tables and figures.
+    pub name: String,
+    pub meta: RunMeta,
+    pub recipe: Recipe,
+    pub events: Vec<serde_json::Value>,
+    pub aligned: Table,
+    pub eis: Option<Table>,
+    pub esm: Option<Table>,
+    pub analysis: RunAnalysis,
+    /// How its spectra were fitted (the spec's options).
+    pub spectra_options: SpectraOptions,
+}
+
+/// The run folders a path stands for: itself when it holds `run.toml`, else
+/// every sub-folder that does (a campaign), sorted by name (= UTC start).
+pub fn run_folders(path: &Path) -> Result<(ReportKind, Vec<PathBuf>), ReportError> {
+    let input = |msg: String| ReportError::Input {
+        path: path.display().to_string(),
+        msg,
+    };
+    if path.join("run.toml").is_file() {
+        return Ok((ReportKind::Run, vec![path.to_path_buf()]));
+    }
+    let entries = std::fs::read_dir(path).map_err(|source| ReportError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut runs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("run.toml").is_file())
+        .collect();
+    runs.sort();
+    if runs.is_empty() {
+        return Err(input(
+            "neither a run folder (no run.toml) nor a folder of runs".to_owned(),
+        ));
+    }
+    Ok((ReportKind::Campaign, runs))
+}
+
+fn read_table(path: &Path) -> Result<Option<Table>, ReportError> {
+    if path.is_file() {
+        Ok(Some(vegard_store::read_parquet(path)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Load and analyse one finished run.
+pub fn load_run(dir: &Path, spec: &ReportSpec) -> Result<RunData, ReportError> {
+    let meta = vegard_store::read_meta(dir)?;
+    let recipe: Recipe = meta
+        .recipe
+        .clone()
+        .try_into()
+        .map_err(|e| ReportError::Input {
+            path: dir.join("run.toml").display().to_string(),
+            msg: format!("[recipe]: {e}"),
+        })?;
+    let aligned_path = dir.join("aligned.parquet");
+    let aligned = read_table(&aligned_path)?.ok_or_else(|| ReportError::Input {
+        path: aligned_path.display().to_string(),
+        msg: "missing: the run was not finalised (run `vegard recover` on it)".to_owned(),
+    })?;
+    let analysis = vegard_engine::analyze_run_with(dir, &spec.spectra)?;
+    Ok(RunData {
+        name: dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        dir: dir.to_path_buf(),
+        events: vegard_store::read_events(dir)?,
+        eis: read_table(&dir.join("data").join("eis.parquet"))?,
+        esm: read_table(&dir.join("data").join("esm.parquet"))?,
+        meta,
+        recipe,
+        aligned,
+        analysis,
+        spectra_options: spec.spectra.clone(),
+    })
+}
+
+/// Build the report for `path` (a run folder or a folder of runs).
+pub fn build_report(path: &Path, spec: &ReportSpec, now_utc: &str) -> Result<Report, ReportError> {
+    let (kind, dirs) = run_folders(path)?;
+    let mut runs = Vec::new();
+    let mut failures = Vec::new();
+    for d in &dirs {
+        match load_run(d, spec) {
+            Ok(r) => runs.push(r),
+            // One broken run must not hide a campaign's other runs.
+            Err(e) if kind == ReportKind::Campaign => failures.push(format!("{e}")),
+            Err(e) => return Err(e),
+        }
+    }
+    if runs.is_empty() {
+        return Err(ReportError::Input {
+            path: path.display().to_string(),
+            msg: format!("no run could be loaded: {}", failures.join("; ")),
+        });
+    }
+    Ok(assemble(kind, &runs, spec, failures, now_utc))
+}
+
+/// Lay out loaded runs as a report.
+pub fn assemble(
+    kind: ReportKind,
+    runs: &[RunData],
+    spec: &ReportSpec,
+    mut failures: Vec<String>,
+    now_utc: &str,
+) -> Report {
+    let campaign = kind == ReportKind::Campaign;
+    let prefix = |r: &RunData| {
+        if campaign {
+            format!("{}: ", r.name)
+        } else {
+            String::new()
+        }
+    };
+    for r in runs {
+        for e in &r.analysis.analysis_errors {
+            failures.push(format!("{}{e}", prefix(r)));
+        }
+    }
+    // A campaign's Arrhenius pools every run's fits by temperature.
+    let mut arr_errors = Vec::new();
+    let arrhenius: Option<ArrheniusComparison> = if campaign {
+        let eis: Vec<EisStepFit> = runs
+            .iter()
+            .flat_map(|r| r.analysis.spectra.eis.clone())
+            .collect();
+        let esm: Vec<EsmStepFit> = runs
+            .iter()
+            .flat_map(|r| r.analysis.spectra.esm.clone())
+            .collect();
+        let film = runs.iter().find_map(|r| r.analysis.film_thickness_m);
+        arrhenius_comparison(&eis, &esm, film, &mut arr_errors)
+    } else {
+        runs[0].analysis.spectra.arrhenius.clone()
+    };
+    failures.extend(arr_errors);
+    let warnings = collect_warnings(runs, campaign);
+    let mut sections = Vec::new();
+    for id in &spec.sections {
+        let built = match id.as_str() {
+            "metadata" => Some(metadata_section(runs, spec)),
+            "clocks" => clocks_section(runs),
+            "timeseries" => timeseries_section(runs, spec.max_points),
+            "cv" => cv_section(runs),
+            "deformation" => deformation_section(runs),
+            "harmonics" => harmonics_section(runs),
+            "eis" => eis_section(runs),
+            "esm" => esm_section(runs),
+            "arrhenius" => arrhenius.as_ref().map(|a| arrhenius_section(runs, a)),
+            "warnings" => Some(warnings_section(&warnings)),
+            _ => None,
+        };
+        match built {
+            Some(s) => sections.push(s),
+            None if spec.sections_explicit => failures.push(format!(
+                "section {id:?}: nothing to report ({})",
+                why_empty(id)
+            )),
+            None => {}
+        }
+    }
+    if spec.fail_on_warnings && !warnings.is_empty() {
+        failures.push(format!(
+            "{} analysis warning(s) and the spec sets fail_on_warnings = true",
+            warnings.len()
+        ));
+    }
+    let title = spec.title.clone().unwrap_or_else(|| match kind {
+        ReportKind::Run => format!("vegard report: {}", runs[0].recipe.run.name),
+        ReportKind::Campaign => format!("vegard campaign report: {} runs", runs.len()),
+    });
+    let analysis = serde_json::json!({
+        "runs": runs.iter().map(|r| {
+            let mut v = r.analysis.to_json();
+            v["name"] = serde_json::Value::from(r.name.clone());
+            v
+        }).collect::<Vec<_>>(),
+        "arrhenius": arrhenius,
+        "spectra_options": spec.spectra,
+    });
+    Report {
+        schema: SCHEMA.to_owned(),
+        generator: Generator {
+            name: "vegard".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+        title,
+        kind,
+        created_utc: now_utc.to_owned(),
+        sources: runs.iter().map(|r| r.dir.display().to_string()).collect(),
+        spec_file: spec.file.clone(),
+        status: if failures.is_empty() {
+            ReportStatus::Ok
+        } else {
+            ReportStatus::AnalysisFailed
+        },
+        failures,
+        sections,
+        analysis,
+    }
+}
+
+fn why_empty(id: &str) -> &'static str {
+    match id {
+        "clocks" => "no clock alignment recorded",
+        "timeseries" => "the aligned table is empty",
+        "cv" | "deformation" => "no CV step was analysed",
+        "harmonics" => "no CV step has a complete period for the harmonic analysis",
+        "eis" => "no EIS step was fitted",
+        "esm" => "no ESM sweep was fitted",
+        "arrhenius" => "fewer than two temperatures with fitted spectra",
+        _ => "no data",
+    }
+}
+
+fn section(id: &str, title: &str) -> Section {
+    Section {
+        id: id.to_owned(),
+        title: title.to_owned(),
+        text: Vec::new(),
+        tables: Vec::new(),
+        figures: Vec::new(),
+    }
+}
+
+fn table(id: impl Into<String>, title: impl Into<String>, columns: &[(&str, &str)]) -> DataTable {
+    DataTable {
+        id: id.into(),
+        title: title.into(),
+        columns: columns
+            .iter()
+            .map(|(n, u)| ColumnHead {
+                name: (*n).to_owned(),
+                unit: (*u).to_owned(),
+            })
+            .collect(),
+        rows: Vec::new(),
+        note: None,
+    }
+}
+
+fn axis(label: &str, unit: &str, scale: Scale) -> Axis {
+    Axis {
+        label: label.to_owned(),
+        unit: unit.to_owned(),
+        scale,
+        reversed: false,
+    }
+}
+
+fn panel(x: Axis, y: Axis, series: Vec<Series>) -> Panel {
+    Panel {
+        title: None,
+        x,
+        y,
+        equal_aspect: false,
+        series,
+    }
+}
+
+fn figure(id: String, title: String, caption: Option<String>, panels: Vec<Panel>) -> Figure {
+    let height_px = 120 + 260 * panels.len() as u32;
+    Figure {
+        id,
+        title,
+        caption,
+        panels,
+        width_px: 760,
+        height_px,
+    }
+}
+
+/// `"run-name/"` in a campaign (ids must be unique across runs), else "".
+fn id_prefix(runs: &[RunData], r: &RunData) -> String {
+    if runs.len() > 1 {
+        format!("{}-", r.name)
+    } else {
+        String::new()
+    }
+}
+
+fn title_prefix(runs: &[RunData], r: &RunData) -> String {
+    if runs.len() > 1 {
+        format!("{}: ", r.name)
+    } else {
+        String::new()
+    }
+}
+
+fn step_kind(r: &RunData, step: i64) -> &'static str {
+    usize::try_from(step)
+        .ok()
+        .and_then(|k| r.recipe.plan().get(k).map(|p| p.step.kind_name()))
+        .unwrap_or("?")
+}
+
+// ---------------------------------------------------------------- metadata
+
+fn metadata_section(runs: &[RunData], spec: &ReportSpec) -> Section {
+    let mut s = section("metadata", "Run");
+    for r in runs {
+        let m = &r.meta;
+        let bench_name = m
+            .bench
+            .get("bench")
+            .and_then(|b| b.get("name"))
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let run = &r.recipe.run;
+        let duration_s = r
+            .events
+            .iter()
+            .rev()
+            .find(|e| e["kind"] == "run_end")
+            .and_then(|e| e["t_ns"].as_f64())
+            .map(|t| t * 1e-9);
+        let mut t = table(
+            format!("{}metadata", id_prefix(runs, r)),
+            format!("{}run metadata", title_prefix(runs, r)),
+            &[("field", ""), ("value", "")],
+        );
+        let mut row = |k: &str, v: Cell| t.rows.push(vec![Cell::text(k), v]);
+        row("run folder", Cell::text(r.dir.display().to_string()));
+        row(
+            "recipe",
+            Cell::text(format!("{} ({})", run.name, m.recipe_path)),
+        );
+        row(
+            "bench",
+            Cell::text(format!("{bench_name} ({})", m.bench_path)),
+        );
+        row("sample", Cell::text(run.sample.clone()));
+        row("operator", Cell::text(run.operator.clone()));
+        if !run.notes.is_empty() {
+            row("notes", Cell::text(run.notes.clone()));
+        }
+        row("UTC start", Cell::text(m.utc_start.clone()));
+        let status = match &m.reason {
+            Some(why) => format!("{} ({why})", m.status),
+            None => m.status.to_string(),
+        };
+        row("status", Cell::text(status));
+        row(
+            "software",
+            Cell::text(format!("vegard {}", m.vegard_version)),
+        );
+        row("host", Cell::text(m.hostname.clone()));
+        row("time acceleration", Cell::num(m.time_acceleration));
+        row("duration (experiment time, s)", Cell::opt(duration_s));
+        row("steps", Cell::num(r.recipe.plan().len() as f64));
+        s.tables.push(t);
+
+        let mut inst = table(
+            format!("{}instruments", id_prefix(runs, r)),
+            format!("{}instruments", title_prefix(runs, r)),
+            &[
+                ("role", ""),
+                ("resource", ""),
+                ("identification (*IDN?)", ""),
+            ],
+        );
+        if let Some(start) = r.events.iter().find(|e| e["kind"] == "run_start") {
+            for role in ["potentiostat", "deflection", "lockin", "temperature"] {
+                let d = &start[role];
+                if d.is_null() {
+                    continue;
+                }
+                inst.rows.push(vec![
+                    Cell::text(role),
+                    Cell::text(d["resource"].as_str().unwrap_or("")),
+                    Cell::text(d["idn"].as_str().unwrap_or("")),
+                ]);
+            }
+        }
+        s.tables.push(inst);
+
+        let markers: Vec<&serde_json::Value> =
+            r.events.iter().filter(|e| e["kind"] == "marker").collect();
+        if !markers.is_empty() {
+            let mut t = table(
+                format!("{}markers", id_prefix(runs, r)),
+                format!("{}operator markers", title_prefix(runs, r)),
+                &[("t", "s"), ("step", ""), ("note", "")],
+            );
+            for e in markers {
+                t.rows.push(vec![
+                    Cell::opt(e["t_ns"].as_f64().map(|t| t * 1e-9)),
+                    Cell::opt(e["step"].as_f64()),
+                    Cell::text(e["note"].as_str().unwrap_or("")),
+                ]);
+            }
+            s.tables.push(t);
+        }
+    }
+    if let Some(f) = &spec.file {
+        s.text.push(format!("Report spec: {f}."));
+    }
+    s
+}
+
+// ------------------------------------------------------------------ clocks
+
+/// One recorded alignment segment, as run.toml stores it.
+#[derive(serde::Deserialize)]
+struct Segment {
+    segment: i64,
+    step: i64,
+    potentiostat_drift_ppm: f64,
+    deflection_drift_ppm: f64,
+    alignment_error_estimate_s: f64,
+    digitizer_sample_interval_s: f64,
+    n_potentiostat: usize,
+    n_deflection: usize,
+    note: Option<String>,
+}
+
+fn segments(r: &RunData) -> Vec<Segment> {
+    r.meta
+        .alignment
+        .as_ref()
+        .and_then(|a| a.get("segments"))
+        .and_then(|s| s.clone().try_into::<Vec<Segment>>().ok())
+        .unwrap_or_default()
+}
+
+fn clocks_section(runs: &[RunData]) -> Option<Section> {
+    let mut s = section("clocks", "Clock alignment");
+    for r in runs {
+        let segs = segments(r);
+        if segs.is_empty() {
+            continue;
+        }
+        let method = r
+            .meta
+            .alignment
+            .as_ref()
+            .and_then(|a| a.get("method"))
+            .and_then(|m| m.as_str())
+            .unwrap_or("");
+        let mut t = table(
+            format!("{}clocks", id_prefix(runs, r)),
+            format!("{}alignment per recording segment", title_prefix(runs, r)),
+            &[
+                ("segment", ""),
+                ("step", ""),
+                ("kind", ""),
+                ("potentiostat drift", "ppm"),
+                ("digitizer drift", "ppm"),
+                ("alignment error (est.)", "ms"),
+                ("digitizer interval", "ms"),
+                ("potentiostat samples", ""),
+                ("digitizer samples", ""),
+                ("note", ""),
+            ],
+        );
+        for g in segs {
+            t.rows.push(vec![
+                Cell::num(g.segment as f64),
+                Cell::num(g.step as f64),
+                Cell::text(step_kind(r, g.step)),
+                Cell::num(g.potentiostat_drift_ppm),
+                Cell::num(g.deflection_drift_ppm),
+                Cell::num(g.alignment_error_estimate_s * 1e3),
+                Cell::num(g.digitizer_sample_interval_s * 1e3),
+                Cell::num(g.n_potentiostat as f64),
+                Cell::num(g.n_deflection as f64),
+                Cell::text(g.note.unwrap_or_default()),
+            ]);
+        }
+        t.note = Some(format!("Method: {method}."));
+        s.tables.push(t);
+    }
+    (!s.tables.is_empty()).then_some(s)
+}
+
+// -------------------------------------------------------------- timeseries
+
+/// Min-max decimation to about `max_points`, keeping each bucket's extremes
+/// in time order so peaks survive; a gap in time (between steps) becomes a
+/// NaN so the line breaks there instead of drawing across it.
+pub fn decimate(t: &[f64], y: &[f64], max_points: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = t.len().min(y.len());
+    if n == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    let mut dts: Vec<f64> = t
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0.0)
+        .collect();
+    dts.sort_by(f64::total_cmp);
+    let median_dt = dts.get(dts.len() / 2).copied().unwrap_or(0.0);
+    let gap = (20.0 * median_dt).max(1e-9);
+    let bucket = n.div_ceil((max_points / 2).max(1)).max(1);
+    let (mut xo, mut yo) = (Vec::new(), Vec::new());
+    let mut start = 0;
+    while start < n {
+        let mut end = (start + bucket).min(n);
+        // A bucket never spans a gap.
+        if let Some(k) = (start + 1..end).find(|&k| t[k] - t[k - 1] > gap) {
+            end = k;
+        }
+        let idx = start..end;
+        let finite = idx.clone().filter(|&i| y[i].is_finite());
+        let lo = finite.clone().min_by(|&a, &b| y[a].total_cmp(&y[b]));
+        let hi = finite.max_by(|&a, &b| y[a].total_cmp(&y[b]));
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            for i in if lo <= hi { [lo, hi] } else { [hi, lo] } {
+                if xo.last() != Some(&t[i]) {
+                    xo.push(t[i]);
+                    yo.push(y[i]);
+                }
+            }
+        }
+        if end < n && t[end] - t[end - 1] > gap {
+            xo.push(0.5 * (t[end] + t[end - 1]));
+            yo.push(f64::NAN);
+        }
+        start = end;
+    }
+    (xo, yo)
+}
+
+fn timeseries_section(runs: &[RunData], max_points: usize) -> Option<Section> {
+    let mut s = section("timeseries", "Potential, current and deflection vs time");
+    for r in runs {
+        let a = &r.aligned;
+        let (Ok(t), Ok(e), Ok(i), Ok(u)) = (
+            a.f64("t_s"),
+            a.f64("E_V"),
+            a.f64("I_A"),
+            a.f64("deflection_nm"),
+        ) else {
+            continue;
+        };
+        if t.is_empty() {
+            continue;
+        }
+        let i_mA: Vec<f64> = i.iter().map(|x| x * 1e3).collect();
+        let mk = |y: &[f64], label: &str, unit: &str, color: u8| {
+            let (x, y) = decimate(&t, y, max_points);
+            panel(
+                axis("t", "s", Scale::Linear),
+                axis(label, unit, Scale::Linear),
+                vec![Series::new("", SeriesKind::Line, color, x, y)],
+            )
+        };
+        let mut panels = vec![
+            mk(&e, "E", "V", 0),
+            mk(&i_mA, "I", "mA", 1),
+            mk(&u, "u", "nm", 2),
+        ];
+        if let Ok(T) = a.f64("T_K")
+            && T.iter().any(|x| x.is_finite())
+            && spread(&T) > 0.5
+        {
+            panels.push(mk(&T, "T", "K", 4));
+        }
+        s.figures.push(figure(
+            format!("{}timeseries", id_prefix(runs, r)),
+            format!("{}E, I and deflection u vs time", title_prefix(runs, r)),
+            Some(format!(
+                "Aligned samples on the shared clock ({} rows), min-max decimated to at \
+                 most {max_points} points per trace; gaps are steps without aligned samples \
+                 (EIS, temperature changes).",
+                t.len()
+            )),
+            panels,
+        ));
+    }
+    (!s.figures.is_empty()).then_some(s)
+}
+
+fn spread(v: &[f64]) -> f64 {
+    let f = v.iter().copied().filter(|x| x.is_finite());
+    let lo = f.clone().fold(f64::INFINITY, f64::min);
+    let hi = f.fold(f64::NEG_INFINITY, f64::max);
+    hi - lo
+}
+
+// ---------------------------------------------------------------------- CV
+
+/// Samples of one plan step from the aligned table.
+struct StepSamples {
+    t: Vec<f64>,
+    E: Vec<f64>,
+    I: Vec<f64>,
+    u: Vec<f64>,
+    cycle: Vec<i64>,
+}
+
+fn step_samples(a: &Table, step: i64) -> Option<StepSamples> {
+    let steps = a.i64("step").ok()?;
+    let cols = (
+        a.f64("t_s").ok()?,
+        a.f64("E_V").ok()?,
+        a.f64("I_A").ok()?,
+        a.f64("deflection_nm").ok()?,
+        a.i64("cycle").ok()?,
+    );
+    let idx: Vec<usize> = (0..steps.len()).filter(|&i| steps[i] == step).collect();
+    let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    Some(StepSamples {
+        t: pick(&cols.0),
+        E: pick(&cols.1),
+        I: pick(&cols.2),
+        u: pick(&cols.3),
+        cycle: idx.iter().map(|&i| cols.4[i]).collect(),
+    })
+}
+
+/// Consecutive runs of the same cycle number: `(cycle, range)`.
+fn cycle_ranges(cycle: &[i64]) -> Vec<(i64, std::ops::Range<usize>)> {
+    let mut out: Vec<(i64, std::ops::Range<usize>)> = Vec::new();
+    for (i, &c) in cycle.iter().enumerate() {
+        match out.last_mut() {
+            Some((last, r)) if *last == c => r.end = i + 1,
+            _ => out.push((c, i..i + 1)),
+        }
+    }
+    out
+}
+
+fn cv_section(runs: &[RunData]) -> Option<Section> {
+    let mut s = section("cv", "Cyclic voltammetry and charge");
+    for r in runs {
+        for cv in &r.analysis.cv_steps {
+            let Some(d) = step_samples(&r.aligned, cv.step) else {
+                continue;
+            };
+            let series = cycle_ranges(&d.cycle)
+                .into_iter()
+                .map(|(c, rg)| {
+                    Series::new(
+                        format!("cycle {c}"),
+                        SeriesKind::Line,
+                        (c.rem_euclid(6)) as u8,
+                        d.E[rg.clone()].to_vec(),
+                        d.I[rg].iter().map(|x| x * 1e3).collect(),
+                    )
+                })
+                .collect();
+            s.figures.push(figure(
+                format!("{}cv-step{}", id_prefix(runs, r), cv.step),
+                format!("{}CV, step {}", title_prefix(runs, r), cv.step),
+                Some("Current vs potential per cycle (IUPAC: anodic current positive).".into()),
+                vec![panel(
+                    axis("E", "V", Scale::Linear),
+                    axis("I", "mA", Scale::Linear),
+                    series,
+                )],
+            ));
+        }
+    }
+    if s.figures.is_empty() {
+        return None;
+    }
+    let mut t = table(
+        "charge",
+        "charge per CV step",
+        &[
+            ("run", ""),
+            ("step", ""),
+            ("Q total", "mC"),
+            ("Q faradaic", "mC"),
+            ("Q anodic", "mC"),
+            ("Q cathodic", "mC"),
+            ("C_dl", "µF"),
+            ("C_dl source", ""),
+            ("samples", ""),
+        ],
+    );
+    for r in runs {
+        for cv in &r.analysis.cv_steps {
+            let c = &cv.analysis.charge;
+            let source = match cv.C_dl_eis_step {
+                Some(k) => format!("EIS fit of step {k}"),
+                None => format!("{:?}", c.C_dl_source).to_lowercase(),
+            };
+            t.rows.push(vec![
+                Cell::text(r.name.clone()),
+                Cell::num(cv.step as f64),
+                Cell::num(c.Q_total_C * 1e3),
+                Cell::num(c.Q_F_total_C * 1e3),
+                Cell::num(c.Q_anodic_C * 1e3),
+                Cell::num(c.Q_cathodic_C * 1e3),
+                Cell::num(c.C_dl_F * 1e6),
+                Cell::text(source),
+                Cell::num(c.n_samples as f64),
+            ]);
+        }
+    }
+    s.tables.push(t);
+    Some(s)
+}
+
+// ------------------------------------------------------------- deformation
+
+fn deformation_section(runs: &[RunData]) -> Option<Section> {
+    let mut s = section("deformation", "Deformation vs charge");
+    let mut pooled = table(
+        "kappa",
+        "Vegard coefficient κ = du/dQ_F (pooled over cycles)",
+        &[
+            ("run", ""),
+            ("step", ""),
+            ("κ", "nm/mC"),
+            ("R²", ""),
+            ("R² vs charge", ""),
+            ("drift", "nm/s"),
+            ("cycles", ""),
+            ("points", ""),
+            ("C_dl", "µF"),
+        ],
+    );
+    let mut per_cycle = table(
+        "kappa-per-cycle",
+        "κ per cycle",
+        &[
+            ("run", ""),
+            ("step", ""),
+            ("cycle", ""),
+            ("κ", "nm/mC"),
+            ("R²", ""),
+            ("drift", "nm/s"),
+            ("Q_F swing", "mC"),
+            ("u swing", "nm"),
+            ("points", ""),
+        ],
+    );
+    let mut halves = table(
+        "kappa-per-sweep",
+        "κ per monotonic sweep (pooled drift removed)",
+        &[
+            ("run", ""),
+            ("step", ""),
+            ("cycle", ""),
+            ("direction", ""),
+            ("E from", "V"),
+            ("E to", "V"),
+            ("κ", "nm/mC"),
+            ("R²", ""),
+            ("points", ""),
+        ],
+    );
+    for r in runs {
+        for cv in &r.analysis.cv_steps {
+            let dvq = &cv.analysis.deformation_vs_charge;
+            pooled.rows.push(vec![
+                Cell::text(r.name.clone()),
+                Cell::num(cv.step as f64),
+                Cell::num_se(dvq.slope_nm_per_mC, dvq.slope_se_nm_per_mC),
+                Cell::num(dvq.r2),
+                Cell::num(dvq.r2_vs_charge),
+                Cell::num(dvq.drift_nm_per_s),
+                Cell::num(dvq.n_cycles as f64),
+                Cell::num(dvq.n_points as f64),
+                Cell::num(dvq.C_dl_F * 1e6),
+            ]);
+            for c in &dvq.per_cycle {
+                per_cycle.rows.push(vec![
+                    Cell::text(r.name.clone()),
+                    Cell::num(cv.step as f64),
+                    Cell::num(c.cycle as f64),
+                    Cell::num_se(c.slope_nm_per_mC, c.slope_se_nm_per_mC),
+                    Cell::num(c.r2),
+                    Cell::num(c.drift_nm_per_s),
+                    Cell::num(c.Q_F_swing_mC),
+                    Cell::num(c.deflection_swing_nm),
+                    Cell::num(c.n_points as f64),
+                ]);
+            }
+            for h in &dvq.per_half_cycle {
+                halves.rows.push(vec![
+                    Cell::text(r.name.clone()),
+                    Cell::num(cv.step as f64),
+                    Cell::num(h.cycle as f64),
+                    Cell::text(format!("{:?}", h.direction).to_lowercase()),
+                    Cell::num(h.E_from_V),
+                    Cell::num(h.E_to_V),
+                    Cell::num_se(h.slope_nm_per_mC, h.slope_se_nm_per_mC),
+                    Cell::num(h.r2),
+                    Cell::num(h.n_points as f64),
+                ]);
+            }
+            if let Some(f) = loops_figure(runs, r, cv.step, dvq) {
+                s.figures.push(f);
+            }
+        }
+    }
+    if pooled.rows.is_empty() {
+        return None;
+    }
+    s.tables.push(pooled);
+    s.tables.push(per_cycle);
+    if !halves.rows.is_empty() {
+        s.tables.push(halves);
+    }
+    Some(s)
+}
+
+/// u vs Q_F per cycle with the pooled drift and each cycle's offset
+/// removed, so every cycle should lie on the one fitted line u = κ Q_F.
+fn loops_figure(
+    runs: &[RunData],
+    r: &RunData,
+    step: i64,
+    dvq: &vegard_analysis::DeformationVsCharge,
+) -> Option<Figure> {
+    let d = step_samples(&r.aligned, step)?;
+    let q = vegard_analysis::faradaic_charge_C(&d.t, &d.E, &d.I, dvq.C_dl_F).ok()?;
+    let kappa = dvq.slope_nm_per_mC;
+    let t0 = d.t.first().copied().unwrap_or(0.0);
+    let mut series = Vec::new();
+    let (mut qmin, mut qmax) = (f64::INFINITY, f64::NEG_INFINITY);
+    for (c, rg) in cycle_ranges(&d.cycle) {
+        if !dvq.per_cycle.iter().any(|p| p.cycle == c) {
+            continue;
+        }
+        let qc: Vec<f64> = q[rg.clone()].iter().map(|x| x * 1e3).collect();
+        let uc: Vec<f64> = rg
+            .clone()
+            .map(|i| d.u[i] - dvq.drift_nm_per_s * (d.t[i] - t0))
+            .collect();
+        let pairs = qc
+            .iter()
+            .zip(&uc)
+            .filter(|(a, b)| a.is_finite() && b.is_finite());
+        let n = pairs.clone().count() as f64;
+        if n == 0.0 {
+            continue;
+        }
+        let q_mean = pairs.clone().map(|(a, _)| a).sum::<f64>() / n;
+        let u_mean = pairs.map(|(_, b)| b).sum::<f64>() / n;
+        let x: Vec<f64> = qc.iter().map(|v| v - q_mean).collect();
+        let y: Vec<f64> = uc.iter().map(|v| v - u_mean).collect();
+        for v in x.iter().filter(|v| v.is_finite()) {
+            qmin = qmin.min(*v);
+            qmax = qmax.max(*v);
+        }
+        series.push(Series::new(
+            format!("cycle {c}"),
+            SeriesKind::Line,
+            (c.rem_euclid(6)) as u8,
+            x,
+            y,
+        ));
+    }
+    if series.is_empty() {
+        return None;
+    }
+    series.push(Series::new(
+        format!("fit κ = {kappa:.4} nm/mC"),
+        SeriesKind::Dashed,
+        6,
+        vec![qmin, qmax],
+        vec![kappa * qmin, kappa * qmax],
+    ));
+    Some(figure(
+        format!("{}loops-step{step}", id_prefix(runs, r)),
+        format!(
+            "{}deflection vs faradaic charge, step {step}",
+            title_prefix(runs, r)
+        ),
+        Some(format!(
+            "Each cycle's deflection with the pooled drift ({:.3e} nm/s) removed, centred on \
+             the cycle's mean; the dashed line is the pooled fit κ = {:.4} ± {:.4} nm/mC \
+             (C_dl = {:.1} µF).",
+            dvq.drift_nm_per_s,
+            kappa,
+            dvq.slope_se_nm_per_mC,
+            dvq.C_dl_F * 1e6
+        )),
+        vec![panel(
+            axis("Q_F − mean", "mC", Scale::Linear),
+            axis("u − mean", "nm", Scale::Linear),
+            series,
+        )],
+    ))
+}
+
+// --------------------------------------------------------------- harmonics
+
+fn harmonics_section(runs: &[RunData]) -> Option<Section> {
+    let mut s = section("harmonics", "Nonlinearity of the strain response");
+    let mut reg = table(
+        "regression",
+        "u = κQ + κ₂Q² + βE + γE² + λ dQ/dt + drift",
+        &[
+            ("run", ""),
+            ("step", ""),
+            ("κ", "nm/mC"),
+            ("κ₂", "nm/mC²"),
+            ("β", "nm/V"),
+            ("γ", "nm/V²"),
+            ("λ", "nm/mA"),
+            ("slope change", "%"),
+            ("THD u", "%"),
+            ("THD Q_F", "%"),
+            ("lag u after Q_F", "ms"),
+            ("R²", ""),
+        ],
+    );
+    for r in runs {
+        for cv in &r.analysis.cv_steps {
+            let Some(nl) = &cv.analysis.nonlinearity else {
+                continue;
+            };
+            let g = &nl.regression;
+            reg.rows.push(vec![
+                Cell::text(r.name.clone()),
+                Cell::num(cv.step as f64),
+                Cell::num_se(g.kappa_nm_per_mC, g.kappa_se_nm_per_mC),
+                Cell::num_se(g.kappa2_nm_per_mC2, g.kappa2_se_nm_per_mC2),
+                Cell::num_se(g.beta_nm_per_V, g.beta_se_nm_per_V),
+                Cell::num_se(g.gamma_nm_per_V2, g.gamma_se_nm_per_V2),
+                Cell::num_se(g.rate_nm_per_mA, g.rate_se_nm_per_mA),
+                Cell::num(100.0 * g.slope_change_fraction),
+                Cell::num(100.0 * nl.thd_u),
+                Cell::num(100.0 * nl.thd_Q_F),
+                Cell::num(nl.lag_s * 1e3),
+                Cell::num(g.r2),
+            ]);
+            let mut h = table(
+                format!("{}harmonics-step{}", id_prefix(runs, r), cv.step),
+                format!("{}harmonics, step {}", title_prefix(runs, r), cv.step),
+                &[
+                    ("n", ""),
+                    ("f", "Hz"),
+                    ("|u_n|", "nm"),
+                    ("|Q_F,n|", "mC"),
+                    ("|E_n|", "V"),
+                    ("κ_n", "nm/mC"),
+                    ("u_n from charge", "nm"),
+                    ("u_n not from charge", "nm"),
+                    ("noise", "nm"),
+                ],
+            );
+            for row in &nl.harmonics {
+                h.rows.push(vec![
+                    Cell::num(row.n as f64),
+                    Cell::num(row.f_Hz),
+                    Cell::num(row.u_nm.amplitude()),
+                    Cell::num(row.Q_F_mC.amplitude()),
+                    Cell::num(row.E_V.amplitude()),
+                    Cell::opt(row.kappa_n_nm_per_mC),
+                    Cell::num(row.u_from_charge_nm),
+                    Cell::num(row.u_not_from_charge_nm),
+                    Cell::num(row.u_noise_nm),
+                ]);
+            }
+            s.tables.push(h);
+            let first = |f: &dyn Fn(&vegard_analysis::HarmonicRow) -> f64| {
+                nl.harmonics.iter().find(|h| h.n == 1).map_or(f64::NAN, f)
+            };
+            let (u1, q1, e1) = (
+                first(&|h| h.u_nm.amplitude()),
+                first(&|h| h.Q_F_mC.amplitude()),
+                first(&|h| h.E_V.amplitude()),
+            );
+            let n: Vec<f64> = nl.harmonics.iter().map(|h| h.n as f64).collect();
+            let rel = |f: &dyn Fn(&vegard_analysis::HarmonicRow) -> f64, ref1: f64| {
+                nl.harmonics
+                    .iter()
+                    .map(|h| f(h) / ref1)
+                    .collect::<Vec<f64>>()
+            };
+            let series = vec![
+                Series::new(
+                    "u",
+                    SeriesKind::Points,
+                    0,
+                    n.clone(),
+                    rel(&|h| h.u_nm.amplitude(), u1),
+                ),
+                Series::new(
+                    "Q_F",
+                    SeriesKind::Points,
+                    1,
+                    n.clone(),
+                    rel(&|h| h.Q_F_mC.amplitude(), q1),
+                ),
+                Series::new(
+                    "E",
+                    SeriesKind::Points,
+                    2,
+                    n.clone(),
+                    rel(&|h| h.E_V.amplitude(), e1),
+                ),
+                Series::new(
+                    "u not explained by charge",
+                    SeriesKind::Points,
+                    3,
+                    n.clone(),
+                    rel(&|h| h.u_not_from_charge_nm, u1),
+                ),
+                Series::new(
+                    "noise floor of u",
+                    SeriesKind::Dashed,
+                    6,
+                    n,
+                    rel(&|h| h.u_noise_nm, u1),
+                ),
+            ];
+            s.figures.push(figure(
+                format!("{}harmonics-step{}", id_prefix(runs, r), cv.step),
+                format!(
+                    "{}harmonic amplitudes, step {}",
+                    title_prefix(runs, r),
+                    cv.step
+                ),
+                Some(format!(
+                    "|X_n| / |X_1| over {} whole period(s) of {:.2} s. For pure Vegard strain u \
+                     follows Q_F at every n and the part of u not explained by charge stays at \
+                     the noise floor.",
+                    nl.n_periods, nl.period_s
+                )),
+                vec![panel(
+                    axis("harmonic n", "", Scale::Linear),
+                    axis("|X_n| / |X_1|", "", Scale::Log),
+                    series,
+                )],
+            ));
+            for f in &nl.findings {
+                s.text
+                    .push(format!("{}step {}: {f}", title_prefix(runs, r), cv.step));
+            }
+        }
+    }
+    if reg.rows.is_empty() {
+        return None;
+    }
+    s.tables.insert(0, reg);
+    Some(s)
+}
+
+// --------------------------------------------------------------------- EIS
+
+/// Log-spaced frequencies spanning the data, for model curves.
+fn f_grid(f: &[f64], per_decade: f64) -> Vec<f64> {
+    let lo = f
+        .iter()
+        .copied()
+        .filter(|x| *x > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let hi = f.iter().copied().fold(0.0, f64::max);
+    if !(lo.is_finite() && hi > lo) {
+        return f.to_vec();
+    }
+    let n = ((hi / lo).log10() * per_decade).ceil().max(2.0) as usize;
+    (0..=n)
+        .map(|k| lo * (hi / lo).powf(k as f64 / n as f64))
+        .collect()
+}
+
+fn rows_of(t: &Table, step: i64) -> Vec<usize> {
+    t.i64("step")
+        .map(|s| (0..s.len()).filter(|&i| s[i] == step).collect())
+        .unwrap_or_default()
+}
+
+fn eis_model(fit: &EisFit, f: &[f64]) -> Option<Vec<C64>> {
+    let c = Circuit::parse(&fit.circuit).ok()?;
+    c.impedance_spectrum(&fit.values(), f).ok()
+}
+
+fn eis_section(runs: &[RunData]) -> Option<Section> {
+    let mut s = section("eis", "Impedance spectroscopy");
+    // One table of every parameter of the (same) circuit across steps.
+    let mut names: Vec<String> = Vec::new();
+    for r in runs {
+        for e in &r.analysis.spectra.eis {
+            for (n, _) in &e.fit.parameters {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+        }
+    }
+    let unit_of = |n: &str| match n.chars().next() {
+        Some('R') => "Ω",
+        Some('C') => "F",
+        Some('L') => "H",
+        _ if n.ends_with("_1") => "s",
+        _ => "",
+    };
+    let mut head: Vec<(String, String)> = vec![
+        ("run".into(), String::new()),
+        ("step".into(), String::new()),
+        ("T".into(), "K".into()),
+    ];
+    for n in &names {
+        head.push((n.clone(), unit_of(n).to_owned()));
+    }
+    head.push(("rmse".into(), "Ω".into()));
+    head.push(("KK max residual".into(), "%".into()));
+    let cols: Vec<(&str, &str)> = head.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let mut t = table("eis-fits", "fitted circuit parameters", &cols);
+    for r in runs {
+        let Some(data) = &r.eis else { continue };
+        let (Ok(f), Ok(zr), Ok(zi)) =
+            (data.f64("f_Hz"), data.f64("Z_re_ohm"), data.f64("Z_im_ohm"))
+        else {
+            continue;
+        };
+        for e in &r.analysis.spectra.eis {
+            let mut row = vec![
+                Cell::text(r.name.clone()),
+                Cell::num(e.step as f64),
+                Cell::num(e.T_K),
+            ];
+            for n in &names {
+                row.push(match (e.fit.get(n), e.fit.stderr_of(n)) {
+                    (Some(v), Some(se)) => Cell::num_se(v, se),
+                    (Some(v), None) => Cell::num(v),
+                    _ => Cell::text(""),
+                });
+            }
+            row.push(Cell::num(e.fit.rmse_ohm));
+            row.push(Cell::opt(e.kk.as_ref().map(|k| 100.0 * k.max_abs_residual)));
+            t.rows.push(row);
+
+            let idx = rows_of(data, e.step);
+            let ff: Vec<f64> = idx.iter().map(|&i| f[i]).collect();
+            let (dre, dim): (Vec<f64>, Vec<f64>) = idx.iter().map(|&i| (zr[i], zi[i])).unzip();
+            let grid = f_grid(&ff, 20.0);
+            let Some(model) = eis_model(&e.fit, &grid) else {
+                continue;
+            };
+            let label = format!("{}step {}, {:.1} K", title_prefix(runs, r), e.step, e.T_K);
+            let fit_name = format!("fit {}", e.fit.circuit);
+            let nyquist = Panel {
+                equal_aspect: true,
+                ..panel(
+                    axis("Z'", "Ω", Scale::Linear),
+                    axis("−Z''", "Ω", Scale::Linear),
+                    vec![
+                        Series::new(
+                            "data",
+                            SeriesKind::Points,
+                            EIS_COLOR,
+                            dre.clone(),
+                            dim.iter().map(|v| -v).collect(),
+                        ),
+                        Series::new(
+                            fit_name.clone(),
+                            SeriesKind::Line,
+                            6,
+                            model.iter().map(|z| z.re).collect(),
+                            model.iter().map(|z| -z.im).collect(),
+                        ),
+                    ],
+                )
+            };
+            s.figures.push(figure(
+                format!("{}nyquist-step{}", id_prefix(runs, r), e.step),
+                format!("Nyquist, {label}"),
+                None,
+                vec![nyquist],
+            ));
+            let mag: Vec<f64> = dre.iter().zip(&dim).map(|(a, b)| a.hypot(*b)).collect();
+            let ph: Vec<f64> = dre
+                .iter()
+                .zip(&dim)
+                .map(|(a, b)| b.atan2(*a).to_degrees())
+                .collect();
+            let bode = vec![
+                panel(
+                    axis("f", "Hz", Scale::Log),
+                    axis("|Z|", "Ω", Scale::Log),
+                    vec![
+                        Series::new("data", SeriesKind::Points, EIS_COLOR, ff.clone(), mag),
+                        Series::new(
+                            fit_name.clone(),
+                            SeriesKind::Line,
+                            6,
+                            grid.clone(),
+                            model.iter().map(|z| z.norm()).collect(),
+                        ),
+                    ],
+                ),
+                panel(
+                    axis("f", "Hz", Scale::Log),
+                    axis("phase", "°", Scale::Linear),
+                    vec![
+                        Series::new("data", SeriesKind::Points, EIS_COLOR, ff, ph),
+                        Series::new(
+                            fit_name,
+                            SeriesKind::Line,
+                            6,
+                            grid,
+                            model
+                                .iter()
+                                .map(|z| z.im.atan2(z.re).to_degrees())
+                                .collect(),
+                        ),
+                    ],
+                ),
+            ];
+            s.figures.push(figure(
+                format!("{}bode-step{}", id_prefix(runs, r), e.step),
+                format!("Bode, {label}"),
+                None,
+                bode,
+            ));
+        }
+    }
+    if t.rows.is_empty() {
+        return None;
+    }
+    let weighting = runs
+        .iter()
+        .find_map(|r| r.analysis.spectra.eis.first().map(|e| e.fit.weighting))
+        .unwrap_or_default();
+    t.note = Some(format!(
+        "Fitted by complex nonlinear least squares ({} weighting); ± is one standard \
+         error from the Jacobian. KK: largest lin-KK residual relative to |Z|.",
+        format!("{weighting:?}").to_lowercase()
+    ));
+    s.tables.insert(0, t);
+    Some(s)
+}
+
+// --------------------------------------------------------------------- ESM
+
+/// The ESM model `u/E = A H(2 pi f tau) g(f) + B` at `f`, with the drive
+/// factor `g = V_film / E` computed from the EIS fit's impedance at the same
+/// frequency (1 for an uncorrected fit).
+fn esm_model(fit: &EsmFit, cell: Option<(&EisFit, CellCorrection)>, f_Hz: f64) -> C64 {
+    let w = std::f64::consts::TAU * f_Hz;
+    let h = film_transfer_H(w * fit.tau_s);
+    let h = C64::new(h.re, h.im);
+    let g = match cell {
+        Some((eis, c)) => eis_model(eis, &[f_Hz])
+            .and_then(|z| z.first().copied())
+            .map_or(C64::new(f64::NAN, f64::NAN), |z| {
+                let e = C64::new(1.0, 0.0);
+                let i = e / z;
+                let v_int = e - i * c.R_s_ohm;
+                let i_f = i - C64::new(0.0, w * c.C_dl_F) * v_int;
+                v_int - i_f * c.R_ct_ohm
+            }),
+        None => C64::new(1.0, 0.0),
+    };
+    h * g * fit.A_nm_per_V + C64::new(fit.B_nm_per_V, 0.0)
+}
+
+fn esm_section(runs: &[RunData]) -> Option<Section> {
+    let mut s = section("esm", "ESM spectra");
+    let mut t = table(
+        "esm-fits",
+        "film transfer fits u/E = A·H(2πfτ)·(V_film/E) + B",
+        &[
+            ("run", ""),
+            ("step", ""),
+            ("T", "K"),
+            ("τ", "s"),
+            ("A", "nm/V"),
+            ("B", "nm/V"),
+            ("misfit (rms)", ""),
+            ("frequencies", ""),
+            ("corrected with EIS step", ""),
+        ],
+    );
+    let mut kq = table(
+        "esm-kappa",
+        "deflection per faradaic charge u/Q_F",
+        &[
+            ("run", ""),
+            ("step", ""),
+            ("f", "Hz"),
+            ("|u/Q_F|", "nm/mC"),
+            ("phase", "°"),
+        ],
+    );
+    for r in runs {
+        let Some(data) = &r.esm else { continue };
+        let (Ok(f), Ok(amp), Ok(ph)) = (
+            data.f64("f_Hz"),
+            data.f64("response_nm_per_V"),
+            data.f64("response_phase_deg"),
+        ) else {
+            continue;
+        };
+        for e in &r.analysis.spectra.esm {
+            let fit = &e.fit;
+            t.rows.push(vec![
+                Cell::text(r.name.clone()),
+                Cell::num(e.step as f64),
+                Cell::num(e.T_K),
+                Cell::num_se(fit.tau_s, fit.tau_se_s),
+                Cell::num_se(fit.A_nm_per_V, fit.A_se_nm_per_V),
+                match fit.B_se_nm_per_V {
+                    Some(se) => Cell::num_se(fit.B_nm_per_V, se),
+                    None => Cell::num(fit.B_nm_per_V),
+                },
+                Cell::num(fit.misfit_rms),
+                Cell::num(fit.n_points as f64),
+                e.eis_step
+                    .map_or(Cell::text("none"), |k| Cell::num(k as f64)),
+            ]);
+            for p in &e.per_faradaic_charge {
+                kq.rows.push(vec![
+                    Cell::text(r.name.clone()),
+                    Cell::num(e.step as f64),
+                    Cell::num(p.f_Hz),
+                    Cell::num(p.kappa_nm_per_mC),
+                    Cell::num(p.kappa_phase_deg),
+                ]);
+            }
+            let idx = rows_of(data, e.step);
+            let ff: Vec<f64> = idx.iter().map(|&i| f[i]).collect();
+            let grid = f_grid(&ff, 30.0);
+            let eis = e
+                .eis_step
+                .and_then(|k| r.analysis.spectra.eis.iter().find(|x| x.step == k));
+            let cell = eis.map(|x| {
+                let get = |n: &str| x.fit.get(n).unwrap_or(f64::NAN);
+                (
+                    &x.fit,
+                    CellCorrection {
+                        R_s_ohm: get(&r.spectra_options.R_s_parameter),
+                        R_ct_ohm: get(&r.spectra_options.R_ct_parameter),
+                        C_dl_F: x.C_dl_F,
+                    },
+                )
+            });
+            let model: Vec<C64> = grid.iter().map(|&fq| esm_model(fit, cell, fq)).collect();
+            let label = format!("{}step {}, {:.1} K", title_prefix(runs, r), e.step, e.T_K);
+            let panels = vec![
+                panel(
+                    axis("f", "Hz", Scale::Log),
+                    axis("|u/E|", "nm/V", Scale::Log),
+                    vec![
+                        Series::new(
+                            "data",
+                            SeriesKind::Points,
+                            ESM_COLOR,
+                            ff.clone(),
+                            idx.iter().map(|&i| amp[i]).collect(),
+                        ),
+                        Series::new(
+                            format!("fit τ = {:.3} s", fit.tau_s),
+                            SeriesKind::Line,
+                            6,
+                            grid.clone(),
+                            model.iter().map(|z| z.norm()).collect(),
+                        ),
+                    ],
+                ),
+                panel(
+                    axis("f", "Hz", Scale::Log),
+                    axis("phase of u/E", "°", Scale::Linear),
+                    vec![
+                        Series::new(
+                            "data",
+                            SeriesKind::Points,
+                            ESM_COLOR,
+                            ff,
+                            idx.iter().map(|&i| ph[i]).collect(),
+                        ),
+                        Series::new(
+                            "fit",
+                            SeriesKind::Line,
+                            6,
+                            grid,
+                            model
+                                .iter()
+                                .map(|z| z.im.atan2(z.re).to_degrees())
+                                .collect(),
+                        ),
+                    ],
+                ),
+            ];
+            s.figures.push(figure(
+                format!("{}esm-step{}", id_prefix(runs, r), e.step),
+                format!("ESM amplitude and phase, {label}"),
+                Some(if e.eis_step.is_some() {
+                    "Model with the drive corrected for R_s, R_ct and C_dl from the EIS fit at the same temperature.".to_owned()
+                } else {
+                    "Uncorrected model (no EIS at this temperature): τ is biased long.".to_owned()
+                }),
+                panels,
+            ));
+        }
+    }
+    if t.rows.is_empty() {
+        return None;
+    }
+    s.tables.insert(0, t);
+    if !kq.rows.is_empty() {
+        s.tables.push(kq);
+    }
+    Some(s)
+}
+
+// --------------------------------------------------------------- Arrhenius
+
+/// One method's taus and Arrhenius fit, for the plot and the table.
+struct Method<'a> {
+    name: &'static str,
+    fit: Option<&'a vegard_analysis::Arrhenius>,
+    d0: Option<f64>,
+    color: u8,
+    /// `(T_K, tau_s, tau_se_s)` per fitted step.
+    points: Vec<(f64, f64, f64)>,
+}
+
+fn arrhenius_section(runs: &[RunData], a: &ArrheniusComparison) -> Section {
+    let mut s = section("arrhenius", "Arrhenius comparison: EIS vs ESM");
+    let mut t = table(
+        "arrhenius",
+        "activation energy of the diffusion time τ = L²/D",
+        &[
+            ("method", ""),
+            ("Ea", "eV"),
+            ("Ea 95 % CI low", "eV"),
+            ("Ea 95 % CI high", "eV"),
+            ("Ea", "kJ/mol"),
+            ("ln(1/τ0 / s⁻¹)", ""),
+            ("D0", "m²/s"),
+            ("χ²_red", ""),
+            ("temperatures", ""),
+        ],
+    );
+    let mut panel_series = Vec::new();
+    let eis: Vec<&EisStepFit> = runs.iter().flat_map(|r| &r.analysis.spectra.eis).collect();
+    let esm: Vec<&EsmStepFit> = runs.iter().flat_map(|r| &r.analysis.spectra.esm).collect();
+    let methods = [
+        Method {
+            name: "EIS",
+            fit: a.eis.as_ref(),
+            d0: a.eis_D0_m2_per_s,
+            color: EIS_COLOR,
+            points: eis.iter().map(|e| (e.T_K, e.tau_s, e.tau_se_s)).collect(),
+        },
+        Method {
+            name: "ESM",
+            fit: a.esm.as_ref(),
+            d0: a.esm_D0_m2_per_s,
+            color: ESM_COLOR,
+            points: esm
+                .iter()
+                .map(|e| (e.T_K, e.fit.tau_s, e.fit.tau_se_s))
+                .collect(),
+        },
+    ];
+    for Method {
+        name,
+        fit,
+        d0,
+        color,
+        points,
+    } in methods
+    {
+        let pts: Vec<&(f64, f64, f64)> = points
+            .iter()
+            .filter(|(T, tau, _)| T.is_finite() && *tau > 0.0)
+            .collect();
+        if !pts.is_empty() {
+            let mut p = Series::new(
+                format!("{name} τ"),
+                SeriesKind::Points,
+                color,
+                pts.iter().map(|(T, _, _)| 1000.0 / T).collect(),
+                pts.iter().map(|(_, tau, _)| -tau.ln()).collect(),
+            );
+            p.y_err = Some(pts.iter().map(|(_, tau, se)| se / tau).collect());
+            panel_series.push(p);
+        }
+        let Some(f) = fit else { continue };
+        let ci = f.ea_ci95_eV;
+        t.rows.push(vec![
+            Cell::text(name),
+            Cell::num_se(f.ea_eV, f.ea_se_eV),
+            Cell::opt(ci.map(|c| c[0])),
+            Cell::opt(ci.map(|c| c[1])),
+            Cell::num_se(f.ea_kJ_per_mol, f.ea_se_kJ_per_mol),
+            Cell::num_se(f.ln_inv_tau0, f.ln_inv_tau0_se),
+            Cell::opt(d0),
+            Cell::opt(f.chi2_reduced),
+            Cell::num(f.n_points as f64),
+        ]);
+        // Line and 95 % band over the measured range (+-5 %).
+        let inv_T: Vec<f64> = pts.iter().map(|(T, _, _)| 1.0 / T).collect();
+        let lo = inv_T.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = inv_T.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if lo.is_finite() && hi > lo {
+            let pad = 0.05 * (hi - lo);
+            let xs: Vec<f64> = (0..=40)
+                .map(|k| lo - pad + (hi - lo + 2.0 * pad) * k as f64 / 40.0)
+                .collect();
+            let yse: Vec<(f64, f64)> = xs.iter().map(|&x| f.ln_inv_tau_at(x)).collect();
+            let tq = f.t_975.unwrap_or(f64::NAN);
+            let x_k: Vec<f64> = xs.iter().map(|x| 1000.0 * x).collect();
+            if tq.is_finite() {
+                let mut band = Series::new(
+                    format!("{name} 95 % band"),
+                    SeriesKind::Band,
+                    color,
+                    x_k.clone(),
+                    yse.iter().map(|(y, se)| y - tq * se).collect(),
+                );
+                band.y_upper = Some(yse.iter().map(|(y, se)| y + tq * se).collect());
+                panel_series.push(band);
+            }
+            panel_series.push(Series::new(
+                format!("{name} fit Ea = {:.3} eV", f.ea_eV),
+                SeriesKind::Line,
+                color,
+                x_k,
+                yse.iter().map(|(y, _)| *y).collect(),
+            ));
+        }
+    }
+    if let Some(d) = &a.difference {
+        s.text.push(format!(
+            "Ea(ESM) − Ea(EIS) = {:+.4} ± {:.4} eV (z = {:.2}, two-sided p = {:.3}).",
+            d.diff_eV, d.se_eV, d.z, d.p_two_sided
+        ));
+    }
+    if let Some(l) = a.film_thickness_m {
+        t.note = Some(format!(
+            "D0 = L²/τ0 with film thickness L = {:.3e} m (bench).",
+            l
+        ));
+    }
+    s.tables.push(t);
+    s.figures.push(figure(
+        "arrhenius".to_owned(),
+        "Arrhenius plot of 1/τ from EIS and ESM".to_owned(),
+        Some(
+            "ln(1/τ) vs 1000/T with one-standard-error bars, the weighted fits and their 95 % \
+             confidence bands (Student t)."
+                .to_owned(),
+        ),
+        vec![panel(
+            axis("1000/T", "1/K", Scale::Linear),
+            axis("ln(1/τ / s⁻¹)", "", Scale::Linear),
+            panel_series,
+        )],
+    ));
+    s
+}
+
+// ---------------------------------------------------------------- warnings
+
+/// `(source, message)` of everything the analysis says deserves a look.
+fn collect_warnings(runs: &[RunData], campaign: bool) -> Vec<(String, String)> {
+    let mut w = Vec::new();
+    for r in runs {
+        let src = |what: String| {
+            if campaign {
+                format!("{}: {what}", r.name)
+            } else {
+                what
+            }
+        };
+        if r.meta.status.as_str() != "complete" {
+            w.push((
+                src("run".into()),
+                format!(
+                    "status {}{}",
+                    r.meta.status,
+                    r.meta
+                        .reason
+                        .as_ref()
+                        .map(|x| format!(": {x}"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        for e in &r.events {
+            let kind = e["kind"].as_str().unwrap_or("");
+            match kind {
+                "abort" => w.push((
+                    src("events".into()),
+                    format!("run aborted: {}", e["reason"].as_str().unwrap_or("?")),
+                )),
+                "cell_off" | "heater_off" | "lockin_sine_off" if e["ok"] == false => w.push((
+                    src("events".into()),
+                    format!("{kind} failed: {}", e["error"]),
+                )),
+                _ => {}
+            }
+        }
+        for e in &r.analysis.analysis_errors {
+            w.push((src("analysis error".into()), e.clone()));
+        }
+        for e in &r.analysis.analysis_warnings {
+            w.push((src("spectra".into()), e.clone()));
+        }
+        for g in segments(r) {
+            if let Some(n) = g.note {
+                w.push((src(format!("clock, segment {}", g.segment)), n));
+            }
+        }
+        for cv in &r.analysis.cv_steps {
+            let at = src(format!("step {} (cv)", cv.step));
+            let a = &cv.analysis;
+            if let Some(n) = &a.charge.C_dl_note {
+                w.push((at.clone(), n.clone()));
+            }
+            if let Some(n) = &a.nonlinearity_note {
+                w.push((at.clone(), n.clone()));
+            }
+            for sk in &a.deformation_vs_charge.skipped_cycles {
+                w.push((
+                    at.clone(),
+                    format!("cycle {} skipped: {}", sk.cycle, sk.reason),
+                ));
+            }
+            // Drift over the step against the signal it sits on.
+            let d = &a.deformation_vs_charge;
+            let swing = d
+                .per_cycle
+                .iter()
+                .map(|c| c.deflection_swing_nm)
+                .fold(0.0, f64::max);
+            let duration_s = a
+                .nonlinearity
+                .as_ref()
+                .map(|n| n.t_end_s - n.t_start_s)
+                .unwrap_or(0.0);
+            if swing > 0.0 && (d.drift_nm_per_s * duration_s).abs() > 0.2 * swing {
+                w.push((
+                    at.clone(),
+                    format!(
+                        "deflection drift {:+.3e} nm/s moves u by {:.3} nm over the analysed \
+                         {duration_s:.1} s, more than 20 % of the {swing:.3} nm swing",
+                        d.drift_nm_per_s,
+                        (d.drift_nm_per_s * duration_s).abs()
+                    ),
+                ));
+            }
+            if let Some(nl) = &a.nonlinearity
+                && (nl.flags.second_harmonic_not_from_charge || nl.flags.quadratic_in_charge)
+            {
+                for f in &nl.findings {
+                    w.push((at.clone(), format!("nonlinearity: {f}")));
+                }
+            }
+        }
+    }
+    w
+}
+
+fn warnings_section(warnings: &[(String, String)]) -> Section {
+    let mut s = section("warnings", "Warnings");
+    let mut t = table(
+        "warnings",
+        "raised by the run and the analysis",
+        &[("where", ""), ("warning", "")],
+    );
+    for (a, b) in warnings {
+        t.rows
+            .push(vec![Cell::text(a.clone()), Cell::text(b.clone())]);
+    }
+    if warnings.is_empty() {
+        s.text.push(
+            "No warnings: no nonlinearity flag, no failed Kramers-Kronig test, no \
+                     drift above 20 % of the swing, no limit hit or fault."
+                .to_owned(),
+        );
+    }
+    s.tables.push(t);
+    s
+}

@@ -1,0 +1,104 @@
+//! `vegard export`: the aligned table of a run for people who continue in
+//! Python, Origin or a spreadsheet. CSV is written here (plain header of
+//! the column names, which carry their units, one row per sample, empty
+//! fields for missing values); Parquet is the run's own `aligned.parquet`.
+
+use std::io::Write;
+use std::path::Path;
+
+use vegard_store::{Column, Table};
+
+use crate::ReportError;
+
+/// Write `table` as CSV. Floats use Rust's shortest round-trip form, so no
+/// digit recorded is lost; NaN becomes an empty field.
+pub fn write_csv(table: &Table, out: &mut impl Write) -> std::io::Result<()> {
+    let names: Vec<&str> = table.names();
+    writeln!(out, "{}", names.join(","))?;
+    for i in 0..table.len() {
+        for (k, (_, col)) in table.columns.iter().enumerate() {
+            if k > 0 {
+                out.write_all(b",")?;
+            }
+            match col {
+                Column::I64(v) => write!(out, "{}", v[i])?,
+                Column::F64(v) if v[i].is_finite() => write!(out, "{}", v[i])?,
+                Column::F64(_) => {}
+            }
+        }
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Parquet,
+}
+
+/// Export `run_dir/aligned.parquet` to `out` (a file path). Returns the rows
+/// written.
+pub fn export_aligned(
+    run_dir: &Path,
+    format: ExportFormat,
+    out: &Path,
+) -> Result<usize, ReportError> {
+    let src = run_dir.join("aligned.parquet");
+    if !src.is_file() {
+        return Err(ReportError::Input {
+            path: run_dir.display().to_string(),
+            msg: "no aligned.parquet: not a finished run folder (run `vegard recover` on an \
+                  interrupted run)"
+                .to_owned(),
+        });
+    }
+    let io = |source| ReportError::Io {
+        path: out.display().to_string(),
+        source,
+    };
+    let table = vegard_store::read_parquet(&src)?;
+    match format {
+        ExportFormat::Csv => {
+            // Written beside the target and renamed, so a failed export never
+            // leaves a truncated file under the requested name.
+            let tmp = out.with_extension("csv.partial");
+            let file = std::fs::File::create(&tmp).map_err(io)?;
+            let mut w = std::io::BufWriter::new(file);
+            write_csv(&table, &mut w).map_err(io)?;
+            w.into_inner()
+                .map_err(|e| io(e.into_error()))?
+                .sync_all()
+                .map_err(io)?;
+            std::fs::rename(&tmp, out).map_err(io)?;
+        }
+        ExportFormat::Parquet => {
+            vegard_store::write_parquet(out, &table)?;
+        }
+    }
+    Ok(table.len())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_header_and_round_trips_floats() {
+        let t = Table::new()
+            .with("t_s", Column::F64(vec![0.1, 0.2 + 0.1]))
+            .with("E_V", Column::F64(vec![f64::NAN, -1.0e-7]))
+            .with("step", Column::I64(vec![1, 2]));
+        let mut out = Vec::new();
+        write_csv(&t, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "t_s,E_V,step\n0.1,,1\n0.30000000000000004,-0.0000001,2\n"
+        );
+        let back: f64 = "0.30000000000000004".parse().unwrap();
+        assert_eq!(back, 0.2 + 0.1);
+    }
+}
