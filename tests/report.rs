@@ -1,0 +1,604 @@
+//! End-to-end tests of `vegard report` and `vegard export` on real runs of
+//! the virtual bench: the three formats agree with each other and with
+//! `vegard analyze`, the numbers match the bench's known answers, and a
+//! report spec changes the report as the README says.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use vegard_report::render::{escape_html, format_number};
+use vegard_report::{Cell, Report};
+
+fn vegard() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vegard"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let d = std::env::temp_dir().join(format!(
+        "vegard-report-{tag}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run a recipe to completion; returns its run folder.
+fn run(recipe: &Path, parent: &Path, speed: &str) -> PathBuf {
+    let out = vegard()
+        .arg("run")
+        .arg(recipe)
+        .args(["--json", "--speed", speed, "--out"])
+        .arg(parent)
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap();
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["status"], "complete", "{v}");
+    PathBuf::from(v["run_dir"].as_str().unwrap())
+}
+
+/// The demo recipe, run once for every test in this file.
+fn demo_run() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| run(Path::new("recipes/demo-cv.toml"), &tmpdir("demo"), "8"))
+}
+
+/// Two runs of one temperature each in one folder: a campaign of runs.
+fn campaign_folder() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tmpdir("campaign");
+        let runs = dir.join("runs");
+        for (k, t_C) in [30.0, 45.0].into_iter().enumerate() {
+            let p = dir.join(format!("recipe-{k}.toml"));
+            std::fs::write(
+                &p,
+                format!(
+                    r#"[run]
+name = "campaign-{t_C}C"
+sample = "virtual film"
+operator = "test"
+deflection_sample_interval_s = 0.02
+[limits]
+current_max_A = 0.01
+potential_window_V = [-0.2, 1.0]
+[[step]]
+kind = "temperature"
+setpoint_C = {t_C}
+tolerance_K = 0.3
+hold_s = 10.0
+timeout_s = 900.0
+[[step]]
+kind = "cv"
+begin_V = 0.4
+vertex_V = [0.6, 0.2]
+scan_rate_V_per_s = 0.2
+step_V = 0.002
+cycles = 1
+[[step]]
+kind = "eis"
+dc_V = 0.4
+amplitude_V = 0.01
+freq_Hz = [1000.0, 0.02]
+points_per_decade = 4
+[[step]]
+kind = "esm_sweep"
+dc_V = 0.4
+amplitude_V = 0.05
+freq_Hz = [0.5, 0.3, 0.2, 0.1, 0.05]
+periods = 3
+"#
+                ),
+            )
+            .unwrap();
+            run(&p, &runs, "30");
+        }
+        runs
+    })
+}
+
+/// `vegard report PATH --format FORMAT --out OUT [extra]`.
+fn report(path: &Path, format: &str, out: &Path, extra: &[&str]) -> Output {
+    vegard()
+        .arg("report")
+        .arg(path)
+        .args(["--format", format, "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn read_report(path: &Path) -> Report {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn analyze(run: &Path) -> Value {
+    let out = vegard()
+        .arg("analyze")
+        .arg(run)
+        .arg("--json")
+        .output()
+        .unwrap();
+    serde_json::from_str(&ok(&out)).unwrap()
+}
+
+fn table<'a>(r: &'a Report, id: &str) -> &'a vegard_report::DataTable {
+    r.sections
+        .iter()
+        .flat_map(|s| &s.tables)
+        .find(|t| t.id == id)
+        .unwrap_or_else(|| panic!("no table {id}"))
+}
+
+fn col(t: &vegard_report::DataTable, name: &str) -> usize {
+    t.columns
+        .iter()
+        .position(|c| c.name == name)
+        .unwrap_or_else(|| panic!("table {}: no column {name}", t.id))
+}
+
+fn num(c: &Cell) -> (f64, Option<f64>) {
+    match c {
+        Cell::Num { value, se } => (*value, *se),
+        Cell::Text(t) => panic!("not a number: {t:?}"),
+    }
+}
+
+fn cell_text(c: &Cell) -> String {
+    match c {
+        Cell::Text(s) => s.clone(),
+        Cell::Num { value, se } => format_number(*value, *se),
+    }
+}
+
+/// Every table cell, figure and section of the JSON report is in the HTML
+/// (same ids, same formatted numbers) and in the Markdown (figure files
+/// beside it). This is what "the three formats agree" means.
+fn assert_formats_agree(r: &Report, html: &str, md: &str, md_path: &Path) {
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(!html.contains("<script"), "no scripts");
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "nothing fetched"
+    );
+    let n_fig: usize = r.sections.iter().map(|s| s.figures.len()).sum();
+    assert_eq!(
+        html.matches("<svg").count(),
+        n_fig,
+        "one inline SVG per figure"
+    );
+    for s in &r.sections {
+        assert!(
+            html.contains(&format!("<section id=\"{}\">", s.id)),
+            "{}",
+            s.id
+        );
+        assert!(md.contains(&format!("## {}\n", s.title)), "{}", s.title);
+        for t in &s.tables {
+            assert!(html.contains(&format!("id=\"tab-{}\"", t.id)), "{}", t.id);
+            for row in &t.rows {
+                for c in row {
+                    let text = cell_text(c);
+                    assert!(
+                        html.contains(&format!(">{}</td>", escape_html(&text))),
+                        "table {}: {text:?} not in the HTML",
+                        t.id
+                    );
+                    let md_text = text.replace('|', "\\|");
+                    assert!(
+                        md.contains(&md_text),
+                        "table {}: {text:?} not in the Markdown",
+                        t.id
+                    );
+                }
+            }
+        }
+        for f in &s.figures {
+            assert!(
+                html.contains(&format!("<figure id=\"fig-{}\">", f.id)),
+                "{}",
+                f.id
+            );
+            let file = md_path
+                .with_file_name(format!(
+                    "{}-figures",
+                    md_path.file_stem().unwrap().to_string_lossy()
+                ))
+                .join(format!("{}.svg", f.id));
+            let svg = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+            assert!(!svg.contains("NaN"), "{}", file.display());
+            // The HTML inlines the same drawing.
+            assert!(html.contains(svg.trim()), "figure {} differs", f.id);
+            for p in &f.panels {
+                let label = if p.y.unit.is_empty() {
+                    p.y.label.clone()
+                } else {
+                    format!("{} / {}", p.y.label, p.y.unit)
+                };
+                assert!(svg.contains(&escape_html(&label)), "{}: axis {label}", f.id);
+            }
+        }
+    }
+}
+
+/// The HTML's structure (sections, tables with their column heads and row
+/// counts, figures), one line each: the golden test's subject.
+fn outline(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    let tags = [
+        "<section id=\"",
+        "<h3>",
+        "<table id=\"",
+        "<th>",
+        "<figure id=\"",
+        "<tr><td",
+    ];
+    loop {
+        let next = tags
+            .iter()
+            .filter_map(|t| rest.find(t).map(|i| (i, *t)))
+            .min_by_key(|(i, _)| *i);
+        let Some((i, tag)) = next else { break };
+        rest = &rest[i + tag.len()..];
+        let end = rest.find(['"', '<']).unwrap_or(rest.len());
+        let text = &rest[..end];
+        match tag {
+            "<section id=\"" => out.push_str(&format!("\nsection {text}\n")),
+            "<h3>" => out.push_str(&format!("  table \"{text}\"")),
+            "<table id=\"" => out.push_str(&format!(" {text}:")),
+            "<th>" => out.push_str(&format!(" [{text}]")),
+            "<figure id=\"" => out.push_str(&format!("  figure {text}\n")),
+            _ => out.push('.'),
+        }
+        if tag == "<table id=\"" {
+            // Column heads follow; rows are dots; newline at the table end.
+            let table_end = rest.find("</table>").unwrap_or(rest.len());
+            let body = &rest[..table_end];
+            for th in body.split("<th>").skip(1) {
+                out.push_str(&format!(" [{}]", &th[..th.find('<').unwrap_or(th.len())]));
+            }
+            let rows = body.matches("<tr><td").count();
+            out.push_str(&format!(" {rows} rows\n"));
+            rest = &rest[table_end..];
+        }
+    }
+    out
+}
+
+#[test]
+fn demo_report_in_html_markdown_and_json_agree_with_the_analysis() {
+    let run = demo_run();
+    let dir = tmpdir("demo-report");
+    let (json_p, html_p, md_p) = (dir.join("r.json"), dir.join("r.html"), dir.join("r.md"));
+    ok(&report(run, "json", &json_p, &[]));
+    ok(&report(run, "html", &html_p, &[]));
+    let stdout = ok(&report(run, "md", &md_p, &[]));
+    assert!(stdout.contains("figure files beside it"), "{stdout}");
+    let r = read_report(&json_p);
+    assert_eq!(r.schema, "vegard-report/1");
+    assert_eq!(r.kind, vegard_report::ReportKind::Run);
+    assert_eq!(
+        r.status,
+        vegard_report::ReportStatus::Ok,
+        "{:?}",
+        r.failures
+    );
+    let ids: Vec<&str> = r.sections.iter().map(|s| s.id.as_str()).collect();
+    // A CV-only run: no EIS, ESM or Arrhenius section (nothing to show).
+    assert_eq!(
+        ids,
+        [
+            "metadata",
+            "clocks",
+            "timeseries",
+            "cv",
+            "deformation",
+            "harmonics",
+            "warnings"
+        ]
+    );
+    // Numbers: the report's kappa is the analysis' kappa, which is the
+    // bench's (truth -0.2053 nm/mC, within 2 %).
+    let a = analyze(run);
+    let kappa = table(&r, "kappa");
+    let (k, se) = num(&kappa.rows[0][col(kappa, "κ")]);
+    assert_eq!(
+        k,
+        a["deformation_vs_charge"]["slope_nm_per_mC"]
+            .as_f64()
+            .unwrap()
+    );
+    assert_eq!(
+        se.unwrap(),
+        a["deformation_vs_charge"]["slope_se_nm_per_mC"]
+            .as_f64()
+            .unwrap()
+    );
+    assert!((k / -0.2053 - 1.0).abs() < 0.02, "kappa {k}");
+    assert_eq!(
+        r.analysis["runs"][0]["deformation_vs_charge"]["slope_nm_per_mC"],
+        a["deformation_vs_charge"]["slope_nm_per_mC"]
+    );
+    // Per-cycle rows are the analysis' per-cycle fits.
+    let pc = table(&r, "kappa-per-cycle");
+    let cycles = a["deformation_vs_charge"]["per_cycle"].as_array().unwrap();
+    assert_eq!(pc.rows.len(), cycles.len());
+    for (row, c) in pc.rows.iter().zip(cycles) {
+        assert_eq!(
+            num(&row[col(pc, "κ")]).0,
+            c["slope_nm_per_mC"].as_f64().unwrap()
+        );
+    }
+    // Metadata: recipe, operator, sample, status and the instruments' IDN.
+    let meta = table(&r, "metadata");
+    let field = |name: &str| {
+        meta.rows
+            .iter()
+            .find(|row| row[0] == Cell::text(name))
+            .map(|row| cell_text(&row[1]))
+            .unwrap_or_else(|| panic!("metadata {name}"))
+    };
+    assert!(field("recipe").starts_with("demo-cv"));
+    assert_eq!(field("operator"), "demo");
+    assert_eq!(field("status"), "complete");
+    assert!(field("UTC start").ends_with('Z'));
+    assert!(field("software").starts_with("vegard "));
+    let inst = table(&r, "instruments");
+    let idn: Vec<String> = inst.rows.iter().map(|row| cell_text(&row[2])).collect();
+    assert!(idn.iter().any(|s| s.contains("34465A")), "{idn:?}");
+    assert!(idn.iter().any(|s| s.contains("MethodSCRIPT")), "{idn:?}");
+    // Clock table: one row per recorded segment, errors in ms as run.toml.
+    let clocks = table(&r, "clocks");
+    assert_eq!(clocks.rows.len(), 2);
+    let err_ms = num(&clocks.rows[1][col(clocks, "alignment error (est.)")]).0;
+    let seg = &a["alignment"]["segments"][1]["alignment_error_estimate_s"];
+    assert!((err_ms - 1e3 * seg.as_f64().unwrap()).abs() < 1e-12);
+    // Figures: every plot the issue lists for a CV run.
+    let figs: Vec<&str> = r
+        .sections
+        .iter()
+        .flat_map(|s| &s.figures)
+        .map(|f| f.id.as_str())
+        .collect();
+    assert_eq!(
+        figs,
+        ["timeseries", "cv-step1", "loops-step1", "harmonics-step1"]
+    );
+    let html = std::fs::read_to_string(&html_p).unwrap();
+    let md = std::fs::read_to_string(&md_p).unwrap();
+    assert_formats_agree(&r, &html, &md, &md_p);
+    insta::assert_snapshot!("demo_html_outline", outline(&html));
+}
+
+#[test]
+fn campaign_folder_report_pools_the_runs_for_the_arrhenius_comparison() {
+    let folder = campaign_folder();
+    let dir = tmpdir("campaign-report");
+    let (json_p, html_p, md_p) = (dir.join("c.json"), dir.join("c.html"), dir.join("c.md"));
+    ok(&report(folder, "json", &json_p, &[]));
+    ok(&report(folder, "html", &html_p, &[]));
+    ok(&report(folder, "md", &md_p, &[]));
+    let r = read_report(&json_p);
+    assert_eq!(r.kind, vegard_report::ReportKind::Campaign);
+    assert_eq!(r.sources.len(), 2);
+    assert_eq!(
+        r.status,
+        vegard_report::ReportStatus::Ok,
+        "{:?}",
+        r.failures
+    );
+    let ids: Vec<&str> = r.sections.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, vegard_report::SECTION_IDS);
+    // Arrhenius across the two runs: truth Ea = 0.45 eV for both methods.
+    let arr = table(&r, "arrhenius");
+    assert_eq!(arr.rows.len(), 2);
+    for row in &arr.rows {
+        let (ea, se) = num(&row[col(arr, "Ea")]);
+        eprintln!(
+            "{}: Ea = {ea:.4} ± {:.4} eV",
+            cell_text(&row[0]),
+            se.unwrap()
+        );
+        assert!((ea - 0.45).abs() < 0.03, "{ea}");
+        assert_eq!(num(&row[col(arr, "temperatures")]).0, 2.0);
+    }
+    // The JSON's own Arrhenius equals the table, and every run's fits are
+    // the ones `vegard analyze` gives.
+    assert_eq!(
+        num(&arr.rows[0][col(arr, "Ea")]).0,
+        r.analysis["arrhenius"]["eis"]["ea_eV"].as_f64().unwrap()
+    );
+    let eis = table(&r, "eis-fits");
+    assert_eq!(eis.rows.len(), 2);
+    for (k, src) in r.sources.iter().enumerate() {
+        let a = analyze(Path::new(src));
+        let tau = a["eis_fits"][0]["tau_s"].as_f64().unwrap();
+        assert_eq!(num(&eis.rows[k][col(eis, "Wo1_1")]).0, tau);
+        let kk = num(&eis.rows[k][col(eis, "KK max residual")]).0;
+        assert!(kk < 1.0, "the bench's spectra pass the KK test: {kk} %");
+    }
+    let figs: Vec<&str> = r
+        .sections
+        .iter()
+        .flat_map(|s| &s.figures)
+        .map(|f| f.id.as_str())
+        .collect();
+    for want in ["nyquist-step2", "bode-step2", "esm-step3", "arrhenius"] {
+        assert!(figs.iter().any(|f| f.ends_with(want)), "{want} in {figs:?}");
+    }
+    let html = std::fs::read_to_string(&html_p).unwrap();
+    let md = std::fs::read_to_string(&md_p).unwrap();
+    assert_formats_agree(&r, &html, &md, &md_p);
+}
+
+#[test]
+fn a_spec_picks_and_orders_sections_and_names_what_failed() {
+    let run = demo_run();
+    let dir = tmpdir("spec");
+    let spec = dir.join("spec.toml");
+    std::fs::write(
+        &spec,
+        "title = \"Film A, cycle check\"\nsections = [\"deformation\", \"metadata\"]\n",
+    )
+    .unwrap();
+    let out_p = dir.join("r.json");
+    ok(&report(
+        run,
+        "json",
+        &out_p,
+        &["--spec", spec.to_str().unwrap()],
+    ));
+    let r = read_report(&out_p);
+    assert_eq!(r.title, "Film A, cycle check");
+    let ids: Vec<&str> = r.sections.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["deformation", "metadata"]);
+    assert_eq!(r.spec_file.as_deref(), Some(spec.to_str().unwrap()));
+
+    // Asking for a section the run cannot fill: report written, exit 5,
+    // the reason on stderr and in the report.
+    std::fs::write(&spec, "sections = [\"metadata\", \"eis\"]\n").unwrap();
+    let out = report(run, "json", &out_p, &["--spec", spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("section \"eis\": nothing to report (no EIS step was fitted)"),
+        "{stderr}"
+    );
+    let r = read_report(&out_p);
+    assert_eq!(r.status, vegard_report::ReportStatus::AnalysisFailed);
+    assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+
+    // A bad spec is bad input: exit 2 and FILE:LINE:COL.
+    std::fs::write(
+        &spec,
+        "sections = [\"metadata\"]\n[eis]\ncircuit = \"R0-p(R1,C1\"\n",
+    )
+    .unwrap();
+    let out = report(run, "json", &out_p, &["--spec", spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("{}:3:11: ", spec.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_spec_circuit_is_the_circuit_fitted() {
+    let folder = campaign_folder();
+    let dir = tmpdir("spec-circuit");
+    let spec = dir.join("spec.toml");
+    // A transmissive (short) Warburg instead of the film's reflective one.
+    std::fs::write(
+        &spec,
+        "[eis]\ncircuit = \"R0-p(R1-Ws1,C1)\"\ntau_parameter = \"Ws1_1\"\n",
+    )
+    .unwrap();
+    let out_p = dir.join("c.json");
+    ok(&report(
+        folder,
+        "json",
+        &out_p,
+        &["--spec", spec.to_str().unwrap()],
+    ));
+    let r = read_report(&out_p);
+    let eis = table(&r, "eis-fits");
+    let names: Vec<&str> = eis.columns.iter().map(|c| c.name.as_str()).collect();
+    assert!(
+        names.contains(&"Ws1_1") && !names.contains(&"Wo1_1"),
+        "{names:?}"
+    );
+    assert_eq!(
+        r.analysis["runs"][0]["eis_fits"][0]["fit"]["circuit"],
+        "R0-p(R1-Ws1,C1)"
+    );
+    assert_eq!(r.analysis["spectra_options"]["circuit"], "R0-p(R1-Ws1,C1)");
+}
+
+#[test]
+fn export_writes_the_aligned_table_as_csv_and_parquet() {
+    let run = demo_run();
+    let dir = tmpdir("export");
+    let aligned = vegard_store::read_parquet(&run.join("aligned.parquet")).unwrap();
+    let csv_p = dir.join("a.csv");
+    let out = vegard()
+        .arg("export")
+        .arg(run)
+        .arg("--out")
+        .arg(&csv_p)
+        .output()
+        .unwrap();
+    assert!(ok(&out).contains(&format!("exported {} rows", aligned.len())));
+    let text = std::fs::read_to_string(&csv_p).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(head, aligned.names());
+    for want in ["t_s", "E_V", "I_A", "deflection_nm", "step", "cycle"] {
+        assert!(head.contains(&want), "{want} in {head:?}");
+    }
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), aligned.len());
+    // Every value of the current column survives the round trip exactly
+    // (an empty field is a missing value: open circuit has no current).
+    let k = head.iter().position(|h| *h == "I_A").unwrap();
+    let i_a = aligned.f64("I_A").unwrap();
+    let mut n_missing = 0;
+    for (row, want) in rows.iter().zip(&i_a) {
+        let field = row.split(',').nth(k).unwrap();
+        if field.is_empty() {
+            assert!(want.is_nan());
+            n_missing += 1;
+        } else {
+            assert_eq!(field.parse::<f64>().unwrap(), *want);
+        }
+    }
+    assert!(n_missing < rows.len() / 2, "{n_missing} of {}", rows.len());
+    let pq = dir.join("a.parquet");
+    ok(&vegard()
+        .arg("export")
+        .arg(run)
+        .args(["--format", "parquet", "--out"])
+        .arg(&pq)
+        .output()
+        .unwrap());
+    let back = vegard_store::read_parquet(&pq).unwrap();
+    assert_eq!(back.names(), aligned.names());
+    for name in aligned.names() {
+        // Bit for bit (NaN included, which `==` would not accept).
+        let bits = |t: &vegard_store::Table| -> Vec<u64> {
+            t.f64(name).unwrap().iter().map(|x| x.to_bits()).collect()
+        };
+        assert!(bits(&back) == bits(&aligned), "column {name} differs");
+    }
+    // Not a run folder: a clear error, exit 1.
+    let out = vegard().arg("export").arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no aligned.parquet"));
+}
