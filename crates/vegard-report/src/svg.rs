@@ -23,7 +23,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::model::{Axis, Panel, Scale, Series, SeriesKind};
+use crate::model::{Axis, Legend, Panel, Scale, Series, SeriesKind};
 use crate::{Figure, ReportError};
 
 /// Okabe-Ito: distinguishable with the common colour-vision deficiencies
@@ -211,8 +211,10 @@ fn plan_figure(fig: &Figure) -> Result<FigurePlan, String> {
                 .max(2);
             let x_ext = if shared_x { shared_x_extent } else { ext.0 };
             let has_data = ext.0.is_some() && ext.1.is_some();
-            let mut xr = padded_range(x_ext, panel.x.scale);
-            let mut yr = padded_range(ext.1, panel.y.scale);
+            let mut xr =
+                fixed_range(&panel.x).unwrap_or_else(|| padded_range(x_ext, panel.x.scale));
+            let mut yr =
+                fixed_range(&panel.y).unwrap_or_else(|| padded_range(ext.1, panel.y.scale));
             if panel.equal_aspect && has_data {
                 // plotters maps onto [start, end - 1]: one px less than the area.
                 equalize(&mut xr, &mut yr, plot_w_px - 1, plot_h_px - 1);
@@ -329,6 +331,13 @@ impl Extent {
     fn get(&self) -> Option<(f64, f64)> {
         self.0
     }
+}
+
+/// An axis' fixed range in plotting space, when it has a usable one.
+fn fixed_range(axis: &Axis) -> Option<(f64, f64)> {
+    let [lo, hi] = axis.range?;
+    let (lo, hi) = (to_plot(lo, axis.scale)?, to_plot(hi, axis.scale)?);
+    (hi > lo).then_some((lo, hi))
 }
 
 /// Axis range in plotting space with room around the data: 5 % of the span
@@ -842,7 +851,12 @@ fn draw_panel(area: &Area, panel: &Panel, pp: &PanelPlan, y_label_area_px: u32) 
     if named > 0 {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(match panel.legend {
+                Legend::UpperRight => SeriesLabelPosition::UpperRight,
+                Legend::UpperLeft => SeriesLabelPosition::UpperLeft,
+                Legend::LowerLeft => SeriesLabelPosition::LowerLeft,
+                Legend::LowerRight => SeriesLabelPosition::LowerRight,
+            })
             .background_style(WHITE.mix(0.85).filled())
             .border_style(RGBColor(0x99, 0x99, 0x99).stroke_width(1))
             .label_font(font(LEGEND_FONT_PX, FontStyle::Normal))
@@ -1077,6 +1091,7 @@ mod tests {
             unit: unit.into(),
             scale,
             reversed: false,
+            range: None,
         }
     }
 
@@ -1086,6 +1101,7 @@ mod tests {
             x,
             y,
             equal_aspect: false,
+            legend: Legend::default(),
             series,
         }
     }
@@ -1932,6 +1948,7 @@ mod tests {
                 },
                 y: axis("ln(σT)", "", Scale::Linear),
                 equal_aspect: false,
+                legend: Legend::default(),
                 series: vec![
                     Series {
                         y_err: Some(vec![0.05, 0.08, 0.1, 0.2, 0.1, 0.05]),
