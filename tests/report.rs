@@ -368,6 +368,18 @@ fn demo_report_in_html_markdown_and_json_agree_with_the_analysis() {
             c["slope_nm_per_mC"].as_f64().unwrap()
         );
     }
+    // Harmonics: what charge explains of u_n is u_n itself on the ideal
+    // bench (the net charge per cycle must not leak into it).
+    let h = table(&r, "harmonics-step1");
+    for row in &h.rows[..3] {
+        let u_n = num(&row[col(h, "|u_n|")]).0;
+        let from_q = num(&row[col(h, "u_n from charge")]).0;
+        assert!(
+            (from_q - u_n).abs() < 0.1 * u_n,
+            "n = {:?}: {from_q} vs {u_n}",
+            row[0]
+        );
+    }
     // Metadata: recipe, operator, sample, status and the instruments' IDN.
     let meta = table(&r, "metadata");
     let field = |name: &str| {
@@ -444,7 +456,7 @@ fn campaign_folder_report_pools_the_runs_for_the_arrhenius_comparison() {
         let se = se.unwrap();
         assert!(se < 0.06, "{se}");
         assert!((ea - 0.45).abs() < (3.0 * se).max(0.01), "{ea} ± {se}");
-        assert_eq!(num(&row[col(arr, "temperatures")]).0, 2.0);
+        assert_eq!(num(&row[col(arr, "points")]).0, 2.0);
     }
     // The JSON's own Arrhenius equals the table, and every run's fits are
     // the ones `vegard analyze` gives.
@@ -557,6 +569,38 @@ fn a_spec_circuit_is_the_circuit_fitted() {
         "R0-p(R1-Ws1,C1)"
     );
     assert_eq!(r.analysis["spectra_options"]["circuit"], "R0-p(R1-Ws1,C1)");
+
+    // Without the KK test the column is empty; with an impossible KK limit
+    // every spectrum is a warning, and fail_on_warnings turns that into a
+    // failed report (exit 5) that says why.
+    std::fs::write(&spec, "[eis]\nkramers_kronig = false\n").unwrap();
+    ok(&report(
+        folder,
+        "json",
+        &out_p,
+        &["--spec", spec.to_str().unwrap()],
+    ));
+    let r = read_report(&out_p);
+    let eis = table(&r, "eis-fits");
+    let kk = col(eis, "KK max residual");
+    assert!(eis.rows.iter().all(|row| row[kk] == Cell::text("")));
+    std::fs::write(
+        &spec,
+        "fail_on_warnings = true\n[eis]\nkk_max_residual = 0.00001\n",
+    )
+    .unwrap();
+    let out = report(folder, "json", &out_p, &["--spec", spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("fail_on_warnings = true"), "{stderr}");
+    let r = read_report(&out_p);
+    let w = table(&r, "warnings");
+    let kk_rows = w
+        .rows
+        .iter()
+        .filter(|row| cell_text(&row[1]).contains("Kramers-Kronig check failed"))
+        .count();
+    assert_eq!(kk_rows, 2, "one per spectrum");
 }
 
 #[test]

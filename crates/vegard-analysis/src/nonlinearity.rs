@@ -304,7 +304,12 @@ pub fn analyze_nonlinearity(
     let u_g = end_match(resample(us), at_end(us));
     let q_g = end_match(resample(qs), at_end(qs));
     let e_g = resample(es);
-    let c_g = resample(&charge_part);
+    // The charge part is end-matched like u and Q: it carries the net charge
+    // per cycle, whose ramp would otherwise leak a sawtooth (1/n) into every
+    // harmonic of "u from charge". The rest has no ramp (u's is in the
+    // charge part and the drift) and is left alone: end-matching it on two
+    // noisy samples would add one.
+    let c_g = end_match(resample(&charge_part), at_end(&charge_part));
     let r_g = resample(&not_charge);
 
     let mut planner = FftPlanner::<f64>::new();

@@ -212,7 +212,7 @@ fn read(dir: &Path, name: &str) -> Result<Option<Table>, EngineError> {
 /// 0.85 at 6 elements over 6 decades, leaving 7.7 % residuals, and the
 /// residual is not monotonic in M (where the log-spaced time constants fall
 /// against the Warburg's features matters). Instead the best of every M
-/// from n/2 to n - 1 (at most 50) is taken: there the residuals of a valid
+/// from n/2 to n - 1 (at most 50, and from 50 for longer spectra) is taken: there the residuals of a valid
 /// spectrum sit at its noise (0.2-0.3 % on the bench). A spectrum that
 /// drifted stays above it, but only weakly: R_ct and tau drifting by 30 %
 /// during the sweep give 0.8 %, by 100 % give 2.5 % (see the test), so at
@@ -224,7 +224,8 @@ fn kk_check(
     let n = f_Hz.len();
     let mut best: Option<(usize, f64, f64)> = None;
     let mut last_err = None;
-    for m in (n / 2).max(1)..=(n.saturating_sub(1)).clamp(1, 50) {
+    let upper = n.saturating_sub(1).clamp(1, 50);
+    for m in (n / 2).clamp(1, upper)..=upper {
         let o = LinKkOptions {
             capacitance: true,
             mu_threshold: 1e-9,
@@ -465,6 +466,25 @@ pub fn arrhenius_comparison(
         t.len()
     };
     let mut fit = |what: &str, T: Vec<f64>, tau: Vec<f64>, se: Vec<f64>| {
+        // A step whose tau or its error was not determined cannot weigh in;
+        // it is named and left out instead of sinking the whole line.
+        let keep: Vec<usize> = (0..T.len())
+            .filter(|&i| {
+                [T[i], tau[i], se[i]]
+                    .iter()
+                    .all(|v| v.is_finite() && *v > 0.0)
+            })
+            .collect();
+        if keep.len() < T.len() {
+            errors.push(format!(
+                "arrhenius ({what}): {} of {} fits left out (tau or its standard error not \
+                 determined)",
+                T.len() - keep.len(),
+                T.len()
+            ));
+        }
+        let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let (T, tau, se) = (pick(&T), pick(&tau), pick(&se));
         if distinct(&T) < 2 {
             return None;
         }

@@ -17,6 +17,7 @@ use crate::model::{
     Axis, Cell, ColumnHead, DataTable, Figure, Generator, Legend, Panel, Report, ReportKind,
     ReportStatus, SCHEMA, Scale, Section, Series, SeriesKind,
 };
+use crate::render::format_number;
 use crate::{ReportError, ReportSpec};
 
 /// Palette slots: a method keeps its colour in every figure.
@@ -131,7 +132,7 @@ pub fn build_report(path: &Path, spec: &ReportSpec, now_utc: &str) -> Result<Rep
 }
 
 /// Lay out loaded runs as a report.
-pub fn assemble(
+pub(crate) fn assemble(
     kind: ReportKind,
     runs: &[RunData],
     spec: &ReportSpec,
@@ -148,7 +149,9 @@ pub fn assemble(
     };
     for r in runs {
         for e in &r.analysis.analysis_errors {
-            failures.push(format!("{}{e}", prefix(r)));
+            if !not_run(r, e) {
+                failures.push(format!("{}{e}", prefix(r)));
+            }
         }
     }
     // A campaign's Arrhenius pools every run's fits by temperature.
@@ -247,6 +250,20 @@ pub fn assemble(
     }
 }
 
+/// An analysis error that only says a step of a run that did not complete
+/// has no data: the step never ran. That is a warning (the run's status
+/// says why), not a failed analysis.
+fn not_run(r: &RunData, error: &str) -> bool {
+    r.meta.status.as_str() != "complete"
+        && [
+            "no samples recorded",
+            "no impedance points",
+            "demodulated frequencies, need",
+        ]
+        .iter()
+        .any(|m| error.contains(m))
+}
+
 fn why_empty(id: &str) -> &'static str {
     match id {
         "clocks" => "no clock alignment recorded",
@@ -324,7 +341,7 @@ fn figure(id: String, title: String, caption: Option<String>, panels: Vec<Panel>
     }
 }
 
-/// `"run-name/"` in a campaign (ids must be unique across runs), else "".
+/// `"run-name-"` in a campaign (ids must be unique across runs), else "".
 fn id_prefix(runs: &[RunData], r: &RunData) -> String {
     if runs.len() > 1 {
         format!("{}-", r.name)
@@ -368,7 +385,8 @@ fn metadata_section(runs: &[RunData], spec: &ReportSpec) -> Section {
             .rev()
             .find(|e| e["kind"] == "run_end")
             .and_then(|e| e["t_ns"].as_f64())
-            .map(|t| t * 1e-9);
+            // Event stamps are host ns; experiment time runs `speed` faster.
+            .map(|t| t * 1e-9 * m.time_acceleration);
         let mut t = table(
             format!("{}metadata", id_prefix(runs, r)),
             format!("{}run metadata", title_prefix(runs, r)),
@@ -427,7 +445,9 @@ fn metadata_section(runs: &[RunData], spec: &ReportSpec) -> Section {
                 ]);
             }
         }
-        s.tables.push(inst);
+        if !inst.rows.is_empty() {
+            s.tables.push(inst);
+        }
 
         let markers: Vec<&serde_json::Value> =
             r.events.iter().filter(|e| e["kind"] == "marker").collect();
@@ -439,7 +459,7 @@ fn metadata_section(runs: &[RunData], spec: &ReportSpec) -> Section {
             );
             for e in markers {
                 t.rows.push(vec![
-                    Cell::opt(e["t_ns"].as_f64().map(|t| t * 1e-9)),
+                    Cell::opt(e["t_ns"].as_f64().map(|t| t * 1e-9 * m.time_acceleration)),
                     Cell::opt(e["step"].as_f64()),
                     Cell::text(e["note"].as_str().unwrap_or("")),
                 ]);
@@ -447,6 +467,11 @@ fn metadata_section(runs: &[RunData], spec: &ReportSpec) -> Section {
             s.tables.push(t);
         }
     }
+    s.text.push(
+        "Steps are numbered from 0 in plan order, as in the data files' `step` column \
+         (the progress lines of `vegard run` count from 1)."
+            .to_owned(),
+    );
     if let Some(f) = &spec.file {
         s.text.push(format!("Report spec: {f}."));
     }
@@ -926,13 +951,12 @@ fn loops_figure(
             title_prefix(runs, r)
         ),
         Some(format!(
-            "Each cycle's deflection with the pooled drift ({:.3e} nm/s) removed, centred on \
-             the cycle's mean; the dashed line is the pooled fit κ = {:.4} ± {:.4} nm/mC \
-             (C_dl = {:.1} µF).",
-            dvq.drift_nm_per_s,
-            kappa,
-            dvq.slope_se_nm_per_mC,
-            dvq.C_dl_F * 1e6
+            "Each cycle's deflection with the pooled drift ({} nm/s) removed, centred on \
+             the cycle's mean; the dashed line is the pooled fit κ = {} nm/mC \
+             (C_dl = {} µF).",
+            format_number(dvq.drift_nm_per_s, None),
+            format_number(kappa, Some(dvq.slope_se_nm_per_mC)),
+            format_number(dvq.C_dl_F * 1e6, None)
         )),
         // The line runs from corner to corner; the legend takes a free one.
         vec![with_legend(
@@ -1001,7 +1025,7 @@ fn harmonics_section(runs: &[RunData]) -> Option<Section> {
                     ("|u_n|", "nm"),
                     ("|Q_F,n|", "mC"),
                     ("|E_n|", "V"),
-                    ("κ_n", "nm/mC"),
+                    ("|κ_n|", "nm/mC"),
                     ("u_n from charge", "nm"),
                     ("u_n not from charge", "nm"),
                     ("noise", "nm"),
@@ -1156,13 +1180,24 @@ fn eis_section(runs: &[RunData]) -> Option<Section> {
             }
         }
     }
-    let unit_of = |n: &str| match n.chars().next() {
-        Some('R') => "Ω",
-        Some('C') => "F",
-        Some('L') => "H",
-        _ if n.ends_with("_1") => "s",
-        _ => "",
-    };
+    // Units from the element kinds of the circuit that was fitted.
+    let units: Vec<(String, &str)> = runs
+        .iter()
+        .flat_map(|r| &r.analysis.spectra.eis)
+        .filter_map(|e| Circuit::parse(&e.fit.circuit).ok())
+        .flat_map(|c| {
+            let mut out = Vec::new();
+            for el in c.elements() {
+                for (k, u) in el.kind.param_units().iter().enumerate() {
+                    if let Some(name) = c.param_names().get(el.first_param + k) {
+                        out.push((name.clone(), *u));
+                    }
+                }
+            }
+            out
+        })
+        .collect();
+    let unit_of = |n: &str| units.iter().find(|(p, _)| p == n).map_or("", |(_, u)| *u);
     let mut head: Vec<(String, String)> = vec![
         ("run".into(), String::new()),
         ("step".into(), String::new()),
@@ -1520,7 +1555,7 @@ fn arrhenius_section(runs: &[RunData], a: &ArrheniusComparison) -> Section {
             ("ln(1/τ0 / s⁻¹)", ""),
             ("D0", "m²/s"),
             ("χ²_red", ""),
-            ("temperatures", ""),
+            ("points", ""),
         ],
     );
     let mut panel_series = Vec::new();
@@ -1635,7 +1670,7 @@ fn arrhenius_section(runs: &[RunData], a: &ArrheniusComparison) -> Section {
                 .to_owned(),
         ),
         vec![panel(
-            axis("1000/T", "1/K", Scale::Linear),
+            axis("1000 K / T", "", Scale::Linear),
             axis("ln(1/τ / s⁻¹)", "", Scale::Linear),
             panel_series,
         )],
@@ -1648,6 +1683,21 @@ fn arrhenius_section(runs: &[RunData], a: &ArrheniusComparison) -> Section {
 /// `(source, message)` of everything the analysis says deserves a look.
 fn collect_warnings(runs: &[RunData], campaign: bool) -> Vec<(String, String)> {
     let mut w = Vec::new();
+    if campaign {
+        let mut samples: Vec<&str> = runs.iter().map(|r| r.recipe.run.sample.as_str()).collect();
+        samples.sort_unstable();
+        samples.dedup();
+        if samples.len() > 1 {
+            w.push((
+                "campaign".to_owned(),
+                format!(
+                    "runs of {} different samples are pooled in one Arrhenius fit: {}",
+                    samples.len(),
+                    samples.join("; ")
+                ),
+            ));
+        }
+    }
     for r in runs {
         let src = |what: String| {
             if campaign {
@@ -1673,7 +1723,8 @@ fn collect_warnings(runs: &[RunData], campaign: bool) -> Vec<(String, String)> {
         for e in &r.events {
             let kind = e["kind"].as_str().unwrap_or("");
             match kind {
-                "abort" => w.push((
+                // The status line above already gives the reason.
+                "abort" if r.meta.reason.is_none() => w.push((
                     src("events".into()),
                     format!("run aborted: {}", e["reason"].as_str().unwrap_or("?")),
                 )),
@@ -1684,8 +1735,10 @@ fn collect_warnings(runs: &[RunData], campaign: bool) -> Vec<(String, String)> {
                 _ => {}
             }
         }
-        for e in &r.analysis.analysis_errors {
-            w.push((src("analysis error".into()), e.clone()));
+        // Analysis errors are the report's failures (listed at its top);
+        // here only the steps an unfinished run never reached.
+        for e in r.analysis.analysis_errors.iter().filter(|e| not_run(r, e)) {
+            w.push((src("not run".into()), e.clone()));
         }
         for e in &r.analysis.analysis_warnings {
             w.push((src("spectra".into()), e.clone()));
@@ -1762,7 +1815,8 @@ fn warnings_section(warnings: &[(String, String)]) -> Section {
                      drift above 20 % of the swing, no limit hit or fault."
                 .to_owned(),
         );
+    } else {
+        s.tables.push(t);
     }
-    s.tables.push(t);
     s
 }

@@ -10,8 +10,9 @@ use vegard_store::{Column, Table};
 
 use crate::ReportError;
 
-/// Write `table` as CSV. Floats use Rust's shortest round-trip form, so no
-/// digit recorded is lost; NaN becomes an empty field.
+/// Write `table` as CSV. Floats use Rust's shortest round-trip form (with
+/// an exponent where that is shorter), so no digit recorded is lost; NaN
+/// becomes an empty field.
 pub fn write_csv(table: &Table, out: &mut impl Write) -> std::io::Result<()> {
     let names: Vec<&str> = table.names();
     writeln!(out, "{}", names.join(","))?;
@@ -22,7 +23,9 @@ pub fn write_csv(table: &Table, out: &mut impl Write) -> std::io::Result<()> {
             }
             match col {
                 Column::I64(v) => write!(out, "{}", v[i])?,
-                Column::F64(v) if v[i].is_finite() => write!(out, "{}", v[i])?,
+                // Debug: shortest round-trip digits, exponent for tiny or
+                // huge values (`1e-20`, not 22 characters of zeros).
+                Column::F64(v) if v[i].is_finite() => write!(out, "{:?}", v[i])?,
                 Column::F64(_) => {}
             }
         }
@@ -94,10 +97,7 @@ mod tests {
         let mut out = Vec::new();
         write_csv(&t, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(
-            text,
-            "t_s,E_V,step\n0.1,,1\n0.30000000000000004,-0.0000001,2\n"
-        );
+        assert_eq!(text, "t_s,E_V,step\n0.1,,1\n0.30000000000000004,-1e-7,2\n");
         let back: f64 = "0.30000000000000004".parse().unwrap();
         assert_eq!(back, 0.2 + 0.1);
     }

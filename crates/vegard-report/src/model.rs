@@ -25,8 +25,9 @@ pub struct Report {
     pub sources: Vec<String>,
     /// The report spec file, when one was given.
     pub spec_file: Option<String>,
-    /// `ok`, or `analysis_failed` when an analysis the spec asked for could
-    /// not be done (the reasons are in `failures`).
+    /// `ok`, or `analysis_failed` when an analysis failed: a fit, a section
+    /// the spec lists without data, or a warning under `fail_on_warnings`
+    /// (the reasons are in `failures`).
     pub status: ReportStatus,
     pub failures: Vec<String>,
     pub sections: Vec<Section>,

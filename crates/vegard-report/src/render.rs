@@ -308,7 +308,8 @@ pub fn markdown(
         for f in &s.figures {
             let name = format!("{}.svg", f.id);
             let svg = render_svg(f)?;
-            let _ = writeln!(o, "![{}]({figure_dir}/{name})\n", f.title);
+            // <...> keeps a folder name with spaces a valid link.
+            let _ = writeln!(o, "![{}](<{figure_dir}/{name}>)\n", f.title);
             let mut caption = format!("**{}**", f.title);
             if let Some(c) = &f.caption {
                 caption.push(' ');

@@ -80,10 +80,10 @@ struct RawTimeseries {
 struct RawEis {
     circuit: Option<Spanned<String>>,
     weighting: Option<Spanned<String>>,
-    tau_parameter: Option<String>,
-    R_s_parameter: Option<String>,
-    R_ct_parameter: Option<String>,
-    C_dl_parameter: Option<String>,
+    tau_parameter: Option<Spanned<String>>,
+    R_s_parameter: Option<Spanned<String>>,
+    R_ct_parameter: Option<Spanned<String>>,
+    C_dl_parameter: Option<Spanned<String>>,
     kramers_kronig: Option<bool>,
     kk_max_residual: Option<Spanned<f64>>,
 }
@@ -200,14 +200,36 @@ impl ReportSpec {
                 )
             })?;
         }
-        for (value, slot) in [
-            (eis.tau_parameter, &mut o.tau_parameter),
-            (eis.R_s_parameter, &mut o.R_s_parameter),
-            (eis.R_ct_parameter, &mut o.R_ct_parameter),
-            (eis.C_dl_parameter, &mut o.C_dl_parameter),
+        let circuit_span = eis.circuit.as_ref().map_or(0..0, |c| c.span());
+        let circuit = vegard_analysis::Circuit::parse(&o.circuit)
+            .map_err(|e| at(circuit_span.clone(), e.to_string()))?;
+        // Each role must name a parameter of the circuit; the error points
+        // at the role's key when the spec set it, else at the circuit.
+        for (role, value, slot) in [
+            ("tau_parameter", &eis.tau_parameter, &mut o.tau_parameter),
+            ("R_s_parameter", &eis.R_s_parameter, &mut o.R_s_parameter),
+            ("R_ct_parameter", &eis.R_ct_parameter, &mut o.R_ct_parameter),
+            ("C_dl_parameter", &eis.C_dl_parameter, &mut o.C_dl_parameter),
         ] {
             if let Some(v) = value {
-                *slot = v;
+                *slot = v.get_ref().clone();
+            }
+            if !circuit.param_names().iter().any(|p| p == slot) {
+                let span = value.as_ref().map_or(circuit_span.clone(), |v| v.span());
+                let default = if value.is_none() {
+                    " (the default)"
+                } else {
+                    ""
+                };
+                return Err(at(
+                    span,
+                    format!(
+                        "{role} = {slot:?}{default} is not a parameter of circuit {:?} (its \
+                         parameters: {})",
+                        o.circuit,
+                        circuit.param_names().join(", ")
+                    ),
+                ));
             }
         }
         if let Some(kk) = eis.kramers_kronig {
@@ -222,12 +244,6 @@ impl ReportSpec {
                 ));
             }
             o.kk_max_residual = v;
-        }
-        // The circuit and the parameter roles are checked together: a
-        // parameter name only makes sense for its circuit.
-        if let Err(msg) = o.checked_circuit() {
-            let span = eis.circuit.as_ref().map_or(0..0, |c| c.span());
-            return Err(at(span, msg));
         }
         if let Some(b) = raw.esm.background {
             o.esm.background = b;
@@ -294,7 +310,14 @@ mod tests {
         );
         let e = err("\n[eis]\ncircuit = \"R0-p(R1,C1)\"\n");
         assert!(
-            e.starts_with("spec.toml:3:11: tau_parameter = \"Wo1_1\" is not a parameter"),
+            e.starts_with(
+                "spec.toml:3:11: tau_parameter = \"Wo1_1\" (the default) is not a parameter"
+            ),
+            "{e}"
+        );
+        let e = err("[eis]\ntau_parameter = \"Wo2_1\"\n");
+        assert!(
+            e.starts_with("spec.toml:2:17: tau_parameter = \"Wo2_1\" is not a parameter"),
             "{e}"
         );
         let e = err("[eis]\ncircuit = \"R0-q(R1,C1)\"\n");

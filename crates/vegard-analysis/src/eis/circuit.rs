@@ -61,6 +61,18 @@ impl ElementKind {
         }
     }
 
+    /// Units of the element's parameters, in parameter order (for tables).
+    pub fn param_units(self) -> &'static [&'static str] {
+        match self {
+            ElementKind::R => &["Ω"],
+            ElementKind::C => &["F"],
+            ElementKind::L => &["H"],
+            ElementKind::W => &["Ω s^-1/2"],
+            ElementKind::Wo | ElementKind::Ws => &["Ω", "s"],
+            ElementKind::Cpe => &["F s^(α-1)", ""],
+        }
+    }
+
     /// The letters that name the element in a circuit string.
     pub fn prefix(self) -> &'static str {
         match self {
