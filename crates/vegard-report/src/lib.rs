@@ -39,6 +39,11 @@ pub fn write_report(
         move |source| ReportError::Io { path, source }
     };
     let mut written = Vec::new();
+    // `--out reports/2026/run.html`: make the folder rather than fail
+    // after the analysis has been done.
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
     let text = match format {
         Format::Html => render::html(report)?,
         Format::Json => render::json(report)?,
