@@ -1101,7 +1101,15 @@ async fn record_step(
     {
         outcome = outcome.and(Err(format!("lock-in: sine off: {e}")));
     }
-    // Stop the digitizer: a last fetch collects readings up to now.
+    // Stop the digitizer: a last fetch collects readings up to now. After a
+    // normal end, first let it take two more samples: the potentiostat's
+    // last sample is only aligned if a deflection sample follows it, and on
+    // a loaded machine the end can arrive before that one was taken (seen:
+    // the last aligned row without deflection in 3 of 18 LSV runs).
+    if outcome.is_ok() && dmm_done.is_none() {
+        let wait_s = 2.0 * dt_dmm_s / ctx.speed.max(1e-9);
+        tokio::time::sleep(Duration::from_secs_f64(wait_s.min(1.0))).await;
+    }
     let _ = stop_tx.send(true);
     let joined = match dmm_done {
         Some(j) => j,
