@@ -5,33 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+use common::{tmpdir, vegard};
 use serde_json::Value;
 use vegard_report::render::{escape_html, format_number};
 use vegard_report::{Cell, Report};
-
-fn vegard() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vegard"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let d = std::env::temp_dir().join(format!(
-        "vegard-report-{tag}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn ok(out: &Output) -> String {
     assert!(

@@ -23,6 +23,9 @@ use crate::{ReportError, ReportSpec};
 /// Palette slots: a method keeps its colour in every figure.
 const EIS_COLOR: u8 = 0;
 const ESM_COLOR: u8 = 1;
+/// Palette slot of fitted curves and reference lines: black, whatever the
+/// method.
+const BLACK: u8 = 6;
 
 /// One loaded and analysed run.
 pub struct RunData {
@@ -322,6 +325,20 @@ fn panel(x: Axis, y: Axis, series: Vec<Series>) -> Panel {
         legend: Legend::UpperRight,
         series,
     }
+}
+
+/// One panel of a spectrum vs frequency (log axis): the measured points
+/// and the fitted model's curve.
+fn spectrum_panel(y: Axis, data: Series, fit: Series, legend: Legend) -> Panel {
+    with_legend(
+        panel(axis("f", "Hz", Scale::Log), y, vec![data, fit]),
+        legend,
+    )
+}
+
+/// Phase of a complex value, degrees.
+fn phase_deg(z: C64) -> f64 {
+    z.im.atan2(z.re).to_degrees()
 }
 
 fn with_legend(mut p: Panel, legend: Legend) -> Panel {
@@ -940,7 +957,7 @@ fn loops_figure(
     series.push(Series::new(
         format!("fit κ = {kappa:.4} nm/mC"),
         SeriesKind::Dashed,
-        6,
+        BLACK,
         vec![qmin, qmax],
         vec![kappa * qmin, kappa * qmax],
     ));
@@ -1095,7 +1112,7 @@ fn harmonics_section(runs: &[RunData]) -> Option<Section> {
                 Series::new(
                     "noise floor of u",
                     SeriesKind::Dashed,
-                    6,
+                    BLACK,
                     at(0.0),
                     rel(&|h| h.u_noise_nm, u1),
                 ),
@@ -1261,7 +1278,7 @@ fn eis_section(runs: &[RunData]) -> Option<Section> {
                         Series::new(
                             fit_name.clone(),
                             SeriesKind::Line,
-                            6,
+                            BLACK,
                             model.iter().map(|z| z.re).collect(),
                             model.iter().map(|z| -z.im).collect(),
                         ),
@@ -1278,44 +1295,31 @@ fn eis_section(runs: &[RunData]) -> Option<Section> {
             let ph: Vec<f64> = dre
                 .iter()
                 .zip(&dim)
-                .map(|(a, b)| b.atan2(*a).to_degrees())
+                .map(|(&a, &b)| phase_deg(C64::new(a, b)))
                 .collect();
             // |Z| falls and the phase rises towards high frequency.
             let bode = vec![
-                with_legend(
-                    panel(
-                        axis("f", "Hz", Scale::Log),
-                        axis("|Z|", "Ω", Scale::Log),
-                        vec![
-                            Series::new("data", SeriesKind::Points, EIS_COLOR, ff.clone(), mag),
-                            Series::new(
-                                fit_name.clone(),
-                                SeriesKind::Line,
-                                6,
-                                grid.clone(),
-                                model.iter().map(|z| z.norm()).collect(),
-                            ),
-                        ],
+                spectrum_panel(
+                    axis("|Z|", "Ω", Scale::Log),
+                    Series::new("data", SeriesKind::Points, EIS_COLOR, ff.clone(), mag),
+                    Series::new(
+                        fit_name.clone(),
+                        SeriesKind::Line,
+                        BLACK,
+                        grid.clone(),
+                        model.iter().map(|z| z.norm()).collect(),
                     ),
                     Legend::LowerLeft,
                 ),
-                with_legend(
-                    panel(
-                        axis("f", "Hz", Scale::Log),
-                        axis("phase", "°", Scale::Linear),
-                        vec![
-                            Series::new("data", SeriesKind::Points, EIS_COLOR, ff, ph),
-                            Series::new(
-                                fit_name,
-                                SeriesKind::Line,
-                                6,
-                                grid,
-                                model
-                                    .iter()
-                                    .map(|z| z.im.atan2(z.re).to_degrees())
-                                    .collect(),
-                            ),
-                        ],
+                spectrum_panel(
+                    axis("phase", "°", Scale::Linear),
+                    Series::new("data", SeriesKind::Points, EIS_COLOR, ff, ph),
+                    Series::new(
+                        fit_name,
+                        SeriesKind::Line,
+                        BLACK,
+                        grid,
+                        model.iter().map(|z| phase_deg(*z)).collect(),
                     ),
                     Legend::LowerRight,
                 ),
@@ -1457,52 +1461,39 @@ fn esm_section(runs: &[RunData]) -> Option<Section> {
             let wrap = |p: f64| if near_180 { p.rem_euclid(360.0) } else { p };
             // Both curves fall towards high frequency: the lower left is free.
             let panels = vec![
-                with_legend(
-                    panel(
-                        axis("f", "Hz", Scale::Log),
-                        axis("|u/E|", "nm/V", Scale::Log),
-                        vec![
-                            Series::new(
-                                "data",
-                                SeriesKind::Points,
-                                ESM_COLOR,
-                                ff.clone(),
-                                idx.iter().map(|&i| amp[i]).collect(),
-                            ),
-                            Series::new(
-                                format!("fit τ = {:.3} s", fit.tau_s),
-                                SeriesKind::Line,
-                                6,
-                                grid.clone(),
-                                model.iter().map(|z| z.norm()).collect(),
-                            ),
-                        ],
+                spectrum_panel(
+                    axis("|u/E|", "nm/V", Scale::Log),
+                    Series::new(
+                        "data",
+                        SeriesKind::Points,
+                        ESM_COLOR,
+                        ff.clone(),
+                        idx.iter().map(|&i| amp[i]).collect(),
+                    ),
+                    Series::new(
+                        format!("fit τ = {:.3} s", fit.tau_s),
+                        SeriesKind::Line,
+                        BLACK,
+                        grid.clone(),
+                        model.iter().map(|z| z.norm()).collect(),
                     ),
                     Legend::LowerLeft,
                 ),
-                with_legend(
-                    panel(
-                        axis("f", "Hz", Scale::Log),
-                        axis("phase of u/E", "°", Scale::Linear),
-                        vec![
-                            Series::new(
-                                "data",
-                                SeriesKind::Points,
-                                ESM_COLOR,
-                                ff,
-                                data_ph.iter().map(|&p| wrap(p)).collect(),
-                            ),
-                            Series::new(
-                                "fit",
-                                SeriesKind::Line,
-                                6,
-                                grid,
-                                model
-                                    .iter()
-                                    .map(|z| wrap(z.im.atan2(z.re).to_degrees()))
-                                    .collect(),
-                            ),
-                        ],
+                spectrum_panel(
+                    axis("phase of u/E", "°", Scale::Linear),
+                    Series::new(
+                        "data",
+                        SeriesKind::Points,
+                        ESM_COLOR,
+                        ff,
+                        data_ph.iter().map(|&p| wrap(p)).collect(),
+                    ),
+                    Series::new(
+                        "fit",
+                        SeriesKind::Line,
+                        BLACK,
+                        grid,
+                        model.iter().map(|z| wrap(phase_deg(*z))).collect(),
                     ),
                     Legend::LowerLeft,
                 ),
