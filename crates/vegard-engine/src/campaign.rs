@@ -68,23 +68,51 @@ impl Default for SpectraOptions {
 
 impl SpectraOptions {
     /// Parse the circuit and check that every named parameter is in it.
-    pub fn checked_circuit(&self) -> Result<Circuit, String> {
-        let circuit = Circuit::parse(&self.circuit).map_err(|e| e.to_string())?;
-        for (role, name) in [
+    /// The error names the role that is wrong (`None`: the circuit itself),
+    /// so a caller holding the source can point at the right key.
+    pub fn checked_circuit(&self) -> Result<Circuit, CircuitCheckError> {
+        let circuit = Circuit::parse(&self.circuit).map_err(|e| CircuitCheckError {
+            role: None,
+            msg: e.to_string(),
+        })?;
+        for (role, name) in self.parameter_roles() {
+            if !circuit.param_names().iter().any(|p| p == name) {
+                return Err(CircuitCheckError {
+                    role: Some(role),
+                    msg: format!(
+                        "{role} = {name:?} is not a parameter of circuit {:?} (its parameters: {})",
+                        self.circuit,
+                        circuit.param_names().join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(circuit)
+    }
+
+    /// `(key, parameter name)` of every role, in spec order.
+    pub fn parameter_roles(&self) -> [(&'static str, &String); 4] {
+        [
             ("tau_parameter", &self.tau_parameter),
             ("R_s_parameter", &self.R_s_parameter),
             ("R_ct_parameter", &self.R_ct_parameter),
             ("C_dl_parameter", &self.C_dl_parameter),
-        ] {
-            if !circuit.param_names().iter().any(|p| p == name) {
-                return Err(format!(
-                    "{role} = {name:?} is not a parameter of circuit {:?} (its parameters: {})",
-                    self.circuit,
-                    circuit.param_names().join(", ")
-                ));
-            }
-        }
-        Ok(circuit)
+        ]
+    }
+}
+
+/// Why [`SpectraOptions::checked_circuit`] refused the options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CircuitCheckError {
+    /// The role key whose parameter is not in the circuit; `None` when the
+    /// circuit string itself does not parse.
+    pub role: Option<&'static str>,
+    pub msg: String,
+}
+
+impl std::fmt::Display for CircuitCheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
     }
 }
 
@@ -270,12 +298,10 @@ pub fn analyze_spectra_with(
     opts: &SpectraOptions,
 ) -> Result<SpectraAnalysis, EngineError> {
     let mut out = SpectraAnalysis::default();
-    let circuit = opts
-        .checked_circuit()
-        .map_err(|msg| EngineError::Finalize {
-            dir: dir.display().to_string(),
-            msg,
-        })?;
+    let circuit = opts.checked_circuit().map_err(|e| EngineError::Finalize {
+        dir: dir.display().to_string(),
+        msg: e.msg,
+    })?;
     if let Some(t) = read(dir, "eis.parquet")?
         && !t.is_empty()
     {

@@ -200,37 +200,39 @@ impl ReportSpec {
                 )
             })?;
         }
-        let circuit_span = eis.circuit.as_ref().map_or(0..0, |c| c.span());
-        let circuit = vegard_analysis::Circuit::parse(&o.circuit)
-            .map_err(|e| at(circuit_span.clone(), e.to_string()))?;
-        // Each role must name a parameter of the circuit; the error points
-        // at the role's key when the spec set it, else at the circuit.
-        for (role, value, slot) in [
+        let spanned_roles = [
             ("tau_parameter", &eis.tau_parameter, &mut o.tau_parameter),
             ("R_s_parameter", &eis.R_s_parameter, &mut o.R_s_parameter),
             ("R_ct_parameter", &eis.R_ct_parameter, &mut o.R_ct_parameter),
             ("C_dl_parameter", &eis.C_dl_parameter, &mut o.C_dl_parameter),
-        ] {
+        ];
+        for (_, value, slot) in spanned_roles {
             if let Some(v) = value {
                 *slot = v.get_ref().clone();
             }
-            if !circuit.param_names().iter().any(|p| p == slot) {
-                let span = value.as_ref().map_or(circuit_span.clone(), |v| v.span());
-                let default = if value.is_none() {
-                    " (the default)"
-                } else {
-                    ""
-                };
-                return Err(at(
-                    span,
-                    format!(
-                        "{role} = {slot:?}{default} is not a parameter of circuit {:?} (its \
-                         parameters: {})",
-                        o.circuit,
-                        circuit.param_names().join(", ")
-                    ),
-                ));
-            }
+        }
+        // The engine checks circuit and roles together; the error points
+        // at the role's key when the spec set it, else at the circuit.
+        if let Err(e) = o.checked_circuit() {
+            let circuit_span = eis.circuit.as_ref().map_or(0..0, |c| c.span());
+            let role_key = [
+                ("tau_parameter", &eis.tau_parameter),
+                ("R_s_parameter", &eis.R_s_parameter),
+                ("R_ct_parameter", &eis.R_ct_parameter),
+                ("C_dl_parameter", &eis.C_dl_parameter),
+            ]
+            .into_iter()
+            .find(|(role, _)| Some(*role) == e.role)
+            .map(|(_, key)| key);
+            let (span, msg) = match role_key {
+                Some(Some(key)) => (key.span(), e.msg),
+                Some(None) => (
+                    circuit_span,
+                    e.msg.replacen(" is not", " (the default) is not", 1),
+                ),
+                None => (circuit_span, e.msg),
+            };
+            return Err(at(span, msg));
         }
         if let Some(kk) = eis.kramers_kronig {
             o.kramers_kronig = kk;
