@@ -1,24 +1,28 @@
 //! The run engine: executes a checked recipe on a bench.
 //!
-//! Owns: opening the devices named by the bench config (starting the virtual
-//! bench in-process when a resource is `sim`), one task per device (the
+//! Owns: opening the devices named by the bench config at the resolved
+//! resources it is given ([`Resources`]: live instruments only; whoever
+//! starts the virtual bench resolves `sim` before calling [`run`]), one task per device (the
 //! potentiostat on its own thread because serial I/O is blocking, the
 //! digitizer as a tokio task), limit enforcement, the safe state (the cell is
 //! switched off on every exit path), streaming every sample to the run folder,
 //! and finalising the run: clock alignment, Parquet, `aligned.parquet`,
 //! analysis summary, status.
 
+mod abort;
 pub mod campaign;
 mod finalize;
 mod run;
 mod spectra;
 mod stage;
 
+pub use abort::{AbortReason, Device};
 pub use finalize::{
     CdlLookup, CvStepAnalysis, FinalizeSummary, RunAnalysis, SegmentAlignment, analyze_aligned,
     analyze_run, analyze_run_with, finalize_run, recover_run,
 };
-pub use run::{EngineFault, Progress, RunControl, RunOutcome, RunRequest, run};
+pub use run::{EngineFault, Resources, RunControl, RunOutcome, RunRequest, run};
+pub use stage::StageError;
 
 /// Errors that stop a run before it starts or while finalising it. Faults
 /// *during* a run do not surface here: they end the run with status
@@ -30,11 +34,16 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] vegard_store::StoreError),
     #[error(transparent)]
-    Sim(#[from] vegard_sim::SimError),
-    #[error(transparent)]
     Instrument(#[from] vegard_instruments::InstrumentError),
-    #[error("{0}")]
-    Setup(String),
+    /// The bench config says `sim` and no virtual bench's resources were
+    /// given to resolve it.
+    #[error(
+        "[instruments.{role}] resource = \"sim\": start the virtual bench and pass its resources"
+    )]
+    UnresolvedSim { role: &'static str },
+    /// The bench config has this instrument but no resource was given for it.
+    #[error("[instruments.{role}]: no resource given for it")]
+    MissingResource { role: &'static str },
     #[error("cancelled before the run started: nothing was recorded")]
     Cancelled,
     #[error("finalising {dir}: {msg}")]
