@@ -14,16 +14,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use vegard_core::HostClock;
 use vegard_instruments::TemperatureStage;
-use vegard_store::{Cell, ColKind, ColumnSpec, RawStream};
-
-/// Raw stream `temperature.csv`: one row per reading.
-pub(crate) const TEMPERATURE_COLUMNS: [ColumnSpec; 5] = [
-    ColumnSpec::new("seq", ColKind::I64),
-    ColumnSpec::new("step", ColKind::I64),
-    ColumnSpec::new("host_ns", ColKind::I64),
-    ColumnSpec::new("T_K", ColKind::F64),
-    ColumnSpec::new("setpoint_K", ColKind::F64),
-];
+use vegard_store::{Cell, RawStream};
 
 /// The newest reading: host receive time and temperature.
 #[derive(Debug, Clone, Copy, PartialEq)]
