@@ -157,7 +157,11 @@ pub fn harmonics(
             1 => t - t_mid,
             _ => {
                 let w = omega * (1 + (col - 2) / 2) as f64 * t;
-                if col.is_multiple_of(2) { w.cos() } else { w.sin() }
+                if col.is_multiple_of(2) {
+                    w.cos()
+                } else {
+                    w.sin()
+                }
             }
         }
     };
