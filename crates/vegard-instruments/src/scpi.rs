@@ -7,9 +7,11 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::error::Fault;
+use crate::transport::{connect_tcp, reply_timeout};
 
 /// The longest non-block reply accepted; a reply without a newline this long
 /// means the link is out of step.
@@ -136,6 +138,23 @@ pub fn encode_block(payload: &[u8]) -> Vec<u8> {
 pub fn scpi_number(x: f64) -> String {
     let rounded: f64 = format!("{x:.11e}").parse().unwrap_or(x);
     format!("{rounded}")
+}
+
+impl ScpiClient<TcpStream> {
+    /// The session of a LAN driver: `timeout_s` (a bench config's) checked
+    /// and used both for the connection to `host:port` and for every reply,
+    /// `terminator` after each command. Nothing is sent yet. The TCP
+    /// drivers (scpi-dmm, sr860, ls336) all open their link this way.
+    pub async fn connect_tcp(
+        host: &str,
+        port: u16,
+        timeout_s: f64,
+        terminator: &'static str,
+    ) -> Result<Self, Fault> {
+        let timeout = reply_timeout(timeout_s)?;
+        let stream = connect_tcp(host, port, timeout).await?;
+        Ok(ScpiClient::new(stream, timeout).with_terminator(terminator))
+    }
 }
 
 /// An async SCPI session over a byte stream.
