@@ -93,13 +93,19 @@ pub fn parse_block(buf: &[u8]) -> Result<Option<(std::ops::Range<usize>, usize)>
     }
 }
 
+/// A `REAL,64` payload whose length is not a whole number of doubles.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("REAL,64 payload of {bytes} bytes is not a multiple of 8")]
+pub struct Real64LengthError {
+    pub bytes: usize,
+}
+
 /// Decode a `FORM:DATA REAL,64` payload: big-endian IEEE 754 doubles.
-pub fn decode_real64(payload: &[u8]) -> Result<Vec<f64>, String> {
+pub fn decode_real64(payload: &[u8]) -> Result<Vec<f64>, Real64LengthError> {
     if !payload.len().is_multiple_of(8) {
-        return Err(format!(
-            "REAL,64 payload of {} bytes is not a multiple of 8",
-            payload.len()
-        ));
+        return Err(Real64LengthError {
+            bytes: payload.len(),
+        });
     }
     Ok(payload
         .chunks_exact(8)
@@ -425,6 +431,7 @@ mod tests {
         assert!(
             decode_real64(&[0u8; 12])
                 .unwrap_err()
+                .to_string()
                 .contains("multiple of 8")
         );
     }

@@ -96,11 +96,11 @@ impl ScpiDmm {
             .query_block("R?")
             .await
             .map_err(|f| self.err(f))?;
-        decode_real64(&payload).map_err(|reason| {
+        decode_real64(&payload).map_err(|e| {
             self.err(Fault::BadReply {
                 command: "R?".into(),
                 reply: format!("<{} bytes>", payload.len()),
-                reason,
+                reason: e.to_string(),
             })
         })
     }
