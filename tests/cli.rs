@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use vegard_store::schema::{aligned_col, eis_data_col, esm_data_col};
 
 use common::{tmpdir, vegard};
 use serde_json::Value;
@@ -751,7 +752,7 @@ fn parquet(path: PathBuf) -> vegard_store::Table {
 
 /// Relative distance of two complex numbers.
 fn rel_err(re: f64, im: f64, want: vegard_sim::model::C64) -> f64 {
-    (re - want.re).hypot(im - want.im) / want.abs()
+    (re - want.re).hypot(im - want.im) / want.norm()
 }
 
 #[test]
@@ -772,9 +773,9 @@ fn eis_recipe_reports_the_impedance_of_the_simulated_cell() {
     let run_dir = completed_run_dir(&out);
     let t = parquet(run_dir.join("data/eis.parquet"));
     let (f, zr, zi) = (
-        t.f64("f_Hz").unwrap(),
-        t.f64("Z_re_ohm").unwrap(),
-        t.f64("Z_im_ohm").unwrap(),
+        t.f64(eis_data_col::f_Hz).unwrap(),
+        t.f64(eis_data_col::Z_re_ohm).unwrap(),
+        t.f64(eis_data_col::Z_im_ohm).unwrap(),
     );
     assert_eq!(f.len() as u32, eis.n_points(), "one row per frequency");
     let want_f = eis.frequencies_Hz();
@@ -797,13 +798,13 @@ fn eis_recipe_reports_the_impedance_of_the_simulated_cell() {
     );
     assert!(worst < 0.01, "worst relative error {worst}");
     // Labels and measured temperature ride along (stage idle at 25 C).
-    let T = t.f64("T_K").unwrap();
+    let T = t.f64(eis_data_col::T_K).unwrap();
     assert!(T.iter().all(|T| (T - 298.15).abs() < 0.2), "{T:?}");
     assert!(
-        t.i64("step")
+        t.i64(eis_data_col::step)
             .unwrap()
             .iter()
-            .all(|&s| s == t.i64("step").unwrap()[0])
+            .all(|&s| s == t.i64(eis_data_col::step).unwrap()[0])
     );
 
     // The circuit fit of that spectrum recovers the bench's film diffusion
@@ -1027,22 +1028,22 @@ fn esm_sweep_response_matches_the_strain_transfer_of_the_film() {
     let out = run_recipe(&recipe_path, &dir, &["--speed", "30"]);
     let run_dir = completed_run_dir(&out);
     let t = parquet(run_dir.join("data/esm.parquet"));
-    let f = t.f64("f_Hz").unwrap();
-    let amp = t.f64("response_nm_per_V").unwrap();
-    let ph = t.f64("response_phase_deg").unwrap();
-    let lock = t.f64("lockin_deflection_amp_nm").unwrap();
-    let e_amp = t.f64("E_amp_V").unwrap();
-    let u_amp = t.f64("deflection_amp_nm").unwrap();
-    let resid = t.f64("deflection_residual_nm_rms").unwrap();
+    let f = t.f64(esm_data_col::f_Hz).unwrap();
+    let amp = t.f64(esm_data_col::response_nm_per_V).unwrap();
+    let ph = t.f64(esm_data_col::response_phase_deg).unwrap();
+    let lock = t.f64(esm_data_col::lockin_deflection_amp_nm).unwrap();
+    let e_amp = t.f64(esm_data_col::E_amp_V).unwrap();
+    let u_amp = t.f64(esm_data_col::deflection_amp_nm).unwrap();
+    let resid = t.f64(esm_data_col::deflection_residual_nm_rms).unwrap();
     let dt_s = esm.ca_sample_interval_s();
     assert_eq!(f.len(), esm.frequencies_Hz().len(), "one row per frequency");
     let p = vegard_recipe::SimParams::default();
     let mut failures = Vec::new();
     for k in 0..f.len() {
         let want = vegard_sim::model::strain_transfer_nm_per_V(&p, esm.dc_V, f[k]);
-        let d_amp = amp[k] / want.abs() - 1.0;
-        let d_ph = (ph[k] - want.arg_deg() + 540.0).rem_euclid(360.0) - 180.0;
-        let d_lock = lock[k] / e_amp[k] / want.abs() - 1.0;
+        let d_amp = amp[k] / want.norm() - 1.0;
+        let d_ph = (ph[k] - want.arg().to_degrees() + 540.0).rem_euclid(360.0) - 180.0;
+        let d_lock = lock[k] / e_amp[k] / want.norm() - 1.0;
         // Standard error of a sine amplitude fitted to N noisy samples.
         let n = f64::from(esm.periods) / (f[k] * dt_s);
         let se = resid[k] * (2.0 / n).sqrt() / u_amp[k];
@@ -1154,9 +1155,9 @@ fn a_temperature_campaign_reaches_every_setpoint_and_records_the_measured_temper
     }
     // Labels on every aligned row.
     let a = parquet(run_dir.join("aligned.parquet"));
-    let sp = a.f64("setpoint_K").unwrap();
-    let it = a.i64("sweep_iteration").unwrap();
-    let T = a.f64("T_K").unwrap();
+    let sp = a.f64(aligned_col::setpoint_K).unwrap();
+    let it = a.i64(aligned_col::sweep_iteration).unwrap();
+    let T = a.f64(aligned_col::T_K).unwrap();
     for k in 0..sp.len() {
         let want = if it[k] == 0 { 303.15 } else { 318.15 };
         assert!(
@@ -1168,10 +1169,10 @@ fn a_temperature_campaign_reaches_every_setpoint_and_records_the_measured_temper
     // with T): compare each spectrum with the model at its setpoint.
     let eis = parquet(run_dir.join("data/eis.parquet"));
     let (f, zr, zi, spe) = (
-        eis.f64("f_Hz").unwrap(),
-        eis.f64("Z_re_ohm").unwrap(),
-        eis.f64("Z_im_ohm").unwrap(),
-        eis.f64("setpoint_K").unwrap(),
+        eis.f64(eis_data_col::f_Hz).unwrap(),
+        eis.f64(eis_data_col::Z_re_ohm).unwrap(),
+        eis.f64(eis_data_col::Z_im_ohm).unwrap(),
+        eis.f64(eis_data_col::setpoint_K).unwrap(),
     );
     assert_eq!(f.len(), 2 * 14, "14 points per spectrum");
     for k in 0..f.len() {
@@ -1338,9 +1339,9 @@ fn lsv_step_records_one_linear_sweep_with_the_deflection() {
     let run_dir = completed_run_dir(&out);
     let a = parquet(run_dir.join("aligned.parquet"));
     let (t, e, u) = (
-        a.f64("t_s").unwrap(),
-        a.f64("E_V").unwrap(),
-        a.f64("deflection_nm").unwrap(),
+        a.f64(aligned_col::t_s).unwrap(),
+        a.f64(aligned_col::E_V).unwrap(),
+        a.f64(aligned_col::deflection_nm).unwrap(),
     );
     // 0.2 V in 2 mV steps: 100 samples, E_k = 0.3 + 0.002 (k + 1).
     assert_eq!(e.len(), 100);
@@ -1350,7 +1351,7 @@ fn lsv_step_records_one_linear_sweep_with_the_deflection() {
             "E[{k}] = {e}"
         );
     }
-    assert!(a.i64("cycle").unwrap().iter().all(|&c| c == 1));
+    assert!(a.i64(aligned_col::cycle).unwrap().iter().all(|&c| c == 1));
     // Sample spacing on the shared clock: 40 ms within the clocks' ppm.
     let dt = (t[99] - t[0]) / 99.0;
     assert!((dt - 0.04).abs() < 1e-5, "dt {dt}");
@@ -1359,7 +1360,7 @@ fn lsv_step_records_one_linear_sweep_with_the_deflection() {
     // u against the cumulative charge over all 100 samples: 20 pm detector
     // noise gives ~2.5 % standard error, the double layer's C_dl dE = 30 uC
     // of 1.3 mC about 2 %; tolerance 10 %.
-    let i_a = a.f64("I_A").unwrap();
+    let i_a = a.f64(aligned_col::I_A).unwrap();
     let mut q_mC = vec![0.0; 100];
     for k in 1..100 {
         q_mC[k] = q_mC[k - 1] + 0.5 * (i_a[k] + i_a[k - 1]) * (t[k] - t[k - 1]) * 1e3;

@@ -10,6 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
+use vegard_store::schema::aligned_col;
 
 use common::{tmpdir, vegard};
 use serde_json::Value;
@@ -612,7 +613,7 @@ fn export_writes_the_aligned_table_as_csv_and_parquet() {
     // Every value of the current column survives the round trip exactly
     // (an empty field is a missing value: open circuit has no current).
     let k = head.iter().position(|h| *h == "I_A").unwrap();
-    let i_a = aligned.f64("I_A").unwrap();
+    let i_a = aligned.f64(aligned_col::I_A).unwrap();
     let mut n_missing = 0;
     for (row, want) in rows.iter().zip(&i_a) {
         let field = row.split(',').nth(k).unwrap();

@@ -51,6 +51,10 @@
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
+use nalgebra::DMatrix;
+use num_complex::Complex64;
+
+use crate::linalg::ScaledSvd;
 use crate::{AnalysisError, Phasor};
 
 /// How the complex residuals are weighted.
@@ -116,8 +120,7 @@ pub struct EsmFit {
 /// `H -> 1 - j s/3` for small `s`; `|H| = 1/sqrt 2` at `s = 2.61`; phase ->
 /// -45 deg for large `s`. NaN for negative or non-finite `s`.
 pub fn film_transfer_H(s: f64) -> Phasor {
-    let h = transfer(s).0;
-    Phasor::new(h.re, h.im)
+    transfer(s).0.into()
 }
 
 /// Fit `u/E = A H(2 pi f tau) + B` to an ESM spectrum (`response` = the
@@ -129,7 +132,7 @@ pub fn fit_esm_h(
     options: &EsmFitOptions,
 ) -> Result<EsmFit, AnalysisError> {
     check_len("response", f_Hz.len(), response.len())?;
-    let drive = vec![Cx::ONE; f_Hz.len()];
+    let drive = vec![Complex64::ONE; f_Hz.len()];
     fit(f_Hz, response, drive, options, false)
 }
 
@@ -181,12 +184,12 @@ pub fn fit_esm_h_corrected(
     }
     let mut drive = Vec::with_capacity(n);
     for (k, ((e, i), f)) in E_V.iter().zip(I_A).zip(f_Hz).enumerate() {
-        let (e, i) = (Cx::from(*e), Cx::from(*i));
+        let (e, i) = (Complex64::from(*e), Complex64::from(*i));
         let v_int = e - i.scale(cell.R_s_ohm);
-        let i_f = i - Cx::new(0.0, std::f64::consts::TAU * f * cell.C_dl_F) * v_int;
+        let i_f = i - Complex64::new(0.0, std::f64::consts::TAU * f * cell.C_dl_F) * v_int;
         let v_film = v_int - i_f.scale(cell.R_ct_ohm);
         let g = v_film / e;
-        if !g.is_finite() || g.abs() < 1e-6 {
+        if !g.is_finite() || g.norm() < 1e-6 {
             return Err(AnalysisError::Degenerate(format!(
                 "no film driving potential at point {k} (E = {e:?}, V_film = {v_film:?})"
             )));
@@ -215,14 +218,13 @@ pub fn deflection_per_faradaic_charge(
     check_len("I_A", n, I_A.len())?;
     Ok((0..n)
         .map(|k| {
-            let (e, i) = (Cx::from(E_V[k]), Cx::from(I_A[k]));
+            let (e, i) = (Complex64::from(E_V[k]), Complex64::from(I_A[k]));
             let w = std::f64::consts::TAU * f_Hz[k];
-            let u = Cx::from(response[k]) * e;
-            let i_f = i - Cx::new(0.0, w * cell.C_dl_F) * (e - i.scale(cell.R_s_ohm));
+            let u = Complex64::from(response[k]) * e;
+            let i_f = i - Complex64::new(0.0, w * cell.C_dl_F) * (e - i.scale(cell.R_s_ohm));
             // Q_F in mC: I_F / (j w) * 1e3.
-            let q_mC = i_f / Cx::new(0.0, w / 1e3);
-            let r = u / q_mC;
-            Phasor::new(r.re, r.im)
+            let q_mC = i_f / Complex64::new(0.0, w / 1e3);
+            (u / q_mC).into()
         })
         .collect())
 }
@@ -248,9 +250,9 @@ const SEARCH_MARGIN: f64 = 100.0;
 struct Problem {
     omega: Vec<f64>,
     /// Weighted data `w_k y_k`.
-    y: Vec<Cx>,
+    y: Vec<Complex64>,
     /// Weighted model factor `w_k g_k` of `A H`.
-    a: Vec<Cx>,
+    a: Vec<Complex64>,
     /// Weight `w_k` (the model column of `B`).
     w: Vec<f64>,
     background: bool,
@@ -267,17 +269,17 @@ impl Problem {
     fn linear(&self, ln_tau: f64) -> Option<Linear> {
         let tau = ln_tau.exp();
         let (mut aa, mut ab, mut bb, mut ay, mut by) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        let cols: Vec<Cx> = self
+        let cols: Vec<Complex64> = self
             .omega
             .iter()
             .zip(&self.a)
             .map(|(&om, &a)| a * transfer(om * tau).0)
             .collect();
         for ((c, y), &w) in cols.iter().zip(&self.y).zip(&self.w) {
-            aa += c.dot(*c);
+            aa += c.norm_sqr();
             ab += c.re * w;
             bb += w * w;
-            ay += c.dot(*y);
+            ay += dot(*c, *y);
             by += y.re * w;
         }
         let (a, b) = if self.background {
@@ -297,8 +299,8 @@ impl Problem {
             .zip(&self.y)
             .zip(&self.w)
             .map(|((c, y), &w)| {
-                let r = *y - c.scale(a) - Cx::new(b * w, 0.0);
-                r.dot(r)
+                let r = *y - c.scale(a) - Complex64::new(b * w, 0.0);
+                r.norm_sqr()
             })
             .sum();
         Some(Linear { a, b, rss })
@@ -312,7 +314,7 @@ impl Problem {
 fn fit(
     f_Hz: &[f64],
     response: &[Phasor],
-    drive: Vec<Cx>,
+    drive: Vec<Complex64>,
     options: &EsmFitOptions,
     corrected: bool,
 ) -> Result<EsmFit, AnalysisError> {
@@ -351,7 +353,7 @@ fn fit(
         y: response
             .iter()
             .zip(&w)
-            .map(|(r, &w)| Cx::from(*r).scale(w))
+            .map(|(r, &w)| Complex64::from(*r).scale(w))
             .collect(),
         a: drive.iter().zip(&w).map(|(g, &w)| g.scale(w)).collect(),
         omega,
@@ -394,25 +396,27 @@ fn fit(
 
     // Jacobian of the weighted model in (ln tau, A, B), two real rows per point.
     let tau = ln_tau.exp();
-    let mut jtj = [[0.0f64; 3]; 3];
+    let mut jacobian = DMatrix::zeros(2 * n, p);
     for k in 0..n {
         let (h, dh) = transfer(problem.omega[k] * tau);
         let d_ln_tau = (problem.a[k] * dh).scale(lin.a);
         let d_a = problem.a[k] * h;
-        let d_b = Cx::new(problem.w[k], 0.0);
-        let cols = [d_ln_tau, d_a, d_b];
-        for i in 0..p {
-            for j in 0..p {
-                jtj[i][j] += cols[i].dot(cols[j]);
-            }
+        let d_b = Complex64::new(problem.w[k], 0.0);
+        for (j, col) in [d_ln_tau, d_a, d_b].iter().take(p).enumerate() {
+            jacobian[(2 * k, j)] = col.re;
+            jacobian[(2 * k + 1, j)] = col.im;
         }
     }
-    let cov = invert(&jtj, p).ok_or_else(|| {
-        AnalysisError::Degenerate("tau, A and B are not separable with these frequencies".into())
-    })?;
+    let cov_diag = ScaledSvd::new(jacobian, RANK_TOLERANCE)
+        .and_then(|svd| svd.inverse_gram_diagonal())
+        .ok_or_else(|| {
+            AnalysisError::Degenerate(
+                "tau, A and B are not separable with these frequencies".into(),
+            )
+        })?;
     let dof = 2 * n - p;
     let s2 = lin.rss / dof as f64;
-    let se = |i: usize| (s2 * cov[i][i]).max(0.0).sqrt();
+    let se = |i: usize| (s2 * cov_diag[i]).max(0.0).sqrt();
     let ln_tau_se = se(0);
     Ok(EsmFit {
         tau_s: tau,
@@ -457,148 +461,47 @@ fn golden_min(f: impl Fn(f64) -> f64, mut a: f64, mut b: f64) -> f64 {
     0.5 * (a + b)
 }
 
-/// Inverse of the leading `p x p` block of a symmetric positive-definite
-/// matrix by Gauss-Jordan; `None` if (numerically) singular.
-fn invert(m: &[[f64; 3]; 3], p: usize) -> Option<[[f64; 3]; 3]> {
-    let mut a = *m;
-    let mut inv = [[0.0; 3]; 3];
-    for (i, row) in inv.iter_mut().enumerate().take(p) {
-        row[i] = 1.0;
-    }
-    let scale = (0..p).map(|i| a[i][i].abs()).fold(0.0, f64::max);
-    for col in 0..p {
-        let piv = (col..p).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
-        let pivot = a[piv][col].abs();
-        if pivot.is_nan() || pivot <= 1e-14 * scale {
-            return None;
-        }
-        a.swap(piv, col);
-        inv.swap(piv, col);
-        let d = a[col][col];
-        for j in 0..p {
-            a[col][j] /= d;
-            inv[col][j] /= d;
-        }
-        for i in 0..p {
-            if i != col {
-                let m = a[i][col];
-                for j in 0..p {
-                    a[i][j] -= m * a[col][j];
-                    inv[i][j] -= m * inv[col][j];
-                }
-            }
-        }
-    }
-    Some(inv)
-}
+/// Smallest singular value of the column-scaled Jacobian, relative to the
+/// largest, for which the standard errors mean something: `sqrt(1e-14)`,
+/// the pivot threshold on `J^T J` that the fit used before.
+const RANK_TOLERANCE: f64 = 1e-7;
 
 /// `(H(s), dH/d ln s)`. With `u = sqrt(j s)`, `t = tanh u`:
 /// `dH/d ln s = (1 - t^2 - H)/2`.
-fn transfer(s: f64) -> (Cx, Cx) {
+fn transfer(s: f64) -> (Complex64, Complex64) {
     if s == 0.0 {
-        return (Cx::ONE, Cx::new(0.0, 0.0));
+        return (Complex64::ONE, Complex64::new(0.0, 0.0));
     }
     if !(s.is_finite() && s > 0.0) {
-        return (Cx::new(f64::NAN, f64::NAN), Cx::new(f64::NAN, f64::NAN));
+        return (
+            Complex64::new(f64::NAN, f64::NAN),
+            Complex64::new(f64::NAN, f64::NAN),
+        );
     }
     let a = (0.5 * s).sqrt();
-    let u = Cx::new(a, a);
+    let u = Complex64::new(a, a);
     // tanh u = -m/(2 + m), m = exp(-2u) - 1: no overflow for large u, no
     // cancellation for small u.
-    let m = u.scale(-2.0).exp_m1();
-    let t = -m / (Cx::new(2.0, 0.0) + m);
+    let m = exp_m1(u.scale(-2.0));
+    let t = -m / (Complex64::new(2.0, 0.0) + m);
     let h = t / u;
-    let dh = (Cx::ONE - t * t - h).scale(0.5);
+    let dh = (Complex64::ONE - t * t - h).scale(0.5);
     (h, dh)
 }
 
-/// Minimal complex arithmetic for the fit (private; the public type is
-/// [`Phasor`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Cx {
-    re: f64,
-    im: f64,
+/// Real inner product `Re(a conj(b))`: residuals are stacked as (re, im)
+/// pairs, so this is the dot product of two such pairs.
+fn dot(a: Complex64, b: Complex64) -> f64 {
+    a.re * b.re + a.im * b.im
 }
 
-impl Cx {
-    const ONE: Cx = Cx { re: 1.0, im: 0.0 };
-    fn new(re: f64, im: f64) -> Self {
-        Cx { re, im }
-    }
-    fn scale(self, k: f64) -> Self {
-        Cx::new(self.re * k, self.im * k)
-    }
-    fn abs(self) -> f64 {
-        self.re.hypot(self.im)
-    }
-    fn is_finite(self) -> bool {
-        self.re.is_finite() && self.im.is_finite()
-    }
-    /// Real inner product `Re(self conj(o))`: residuals are stacked as
-    /// (re, im) pairs.
-    fn dot(self, o: Cx) -> f64 {
-        self.re * o.re + self.im * o.im
-    }
-    /// `exp(z) - 1`, accurate for small `|z|`.
-    fn exp_m1(self) -> Self {
-        let e = self.re.exp_m1();
-        let (s, c) = self.im.sin_cos();
-        let half = (0.5 * self.im).sin();
-        Cx::new(e * c - 2.0 * half * half, (e + 1.0) * s)
-    }
-}
-
-impl From<Phasor> for Cx {
-    fn from(p: Phasor) -> Self {
-        Cx::new(p.re, p.im)
-    }
-}
-
-impl std::ops::Add for Cx {
-    type Output = Cx;
-    fn add(self, o: Cx) -> Cx {
-        Cx::new(self.re + o.re, self.im + o.im)
-    }
-}
-
-impl std::ops::Sub for Cx {
-    type Output = Cx;
-    fn sub(self, o: Cx) -> Cx {
-        Cx::new(self.re - o.re, self.im - o.im)
-    }
-}
-
-impl std::ops::Neg for Cx {
-    type Output = Cx;
-    fn neg(self) -> Cx {
-        Cx::new(-self.re, -self.im)
-    }
-}
-
-impl std::ops::Mul for Cx {
-    type Output = Cx;
-    fn mul(self, o: Cx) -> Cx {
-        Cx::new(
-            self.re * o.re - self.im * o.im,
-            self.re * o.im + self.im * o.re,
-        )
-    }
-}
-
-impl std::ops::Div for Cx {
-    type Output = Cx;
-    /// Smith's algorithm (no overflow for large moduli).
-    fn div(self, o: Cx) -> Cx {
-        if o.re.abs() >= o.im.abs() {
-            let r = o.im / o.re;
-            let d = o.re + o.im * r;
-            Cx::new((self.re + self.im * r) / d, (self.im - self.re * r) / d)
-        } else {
-            let r = o.re / o.im;
-            let d = o.re * r + o.im;
-            Cx::new((self.re * r + self.im) / d, (self.im * r - self.re) / d)
-        }
-    }
+/// `exp(z) - 1`, accurate for small `|z|` (`Complex64::exp` minus one
+/// cancels there, and `tanh(u)/u` needs it).
+fn exp_m1(z: Complex64) -> Complex64 {
+    let e = z.re.exp_m1();
+    let (s, c) = z.im.sin_cos();
+    let half = (0.5 * z.im).sin();
+    Complex64::new(e * c - 2.0 * half * half, (e + 1.0) * s)
 }
 
 #[cfg(test)]
@@ -621,7 +524,7 @@ mod tests {
             let (hp, hm) = (transfer(s * d.exp()).0, transfer(s * (-d).exp()).0);
             let num = (hp - hm).scale(0.5 / d);
             let ana = transfer(s).1;
-            assert!((num - ana).abs() < 1e-8 * ana.abs().max(1e-3), "{s}");
+            assert!((num - ana).norm() < 1e-8 * ana.norm().max(1e-3), "{s}");
         }
         assert!(film_transfer_H(-1.0).re.is_nan());
     }

@@ -17,11 +17,20 @@
 //! deflection's and the potential's fundamentals is the ESM response in
 //! nm/V with its phase lag.
 
+use nalgebra::{DMatrix, DVector};
+use num_complex::Complex64;
 use serde::{Deserialize, Serialize};
 
 use crate::AnalysisError;
+use crate::linalg::ScaledSvd;
 
 /// A complex amplitude: peak value and phase against a cosine at t = 0.
+///
+/// The arithmetic is [`Complex64`]'s (convert with `Complex64::from(p)` and
+/// `Phasor::from(z)`); this type stays because it is what analysis.json and
+/// the other crates see: it serializes as `{"re": .., "im": ..}` (a bare
+/// `Complex64` would be a `[re, im]` pair) and names its parts in the
+/// phasor convention (peak amplitude, phase in degrees).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Phasor {
     pub re: f64,
@@ -29,26 +38,34 @@ pub struct Phasor {
 }
 
 impl Phasor {
-    pub fn new(re: f64, im: f64) -> Self {
+    pub const fn new(re: f64, im: f64) -> Self {
         Phasor { re, im }
     }
     /// Peak amplitude.
     pub fn amplitude(self) -> f64 {
-        self.re.hypot(self.im)
+        Complex64::from(self).norm()
     }
     pub fn phase_rad(self) -> f64 {
-        self.im.atan2(self.re)
+        Complex64::from(self).arg()
     }
     pub fn phase_deg(self) -> f64 {
         self.phase_rad().to_degrees()
     }
     /// `self / other`; NaN parts if `other` is zero.
     pub fn ratio(self, other: Phasor) -> Phasor {
-        let d = other.re * other.re + other.im * other.im;
-        Phasor {
-            re: (self.re * other.re + self.im * other.im) / d,
-            im: (self.im * other.re - self.re * other.im) / d,
-        }
+        (Complex64::from(self) / Complex64::from(other)).into()
+    }
+}
+
+impl From<Complex64> for Phasor {
+    fn from(z: Complex64) -> Self {
+        Phasor::new(z.re, z.im)
+    }
+}
+
+impl From<Phasor> for Complex64 {
+    fn from(p: Phasor) -> Self {
+        Complex64::new(p.re, p.im)
     }
 }
 
@@ -119,53 +136,45 @@ pub fn harmonics(
     let t_mid = 0.5 * (t_start_s + t_end_s);
     let omega = 2.0 * std::f64::consts::PI * f_Hz;
     let k = 2 + 2 * n_harmonics;
-    let mut ata = vec![0.0; k * k];
-    let mut atb = vec![0.0; k];
-    let mut row = vec![0.0; k];
-    let mut n = 0usize;
-    let basis = |t: f64, row: &mut [f64]| {
-        row[0] = 1.0;
-        row[1] = t - t_mid;
-        for h in 0..n_harmonics {
-            let w = omega * (h + 1) as f64 * t;
-            row[2 + 2 * h] = w.cos();
-            row[3 + 2 * h] = w.sin();
-        }
-    };
-    for (&t, &v) in t_s.iter().zip(x) {
-        if !(t >= t_start_s && t < t_end_s && t.is_finite() && v.is_finite()) {
-            continue;
-        }
-        basis(t, &mut row);
-        for i in 0..k {
-            atb[i] += row[i] * v;
-            for j in 0..k {
-                ata[i * k + j] += row[i] * row[j];
-            }
-        }
-        n += 1;
-    }
+    let (t_in, x_in): (Vec<f64>, Vec<f64>) = t_s
+        .iter()
+        .zip(x)
+        .filter(|&(&t, &v)| t >= t_start_s && t < t_end_s && t.is_finite() && v.is_finite())
+        .map(|(&t, &v)| (t, v))
+        .unzip();
+    let n = t_in.len();
     if n < 2 * k {
         return Err(AnalysisError::Insufficient(format!(
             "{n} samples in {periods} period(s) at {f_Hz} Hz from t = {t_start_s} s; need >= {}",
             2 * k
         )));
     }
-    let c = solve(ata, atb, k).ok_or_else(|| {
+    // Columns: offset, drift, then cos and sin of each harmonic.
+    let basis = |row: usize, col: usize| {
+        let t = t_in[row];
+        match col {
+            0 => 1.0,
+            1 => t - t_mid,
+            _ => {
+                let w = omega * (1 + (col - 2) / 2) as f64 * t;
+                if col.is_multiple_of(2) {
+                    w.cos()
+                } else {
+                    w.sin()
+                }
+            }
+        }
+    };
+    let design = DMatrix::from_fn(n, k, basis);
+    let y = DVector::from_column_slice(&x_in);
+    let c = ScaledSvd::new(design.clone(), RANK_TOLERANCE)
+        .and_then(|svd| svd.solve(&y))
+        .ok_or_else(|| {
         AnalysisError::Degenerate(format!(
             "samples do not resolve {n_harmonics} harmonic(s) of {f_Hz} Hz (sampling too coarse?)"
         ))
     })?;
-    // Residuals in a second pass (cheap; keeps the first pass single-purpose).
-    let mut ss = 0.0;
-    for (&t, &v) in t_s.iter().zip(x) {
-        if !(t >= t_start_s && t < t_end_s && t.is_finite() && v.is_finite()) {
-            continue;
-        }
-        basis(t, &mut row);
-        let fit: f64 = row.iter().zip(&c).map(|(r, ci)| r * ci).sum();
-        ss += (v - fit) * (v - fit);
-    }
+    let residual = y - design * &c;
     let phasors = (0..n_harmonics)
         .map(|h| Phasor::new(c[2 + 2 * h], -c[3 + 2 * h]))
         .collect();
@@ -177,46 +186,14 @@ pub fn harmonics(
         mean: c[0],
         drift_per_s: c[1],
         phasors,
-        residual_rms: (ss / n as f64).sqrt(),
+        residual_rms: (residual.norm_squared() / n as f64).sqrt(),
     })
 }
 
-/// Gaussian elimination with partial pivoting on a small dense system
-/// (k <= a dozen). `None` if singular.
-fn solve(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Option<Vec<f64>> {
-    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    if scale.is_nan() || scale <= 0.0 {
-        return None;
-    }
-    for col in 0..k {
-        let piv =
-            (col..k).max_by(|&i, &j| a[i * k + col].abs().total_cmp(&a[j * k + col].abs()))?;
-        if a[piv * k + col].abs() <= scale * 1e-13 {
-            return None;
-        }
-        if piv != col {
-            for j in 0..k {
-                a.swap(piv * k + j, col * k + j);
-            }
-            b.swap(piv, col);
-        }
-        for i in col + 1..k {
-            let m = a[i * k + col] / a[col * k + col];
-            if m != 0.0 {
-                for j in col..k {
-                    a[i * k + j] -= m * a[col * k + j];
-                }
-                b[i] -= m * b[col];
-            }
-        }
-    }
-    let mut x = vec![0.0; k];
-    for i in (0..k).rev() {
-        let s: f64 = (i + 1..k).map(|j| a[i * k + j] * x[j]).sum();
-        x[i] = (b[i] - s) / a[i * k + i];
-    }
-    x.iter().all(|v| v.is_finite()).then_some(x)
-}
+/// Smallest singular value of the column-scaled design matrix, relative to
+/// the largest, that the fit accepts: `sqrt(1e-13)`, the pivot threshold on
+/// the normal equations that the fit used before.
+const RANK_TOLERANCE: f64 = 3.2e-7;
 
 /// One frequency of an ESM sweep: the fundamentals of the cell potential,
 /// the current and the deflection over the same whole periods, and their

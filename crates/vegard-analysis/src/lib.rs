@@ -23,6 +23,7 @@ mod error;
 mod esm_fit;
 mod fit;
 mod harmonic;
+mod linalg;
 mod nonlinearity;
 
 pub use arrhenius::{Arrhenius, EaDifference, compare, fit_arrhenius};

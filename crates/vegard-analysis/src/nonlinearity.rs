@@ -36,8 +36,8 @@
 use std::sync::Arc;
 
 use nalgebra::{DMatrix, DVector};
+use num_complex::Complex64;
 use rustfft::FftPlanner;
-use rustfft::num_complex::Complex;
 use serde::Serialize;
 
 use crate::AnalysisError;
@@ -314,8 +314,8 @@ pub fn analyze_nonlinearity(
 
     let mut planner = FftPlanner::<f64>::new();
     let fft = planner.plan_fft_forward(grid_n);
-    let spectrum = |y: &[f64]| -> Vec<Complex<f64>> {
-        let mut buf: Vec<Complex<f64>> = y.iter().map(|&v| Complex::new(v, 0.0)).collect();
+    let spectrum = |y: &[f64]| -> Vec<Complex64> {
+        let mut buf: Vec<Complex64> = y.iter().map(|&v| Complex64::new(v, 0.0)).collect();
         fft.process(&mut buf);
         let scale = 2.0 / grid_n as f64;
         (1..=opts.n_harmonics)
@@ -335,7 +335,6 @@ pub fn analyze_nonlinearity(
     let q_noise_mC = q_noise(qs, fit.se_inflation);
     // (2/N) sum x_j exp(-i 2 pi n j / N) of A cos(n w (t - t0) + phi) is
     // A exp(i phi): the phasor against a cosine at the window start.
-    let phasor = |z: Complex<f64>| Phasor::new(z.re, z.im);
     let harmonics: Vec<HarmonicRow> = (0..opts.n_harmonics)
         .map(|i| {
             // kappa_n means something only where Q_n stands above its own
@@ -347,9 +346,9 @@ pub fn analyze_nonlinearity(
             HarmonicRow {
                 n: i + 1,
                 f_Hz: (i + 1) as f64 / T,
-                u_nm: phasor(U[i]),
-                Q_F_mC: phasor(Q[i]),
-                E_V: phasor(E[i]),
+                u_nm: U[i].into(),
+                Q_F_mC: Q[i].into(),
+                E_V: E[i].into(),
                 kappa_n_nm_per_mC: resolved.then(|| ratio.norm()),
                 kappa_n_phase_deg: resolved.then(|| ratio.arg().to_degrees()),
                 u_from_charge_nm: C[i].norm(),
@@ -359,7 +358,7 @@ pub fn analyze_nonlinearity(
         })
         .collect();
     let thd =
-        |x: &[Complex<f64>]| x[1..].iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt() / x[0].norm();
+        |x: &[Complex64]| x[1..].iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt() / x[0].norm();
 
     let loops = loop_areas(cs, qs, &u_corr);
     let lag_s = cross_correlation_lag_s(&q_g, &u_g, fit.kappa_nm_per_mC, T / m as f64, T);
@@ -673,9 +672,9 @@ fn cross_correlation_lag_s(q: &[f64], u: &[f64], kappa: f64, dt_s: f64, period_s
     if n < 3 || u.len() != n {
         return f64::NAN;
     }
-    let demean = |v: &[f64]| -> Vec<Complex<f64>> {
+    let demean = |v: &[f64]| -> Vec<Complex64> {
         let m = v.iter().sum::<f64>() / n as f64;
-        v.iter().map(|&x| Complex::new(x - m, 0.0)).collect()
+        v.iter().map(|&x| Complex64::new(x - m, 0.0)).collect()
     };
     let mut planner = FftPlanner::<f64>::new();
     let fwd = planner.plan_fft_forward(n);
@@ -684,7 +683,7 @@ fn cross_correlation_lag_s(q: &[f64], u: &[f64], kappa: f64, dt_s: f64, period_s
     fwd.process(&mut a);
     fwd.process(&mut b);
     // c[k] = sum_j q[j] u[j + k]: peaks at the delay of u behind q.
-    let mut c: Vec<Complex<f64>> = a.iter().zip(&b).map(|(x, y)| x.conj() * y).collect();
+    let mut c: Vec<Complex64> = a.iter().zip(&b).map(|(x, y)| x.conj() * y).collect();
     inv.process(&mut c);
     let sign = if kappa < 0.0 { -1.0 } else { 1.0 };
     let r: Vec<f64> = c.iter().map(|z| sign * z.re).collect();

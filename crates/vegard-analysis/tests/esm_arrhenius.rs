@@ -16,47 +16,16 @@ use vegard_analysis::{
 };
 use vegard_core::constants::BOLTZMANN_EV_PER_K;
 
-// ---- a tiny complex type and the Randles + open Warburg cell ------------
+type C = num_complex::Complex64;
 
-#[derive(Clone, Copy, Debug)]
-struct C(f64, f64);
-
-impl C {
-    fn mul(self, o: C) -> C {
-        C(self.0 * o.0 - self.1 * o.1, self.0 * o.1 + self.1 * o.0)
-    }
-    fn div(self, o: C) -> C {
-        let d = o.0 * o.0 + o.1 * o.1;
-        C(
-            (self.0 * o.0 + self.1 * o.1) / d,
-            (self.1 * o.0 - self.0 * o.1) / d,
-        )
-    }
-    fn add(self, o: C) -> C {
-        C(self.0 + o.0, self.1 + o.1)
-    }
-    fn sub(self, o: C) -> C {
-        C(self.0 - o.0, self.1 - o.1)
-    }
-    fn scale(self, k: f64) -> C {
-        C(self.0 * k, self.1 * k)
-    }
-    fn exp(self) -> C {
-        let r = self.0.exp();
-        C(r * self.1.cos(), r * self.1.sin())
-    }
-    fn ph(self) -> Phasor {
-        Phasor::new(self.0, self.1)
-    }
-}
+// ---- the Randles + open Warburg cell ------------------------------------
 
 /// coth(u)/u for u = sqrt(j s) (Re u > 0), via exp(-2u).
 fn coth_over_u(s: f64) -> C {
     let a = (0.5 * s).sqrt();
-    let u = C(a, a);
+    let u = C::new(a, a);
     let e = u.scale(-2.0).exp();
-    let one = C(1.0, 0.0);
-    one.add(e).div(one.sub(e)).div(u)
+    (C::ONE + e) / (C::ONE - e) / u
 }
 
 #[derive(Clone, Copy)]
@@ -83,16 +52,16 @@ const BENCH: Cell = Cell {
 fn point(c: &Cell, f_Hz: f64) -> (C, C, C) {
     let w = 2.0 * PI * f_Hz;
     let z0 = c.tau_s / c.C_int_F;
-    let z_f = C(c.R_ct_ohm, 0.0).add(coth_over_u(w * c.tau_s).scale(z0));
-    let y_dl = C(0.0, w * c.C_dl_F);
-    let z_int = C(1.0, 0.0).div(C(1.0, 0.0).div(z_f).add(y_dl));
-    let z = C(c.R_s_ohm, 0.0).add(z_int);
-    let e = C(5e-3, 0.0);
-    let i = e.div(z);
-    let i_f = i.mul(z_int).div(z_f);
-    let q_f = i_f.div(C(0.0, w));
+    let z_f = C::new(c.R_ct_ohm, 0.0) + coth_over_u(w * c.tau_s).scale(z0);
+    let y_dl = C::new(0.0, w * c.C_dl_F);
+    let z_int = C::ONE / (C::ONE / z_f + y_dl);
+    let z = C::new(c.R_s_ohm, 0.0) + z_int;
+    let e = C::new(5e-3, 0.0);
+    let i = e / z;
+    let i_f = i * z_int / z_f;
+    let q_f = i_f / C::new(0.0, w);
     let u = q_f.scale(c.kappa_nm_per_C);
-    (e, i, u.div(e))
+    (e, i, u / e)
 }
 
 /// 1 Hz down to 5 mHz, 4 points per decade (10 points, log-spaced).
@@ -119,11 +88,11 @@ fn spectrum(c: &Cell, rel: f64, rng: &mut StdRng) -> Spectrum {
     let (mut e, mut i, mut r) = (vec![], vec![], vec![]);
     for &fk in &f {
         let (ek, ik, rk) = point(c, fk);
-        let a = rel * rk.ph().amplitude();
-        let noisy = rk.add(C(a * nrm.sample(rng), a * nrm.sample(rng)));
-        e.push(ek.ph());
-        i.push(ik.ph());
-        r.push(noisy.ph());
+        let a = rel * rk.norm();
+        let noisy = rk + C::new(a * nrm.sample(rng), a * nrm.sample(rng));
+        e.push(ek.into());
+        i.push(ik.into());
+        r.push(noisy.into());
     }
     Spectrum { f, e, i, r }
 }
@@ -163,8 +132,8 @@ fn h_half_power_point_and_high_frequency_phase() {
     let s = 2.6;
     let h = film_transfer_H(s);
     // H = tanh(u)/u = 1/(u^2 coth(u)/u) = 1/(j s coth(u)/u).
-    let alt = C(1.0, 0.0).div(C(0.0, s).mul(coth_over_u(s)));
-    assert!((h.re - alt.0).abs() < 1e-12 && (h.im - alt.1).abs() < 1e-12);
+    let alt = C::ONE / (C::new(0.0, s) * coth_over_u(s));
+    assert!((h.re - alt.re).abs() < 1e-12 && (h.im - alt.im).abs() < 1e-12);
 }
 
 // ---- ESM fits on the default bench -------------------------------------

@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum ClockError {
     #[error("clock fit for {device}: need at least {need} stamped samples, got {got}")]
     TooFewSamples {
@@ -232,6 +232,86 @@ pub fn align_triggered(potentiostat: EnvelopeFit, digitizer: EnvelopeFit) -> Tri
         digitizer_model,
         alignment_error_estimate_s,
     }
+}
+
+/// How far an instrument's quartz timebase may be from nominal before any
+/// fit (1 sigma). Typical TCXO/XO specs are 2-50 ppm; the prior keeps a
+/// short segment's drift from running away on a few envelope points.
+pub const QUARTZ_DRIFT_SIGMA: f64 = 100e-6;
+
+/// The clocks of one recording segment (one trigger edge): the
+/// potentiostat's and the triggered digitizer's models on the shared
+/// timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentClocks {
+    /// Potentiostat device time -> shared time.
+    pub potentiostat: ClockModel,
+    /// Digitizer device time -> shared time. Without a digitizer drift fit
+    /// it is the potentiostat's model (the trigger alone places it).
+    pub digitizer: ClockModel,
+    /// Fitted digitizer drift, ppm; NaN when it could not be fitted.
+    pub digitizer_drift_ppm: f64,
+    /// See [`TriggeredAlignment::alignment_error_estimate_s`]; NaN without
+    /// a digitizer drift fit.
+    pub alignment_error_estimate_s: f64,
+    /// Why the digitizer's drift was not fitted, if it was not.
+    pub digitizer_error: Option<ClockError>,
+}
+
+/// Align one recording segment: lower-envelope fit of the potentiostat
+/// against its host stamps (30 windows), of the digitizer against its
+/// (`windows` = readings / 10, 4..=30), each with the quartz drift prior,
+/// then [`align_triggered`]. The one recipe both finalisation and the live
+/// dashboard use, so the dashboard shows the clocks the run folder will get.
+///
+/// `defl_*` must hold one reading per host batch (see
+/// [`newest_per_batch`]). Errors only when the potentiostat cannot be fitted
+/// (too few samples): then the segment cannot be placed on the timeline.
+pub fn align_segment(
+    pot_dev_s: &[f64],
+    pot_host_s: &[f64],
+    defl_dev_s: &[f64],
+    defl_host_s: &[f64],
+) -> Result<SegmentClocks, ClockError> {
+    let pot = fit_lower_envelope("potentiostat", pot_dev_s, pot_host_s, 30)?
+        .with_drift_prior(QUARTZ_DRIFT_SIGMA);
+    let windows = (defl_dev_s.len() / 10).clamp(4, 30);
+    Ok(
+        match fit_lower_envelope("deflection", defl_dev_s, defl_host_s, windows) {
+            Ok(d) => {
+                let a = align_triggered(pot.clone(), d.with_drift_prior(QUARTZ_DRIFT_SIGMA));
+                SegmentClocks {
+                    potentiostat: pot.model,
+                    digitizer: a.digitizer_model,
+                    digitizer_drift_ppm: a.digitizer.model.drift_ppm(),
+                    alignment_error_estimate_s: a.alignment_error_estimate_s,
+                    digitizer_error: None,
+                }
+            }
+            Err(e) => SegmentClocks {
+                potentiostat: pot.model,
+                digitizer: pot.model,
+                digitizer_drift_ppm: f64::NAN,
+                alignment_error_estimate_s: f64::NAN,
+                digitizer_error: Some(e),
+            },
+        },
+    )
+}
+
+/// Readings fetched in batches (one per `R?` query) share one host receive
+/// stamp; only the newest reading of a batch says anything about the clock.
+/// Returns `(device times, host stamps)` of those, ascending in host stamp.
+pub fn newest_per_batch(device_s: &[f64], host_ns: &[i64]) -> (Vec<f64>, Vec<i64>) {
+    let mut newest: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
+    for (&t, &h) in device_s.iter().zip(host_ns) {
+        let e = newest.entry(h).or_insert(f64::NEG_INFINITY);
+        *e = e.max(t);
+    }
+    (
+        newest.values().copied().collect(),
+        newest.keys().copied().collect(),
+    )
 }
 
 /// Linear interpolation of `(src_t, src_v)` (ascending `src_t`) at `dst_t`;

@@ -5,22 +5,16 @@
 //! starts the virtual bench resolves `sim` before calling [`run`]), one task per device (the
 //! potentiostat on its own thread because serial I/O is blocking, the
 //! digitizer as a tokio task), limit enforcement, the safe state (the cell is
-//! switched off on every exit path), streaming every sample to the run folder,
-//! and finalising the run: clock alignment, Parquet, `aligned.parquet`,
-//! analysis summary, status.
+//! switched off on every exit path), and streaming every sample to the run
+//! folder. At the end of a run it hands the folder to the post-run pipeline
+//! (`vegard_pipeline::finalize_run`), which owns everything after the
+//! instruments: alignment, Parquet, analysis.
 
 mod abort;
-pub mod campaign;
-mod finalize;
 mod run;
-mod spectra;
 mod stage;
 
 pub use abort::{AbortReason, Device};
-pub use finalize::{
-    CdlLookup, CvStepAnalysis, FinalizeSummary, RunAnalysis, SegmentAlignment, analyze_aligned,
-    analyze_run, analyze_run_with, finalize_run, recover_run,
-};
 pub use run::{EngineFault, Resources, RunControl, RunOutcome, RunRequest, run};
 pub use stage::StageError;
 
@@ -46,6 +40,6 @@ pub enum EngineError {
     MissingResource { role: &'static str },
     #[error("cancelled before the run started: nothing was recorded")]
     Cancelled,
-    #[error("finalising {dir}: {msg}")]
-    Finalize { dir: String, msg: String },
+    #[error(transparent)]
+    Pipeline(#[from] vegard_pipeline::PipelineError),
 }

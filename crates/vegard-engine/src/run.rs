@@ -19,12 +19,13 @@ use vegard_instruments::{
     Potentiostat, PstatEvent, Resource, Role, Technique,
 };
 use vegard_recipe::{BenchConfig, Instruments, PlannedStep, Recipe, Step};
-use vegard_store::{Cell, ColKind, ColumnSpec, EventLog, RawStream, RunMeta, RunStatus, RunWriter};
+use vegard_store::{Cell, EventLog, RawStream, RunMeta, RunStatus, RunWriter};
 
 use crate::EngineError;
 use crate::abort::{AbortReason, Device};
-use crate::finalize::{FinalizeSummary, finalize_run};
-use crate::stage::{StageHandle, TEMPERATURE_COLUMNS, stabilise};
+use crate::stage::{StageHandle, stabilise};
+use vegard_pipeline::{FinalizeSummary, finalize_run};
+use vegard_store::schema::{DeflectionRaw, EisRaw, LockInRaw, PotentiostatRaw, TemperatureRaw};
 
 /// Everything a run needs, already parsed and validated.
 pub struct RunRequest {
@@ -334,15 +335,15 @@ pub async fn run(
                "lockin": lockin_info, "temperature": stage_info,
                "time_acceleration": speed}),
     )?;
-    let mut pstat_raw = writer.stream("potentiostat", &POTENTIOSTAT_COLUMNS)?;
-    let mut dmm_raw = writer.stream("deflection", &DEFLECTION_COLUMNS)?;
-    let mut eis_raw = writer.stream("eis", &EIS_COLUMNS)?;
-    let mut lockin_raw = writer.stream("lockin", &LOCKIN_COLUMNS)?;
+    let mut pstat_raw = writer.stream(PotentiostatRaw::FILE, PotentiostatRaw::COLUMNS)?;
+    let mut dmm_raw = writer.stream(DeflectionRaw::FILE, DeflectionRaw::COLUMNS)?;
+    let mut eis_raw = writer.stream(EisRaw::FILE, EisRaw::COLUMNS)?;
+    let mut lockin_raw = writer.stream(LockInRaw::FILE, LockInRaw::COLUMNS)?;
     let current_step = Arc::new(AtomicI64::new(-1));
     let mut stage = match stage_dev {
         Some(st) => Some(StageHandle::start(
             st,
-            writer.stream("temperature", &TEMPERATURE_COLUMNS)?,
+            writer.stream(TemperatureRaw::FILE, TemperatureRaw::COLUMNS)?,
             clock,
             speed,
             current_step.clone(),
@@ -694,7 +695,7 @@ pub async fn run(
     progress(RunEvent::Finalizing);
     let (summary, finalize_error) = match meta_written
         .map_err(EngineError::from)
-        .and_then(|()| finalize_run(&run_dir, status, reason.clone()))
+        .and_then(|()| finalize_run(&run_dir, status, reason.clone()).map_err(EngineError::from))
     {
         Ok(s) => (Some(s), None),
         Err(e) => (None, Some(e)),
@@ -730,57 +731,6 @@ struct Ctx<'a> {
     total_s: f64,
     done_s: f64,
 }
-
-pub(crate) const POTENTIOSTAT_COLUMNS: [ColumnSpec; 10] = [
-    ColumnSpec::new("seq", ColKind::I64),
-    ColumnSpec::new("step", ColKind::I64),
-    ColumnSpec::new("segment", ColKind::I64),
-    ColumnSpec::new("index", ColKind::I64),
-    ColumnSpec::new("cycle", ColKind::I64),
-    ColumnSpec::new("t_dev_s", ColKind::F64),
-    ColumnSpec::new("host_ns", ColKind::I64),
-    ColumnSpec::new("E_V", ColKind::F64),
-    ColumnSpec::new("I_A", ColKind::F64),
-    ColumnSpec::new("status", ColKind::I64),
-];
-
-/// Raw stream `eis.csv`: one row per impedance point the potentiostat
-/// reported (Z = Z' + j Z'', Z'' negative for a capacitive cell).
-pub(crate) const EIS_COLUMNS: [ColumnSpec; 9] = [
-    ColumnSpec::new("seq", ColKind::I64),
-    ColumnSpec::new("step", ColKind::I64),
-    ColumnSpec::new("segment", ColKind::I64),
-    ColumnSpec::new("index", ColKind::I64),
-    ColumnSpec::new("host_ns", ColKind::I64),
-    ColumnSpec::new("f_Hz", ColKind::F64),
-    ColumnSpec::new("Z_re_ohm", ColKind::F64),
-    ColumnSpec::new("Z_im_ohm", ColKind::F64),
-    ColumnSpec::new("status", ColKind::I64),
-];
-
-/// Raw stream `lockin.csv`: the hardware lock-in's X/Y at the end of each
-/// ESM frequency, and when that frequency's sine was switched on.
-pub(crate) const LOCKIN_COLUMNS: [ColumnSpec; 9] = [
-    ColumnSpec::new("seq", ColKind::I64),
-    ColumnSpec::new("step", ColKind::I64),
-    ColumnSpec::new("freq_index", ColKind::I64),
-    ColumnSpec::new("f_Hz", ColKind::F64),
-    ColumnSpec::new("switched_host_ns", ColKind::I64),
-    ColumnSpec::new("host_ns", ColKind::I64),
-    ColumnSpec::new("x_V_rms", ColKind::F64),
-    ColumnSpec::new("y_V_rms", ColKind::F64),
-    ColumnSpec::new("time_constant_s", ColKind::F64),
-];
-
-pub(crate) const DEFLECTION_COLUMNS: [ColumnSpec; 7] = [
-    ColumnSpec::new("seq", ColKind::I64),
-    ColumnSpec::new("step", ColKind::I64),
-    ColumnSpec::new("segment", ColKind::I64),
-    ColumnSpec::new("index", ColKind::I64),
-    ColumnSpec::new("t_dev_s", ColKind::F64),
-    ColumnSpec::new("host_ns", ColKind::I64),
-    ColumnSpec::new("V", ColKind::F64),
-];
 
 /// Holds the run between steps while paused: the previous technique has
 /// switched the cell off, the digitizer is idle, the stage keeps its

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use vegard_core::HostClock;
 use vegard_instruments::{InstrumentError, TemperatureStage};
-use vegard_store::{Cell, ColKind, ColumnSpec, RawStream, StoreError};
+use vegard_store::{Cell, RawStream, StoreError};
 
 /// What can go wrong with the stage during a run. Cloneable (errors shared
 /// behind `Arc`) because the polling task publishes its latest failure on a
@@ -48,15 +48,6 @@ pub enum StageError {
         last_T_K: f64,
     },
 }
-
-/// Raw stream `temperature.csv`: one row per reading.
-pub(crate) const TEMPERATURE_COLUMNS: [ColumnSpec; 5] = [
-    ColumnSpec::new("seq", ColKind::I64),
-    ColumnSpec::new("step", ColKind::I64),
-    ColumnSpec::new("host_ns", ColKind::I64),
-    ColumnSpec::new("T_K", ColKind::F64),
-    ColumnSpec::new("setpoint_K", ColKind::F64),
-];
 
 /// The newest reading: host receive time and temperature.
 #[derive(Debug, Clone, Copy, PartialEq)]

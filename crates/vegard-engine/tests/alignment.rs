@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use vegard_store::schema::{deflection_data_col, potentiostat_data_col};
 
 use vegard_engine::{Resources, RunRequest, run};
 use vegard_recipe::{load_bench, parse_recipe};
@@ -69,8 +70,14 @@ async fn digitizer_alignment_error_is_below_one_sample_period() {
     let truth = vb.truth_log();
     let p = vegard_store::read_parquet(&outcome.run_dir.join("data/potentiostat.parquet")).unwrap();
     let d = vegard_store::read_parquet(&outcome.run_dir.join("data/deflection.parquet")).unwrap();
-    let (p_idx, p_t) = (p.i64("index").unwrap(), p.f64("t_s").unwrap());
-    let (d_idx, d_t) = (d.i64("index").unwrap(), d.f64("t_s").unwrap());
+    let (p_idx, p_t) = (
+        p.i64(potentiostat_data_col::index).unwrap(),
+        p.f64(potentiostat_data_col::t_s).unwrap(),
+    );
+    let (d_idx, d_t) = (
+        d.i64(deflection_data_col::index).unwrap(),
+        d.f64(deflection_data_col::t_s).unwrap(),
+    );
     let true_p: HashMap<u64, f64> = truth
         .potentiostat
         .iter()

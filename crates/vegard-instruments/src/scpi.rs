@@ -7,9 +7,11 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::error::Fault;
+use crate::transport::{connect_tcp, reply_timeout};
 
 /// The longest non-block reply accepted; a reply without a newline this long
 /// means the link is out of step.
@@ -91,13 +93,19 @@ pub fn parse_block(buf: &[u8]) -> Result<Option<(std::ops::Range<usize>, usize)>
     }
 }
 
+/// A `REAL,64` payload whose length is not a whole number of doubles.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("REAL,64 payload of {bytes} bytes is not a multiple of 8")]
+pub struct Real64LengthError {
+    pub bytes: usize,
+}
+
 /// Decode a `FORM:DATA REAL,64` payload: big-endian IEEE 754 doubles.
-pub fn decode_real64(payload: &[u8]) -> Result<Vec<f64>, String> {
+pub fn decode_real64(payload: &[u8]) -> Result<Vec<f64>, Real64LengthError> {
     if !payload.len().is_multiple_of(8) {
-        return Err(format!(
-            "REAL,64 payload of {} bytes is not a multiple of 8",
-            payload.len()
-        ));
+        return Err(Real64LengthError {
+            bytes: payload.len(),
+        });
     }
     Ok(payload
         .chunks_exact(8)
@@ -136,6 +144,23 @@ pub fn encode_block(payload: &[u8]) -> Vec<u8> {
 pub fn scpi_number(x: f64) -> String {
     let rounded: f64 = format!("{x:.11e}").parse().unwrap_or(x);
     format!("{rounded}")
+}
+
+impl ScpiClient<TcpStream> {
+    /// The session of a LAN driver: `timeout_s` (a bench config's) checked
+    /// and used both for the connection to `host:port` and for every reply,
+    /// `terminator` after each command. Nothing is sent yet. The TCP
+    /// drivers (scpi-dmm, sr860, ls336) all open their link this way.
+    pub async fn connect_tcp(
+        host: &str,
+        port: u16,
+        timeout_s: f64,
+        terminator: &'static str,
+    ) -> Result<Self, Fault> {
+        let timeout = reply_timeout(timeout_s)?;
+        let stream = connect_tcp(host, port, timeout).await?;
+        Ok(ScpiClient::new(stream, timeout).with_terminator(terminator))
+    }
 }
 
 /// An async SCPI session over a byte stream.
@@ -406,6 +431,7 @@ mod tests {
         assert!(
             decode_real64(&[0u8; 12])
                 .unwrap_err()
+                .to_string()
                 .contains("multiple of 8")
         );
     }

@@ -14,6 +14,7 @@ use serialport::{ClearBuffer, DataBits, FlowControl, Parity, SerialPort, StopBit
 use tokio::net::TcpStream;
 
 use crate::error::Fault;
+use vegard_recipe::Resource;
 
 /// The longest line accepted from an instrument; a peer that streams bytes
 /// without newlines is broken, not slow.
@@ -187,8 +188,6 @@ fn write_all(port: &mut dyn SerialPort, bytes: &[u8]) -> Result<(), Fault> {
     })
 }
 
-/// Connect to `host:port` within `timeout`; Nagle is switched off because
-/// every SCPI exchange is a short command waiting for a short reply.
 /// The reply timeout of a bench config's `timeout_s`: a positive, finite
 /// number of seconds (0 would make every query fail at once).
 pub fn reply_timeout(timeout_s: f64) -> Result<Duration, Fault> {
@@ -198,6 +197,25 @@ pub fn reply_timeout(timeout_s: f64) -> Result<Duration, Fault> {
         .ok_or_else(|| Fault::InvalidSetting(format!("timeout_s = {timeout_s} must be > 0")))
 }
 
+/// Host and port of a LAN resource (`TCPIP::<host>::<port>::SOCKET`), the
+/// only kind the SCPI drivers (`driver`) can use; any other resource is
+/// `Fault::UnsupportedResource`, with `port_hint` (`<port>`, or the
+/// instrument's fixed port) in the example it gives.
+pub fn lan_address<'a>(
+    resource: &'a Resource,
+    driver: &str,
+    port_hint: &str,
+) -> Result<(&'a str, u16), Fault> {
+    match resource {
+        Resource::Tcp { host, port } => Ok((host, *port)),
+        _ => Err(Fault::UnsupportedResource(format!(
+            "the {driver} driver needs a LAN resource (TCPIP::<host>::{port_hint}::SOCKET)"
+        ))),
+    }
+}
+
+/// Connect to `host:port` within `timeout`; Nagle is switched off because
+/// every SCPI exchange is a short command waiting for a short reply.
 pub async fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Fault> {
     let target = format!("{host}:{port}");
     let stream = tokio::time::timeout(timeout, TcpStream::connect(&target))

@@ -6,12 +6,13 @@
 use std::path::{Path, PathBuf};
 
 use vegard_analysis::{C64, CellCorrection, Circuit, EisFit, EsmFit, film_transfer_H};
-use vegard_engine::RunAnalysis;
-use vegard_engine::campaign::{
-    ArrheniusComparison, EisStepFit, EsmStepFit, SpectraOptions, arrhenius_comparison,
+use vegard_pipeline::{
+    AnalysisIssue, ArrheniusComparison, EisStepFit, EsmStepFit, IssueKind, RunAnalysis,
+    SpectraOptions, arrhenius_comparison,
 };
 use vegard_recipe::Recipe;
-use vegard_store::{RunMeta, Table};
+use vegard_store::RunMeta;
+use vegard_store::schema::{Aligned, EisData, EsmData, aligned_path, data_path};
 
 use crate::model::{
     Axis, Cell, ColumnHead, DataTable, Figure, Generator, Legend, Panel, Report, ReportKind,
@@ -35,9 +36,9 @@ pub struct RunData {
     pub meta: RunMeta,
     pub recipe: Recipe,
     pub events: Vec<serde_json::Value>,
-    pub aligned: Table,
-    pub eis: Option<Table>,
-    pub esm: Option<Table>,
+    pub aligned: Aligned,
+    pub eis: Option<EisData>,
+    pub esm: Option<EsmData>,
     pub analysis: RunAnalysis,
     /// How its spectra were fitted (the spec's options).
     pub spectra_options: SpectraOptions,
@@ -70,9 +71,13 @@ pub fn run_folders(path: &Path) -> Result<(ReportKind, Vec<PathBuf>), ReportErro
     Ok((ReportKind::Campaign, runs))
 }
 
-fn read_table(path: &Path) -> Result<Option<Table>, ReportError> {
+/// A finished table of a run, typed, if the run has it.
+fn read_table<T>(
+    path: &Path,
+    typed: impl Fn(&vegard_store::Table) -> Result<T, vegard_store::StoreError>,
+) -> Result<Option<T>, ReportError> {
     if path.is_file() {
-        Ok(Some(vegard_store::read_parquet(path)?))
+        Ok(Some(typed(&vegard_store::read_parquet(path)?)?))
     } else {
         Ok(None)
     }
@@ -89,12 +94,13 @@ pub fn load_run(dir: &Path, spec: &ReportSpec) -> Result<RunData, ReportError> {
             path: dir.join("run.toml").display().to_string(),
             msg: format!("[recipe]: {e}"),
         })?;
-    let aligned_path = dir.join("aligned.parquet");
-    let aligned = read_table(&aligned_path)?.ok_or_else(|| ReportError::Input {
-        path: aligned_path.display().to_string(),
-        msg: "missing: the run was not finalised (run `vegard recover` on it)".to_owned(),
-    })?;
-    let analysis = vegard_engine::analyze_run_with(dir, &spec.spectra)?;
+    let aligned_path = aligned_path(dir);
+    let aligned =
+        read_table(&aligned_path, Aligned::from_table)?.ok_or_else(|| ReportError::Input {
+            path: aligned_path.display().to_string(),
+            msg: "missing: the run was not finalised (run `vegard recover` on it)".to_owned(),
+        })?;
+    let analysis = vegard_pipeline::analyze_run(dir, &spec.spectra)?;
     Ok(RunData {
         name: dir.file_name().map_or_else(
             || dir.display().to_string(),
@@ -102,8 +108,8 @@ pub fn load_run(dir: &Path, spec: &ReportSpec) -> Result<RunData, ReportError> {
         ),
         dir: dir.to_path_buf(),
         events: vegard_store::read_events(dir)?,
-        eis: read_table(&dir.join("data").join("eis.parquet"))?,
-        esm: read_table(&dir.join("data").join("esm.parquet"))?,
+        eis: read_table(&data_path(dir, "eis"), EisData::from_table)?,
+        esm: read_table(&data_path(dir, "esm"), EsmData::from_table)?,
         meta,
         recipe,
         aligned,
@@ -153,7 +159,7 @@ pub(crate) fn assemble(
     for r in runs {
         for e in &r.analysis.analysis_errors {
             if !not_run(r, e) {
-                failures.push(format!("{}{e}", prefix(r)));
+                failures.push(format!("{}{}", prefix(r), e.message));
             }
         }
     }
@@ -173,7 +179,7 @@ pub(crate) fn assemble(
     } else {
         runs[0].analysis.spectra.arrhenius.clone()
     };
-    failures.extend(arr_errors);
+    failures.extend(arr_errors.into_iter().map(|e| e.message));
     let warnings = collect_warnings(runs, campaign);
     let mut sections = Vec::new();
     for id in &spec.sections {
@@ -256,15 +262,8 @@ pub(crate) fn assemble(
 /// An analysis error that only says a step of a run that did not complete
 /// has no data: the step never ran. That is a warning (the run's status
 /// says why), not a failed analysis.
-fn not_run(r: &RunData, error: &str) -> bool {
-    r.meta.status.as_str() != "complete"
-        && [
-            "no samples recorded",
-            "no impedance points",
-            "demodulated frequencies, need",
-        ]
-        .iter()
-        .any(|m| error.contains(m))
+fn not_run(r: &RunData, issue: &AnalysisIssue) -> bool {
+    r.meta.status != vegard_store::RunStatus::Complete && issue.kind == IssueKind::NoData
 }
 
 fn why_empty(id: &str) -> &'static str {
@@ -497,26 +496,11 @@ fn metadata_section(runs: &[RunData], spec: &ReportSpec) -> Section {
 
 // ------------------------------------------------------------------ clocks
 
-/// One recorded alignment segment, as run.toml stores it.
-#[derive(serde::Deserialize)]
-struct Segment {
-    segment: i64,
-    step: i64,
-    potentiostat_drift_ppm: f64,
-    deflection_drift_ppm: f64,
-    alignment_error_estimate_s: f64,
-    digitizer_sample_interval_s: f64,
-    n_potentiostat: usize,
-    n_deflection: usize,
-    note: Option<String>,
-}
-
-fn segments(r: &RunData) -> Vec<Segment> {
+fn segments(r: &RunData) -> Vec<vegard_store::SegmentAlignment> {
     r.meta
         .alignment
         .as_ref()
-        .and_then(|a| a.get("segments"))
-        .and_then(|s| s.clone().try_into::<Vec<Segment>>().ok())
+        .map(|a| a.segments.clone())
         .unwrap_or_default()
 }
 
@@ -527,13 +511,7 @@ fn clocks_section(runs: &[RunData]) -> Option<Section> {
         if segs.is_empty() {
             continue;
         }
-        let method = r
-            .meta
-            .alignment
-            .as_ref()
-            .and_then(|a| a.get("method"))
-            .and_then(|m| m.as_str())
-            .unwrap_or("");
+        let method = r.meta.alignment.as_ref().map_or("", |a| a.method.as_str());
         let mut t = table(
             format!("{}clocks", id_prefix(runs, r)),
             format!("{}alignment per recording segment", title_prefix(runs, r)),
@@ -622,20 +600,13 @@ fn timeseries_section(runs: &[RunData], max_points: usize) -> Option<Section> {
     let mut s = section("timeseries", "Potential, current and deflection vs time");
     for r in runs {
         let a = &r.aligned;
-        let (Ok(t), Ok(e), Ok(i), Ok(u)) = (
-            a.f64("t_s"),
-            a.f64("E_V"),
-            a.f64("I_A"),
-            a.f64("deflection_nm"),
-        ) else {
-            continue;
-        };
+        let (t, e, i, u) = (&a.t_s, &a.E_V, &a.I_A, &a.deflection_nm);
         if t.is_empty() {
             continue;
         }
         let i_mA: Vec<f64> = i.iter().map(|x| x * 1e3).collect();
         let mk = |y: &[f64], label: &str, unit: &str, color: u8| {
-            let (x, y) = decimate(&t, y, max_points);
+            let (x, y) = decimate(t, y, max_points);
             panel(
                 axis("t", "s", Scale::Linear),
                 axis(label, unit, Scale::Linear),
@@ -643,15 +614,13 @@ fn timeseries_section(runs: &[RunData], max_points: usize) -> Option<Section> {
             )
         };
         let mut panels = vec![
-            mk(&e, "E", "V", 0),
+            mk(e, "E", "V", 0),
             mk(&i_mA, "I", "mA", 1),
-            mk(&u, "u", "nm", 2),
+            mk(u, "u", "nm", 2),
         ];
-        if let Ok(T) = a.f64("T_K")
-            && T.iter().any(|x| x.is_finite())
-            && spread(&T) > 0.5
-        {
-            panels.push(mk(&T, "T", "K", 4));
+        let T = &a.T_K;
+        if T.iter().any(|x| x.is_finite()) && spread(T) > 0.5 {
+            panels.push(mk(T, "T", "K", 4));
         }
         s.figures.push(figure(
             format!("{}timeseries", id_prefix(runs, r)),
@@ -686,23 +655,15 @@ struct StepSamples {
     cycle: Vec<i64>,
 }
 
-fn step_samples(a: &Table, step: i64) -> Option<StepSamples> {
-    let steps = a.i64("step").ok()?;
-    let cols = (
-        a.f64("t_s").ok()?,
-        a.f64("E_V").ok()?,
-        a.f64("I_A").ok()?,
-        a.f64("deflection_nm").ok()?,
-        a.i64("cycle").ok()?,
-    );
-    let idx: Vec<usize> = (0..steps.len()).filter(|&i| steps[i] == step).collect();
+fn step_samples(a: &Aligned, step: i64) -> Option<StepSamples> {
+    let idx: Vec<usize> = (0..a.len()).filter(|&i| a.step[i] == step).collect();
     let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
     Some(StepSamples {
-        t: pick(&cols.0),
-        E: pick(&cols.1),
-        I: pick(&cols.2),
-        u: pick(&cols.3),
-        cycle: idx.iter().map(|&i| cols.4[i]).collect(),
+        t: pick(&a.t_s),
+        E: pick(&a.E_V),
+        I: pick(&a.I_A),
+        u: pick(&a.deflection_nm),
+        cycle: idx.iter().map(|&i| a.cycle[i]).collect(),
     })
 }
 
@@ -1173,10 +1134,9 @@ fn f_grid(f: &[f64], per_decade: f64) -> Vec<f64> {
         .collect()
 }
 
-fn rows_of(t: &Table, step: i64) -> Vec<usize> {
-    t.i64("step")
-        .map(|s| (0..s.len()).filter(|&i| s[i] == step).collect())
-        .unwrap_or_default()
+/// Rows of a table's `step` column that belong to `step`.
+fn rows_of(steps: &[i64], step: i64) -> Vec<usize> {
+    (0..steps.len()).filter(|&i| steps[i] == step).collect()
 }
 
 fn eis_model(fit: &EisFit, f: &[f64]) -> Option<Vec<C64>> {
@@ -1229,11 +1189,7 @@ fn eis_section(runs: &[RunData]) -> Option<Section> {
     let mut t = table("eis-fits", "fitted circuit parameters", &cols);
     for r in runs {
         let Some(data) = &r.eis else { continue };
-        let (Ok(f), Ok(zr), Ok(zi)) =
-            (data.f64("f_Hz"), data.f64("Z_re_ohm"), data.f64("Z_im_ohm"))
-        else {
-            continue;
-        };
+        let (f, zr, zi) = (&data.f_Hz, &data.Z_re_ohm, &data.Z_im_ohm);
         for e in &r.analysis.spectra.eis {
             let mut row = vec![
                 Cell::text(r.name.clone()),
@@ -1251,7 +1207,7 @@ fn eis_section(runs: &[RunData]) -> Option<Section> {
             row.push(Cell::opt(e.kk.as_ref().map(|k| 100.0 * k.max_abs_residual)));
             t.rows.push(row);
 
-            let idx = rows_of(data, e.step);
+            let idx = rows_of(&data.step, e.step);
             let ff: Vec<f64> = idx.iter().map(|&i| f[i]).collect();
             let (dre, dim): (Vec<f64>, Vec<f64>) = idx.iter().map(|&i| (zr[i], zi[i])).unzip();
             let grid = f_grid(&ff, 20.0);
@@ -1402,13 +1358,11 @@ fn esm_section(runs: &[RunData]) -> Option<Section> {
     );
     for r in runs {
         let Some(data) = &r.esm else { continue };
-        let (Ok(f), Ok(amp), Ok(ph)) = (
-            data.f64("f_Hz"),
-            data.f64("response_nm_per_V"),
-            data.f64("response_phase_deg"),
-        ) else {
-            continue;
-        };
+        let (f, amp, ph) = (
+            &data.f_Hz,
+            &data.response_nm_per_V,
+            &data.response_phase_deg,
+        );
         for e in &r.analysis.spectra.esm {
             let fit = &e.fit;
             t.rows.push(vec![
@@ -1435,7 +1389,7 @@ fn esm_section(runs: &[RunData]) -> Option<Section> {
                     Cell::num(p.kappa_phase_deg),
                 ]);
             }
-            let idx = rows_of(data, e.step);
+            let idx = rows_of(&data.step, e.step);
             let ff: Vec<f64> = idx.iter().map(|&i| f[i]).collect();
             let grid = f_grid(&ff, 30.0);
             let eis = e
@@ -1729,10 +1683,10 @@ fn collect_warnings(runs: &[RunData], campaign: bool) -> Vec<(String, String)> {
         // Analysis errors are the report's failures (listed at its top);
         // here only the steps an unfinished run never reached.
         for e in r.analysis.analysis_errors.iter().filter(|e| not_run(r, e)) {
-            w.push((src("not run".into()), e.clone()));
+            w.push((src("not run".into()), e.message.clone()));
         }
         for e in &r.analysis.analysis_warnings {
-            w.push((src("spectra".into()), e.clone()));
+            w.push((src("spectra".into()), e.message.clone()));
         }
         for g in segments(r) {
             if let Some(n) = g.note {

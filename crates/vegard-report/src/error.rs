@@ -17,7 +17,7 @@ pub enum ReportError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Engine(#[from] vegard_engine::EngineError),
+    Pipeline(#[from] vegard_pipeline::PipelineError),
     #[error(transparent)]
     Store(#[from] vegard_store::StoreError),
 }

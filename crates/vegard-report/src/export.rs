@@ -48,7 +48,7 @@ pub fn export_aligned(
     format: ExportFormat,
     out: &Path,
 ) -> Result<usize, ReportError> {
-    let src = run_dir.join("aligned.parquet");
+    let src = vegard_store::schema::aligned_path(run_dir);
     if !src.is_file() {
         return Err(ReportError::Input {
             path: run_dir.display().to_string(),

@@ -28,50 +28,10 @@ impl Format {
     }
 }
 
-/// A number for people: `value ± se` with the error to two significant
-/// digits and the value to the same decimal place, or four significant
-/// digits without an error. Very large or small magnitudes use a shared
-/// exponent: `(1.23 ± 0.05)e-4`. Non-finite values print as `—`.
+/// A number for people (`value ± se`): [`vegard_core::format::value_se`],
+/// kept under this name because the report's tests and users call it so.
 pub fn format_number(value: f64, se: Option<f64>) -> String {
-    if !value.is_finite() {
-        return "—".to_owned();
-    }
-    match se {
-        Some(se) if se.is_finite() && se > 0.0 => {
-            let mag = value.abs().max(se);
-            let exp = mag.log10().floor() as i32;
-            let (scale, suffix) = if (-3..5).contains(&exp) {
-                (0, String::new())
-            } else {
-                (exp, format!("e{exp}"))
-            };
-            let v = value / 10f64.powi(scale);
-            let e = se / 10f64.powi(scale);
-            // Decimal places that keep two significant digits of the error.
-            let decimals = (1 - e.log10().floor() as i32).clamp(0, 12) as usize;
-            if suffix.is_empty() {
-                format!("{v:.decimals$} ± {e:.decimals$}")
-            } else {
-                format!("({v:.decimals$} ± {e:.decimals$}){suffix}")
-            }
-        }
-        Some(_) => format!("{} ± —", format_number(value, None)),
-        None => {
-            if value == 0.0 {
-                return "0".to_owned();
-            }
-            if value.fract() == 0.0 && value.abs() < 1e9 {
-                return format!("{value:.0}");
-            }
-            let exp = value.abs().log10().floor() as i32;
-            if (-3..5).contains(&exp) {
-                let decimals = (3 - exp).clamp(0, 12) as usize;
-                format!("{value:.decimals$}")
-            } else {
-                format!("{value:.3e}")
-            }
-        }
-    }
+    vegard_core::format::value_se(value, se)
 }
 
 fn cell_text(c: &Cell) -> String {

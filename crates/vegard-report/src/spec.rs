@@ -33,7 +33,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
-use vegard_engine::campaign::SpectraOptions;
+use vegard_pipeline::SpectraOptions;
 use vegard_recipe::error_at;
 
 use crate::ReportError;

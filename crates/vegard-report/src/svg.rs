@@ -97,7 +97,7 @@ pub fn render_svg(fig: &Figure) -> Result<String, ReportError> {
         figure: fig.id.clone(),
         msg,
     };
-    let plan = plan_figure(fig).map_err(plot_err)?;
+    let plan = plan_figure(fig).map_err(|e| plot_err(e.to_string()))?;
     let mut buf = String::new();
     {
         let root =
@@ -105,7 +105,7 @@ pub fn render_svg(fig: &Figure) -> Result<String, ReportError> {
         draw_figure(&root, fig, &plan).map_err(|e| plot_err(e.to_string()))?;
         root.present().map_err(|e| plot_err(e.to_string()))?;
     }
-    finish_svg(&buf, &fig.title).map_err(plot_err)
+    finish_svg(&buf, &fig.title).map_err(|e| plot_err(e.to_string()))
 }
 
 // ---------------------------------------------------------------------------
@@ -145,7 +145,25 @@ struct PanelPlan {
     y: AxisCoord,
 }
 
-fn plan_figure(fig: &Figure) -> Result<FigurePlan, String> {
+/// Why a figure could not be laid out or its SVG finished.
+#[derive(Debug, thiserror::Error)]
+enum LayoutError {
+    #[error(
+        "{width_px}x{height_px} px is too small for {panels} panel(s) (need at least \
+         {MIN_WIDTH_PX} px wide and {MIN_PANEL_HEIGHT_PX} px per panel)"
+    )]
+    TooSmall {
+        width_px: u32,
+        height_px: u32,
+        panels: usize,
+    },
+    #[error("plotters produced no <svg> element")]
+    NoSvg,
+    #[error("plotters produced an unterminated <svg> tag")]
+    UnterminatedSvg,
+}
+
+fn plan_figure(fig: &Figure) -> Result<FigurePlan, LayoutError> {
     let n = fig.panels.len().max(1) as u32;
     let title_band_px = if fig.title.trim().is_empty() {
         0
@@ -154,14 +172,11 @@ fn plan_figure(fig: &Figure) -> Result<FigurePlan, String> {
     };
     let avail_h_px = fig.height_px.saturating_sub(title_band_px);
     if fig.width_px < MIN_WIDTH_PX || avail_h_px / n < MIN_PANEL_HEIGHT_PX {
-        return Err(format!(
-            "{}x{} px is too small for {} panel(s) (need at least {} px wide and {} px per panel)",
-            fig.width_px,
-            fig.height_px,
-            fig.panels.len(),
-            MIN_WIDTH_PX,
-            MIN_PANEL_HEIGHT_PX
-        ));
+        return Err(LayoutError::TooSmall {
+            width_px: fig.width_px,
+            height_px: fig.height_px,
+            panels: fig.panels.len(),
+        });
     }
 
     // Panels whose x axes are identical are a stack over one quantity (E, I
@@ -445,18 +460,18 @@ impl AxisCoord {
     /// The tick label for a value in plotting space.
     fn label(&self, v: f64) -> String {
         match self.fmt {
-            TickFmt::Fixed { decimals } => fmt_fixed(v, decimals),
-            TickFmt::Sci { step_exp } => fmt_sci(v, step_exp),
+            TickFmt::Fixed { decimals } => vegard_core::format::fixed(v, decimals),
+            TickFmt::Sci { step_exp } => vegard_core::format::sci(v, step_exp),
             TickFmt::Decade { superscript } => {
                 let k = v.round() as i32;
                 if superscript {
                     pow10_superscript(k)
                 } else {
-                    fmt_fixed(10f64.powi(k), (-k).max(0) as usize)
+                    vegard_core::format::fixed(10f64.powi(k), (-k).max(0) as usize)
                 }
             }
-            TickFmt::LogSig => fmt_sig(10f64.powf(v), 4),
-            TickFmt::Sig => fmt_sig(v, 4),
+            TickFmt::LogSig => vegard_core::format::sig(10f64.powf(v), 4),
+            TickFmt::Sig => vegard_core::format::sig(v, 4),
         }
     }
 
@@ -499,7 +514,7 @@ impl Ranged for AxisCoord {
 
 impl ValueFormatter<f64> for AxisCoord {
     fn format(value: &f64) -> String {
-        fmt_sig(*value, 4)
+        vegard_core::format::sig(*value, 4)
     }
     fn format_ext(&self, value: &f64) -> String {
         self.label(*value)
@@ -635,65 +650,6 @@ fn log_ticks(lo: f64, hi: f64, max_ticks: usize, len_px: u32) -> (Vec<f64>, Vec<
         .map(f64::log10)
         .collect();
     (major, Vec::new(), TickFmt::LogSig)
-}
-
-/// Remove trailing zeros after a decimal point (`2.50` → `2.5`, `3.0` → `3`).
-fn trim_zeros(s: String) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
-fn fmt_fixed(v: f64, decimals: usize) -> String {
-    if !v.is_finite() {
-        return String::new();
-    }
-    let s = format!("{v:.decimals$}");
-    // `-0.00` reads as a sign error.
-    if s.starts_with('-') && s[1..].chars().all(|c| c == '0' || c == '.') {
-        s[1..].to_string()
-    } else {
-        s
-    }
-}
-
-/// `m e k` with as many mantissa decimals as the step resolves.
-fn fmt_sci(v: f64, step_exp: i32) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    if !v.is_finite() {
-        return String::new();
-    }
-    let mut e = v.abs().log10().floor() as i32;
-    let decimals = (e - step_exp).clamp(0, 6) as usize;
-    let mut m = v / 10f64.powi(e);
-    let mut s = format!("{m:.decimals$}");
-    if s.trim_start_matches('-').starts_with("10") {
-        e += 1;
-        m = v / 10f64.powi(e);
-        s = format!("{m:.decimals$}");
-    }
-    format!("{}e{e}", trim_zeros(s))
-}
-
-/// Up to `sig` significant digits, fixed point between 1e-3 and 1e5.
-fn fmt_sig(v: f64, sig: i32) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    if !v.is_finite() {
-        return String::new();
-    }
-    let e = v.abs().log10().floor() as i32;
-    if (-3..5).contains(&e) {
-        let decimals = (sig - 1 - e).max(0) as usize;
-        trim_zeros(fmt_fixed(v, decimals))
-    } else {
-        fmt_sci(v, e - (sig - 1))
-    }
 }
 
 fn pow10_superscript(k: i32) -> String {
@@ -1041,13 +997,13 @@ fn xml_escape(s: &str) -> String {
 /// Make plotters' document an element for both uses: `role="img"` and a
 /// `<title>` for accessibility, font sizes rounded (plotters divides by
 /// 1.24 and prints every float digit), no trailing newline.
-fn finish_svg(raw: &str, title: &str) -> Result<String, String> {
+fn finish_svg(raw: &str, title: &str) -> Result<String, LayoutError> {
     let raw = raw.trim();
     if !raw.starts_with("<svg ") || !raw.ends_with("</svg>") {
-        return Err("plotters produced no <svg> element".into());
+        return Err(LayoutError::NoSvg);
     }
     let Some(open_end) = raw.find('>') else {
-        return Err("plotters produced an unterminated <svg> tag".into());
+        return Err(LayoutError::UnterminatedSvg);
     };
     let mut out = String::with_capacity(raw.len() + 128);
     out.push_str("<svg role=\"img\" ");
@@ -1071,7 +1027,7 @@ fn round_font_sizes(s: &str) -> String {
         out.push_str(head);
         let end = tail.find('"').unwrap_or(tail.len());
         match tail[..end].parse::<f64>() {
-            Ok(v) => out.push_str(&trim_zeros(format!("{v:.2}"))),
+            Ok(v) => out.push_str(&vegard_core::format::trim_zeros(format!("{v:.2}"))),
             Err(_) => out.push_str(&tail[..end]),
         }
         rest = &tail[end..];
@@ -1836,14 +1792,7 @@ mod tests {
 
     #[test]
     fn number_formatting() {
-        assert_eq!(fmt_sig(1234.5678, 4), "1235");
-        assert_eq!(fmt_sig(0.012345, 4), "0.01235");
-        assert_eq!(fmt_sig(1.5e-7, 4), "1.5e-7");
-        assert_eq!(fmt_sig(2.0e9, 4), "2e9");
-        assert_eq!(fmt_sig(9.99999e-6, 4), "1e-5");
-        assert_eq!(fmt_fixed(-0.0001, 2), "0.00");
         assert_eq!(pow10_superscript(-12), "10⁻¹²");
-        assert_eq!(fmt_sig(f64::NAN, 4), "");
     }
 
     /// Writes example figures for a look in a browser or with

@@ -16,6 +16,7 @@ mod bench;
 mod clock;
 mod dmm;
 mod error;
+mod ieee488;
 mod journal;
 mod line_server;
 mod ls336;

@@ -533,7 +533,7 @@ fn interpolate(a: &CellState, b: &CellState, w: f64) -> CellState {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::model::testutil::demodulate;
+    use crate::model::testutil::{demodulate, lstsq};
     use crate::model::{C64, SmallSignal, diffusion_m2_per_s_at};
     use std::time::Instant;
     use vegard_core::constants::{FARADAY_C_PER_MOL, GAS_CONSTANT_J_PER_MOL_K};
@@ -804,10 +804,10 @@ mod tests {
         let (z, uv, substeps, wall) = world_sine(&p, E_dc, 0.0, 5e-3, f_Hz, settle, measure);
         let ss = SmallSignal::new(&p, E_dc);
         let (z_ss, uv_ss) = (ss.impedance_ohm(f_Hz), ss.strain_transfer_nm_per_V(f_Hz));
-        let ez = z.abs() / z_ss.abs() - 1.0;
-        let pz = (z / z_ss).arg_deg();
-        let eu = uv.abs() / uv_ss.abs() - 1.0;
-        let pu = (uv / uv_ss).arg_deg();
+        let ez = z.norm() / z_ss.norm() - 1.0;
+        let pz = (z / z_ss).arg().to_degrees();
+        let eu = uv.norm() / uv_ss.norm() - 1.0;
+        let pu = (uv / uv_ss).arg().to_degrees();
         let sim_s = (settle + measure) as f64 / f_Hz;
         let chunks = sim_s / CHUNK_S;
         let (ramp_steps, ramp_wall) = ramp_chain_substeps(&p, E_dc, 5e-3, f_Hz, sim_s.min(20.0));
@@ -934,37 +934,6 @@ mod tests {
         p.drift.holder_nm_per_min = 0.0;
         p.drift.random_walk_nm_per_sqrt_min = 0.0;
         p
-    }
-
-    /// Least squares `min |X b - y|` over the columns of `X`, by modified
-    /// Gram-Schmidt done twice (so the result is as accurate as the
-    /// columns' conditioning allows, not its square as with the normal
-    /// equations).
-    fn lstsq(cols: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
-        let m = cols.len();
-        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-        let mut q: Vec<Vec<f64>> = Vec::new();
-        let mut r = vec![vec![0.0; m]; m];
-        for (j, col) in cols.iter().enumerate() {
-            let mut v = col.clone();
-            for _pass in 0..2 {
-                for (i, qi) in q.iter().enumerate() {
-                    let c = dot(qi, &v);
-                    r[i][j] += c;
-                    v.iter_mut().zip(qi).for_each(|(a, b)| *a -= c * b);
-                }
-            }
-            let norm = dot(&v, &v).sqrt();
-            r[j][j] = norm;
-            q.push(v.iter().map(|a| a / norm).collect());
-        }
-        let qty: Vec<f64> = q.iter().map(|qi| dot(qi, y)).collect();
-        let mut b = vec![0.0; m];
-        for i in (0..m).rev() {
-            let tail: f64 = (i + 1..m).map(|k| r[i][k] * b[k]).sum();
-            b[i] = (qty[i] - tail) / r[i][i];
-        }
-        b
     }
 
     /// The eigenstrain integral behind the quadratic term, numerically:
@@ -1157,9 +1126,9 @@ mod tests {
         let (z, uv, _, _) = world_sine(&p, E_dc, 20.0 * tau, 1e-3, f_Hz, 4, 1);
         let ss = SmallSignal::new(&p, E_dc);
         let uv_ss = ss.strain_transfer_nm_per_V(f_Hz);
-        let ez = z.abs() / ss.impedance_ohm(f_Hz).abs() - 1.0;
-        let eu = uv.abs() / uv_ss.abs() - 1.0;
-        let pu = (uv / uv_ss).arg_deg();
+        let ez = z.norm() / ss.impedance_ohm(f_Hz).norm() - 1.0;
+        let eu = uv.norm() / uv_ss.norm() - 1.0;
+        let pu = (uv / uv_ss).arg().to_degrees();
         // What the model would say without each non-ideal part.
         let no_slope = SmallSignal {
             kappa2_nm_per_C2: 0.0,
@@ -1179,20 +1148,20 @@ mod tests {
             ss.local_kappa_nm_per_C() * 1e-3,
             ss.kappa_nm_per_C * 1e-3,
             ss.electrostatic_nm_per_V,
-            uv_ss.abs(),
-            uv_ss.arg_deg(),
+            uv_ss.norm(),
+            uv_ss.arg().to_degrees(),
             100.0 * eu,
             100.0 * ez,
-            no_slope.abs(),
-            no_es.abs(),
+            no_slope.norm(),
+            no_es.norm(),
         );
         assert!(ez.abs() < 0.01, "|Z| err {ez}");
         assert!(eu.abs() < 0.01 && pu.abs() < 1.0, "u/V {uv:?} vs {uv_ss:?}");
         // The test can tell: each omitted part is off by far more than 1 %
         // (|u/V| 5.53 nm/V; 7.63 without the slope correction, 4.87 without
         // the electrostatic term).
-        assert!((uv - no_slope).abs() > 0.2 * uv.abs());
-        assert!((uv - no_es).abs() > 0.05 * uv.abs());
+        assert!((uv - no_slope).norm() > 0.2 * uv.norm());
+        assert!((uv - no_es).norm() > 0.05 * uv.norm());
         // The local slope: kappa + 2 kappa2 Q_F,dc with Q_F,dc from x_eq.
         let Q_dc = 0.045_676_156 * (0.5 - ss.x_eq);
         assert!((ss.Q_F_dc_C / Q_dc - 1.0).abs() < 1e-6);

@@ -84,6 +84,11 @@ pub enum StoreError {
         wanted: &'static str,
     },
 
+    /// A table that does not have the columns its schema declares (an older
+    /// or foreign run folder), naming the table (`aligned`, `eis`, ...).
+    #[error("{table} table: {msg}")]
+    Schema { table: &'static str, msg: String },
+
     /// A table whose columns differ in length or repeat a name.
     #[error("malformed table: {msg}")]
     Table { msg: String },

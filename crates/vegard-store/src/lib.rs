@@ -42,12 +42,16 @@ mod folder;
 mod meta;
 mod parquet;
 mod raw;
+pub mod schema;
 mod table;
 
 pub use error::StoreError;
 pub use events::{EventLog, read_events};
 pub use folder::{LOCK_FILE, Recovery, RunClaim, RunFolder, RunWriter, claim_run, recover_run};
-pub use meta::{RunMeta, RunStatus, read_meta, write_meta};
+pub use meta::{
+    AnalysisSummary, RunAlignment, RunMeta, RunStatus, SegmentAlignment, StepRecord, read_meta,
+    write_meta,
+};
 pub use parquet::{FinalizedStream, finalize_streams, read_parquet, write_parquet};
 pub use raw::{
     Cell, ColKind, ColumnSpec, DEFAULT_FLUSH_INTERVAL, RawStream, list_raw_streams, raw_path,

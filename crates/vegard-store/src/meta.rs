@@ -68,17 +68,80 @@ pub struct RunMeta {
     pub recipe: toml::Table,
     /// The bench config as executed.
     pub bench: toml::Table,
-    /// Clock models and alignment-quality estimates, as the engine reports them.
+    /// Clock models and alignment-quality estimates, written at finalisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alignment: Option<toml::Table>,
+    pub alignment: Option<RunAlignment>,
     /// Headline analysis numbers, for listing runs without reading analysis.json.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub analysis_summary: Option<toml::Table>,
+    pub analysis_summary: Option<AnalysisSummary>,
     /// One entry per executed plan step (sweeps expanded): kind, labels
     /// (sweep iteration, temperature setpoint) and the temperature actually
     /// measured while it ran. Written at finalisation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<toml::Table>,
+    pub steps: Vec<StepRecord>,
+}
+
+/// run.toml `[alignment]`: how the devices' clocks were put on the shared
+/// timeline, per recording segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RunAlignment {
+    /// Largest per-segment alignment-error estimate, s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment_error_estimate_s: Option<f64>,
+    pub method: String,
+    #[serde(default)]
+    pub segments: Vec<SegmentAlignment>,
+}
+
+/// Clock alignment of one recording segment (one trigger).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentAlignment {
+    pub segment: i64,
+    pub step: i64,
+    pub potentiostat_drift_ppm: f64,
+    pub deflection_drift_ppm: f64,
+    /// Shared time of the trigger edge, s since run start.
+    pub trigger_t_s: f64,
+    pub alignment_error_estimate_s: f64,
+    pub digitizer_sample_interval_s: f64,
+    pub n_potentiostat: usize,
+    pub n_deflection: usize,
+    /// Why this segment's alignment is weaker than usual, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// run.toml `[analysis_summary]`: deformation vs charge of the first CV step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisSummary {
+    pub step: i64,
+    pub slope_nm_per_mC: f64,
+    pub slope_se_nm_per_mC: f64,
+    pub r2: f64,
+}
+
+/// run.toml `[[steps]]`: one executed plan step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Plan index, 0-based (as in every data file).
+    pub step: i64,
+    pub kind: String,
+    /// Index of the recipe's `[[step]]` it expanded from.
+    pub recipe_step: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_iteration: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setpoint_K: Option<f64>,
+    pub nominal_duration_s: f64,
+    /// Temperature measured while the step ran (no stage: absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub T_mean_K: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub T_min_K: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub T_max_K: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub T_readings: Option<i64>,
 }
 
 /// Atomically write `run_dir/run.toml`.

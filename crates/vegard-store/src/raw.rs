@@ -378,7 +378,7 @@ pub fn read_raw_file(path: &Path) -> Result<Table, StoreError> {
             path: path.to_owned(),
         });
     }
-    let header = line_text(&buf).map_err(|m| parse_err(1, m))?;
+    let header = line_text(&buf).map_err(|e| parse_err(1, format!("not UTF-8: {e}")))?;
     let mut specs = Vec::new();
     for field in header.split(',') {
         let (name, kind) = field
@@ -415,7 +415,7 @@ pub fn read_raw_file(path: &Path) -> Result<Table, StoreError> {
             break;
         }
         line_no += 1;
-        let text = line_text(&buf).map_err(|m| parse_err(line_no, m))?;
+        let text = line_text(&buf).map_err(|e| parse_err(line_no, format!("not UTF-8: {e}")))?;
         let mut fields = text.split(',');
         for (col, spec) in cols.iter_mut().zip(&specs) {
             let field = fields.next().ok_or_else(|| {
@@ -453,8 +453,8 @@ pub fn read_raw_file(path: &Path) -> Result<Table, StoreError> {
 }
 
 /// A complete line without its terminator (`\n`, or `\r\n` if edited on Windows).
-fn line_text(buf: &[u8]) -> Result<&str, String> {
+fn line_text(buf: &[u8]) -> Result<&str, std::str::Utf8Error> {
     let body = buf.strip_suffix(b"\n").unwrap_or(buf);
     let body = body.strip_suffix(b"\r").unwrap_or(body);
-    std::str::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))
+    std::str::from_utf8(body)
 }

@@ -275,7 +275,24 @@ fn meta_round_trips_through_run_toml() {
     )
     .unwrap();
     let bench: toml::Table = toml::from_str("[bench]\nname = \"sim\"\n").unwrap();
-    let alignment: toml::Table = toml::from_str("pstat_offset_s = 1.5e-3\n").unwrap();
+    // Typed tables round-trip too, NaN (a segment that could not be fitted)
+    // and an absent note included.
+    let alignment = RunAlignment {
+        alignment_error_estimate_s: Some(1.5e-3),
+        method: "trigger".into(),
+        segments: vec![SegmentAlignment {
+            segment: 0,
+            step: 1,
+            potentiostat_drift_ppm: 12.5,
+            deflection_drift_ppm: -3.0,
+            trigger_t_s: 2.0,
+            alignment_error_estimate_s: 1.5e-3,
+            digitizer_sample_interval_s: 0.005,
+            n_potentiostat: 10,
+            n_deflection: 20,
+            note: None,
+        }],
+    };
     let mut meta = RunMeta {
         status: RunStatus::Running,
         reason: None,
@@ -288,8 +305,24 @@ fn meta_round_trips_through_run_toml() {
         recipe,
         bench,
         alignment: Some(alignment),
-        analysis_summary: None,
-        steps: Vec::new(),
+        analysis_summary: Some(AnalysisSummary {
+            step: 1,
+            slope_nm_per_mC: -0.2053,
+            slope_se_nm_per_mC: 1e-4,
+            r2: 0.9997,
+        }),
+        steps: vec![StepRecord {
+            step: 0,
+            kind: "cv".into(),
+            recipe_step: 0,
+            sweep_iteration: Some(1),
+            setpoint_K: Some(318.15),
+            nominal_duration_s: 30.0,
+            T_mean_K: Some(318.1),
+            T_min_K: Some(318.0),
+            T_max_K: Some(318.2),
+            T_readings: Some(12),
+        }],
     };
     run.write_meta(&meta).unwrap();
     assert_eq!(read_meta(run.dir()).unwrap(), meta);

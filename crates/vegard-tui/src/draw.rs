@@ -1059,12 +1059,7 @@ pub fn fmt_num(v: f64, span: f64) -> String {
     if v.abs() >= 1e6 || (v != 0.0 && v.abs() < 1e-4 && decimals >= 6) {
         return format!("{v:.2e}");
     }
-    let s = format!("{v:.decimals$}");
-    // "-0.000" is a rounding artefact, not a sign worth showing.
-    match s.strip_prefix('-') {
-        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
-        _ => s,
-    }
+    vegard_core::format::fixed(v, decimals)
 }
 
 /// Three significant digits, no exponent between 1 mHz and 1 MHz (frequencies).
@@ -1087,15 +1082,7 @@ fn fmt_t(t_s: f64) -> String {
     }
 }
 
-/// A duration in s, min or h.
+/// A duration in s, min or h ([`vegard_core::format::duration_short`]).
 pub fn fmt_duration(s: f64) -> String {
-    if !s.is_finite() {
-        "–".into()
-    } else if s < 120.0 {
-        format!("{s:.1} s")
-    } else if s < 7200.0 {
-        format!("{:.1} min", s / 60.0)
-    } else {
-        format!("{:.2} h", s / 3600.0)
-    }
+    vegard_core::format::duration_short(s)
 }

@@ -21,7 +21,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 use vegard_recipe::{PlannedStep, Recipe, Step};
-use vegard_store::{RunMeta, RunStatus};
+use vegard_store::schema::{
+    DeflectionRaw, EisRaw, LockInRaw, PotentiostatRaw, TemperatureRaw, deflection_col, eis_raw_col,
+    lockin_col, potentiostat_col, temperature_col,
+};
+use vegard_store::{RunAlignment, RunMeta, RunStatus};
 
 use crate::plan::{plan_rows, step_cycles};
 use crate::{DashEvent, LogLevel, PlanRow, TuiError};
@@ -34,8 +38,6 @@ const CLOCK_FIT_EVERY: Duration = Duration::from_secs(2);
 /// How long to wait, after the status left `running`, for finalisation to
 /// write `[alignment]` to run.toml (only to show the final clocks).
 const ALIGNMENT_WAIT: Duration = Duration::from_secs(5);
-/// Prior on a quartz timebase's rate error, as finalisation uses it.
-const QUARTZ_DRIFT_SIGMA: f64 = 100e-6;
 
 /// Follow the run folder `run_dir`, sending what it holds and what is added
 /// to `tx` every `poll`. Returns when run.toml's status is no longer
@@ -95,30 +97,26 @@ pub async fn tail_run_folder(
 /// Clock rows from run.toml's `[alignment]` table as finalisation writes it:
 /// the last aligned segment's trigger time (offset), each device's drift and
 /// the segment's alignment-error estimate.
-pub fn clock_events_from_alignment(alignment: &toml::Table) -> Vec<DashEvent> {
-    let Some(segments) = alignment.get("segments").and_then(|v| v.as_array()) else {
-        return Vec::new();
-    };
-    let f = |t: &toml::Table, k: &str| t.get(k).and_then(|v| v.as_float()).unwrap_or(f64::NAN);
-    let Some(seg) = segments
+pub fn clock_events_from_alignment(alignment: &RunAlignment) -> Vec<DashEvent> {
+    let Some(seg) = alignment
+        .segments
         .iter()
-        .filter_map(|s| s.as_table())
-        .rfind(|s| f(s, "trigger_t_s").is_finite())
+        .rfind(|s| s.trigger_t_s.is_finite())
     else {
         return Vec::new();
     };
-    let err = Some(f(seg, "alignment_error_estimate_s")).filter(|e| e.is_finite());
+    let err = Some(seg.alignment_error_estimate_s).filter(|e| e.is_finite());
     vec![
         DashEvent::Clock {
             device: "potentiostat".into(),
-            offset_s: f(seg, "trigger_t_s"),
-            drift_ppm: f(seg, "potentiostat_drift_ppm"),
+            offset_s: seg.trigger_t_s,
+            drift_ppm: seg.potentiostat_drift_ppm,
             alignment_error_s: err,
         },
         DashEvent::Clock {
             device: "deflection".into(),
-            offset_s: f(seg, "trigger_t_s"),
-            drift_ppm: f(seg, "deflection_drift_ppm"),
+            offset_s: seg.trigger_t_s,
+            drift_ppm: seg.deflection_drift_ppm,
             alignment_error_s: err,
         },
     ]
@@ -277,6 +275,9 @@ impl Tailer {
         let recipe: Option<Recipe> = toml::Value::Table(meta.recipe.clone()).try_into().ok();
         let plan = recipe.as_ref().map(Recipe::plan).unwrap_or_default();
         let rows = recipe.as_ref().map(plan_rows).unwrap_or_default();
+        // Read leniently (not as a whole BenchConfig): the traces need only
+        // the InvOLS, and a bench table from another version should not
+        // blank the dashboard.
         let invols_nm_per_V = meta
             .bench
             .get("instruments")
@@ -297,11 +298,11 @@ impl Tailer {
             plan,
             rows,
             events: LineTail::new(run_dir.join(vegard_store::EVENTS_FILE)),
-            pot: raw("potentiostat"),
-            defl: raw("deflection"),
-            eis: raw("eis"),
-            lockin: raw("lockin"),
-            temp: raw("temperature"),
+            pot: raw(PotentiostatRaw::FILE),
+            defl: raw(DeflectionRaw::FILE),
+            eis: raw(EisRaw::FILE),
+            lockin: raw(LockInRaw::FILE),
+            temp: raw(TemperatureRaw::FILE),
             seg_t0: HashMap::new(),
             pending_defl: Vec::new(),
             step: None,
@@ -533,13 +534,13 @@ impl Tailer {
             Some(c_e),
             Some(c_i),
         ) = (
-            self.pot.col("step"),
-            self.pot.col("segment"),
-            self.pot.col("cycle"),
-            self.pot.col("t_dev_s"),
-            self.pot.col("host_ns"),
-            self.pot.col("E_V"),
-            self.pot.col("I_A"),
+            self.pot.col(potentiostat_col::step),
+            self.pot.col(potentiostat_col::segment),
+            self.pot.col(potentiostat_col::cycle),
+            self.pot.col(potentiostat_col::t_dev_s),
+            self.pot.col(potentiostat_col::host_ns),
+            self.pot.col(potentiostat_col::E_V),
+            self.pot.col(potentiostat_col::I_A),
         )
         else {
             return;
@@ -591,10 +592,10 @@ impl Tailer {
 
     fn deflection(&mut self, rows: &[Vec<f64>]) {
         let (Some(c_seg), Some(c_tdev), Some(c_host), Some(c_v)) = (
-            self.defl.col("segment"),
-            self.defl.col("t_dev_s"),
-            self.defl.col("host_ns"),
-            self.defl.col("V"),
+            self.defl.col(deflection_col::segment),
+            self.defl.col(deflection_col::t_dev_s),
+            self.defl.col(deflection_col::host_ns),
+            self.defl.col(deflection_col::V),
         ) else {
             return;
         };
@@ -645,10 +646,10 @@ impl Tailer {
 
     fn impedance(&mut self, rows: &[Vec<f64>]) {
         let (Some(c_step), Some(c_f), Some(c_re), Some(c_im)) = (
-            self.eis.col("step"),
-            self.eis.col("f_Hz"),
-            self.eis.col("Z_re_ohm"),
-            self.eis.col("Z_im_ohm"),
+            self.eis.col(eis_raw_col::step),
+            self.eis.col(eis_raw_col::f_Hz),
+            self.eis.col(eis_raw_col::Z_re_ohm),
+            self.eis.col(eis_raw_col::Z_im_ohm),
         ) else {
             return;
         };
@@ -674,10 +675,10 @@ impl Tailer {
     /// software lock-in at finalisation gives the phase against E.
     fn esm(&mut self, rows: &[Vec<f64>]) {
         let (Some(c_step), Some(c_f), Some(c_x), Some(c_y)) = (
-            self.lockin.col("step"),
-            self.lockin.col("f_Hz"),
-            self.lockin.col("x_V_rms"),
-            self.lockin.col("y_V_rms"),
+            self.lockin.col(lockin_col::step),
+            self.lockin.col(lockin_col::f_Hz),
+            self.lockin.col(lockin_col::x_V_rms),
+            self.lockin.col(lockin_col::y_V_rms),
         ) else {
             return;
         };
@@ -704,9 +705,9 @@ impl Tailer {
 
     fn temperature(&mut self, rows: &[Vec<f64>]) {
         let (Some(c_host), Some(c_t), Some(c_sp)) = (
-            self.temp.col("host_ns"),
-            self.temp.col("T_K"),
-            self.temp.col("setpoint_K"),
+            self.temp.col(temperature_col::host_ns),
+            self.temp.col(temperature_col::T_K),
+            self.temp.col(temperature_col::setpoint_K),
         ) else {
             return;
         };
@@ -756,42 +757,29 @@ impl Tailer {
         self.last_fit = Some(Instant::now());
         self.clock.dirty = false;
         let c = &self.clock;
-        let Ok(p) =
-            vegard_clock::fit_lower_envelope("potentiostat", &c.pot_dev_s, &c.pot_host_s, 30)
-        else {
-            return;
-        };
-        let p = p.with_drift_prior(QUARTZ_DRIFT_SIGMA);
         let dt: Vec<f64> = c.defl_newest.values().copied().collect();
         let dh: Vec<f64> = c
             .defl_newest
             .keys()
             .map(|&h| self.host_s(h as f64))
             .collect();
-        let windows = (dt.len() / 10).clamp(4, 30);
-        match vegard_clock::fit_lower_envelope("deflection", &dt, &dh, windows) {
-            Ok(d) => {
-                let a = vegard_clock::align_triggered(p, d.with_drift_prior(QUARTZ_DRIFT_SIGMA));
-                let err = Some(a.alignment_error_estimate_s).filter(|e| e.is_finite());
-                self.out.push(DashEvent::Clock {
-                    device: "potentiostat".into(),
-                    offset_s: a.potentiostat_model.offset_s,
-                    drift_ppm: a.potentiostat_model.drift_ppm(),
-                    alignment_error_s: err,
-                });
-                self.out.push(DashEvent::Clock {
-                    device: "deflection".into(),
-                    offset_s: a.digitizer_model.offset_s,
-                    drift_ppm: a.digitizer_model.drift_ppm(),
-                    alignment_error_s: err,
-                });
-            }
-            Err(_) => self.out.push(DashEvent::Clock {
-                device: "potentiostat".into(),
-                offset_s: p.model.offset_s,
-                drift_ppm: p.model.drift_ppm(),
-                alignment_error_s: None,
-            }),
+        let Ok(clocks) = vegard_clock::align_segment(&c.pot_dev_s, &c.pot_host_s, &dt, &dh) else {
+            return;
+        };
+        let err = Some(clocks.alignment_error_estimate_s).filter(|e| e.is_finite());
+        self.out.push(DashEvent::Clock {
+            device: "potentiostat".into(),
+            offset_s: clocks.potentiostat.offset_s,
+            drift_ppm: clocks.potentiostat.drift_ppm(),
+            alignment_error_s: err,
+        });
+        if clocks.digitizer_error.is_none() {
+            self.out.push(DashEvent::Clock {
+                device: "deflection".into(),
+                offset_s: clocks.digitizer.offset_s,
+                drift_ppm: clocks.digitizer.drift_ppm(),
+                alignment_error_s: err,
+            });
         }
     }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use vegard_store::{RunMeta, RunStatus, write_meta};
+use vegard_store::{RunAlignment, RunMeta, RunStatus, SegmentAlignment, write_meta};
 use vegard_tui::{DashEvent, LogLevel, tail_run_folder};
 
 const SPEED: f64 = 10.0;
@@ -45,20 +45,21 @@ fn meta(status: RunStatus, alignment: bool) -> RunMeta {
         "[instruments.deflection]\ninvols_nm_per_V = {INVOLS}\n"
     ))
     .expect("bench");
-    let alignment = alignment.then(|| {
-        toml::from_str::<toml::Table>(
-            r#"
-            alignment_error_estimate_s = 0.0004
-            [[segments]]
-            segment = 0
-            step = 0
-            trigger_t_s = 1.25
-            potentiostat_drift_ppm = 20.5
-            deflection_drift_ppm = -34.0
-            alignment_error_estimate_s = 0.0004
-            "#,
-        )
-        .expect("alignment")
+    let alignment = alignment.then(|| RunAlignment {
+        alignment_error_estimate_s: Some(0.0004),
+        method: "test".into(),
+        segments: vec![SegmentAlignment {
+            segment: 0,
+            step: 0,
+            trigger_t_s: 1.25,
+            potentiostat_drift_ppm: 20.5,
+            deflection_drift_ppm: -34.0,
+            alignment_error_estimate_s: 0.0004,
+            digitizer_sample_interval_s: 0.005,
+            n_potentiostat: 100,
+            n_deflection: 200,
+            note: None,
+        }],
     });
     RunMeta {
         status,

@@ -25,8 +25,9 @@ use serde::Serialize;
 
 use crate::AnalysisError;
 
-/// Complex number used for impedances (nalgebra's re-export of num-complex).
-pub type C64 = nalgebra::Complex<f64>;
+/// Complex number used for impedances: the crate's one complex type (the
+/// same `num_complex::Complex64` that nalgebra and rustfft use).
+pub type C64 = num_complex::Complex64;
 
 /// The circuit elements understood by [`Circuit::parse`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -12,7 +12,7 @@ use vegard_recipe::TemperatureConfig;
 use crate::device::{BoxFut, TemperatureStage};
 use crate::error::{Fault, InstrumentError};
 use crate::scpi::{ScpiClient, scpi_number};
-use crate::transport::{connect_tcp, reply_timeout};
+use crate::transport::lan_address;
 use tokio::net::TcpStream;
 use vegard_recipe::{LS336_HEATER_RANGES, LS336_INPUTS, LS336_OUTPUTS, Resource};
 
@@ -47,16 +47,13 @@ impl Ls336 {
             resource: name.clone(),
             fault,
         };
-        let Resource::Tcp { host, port } = resource else {
-            return Err(err(Fault::UnsupportedResource(
-                "the ls336 driver needs a LAN resource (TCPIP::<host>::7777::SOCKET)".into(),
-            )));
-        };
+        let (host, port) = lan_address(resource, "ls336", "7777").map_err(err)?;
         check_config(cfg).map_err(err)?;
-        let timeout = reply_timeout(cfg.timeout_s).map_err(err)?;
-        let stream = connect_tcp(host, *port, timeout).await.map_err(err)?;
+        let client = ScpiClient::connect_tcp(host, port, cfg.timeout_s, "\r\n")
+            .await
+            .map_err(err)?;
         Ok(Ls336 {
-            client: ScpiClient::new(stream, timeout).with_terminator("\r\n"),
+            client,
             resource: name,
             output: cfg.output,
             input: cfg.input.trim().to_ascii_uppercase(),

@@ -12,7 +12,7 @@ use vegard_recipe::DeflectionConfig;
 use crate::device::{BoxFut, DeflectionProbe, DigitizerSetup, DigitizerTrigger};
 use crate::error::{Fault, InstrumentError};
 use crate::scpi::{ScpiClient, decode_real64, scpi_number};
-use crate::transport::{connect_tcp, reply_timeout};
+use crate::transport::lan_address;
 use vegard_recipe::Resource;
 
 const ROLE: &str = "dmm";
@@ -43,15 +43,12 @@ impl ScpiDmm {
             resource: name.clone(),
             fault,
         };
-        let Resource::Tcp { host, port } = resource else {
-            return Err(err(Fault::UnsupportedResource(
-                "the scpi-dmm driver needs a LAN resource (TCPIP::<host>::<port>::SOCKET)".into(),
-            )));
-        };
-        let timeout = reply_timeout(cfg.timeout_s).map_err(err)?;
-        let stream = connect_tcp(host, *port, timeout).await.map_err(err)?;
+        let (host, port) = lan_address(resource, "scpi-dmm", "<port>").map_err(err)?;
+        let client = ScpiClient::connect_tcp(host, port, cfg.timeout_s, "\n")
+            .await
+            .map_err(err)?;
         Ok(ScpiDmm {
-            client: ScpiClient::new(stream, timeout),
+            client,
             resource: name,
             max_samples: cfg.max_samples,
         })
@@ -99,11 +96,11 @@ impl ScpiDmm {
             .query_block("R?")
             .await
             .map_err(|f| self.err(f))?;
-        decode_real64(&payload).map_err(|reason| {
+        decode_real64(&payload).map_err(|e| {
             self.err(Fault::BadReply {
                 command: "R?".into(),
                 reply: format!("<{} bytes>", payload.len()),
-                reason,
+                reason: e.to_string(),
             })
         })
     }

@@ -19,7 +19,7 @@ use vegard_recipe::LockInConfig;
 use crate::device::{BoxFut, LockIn, LockInReading};
 use crate::error::{Fault, InstrumentError};
 use crate::scpi::{ScpiClient, scpi_number};
-use crate::transport::{connect_tcp, reply_timeout};
+use crate::transport::lan_address;
 use vegard_recipe::Resource;
 
 const ROLE: &str = "lock-in";
@@ -92,15 +92,12 @@ impl Sr860 {
             resource: name.clone(),
             fault,
         };
-        let Resource::Tcp { host, port } = resource else {
-            return Err(err(Fault::UnsupportedResource(
-                "the sr860 driver needs a LAN resource (TCPIP::<host>::<port>::SOCKET)".into(),
-            )));
-        };
-        let timeout = reply_timeout(cfg.timeout_s).map_err(err)?;
-        let stream = connect_tcp(host, *port, timeout).await.map_err(err)?;
+        let (host, port) = lan_address(resource, "sr860", "<port>").map_err(err)?;
+        let client = ScpiClient::connect_tcp(host, port, cfg.timeout_s, "\n")
+            .await
+            .map_err(err)?;
         Ok(Sr860 {
-            client: ScpiClient::new(stream, timeout),
+            client,
             resource: name,
             reference_internal: false,
         })

@@ -160,17 +160,34 @@ pub fn parse_package(line: &str) -> Result<Package, MsError> {
     Ok(Package { vars })
 }
 
-fn parse_var(field: &str) -> Result<Var, String> {
+/// Why one variable of a package does not decode; the text becomes the
+/// `reason` of [`MsError::BadPackage`] after `variable N: `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum VarError {
+    #[error("{0:?} is shorter than type + 8 value characters")]
+    Short(String),
+    #[error("bad type code {0:?}")]
+    TypeCode(String),
+    #[error("bad hex digits in {0:?}")]
+    HexDigits(String),
+    #[error("{0}")]
+    Value(#[from] std::num::ParseIntError),
+    #[error("unknown SI prefix {0:?}")]
+    Prefix(char),
+    #[error("unexpected {0:?} after the value")]
+    Trailing(String),
+    #[error("bad metadata entry {0:?}")]
+    Metadata(String),
+}
+
+fn parse_var(field: &str) -> Result<Var, VarError> {
     let b = field.as_bytes();
     if b.len() < 10 {
-        return Err(format!(
-            "{field:?} is shorter than type + 8 value characters"
-        ));
+        return Err(VarError::Short(field.to_string()));
     }
     if !b[..2].iter().all(u8::is_ascii_alphanumeric) {
-        return Err(format!(
-            "bad type code {:?}",
-            String::from_utf8_lossy(&b[..2])
+        return Err(VarError::TypeCode(
+            String::from_utf8_lossy(&b[..2]).into_owned(),
         ));
     }
     let kind = VarType::from_code([b[0], b[1]]);
@@ -181,10 +198,9 @@ fn parse_var(field: &str) -> Result<Var, String> {
         let hex = std::str::from_utf8(&value_text[..7])
             .ok()
             .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
-            .ok_or_else(|| format!("bad hex digits in {field:?}"))?;
-        let raw = i64::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
-        let exp = prefix_exp(value_text[7])
-            .ok_or_else(|| format!("unknown SI prefix {:?}", char::from(value_text[7])))?;
+            .ok_or_else(|| VarError::HexDigits(field.to_string()))?;
+        let raw = i64::from_str_radix(hex, 16)?;
+        let exp = prefix_exp(value_text[7]).ok_or(VarError::Prefix(char::from(value_text[7])))?;
         scale(raw - OFFSET, exp)
     };
     let mut var = Var {
@@ -198,18 +214,17 @@ fn parse_var(field: &str) -> Result<Var, String> {
         return Ok(var);
     }
     let Some(meta) = meta.strip_prefix(',') else {
-        return Err(format!("unexpected {meta:?} after the value"));
+        return Err(VarError::Trailing(meta.to_string()));
     };
     for entry in meta.split(',') {
-        let hex_of = |s: &str| {
-            u8::from_str_radix(s, 16).map_err(|_| format!("bad metadata entry {entry:?}"))
-        };
+        let hex_of =
+            |s: &str| u8::from_str_radix(s, 16).map_err(|_| VarError::Metadata(entry.to_string()));
         match entry.as_bytes().first() {
             Some(b'1') if entry.len() == 2 => var.status = Some(hex_of(&entry[1..])?),
             Some(b'2') if entry.len() == 3 => var.range = Some(hex_of(&entry[1..])?),
             // Other metadata ids exist on newer firmware; none is used here.
             Some(c) if c.is_ascii_hexdigit() && entry.len() >= 2 => {}
-            _ => return Err(format!("bad metadata entry {entry:?}")),
+            _ => return Err(VarError::Metadata(entry.to_string())),
         }
     }
     Ok(var)

@@ -5,6 +5,8 @@
 //! because the meter formats the code with a sign (`+0,"No error"`), which
 //! drivers written for the real instrument may rely on.
 
+use crate::ieee488::ESR_OPC;
+
 use super::{Dmm, MAX_SAMPLE_COUNT, TrigSource, format_number, range_for};
 use scpi::error::{Error, ErrorCode, Result};
 use scpi::parser::format::{Arbitrary, Character};
@@ -57,7 +59,7 @@ impl IEEE4882 for Dmm {
         Ok(())
     }
     fn opc(&mut self) -> Result<()> {
-        self.esr |= 0x01;
+        self.esr |= ESR_OPC;
         Ok(())
     }
 }

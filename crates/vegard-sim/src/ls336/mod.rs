@@ -16,8 +16,9 @@
 
 use crate::SimError;
 use crate::bench::Shared;
+use crate::ieee488::{self, ESR_CME, ESR_EXE, Ieee488Instrument, Ieee488Status};
 use crate::journal::{Device, lock};
-use crate::line_server::{self, Framing, LineInstrument, split_commands};
+use crate::line_server::{self, Framing, LineInstrument};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
@@ -34,8 +35,6 @@ const SETP_MAX_K: f64 = 1000.0;
 /// Highest heater range (0 off, 1 low, 2 medium, 3 high).
 const RANGE_MAX: u8 = 3;
 const RAMP_MAX_K_PER_MIN: f64 = 100.0;
-const ESR_EXE: u8 = 1 << 4;
-const ESR_CME: u8 = 1 << 5;
 /// Sensor inputs; only A has a sensor on the virtual stage.
 const INPUTS: [&str; 4] = ["A", "B", "C", "D"];
 
@@ -67,7 +66,7 @@ pub(crate) struct TempController {
     noise: Option<Normal<f64>>,
     rng: StdRng,
     outputs: [OutputSettings; 2],
-    esr: u8,
+    status: Ieee488Status,
 }
 
 impl TempController {
@@ -89,7 +88,7 @@ impl TempController {
             noise,
             rng: StdRng::seed_from_u64(params.seed ^ STREAM_SENSOR),
             outputs: [OutputSettings::default(); 2],
-            esr: 0,
+            status: Ieee488Status::new(IDN),
         })
     }
 
@@ -101,11 +100,24 @@ impl TempController {
     }
 
     /// `*RST`: heater off, setpoints, ramps and PID to their defaults.
-    fn reset(&mut self) {
+    fn reset_settings(&mut self) {
         let mut world = lock(&self.shared.world);
         world.set_stage_heater_range(0);
         drop(world);
         self.outputs = [OutputSettings::default(); 2];
+    }
+}
+
+impl Ieee488Instrument for TempController {
+    /// The 336 goes on with the rest of a line after a refused command.
+    const STOP_LINE_AT_ERROR: bool = false;
+
+    fn status(&mut self) -> &mut Ieee488Status {
+        &mut self.status
+    }
+
+    fn reset(&mut self) {
+        self.reset_settings();
     }
 
     fn command(&mut self, head: &str, args: &[String]) -> Result<Option<String>, u8> {
@@ -130,17 +142,6 @@ impl TempController {
                 .ok_or(ESR_EXE)
         };
         match head {
-            "*IDN?" => Ok(Some(IDN.to_string())),
-            "*RST" => {
-                self.reset();
-                Ok(None)
-            }
-            "*CLS" => {
-                self.esr = 0;
-                Ok(None)
-            }
-            "*ESR?" => Ok(Some(std::mem::take(&mut self.esr).to_string())),
-            "*OPC?" => Ok(Some("1".into())),
             "KRDG?" | "CRDG?" => {
                 let offset = if head == "CRDG?" { 273.15 } else { 0.0 };
                 let which = input(0)?;
@@ -260,15 +261,7 @@ impl TempController {
 
 impl LineInstrument for TempController {
     fn handle_line(&mut self, line: &str) -> Option<String> {
-        let mut replies = Vec::new();
-        for (head, args) in split_commands(line) {
-            match self.command(&head, &args) {
-                Ok(Some(reply)) => replies.push(reply),
-                Ok(None) => {}
-                Err(bit) => self.esr |= bit,
-            }
-        }
-        (!replies.is_empty()).then(|| replies.join(";"))
+        ieee488::handle_line(self, line)
     }
 }
 

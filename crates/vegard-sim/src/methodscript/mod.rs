@@ -615,7 +615,7 @@ impl Executor {
             // Range and status from the peak ac current (plus an injected
             // spike, a dc current: it overloads the range but a DFT at f
             // rejects it, so Z itself is unaffected, as on the instrument).
-            let I_peak_A = E_ac_V_rms * std::f64::consts::SQRT_2 / z.abs()
+            let I_peak_A = E_ac_V_rms * std::f64::consts::SQRT_2 / z.norm()
                 + faults.spike_A(t_k, &self.faults).abs();
             let (status, index) = self.range_status(I_peak_A);
             let meta = format!(",1{status:X},2{index:02X}");

@@ -136,7 +136,42 @@ pub(crate) enum Quantity {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ScriptError {
     pub line: usize,
-    pub reason: String,
+    pub reason: ScriptFault,
+}
+
+/// What is wrong with one script line. The texts go to the host in the
+/// `!2001: line N: ...` reply, so they read like the firmware's complaints.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum ScriptFault {
+    #[error("expected {expected} argument(s), got {got}")]
+    Arity { expected: usize, got: usize },
+    #[error("invalid number '{0}'")]
+    Number(String),
+    #[error("'{0}' must be > 0")]
+    NotPositive(String),
+    #[error("'{0}' must be >= 0")]
+    Negative(String),
+    #[error("'{0}' must be a non-negative integer")]
+    NotInteger(String),
+    #[error("malformed '{0}'")]
+    Malformed(String),
+    #[error("invalid variable name '{0}'")]
+    VariableName(String),
+    #[error("variable '{0}' not declared with var")]
+    Undeclared(String),
+    #[error("variable '{0}' is not measured by this loop")]
+    NotMeasured(String),
+    #[error("autoranging minimum {min} above maximum {max}")]
+    Autoranging { min: String, max: String },
+    #[error("unknown command '{0}'")]
+    UnknownCommand(String),
+    #[error("{0} outside a measurement loop")]
+    OutsideLoop(String),
+    #[error("'{0}' is not supported inside a measurement loop")]
+    NotInLoop(String),
+    /// A rule of the script's structure (one package per loop, ...).
+    #[error("{0}")]
+    Structure(&'static str),
 }
 
 /// Parses the lines after `e` (without the terminating empty line).
@@ -179,7 +214,7 @@ impl Parser {
         if self.open_loop.is_some() {
             return Err(ScriptError {
                 line: lines.len() + 1,
-                reason: "loop without endloop".into(),
+                reason: ScriptFault::Structure("loop without endloop"),
             });
         }
         Ok(Script {
@@ -188,7 +223,7 @@ impl Parser {
         })
     }
 
-    fn command(&mut self, head: &str, args: &[&str]) -> Result<(), String> {
+    fn command(&mut self, head: &str, args: &[&str]) -> Result<(), ScriptFault> {
         if self.open_loop.is_some() {
             return self.loop_body(head, args);
         }
@@ -196,7 +231,7 @@ impl Parser {
             "var" => {
                 let [name] = exact(args)?;
                 if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(format!("invalid variable name '{name}'"));
+                    return Err(ScriptFault::VariableName(name.to_string()));
                 }
                 self.vars.insert(name.to_string());
                 return Ok(());
@@ -219,7 +254,10 @@ impl Parser {
                 let [kind, lo, hi] = exact(args)?;
                 let (min_A, max_A) = (positive(lo)?, positive(hi)?);
                 if min_A > max_A {
-                    return Err(format!("autoranging minimum {lo} above maximum {hi}"));
+                    return Err(ScriptFault::Autoranging {
+                        min: lo.to_string(),
+                        max: hi.to_string(),
+                    });
                 }
                 if kind != "ba" {
                     return Ok(());
@@ -258,7 +296,7 @@ impl Parser {
             "on_finished:" => {
                 exact::<0>(args)?;
                 if self.in_on_finished {
-                    return Err("second on_finished:".into());
+                    return Err(ScriptFault::Structure("second on_finished:"));
                 }
                 self.in_on_finished = true;
                 return Ok(());
@@ -266,15 +304,17 @@ impl Parser {
             "meas_loop_cv" | "meas_loop_ocp" | "meas_loop_ca" | "meas_loop_lsv"
             | "meas_loop_eis" => {
                 if self.in_on_finished {
-                    return Err("measurement loops are not allowed in on_finished".into());
+                    return Err(ScriptFault::Structure(
+                        "measurement loops are not allowed in on_finished",
+                    ));
                 }
                 self.open_loop = Some(self.loop_header(head, args)?);
                 return Ok(());
             }
             "endloop" | "pck_start" | "pck_add" | "pck_end" => {
-                return Err(format!("{head} outside a measurement loop"));
+                return Err(ScriptFault::OutsideLoop(head.to_string()));
             }
-            other => return Err(format!("unknown command '{other}'")),
+            other => return Err(ScriptFault::UnknownCommand(other.to_string())),
         };
         self.push(cmd);
         Ok(())
@@ -288,15 +328,15 @@ impl Parser {
         }
     }
 
-    fn var(&self, name: &str) -> Result<String, String> {
+    fn var(&self, name: &str) -> Result<String, ScriptFault> {
         if self.vars.contains(name) {
             Ok(name.to_string())
         } else {
-            Err(format!("variable '{name}' not declared with var"))
+            Err(ScriptFault::Undeclared(name.to_string()))
         }
     }
 
-    fn loop_header(&self, head: &str, args: &[&str]) -> Result<OpenLoop, String> {
+    fn loop_header(&self, head: &str, args: &[&str]) -> Result<OpenLoop, ScriptFault> {
         let (kind, bindings) = match head {
             "meas_loop_cv" => {
                 let (fixed, nscans) = match args {
@@ -304,7 +344,7 @@ impl Parser {
                         let n = last
                             .strip_prefix("nscans(")
                             .and_then(|s| s.strip_suffix(')'))
-                            .ok_or_else(|| format!("malformed '{last}'"))?;
+                            .ok_or_else(|| ScriptFault::Malformed(last.to_string()))?;
                         (fixed, Some(integer(n)?))
                     }
                     _ => (args, None),
@@ -312,7 +352,7 @@ impl Parser {
                 let [p, c, beg, v1, v2, step, rate] = exact(fixed)?;
                 let n_scans = nscans.unwrap_or(1);
                 if n_scans == 0 {
-                    return Err("nscans must be >= 1".into());
+                    return Err(ScriptFault::Structure("nscans must be >= 1"));
                 }
                 let wave = CvWave {
                     E_begin_V: number(beg)?,
@@ -323,7 +363,9 @@ impl Parser {
                 };
                 let step_V = positive(step)?;
                 if (wave.span_V() / step_V).round() < 1.0 {
-                    return Err("the scan spans less than one potential step".into());
+                    return Err(ScriptFault::Structure(
+                        "the scan spans less than one potential step",
+                    ));
                 }
                 (
                     LoopKind::Cv {
@@ -356,7 +398,9 @@ impl Parser {
                 };
                 let step_V = positive(step)?;
                 if ((wave.E_end_V - wave.E_begin_V).abs() / step_V).round() < 1.0 {
-                    return Err("the sweep spans less than one potential step".into());
+                    return Err(ScriptFault::Structure(
+                        "the sweep spans less than one potential step",
+                    ));
                 }
                 (
                     LoopKind::Lsv { wave, step_V },
@@ -370,7 +414,7 @@ impl Parser {
                 let [f, zr, zi, eac, f_start, f_end, n, edc] = exact(args)?;
                 let n_points = integer(n)?;
                 if n_points == 0 {
-                    return Err("n_points must be >= 1".into());
+                    return Err(ScriptFault::Structure("n_points must be >= 1"));
                 }
                 (
                     LoopKind::Eis {
@@ -413,35 +457,35 @@ impl Parser {
         })
     }
 
-    fn loop_body(&mut self, head: &str, args: &[&str]) -> Result<(), String> {
+    fn loop_body(&mut self, head: &str, args: &[&str]) -> Result<(), ScriptFault> {
         let Some(l) = self.open_loop.as_mut() else {
-            return Err("internal: no open loop".into());
+            return Err(ScriptFault::Structure("internal: no open loop"));
         };
         match head {
             "pck_start" => {
                 exact::<0>(args)?;
                 if l.in_package || l.had_package {
-                    return Err("only one package per loop".into());
+                    return Err(ScriptFault::Structure("only one package per loop"));
                 }
                 l.in_package = true;
             }
             "pck_add" => {
                 let [name] = exact(args)?;
                 if !l.in_package {
-                    return Err("pck_add outside pck_start/pck_end".into());
+                    return Err(ScriptFault::Structure("pck_add outside pck_start/pck_end"));
                 }
                 let q = l
                     .bindings
                     .iter()
                     .find(|(n, _)| n == name)
                     .map(|(_, q)| *q)
-                    .ok_or_else(|| format!("variable '{name}' is not measured by this loop"))?;
+                    .ok_or_else(|| ScriptFault::NotMeasured(name.to_string()))?;
                 l.package.push(q);
             }
             "pck_end" => {
                 exact::<0>(args)?;
                 if !l.in_package {
-                    return Err("pck_end without pck_start".into());
+                    return Err(ScriptFault::Structure("pck_end without pck_start"));
                 }
                 l.in_package = false;
                 l.had_package = true;
@@ -449,7 +493,7 @@ impl Parser {
             "endloop" => {
                 exact::<0>(args)?;
                 if l.in_package {
-                    return Err("endloop inside pck_start/pck_end".into());
+                    return Err(ScriptFault::Structure("endloop inside pck_start/pck_end"));
                 }
                 let done = MeasLoop {
                     kind: l.kind,
@@ -459,22 +503,23 @@ impl Parser {
                 self.push(Cmd::Loop(done));
             }
             other => {
-                return Err(format!(
-                    "'{other}' is not supported inside a measurement loop"
-                ));
+                return Err(ScriptFault::NotInLoop(other.to_string()));
             }
         }
         Ok(())
     }
 }
 
-fn exact<'a, const N: usize>(args: &[&'a str]) -> Result<[&'a str; N], String> {
-    <[&str; N]>::try_from(args).map_err(|_| format!("expected {N} argument(s), got {}", args.len()))
+fn exact<'a, const N: usize>(args: &[&'a str]) -> Result<[&'a str; N], ScriptFault> {
+    <[&str; N]>::try_from(args).map_err(|_| ScriptFault::Arity {
+        expected: N,
+        got: args.len(),
+    })
 }
 
 /// A MethodSCRIPT literal: `500m`, `-100u`, `1k`, `2i`, `0x01`, `0b101`, `0.5`.
-pub(crate) fn number(tok: &str) -> Result<f64, String> {
-    let bad = || format!("invalid number '{tok}'");
+pub(crate) fn number(tok: &str) -> Result<f64, ScriptFault> {
+    let bad = || ScriptFault::Number(tok.to_string());
     let (neg, body) = match tok.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, tok),
@@ -515,30 +560,30 @@ pub(crate) fn number(tok: &str) -> Result<f64, String> {
     Ok(if neg { -value } else { value })
 }
 
-fn positive(tok: &str) -> Result<f64, String> {
+fn positive(tok: &str) -> Result<f64, ScriptFault> {
     let v = number(tok)?;
     if v > 0.0 {
         Ok(v)
     } else {
-        Err(format!("'{tok}' must be > 0"))
+        Err(ScriptFault::NotPositive(tok.to_string()))
     }
 }
 
-fn non_negative(tok: &str) -> Result<f64, String> {
+fn non_negative(tok: &str) -> Result<f64, ScriptFault> {
     let v = number(tok)?;
     if v >= 0.0 {
         Ok(v)
     } else {
-        Err(format!("'{tok}' must be >= 0"))
+        Err(ScriptFault::Negative(tok.to_string()))
     }
 }
 
-fn integer(tok: &str) -> Result<u32, String> {
+fn integer(tok: &str) -> Result<u32, ScriptFault> {
     let v = number(tok)?;
     if v >= 0.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX) {
         Ok(v as u32)
     } else {
-        Err(format!("'{tok}' must be a non-negative integer"))
+        Err(ScriptFault::NotInteger(tok.to_string()))
     }
 }
 
@@ -638,19 +683,19 @@ mod tests {
             "var f\nvar r\nvar j\nmeas_loop_eis f r j 7m 1k 1 0i 0\nendloop",
         ))
         .unwrap_err();
-        assert!(e.reason.contains("n_points"), "{e:?}");
+        assert!(e.reason.to_string().contains("n_points"), "{e:?}");
     }
 
     #[test]
     fn bad_scripts_name_the_line() {
         let e = parse(&lines("var p\nfoo 1")).unwrap_err();
         assert_eq!(e.line, 3);
-        assert!(e.reason.contains("foo"));
+        assert!(e.reason.to_string().contains("foo"));
         let e = parse(&lines("meas_loop_ocp p 10m 2\nendloop")).unwrap_err();
-        assert!(e.reason.contains("not declared"), "{e:?}");
+        assert!(e.reason.to_string().contains("not declared"), "{e:?}");
         let e = parse(&lines("var p\nmeas_loop_ocp p 10m 2\npck_start\npck_add p")).unwrap_err();
-        assert!(e.reason.contains("endloop"), "{e:?}");
+        assert!(e.reason.to_string().contains("endloop"), "{e:?}");
         let e = parse(&lines("set_e")).unwrap_err();
-        assert!(e.reason.contains("expected 1"), "{e:?}");
+        assert!(e.reason.to_string().contains("expected 1"), "{e:?}");
     }
 }

@@ -1,7 +1,28 @@
 //! Helpers shared by the model's and the world's unit tests.
 #![allow(clippy::unwrap_used)]
 
+use nalgebra::{DMatrix, DVector};
+
 use super::C64;
+
+/// Least squares `min |X b - y|` over the columns of `X`: SVD of the
+/// columns scaled to unit norm, so the result is as accurate as the
+/// columns' conditioning allows (not its square, as with the normal
+/// equations) even when they differ by orders of magnitude (1, Q, Q^2).
+/// Panics on a zero column or a failed SVD: a test helper.
+pub(crate) fn lstsq(cols: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
+    let scale: Vec<f64> = cols
+        .iter()
+        .map(|c| c.iter().map(|v| v * v).sum::<f64>().sqrt())
+        .collect();
+    assert!(scale.iter().all(|s| *s > 0.0), "zero column");
+    let x = DMatrix::from_fn(y.len(), cols.len(), |i, j| cols[j][i] / scale[j]);
+    let b = x
+        .svd(true, true)
+        .solve(&DVector::from_column_slice(y), 0.0)
+        .unwrap();
+    b.iter().zip(&scale).map(|(b, s)| b / s).collect()
+}
 
 /// Least-squares fit of `c0 + c1 t + c2 t^2 + a cos(w t) + b sin(w t)` to
 /// samples spanning whole periods; returns the phasor `a - j b` (peak
@@ -12,39 +33,14 @@ use super::C64;
 pub(crate) fn demodulate(t_s: &[f64], s: &[f64], w: f64) -> C64 {
     let t_mid = 0.5 * (t_s[0] + t_s[t_s.len() - 1]);
     let t_half = 0.5 * (t_s[t_s.len() - 1] - t_s[0]);
-    let mut ata = [[0.0f64; 5]; 5];
-    let mut atb = [0.0f64; 5];
-    for (&t, &y) in t_s.iter().zip(s) {
-        let r = (t - t_mid) / t_half;
-        let row = [1.0, r, r * r, (w * t).cos(), (w * t).sin()];
-        for i in 0..5 {
-            atb[i] += row[i] * y;
-            for j in 0..5 {
-                ata[i][j] += row[i] * row[j];
-            }
-        }
-    }
-    // Gaussian elimination with partial pivoting (5 x 5, well conditioned).
-    for col in 0..5 {
-        let piv = (col..5)
-            .max_by(|&a, &b| ata[a][col].abs().total_cmp(&ata[b][col].abs()))
-            .unwrap();
-        ata.swap(col, piv);
-        atb.swap(col, piv);
-        let pivot_row = ata[col];
-        let pivot_b = atb[col];
-        for r in col + 1..5 {
-            let k = ata[r][col] / pivot_row[col];
-            for (a, p) in ata[r].iter_mut().zip(&pivot_row).skip(col) {
-                *a -= k * p;
-            }
-            atb[r] -= k * pivot_b;
-        }
-    }
-    let mut x = [0.0f64; 5];
-    for r in (0..5).rev() {
-        let tail: f64 = (r + 1..5).map(|c| ata[r][c] * x[c]).sum();
-        x[r] = (atb[r] - tail) / ata[r][r];
-    }
+    let r: Vec<f64> = t_s.iter().map(|&t| (t - t_mid) / t_half).collect();
+    let cols = [
+        vec![1.0; t_s.len()],
+        r.clone(),
+        r.iter().map(|r| r * r).collect(),
+        t_s.iter().map(|&t| (w * t).cos()).collect(),
+        t_s.iter().map(|&t| (w * t).sin()).collect(),
+    ];
+    let x = lstsq(&cols, s);
     C64::new(x[3], -x[4])
 }

@@ -21,8 +21,9 @@ pub(crate) mod demod;
 
 use crate::SimError;
 use crate::bench::Shared;
+use crate::ieee488::{self, ESR_CME, ESR_EXE, Ieee488Instrument, Ieee488Status};
 use crate::journal::{Device, lock};
-use crate::line_server::{self, Framing, LineInstrument, split_commands};
+use crate::line_server::{self, Framing, LineInstrument};
 use demod::{Demodulator, sample_interval_s};
 use std::f64::consts::SQRT_2;
 use std::sync::{Arc, Mutex};
@@ -43,9 +44,6 @@ const PHAS_MAX_DEG: f64 = 360_000.0;
 pub(crate) const OFLT_MAX: u8 = 21;
 /// Highest `SCAL` index (0 = 1 V, 1 = 500 mV, 2 = 200 mV, ... 27 = 1 nV).
 const SCAL_MAX: u8 = 27;
-/// Bits of the standard event status register.
-const ESR_EXE: u8 = 1 << 4;
-const ESR_CME: u8 = 1 << 5;
 /// Most samples one update takes; a longer backlog (an unaddressed lock-in
 /// coming back to life) skips ahead on the grid, keeping the phase grid.
 const MAX_BACKLOG_SAMPLES: f64 = 200_000.0;
@@ -97,7 +95,7 @@ pub(crate) struct LockIn {
     active: bool,
     next_sample_s: f64,
     sample_dt_s: f64,
-    esr: u8,
+    status: Ieee488Status,
 }
 
 impl LockIn {
@@ -110,7 +108,7 @@ impl LockIn {
             active: false,
             next_sample_s: 0.0,
             sample_dt_s: sample_interval_s(s.f_Hz),
-            esr: 0,
+            status: Ieee488Status::new(IDN),
         }
     }
 
@@ -120,7 +118,7 @@ impl LockIn {
         world.set_ext_sine_now(self.s.f_Hz, self.s.slvl_V_rms * SQRT_2);
     }
 
-    fn reset(&mut self) {
+    fn reset_settings(&mut self) {
         self.update();
         self.s = Settings::default();
         self.demod = Demodulator::new(
@@ -194,8 +192,20 @@ impl LockIn {
             _ => 0.0,
         }
     }
+}
 
-    /// Runs one command; `Err(bit)` sets that ESR bit.
+impl Ieee488Instrument for LockIn {
+    /// The SR860 drops the rest of a line after a refused command.
+    const STOP_LINE_AT_ERROR: bool = true;
+
+    fn status(&mut self) -> &mut Ieee488Status {
+        &mut self.status
+    }
+
+    fn reset(&mut self) {
+        self.reset_settings();
+    }
+
     fn command(&mut self, head: &str, args: &[String]) -> Result<Option<String>, u8> {
         let arg = |i: usize| args.get(i).map(String::as_str).ok_or(ESR_CME);
         let num = |i: usize| -> Result<f64, u8> {
@@ -221,17 +231,6 @@ impl LockIn {
             }
         };
         match head {
-            "*IDN?" => Ok(Some(IDN.to_string())),
-            "*RST" => {
-                self.reset();
-                Ok(None)
-            }
-            "*CLS" => {
-                self.esr = 0;
-                Ok(None)
-            }
-            "*ESR?" => Ok(Some(std::mem::take(&mut self.esr).to_string())),
-            "*OPC?" => Ok(Some("1".into())),
             "FREQ" | "FREQINT" => {
                 let f = ranged(0, F_MIN_HZ, F_MAX_HZ)?;
                 self.update();
@@ -320,19 +319,7 @@ impl LockIn {
 impl LineInstrument for LockIn {
     fn handle_line(&mut self, line: &str) -> Option<String> {
         self.activate();
-        let mut replies = Vec::new();
-        for (head, args) in split_commands(line) {
-            match self.command(&head, &args) {
-                Ok(Some(reply)) => replies.push(reply),
-                Ok(None) => {}
-                Err(bit) => {
-                    self.esr |= bit;
-                    // The rest of the line is not executed.
-                    break;
-                }
-            }
-        }
-        (!replies.is_empty()).then(|| replies.join(";"))
+        ieee488::handle_line(self, line)
     }
 }
 

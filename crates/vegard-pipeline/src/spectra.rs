@@ -16,9 +16,9 @@ use vegard_analysis::{
     fit_esm_h, fit_esm_h_corrected, lin_kk_with,
 };
 use vegard_recipe::{PlannedStep, Step};
-use vegard_store::Table;
+use vegard_store::schema::{EisData, EsmData, data_path};
 
-use crate::EngineError;
+use crate::{AnalysisIssue, IssueKind, PipelineError};
 
 /// The cell's equivalent circuit: solution resistance, then the double
 /// layer in parallel with charge transfer in series with the film's open
@@ -102,18 +102,13 @@ impl SpectraOptions {
 }
 
 /// Why [`SpectraOptions::checked_circuit`] refused the options.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{msg}")]
 pub struct CircuitCheckError {
     /// The role key whose parameter is not in the circuit; `None` when the
     /// circuit string itself does not parse.
     pub role: Option<&'static str>,
     pub msg: String,
-}
-
-impl std::fmt::Display for CircuitCheckError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.msg)
-    }
 }
 
 /// Summary of the lin-KK test of one EIS step.
@@ -191,10 +186,10 @@ pub struct SpectraAnalysis {
     pub esm: Vec<EsmStepFit>,
     pub arrhenius: Option<ArrheniusComparison>,
     /// Steps that could not be fitted, and why.
-    pub errors: Vec<String>,
+    pub errors: Vec<AnalysisIssue>,
     /// Fits that were done but deserve a look (failed Kramers-Kronig test,
     /// ESM without the EIS correction), each naming the step.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<AnalysisIssue>,
 }
 
 /// The double-layer capacitance for plan step `k` from the EIS fits of the
@@ -223,10 +218,15 @@ fn mean_finite(v: impl Iterator<Item = f64>) -> f64 {
     if n == 0 { f64::NAN } else { s / n as f64 }
 }
 
-fn read(dir: &Path, name: &str) -> Result<Option<Table>, EngineError> {
-    let p = dir.join("data").join(name);
+/// A finished table of the run, if the run has it.
+fn read<T>(
+    dir: &Path,
+    name: &str,
+    typed: impl Fn(&vegard_store::Table) -> Result<T, vegard_store::StoreError>,
+) -> Result<Option<T>, PipelineError> {
+    let p = data_path(dir, name);
     if p.exists() {
-        Ok(Some(vegard_store::read_parquet(&p)?))
+        Ok(Some(typed(&vegard_store::read_parquet(&p)?)?))
     } else {
         Ok(None)
     }
@@ -279,47 +279,32 @@ fn kk_check(
     }
 }
 
-/// Fit every EIS and ESM step of a finished run and compare the
-/// temperature dependence of both taus. `film_thickness_m` (known on the
-/// virtual bench) turns tau0 into D0.
+/// Fit every EIS and ESM step of a finished run with `opts` and compare
+/// the temperature dependence of both taus. `film_thickness_m` (known on
+/// the virtual bench) turns tau0 into D0.
 pub fn analyze_spectra(
     dir: &Path,
     plan: &[PlannedStep],
     film_thickness_m: Option<f64>,
-) -> Result<SpectraAnalysis, EngineError> {
-    analyze_spectra_with(dir, plan, film_thickness_m, &SpectraOptions::default())
-}
-
-/// [`analyze_spectra`] with a chosen circuit and fit options.
-pub fn analyze_spectra_with(
-    dir: &Path,
-    plan: &[PlannedStep],
-    film_thickness_m: Option<f64>,
     opts: &SpectraOptions,
-) -> Result<SpectraAnalysis, EngineError> {
+) -> Result<SpectraAnalysis, PipelineError> {
     let mut out = SpectraAnalysis::default();
-    let circuit = opts.checked_circuit().map_err(|e| EngineError::Finalize {
-        dir: dir.display().to_string(),
-        msg: e.msg,
-    })?;
-    if let Some(t) = read(dir, "eis.parquet")?
+    let circuit = opts.checked_circuit()?;
+    if let Some(t) = read(dir, "eis", EisData::from_table)?
         && !t.is_empty()
     {
-        let (step, f, zr, zi, T) = (
-            t.i64("step")?,
-            t.f64("f_Hz")?,
-            t.f64("Z_re_ohm")?,
-            t.f64("Z_im_ohm")?,
-            t.f64("T_K")?,
-        );
+        let (step, f, zr, zi, T) = (&t.step, &t.f_Hz, &t.Z_re_ohm, &t.Z_im_ohm, &t.T_K);
         for (k, p) in plan.iter().enumerate() {
             if !matches!(p.step, Step::Eis(_)) {
                 continue;
             }
             let rows: Vec<usize> = (0..step.len()).filter(|&i| step[i] == k as i64).collect();
             if rows.is_empty() {
-                out.errors
-                    .push(format!("step {k} (eis): no impedance points"));
+                out.errors.push(AnalysisIssue::new(
+                    k as i64,
+                    IssueKind::NoData,
+                    format!("step {k} (eis): no impedance points"),
+                ));
                 continue;
             }
             let ff: Vec<f64> = rows.iter().map(|&i| f[i]).collect();
@@ -328,12 +313,16 @@ pub fn analyze_spectra_with(
                 Ok((n_elements, mu, max_abs_residual)) => {
                     let passed = max_abs_residual <= opts.kk_max_residual;
                     if !passed {
-                        out.warnings.push(format!(
-                            "step {k} (eis): Kramers-Kronig check failed: residual up to \
-                             {:.2} % of |Z| (limit {:.2} %); the cell may have drifted \
-                             or responded nonlinearly",
-                            100.0 * max_abs_residual,
-                            100.0 * opts.kk_max_residual
+                        out.warnings.push(AnalysisIssue::new(
+                            k as i64,
+                            IssueKind::KramersKronigFailed,
+                            format!(
+                                "step {k} (eis): Kramers-Kronig check failed: residual up to \
+                                 {:.2} % of |Z| (limit {:.2} %); the cell may have drifted \
+                                 or responded nonlinearly",
+                                100.0 * max_abs_residual,
+                                100.0 * opts.kk_max_residual
+                            ),
                         ));
                     }
                     Some(KkCheck {
@@ -344,8 +333,11 @@ pub fn analyze_spectra_with(
                     })
                 }
                 Err(e) => {
-                    out.errors
-                        .push(format!("step {k} (eis): Kramers-Kronig check: {e}"));
+                    out.errors.push(AnalysisIssue::new(
+                        k as i64,
+                        IssueKind::KramersKronig,
+                        format!("step {k} (eis): Kramers-Kronig check: {e}"),
+                    ));
                     None
                 }
             });
@@ -367,22 +359,26 @@ pub fn analyze_spectra_with(
                         fit,
                     });
                 }
-                Err(e) => out.errors.push(format!("step {k} (eis): {e}")),
+                Err(e) => out.errors.push(AnalysisIssue::new(
+                    k as i64,
+                    IssueKind::FitFailed,
+                    format!("step {k} (eis): {e}"),
+                )),
             }
         }
     }
-    if let Some(t) = read(dir, "esm.parquet")?
+    if let Some(t) = read(dir, "esm", EsmData::from_table)?
         && !t.is_empty()
     {
         let (step, f, amp, ph, e_amp, zr, zi, T) = (
-            t.i64("step")?,
-            t.f64("f_Hz")?,
-            t.f64("response_nm_per_V")?,
-            t.f64("response_phase_deg")?,
-            t.f64("E_amp_V")?,
-            t.f64("Z_re_ohm")?,
-            t.f64("Z_im_ohm")?,
-            t.f64("T_K")?,
+            &t.step,
+            &t.f_Hz,
+            &t.response_nm_per_V,
+            &t.response_phase_deg,
+            &t.E_amp_V,
+            &t.Z_re_ohm,
+            &t.Z_im_ohm,
+            &t.T_K,
         );
         for (k, p) in plan.iter().enumerate() {
             if !matches!(p.step, Step::EsmSweep(_)) {
@@ -390,9 +386,13 @@ pub fn analyze_spectra_with(
             }
             let rows: Vec<usize> = (0..step.len()).filter(|&i| step[i] == k as i64).collect();
             if rows.len() < 4 {
-                out.errors.push(format!(
-                    "step {k} (esm_sweep): {} demodulated frequencies, need >= 4",
-                    rows.len()
+                out.errors.push(AnalysisIssue::new(
+                    k as i64,
+                    IssueKind::NoData,
+                    format!(
+                        "step {k} (esm_sweep): {} demodulated frequencies, need >= 4",
+                        rows.len()
+                    ),
                 ));
                 continue;
             }
@@ -448,9 +448,13 @@ pub fn analyze_spectra_with(
                         .map(|f| (f, Some(s.step), per_q))
                 }
                 _ => {
-                    out.warnings.push(format!(
-                        "step {k} (esm_sweep): no EIS at the same temperature; tau_ESM \
-                         uncorrected for R_s + R_ct (biased long)"
+                    out.warnings.push(AnalysisIssue::new(
+                        k as i64,
+                        IssueKind::EsmUncorrected,
+                        format!(
+                            "step {k} (esm_sweep): no EIS at the same temperature; tau_ESM \
+                             uncorrected for R_s + R_ct (biased long)"
+                        ),
                     ));
                     fit_esm_h(&ff, &response, &options).map(|f| (f, None, Vec::new()))
                 }
@@ -465,7 +469,11 @@ pub fn analyze_spectra_with(
                     fit,
                     per_faradaic_charge,
                 }),
-                Err(e) => out.errors.push(format!("step {k} (esm_sweep): {e}")),
+                Err(e) => out.errors.push(AnalysisIssue::new(
+                    k as i64,
+                    IssueKind::FitFailed,
+                    format!("step {k} (esm_sweep): {e}"),
+                )),
             }
         }
     }
@@ -483,7 +491,7 @@ pub fn arrhenius_comparison(
     eis: &[EisStepFit],
     esm: &[EsmStepFit],
     film_thickness_m: Option<f64>,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<AnalysisIssue>,
 ) -> Option<ArrheniusComparison> {
     let distinct = |T: &[f64]| {
         let mut t: Vec<f64> = T.iter().copied().filter(|x| x.is_finite()).collect();
@@ -502,11 +510,15 @@ pub fn arrhenius_comparison(
             })
             .collect();
         if keep.len() < T.len() {
-            errors.push(format!(
-                "arrhenius ({what}): {} of {} fits left out (tau or its standard error not \
-                 determined)",
-                T.len() - keep.len(),
-                T.len()
+            errors.push(AnalysisIssue::new(
+                None,
+                IssueKind::Arrhenius,
+                format!(
+                    "arrhenius ({what}): {} of {} fits left out (tau or its standard error \
+                     not determined)",
+                    T.len() - keep.len(),
+                    T.len()
+                ),
             ));
         }
         let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
@@ -517,7 +529,11 @@ pub fn arrhenius_comparison(
         match fit_arrhenius(&T, &tau, &se) {
             Ok(f) => Some(f),
             Err(e) => {
-                errors.push(format!("arrhenius ({what}): {e}"));
+                errors.push(AnalysisIssue::new(
+                    None,
+                    IssueKind::Arrhenius,
+                    format!("arrhenius ({what}): {e}"),
+                ));
                 None
             }
         }

@@ -1,0 +1,57 @@
+//! Analysis issues as data: which step, what kind of problem, and the words
+//! for a person. Code that decides (the report's status, whether a step an
+//! aborted run never reached is a failure) matches on [`IssueKind`], never
+//! on the message, so rewording a message cannot change a decision.
+
+use serde::Serialize;
+
+/// What went wrong, or deserves a look, in the analysis of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueKind {
+    /// The step has no (or too few) recorded points to analyse: e.g. a step
+    /// an aborted run never reached, or an ESM sweep with fewer than four
+    /// demodulated frequencies.
+    NoData,
+    /// The data are there but the analysis or fit did not succeed.
+    FitFailed,
+    /// The lin-KK test could not be run.
+    KramersKronig,
+    /// The spectrum failed the lin-KK test (the cell drifted or responded
+    /// nonlinearly); the fit was done.
+    KramersKronigFailed,
+    /// An ESM sweep fitted without an EIS at the same temperature: tau is
+    /// uncorrected for R_s + R_ct (biased long).
+    EsmUncorrected,
+    /// An ESM frequency whose analysed window is compromised (lock-in
+    /// switched late, dwell shorter than the analysed periods).
+    EsmWindow,
+    /// Arrhenius fits with points left out, or that failed.
+    Arrhenius,
+}
+
+/// One issue of a run's analysis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnalysisIssue {
+    /// Plan step (0-based), `None` for issues of the whole run (Arrhenius).
+    pub step: Option<i64>,
+    pub kind: IssueKind,
+    /// The issue in words, naming the step (`step 3 (cv): ...`).
+    pub message: String,
+}
+
+impl AnalysisIssue {
+    pub fn new(step: impl Into<Option<i64>>, kind: IssueKind, message: impl Into<String>) -> Self {
+        AnalysisIssue {
+            step: step.into(),
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for AnalysisIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}

@@ -1,0 +1,297 @@
+//! Per-step products of the frequency-domain techniques and of the
+//! temperature stage, built at finalisation from the raw streams and the
+//! aligned table:
+//!
+//! - `data/eis.parquet`: one row per impedance point, with the step's labels
+//!   and the temperature measured when the point was taken;
+//! - `data/esm.parquet`: one row per ESM frequency: the software lock-in's
+//!   phasors of potential, current and deflection over the last whole
+//!   periods of that frequency's dwell, their ratios, and the hardware
+//!   lock-in's X/Y beside them;
+//! - the per-step records of `run.toml` (labels + measured temperature).
+//!
+//! Host-stamped streams (temperature, EIS points, lock-in reads) go onto the
+//! shared timeline as `host_ns x speed`: the shared timeline is anchored on
+//! host receive stamps too (lower envelope), so the two agree to the
+//! transport latency, far below anything a thermal stage or an impedance
+//! point resolves.
+
+use vegard_analysis::esm_point;
+use vegard_clock::resample_linear;
+use vegard_recipe::{PlannedStep, Step};
+use vegard_store::StepRecord;
+use vegard_store::schema::{EisData, EisRaw, EsmData, EsmDataRow, LockInRaw, TemperatureRaw};
+
+use crate::{AnalysisIssue, IssueKind};
+
+/// Measured temperature on the shared timeline (ascending t).
+pub(crate) struct TemperatureTrace {
+    pub t_s: Vec<f64>,
+    pub T_K: Vec<f64>,
+    pub step: Vec<i64>,
+}
+
+impl TemperatureTrace {
+    pub(crate) fn from_raw(raw: &TemperatureRaw, speed: f64) -> Self {
+        TemperatureTrace {
+            t_s: raw
+                .host_ns
+                .iter()
+                .map(|&h| h as f64 * 1e-9 * speed)
+                .collect(),
+            T_K: raw.T_K.clone(),
+            step: raw.step.clone(),
+        }
+    }
+
+    /// Temperature at each instant (linear between readings; NaN outside
+    /// the recorded range, or everywhere without a stage).
+    pub(crate) fn at(&self, t_s: &[f64]) -> Vec<f64> {
+        // Between the last reading and a sample a few ms later, hold the
+        // last reading rather than report NaN.
+        let mut out = resample_linear(&self.t_s, &self.T_K, t_s);
+        if let (Some(&t_last), Some(&T_last)) = (self.t_s.last(), self.T_K.last()) {
+            for (o, &t) in out.iter_mut().zip(t_s) {
+                if o.is_nan() && t > t_last && t - t_last < 5.0 {
+                    *o = T_last;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `run.toml` per-step records: kind, labels, measured temperature.
+pub(crate) fn step_records(plan: &[PlannedStep], temps: &TemperatureTrace) -> Vec<StepRecord> {
+    plan.iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let readings: Vec<f64> = temps
+                .step
+                .iter()
+                .zip(&temps.T_K)
+                .filter(|(s, T)| **s == k as i64 && T.is_finite())
+                .map(|(_, T)| *T)
+                .collect();
+            let n = readings.len();
+            let some = |v: f64| (n > 0).then_some(v);
+            StepRecord {
+                step: k as i64,
+                kind: p.step.kind_name().to_string(),
+                recipe_step: p.label.recipe_step as i64,
+                sweep_iteration: p.label.sweep_iteration.map(i64::from),
+                setpoint_K: p.label.setpoint_K,
+                nominal_duration_s: p.step.duration_s(),
+                T_mean_K: some(readings.iter().sum::<f64>() / n.max(1) as f64),
+                T_min_K: some(readings.iter().copied().fold(f64::INFINITY, f64::min)),
+                T_max_K: some(readings.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+                T_readings: (n > 0).then_some(n as i64),
+            }
+        })
+        .collect()
+}
+
+/// Label columns of a table with a `step` column: the enclosing sweep's
+/// iteration (-1 outside a sweep) and temperature setpoint (NaN if none).
+pub(crate) fn label_columns(plan: &[PlannedStep], step: &[i64]) -> (Vec<i64>, Vec<f64>) {
+    step.iter()
+        .map(|&s| {
+            let l = usize::try_from(s)
+                .ok()
+                .and_then(|s| plan.get(s))
+                .map(|p| &p.label);
+            (
+                l.and_then(|l| l.sweep_iteration).map_or(-1, i64::from),
+                l.and_then(|l| l.setpoint_K).unwrap_or(f64::NAN),
+            )
+        })
+        .unzip()
+}
+
+/// `data/eis.parquet`: the raw impedance points with labels, shared time
+/// and measured temperature.
+pub(crate) fn eis_table(
+    raw: EisRaw,
+    plan: &[PlannedStep],
+    temps: &TemperatureTrace,
+    speed: f64,
+) -> EisData {
+    let t_s: Vec<f64> = raw
+        .host_ns
+        .iter()
+        .map(|&h| h as f64 * 1e-9 * speed)
+        .collect();
+    let (sweep_iteration, setpoint_K) = label_columns(plan, &raw.step);
+    EisData {
+        T_K: temps.at(&t_s),
+        t_s,
+        sweep_iteration,
+        setpoint_K,
+        seq: raw.seq,
+        step: raw.step,
+        segment: raw.segment,
+        index: raw.index,
+        host_ns: raw.host_ns,
+        f_Hz: raw.f_Hz,
+        Z_re_ohm: raw.Z_re_ohm,
+        Z_im_ohm: raw.Z_im_ohm,
+        status: raw.status,
+    }
+}
+
+/// Columns of the aligned table the ESM demodulation needs.
+pub(crate) struct AlignedView<'a> {
+    pub t_s: &'a [f64],
+    pub step: &'a [i64],
+    pub cycle: &'a [i64],
+    pub E_V: &'a [f64],
+    pub I_A: &'a [f64],
+    pub deflection_nm: &'a [f64],
+    pub T_K: &'a [f64],
+}
+
+/// `data/esm.parquet` and, for frequencies that could not be demodulated,
+/// issues naming the step and frequency.
+pub(crate) fn esm_table(
+    plan: &[PlannedStep],
+    a: &AlignedView<'_>,
+    lockin: &LockInRaw,
+    invols_nm_per_V: f64,
+    speed: f64,
+) -> (EsmData, Vec<AnalysisIssue>) {
+    let mut cols = EsmData::default();
+    let mut errors = Vec::new();
+    let (l_step, l_idx, l_x, l_y, l_sw) = (
+        &lockin.step,
+        &lockin.freq_index,
+        &lockin.x_V_rms,
+        &lockin.y_V_rms,
+        &lockin.switched_host_ns,
+    );
+    for (k, p) in plan.iter().enumerate() {
+        let Step::EsmSweep(e) = &p.step else { continue };
+        let freqs = e.frequencies_Hz();
+        let dt_s = e.ca_sample_interval_s();
+        for (j, &f_Hz) in freqs.iter().enumerate() {
+            let rows: Vec<usize> = (0..a.t_s.len())
+                .filter(|&i| a.step[i] == k as i64 && a.cycle[i] == j as i64 + 1)
+                .filter(|&i| a.t_s[i].is_finite())
+                .collect();
+            let what = format!("step {k} (esm_sweep) at {f_Hz} Hz");
+            let (Some(&first), Some(&last)) = (rows.first(), rows.last()) else {
+                errors.push(AnalysisIssue::new(
+                    k as i64,
+                    IssueKind::NoData,
+                    format!("{what}: no samples recorded"),
+                ));
+                continue;
+            };
+            // The dwell ends one sample interval after its last sample; the
+            // analysed periods are the last whole ones, so the settling
+            // periods (and the lock-in's switch latency) fall before them.
+            let dwell_start_s = a.t_s[first] - dt_s;
+            let t_end_s = a.t_s[last] + dt_s;
+            let t_start_s = t_end_s - f64::from(e.periods) / f_Hz;
+            let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+            let (tt, ee, ii, uu) = (pick(a.t_s), pick(a.E_V), pick(a.I_A), pick(a.deflection_nm));
+            let li = (0..l_step.len()).find(|&r| l_step[r] == k as i64 && l_idx[r] == j as i64);
+            let switched_s = li.map_or(f64::NAN, |r| l_sw[r] as f64 * 1e-9 * speed);
+            // The sine must have been at this frequency before the window.
+            let mut note = String::new();
+            if switched_s.is_finite() && switched_s > t_start_s {
+                note = format!(
+                    "lock-in switched {:.3} s into the analysed window (switch latency exceeds the settling time)",
+                    switched_s - t_start_s
+                );
+            }
+            if t_start_s < dwell_start_s - 0.5 * dt_s {
+                note = format!(
+                    "dwell {:.3} s shorter than {} analysed periods",
+                    t_end_s - dwell_start_s,
+                    e.periods
+                );
+            }
+            let T_mean_K = {
+                let v: Vec<f64> = rows
+                    .iter()
+                    .map(|&i| a.T_K[i])
+                    .filter(|T| T.is_finite())
+                    .collect();
+                if v.is_empty() {
+                    f64::NAN
+                } else {
+                    v.iter().sum::<f64>() / v.len() as f64
+                }
+            };
+            match esm_point(&tt, &ee, &ii, &uu, f_Hz, t_start_s, e.periods) {
+                Ok(pt) => {
+                    let (x, y) = li.map_or((f64::NAN, f64::NAN), |r| (l_x[r], l_y[r]));
+                    let flagged = !note.is_empty();
+                    if flagged {
+                        errors.push(AnalysisIssue::new(
+                            k as i64,
+                            IssueKind::EsmWindow,
+                            format!("{what}: warning: {note}"),
+                        ));
+                    }
+                    cols.push(&esm_row(
+                        k,
+                        j,
+                        p,
+                        &pt,
+                        T_mean_K,
+                        x,
+                        y,
+                        invols_nm_per_V,
+                        flagged,
+                    ));
+                }
+                Err(err) => errors.push(AnalysisIssue::new(
+                    k as i64,
+                    IssueKind::FitFailed,
+                    format!("{what}: {err}"),
+                )),
+            }
+        }
+    }
+    (cols, errors)
+}
+
+/// One demodulated ESM frequency as a row of `data/esm.parquet`.
+#[allow(clippy::too_many_arguments)]
+fn esm_row(
+    k: usize,
+    j: usize,
+    p: &PlannedStep,
+    pt: &vegard_analysis::EsmPoint,
+    T_K: f64,
+    x: f64,
+    y: f64,
+    invols: f64,
+    flagged: bool,
+) -> EsmDataRow {
+    EsmDataRow {
+        step: k as i64,
+        freq_index: j as i64,
+        sweep_iteration: p.label.sweep_iteration.map_or(-1, i64::from),
+        setpoint_K: p.label.setpoint_K.unwrap_or(f64::NAN),
+        T_K,
+        f_Hz: pt.f_Hz,
+        t_start_s: pt.t_start_s,
+        E_amp_V: pt.E_V.amplitude(),
+        I_amp_A: pt.I_A.amplitude(),
+        deflection_amp_nm: pt.deflection_nm.amplitude(),
+        response_nm_per_V: pt.response_nm_per_V.amplitude(),
+        response_phase_deg: pt.response_nm_per_V.phase_deg(),
+        Z_re_ohm: pt.Z_ohm.re,
+        Z_im_ohm: pt.Z_ohm.im,
+        deflection_h2_ratio: pt.deflection_h2_ratio,
+        deflection_residual_nm_rms: pt.deflection_residual_nm_rms,
+        lockin_x_V_rms: x,
+        lockin_y_V_rms: y,
+        // RMS volts at the detector -> peak nm of deflection.
+        lockin_deflection_amp_nm: x.hypot(y) * std::f64::consts::SQRT_2 * invols,
+        lockin_phase_deg: y.atan2(x).to_degrees(),
+        flagged: i64::from(flagged),
+    }
+}

@@ -1,0 +1,172 @@
+//! `vegard analyze`: the post-run analysis of one run folder, written to
+//! `analysis.json` and summarised on stdout from the typed result.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use vegard_analysis::{CdlSource, HalfCycleFit, SweepDirection};
+use vegard_pipeline::{CvStepAnalysis, RunAnalysis, SpectraOptions};
+
+pub fn cmd_analyze(run: &Path, json: bool) -> Result<ExitCode> {
+    let analysis = vegard_pipeline::analyze_run(run, &SpectraOptions::default())
+        .with_context(|| format!("analysing {}", run.display()))?;
+    let path = run.join(vegard_store::ANALYSIS_FILE);
+    let text = serde_json::to_string_pretty(&analysis.to_json())?;
+    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    if json {
+        println!("{text}");
+    } else {
+        print_summary(&analysis);
+        println!("  written: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The human summary: the first CV step in detail, then every spectrum fit,
+/// the Arrhenius comparison, and what could not be analysed.
+fn print_summary(a: &RunAnalysis) {
+    println!("{}", a.run_dir.display());
+    match a.cv_steps.first() {
+        None => println!("  no CV step could be analysed"),
+        Some(cv) => print_cv(cv),
+    }
+    if let Some(cv) = a.cv_steps.first() {
+        print_nonlinearity(cv);
+    }
+    for s in &a.spectra.eis {
+        println!(
+            "  EIS step {} at {:.2} K: tau = {:.3} ± {:.3} s, R_s + R_ct = {:.2} ohm ({})",
+            s.step, s.T_K, s.tau_s, s.tau_se_s, s.R_series_ohm, s.fit.circuit
+        );
+    }
+    for s in &a.spectra.esm {
+        println!(
+            "  ESM step {} at {:.2} K: tau = {:.3} ± {:.3} s{}",
+            s.step,
+            s.T_K,
+            s.fit.tau_s,
+            s.fit.tau_se_s,
+            if s.eis_step.is_none() {
+                " (not corrected for R_s + R_ct)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(arr) = &a.spectra.arrhenius {
+        for (method, fit) in [("EIS", &arr.eis), ("ESM", &arr.esm)] {
+            let Some(f) = fit else { continue };
+            let ci = match f.ea_ci95_eV {
+                Some([lo, hi]) => format!("95 % CI [{lo:.4}, {hi:.4}] eV"),
+                None => "no interval (two temperatures)".to_string(),
+            };
+            println!(
+                "  Arrhenius ({method}): Ea = {:.4} ± {:.4} eV ({:.1} kJ/mol), {ci}",
+                f.ea_eV, f.ea_se_eV, f.ea_kJ_per_mol,
+            );
+        }
+        if let Some(d) = &arr.difference {
+            println!(
+                "  Ea(ESM) - Ea(EIS) = {:+.4} ± {:.4} eV",
+                d.diff_eV, d.se_eV
+            );
+        }
+    }
+    for e in &a.analysis_errors {
+        println!("  error: {e}");
+    }
+    for w in &a.analysis_warnings {
+        println!("  warning: {w}");
+    }
+}
+
+fn print_cv(cv: &CvStepAnalysis) {
+    let dvc = &cv.analysis.deformation_vs_charge;
+    println!(
+        "  deformation vs faradaic charge: {:+.4} ± {:.4} nm/mC, R² = {:.4}",
+        dvc.slope_nm_per_mC, dvc.slope_se_nm_per_mC, dvc.r2
+    );
+    for c in &dvc.per_cycle {
+        println!(
+            "    cycle {}: {:+.4} ± {:.4} nm/mC, R² = {:.4}",
+            c.cycle, c.slope_nm_per_mC, c.slope_se_nm_per_mC, c.r2
+        );
+    }
+    print_half_cycles(&dvc.per_half_cycle);
+    let source = match dvc.C_dl_source {
+        CdlSource::Eis => match cv.C_dl_eis_step {
+            Some(step) => format!("from the EIS fit of step {step}"),
+            None => "from EIS".to_string(),
+        },
+        CdlSource::VertexJump => "from the CV's vertex current jumps".to_string(),
+        CdlSource::Given => "given".to_string(),
+        CdlSource::Uncorrected => "not removed".to_string(),
+    };
+    println!("    C_dl = {:.1} µF ({source})", 1e6 * dvc.C_dl_F);
+}
+
+/// Anodic and cathodic sweep slopes, summarised: mean and spread per
+/// direction (the full list is in analysis.json).
+fn print_half_cycles(halves: &[HalfCycleFit]) {
+    for (dir, name) in [
+        (SweepDirection::Anodic, "anodic"),
+        (SweepDirection::Cathodic, "cathodic"),
+    ] {
+        let slopes: Vec<f64> = halves
+            .iter()
+            .filter(|h| h.direction == dir)
+            .map(|h| h.slope_nm_per_mC)
+            .collect();
+        if slopes.is_empty() {
+            continue;
+        }
+        let mean = slopes.iter().sum::<f64>() / slopes.len() as f64;
+        let (lo, hi) = slopes
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                (a.min(x), b.max(x))
+            });
+        println!(
+            "    {name} sweeps: {mean:+.4} nm/mC (mean of {}, range {lo:+.4} .. {hi:+.4})",
+            slopes.len()
+        );
+    }
+}
+
+/// The nonlinearity of one CV step: headline numbers and the verdicts in
+/// words.
+fn print_nonlinearity(cv: &CvStepAnalysis) {
+    let Some(nl) = &cv.analysis.nonlinearity else {
+        if let Some(note) = &cv.analysis.nonlinearity_note {
+            println!("  nonlinearity: {note}");
+        }
+        return;
+    };
+    let g = &nl.regression;
+    println!(
+        "  nonlinearity over {} periods of {:.2} s: THD u {:.1} %, Q_F {:.1} %, E {:.1} %; \
+         lag of u behind Q_F {:+.1} ms",
+        nl.n_periods,
+        nl.period_s,
+        100.0 * nl.thd_u,
+        100.0 * nl.thd_Q_F,
+        100.0 * nl.thd_E,
+        1e3 * nl.lag_s,
+    );
+    println!(
+        "    u = κQ + κ2Q² + βE + γE² + ...: κ = {:+.4} ± {:.4} nm/mC, κ2 = {:+.2e} ± {:.1e} nm/mC², \
+         β = {:+.3} ± {:.3} nm/V, γ = {:+.3} ± {:.3} nm/V²",
+        g.kappa_nm_per_mC,
+        g.kappa_se_nm_per_mC,
+        g.kappa2_nm_per_mC2,
+        g.kappa2_se_nm_per_mC2,
+        g.beta_nm_per_V,
+        g.beta_se_nm_per_V,
+        g.gamma_nm_per_V2,
+        g.gamma_se_nm_per_V2,
+    );
+    for line in &nl.findings {
+        println!("    → {line}");
+    }
+}
