@@ -32,7 +32,7 @@ pub enum Cmd {
         #[arg(long, default_value = "runs")]
         out: PathBuf,
         /// Time acceleration of the virtual bench (simulated s per wall s).
-        #[arg(long, value_parser = parse_speed)]
+        #[arg(long, value_parser = parse_speed, allow_negative_numbers = true)]
         speed: Option<f64>,
         /// Print one JSON object instead of progress lines.
         #[arg(long)]
@@ -67,7 +67,7 @@ pub enum Cmd {
         #[arg(long)]
         truth: bool,
         /// Time acceleration (overrides [sim] time_acceleration).
-        #[arg(long, value_parser = parse_speed)]
+        #[arg(long, value_parser = parse_speed, allow_negative_numbers = true)]
         speed: Option<f64>,
         /// Machine-readable output (JSON lines while serving).
         #[arg(long)]

@@ -194,6 +194,9 @@ enum PstatMsg {
     Error(InstrumentError),
 }
 
+/// What the digitizer task hands back: its own result and the probe.
+type DmmReturn = (Result<(), InstrumentError>, Box<dyn DeflectionProbe>);
+
 /// What a step ends with: done, or the reason to stop the run.
 type StepResult = Result<(), AbortReason>;
 
@@ -1061,20 +1064,19 @@ async fn record_step(
     let _ = stop_tx.send(true);
     // The task's own result and the probe, or why the probe is gone. When
     // the task ended early, `outcome` already holds its failure.
-    let joined: Result<(Result<(), InstrumentError>, Box<dyn DeflectionProbe>), AbortReason> =
-        match dmm_done {
-            Some(Some(probe)) => Ok((Ok(()), probe)),
-            Some(None) => Err(AbortReason::DeflectionProbeLost),
-            None => match tokio::time::timeout(Duration::from_secs(5), &mut dmm_task).await {
-                Ok(Ok(r)) => Ok(r),
-                Ok(Err(e)) if e.is_panic() => Err(AbortReason::DeflectionTaskPanicked),
-                Ok(Err(e)) => Err(AbortReason::DeflectionTaskFailed(e)),
-                Err(_) => {
-                    dmm_task.abort();
-                    return (outcome.and(Err(AbortReason::DigitizerStuck)), None);
-                }
-            },
-        };
+    let joined: Result<DmmReturn, AbortReason> = match dmm_done {
+        Some(Some(probe)) => Ok((Ok(()), probe)),
+        Some(None) => Err(AbortReason::DeflectionProbeLost),
+        None => match tokio::time::timeout(Duration::from_secs(5), &mut dmm_task).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) if e.is_panic() => Err(AbortReason::DeflectionTaskPanicked),
+            Ok(Err(e)) => Err(AbortReason::DeflectionTaskFailed(e)),
+            Err(_) => {
+                dmm_task.abort();
+                return (outcome.and(Err(AbortReason::DigitizerStuck)), None);
+            }
+        },
+    };
     while let Ok(b) = batch_rx.try_recv() {
         if let Ok(b) = b
             && let Err(e) = append_readings(ctx, &b, step_index, segment, &mut dmm_index, dt_dmm_s)
