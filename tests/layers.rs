@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-/// `crate -> allowed vegard dependencies`, read from ARCHITECTURE.md's
-/// crate table: rows `| layer | \`crate\` | purpose | \`a\`, \`b\` |`.
-fn allowed_from_architecture() -> BTreeMap<String, BTreeSet<String>> {
+/// `crate -> (row index, allowed vegard dependencies)`, read from
+/// ARCHITECTURE.md's crate table: rows
+/// `| layer | \`crate\` | purpose | \`a\`, \`b\` |`, lowest layer first.
+fn allowed_from_architecture() -> BTreeMap<String, (usize, BTreeSet<String>)> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ARCHITECTURE.md"))
         .expect("ARCHITECTURE.md");
     let ticked = |cell: &str| -> Vec<String> {
@@ -35,7 +36,8 @@ fn allowed_from_architecture() -> BTreeMap<String, BTreeSet<String>> {
             continue;
         }
         let deps = ticked(cells[3]).into_iter().collect();
-        out.insert(name.clone(), deps);
+        let row = out.len();
+        out.insert(name.clone(), (row, deps));
     }
     out
 }
@@ -93,7 +95,7 @@ fn every_crate_depends_only_on_what_architecture_md_allows() {
     );
     let mut problems = Vec::new();
     for (name, deps) in &actual {
-        let Some(ok) = allowed.get(name) else {
+        let Some((_, ok)) = allowed.get(name) else {
             problems.push(format!("{name}: no row in ARCHITECTURE.md's crate table"));
             continue;
         };
@@ -101,6 +103,19 @@ fn every_crate_depends_only_on_what_architecture_md_allows() {
             problems.push(format!(
                 "{name} depends on {d}, which ARCHITECTURE.md does not allow"
             ));
+        }
+    }
+    // The table itself points down only: a crate may list only crates in
+    // rows above it (lower layers).
+    for (name, (row, ok)) in &allowed {
+        for d in ok {
+            match allowed.get(d) {
+                Some((r, _)) if r < row => {}
+                Some(_) => problems.push(format!(
+                    "ARCHITECTURE.md: {name} lists {d}, which is not in a lower row"
+                )),
+                None => problems.push(format!("ARCHITECTURE.md: {name} lists unknown {d}")),
+            }
         }
     }
     for name in allowed.keys().filter(|n| !actual.contains_key(*n)) {

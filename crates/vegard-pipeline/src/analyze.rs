@@ -165,3 +165,75 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
         alignment: meta.alignment,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const RECIPE: &str = r#"
+[run]
+name = "t"
+[limits]
+current_max_A = 0.01
+potential_window_V = [-0.2, 1.0]
+[[step]]
+kind = "ocp"
+duration_s = 1.0
+sample_interval_s = 0.1
+[[step]]
+kind = "cv"
+begin_V = 0.4
+vertex_V = [0.6, 0.2]
+scan_rate_V_per_s = 0.1
+step_V = 0.002
+cycles = 1
+"#;
+
+    /// A CV step without samples (a run aborted before it) is a `NoData`
+    /// issue naming the step; a step with too few samples to analyse is a
+    /// `FitFailed` one. The report decides on these kinds, not on words.
+    #[test]
+    fn unanalysable_cv_steps_become_typed_issues() {
+        let recipe = vegard_recipe::parse_recipe(RECIPE, "t.toml").unwrap();
+        let (done, issues) = analyze_aligned(&Aligned::default(), &recipe, &|_| None);
+        assert!(done.is_empty());
+        assert_eq!(
+            issues,
+            [AnalysisIssue::new(
+                1,
+                IssueKind::NoData,
+                "step 1 (cv): no samples recorded"
+            )]
+        );
+
+        let mut a = Aligned::default();
+        for i in 0..3 {
+            a.push(&vegard_store::schema::AlignedRow {
+                t_s: f64::from(i) * 0.02,
+                step: 1,
+                segment: 1,
+                cycle: 1,
+                E_V: 0.4,
+                I_A: 1e-4,
+                deflection_V: 0.0,
+                deflection_nm: 0.0,
+                sweep_iteration: -1,
+                setpoint_K: f64::NAN,
+                T_K: f64::NAN,
+            });
+        }
+        let (done, issues) = analyze_aligned(&a, &recipe, &|_| None);
+        assert!(done.is_empty());
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].kind, IssueKind::FitFailed);
+        assert_eq!(issues[0].step, Some(1));
+        assert!(
+            issues[0].message.starts_with("step 1 (cv): "),
+            "{}",
+            issues[0]
+        );
+        let json = serde_json::to_value(&issues[0]).unwrap();
+        assert_eq!(json["kind"], "fit_failed");
+    }
+}

@@ -11,8 +11,8 @@ use serde::Serialize;
 use vegard_clock::{align_segment, newest_per_batch, resample_linear};
 use vegard_recipe::{BenchConfig, Recipe};
 use vegard_store::schema::{
-    Aligned, DeflectionData, DeflectionRaw, EisRaw, LockInRaw, PotentiostatData, PotentiostatRaw,
-    TemperatureData, TemperatureRaw, aligned_path, data_path,
+    Aligned, DeflectionData, DeflectionRaw, EisData, EisRaw, EsmData, LockInRaw, PotentiostatData,
+    PotentiostatRaw, TemperatureData, TemperatureRaw, aligned_path, data_path,
 };
 use vegard_store::{AnalysisSummary, RunAlignment, RunStatus, SegmentAlignment, Table};
 
@@ -68,7 +68,8 @@ pub fn recover_run(dir: &Path) -> Result<FinalizeSummary, PipelineError> {
     finalize_run(dir, status, reason)
 }
 
-/// A raw stream's typed columns, or none when the stream was never opened.
+/// A raw stream's typed columns; empty when the stream was never opened
+/// (e.g. no lock-in in this run).
 fn read_raw_or_empty<T: Default>(
     dir: &Path,
     stream: &str,
@@ -111,8 +112,8 @@ pub fn finalize_run(
         })?;
     let recipe = recipe_of(dir, &meta)?;
     let speed = meta.time_acceleration;
-    let invols = bench.instruments.deflection.invols_nm_per_V;
-    let dt_dmm = recipe
+    let invols_nm_per_V = bench.instruments.deflection.invols_nm_per_V;
+    let dt_dmm_s = recipe
         .run
         .deflection_sample_interval_s
         .unwrap_or(bench.instruments.deflection.sample_interval_s);
@@ -154,7 +155,7 @@ pub fn finalize_run(
                     deflection_drift_ppm: f64::NAN,
                     trigger_t_s: f64::NAN,
                     alignment_error_estimate_s: f64::NAN,
-                    digitizer_sample_interval_s: dt_dmm,
+                    digitizer_sample_interval_s: dt_dmm_s,
                     n_potentiostat: pi.len(),
                     n_deflection: di.len(),
                     note: Some(format!("not aligned: {e}")),
@@ -185,7 +186,7 @@ pub fn finalize_run(
             deflection_drift_ppm: clocks.digitizer_drift_ppm,
             trigger_t_s: clocks.potentiostat.offset_s,
             alignment_error_estimate_s: clocks.alignment_error_estimate_s,
-            digitizer_sample_interval_s: dt_dmm,
+            digitizer_sample_interval_s: dt_dmm_s,
             n_potentiostat: pi.len(),
             n_deflection: di.len(),
             note,
@@ -193,7 +194,7 @@ pub fn finalize_run(
     }
 
     // Deflection onto the potentiostat grid, segment by segment.
-    let d_nm: Vec<f64> = d.V.iter().map(|v| v * invols).collect();
+    let d_nm: Vec<f64> = d.V.iter().map(|v| v * invols_nm_per_V).collect();
     let mut p_defl_V = vec![f64::NAN; p.len()];
     for &seg in &segments {
         let mut di: Vec<usize> = (0..d.len())
@@ -217,7 +218,7 @@ pub fn finalize_run(
         path: data.clone(),
         error,
     })?;
-    let defl_nm: Vec<f64> = p_defl_V.iter().map(|v| v * invols).collect();
+    let defl_nm: Vec<f64> = p_defl_V.iter().map(|v| v * invols_nm_per_V).collect();
     // Labels of the plan (sweep iteration, temperature setpoint) and the
     // temperature measured at each sample.
     let (sweep_iteration, setpoint_K) = label_columns(&plan, &p.step);
@@ -235,7 +236,6 @@ pub fn finalize_run(
         setpoint_K,
         T_K,
     };
-    vegard_store::write_parquet(&aligned_path(dir), &aligned.clone().into_table())?;
     let p_out = PotentiostatData {
         seq: p.seq,
         step: p.step,
@@ -276,7 +276,7 @@ pub fn finalize_run(
     )?;
     let eis = eis_table(eis_raw, &plan, &temps, speed);
     let eis_points = eis.len();
-    vegard_store::write_parquet(&data_path(dir, "eis"), &eis.into_table())?;
+    vegard_store::write_parquet(&data_path(dir, EisData::FILE), &eis.into_table())?;
     vegard_store::write_parquet(
         &data_path(dir, LockInRaw::FILE),
         &lockin_raw.clone().into_table(),
@@ -294,10 +294,13 @@ pub fn finalize_run(
         deflection_nm: &aligned.deflection_nm,
         T_K: &aligned.T_K,
     };
-    let (esm, esm_errors) = esm_table(&plan, &view, &lockin_raw, invols, speed);
+    let (esm, esm_errors) = esm_table(&plan, &view, &lockin_raw, invols_nm_per_V, speed);
     analysis_errors.extend(esm_errors);
     let esm_points = esm.len();
-    vegard_store::write_parquet(&data_path(dir, "esm"), &esm.into_table())?;
+    vegard_store::write_parquet(&data_path(dir, EsmData::FILE), &esm.into_table())?;
+    // Last: readers take aligned.parquet as "this run was finalised", so it
+    // must not appear before the tables it stands for.
+    vegard_store::write_parquet(&aligned_path(dir), &aligned.clone().into_table())?;
     meta.steps = step_records(&plan, &temps);
 
     let alignment_error_estimate_s = alignment

@@ -267,7 +267,7 @@ fn esm_row(
     T_K: f64,
     x: f64,
     y: f64,
-    invols: f64,
+    invols_nm_per_V: f64,
     flagged: bool,
 ) -> EsmDataRow {
     EsmDataRow {
@@ -290,7 +290,7 @@ fn esm_row(
         lockin_x_V_rms: x,
         lockin_y_V_rms: y,
         // RMS volts at the detector -> peak nm of deflection.
-        lockin_deflection_amp_nm: x.hypot(y) * std::f64::consts::SQRT_2 * invols,
+        lockin_deflection_amp_nm: x.hypot(y) * std::f64::consts::SQRT_2 * invols_nm_per_V,
         lockin_phase_deg: y.atan2(x).to_degrees(),
         flagged: i64::from(flagged),
     }

@@ -290,7 +290,7 @@ pub fn analyze_spectra(
 ) -> Result<SpectraAnalysis, PipelineError> {
     let mut out = SpectraAnalysis::default();
     let circuit = opts.checked_circuit()?;
-    if let Some(t) = read(dir, "eis", EisData::from_table)?
+    if let Some(t) = read(dir, EisData::FILE, EisData::from_table)?
         && !t.is_empty()
     {
         let (step, f, zr, zi, T) = (&t.step, &t.f_Hz, &t.Z_re_ohm, &t.Z_im_ohm, &t.T_K);
@@ -367,7 +367,7 @@ pub fn analyze_spectra(
             }
         }
     }
-    if let Some(t) = read(dir, "esm", EsmData::from_table)?
+    if let Some(t) = read(dir, EsmData::FILE, EsmData::from_table)?
         && !t.is_empty()
     {
         let (step, f, amp, ph, e_amp, zr, zi, T) = (

@@ -51,7 +51,7 @@ pub fn run_folders(path: &Path) -> Result<(ReportKind, Vec<PathBuf>), ReportErro
         path: path.display().to_string(),
         msg,
     };
-    if path.join("run.toml").is_file() {
+    if path.join(vegard_store::RUN_META_FILE).is_file() {
         return Ok((ReportKind::Run, vec![path.to_path_buf()]));
     }
     let entries = std::fs::read_dir(path).map_err(|source| ReportError::Io {
@@ -60,7 +60,7 @@ pub fn run_folders(path: &Path) -> Result<(ReportKind, Vec<PathBuf>), ReportErro
     })?;
     let mut runs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("run.toml").is_file())
+        .filter(|p| p.join(vegard_store::RUN_META_FILE).is_file())
         .collect();
     runs.sort();
     if runs.is_empty() {
@@ -91,7 +91,7 @@ pub fn load_run(dir: &Path, spec: &ReportSpec) -> Result<RunData, ReportError> {
         .clone()
         .try_into()
         .map_err(|e| ReportError::Input {
-            path: dir.join("run.toml").display().to_string(),
+            path: dir.join(vegard_store::RUN_META_FILE).display().to_string(),
             msg: format!("[recipe]: {e}"),
         })?;
     let aligned_path = aligned_path(dir);
@@ -108,8 +108,8 @@ pub fn load_run(dir: &Path, spec: &ReportSpec) -> Result<RunData, ReportError> {
         ),
         dir: dir.to_path_buf(),
         events: vegard_store::read_events(dir)?,
-        eis: read_table(&data_path(dir, "eis"), EisData::from_table)?,
-        esm: read_table(&data_path(dir, "esm"), EsmData::from_table)?,
+        eis: read_table(&data_path(dir, EisData::FILE), EisData::from_table)?,
+        esm: read_table(&data_path(dir, EsmData::FILE), EsmData::from_table)?,
         meta,
         recipe,
         aligned,

@@ -86,7 +86,10 @@ pub enum StoreError {
 
     /// A table that does not have the columns its schema declares (an older
     /// or foreign run folder), naming the table (`aligned`, `eis`, ...).
-    #[error("{table} table: {msg}")]
+    #[error(
+        "{table} table: {msg} (a folder finalised by another vegard version? \
+         `vegard recover RUN` rebuilds the finished tables from raw/)"
+    )]
     Schema { table: &'static str, msg: String },
 
     /// A table whose columns differ in length or repeat a name.

@@ -1,14 +1,20 @@
 //! vegard-store owns the run folder format: crash-safe raw streams while a
 //! run is recording, the event log, `run.toml`, Parquet when finished, and
-//! recovery of runs whose process died.
+//! recovery of runs whose process died. What each table holds is declared
+//! once, as types, in [`schema`]; every writer and reader goes through it.
 //!
 //! ```text
 //! runs/<UTC start>_<slug>/
-//!   run.toml          RunMeta (status, recipe + bench as executed, ...)
+//!   run.toml          RunMeta (status, recipe + bench as executed, typed
+//!                     [alignment], [analysis_summary], [[steps]])
 //!   events.jsonl      one JSON object per line, durable on return
-//!   raw/<stream>.csv  append-only text while running (primary record, kept)
-//!   data/<stream>.parquet   written by finalize_streams
-//!   aligned.parquet   the engine's shared-timeline table (write_parquet)
+//!   raw/<stream>.csv  append-only text while running (primary record, kept):
+//!                     schema::{PotentiostatRaw, DeflectionRaw, EisRaw,
+//!                     LockInRaw, TemperatureRaw}
+//!   data/<stream>.parquet   the raw streams + shared time, and the EIS / ESM
+//!                     tables (schema::*Data), written by the post-run
+//!                     pipeline (vegard-pipeline)
+//!   aligned.parquet   the shared-timeline table (schema::Aligned)
 //!   .lock             held by the live RunWriter
 //! ```
 //!
@@ -21,16 +27,19 @@
 //! most that interval. Parquet (via polars) is the finished, compact format.
 //! See `raw.rs` for the exact line format.
 //!
-//! Typical use by the engine:
+//! Typical use by the engine (streams through their schema types; the
+//! generic `ColumnSpec`/`Cell` API underneath serves any table):
 //!
 //! ```no_run
 //! # fn main() -> Result<(), vegard_store::StoreError> {
+//! use vegard_store::schema::{TemperatureRaw, TemperatureRow};
 //! use vegard_store::*;
 //! let run = RunWriter::create("runs".as_ref(), "demo-cv", vegard_core::UtcStamp::now())?;
-//! let mut pstat = run.stream("pstat", &[ColumnSpec::i64("t_ns"), ColumnSpec::f64("E_V")])?;
-//! pstat.append(&[Cell::I64(0), Cell::F64(0.4)])?;
+//! let mut temp = run.stream(TemperatureRaw::FILE, TemperatureRaw::COLUMNS)?;
+//! let row = TemperatureRow { seq: 0, step: 0, host_ns: 0, T_K: 298.15, setpoint_K: f64::NAN };
+//! temp.append(&row.cells())?;
 //! run.events()?.append("step_start", 0, serde_json::json!({"step": 0}))?;
-//! pstat.close()?;
+//! temp.close()?;
 //! run.finalize_streams()?;
 //! run.write_meta(&RunMeta { status: RunStatus::Complete, ..Default::default() })?;
 //! # Ok(()) }

@@ -88,13 +88,17 @@ pub struct RunAlignment {
     /// Largest per-segment alignment-error estimate, s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alignment_error_estimate_s: Option<f64>,
+    #[serde(default)]
     pub method: String,
     #[serde(default)]
     pub segments: Vec<SegmentAlignment>,
 }
 
-/// Clock alignment of one recording segment (one trigger).
+/// Clock alignment of one recording segment (one trigger). Keys missing
+/// from a run.toml (another version, another program) read as unknown:
+/// NaN, 0 samples, step -1, so the run still opens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SegmentAlignment {
     pub segment: i64,
     pub step: i64,
@@ -109,6 +113,23 @@ pub struct SegmentAlignment {
     /// Why this segment's alignment is weaker than usual, if it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+impl Default for SegmentAlignment {
+    fn default() -> Self {
+        SegmentAlignment {
+            segment: -1,
+            step: -1,
+            potentiostat_drift_ppm: f64::NAN,
+            deflection_drift_ppm: f64::NAN,
+            trigger_t_s: f64::NAN,
+            alignment_error_estimate_s: f64::NAN,
+            digitizer_sample_interval_s: f64::NAN,
+            n_potentiostat: 0,
+            n_deflection: 0,
+            note: None,
+        }
+    }
 }
 
 /// run.toml `[analysis_summary]`: deformation vs charge of the first CV step.

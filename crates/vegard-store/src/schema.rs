@@ -71,9 +71,11 @@ macro_rules! table_schema {
             pub const COLUMNS: &'static [ColumnSpec] =
                 &[ $( ColumnSpec::new(stringify!($field), ColKind::$kind), )+ ];
 
-            /// Rows (0 for an empty table).
+            /// Rows: the shortest column's length, so that indexing every
+            /// column below `len()` cannot go out of bounds even when a
+            /// caller built the (public) columns unevenly.
             pub fn len(&self) -> usize {
-                [$( self.$field.len() ),+][0]
+                [$( self.$field.len() ),+].into_iter().min().unwrap_or(0)
             }
 
             pub fn is_empty(&self) -> bool {
@@ -87,6 +89,7 @@ macro_rules! table_schema {
                     table: $file,
                     msg: source.to_string(),
                 };
+                t.check().map_err(wrap)?;
                 Ok(Self {
                     $( $field: get_column!(t, $kind, stringify!($field)).map_err(wrap)?, )+
                 })
@@ -375,6 +378,20 @@ mod tests {
         );
         assert_eq!(PotentiostatRaw::from_table(&t).ok(), Some(p));
         assert_eq!(potentiostat_col::E_V, "E_V");
+    }
+
+    #[test]
+    fn ragged_columns_are_an_error_not_a_panic() {
+        let t = Table::default()
+            .with("seq", Column::I64(vec![0, 1]))
+            .with("step", Column::I64(vec![0]));
+        assert!(TemperatureRaw::from_table(&t).is_err());
+        let mut r = TemperatureRaw::default();
+        r.seq = vec![1, 2, 3];
+        r.T_K = vec![300.0];
+        // Unevenly built by hand: len() is the shortest column.
+        assert_eq!(r.len(), 0);
+        assert_eq!(r.row(0), None);
     }
 
     #[test]

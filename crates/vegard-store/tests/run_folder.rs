@@ -266,6 +266,25 @@ fn rows_and_names_are_checked_before_writing() {
     assert!(run.stream("y", &[]).is_err());
 }
 
+/// A run.toml whose `[alignment]` lacks keys (written by another version or
+/// program) still opens: missing numbers read as NaN, not as an error.
+#[test]
+fn a_partial_alignment_table_still_reads() {
+    let parent = scratch("partial-alignment");
+    let run = RunWriter::create(&parent, "p", stamp()).unwrap();
+    run.write_meta(&RunMeta::default()).unwrap();
+    let path = run.dir().join(RUN_META_FILE);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[alignment]\n[[alignment.segments]]\nsegment = 0\ntrigger_t_s = 1.25\n");
+    std::fs::write(&path, text).unwrap();
+    let meta = read_meta(run.dir()).unwrap();
+    let a = meta.alignment.unwrap();
+    assert_eq!(a.segments.len(), 1);
+    assert_eq!(a.segments[0].trigger_t_s, 1.25);
+    assert!(a.segments[0].potentiostat_drift_ppm.is_nan());
+    assert_eq!(a.segments[0].n_potentiostat, 0);
+}
+
 #[test]
 fn meta_round_trips_through_run_toml() {
     let parent = scratch("meta");
@@ -275,8 +294,7 @@ fn meta_round_trips_through_run_toml() {
     )
     .unwrap();
     let bench: toml::Table = toml::from_str("[bench]\nname = \"sim\"\n").unwrap();
-    // Typed tables round-trip too, NaN (a segment that could not be fitted)
-    // and an absent note included.
+    // Typed tables round-trip too, an absent note included.
     let alignment = RunAlignment {
         alignment_error_estimate_s: Some(1.5e-3),
         method: "trigger".into(),
