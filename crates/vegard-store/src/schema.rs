@@ -386,9 +386,11 @@ mod tests {
             .with("seq", Column::I64(vec![0, 1]))
             .with("step", Column::I64(vec![0]));
         assert!(TemperatureRaw::from_table(&t).is_err());
-        let mut r = TemperatureRaw::default();
-        r.seq = vec![1, 2, 3];
-        r.T_K = vec![300.0];
+        let r = TemperatureRaw {
+            seq: vec![1, 2, 3],
+            T_K: vec![300.0],
+            ..TemperatureRaw::default()
+        };
         // Unevenly built by hand: len() is the shortest column.
         assert_eq!(r.len(), 0);
         assert_eq!(r.row(0), None);
