@@ -32,7 +32,7 @@ pub enum Cmd {
         #[arg(long, default_value = "runs")]
         out: PathBuf,
         /// Time acceleration of the virtual bench (simulated s per wall s).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_speed, allow_negative_numbers = true)]
         speed: Option<f64>,
         /// Print one JSON object instead of progress lines.
         #[arg(long)]
@@ -67,7 +67,7 @@ pub enum Cmd {
         #[arg(long)]
         truth: bool,
         /// Time acceleration (overrides [sim] time_acceleration).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_speed, allow_negative_numbers = true)]
         speed: Option<f64>,
         /// Machine-readable output (JSON lines while serving).
         #[arg(long)]
@@ -148,6 +148,17 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--speed`: the virtual bench's time acceleration, in the range the
+/// bench config's `[sim] time_acceleration` allows. Checked here, once, so
+/// clap rejects a bad value with its usage message and exit status 2.
+fn parse_speed(text: &str) -> Result<f64, String> {
+    let max = vegard_recipe::MAX_TIME_ACCELERATION;
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= max => Ok(s),
+        _ => Err(format!("must be a number > 0 and <= {max}")),
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

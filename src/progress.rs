@@ -4,22 +4,62 @@
 use std::io::Write;
 use std::time::Instant;
 
-use vegard_engine::Progress;
+use vegard_core::RunEvent;
 
-pub fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant) {
+/// What the lines need from earlier events: the engine sends the newest
+/// values (`Latest`) right before each `Progress`, and a pause happens
+/// before the step after the last one started.
+pub struct ProgressPrinter {
+    started: Instant,
+    last: Option<Instant>,
+    /// (E_V, I_A, deflection_nm) of the running step.
+    latest: (f64, f64, f64),
+    next_step: usize,
+}
+
+impl ProgressPrinter {
+    pub fn new(started: Instant) -> Self {
+        ProgressPrinter {
+            started,
+            last: None,
+            latest: (f64::NAN, f64::NAN, f64::NAN),
+            next_step: 0,
+        }
+    }
+
+    pub fn print(&mut self, p: &RunEvent) {
+        match p {
+            RunEvent::Latest {
+                E_V,
+                I_A,
+                deflection_nm,
+            } => self.latest = (*E_V, *I_A, *deflection_nm),
+            RunEvent::StepStarted { index, .. } => {
+                self.next_step = index + 1;
+                self.latest = (f64::NAN, f64::NAN, f64::NAN);
+            }
+            _ => {}
+        }
+        print_progress(p, self);
+    }
+}
+
+fn print_progress(p: &RunEvent, st: &mut ProgressPrinter) {
+    let (started, last) = (st.started, &mut st.last);
     // Progress must never stop a run: a closed or full stderr is ignored.
     let mut err = std::io::stderr().lock();
     match p {
-        Progress::Started {
+        RunEvent::Started {
             run_dir,
             total_s,
             speed,
-            potentiostat,
-            deflection,
+            instruments,
+            ..
         } => {
             let _ = writeln!(err, "vegard run -> {}", run_dir.display());
-            let _ = writeln!(err, "  potentiostat {potentiostat}");
-            let _ = writeln!(err, "  deflection   {deflection}");
+            for (role, resource) in instruments {
+                let _ = writeln!(err, "  {role:<12} {resource}");
+            }
             let _ = writeln!(
                 err,
                 "  {:.1} s of experiment at {}x speed (~{:.0} s wall)",
@@ -28,7 +68,7 @@ pub fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant
                 total_s / speed
             );
         }
-        Progress::StepStarted {
+        RunEvent::StepStarted {
             index,
             count,
             kind,
@@ -41,7 +81,9 @@ pub fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant
                 count
             );
         }
-        Progress::Tick {
+        // A temperature step's line is its `TemperatureWait`.
+        RunEvent::Progress { kind, .. } if kind == "temperature" => {}
+        RunEvent::Progress {
             step,
             count,
             kind,
@@ -49,10 +91,8 @@ pub fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant
             cycles,
             elapsed_s,
             eta_s,
-            E_V,
-            I_A,
-            deflection_nm,
         } => {
+            let (E_V, I_A, deflection_nm) = st.latest;
             // EIS reports impedance points, no potential samples.
             let quiet = E_V.is_nan() && *kind != "eis";
             if quiet || last.is_some_and(|l| l.elapsed().as_secs_f64() < 1.0) {
@@ -92,7 +132,7 @@ pub fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant
                 deflection_nm
             );
         }
-        Progress::Temperature {
+        RunEvent::TemperatureWait {
             step,
             count,
             setpoint_K,
@@ -120,26 +160,23 @@ pub fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant
                 timeout_s
             );
         }
-        Progress::Aborting { reason } => {
+        RunEvent::Aborting { reason } => {
             let _ = writeln!(err, "ABORT: {reason} — cell switched off, saving data");
         }
-        Progress::Finalizing => {
+        RunEvent::Finalizing => {
             let _ = writeln!(err, "finalising: clock alignment, Parquet, analysis");
         }
-        Progress::Paused {
-            paused: true,
-            next_step,
-        } => {
+        RunEvent::Paused(true) => {
             let _ = writeln!(
                 err,
                 "paused before step {} (cell off); resume from the dashboard",
-                next_step + 1
+                st.next_step + 1
             );
         }
-        Progress::Paused { paused: false, .. } => {
+        RunEvent::Paused(false) => {
             let _ = writeln!(err, "resumed");
         }
-        Progress::PauseRequested { requested } => {
+        RunEvent::PauseRequested(requested) => {
             let _ = writeln!(
                 err,
                 "{}",
@@ -150,9 +187,19 @@ pub fn print_progress(p: &Progress, last: &mut Option<Instant>, started: Instant
                 }
             );
         }
-        Progress::Marker { note, step } => {
+        RunEvent::Marker { note, step } => {
             let at = step.map_or(String::new(), |s| format!(" (step {})", s + 1));
             let _ = writeln!(err, "marker{at}: {note}");
         }
+        // Kept for the line that follows, or the dashboard's alone.
+        RunEvent::Latest { .. }
+        | RunEvent::Potentiostat { .. }
+        | RunEvent::Deflection { .. }
+        | RunEvent::Impedance { .. }
+        | RunEvent::EsmPoint { .. }
+        | RunEvent::Temperature { .. }
+        | RunEvent::Clock { .. }
+        | RunEvent::Log { .. }
+        | RunEvent::Finished { .. } => {}
     }
 }

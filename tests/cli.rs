@@ -93,6 +93,63 @@ fn malformed_recipe_gives_file_line_col_and_exit_2() {
     );
 }
 
+/// `--speed` is checked once: its range by clap (usage message, exit 2, for
+/// `run` and `sim` alike), and against the bench before anything starts (time
+/// acceleration exists only on the virtual bench). A malformed resource
+/// string is a bench-config error at its value, also exit 2.
+#[test]
+fn bad_speed_and_bad_resource_are_bad_input() {
+    for args in [
+        &["run", "recipes/demo-cv.toml", "--speed", "0"][..],
+        &["run", "recipes/demo-cv.toml", "--speed", "1e9"],
+        &["sim", "--truth", "--speed", "-2"],
+    ] {
+        let out = vegard().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--speed"), "{args:?}: {err}");
+        assert!(err.contains("must be a number > 0 and <= 1000"), "{err}");
+    }
+
+    let dir = tmpdir("speed-real");
+    let sim = std::fs::read_to_string("configs/sim.toml").unwrap();
+    let (head, _) = sim.split_once("\n[sim]").unwrap();
+    let real = head
+        .replacen(
+            "\nresource = \"sim\"",
+            "\nresource = \"ASRL/dev/ttyVEGARD0::INSTR\"",
+            1,
+        )
+        .replace(
+            "\nresource = \"sim\"",
+            "\nresource = \"TCPIP::127.0.0.1::9::SOCKET\"",
+        );
+    let bench = dir.join("real.toml");
+    std::fs::write(&bench, &real).unwrap();
+    let out = vegard()
+        .args(["run", "recipes/demo-cv.toml", "--speed", "5", "--out"])
+        .arg(&dir)
+        .arg("--bench")
+        .arg(&bench)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("applies only to the virtual bench"), "{err}");
+
+    let bad = real.replacen("ASRL/dev/ttyVEGARD0::INSTR", "ASRL3::INSTR", 1);
+    std::fs::write(&bench, &bad).unwrap();
+    let out = vegard()
+        .args(["validate", "recipes/demo-cv.toml", "--bench"])
+        .arg(&bench)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with(&format!("{}:", bench.display())), "{err}");
+    assert!(err.contains("numeric ASRL not supported"), "{err}");
+}
+
 #[test]
 fn demo_recipe_validates() {
     let out = vegard()

@@ -7,12 +7,15 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use vegard_engine::{EngineFault, Progress, RunRequest};
+use vegard_core::RunEvent;
+use vegard_engine::{EngineFault, Resources, RunRequest};
+use vegard_sim::VirtualBench;
 use vegard_store::RunStatus;
 
+use crate::cmd::sim::{emulator_resources, sim_params};
 use crate::dashboard;
 use crate::input::{BadInput, load_checked};
-use crate::progress::print_progress;
+use crate::progress::ProgressPrinter;
 
 pub async fn cmd_run(
     recipe_path: PathBuf,
@@ -23,13 +26,11 @@ pub async fn cmd_run(
     tui: bool,
     fault: Option<EngineFault>,
 ) -> Result<ExitCode> {
-    if let Some(s) = speed.filter(|s| !(s.is_finite() && *s > 0.0 && *s <= 1000.0)) {
-        return Err(BadInput(format!("--speed {s}: must be > 0 and <= 1000")).into());
-    }
     let (recipe, bench_cfg, bench_path) = load_checked(&recipe_path, bench.as_deref())?;
-    let inst = &bench_cfg.instruments;
-    let virtual_bench = inst.potentiostat.resource == "sim" || inst.deflection.resource == "sim";
-    if let Some(s) = speed.filter(|s| !virtual_bench && (s - 1.0).abs() > 1e-12) {
+    // The one check of --speed against the bench (clap checked its range):
+    // time acceleration exists only on the virtual bench.
+    let uses_sim = bench_cfg.instruments.uses_sim();
+    if let Some(s) = speed.filter(|s| !uses_sim && (s - 1.0).abs() > 1e-12) {
         return Err(BadInput(format!(
             "--speed {s}: time acceleration applies only to the virtual bench \
              (resource = \"sim\"); {} drives real instruments, which run in real time",
@@ -38,6 +39,17 @@ pub async fn cmd_run(
         .into());
     }
     recover_stale_runs(&out, json || tui);
+    // The virtual bench lives until the run has ended (dropping it shuts it
+    // down); the engine only sees its emulators' resources.
+    let virtual_bench = if uses_sim {
+        Some(VirtualBench::start(&sim_params(&bench_cfg, speed))?)
+    } else {
+        None
+    };
+    let resources = Resources::resolve(
+        &bench_cfg.instruments,
+        virtual_bench.as_ref().map(emulator_resources).as_ref(),
+    )?;
 
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
     let cancel_tx = std::sync::Arc::new(cancel_tx);
@@ -49,24 +61,24 @@ pub async fn cmd_run(
         bench: bench_cfg,
         bench_path,
         out_dir: out,
-        speed,
+        resources,
         fault,
-        virtual_bench: None,
         control: None,
     };
     let started = Instant::now();
     let outcome = if tui {
         run_with_dashboard(req, cancel_tx, cancel_rx).await?
     } else {
-        let mut last_print: Option<Instant> = None;
-        let progress = move |p: Progress| {
+        let mut printer = ProgressPrinter::new(started);
+        let progress = move |p: RunEvent| {
             if json {
                 return;
             }
-            print_progress(&p, &mut last_print, started);
+            printer.print(&p);
         };
         vegard_engine::run(req, cancel_rx, progress).await?
     };
+    drop(virtual_bench);
     let wall_s = started.elapsed().as_secs_f64();
     let dvc = outcome
         .summary
@@ -102,8 +114,8 @@ pub async fn cmd_run(
             "run_dir": outcome.run_dir,
             "status": outcome.status.to_string(),
             "reason": outcome.reason,
-            "cell_off_error": outcome.cell_off_error,
-            "finalize_error": outcome.finalize_error,
+            "cell_off_error": outcome.cell_off_error.as_ref().map(ToString::to_string),
+            "finalize_error": outcome.finalize_error.as_ref().map(ToString::to_string),
             "analysis_errors": analysis_errors,
             "wall_s": wall_s,
             "alignment_error_estimate_s": align_err,
@@ -167,15 +179,12 @@ pub async fn run_with_dashboard(
     let (ctl_tx, ctl_rx) = tokio::sync::mpsc::unbounded_channel();
     req.control = Some(ctl_rx);
     dashboard::spawn_command_forwarder(cmd_rx, ctl_tx, cancel_tx);
-    let recipe = req.recipe.clone();
     let progress_tx = dash_tx.clone();
-    let progress = move |p: Progress| {
-        if let Progress::Started { run_dir, .. } = &p {
+    let progress = move |p: RunEvent| {
+        if let RunEvent::Started { run_dir, .. } = &p {
             dashboard::spawn_run_tailer(run_dir.clone(), progress_tx.clone());
         }
-        for ev in dashboard::from_progress(&p, &recipe) {
-            let _ = progress_tx.send(ev);
-        }
+        let _ = progress_tx.send(p);
     };
     let engine = async move {
         let r = vegard_engine::run(req, cancel_rx, progress).await;
@@ -183,7 +192,7 @@ pub async fn run_with_dashboard(
             Ok(o) => (o.status.to_string(), o.reason.clone()),
             Err(e) => ("failed".to_string(), Some(e.to_string())),
         };
-        let _ = dash_tx.send(vegard_tui::DashEvent::Finished { status, reason });
+        let _ = dash_tx.send(RunEvent::Finished { status, reason });
         r
     };
     let view = vegard_tui::run_dashboard(vegard_tui::Mode::Run, dash_rx, Some(cmd_tx));

@@ -5,8 +5,33 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use vegard_engine::Resources;
+use vegard_recipe::{BenchConfig, SimParams};
+use vegard_sim::VirtualBench;
 
-use crate::input::{BadInput, load_bench};
+use crate::input::load_bench;
+
+/// The virtual bench a bench config describes, at `--speed` if given (clap
+/// has checked its range) instead of `[sim] time_acceleration`.
+pub fn sim_params(bench: &BenchConfig, speed: Option<f64>) -> SimParams {
+    let mut params = bench.sim.clone().unwrap_or_default();
+    if let Some(s) = speed {
+        params.time_acceleration = s;
+    }
+    params
+}
+
+/// Where a running virtual bench's emulators listen, for
+/// `Resources::resolve` to put in place of `sim`.
+pub fn emulator_resources(vb: &VirtualBench) -> Resources {
+    Resources {
+        potentiostat: vb.potentiostat_resource(),
+        deflection: vb.deflection_resource(),
+        lockin: Some(vb.lockin_resource()),
+        temperature: Some(vb.temperature_resource()),
+        time_acceleration: vb.speed(),
+    }
+}
 
 pub async fn cmd_sim(
     bench_path: Option<&Path>,
@@ -15,13 +40,7 @@ pub async fn cmd_sim(
     json: bool,
 ) -> Result<ExitCode> {
     let (bench, _) = load_bench(bench_path)?;
-    let mut params = bench.sim.clone().unwrap_or_default();
-    if let Some(s) = speed {
-        if !(s.is_finite() && s > 0.0 && s <= 1000.0) {
-            return Err(BadInput(format!("--speed {s}: must be > 0 and <= 1000")).into());
-        }
-        params.time_acceleration = s;
-    }
+    let params = sim_params(&bench, speed);
     if truth {
         let t = vegard_sim::truth(&params)?;
         if json {
@@ -31,7 +50,7 @@ pub async fn cmd_sim(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let vb = vegard_sim::VirtualBench::start(&params)?;
+    let vb = VirtualBench::start(&params)?;
     let p = vb.potentiostat_resource();
     let d = vb.deflection_resource();
     let l = vb.lockin_resource();

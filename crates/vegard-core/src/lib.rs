@@ -2,11 +2,15 @@
 //!
 //! Owns: the host timebase (monotonic nanoseconds since run start plus one UTC
 //! anchor), UTC formatting without a date crate, number and duration
-//! formatting for people (`format`), and the physical constants every other
-//! crate must agree on. No I/O lives here.
+//! formatting for people (`format`), the physical constants every other
+//! crate must agree on, and the one event type a run is reported in
+//! ([`RunEvent`]: engine -> CLI and dashboard, run folder -> dashboard). No
+//! I/O lives here.
 
 pub mod constants;
+pub mod event;
 pub mod format;
 pub mod time;
 
+pub use event::{LogLevel, PlanRow, RunEvent};
 pub use time::{HostClock, UtcStamp};

@@ -13,16 +13,16 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
-use vegard_core::{HostClock, UtcStamp};
+use vegard_core::{HostClock, RunEvent, UtcStamp};
 use vegard_instruments::{
-    CellSafety, DeflectionProbe, DigitizerSetup, DigitizerTrigger, LockIn, Potentiostat,
-    PstatEvent, Resource, Technique,
+    CellSafety, DeflectionProbe, DigitizerSetup, DigitizerTrigger, InstrumentError, LockIn,
+    Potentiostat, PstatEvent, Resource, Role, Technique,
 };
-use vegard_recipe::{BenchConfig, PlannedStep, Recipe, Step};
-use vegard_sim::VirtualBench;
+use vegard_recipe::{BenchConfig, Instruments, PlannedStep, Recipe, Step};
 use vegard_store::{Cell, EventLog, RawStream, RunMeta, RunStatus, RunWriter};
 
 use crate::EngineError;
+use crate::abort::{AbortReason, Device};
 use crate::stage::{StageHandle, stabilise};
 use vegard_pipeline::{FinalizeSummary, finalize_run};
 use vegard_store::schema::{DeflectionRaw, EisRaw, LockInRaw, PotentiostatRaw, TemperatureRaw};
@@ -35,13 +35,12 @@ pub struct RunRequest {
     pub bench_path: PathBuf,
     /// Parent folder of run folders (default `runs/`).
     pub out_dir: PathBuf,
-    /// Time acceleration for the virtual bench; must be 1 (or absent) for real hardware.
-    pub speed: Option<f64>,
+    /// Where the instruments are, resolved (no `sim`: whoever started the
+    /// virtual bench put its emulators' addresses here), and how fast the
+    /// experiment's time runs. The resources in `bench` are not used.
+    pub resources: Resources,
     /// Deliberate fault for testing the safe paths (hidden CLI flag).
     pub fault: Option<EngineFault>,
-    /// An already running virtual bench to use for `resource = "sim"`
-    /// instead of starting one (tests read its ground truth afterwards).
-    pub virtual_bench: Option<Arc<VirtualBench>>,
     /// Pause/resume and markers from the dashboard (abort goes through the
     /// `cancel` channel, like Ctrl-C). `None`: no one steers this run.
     pub control: Option<tokio::sync::mpsc::UnboundedReceiver<RunControl>>,
@@ -66,66 +65,76 @@ pub enum EngineFault {
     PanicInDeflectionTask { after_fetches: u32 },
 }
 
-/// Progress reports for the CLI / dashboard. Times are experiment seconds.
-#[derive(Debug, Clone)]
-pub enum Progress {
-    Started {
-        run_dir: PathBuf,
-        total_s: f64,
-        speed: f64,
-        potentiostat: String,
-        deflection: String,
-    },
-    StepStarted {
-        index: usize,
-        count: usize,
-        kind: &'static str,
-        duration_s: f64,
-    },
-    Tick {
-        step: usize,
-        count: usize,
-        kind: &'static str,
-        cycle: u32,
-        cycles: u32,
-        elapsed_s: f64,
-        eta_s: f64,
-        E_V: f64,
-        I_A: f64,
-        deflection_nm: f64,
-    },
-    /// Waiting for the temperature stage to settle at a setpoint.
-    Temperature {
-        step: usize,
-        count: usize,
-        setpoint_K: f64,
-        T_K: f64,
-        /// Experiment seconds the reading has stayed within tolerance.
-        stable_s: f64,
-        hold_s: f64,
-        /// Experiment seconds since the setpoint was sent.
-        elapsed_s: f64,
-        timeout_s: f64,
-    },
-    Aborting {
-        reason: String,
-    },
-    /// The run waits between steps (cell off) until resumed, or runs again.
-    Paused {
-        paused: bool,
-        /// The step that will run on resume.
-        next_step: usize,
-    },
-    /// A pause was requested; it takes effect when the current step ends.
-    PauseRequested {
-        requested: bool,
-    },
-    /// A marker was written to events.jsonl.
-    Marker {
-        note: String,
-        step: Option<usize>,
-    },
-    Finalizing,
+/// Where each instrument of a run is: the bench config's resources with
+/// every `sim` replaced by the virtual bench's emulator, so the engine
+/// itself never starts or knows the virtual bench.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resources {
+    pub potentiostat: Resource,
+    pub deflection: Resource,
+    /// Needed when the recipe has ESM sweeps and the bench a lock-in.
+    pub lockin: Option<Resource>,
+    /// Needed when the bench has a temperature stage.
+    pub temperature: Option<Resource>,
+    /// Experiment seconds per wall second: 1 on real instruments, the
+    /// virtual bench's time acceleration on it.
+    pub time_acceleration: f64,
+}
+
+impl Resources {
+    /// The bench's resources, each `sim` taken from `virtual_bench` (the
+    /// running emulators' resources and time acceleration). Without a
+    /// virtual bench, time runs at 1x and a `sim` resource is an error.
+    pub fn resolve(
+        instruments: &Instruments,
+        virtual_bench: Option<&Resources>,
+    ) -> Result<Resources, EngineError> {
+        let pick = |role: Role,
+                    configured: &Resource,
+                    emulated: Option<&Resource>|
+         -> Result<Resource, EngineError> {
+            match (configured, emulated) {
+                (Resource::Sim, Some(r)) => Ok(r.clone()),
+                (Resource::Sim, None) => Err(EngineError::UnresolvedSim { role: role.table() }),
+                (r, _) => Ok(r.clone()),
+            }
+        };
+        Ok(Resources {
+            potentiostat: pick(
+                Role::Potentiostat,
+                &instruments.potentiostat.resource,
+                virtual_bench.map(|v| &v.potentiostat),
+            )?,
+            deflection: pick(
+                Role::Deflection,
+                &instruments.deflection.resource,
+                virtual_bench.map(|v| &v.deflection),
+            )?,
+            lockin: instruments
+                .lockin
+                .as_ref()
+                .map(|l| {
+                    pick(
+                        Role::LockIn,
+                        &l.resource,
+                        virtual_bench.and_then(|v| v.lockin.as_ref()),
+                    )
+                })
+                .transpose()?,
+            temperature: instruments
+                .temperature
+                .as_ref()
+                .map(|t| {
+                    pick(
+                        Role::TemperatureStage,
+                        &t.resource,
+                        virtual_bench.and_then(|v| v.temperature.as_ref()),
+                    )
+                })
+                .transpose()?,
+            time_acceleration: virtual_bench.map_or(1.0, |v| v.time_acceleration),
+        })
+    }
 }
 
 /// How a run ended.
@@ -133,13 +142,17 @@ pub enum Progress {
 pub struct RunOutcome {
     pub run_dir: PathBuf,
     pub status: RunStatus,
+    /// Why the engine stopped the run early, if it did.
+    pub abort: Option<AbortReason>,
+    /// The text recorded in run.toml: the abort reason, plus anything that
+    /// failed while stopping (`...; while stopping: heater off: ...`).
     pub reason: Option<String>,
     /// None if finalising failed (see `finalize_error`; the raw data is kept
     /// and `vegard recover` retries).
     pub summary: Option<FinalizeSummary>,
     /// Set when the switch-off sequence could not be sent: the cell may be on.
-    pub cell_off_error: Option<String>,
-    pub finalize_error: Option<String>,
+    pub cell_off_error: Option<InstrumentError>,
+    pub finalize_error: Option<EngineError>,
 }
 
 /// Switches the cell off exactly once, on drop if nobody did it explicitly.
@@ -151,12 +164,11 @@ struct SafeOff {
 impl SafeOff {
     /// Send the switch-off sequence (again, if need be: it is idempotent on
     /// the instrument). Retries once; only success disarms the drop guard.
-    fn switch_off(&self) -> Result<(), String> {
+    fn switch_off(&self) -> Result<(), InstrumentError> {
         let r = self
             .safety
             .switch_off()
-            .or_else(|_| self.safety.switch_off())
-            .map_err(|e| e.to_string());
+            .or_else(|_| self.safety.switch_off());
         if r.is_ok() {
             self.done.store(true, Ordering::SeqCst);
         }
@@ -179,11 +191,23 @@ enum PstatCmd {
 
 enum PstatMsg {
     Event { host_ns: i64, event: PstatEvent },
-    Error(String),
+    Error(InstrumentError),
 }
 
-/// What the digitizer task hands back: its result and the probe.
-type DmmJoin = Result<(Result<(), String>, Box<dyn DeflectionProbe>), tokio::task::JoinError>;
+/// What the digitizer task hands back: its own result and the probe.
+type DmmReturn = (Result<(), InstrumentError>, Box<dyn DeflectionProbe>);
+
+/// What a step ends with: done, or the reason to stop the run.
+type StepResult = Result<(), AbortReason>;
+
+/// Failing to park the lock-in's sine at the end of a run.
+#[derive(Debug, thiserror::Error)]
+enum SineOffError {
+    #[error(transparent)]
+    Instrument(#[from] InstrumentError),
+    #[error("lock-in did not answer within 5 s")]
+    Timeout,
+}
 
 struct DmmBatch {
     host_ns: i64,
@@ -198,51 +222,12 @@ struct DmmBatch {
 pub async fn run(
     mut req: RunRequest,
     mut cancel: watch::Receiver<bool>,
-    mut progress: impl FnMut(Progress),
+    mut progress: impl FnMut(RunEvent),
 ) -> Result<RunOutcome, EngineError> {
     let inst = &req.bench.instruments;
-    let uses_sim = inst.potentiostat.resource == "sim"
-        || inst.deflection.resource == "sim"
-        || inst.lockin.as_ref().is_some_and(|l| l.resource == "sim")
-        || inst
-            .temperature
-            .as_ref()
-            .is_some_and(|t| t.resource == "sim");
-    // The virtual bench lives as long as this function.
-    let bench: Option<Arc<VirtualBench>> = if let Some(vb) = &req.virtual_bench {
-        Some(vb.clone())
-    } else if uses_sim {
-        let mut params = req.bench.sim.clone().unwrap_or_default();
-        if let Some(s) = req.speed {
-            params.time_acceleration = s;
-        }
-        Some(Arc::new(VirtualBench::start(&params)?))
-    } else {
-        if let Some(s) = req.speed.filter(|s| (s - 1.0).abs() > 1e-12) {
-            return Err(EngineError::Setup(format!(
-                "--speed {s}: time acceleration applies only to the virtual bench \
-                 (resource = \"sim\"); real instruments run in real time"
-            )));
-        }
-        None
-    };
-    let speed = bench.as_deref().map_or(1.0, VirtualBench::speed);
-    let resolve = |configured: &str, sim: Option<String>| -> Result<Resource, EngineError> {
-        let s = if configured == "sim" {
-            sim.unwrap_or_default()
-        } else {
-            configured.to_string()
-        };
-        Ok(Resource::parse(&s)?)
-    };
-    let pstat_res = resolve(
-        &inst.potentiostat.resource,
-        bench.as_deref().map(VirtualBench::potentiostat_resource),
-    )?;
-    let dmm_res = resolve(
-        &inst.deflection.resource,
-        bench.as_deref().map(VirtualBench::deflection_resource),
-    )?;
+    let speed = req.resources.time_acceleration;
+    let pstat_res = req.resources.potentiostat.clone();
+    let dmm_res = req.resources.deflection.clone();
 
     // Open the potentiostat and make sure it is the instrument we think it
     // is before anything is sent to it; from then on the cell is guarded.
@@ -265,10 +250,13 @@ pub async fn run(
     let mut lockin: Option<Box<dyn LockIn>> = None; // moved into the step context
     let mut lockin_info = serde_json::Value::Null;
     if let Some(cfg) = inst.lockin.as_ref().filter(|_| needs_lockin) {
-        let res = resolve(
-            &cfg.resource,
-            bench.as_deref().map(VirtualBench::lockin_resource),
-        )?;
+        let res = req
+            .resources
+            .lockin
+            .clone()
+            .ok_or(EngineError::MissingResource {
+                role: Role::LockIn.table(),
+            })?;
         let mut l = vegard_instruments::open_lockin(cfg, &res).await?;
         let idn = l.identify().await?;
         // Its sine out drives the cell's potential: silent until an ESM
@@ -280,10 +268,13 @@ pub async fn run(
     let mut stage_dev = None;
     let mut stage_info = serde_json::Value::Null;
     if let Some(cfg) = &inst.temperature {
-        let res = resolve(
-            &cfg.resource,
-            bench.as_deref().map(VirtualBench::temperature_resource),
-        )?;
+        let res = req
+            .resources
+            .temperature
+            .clone()
+            .ok_or(EngineError::MissingResource {
+                role: Role::TemperatureStage.table(),
+            })?;
         // A configured stage is read through every run (the temperature of
         // each step goes into run.toml); when the recipe does not control
         // it, an unreachable stage costs only that record.
@@ -368,7 +359,7 @@ pub async fn run(
     // Dashboard controls: markers are written by their own task (the event
     // log is shared, line-atomic); pause is a flag the step loop checks.
     let (pause_tx, mut pause_rx) = watch::channel(false);
-    let (control_note_tx, mut control_note_rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+    let (control_note_tx, mut control_note_rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
     let control_task = req.control.take().map(|mut rx| {
         let ev = events.clone();
         let step_now = current_step.clone();
@@ -385,7 +376,7 @@ pub async fn run(
                             )
                             .is_ok()
                         {
-                            let _ = control_note_tx.send(Progress::Marker { note, step });
+                            let _ = control_note_tx.send(RunEvent::Marker { note, step });
                         }
                     }
                     RunControl::TogglePause => {
@@ -400,7 +391,7 @@ pub async fn run(
                             clock.now_ns(),
                             json!({}),
                         );
-                        let _ = control_note_tx.send(Progress::PauseRequested { requested });
+                        let _ = control_note_tx.send(RunEvent::PauseRequested(requested));
                     }
                 }
             }
@@ -408,12 +399,15 @@ pub async fn run(
     });
 
     let total_s: f64 = plan.iter().map(|p| p.step.duration_s()).sum();
-    progress(Progress::Started {
+    progress(RunEvent::Started {
         run_dir: run_dir.clone(),
         total_s,
         speed,
-        potentiostat: pstat_res.to_string(),
-        deflection: dmm_res.to_string(),
+        plan: vegard_recipe::plan_rows(&req.recipe),
+        instruments: vec![
+            ("potentiostat".into(), pstat_res.to_string()),
+            ("deflection".into(), dmm_res.to_string()),
+        ],
     });
 
     // The potentiostat's blocking I/O lives on its own thread.
@@ -421,11 +415,11 @@ pub async fn run(
     let (pmsg_tx, mut pmsg_rx) = mpsc::unbounded_channel::<PstatMsg>();
     let stop_pstat = Arc::new(AtomicBool::new(false));
     let stop_flag = stop_pstat.clone();
-    let mut abort_reason: Option<String> = None;
+    let mut abort_reason: Option<AbortReason> = None;
     let pstat_thread = std::thread::Builder::new()
         .name("potentiostat".into())
         .spawn(move || potentiostat_thread(&mut *pstat, cmd_rx, pmsg_tx, clock, &stop_flag))
-        .map_err(|e| abort_reason = Some(format!("cannot start potentiostat thread: {e}")))
+        .map_err(|e| abort_reason = Some(AbortReason::PotentiostatThreadStart(e)))
         .ok();
 
     let mut ctx = Ctx {
@@ -473,10 +467,10 @@ pub async fn run(
         }
         let step = &planned.step;
         current_step.store(index as i64, Ordering::SeqCst);
-        progress(Progress::StepStarted {
+        progress(RunEvent::StepStarted {
             index,
             count: plan.len(),
-            kind: step.kind_name(),
+            kind: step.kind_name().to_string(),
             duration_s: step.duration_s(),
         });
         if let Err(e) = ctx.events.append(
@@ -487,15 +481,13 @@ pub async fn run(
                    "sweep_iteration": planned.label.sweep_iteration,
                    "setpoint_K": planned.label.setpoint_K}),
         ) {
-            abort_reason = Some(format!("store: {e}"));
+            abort_reason = Some(e.into());
             break;
         }
         let result = match step {
             Step::Wait(w) => wait_step(w.duration_s / speed, &mut cancel).await,
             Step::Temperature(t) => match stage.as_mut() {
-                None => {
-                    Err("temperature step, but the bench has no [instruments.temperature]".into())
-                }
+                None => Err(AbortReason::NoTemperatureStage),
                 Some(st) => {
                     let target_K = t.target_K();
                     let count = plan.len();
@@ -509,7 +501,7 @@ pub async fn run(
                         speed,
                         &mut cancel,
                         |w| {
-                            progress(Progress::Temperature {
+                            progress(RunEvent::TemperatureWait {
                                 step: index,
                                 count,
                                 setpoint_K: target_K,
@@ -518,6 +510,17 @@ pub async fn run(
                                 hold_s: t.hold_s,
                                 elapsed_s: w.elapsed_s,
                                 timeout_s: t.timeout_s,
+                            });
+                            // The dashboard's progress line: no cycles to
+                            // count, no planned end while settling.
+                            progress(RunEvent::Progress {
+                                step: index,
+                                count,
+                                kind: "temperature".into(),
+                                cycle: 0,
+                                cycles: 0,
+                                elapsed_s: w.elapsed_s,
+                                eta_s: f64::NAN,
                             });
                         },
                     )
@@ -531,14 +534,14 @@ pub async fn run(
                                 json!({"step": index, "setpoint_K": target_K, "T_K": ok.T_K,
                                        "waited_s": ok.waited_s}),
                             )
-                            .map_err(|e| format!("store: {e}")),
-                        Err(e) => Err(format!("step {index} (temperature): {e}")),
+                            .map_err(AbortReason::from),
+                        Err(cause) => Err(AbortReason::Temperature { step: index, cause }),
                     }
                 }
             },
             _ => {
                 let Some(lent) = dmm.take() else {
-                    abort_reason = Some("digitizer lost in an earlier step".into());
+                    abort_reason = Some(AbortReason::DigitizerLost);
                     break;
                 };
                 let (res, probe) = record_step(
@@ -556,9 +559,7 @@ pub async fn run(
                     Some(p) => dmm = Some(p),
                     None => {
                         // The digitizer task died with the probe; nothing more can run.
-                        abort_reason = Some(res.err().unwrap_or_else(|| {
-                            "deflection task ended without returning the instrument".into()
-                        }));
+                        abort_reason = Some(res.err().unwrap_or(AbortReason::DeflectionProbeLost));
                         break;
                     }
                 }
@@ -569,7 +570,7 @@ pub async fn run(
         let ended = result.and_then(|()| {
             ctx.events
                 .append("step_end", clock.now_ns(), json!({"step": index}))
-                .map_err(|e| format!("store: {e}"))
+                .map_err(AbortReason::from)
         });
         if let Err(reason) = ended {
             abort_reason = Some(reason);
@@ -586,10 +587,10 @@ pub async fn run(
     let off = safe.switch_off();
     // The lock-in's sine out drives the cell; the stage's heater would keep
     // heating an unattended sample. Both go quiet on every exit.
-    let sine_off = match ctx.lockin.as_mut() {
+    let sine_off: Result<(), SineOffError> = match ctx.lockin.as_mut() {
         Some(l) => match tokio::time::timeout(Duration::from_secs(5), l.sine_off()).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err("lock-in did not answer within 5 s".into()),
+            Ok(r) => r.map_err(SineOffError::from),
+            Err(_) => Err(SineOffError::Timeout),
         },
         None => Ok(()),
     };
@@ -618,8 +619,10 @@ pub async fn run(
             problems.push(e.to_string());
         }
     };
+    let text = |e: &dyn std::fmt::Display| e.to_string();
     if let Some(reason) = &abort_reason {
-        progress(Progress::Aborting {
+        let reason = reason.to_string();
+        progress(RunEvent::Aborting {
             reason: reason.clone(),
         });
         note(
@@ -630,20 +633,20 @@ pub async fn run(
     note(ctx.events.append(
         "cell_off",
         clock.now_ns(),
-        json!({"ok": off.is_ok(), "error": off.as_ref().err()}),
+        json!({"ok": off.is_ok(), "error": off.as_ref().err().map(|e| text(e))}),
     ));
     if needs_lockin && inst.lockin.is_some() {
         note(ctx.events.append(
             "lockin_sine_off",
             clock.now_ns(),
-            json!({"ok": sine_off.is_ok(), "error": sine_off.as_ref().err()}),
+            json!({"ok": sine_off.is_ok(), "error": sine_off.as_ref().err().map(|e| text(e))}),
         ));
     }
     if sets_temperature && inst.temperature.is_some() {
         note(ctx.events.append(
             "heater_off",
             clock.now_ns(),
-            json!({"ok": heater_off.is_ok(), "error": heater_off.as_ref().err()}),
+            json!({"ok": heater_off.is_ok(), "error": heater_off.as_ref().err().map(|e| text(e))}),
         ));
     }
 
@@ -679,8 +682,8 @@ pub async fn run(
     } else {
         RunStatus::Complete
     };
-    let reason = match (abort_reason, problems.is_empty()) {
-        (r, true) => r,
+    let reason = match (&abort_reason, problems.is_empty()) {
+        (r, true) => r.as_ref().map(ToString::to_string),
         (Some(r), false) => Some(format!("{r}; while stopping: {}", problems.join("; "))),
         (None, false) => Some(format!("while stopping: {}", problems.join("; "))),
     };
@@ -692,19 +695,18 @@ pub async fn run(
     meta.status = status;
     meta.reason = reason.clone();
     let meta_written = writer.write_meta(&meta);
-    progress(Progress::Finalizing);
+    progress(RunEvent::Finalizing);
     let (summary, finalize_error) = match meta_written
         .map_err(EngineError::from)
         .and_then(|()| finalize_run(&run_dir, status, reason.clone()).map_err(EngineError::from))
     {
         Ok(s) => (Some(s), None),
-        Err(e) => (None, Some(e.to_string())),
+        Err(e) => (None, Some(e)),
     };
-    // Dropping our handle shuts an owned bench down; a shared one lives on.
-    drop(bench);
     Ok(RunOutcome {
         run_dir,
         status,
+        abort: abort_reason,
         reason,
         summary,
         cell_off_error: off.err(),
@@ -740,18 +742,14 @@ async fn wait_while_paused(
     ctx: &mut Ctx<'_>,
     next_step: usize,
     pause: &mut watch::Receiver<bool>,
-    notes: &mut tokio::sync::mpsc::UnboundedReceiver<Progress>,
+    notes: &mut tokio::sync::mpsc::UnboundedReceiver<RunEvent>,
     cancel: &mut watch::Receiver<bool>,
-    progress: &mut impl FnMut(Progress),
-) -> Result<(), String> {
+    progress: &mut impl FnMut(RunEvent),
+) -> StepResult {
     let clock = ctx.clock;
     ctx.events
-        .append("paused", clock.now_ns(), json!({"next_step": next_step}))
-        .map_err(|e| format!("store: {e}"))?;
-    progress(Progress::Paused {
-        paused: true,
-        next_step,
-    });
+        .append("paused", clock.now_ns(), json!({"next_step": next_step}))?;
+    progress(RunEvent::Paused(true));
     loop {
         tokio::select! {
             // Resumed, or the control task ended (an Err: nobody could
@@ -759,27 +757,20 @@ async fn wait_while_paused(
             _ = pause.wait_for(|p| !*p) => break,
             Some(p) = notes.recv() => progress(p),
             _ = cancel.wait_for(|c| *c) => {
-                return Err(STOP_REQUESTED.into());
+                return Err(AbortReason::StopRequested);
             }
         }
     }
     ctx.events
-        .append("resumed", clock.now_ns(), json!({"next_step": next_step}))
-        .map_err(|e| format!("store: {e}"))?;
-    progress(Progress::Paused {
-        paused: false,
-        next_step,
-    });
+        .append("resumed", clock.now_ns(), json!({"next_step": next_step}))?;
+    progress(RunEvent::Paused(false));
     Ok(())
 }
 
-/// The abort reason of a user stop.
-pub(crate) const STOP_REQUESTED: &str = "stop requested (Ctrl-C, SIGTERM/SIGHUP or the dashboard)";
-
-async fn wait_step(wall_s: f64, cancel: &mut watch::Receiver<bool>) -> Result<(), String> {
+async fn wait_step(wall_s: f64, cancel: &mut watch::Receiver<bool>) -> StepResult {
     tokio::select! {
         _ = tokio::time::sleep(Duration::from_secs_f64(wall_s.max(0.0))) => Ok(()),
-        _ = cancel.wait_for(|c| *c) => Err(STOP_REQUESTED.into()),
+        _ = cancel.wait_for(|c| *c) => Err(AbortReason::StopRequested),
     }
 }
 
@@ -795,8 +786,8 @@ async fn record_step(
     cmd_tx: &std::sync::mpsc::Sender<PstatCmd>,
     pmsg_rx: &mut mpsc::UnboundedReceiver<PstatMsg>,
     cancel: &mut watch::Receiver<bool>,
-    progress: &mut impl FnMut(Progress),
-) -> (Result<(), String>, Option<Box<dyn DeflectionProbe>>) {
+    progress: &mut impl FnMut(RunEvent),
+) -> (StepResult, Option<Box<dyn DeflectionProbe>>) {
     let step = &planned.step;
     let inst = &ctx.req.bench.instruments;
     let limits = &ctx.req.recipe.limits;
@@ -819,14 +810,8 @@ async fn record_step(
         _ => technique.sample_interval_s(),
     };
     // What the progress line counts: CV cycles, potential-step levels,
-    // ESM frequencies or impedance points.
-    let cycles = match step {
-        Step::Cv(c) => c.cycles,
-        Step::Steps(s) => s.levels_V.len() as u32,
-        Step::EsmSweep(e) => e.frequencies_Hz().len() as u32,
-        Step::Eis(e) => e.n_points(),
-        _ => 1,
-    };
+    // ESM frequencies or impedance points (as the plan rows count them).
+    let cycles = vegard_recipe::step_cycles(step);
     // ESM sweep: the lock-in's sine out drives the cell (through the
     // potentiostat's external input); one frequency per CA loop.
     let esm = match step {
@@ -859,11 +844,15 @@ async fn record_step(
         range_V: inst.deflection.range_V,
         trigger: DigitizerTrigger::External,
     };
+    let digitizer = |error| AbortReason::DeviceFault {
+        device: Device::Digitizer,
+        error,
+    };
     if let Err(e) = dmm.configure(setup).await {
-        return (Err(format!("digitizer: {e}")), Some(dmm));
+        return (Err(digitizer(e)), Some(dmm));
     }
     if let Err(e) = dmm.arm().await {
-        return (Err(format!("digitizer: {e}")), Some(dmm));
+        return (Err(digitizer(e)), Some(dmm));
     }
     let _ = ctx.events.append(
         "digitizer_armed",
@@ -875,7 +864,7 @@ async fn record_step(
     // stop. Frequent polls keep memory low and give the clock fit many
     // receive stamps close to the newest reading.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (batch_tx, mut batch_rx) = mpsc::unbounded_channel::<Result<DmmBatch, String>>();
+    let (batch_tx, mut batch_rx) = mpsc::unbounded_channel::<Result<DmmBatch, InstrumentError>>();
     let clock = ctx.clock;
     let fault = ctx.req.fault;
     let mut dmm_task = tokio::spawn(async move {
@@ -888,11 +877,11 @@ async fn record_step(
         let _ = stop_tx.send(true);
         let probe = dmm_task.await.ok().map(|(_, d)| d);
         let why = if *cancel.borrow() {
-            STOP_REQUESTED
+            AbortReason::StopRequested
         } else {
-            "potentiostat thread has stopped"
+            AbortReason::PotentiostatThreadStopped
         };
-        return (Err(why.into()), probe);
+        return (Err(why), probe);
     }
 
     let step_start_ns = ctx.clock.now_ns();
@@ -910,14 +899,19 @@ async fn record_step(
     let [w_lo, w_hi] = limits.potential_window_V;
     let margin_V = 0.05 * (w_hi - w_lo).abs().max(0.1);
     let mut finished = false;
-    let mut outcome: Result<(), String> = Ok(());
-    let mut dmm_done: Option<DmmJoin> = None;
+    let mut outcome: StepResult = Ok(());
+    // Set when the digitizer task ended on its own (always a fault): the
+    // probe, if the task handed it back.
+    let mut dmm_done: Option<Option<Box<dyn DeflectionProbe>>> = None;
 
     while !finished {
         tokio::select! {
             msg = pmsg_rx.recv() => match msg {
-                None => { outcome = Err("potentiostat task ended unexpectedly".into()); break; }
-                Some(PstatMsg::Error(e)) => { outcome = Err(format!("potentiostat: {e}")); break; }
+                None => { outcome = Err(AbortReason::PotentiostatTaskEnded); break; }
+                Some(PstatMsg::Error(error)) => {
+                    outcome = Err(AbortReason::DeviceFault { device: Device::Potentiostat, error });
+                    break;
+                }
                 Some(PstatMsg::Event { host_ns, event }) => {
                     last_event_ns = host_ns;
                     match event {
@@ -933,23 +927,25 @@ async fn record_step(
                             ];
                             ctx.seq_p += 1;
                             if let Err(e) = ctx.pstat_raw.append(&row) {
-                                outcome = Err(format!("store: {e}")); break;
+                                outcome = Err(e.into()); break;
                             }
                             last.0 = E_V; last.1 = I_A; last.3 = cycle.max(0) as u32;
                             if I_A.is_finite() && I_A.abs() > limits.current_max_A {
-                                outcome = Err(format!(
-                                    "current limit hit: |I| = {:.4e} A > current_max_A = {:.4e} A (step {step_index}, sample {index})",
-                                    I_A.abs(), limits.current_max_A));
+                                outcome = Err(AbortReason::CurrentLimit {
+                                    step: step_index, sample: index,
+                                    I_abs_A: I_A.abs(), current_max_A: limits.current_max_A,
+                                });
                                 break;
                             }
                             if E_V.is_finite() && (E_V < w_lo - margin_V || E_V > w_hi + margin_V) {
-                                outcome = Err(format!(
-                                    "potential limit hit: E = {E_V:.4} V outside potential_window_V [{w_lo}, {w_hi}] (step {step_index}, sample {index})"));
+                                outcome = Err(AbortReason::PotentialLimit {
+                                    step: step_index, sample: index, E_V, low_V: w_lo, high_V: w_hi,
+                                });
                                 break;
                             }
                         }
                         PstatEvent::DeviceError { code, detail } => {
-                            outcome = Err(format!("potentiostat device error !{code:04X}: {detail}"));
+                            outcome = Err(AbortReason::PotentiostatError { code, detail });
                             break;
                         }
                         PstatEvent::Finished => finished = true,
@@ -983,7 +979,7 @@ async fn record_step(
                             ];
                             ctx.seq_e += 1;
                             if let Err(e) = ctx.eis_raw.append(&row) {
-                                outcome = Err(format!("store: {e}")); break;
+                                outcome = Err(e.into()); break;
                             }
                             last.3 = index as u32 + 1;
                         }
@@ -994,47 +990,52 @@ async fn record_step(
             batch = batch_rx.recv() => match batch {
                 Some(Ok(b)) => {
                     if let Err(e) = append_readings(ctx, &b, step_index, segment, &mut dmm_index, dt_dmm_s) {
-                        outcome = Err(format!("store: {e}"));
+                        outcome = Err(e.into());
                         break;
                     }
                     if let Some(v) = b.readings_V.last() { last.2 = v * invols; }
                 }
-                Some(Err(e)) => { outcome = Err(format!("digitizer: {e}")); break; }
+                Some(Err(e)) => { outcome = Err(digitizer(e)); break; }
                 None => {} // task finished; its JoinHandle tells how
             },
             joined = &mut dmm_task, if dmm_done.is_none() => {
-                let failed = match &joined {
-                    Err(e) if e.is_panic() => Some("deflection task panicked".to_string()),
-                    Err(e) => Some(format!("deflection task failed: {e}")),
-                    Ok((Err(e), _)) => Some(format!("digitizer: {e}")),
-                    Ok((Ok(()), _)) => Some("deflection task stopped early".to_string()),
+                // How it ended is the abort reason; the probe, if it came
+                // back, is kept for the next step.
+                let (failed, probe) = match joined {
+                    Err(e) if e.is_panic() => (AbortReason::DeflectionTaskPanicked, None),
+                    Err(e) => (AbortReason::DeflectionTaskFailed(e), None),
+                    Ok((Err(e), probe)) => (digitizer(e), Some(probe)),
+                    Ok((Ok(()), probe)) => (AbortReason::DeflectionTaskStopped, Some(probe)),
                 };
-                dmm_done = Some(joined);
-                if let Some(f) = failed { outcome = Err(f); break; }
+                dmm_done = Some(probe);
+                outcome = Err(failed);
+                break;
             },
-            _ = cancel.wait_for(|c| *c) => { outcome = Err(STOP_REQUESTED.into()); break; }
+            _ = cancel.wait_for(|c| *c) => { outcome = Err(AbortReason::StopRequested); break; }
             _ = tick.tick() => {
                 let now = ctx.clock.now_ns();
                 let _ = ctx.pstat_raw.flush_if_due();
                 let _ = ctx.dmm_raw.flush_if_due();
                 if now > deadline_ns {
-                    outcome = Err(format!(
-                        "step {step_index} overran: still running {:.1} s (wall) after its nominal end",
-                        (now - step_start_ns) as f64 * 1e-9 - duration_s / ctx.speed));
+                    outcome = Err(AbortReason::StepOverran {
+                        step: step_index,
+                        late_s: (now - step_start_ns) as f64 * 1e-9 - duration_s / ctx.speed,
+                    });
                     break;
                 }
                 if now - last_event_ns > silence_limit_ns {
-                    outcome = Err(format!(
-                        "potentiostat silent for {:.1} s (timeout)", (now - last_event_ns) as f64 * 1e-9));
+                    outcome = Err(AbortReason::PotentiostatSilent {
+                        silent_s: (now - last_event_ns) as f64 * 1e-9,
+                    });
                     break;
                 }
                 let in_step_s = (now - step_start_ns) as f64 * 1e-9 * ctx.speed;
                 let elapsed_s = ctx.done_s + in_step_s.min(duration_s);
                 let _ = ctx.eis_raw.flush_if_due();
-                progress(Progress::Tick {
-                    step: step_index, count: ctx.plan_len, kind: step.kind_name(),
+                progress(RunEvent::Latest { E_V: last.0, I_A: last.1, deflection_nm: last.2 });
+                progress(RunEvent::Progress {
+                    step: step_index, count: ctx.plan_len, kind: step.kind_name().to_string(),
                     cycle: last.3, cycles, elapsed_s, eta_s: (ctx.total_s - elapsed_s).max(0.0),
-                    E_V: last.0, I_A: last.1, deflection_nm: last.2,
                 });
             }
         }
@@ -1049,7 +1050,7 @@ async fn record_step(
         && let Some(l) = ctx.lockin.as_mut()
         && let Err(e) = l.sine_off().await
     {
-        outcome = outcome.and(Err(format!("lock-in: sine off: {e}")));
+        outcome = outcome.and(Err(AbortReason::SineOff(e)));
     }
     // Stop the digitizer: a last fetch collects readings up to now. After a
     // normal end, first let it take two more samples: the potentiostat's
@@ -1061,16 +1062,18 @@ async fn record_step(
         tokio::time::sleep(Duration::from_secs_f64(wait_s.min(1.0))).await;
     }
     let _ = stop_tx.send(true);
-    let joined = match dmm_done {
-        Some(j) => j,
+    // The task's own result and the probe, or why the probe is gone. When
+    // the task ended early, `outcome` already holds its failure.
+    let joined: Result<DmmReturn, AbortReason> = match dmm_done {
+        Some(Some(probe)) => Ok((Ok(()), probe)),
+        Some(None) => Err(AbortReason::DeflectionProbeLost),
         None => match tokio::time::timeout(Duration::from_secs(5), &mut dmm_task).await {
-            Ok(j) => j,
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) if e.is_panic() => Err(AbortReason::DeflectionTaskPanicked),
+            Ok(Err(e)) => Err(AbortReason::DeflectionTaskFailed(e)),
             Err(_) => {
                 dmm_task.abort();
-                return (
-                    outcome.and(Err("digitizer did not stop within 5 s".into())),
-                    None,
-                );
+                return (outcome.and(Err(AbortReason::DigitizerStuck)), None);
             }
         },
     };
@@ -1078,7 +1081,7 @@ async fn record_step(
         if let Ok(b) = b
             && let Err(e) = append_readings(ctx, &b, step_index, segment, &mut dmm_index, dt_dmm_s)
         {
-            outcome = outcome.and(Err(format!("store: {e}")));
+            outcome = outcome.and(Err(e.into()));
         }
     }
     // The step's last rows go to disk now, not at the next flush tick: a
@@ -1090,24 +1093,17 @@ async fn record_step(
         .and(ctx.eis_raw.flush())
         .and(ctx.lockin_raw.flush())
     {
-        outcome = outcome.and(Err(format!("store: {e}")));
+        outcome = outcome.and(Err(e.into()));
     }
     match joined {
         Ok((res, probe)) => {
             let outcome = match (outcome, res) {
-                (Ok(()), Err(e)) => Err(format!("digitizer: {e}")),
+                (Ok(()), Err(e)) => Err(digitizer(e)),
                 (o, _) => o,
             };
             (outcome, Some(probe))
         }
-        Err(e) => {
-            let why = if e.is_panic() {
-                "deflection task panicked".to_string()
-            } else {
-                format!("deflection task failed: {e}")
-            };
-            (outcome.and(Err(why)), None)
-        }
+        Err(why) => (outcome.and(Err(why)), None),
     }
 }
 
@@ -1133,22 +1129,24 @@ impl EsmDrive {
     /// its 1-3-10 table, so at most a tenth): with the synchronous filter
     /// there is no 2f ripple to suppress, so the shortest time constant
     /// that averages noise settles best within the dwell.
-    async fn switch(&self, lockin: Option<&mut Box<dyn LockIn>>, k: usize) -> Result<f64, String> {
+    async fn switch(
+        &self,
+        lockin: Option<&mut Box<dyn LockIn>>,
+        k: usize,
+    ) -> Result<f64, AbortReason> {
         let Some(l) = lockin else {
-            return Err(
-                "esm_sweep needs the bench's lock-in (its sine out drives the cell)".into(),
-            );
+            return Err(AbortReason::NoLockIn);
         };
         let (Some(&f_Hz), Some(&dwell_s)) = (self.freqs_Hz.get(k), self.dwell_s.get(k)) else {
-            return Err(format!("ESM frequency {k} out of range"));
+            return Err(AbortReason::EsmFrequencyOutOfRange(k));
         };
         let tc = l
             .set_time_constant(dwell_s / 30.0)
             .await
-            .map_err(|e| format!("lock-in: {e}"))?;
+            .map_err(lockin_fault)?;
         l.set_sine(f_Hz, self.sine_V_peak)
             .await
-            .map_err(|e| format!("lock-in: {e}"))?;
+            .map_err(lockin_fault)?;
         Ok(tc)
     }
 
@@ -1160,11 +1158,11 @@ impl EsmDrive {
         scan: u32,
         switched_ns: i64,
         tc_s: f64,
-    ) -> Result<(), String> {
+    ) -> StepResult {
         let Some(l) = ctx.lockin.as_mut() else {
-            return Err("lock-in lost".into());
+            return Err(AbortReason::LockInLost);
         };
-        let r = l.read_xy().await.map_err(|e| format!("lock-in: {e}"))?;
+        let r = l.read_xy().await.map_err(lockin_fault)?;
         let row = [
             Cell::I64(ctx.seq_l),
             Cell::I64(step_index as i64),
@@ -1182,9 +1180,14 @@ impl EsmDrive {
             Cell::F64(tc_s),
         ];
         ctx.seq_l += 1;
-        ctx.lockin_raw
-            .append(&row)
-            .map_err(|e| format!("store: {e}"))
+        Ok(ctx.lockin_raw.append(&row)?)
+    }
+}
+
+fn lockin_fault(error: InstrumentError) -> AbortReason {
+    AbortReason::DeviceFault {
+        device: Device::LockIn,
+        error,
     }
 }
 
@@ -1218,10 +1221,10 @@ fn append_readings(
 async fn digitizer_loop(
     dmm: &mut dyn DeflectionProbe,
     mut stop: watch::Receiver<bool>,
-    tx: mpsc::UnboundedSender<Result<DmmBatch, String>>,
+    tx: mpsc::UnboundedSender<Result<DmmBatch, InstrumentError>>,
     clock: HostClock,
     fault: Option<EngineFault>,
-) -> Result<(), String> {
+) -> Result<(), InstrumentError> {
     let mut fetches = 0u32;
     let after_fetches =
         fault.map(|EngineFault::PanicInDeflectionTask { after_fetches }| after_fetches);
@@ -1230,7 +1233,7 @@ async fn digitizer_loop(
             _ = tokio::time::sleep(Duration::from_millis(10)) => false,
             _ = stop.wait_for(|s| *s) => true,
         };
-        let readings_V = dmm.fetch().await.map_err(|e| e.to_string())?;
+        let readings_V = dmm.fetch().await?;
         let host_ns = clock.now_ns();
         fetches += 1;
         if after_fetches.is_some_and(|n| fetches >= n) {
@@ -1262,7 +1265,7 @@ fn potentiostat_thread(
 ) {
     while let Ok(PstatCmd::Start(technique)) = cmds.recv() {
         if let Err(e) = pstat.start(&technique) {
-            let _ = tx.send(PstatMsg::Error(e.to_string()));
+            let _ = tx.send(PstatMsg::Error(e));
             continue;
         }
         loop {
@@ -1283,7 +1286,7 @@ fn potentiostat_thread(
                     }
                 }
                 Err(e) => {
-                    let _ = tx.send(PstatMsg::Error(e.to_string()));
+                    let _ = tx.send(PstatMsg::Error(e));
                     break;
                 }
             }

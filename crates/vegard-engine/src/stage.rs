@@ -13,8 +13,41 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use vegard_core::HostClock;
-use vegard_instruments::TemperatureStage;
-use vegard_store::{Cell, RawStream};
+use vegard_instruments::{InstrumentError, TemperatureStage};
+use vegard_store::{Cell, RawStream, StoreError};
+
+/// What can go wrong with the stage during a run. Cloneable (errors shared
+/// behind `Arc`) because the polling task publishes its latest failure on a
+/// watch channel that every waiting step reads.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StageError {
+    #[error("temperature stage task has stopped")]
+    TaskStopped,
+    #[error("temperature stage did not answer within 10 s")]
+    NoAnswer,
+    /// A command (setpoint, heater off) failed on the instrument.
+    #[error("{0}")]
+    Command(Arc<InstrumentError>),
+    /// Reading the temperature failed.
+    #[error("temperature stage: {0}")]
+    Reading(Arc<InstrumentError>),
+    /// Recording a reading failed.
+    #[error("store: {0}")]
+    Store(Arc<StoreError>),
+    #[error("stop requested (Ctrl-C, SIGTERM/SIGHUP or the dashboard)")]
+    StopRequested,
+    #[error(
+        "temperature not stable within {timeout_s} s: setpoint {setpoint_K:.2} K \
+         +/- {tolerance_K} K for {hold_s} s, last reading {last_T_K:.3} K"
+    )]
+    NotStable {
+        timeout_s: f64,
+        setpoint_K: f64,
+        tolerance_K: f64,
+        hold_s: f64,
+        last_T_K: f64,
+    },
+}
 
 /// The newest reading: host receive time and temperature.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,9 +56,11 @@ pub(crate) struct Reading {
     pub T_K: f64,
 }
 
+type Reply = oneshot::Sender<Result<(), StageError>>;
+
 enum Cmd {
-    Setpoint(f64, oneshot::Sender<Result<(), String>>),
-    HeaterOff(oneshot::Sender<Result<(), String>>),
+    Setpoint(f64, Reply),
+    HeaterOff(Reply),
 }
 
 /// Handle the engine keeps; the task owns the instrument.
@@ -33,7 +68,7 @@ pub(crate) struct StageHandle {
     cmds: mpsc::UnboundedSender<Cmd>,
     pub readings: watch::Receiver<Option<Reading>>,
     /// Set by the task when reading fails; the temperature step reports it.
-    pub error: watch::Receiver<Option<String>>,
+    pub error: watch::Receiver<Option<StageError>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -74,26 +109,23 @@ impl StageHandle {
         }
     }
 
-    async fn call(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Cmd,
-    ) -> Result<(), String> {
+    async fn call(&self, make: impl FnOnce(Reply) -> Cmd) -> Result<(), StageError> {
         let (tx, rx) = oneshot::channel();
         self.cmds
             .send(make(tx))
-            .map_err(|_| "temperature stage task has stopped".to_string())?;
+            .map_err(|_| StageError::TaskStopped)?;
         match tokio::time::timeout(Duration::from_secs(10), rx).await {
             Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err("temperature stage task has stopped".into()),
-            Err(_) => Err("temperature stage did not answer within 10 s".into()),
+            Ok(Err(_)) => Err(StageError::TaskStopped),
+            Err(_) => Err(StageError::NoAnswer),
         }
     }
 
-    pub(crate) async fn set_setpoint_K(&self, setpoint_K: f64) -> Result<(), String> {
+    pub(crate) async fn set_setpoint_K(&self, setpoint_K: f64) -> Result<(), StageError> {
         self.call(|tx| Cmd::Setpoint(setpoint_K, tx)).await
     }
 
-    pub(crate) async fn heater_off(&self) -> Result<(), String> {
+    pub(crate) async fn heater_off(&self) -> Result<(), StageError> {
         self.call(Cmd::HeaterOff).await
     }
 
@@ -116,7 +148,7 @@ async fn stage_task(
     mut raw: RawStream,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     readings: watch::Sender<Option<Reading>>,
-    errors: watch::Sender<Option<String>>,
+    errors: watch::Sender<Option<StageError>>,
     clock: HostClock,
     every: Duration,
     current_step: Arc<AtomicI64>,
@@ -130,12 +162,12 @@ async fn stage_task(
             cmd = cmds.recv() => match cmd {
                 None => break,
                 Some(Cmd::Setpoint(k, reply)) => {
-                    let r = stage.set_setpoint_K(k).await.map_err(|e| e.to_string());
+                    let r = stage.set_setpoint_K(k).await.map_err(|e| StageError::Command(Arc::new(e)));
                     if r.is_ok() { setpoint_K = k; }
                     let _ = reply.send(r);
                 }
                 Some(Cmd::HeaterOff(reply)) => {
-                    let r = stage.heater_off().await.map_err(|e| e.to_string());
+                    let r = stage.heater_off().await.map_err(|e| StageError::Command(Arc::new(e)));
                     if r.is_ok() { setpoint_K = f64::NAN; }
                     let _ = reply.send(r);
                 }
@@ -152,12 +184,12 @@ async fn stage_task(
                     ];
                     seq += 1;
                     if let Err(e) = raw.append(&row).and_then(|()| raw.flush_if_due()) {
-                        let _ = errors.send(Some(format!("store: {e}")));
+                        let _ = errors.send(Some(StageError::Store(Arc::new(e))));
                     }
                     let _ = readings.send(Some(Reading { host_ns, T_K }));
                 }
                 Err(e) => {
-                    let _ = errors.send(Some(format!("temperature stage: {e}")));
+                    let _ = errors.send(Some(StageError::Reading(Arc::new(e))));
                 }
             },
         }
@@ -202,7 +234,7 @@ pub(crate) async fn stabilise(
     speed: f64,
     cancel: &mut watch::Receiver<bool>,
     mut progress: impl FnMut(Waiting),
-) -> Result<Stabilised, String> {
+) -> Result<Stabilised, StageError> {
     stage.set_setpoint_K(setpoint_K).await?;
     let start_ns = clock.now_ns();
     let exp_s = |ns: i64| (ns - start_ns) as f64 * 1e-9 * speed;
@@ -214,7 +246,7 @@ pub(crate) async fn stabilise(
         tokio::select! {
             changed = stage.readings.changed() => {
                 if changed.is_err() {
-                    return Err("temperature stage task has stopped".into());
+                    return Err(StageError::TaskStopped);
                 }
                 let Some(r) = *stage.readings.borrow_and_update() else { continue };
                 if r.host_ns < start_ns { continue; } // from before the new setpoint
@@ -237,7 +269,7 @@ pub(crate) async fn stabilise(
                 }
             }
             _ = cancel.wait_for(|c| *c) => {
-                return Err(crate::run::STOP_REQUESTED.into());
+                return Err(StageError::StopRequested);
             }
             _ = tick.tick() => {
                 let now = clock.now_ns();
@@ -245,10 +277,13 @@ pub(crate) async fn stabilise(
                     return Err(e);
                 }
                 if exp_s(now) > timeout_s {
-                    return Err(format!(
-                        "temperature not stable within {timeout_s} s: setpoint {setpoint_K:.2} K \
-                         +/- {tolerance_K} K for {hold_s} s, last reading {last_T:.3} K"
-                    ));
+                    return Err(StageError::NotStable {
+                        timeout_s,
+                        setpoint_K,
+                        tolerance_K,
+                        hold_s,
+                        last_T_K: last_T,
+                    });
                 }
                 progress(Waiting {
                     T_K: last_T,

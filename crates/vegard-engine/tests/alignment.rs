@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use vegard_store::schema::{deflection_data_col, potentiostat_data_col};
 
-use vegard_engine::{RunRequest, run};
+use vegard_engine::{Resources, RunRequest, run};
 use vegard_recipe::{load_bench, parse_recipe};
 use vegard_sim::VirtualBench;
 
@@ -41,15 +41,21 @@ async fn digitizer_alignment_error_is_below_one_sample_period() {
     params.clocks.deflection.drift_ppm = -120.0;
     let vb = Arc::new(VirtualBench::start(&params).unwrap());
     let out_dir = std::env::temp_dir().join(format!("vegard-align-{}", std::process::id()));
+    let emulators = Resources {
+        potentiostat: vb.potentiostat_resource(),
+        deflection: vb.deflection_resource(),
+        lockin: Some(vb.lockin_resource()),
+        temperature: Some(vb.temperature_resource()),
+        time_acceleration: vb.speed(),
+    };
     let req = RunRequest {
         recipe: parse_recipe(RECIPE, "alignment.toml").unwrap(),
         recipe_path: "alignment.toml".into(),
+        resources: Resources::resolve(&bench.instruments, Some(&emulators)).unwrap(),
         bench: bench.clone(),
         bench_path: root.join("configs/sim.toml"),
         out_dir,
-        speed: None,
         fault: None,
-        virtual_bench: Some(vb.clone()),
         control: None,
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vegard_engine::{Progress, RunControl, RunRequest, run};
+use vegard_core::RunEvent;
+use vegard_engine::{AbortReason, Resources, RunControl, RunRequest, run};
 use vegard_recipe::{load_bench, parse_recipe};
 use vegard_sim::VirtualBench;
 
@@ -49,15 +50,22 @@ fn setup(name: &str) -> Setup {
     let vb = Arc::new(VirtualBench::start(bench.sim.as_ref().unwrap()).unwrap());
     let (control, control_rx) = tokio::sync::mpsc::unbounded_channel();
     let (cancel, cancel_rx) = tokio::sync::watch::channel(false);
+    let emulators = Resources {
+        potentiostat: vb.potentiostat_resource(),
+        deflection: vb.deflection_resource(),
+        lockin: Some(vb.lockin_resource()),
+        temperature: Some(vb.temperature_resource()),
+        time_acceleration: vb.speed(),
+    };
+    let resources = Resources::resolve(&bench.instruments, Some(&emulators)).unwrap();
     let req = RunRequest {
         recipe: parse_recipe(RECIPE, "controls.toml").unwrap(),
         recipe_path: "controls.toml".into(),
         bench,
         bench_path: root.join("configs/sim.toml"),
         out_dir: std::env::temp_dir().join(format!("vegard-{name}-{}", std::process::id())),
-        speed: None,
+        resources,
         fault: None,
-        virtual_bench: Some(vb.clone()),
         control: Some(control_rx),
     };
     Setup {
@@ -71,9 +79,9 @@ fn setup(name: &str) -> Setup {
 
 /// Waits (at most 30 s) for the first progress report `want` accepts.
 async fn wait_for(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Progress>,
-    want: impl Fn(&Progress) -> bool,
-) -> Progress {
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<RunEvent>,
+    want: impl Fn(&RunEvent) -> bool,
+) -> RunEvent {
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let p = rx.recv().await.expect("run ended first");
@@ -102,18 +110,16 @@ async fn pause_waits_with_the_cell_off_and_markers_are_recorded() {
     let steer = tokio::spawn(async move {
         // Pause as soon as the first step runs: it takes effect before step 1.
         wait_for(&mut progress, |p| {
-            matches!(p, Progress::StepStarted { index: 0, .. })
+            matches!(p, RunEvent::StepStarted { index: 0, .. })
         })
         .await;
         control
             .send(RunControl::Marker("first level".into()))
             .unwrap();
         control.send(RunControl::TogglePause).unwrap();
-        let p = wait_for(&mut progress, |p| {
-            matches!(p, Progress::Paused { paused: true, .. })
-        })
-        .await;
-        assert!(matches!(p, Progress::Paused { next_step: 1, .. }), "{p:?}");
+        // It takes effect before step 1 (events.jsonl's `paused` line says
+        // so too, checked below).
+        wait_for(&mut progress, |p| matches!(p, RunEvent::Paused(true))).await;
         // Paused: the cell is off and stays off.
         for _ in 0..5 {
             assert!(!vb.cell_is_on(), "cell on while paused");
@@ -124,14 +130,11 @@ async fn pause_waits_with_the_cell_off_and_markers_are_recorded() {
             .unwrap();
         wait_for(
             &mut progress,
-            |p| matches!(p, Progress::Marker { note, .. } if note == "checked the tip"),
+            |p| matches!(p, RunEvent::Marker { note, .. } if note == "checked the tip"),
         )
         .await;
         control.send(RunControl::TogglePause).unwrap();
-        wait_for(&mut progress, |p| {
-            matches!(p, Progress::Paused { paused: false, .. })
-        })
-        .await;
+        wait_for(&mut progress, |p| matches!(p, RunEvent::Paused(false))).await;
     });
     let outcome = run(s.req, s.cancel_rx, move |p| {
         let _ = ptx.send(p);
@@ -164,6 +167,7 @@ async fn pause_waits_with_the_cell_off_and_markers_are_recorded() {
         .unwrap();
     assert!(step0_end < pos("paused"));
     assert!(pos("paused") < pos("resumed") && pos("resumed") < step1_start);
+    assert_eq!(ev[pos("paused")].1["next_step"], 1);
     let second_marker = ev
         .iter()
         .position(|(k, e)| k == "marker" && e["note"] == "checked the tip")
@@ -181,10 +185,7 @@ async fn a_stop_while_paused_aborts_safely() {
     s.control.send(RunControl::TogglePause).unwrap();
     let cancel = s.cancel;
     let steer = tokio::spawn(async move {
-        wait_for(&mut progress, |p| {
-            matches!(p, Progress::Paused { paused: true, .. })
-        })
-        .await;
+        wait_for(&mut progress, |p| matches!(p, RunEvent::Paused(true))).await;
         cancel.send(true).unwrap();
     });
     let outcome = run(s.req, s.cancel_rx, move |p| {
@@ -194,6 +195,11 @@ async fn a_stop_while_paused_aborts_safely() {
     .unwrap();
     steer.await.unwrap();
     assert_eq!(outcome.status.to_string(), "aborted");
+    assert!(
+        matches!(outcome.abort, Some(AbortReason::StopRequested)),
+        "{:?}",
+        outcome.abort
+    );
     let reason = outcome.reason.unwrap();
     assert!(reason.contains("stop requested"), "{reason}");
     assert!(!s.vb.cell_is_on());

@@ -1,10 +1,12 @@
 //! vegard-instruments: everything between the engine and the wire.
 //!
-//! Owns: VISA-style resource strings ([`resource`]), byte links
+//! Owns: byte links
 //! ([`transport`]), the SCPI and MethodSCRIPT protocol clients ([`scpi`],
 //! [`methodscript`]), the device traits the engine programs against
 //! ([`device`]), the drivers implementing them ([`mod@drivers`]) and the
-//! name-to-driver table ([`registry`]). The wire contracts are described in
+//! name-to-opener table ([`registry`]). Resource strings ([`Resource`]) and
+//! the drivers' names and limits ([`DriverSpec`]) are bench-config schema and
+//! live in `vegard-recipe`; they are re-exported here. The wire contracts are described in
 //! `protocols/methodscript.md`, `protocols/scpi-dmm.md`, `protocols/sr860.md`
 //! and `protocols/ls336.md`.
 
@@ -13,7 +15,6 @@ pub mod drivers;
 pub mod error;
 pub mod methodscript;
 pub mod registry;
-pub mod resource;
 pub mod scpi;
 pub mod transport;
 
@@ -23,7 +24,5 @@ pub use device::{
 };
 pub use drivers::{Ls336, MethodScriptPotentiostat, ScpiDmm, Sr860};
 pub use error::{Fault, InstrumentError};
-pub use registry::{
-    DriverInfo, Role, drivers, open_deflection, open_lockin, open_potentiostat, open_temperature,
-};
-pub use resource::Resource;
+pub use registry::{drivers, open_deflection, open_lockin, open_potentiostat, open_temperature};
+pub use vegard_recipe::{DriverSpec, Resource, Role};

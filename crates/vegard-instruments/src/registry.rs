@@ -1,44 +1,17 @@
 //! The driver registry: bench configs name a driver (`driver =
 //! "methodscript"`), and this table turns the name into an opened device.
-//! Adding a driver means adding one row here.
+//! The names, roles and limits are `vegard_recipe::DRIVERS` (validation reads
+//! them there); this module only adds how each is opened. Adding a driver
+//! means a row there and its opener here (the test below checks both agree).
 
-use vegard_recipe::{DeflectionConfig, LockInConfig, PotentiostatConfig, TemperatureConfig};
+use vegard_recipe::{
+    DRIVERS, DeflectionConfig, DriverSpec, LockInConfig, PotentiostatConfig, Resource, Role,
+    TemperatureConfig, driver_names,
+};
 
 use crate::device::{BoxFut, DeflectionProbe, LockIn, Potentiostat, TemperatureStage};
 use crate::drivers::{Ls336, MethodScriptPotentiostat, ScpiDmm, Sr860};
 use crate::error::InstrumentError;
-use crate::resource::Resource;
-
-/// Which trait a driver implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Potentiostat,
-    Deflection,
-    LockIn,
-    TemperatureStage,
-}
-
-impl Role {
-    fn name(self) -> &'static str {
-        match self {
-            Role::Potentiostat => "potentiostat",
-            Role::Deflection => "deflection",
-            Role::LockIn => "lock-in",
-            Role::TemperatureStage => "temperature",
-        }
-    }
-}
-
-/// A registered driver, for `vegard drivers`-style listings and error hints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DriverInfo {
-    /// The name used in bench configs.
-    pub name: &'static str,
-    pub role: Role,
-    /// Which resource forms it accepts.
-    pub resources: &'static str,
-    pub description: &'static str,
-}
 
 type OpenPotentiostat =
     fn(&PotentiostatConfig, &Resource) -> Result<Box<dyn Potentiostat>, InstrumentError>;
@@ -48,53 +21,25 @@ type OpenLockIn = for<'a> fn(&'a LockInConfig, &'a Resource) -> BoxFut<'a, Box<d
 type OpenTemperature =
     for<'a> fn(&'a TemperatureConfig, &'a Resource) -> BoxFut<'a, Box<dyn TemperatureStage>>;
 
-const METHODSCRIPT: DriverInfo = DriverInfo {
-    name: "methodscript",
-    role: Role::Potentiostat,
-    resources: "ASRL<path>::INSTR",
-    description: "PalmSens MethodSCRIPT potentiostats (EmStat Pico, EmStat4, Sensit) over serial",
-};
-const SCPI_DMM: DriverInfo = DriverInfo {
-    name: "scpi-dmm",
-    role: Role::Deflection,
-    resources: "TCPIP::<host>::<port>::SOCKET",
-    description: "SCPI DMM as externally triggered digitizer (Keysight 34465A family) over LAN",
-};
-
-const SR860: DriverInfo = DriverInfo {
-    name: "sr860",
-    role: Role::LockIn,
-    resources: "TCPIP::<host>::<port>::SOCKET",
-    description: "Stanford Research SR860-family lock-in amplifiers over LAN (sine out + X/Y)",
-};
-const LS336: DriverInfo = DriverInfo {
-    name: "ls336",
-    role: Role::TemperatureStage,
-    resources: "TCPIP::<host>::7777::SOCKET",
-    description: "Lake Shore 336 temperature controller over LAN (setpoint, heater, sensor)",
-};
-
-static DRIVERS: [DriverInfo; 4] = [METHODSCRIPT, SCPI_DMM, SR860, LS336];
-
-static POTENTIOSTATS: [(&str, OpenPotentiostat); 1] = [(METHODSCRIPT.name, |cfg, res| {
+static POTENTIOSTATS: [(&str, OpenPotentiostat); 1] = [("methodscript", |cfg, res| {
     Ok(Box::new(MethodScriptPotentiostat::open(cfg, res)?))
 })];
 
-static DEFLECTION: [(&str, OpenDeflection); 1] = [(SCPI_DMM.name, |cfg, res| {
+static DEFLECTION: [(&str, OpenDeflection); 1] = [("scpi-dmm", |cfg, res| {
     Box::pin(async move {
         let dmm: Box<dyn DeflectionProbe> = Box::new(ScpiDmm::connect(cfg, res).await?);
         Ok(dmm)
     })
 })];
 
-static LOCKINS: [(&str, OpenLockIn); 1] = [(SR860.name, |cfg, res| {
+static LOCKINS: [(&str, OpenLockIn); 1] = [("sr860", |cfg, res| {
     Box::pin(async move {
         let li: Box<dyn LockIn> = Box::new(Sr860::connect(cfg, res).await?);
         Ok(li)
     })
 })];
 
-static TEMPERATURE: [(&str, OpenTemperature); 1] = [(LS336.name, |cfg, res| {
+static TEMPERATURE: [(&str, OpenTemperature); 1] = [("ls336", |cfg, res| {
     Box::pin(async move {
         let t: Box<dyn TemperatureStage> = Box::new(Ls336::connect(cfg, res).await?);
         Ok(t)
@@ -102,24 +47,15 @@ static TEMPERATURE: [(&str, OpenTemperature); 1] = [(LS336.name, |cfg, res| {
 })];
 
 /// Every registered driver.
-pub fn drivers() -> &'static [DriverInfo] {
+pub fn drivers() -> &'static [DriverSpec] {
     &DRIVERS
-}
-
-fn known(role: Role) -> String {
-    DRIVERS
-        .iter()
-        .filter(|d| d.role == role)
-        .map(|d| d.name)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn unknown(role: Role, name: &str) -> InstrumentError {
     InstrumentError::UnknownDriver {
         role: role.name(),
         name: name.to_string(),
-        known: known(role),
+        known: driver_names(role),
     }
 }
 
@@ -198,7 +134,7 @@ mod tests {
     fn pcfg(driver: &str) -> PotentiostatConfig {
         PotentiostatConfig {
             driver: driver.into(),
-            resource: "sim".into(),
+            resource: Resource::Sim,
             baud: 230_400,
             current_range_max_A: 1e-3,
             current_range_min_A: 1e-9,
@@ -208,36 +144,30 @@ mod tests {
         }
     }
 
+    /// Every driver in `vegard_recipe::DRIVERS` has exactly one opener of
+    /// its role here, and every opener a row there.
     #[test]
-    fn table_is_consistent() {
+    fn openers_agree_with_the_driver_table() {
         let names: Vec<_> = drivers().iter().map(|d| d.name).collect();
         assert_eq!(names, ["methodscript", "scpi-dmm", "sr860", "ls336"]);
-        for (n, _) in &POTENTIOSTATS {
-            assert!(
-                DRIVERS
+        let openers: Vec<(&str, Role)> = POTENTIOSTATS
+            .iter()
+            .map(|(n, _)| (*n, Role::Potentiostat))
+            .chain(DEFLECTION.iter().map(|(n, _)| (*n, Role::Deflection)))
+            .chain(LOCKINS.iter().map(|(n, _)| (*n, Role::LockIn)))
+            .chain(
+                TEMPERATURE
                     .iter()
-                    .any(|d| d.name == *n && d.role == Role::Potentiostat)
-            );
-        }
-        for (n, _) in &DEFLECTION {
-            assert!(
-                DRIVERS
-                    .iter()
-                    .any(|d| d.name == *n && d.role == Role::Deflection)
-            );
-        }
-        for (n, _) in &LOCKINS {
-            assert!(
-                DRIVERS
-                    .iter()
-                    .any(|d| d.name == *n && d.role == Role::LockIn)
-            );
-        }
-        for (n, _) in &TEMPERATURE {
-            assert!(
-                DRIVERS
-                    .iter()
-                    .any(|d| d.name == *n && d.role == Role::TemperatureStage)
+                    .map(|(n, _)| (*n, Role::TemperatureStage)),
+            )
+            .collect();
+        assert_eq!(openers.len(), DRIVERS.len());
+        for d in &DRIVERS {
+            assert_eq!(
+                openers.iter().filter(|o| **o == (d.name, d.role())).count(),
+                1,
+                "{}",
+                d.name
             );
         }
     }
@@ -280,7 +210,7 @@ mod tests {
     async fn unknown_deflection_driver() {
         let cfg = DeflectionConfig {
             driver: "lockin".into(),
-            resource: "sim".into(),
+            resource: Resource::Sim,
             sample_interval_s: 0.01,
             range_V: 10.0,
             max_samples: 1000,
@@ -303,7 +233,7 @@ mod tests {
     async fn unknown_lockin_and_temperature_drivers_list_known_ones() {
         let cfg = LockInConfig {
             driver: "sr830".into(),
-            resource: "sim".into(),
+            resource: Resource::Sim,
             sine_to_cell_V_per_V: 1.0,
             timeout_s: 1.0,
         };
@@ -318,7 +248,7 @@ mod tests {
         );
         let cfg = TemperatureConfig {
             driver: "ls335".into(),
-            resource: "sim".into(),
+            resource: Resource::Sim,
             output: 1,
             input: "A".into(),
             heater_range: 3,

@@ -14,7 +14,7 @@ use serialport::{ClearBuffer, DataBits, FlowControl, Parity, SerialPort, StopBit
 use tokio::net::TcpStream;
 
 use crate::error::Fault;
-use crate::resource::Resource;
+use vegard_recipe::Resource;
 
 /// The longest line accepted from an instrument; a peer that streams bytes
 /// without newlines is broken, not slow.

@@ -6,19 +6,26 @@
 //! key to fix.
 
 mod doc;
+pub mod drivers;
 mod error;
 mod parse;
+mod plan_rows;
+pub mod resource;
 pub mod schema;
 mod sim_defaults;
 mod validate;
 
+pub use drivers::{
+    DRIVERS, DriverLimits, DriverSpec, LS336_HEATER_RANGES, LS336_INPUTS, LS336_OUTPUTS,
+    MIN_SAMPLE_INTERVAL_S, Role, SR860_FREQ_RANGE_HZ, Transport, driver, driver_names,
+};
 pub use error::{RecipeError, Source, error_at};
 pub use parse::{STEP_KINDS, load_bench, load_recipe, parse_bench, parse_recipe};
+pub use plan_rows::{plan_rows, step_cycles, step_label};
+pub use resource::{Resource, ResourceError};
 pub use schema::*;
 pub use validate::{
-    KNOWN_DEFLECTION_DRIVERS, KNOWN_LOCKIN_DRIVERS, KNOWN_POTENTIOSTAT_DRIVERS,
-    KNOWN_TEMPERATURE_DRIVERS, LOCKIN_MAX_SINE_V_PEAK, LS336_INPUTS, MAX_AMPLITUDE_V,
-    MAX_EIS_FREQUENCY_HZ, MAX_SETPOINT_K, MAX_SLUG_LEN, MAX_TIME_ACCELERATION,
-    MIN_SAMPLE_INTERVAL_S, MIN_SETPOINT_K, MIN_SIM_NODES, SAMPLE_COUNT_MARGIN, SR860_FREQ_RANGE_HZ,
-    deflection_samples, slug, validate_with_bench,
+    MAX_AMPLITUDE_V, MAX_EIS_FREQUENCY_HZ, MAX_SETPOINT_K, MAX_SLUG_LEN, MAX_TIME_ACCELERATION,
+    MIN_SETPOINT_K, MIN_SIM_NODES, SAMPLE_COUNT_MARGIN, deflection_samples, slug,
+    validate_with_bench,
 };

@@ -3,6 +3,7 @@
 //! sibling modules; these types are what the rest of vegard sees after a file
 //! has been accepted ("parse, don't validate").
 
+use crate::resource::Resource;
 use serde::{Deserialize, Serialize};
 
 /// A recipe file: `[run]`, `[limits]` and an ordered list of `[[step]]`.
@@ -544,6 +545,19 @@ pub struct Instruments {
     pub temperature: Option<TemperatureConfig>,
 }
 
+impl Instruments {
+    /// Whether any instrument is on the virtual bench (`resource = "sim"`).
+    pub fn uses_sim(&self) -> bool {
+        self.potentiostat.resource.is_sim()
+            || self.deflection.resource.is_sim()
+            || self.lockin.as_ref().is_some_and(|l| l.resource.is_sim())
+            || self
+                .temperature
+                .as_ref()
+                .is_some_and(|t| t.resource.is_sim())
+    }
+}
+
 /// Lock-in amplifier whose sine out drives the potentiostat's external
 /// (analog modulation) input for ESM spectra.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -551,7 +565,7 @@ pub struct Instruments {
 pub struct LockInConfig {
     /// Driver name from the registry, e.g. `"sr860"`.
     pub driver: String,
-    pub resource: String,
+    pub resource: Resource,
     /// Gain of the potentiostat's external input: volts at the cell per volt
     /// of sine out. The engine divides the recipe's cell amplitude by it.
     #[serde(default = "default_sine_gain")]
@@ -567,7 +581,7 @@ pub struct LockInConfig {
 pub struct TemperatureConfig {
     /// Driver name from the registry, e.g. `"ls336"`.
     pub driver: String,
-    pub resource: String,
+    pub resource: Resource,
     /// Control loop / heater output that heats the stage (1 or 2).
     #[serde(default = "default_output")]
     pub output: u8,
@@ -588,7 +602,7 @@ pub struct PotentiostatConfig {
     /// Driver name from the registry, e.g. `"methodscript"`.
     pub driver: String,
     /// VISA-style resource: `"sim"`, `"ASRL/dev/ttyACM0::INSTR"`, ...
-    pub resource: String,
+    pub resource: Resource,
     #[serde(default = "default_baud")]
     pub baud: u32,
     /// Largest current range the driver may select, A.
@@ -613,7 +627,7 @@ pub struct PotentiostatConfig {
 pub struct DeflectionConfig {
     /// Driver name from the registry, e.g. `"scpi-dmm"`.
     pub driver: String,
-    pub resource: String,
+    pub resource: Resource,
     /// Digitizer sample period (`SAMP:TIM`), s.
     pub sample_interval_s: f64,
     /// DC voltage range, V.

@@ -5,25 +5,14 @@
 //! before the file makes sense.
 
 use crate::doc::{Doc, Seg};
+use crate::drivers::{DriverLimits, MIN_SAMPLE_INTERVAL_S, Role, driver, driver_names};
 use crate::error::{RecipeError, Source};
+use crate::resource::Resource;
 use crate::schema::{
     BenchConfig, ClockParams, ESM_MIN_SAMPLES_PER_PERIOD, EsmSweepStep, MAX_ACTIVATION_ENERGY_EV,
     Recipe, SimParams, Step, ZERO_C_IN_K,
 };
 
-/// Potentiostat driver names the instrument registry provides.
-pub const KNOWN_POTENTIOSTAT_DRIVERS: &[&str] = &["methodscript"];
-/// Deflection-probe (digitizer) driver names the instrument registry provides.
-pub const KNOWN_DEFLECTION_DRIVERS: &[&str] = &["scpi-dmm"];
-/// Lock-in amplifier driver names the instrument registry provides.
-pub const KNOWN_LOCKIN_DRIVERS: &[&str] = &["sr860"];
-/// Temperature-controller driver names the instrument registry provides.
-pub const KNOWN_TEMPERATURE_DRIVERS: &[&str] = &["ls336"];
-/// Sensor inputs of a Lake Shore 336 (`D1`..`D5` with the 3062 scanner card).
-pub const LS336_INPUTS: &[&str] = &["A", "B", "C", "D", "D1", "D2", "D3", "D4", "D5"];
-/// Shortest sample interval the potentiostat can sustain while streaming
-/// every sample to the host, s.
-pub const MIN_SAMPLE_INTERVAL_S: f64 = 1e-3;
 /// The digitizer runs on its own clock and must not stop before the
 /// potentiostat's loop ends, so it is armed for this factor more samples
 /// than the nominal step duration needs.
@@ -61,13 +50,6 @@ pub fn slug(name: &str) -> String {
     }
     out
 }
-
-/// Highest sine-out amplitude the lock-in may be asked for, V peak. The
-/// SR860's sine out goes to 2 V; whether its `SLVL` is RMS or peak, 2 V peak
-/// is within range, so this is the safe bound.
-pub const LOCKIN_MAX_SINE_V_PEAK: f64 = 2.0;
-/// Reference frequency range of the SR860 family, Hz (1 mHz to 500 kHz).
-pub const SR860_FREQ_RANGE_HZ: [f64; 2] = [1e-3, 500e3];
 
 /// Checks of a recipe against the bench it will run on: the instruments the
 /// steps need (lock-in for `esm_sweep`, temperature stage for `temperature`
@@ -166,7 +148,18 @@ impl BenchStepChecker<'_, '_> {
                 (f64::INFINITY, "")
             }
         };
-        if interval_s < MIN_SAMPLE_INTERVAL_S {
+        let min_interval_s = match driver(
+            Role::Potentiostat,
+            &self.bench.instruments.potentiostat.driver,
+        )
+        .map(|d| d.limits)
+        {
+            Some(DriverLimits::Potentiostat {
+                min_sample_interval_s,
+            }) => min_sample_interval_s,
+            _ => MIN_SAMPLE_INTERVAL_S,
+        };
+        if interval_s < min_interval_s {
             let what = match step {
                 Step::Cv(_) | Step::Lsv(_) => "sample interval step_V / scan_rate_V_per_s",
                 Step::EsmSweep(s) if s.sample_interval_s.is_none() => "default CA sample interval",
@@ -177,7 +170,7 @@ impl BenchStepChecker<'_, '_> {
                 format!(
                     "{what} = {} s is below the potentiostat's minimum of {} s",
                     num(interval_s),
-                    num(MIN_SAMPLE_INTERVAL_S)
+                    num(min_interval_s)
                 ),
             ));
         }
@@ -239,8 +232,17 @@ impl BenchStepChecker<'_, '_> {
                 ),
             ));
         };
+        // The bench was validated, so its lock-in driver is in the table.
+        let Some(DriverLimits::LockIn {
+            model,
+            freq_range_Hz: [lo_Hz, hi_Hz],
+            max_sine_V_peak,
+        }) = driver(Role::LockIn, &lockin.driver).map(|d| d.limits)
+        else {
+            return Ok(());
+        };
         let sine_V_peak = s.amplitude_V / lockin.sine_to_cell_V_per_V;
-        if sine_V_peak > LOCKIN_MAX_SINE_V_PEAK {
+        if sine_V_peak > max_sine_V_peak {
             return Err(doc.err(
                 &key_path(base, "amplitude_V"),
                 format!(
@@ -249,24 +251,21 @@ impl BenchStepChecker<'_, '_> {
                     num(s.amplitude_V),
                     num(sine_V_peak),
                     num(lockin.sine_to_cell_V_per_V),
-                    num(LOCKIN_MAX_SINE_V_PEAK)
+                    num(max_sine_V_peak)
                 ),
             ));
         }
-        if lockin.driver == "sr860" {
-            let [lo_Hz, hi_Hz] = SR860_FREQ_RANGE_HZ;
-            for f_Hz in s.frequencies_Hz() {
-                if !(lo_Hz..=hi_Hz).contains(&f_Hz) {
-                    return Err(doc.err(
-                        &key_path(base, esm_freq_key(s)),
-                        format!(
-                            "frequency {} Hz is outside the SR860's reference range {} to {} Hz",
-                            num(f_Hz),
-                            num(lo_Hz),
-                            num(hi_Hz)
-                        ),
-                    ));
-                }
+        for f_Hz in s.frequencies_Hz() {
+            if !(lo_Hz..=hi_Hz).contains(&f_Hz) {
+                return Err(doc.err(
+                    &key_path(base, esm_freq_key(s)),
+                    format!(
+                        "frequency {} Hz is outside the {model}'s reference range {} to {} Hz",
+                        num(f_Hz),
+                        num(lo_Hz),
+                        num(hi_Hz)
+                    ),
+                ));
             }
         }
         Ok(())
@@ -901,92 +900,36 @@ impl StepChecker<'_, '_, '_> {
     }
 }
 
-/// Which transport a driver talks over, for the resource-string check.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Transport {
-    Serial,
-    Tcp,
-}
-
-/// Syntax check of a VISA-style resource string; returns its transport
-/// (`None` for `sim`) or a message saying what is wrong.
-fn parse_resource(resource: &str) -> Result<Option<Transport>, String> {
-    const EXPECTED: &str =
-        "expected `sim`, `ASRL<device path>::INSTR` or `TCPIP[n]::<host>::<port>::SOCKET`";
-    if resource == "sim" {
-        return Ok(None);
-    }
-    if let Some(path) = resource
-        .strip_prefix("ASRL")
-        .and_then(|r| r.strip_suffix("::INSTR"))
-    {
-        if path.is_empty() || path.contains("::") {
-            return Err(format!(
-                "resource `{resource}` has no device path; {EXPECTED}"
-            ));
-        }
-        if path.chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!(
-                "resource `{resource}`: numeric ASRL not supported, give the device path \
-                 (e.g. `ASRL/dev/ttyACM0::INSTR`)"
-            ));
-        }
-        return Ok(Some(Transport::Serial));
-    }
-    if let Some(rest) = resource.strip_prefix("TCPIP") {
-        let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
-        let parts: Vec<&str> = rest.split("::").collect();
-        if let ["", host, port, "SOCKET"] = parts[..] {
-            if host.is_empty() {
-                return Err(format!("resource `{resource}` has no host; {EXPECTED}"));
-            }
-            return match port.parse::<u16>() {
-                Ok(p) if p > 0 => Ok(Some(Transport::Tcp)),
-                _ => Err(format!(
-                    "resource `{resource}`: port `{port}` is not a TCP port (1-65535)"
-                )),
-            };
-        }
-    }
-    Err(format!(
-        "resource `{resource}` is not a VISA resource string; {EXPECTED}"
-    ))
-}
-
-/// One instrument's driver/resource pair: driver known, resource well formed
-/// and of the transport the driver speaks.
+/// One instrument's driver/resource pair: the driver is in the table for
+/// its role, and the resource (already parsed when the file was read) is
+/// `sim` or of the transport the driver speaks. Returns the driver's limits.
 fn check_instrument(
     doc: &Doc<'_>,
+    role: Role,
     name: &str,
-    driver: &str,
-    resource: &str,
-    known: &[&str],
-    transport: Transport,
-) -> Result<(), RecipeError> {
-    let path = |key| [Seg::Key("instruments"), Seg::Key(name), Seg::Key(key)];
-    if !known.contains(&driver) {
+    resource: &Resource,
+) -> Result<DriverLimits, RecipeError> {
+    let table = role.table();
+    let path = |key| [Seg::Key("instruments"), Seg::Key(table), Seg::Key(key)];
+    let Some(spec) = driver(role, name) else {
         return Err(doc.err(
             &path("driver"),
             format!(
-                "unknown {name} driver `{driver}`; known drivers: {}",
-                known.join(", ")
+                "unknown {table} driver `{name}`; known drivers: {}",
+                driver_names(role)
+            ),
+        ));
+    };
+    if !resource.is_sim() && !spec.transport.accepts(resource) {
+        return Err(doc.err(
+            &path("resource"),
+            format!(
+                "driver `{name}` talks over {} or `sim` (got `{resource}`)",
+                spec.transport.describe()
             ),
         ));
     }
-    match parse_resource(resource) {
-        Err(message) => Err(doc.err(&path("resource"), message)),
-        Ok(Some(t)) if t != transport => {
-            let want = match transport {
-                Transport::Serial => "a serial port (`ASRL<device path>::INSTR`) or `sim`",
-                Transport::Tcp => "a TCP socket (`TCPIP::<host>::<port>::SOCKET`) or `sim`",
-            };
-            Err(doc.err(
-                &path("resource"),
-                format!("driver `{driver}` talks over {want} (got `{resource}`)"),
-            ))
-        }
-        Ok(_) => Ok(()),
-    }
+    Ok(spec.limits)
 }
 
 /// Bench checks; fills `sim` with the default virtual bench when an
@@ -995,22 +938,8 @@ pub(crate) fn validate_bench(bench: &mut BenchConfig, doc: &Doc<'_>) -> Result<(
     let c = Checker { doc };
     let pot = &bench.instruments.potentiostat;
     let defl = &bench.instruments.deflection;
-    check_instrument(
-        doc,
-        "potentiostat",
-        &pot.driver,
-        &pot.resource,
-        KNOWN_POTENTIOSTAT_DRIVERS,
-        Transport::Serial,
-    )?;
-    check_instrument(
-        doc,
-        "deflection",
-        &defl.driver,
-        &defl.resource,
-        KNOWN_DEFLECTION_DRIVERS,
-        Transport::Tcp,
-    )?;
+    check_instrument(doc, Role::Potentiostat, &pot.driver, &pot.resource)?;
+    check_instrument(doc, Role::Deflection, &defl.driver, &defl.resource)?;
 
     let p = |key| {
         [
@@ -1054,27 +983,13 @@ pub(crate) fn validate_bench(bench: &mut BenchConfig, doc: &Doc<'_>) -> Result<(
     c.positive(&d("timeout_s"), defl.timeout_s)?;
 
     if let Some(lockin) = &bench.instruments.lockin {
-        check_instrument(
-            doc,
-            "lockin",
-            &lockin.driver,
-            &lockin.resource,
-            KNOWN_LOCKIN_DRIVERS,
-            Transport::Tcp,
-        )?;
+        check_instrument(doc, Role::LockIn, &lockin.driver, &lockin.resource)?;
         let l = |key| [Seg::Key("instruments"), Seg::Key("lockin"), Seg::Key(key)];
         c.positive(&l("sine_to_cell_V_per_V"), lockin.sine_to_cell_V_per_V)?;
         c.positive(&l("timeout_s"), lockin.timeout_s)?;
     }
     if let Some(stage) = &bench.instruments.temperature {
-        check_instrument(
-            doc,
-            "temperature",
-            &stage.driver,
-            &stage.resource,
-            KNOWN_TEMPERATURE_DRIVERS,
-            Transport::Tcp,
-        )?;
+        let limits = check_instrument(doc, Role::TemperatureStage, &stage.driver, &stage.resource)?;
         let t = |key| {
             [
                 Seg::Key("instruments"),
@@ -1082,39 +997,37 @@ pub(crate) fn validate_bench(bench: &mut BenchConfig, doc: &Doc<'_>) -> Result<(
                 Seg::Key(key),
             ]
         };
-        c.require(
-            &t("output"),
-            (1..=2).contains(&stage.output),
-            "1 or 2 (the heater outputs)",
-            &stage.output.to_string(),
-        )?;
-        c.require(
-            &t("input"),
-            LS336_INPUTS.contains(&stage.input.as_str()),
-            &format!("one of {}", LS336_INPUTS.join(", ")),
-            &format!("{:?}", stage.input),
-        )?;
-        c.require(
-            &t("heater_range"),
-            (1..=3).contains(&stage.heater_range),
-            "1 (low), 2 (medium) or 3 (high)",
-            &stage.heater_range.to_string(),
-        )?;
+        if let DriverLimits::TemperatureStage {
+            outputs,
+            outputs_hint,
+            inputs,
+            heater_ranges,
+            heater_ranges_hint,
+        } = limits
+        {
+            c.require(
+                &t("output"),
+                (outputs[0]..=outputs[1]).contains(&stage.output),
+                outputs_hint,
+                &stage.output.to_string(),
+            )?;
+            c.require(
+                &t("input"),
+                inputs.contains(&stage.input.as_str()),
+                &format!("one of {}", inputs.join(", ")),
+                &format!("{:?}", stage.input),
+            )?;
+            c.require(
+                &t("heater_range"),
+                (heater_ranges[0]..=heater_ranges[1]).contains(&stage.heater_range),
+                heater_ranges_hint,
+                &stage.heater_range.to_string(),
+            )?;
+        }
         c.positive(&t("timeout_s"), stage.timeout_s)?;
     }
 
-    let uses_sim = pot.resource == "sim"
-        || defl.resource == "sim"
-        || bench
-            .instruments
-            .lockin
-            .as_ref()
-            .is_some_and(|l| l.resource == "sim")
-        || bench
-            .instruments
-            .temperature
-            .as_ref()
-            .is_some_and(|t| t.resource == "sim");
+    let uses_sim = bench.instruments.uses_sim();
     if uses_sim && bench.sim.is_none() {
         bench.sim = Some(SimParams::default());
     }
@@ -1286,7 +1199,7 @@ fn validate_clock(name: &str, clock: &ClockParams, c: &Checker<'_, '_>) -> Resul
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{Transport, bound, parse_resource, slug};
+    use super::{bound, slug};
 
     #[test]
     fn bounds_are_short() {
@@ -1307,31 +1220,5 @@ mod tests {
         // Truncation must not leave a trailing dash.
         let name = format!("{} b", "a".repeat(63));
         assert_eq!(slug(&name), "a".repeat(63));
-    }
-
-    #[test]
-    fn resources_are_classified_or_explained() {
-        assert!(matches!(parse_resource("sim"), Ok(None)));
-        assert!(matches!(
-            parse_resource("ASRL/dev/ttyACM0::INSTR"),
-            Ok(Some(Transport::Serial))
-        ));
-        assert!(matches!(
-            parse_resource("TCPIP::127.0.0.1::40123::SOCKET"),
-            Ok(Some(Transport::Tcp))
-        ));
-        assert!(matches!(
-            parse_resource("TCPIP0::lab-dmm.local::5025::SOCKET"),
-            Ok(Some(Transport::Tcp))
-        ));
-        let err = |r| parse_resource(r).err().unwrap_or_default();
-        assert!(err("ASRL3::INSTR").contains("numeric ASRL not supported"));
-        assert!(err("ASRL::INSTR").contains("no device path"));
-        assert!(err("TCPIP::host::0::SOCKET").contains("not a TCP port"));
-        assert!(err("TCPIP::host::99999::SOCKET").contains("not a TCP port"));
-        assert!(err("TCPIP::::5025::SOCKET").contains("no host"));
-        assert!(err("TCPIP::host::5025::INSTR").contains("not a VISA resource"));
-        assert!(err("/dev/ttyACM0").contains("not a VISA resource"));
-        assert!(err("").contains("not a VISA resource"));
     }
 }

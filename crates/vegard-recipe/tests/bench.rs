@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use vegard_recipe::{
-    BenchConfig, ClockParams, Recipe, SimParams, Source, Step, load_bench, parse_bench,
+    BenchConfig, ClockParams, Recipe, Resource, SimParams, Source, Step, load_bench, parse_bench,
     parse_recipe, validate_with_bench,
 };
 
@@ -110,20 +110,20 @@ fn shipped_sim_config_states_the_defaults() {
     // And the instruments the new techniques need.
     let lockin = b.instruments.lockin.unwrap();
     assert_eq!(
-        (lockin.driver.as_str(), lockin.resource.as_str()),
-        ("sr860", "sim")
+        (lockin.driver.as_str(), &lockin.resource),
+        ("sr860", &Resource::Sim)
     );
     assert_eq!((lockin.sine_to_cell_V_per_V, lockin.timeout_s), (1.0, 2.0));
     let stage = b.instruments.temperature.unwrap();
     assert_eq!(
         (
             stage.driver.as_str(),
-            stage.resource.as_str(),
+            &stage.resource,
             stage.output,
             stage.input.as_str(),
             stage.heater_range
         ),
-        ("ls336", "sim", 1, "A", 3)
+        ("ls336", &Resource::Sim, 1, "A", 3)
     );
 }
 
@@ -266,7 +266,9 @@ fn hardware_bench_has_no_sim() {
     assert_eq!(b.sim, None);
     assert_eq!(
         b.instruments.potentiostat.resource,
-        "ASRL/dev/ttyACM0::INSTR"
+        Resource::Serial {
+            path: "/dev/ttyACM0".into()
+        }
     );
 }
 
@@ -289,8 +291,11 @@ fn unknown_driver_lists_the_known_ones() {
 
 #[test]
 fn resource_strings_must_be_visa_like_and_fit_the_driver() {
+    // Resource strings are parsed while the file is read (they are typed in
+    // the schema), so a malformed one points at its value, like any other
+    // value of the wrong form.
     let (line, col, msg) = err("resource = \"sim\"", "resource = \"/dev/ttyACM0\"");
-    assert_eq!((line, col), (6, 1));
+    assert_eq!((line, col), (6, 12));
     assert!(msg.contains("is not a VISA resource string"), "{msg}");
 
     let (_, _, msg) = err("resource = \"sim\"", "resource = \"ASRL3::INSTR\"");
@@ -656,7 +661,7 @@ fn shipped_recipes_and_configs_validate() {
     // would be.
     let sim_text = &benches
         .iter()
-        .find(|(_, b)| b.instruments.potentiostat.resource == "sim")
+        .find(|(_, b)| b.instruments.potentiostat.resource.is_sim())
         .unwrap()
         .0;
     let bare_text = strip_table(

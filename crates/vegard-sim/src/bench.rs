@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use vegard_recipe::SimParams;
+use vegard_recipe::{Resource, SimParams};
 
 /// Wall-clock period of the bench tick, which keeps the world integrated up
 /// to now and lets the digitizer take its due readings even when nobody
@@ -37,10 +37,10 @@ pub(crate) struct Shared {
 /// A running virtual bench. Dropping it shuts it down.
 pub struct VirtualBench {
     shared: Arc<Shared>,
-    potentiostat_resource: String,
-    deflection_resource: String,
-    lockin_resource: String,
-    temperature_resource: String,
+    potentiostat_resource: Resource,
+    deflection_resource: Resource,
+    lockin_resource: Resource,
+    temperature_resource: Resource,
     threads: Vec<JoinHandle<()>>,
     /// Keeps the pty's slave side open for the bench's lifetime.
     _potentiostat: methodscript::Potentiostat,
@@ -69,18 +69,19 @@ impl VirtualBench {
         // bench value early so its Drop does that.
         let mut bench = VirtualBench {
             shared: shared.clone(),
-            potentiostat_resource: String::new(),
-            deflection_resource: String::new(),
-            lockin_resource: String::new(),
-            temperature_resource: String::new(),
+            potentiostat_resource: Resource::Sim,
+            deflection_resource: Resource::Sim,
+            lockin_resource: Resource::Sim,
+            temperature_resource: Resource::Sim,
             threads: Vec::new(),
             _potentiostat: methodscript::start(shared.clone(), params)?,
         };
-        bench.potentiostat_resource = format!("ASRL{}::INSTR", bench._potentiostat.path);
+        bench.potentiostat_resource = Resource::Serial {
+            path: bench._potentiostat.path.clone(),
+        };
         bench.threads.append(&mut bench._potentiostat.threads);
         let meter = dmm::start(shared.clone(), params)?;
-        bench.deflection_resource =
-            format!("TCPIP::{}::{}::SOCKET", meter.addr.ip(), meter.addr.port());
+        bench.deflection_resource = tcp_resource(meter.addr);
         bench.threads.push(meter.thread);
         let lockin = sr860::start(shared.clone())?;
         bench.lockin_resource = tcp_resource(lockin.server.addr);
@@ -110,24 +111,24 @@ impl VirtualBench {
     }
 
     /// VISA resource of the potentiostat, e.g. `ASRL/dev/pts/7::INSTR`.
-    pub fn potentiostat_resource(&self) -> String {
+    pub fn potentiostat_resource(&self) -> Resource {
         self.potentiostat_resource.clone()
     }
 
     /// VISA resource of the digitizer, e.g. `TCPIP::127.0.0.1::40123::SOCKET`.
-    pub fn deflection_resource(&self) -> String {
+    pub fn deflection_resource(&self) -> Resource {
         self.deflection_resource.clone()
     }
 
     /// VISA resource of the SR860 lock-in, e.g.
     /// `TCPIP::127.0.0.1::40124::SOCKET` (replies end with LF).
-    pub fn lockin_resource(&self) -> String {
+    pub fn lockin_resource(&self) -> Resource {
         self.lockin_resource.clone()
     }
 
     /// VISA resource of the Lake Shore 336 temperature controller, e.g.
     /// `TCPIP::127.0.0.1::40125::SOCKET` (replies end with CR LF).
-    pub fn temperature_resource(&self) -> String {
+    pub fn temperature_resource(&self) -> Resource {
         self.temperature_resource.clone()
     }
 
@@ -179,8 +180,11 @@ impl Drop for VirtualBench {
     }
 }
 
-fn tcp_resource(addr: std::net::SocketAddr) -> String {
-    format!("TCPIP::{}::{}::SOCKET", addr.ip(), addr.port())
+fn tcp_resource(addr: std::net::SocketAddr) -> Resource {
+    Resource::Tcp {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+    }
 }
 
 fn validate_faults(p: &SimParams) -> Result<(), SimError> {

@@ -20,7 +20,7 @@ fn bench() -> VirtualBench {
 }
 
 fn connect(bench: &VirtualBench) -> LineClient {
-    LineClient::connect(&bench.lockin_resource(), "\n", "\n")
+    LineClient::connect(&bench.lockin_resource().to_string(), "\n", "\n")
 }
 
 /// The driver's session: identify, configure the sine and the filters,

@@ -24,7 +24,7 @@ fn bench(speed: f64) -> VirtualBench {
 /// The host sends CR LF, as Lake Shore's own software does; replies end
 /// with CR LF.
 fn connect(bench: &VirtualBench) -> LineClient {
-    LineClient::connect(&bench.temperature_resource(), "\r\n", "\r\n")
+    LineClient::connect(&bench.temperature_resource().to_string(), "\r\n", "\r\n")
 }
 
 const SESSION: &[&str] = &[

@@ -39,7 +39,7 @@ fn host_commands_answer_like_the_firmware() {
 #[test]
 fn the_pty_opens_by_path_exclusively_and_reopens() {
     let bench = VirtualBench::start(&params(20.0)).unwrap();
-    let path = serial_path(&bench.potentiostat_resource());
+    let path = serial_path(&bench.potentiostat_resource().to_string());
     assert!(path.starts_with("/dev/"), "{path}");
     let mut first = Pstat::open(&bench);
     // A second exclusive open of a port in use fails, as with hardware.
@@ -278,7 +278,8 @@ fn shutdown_is_prompt_even_mid_script_with_clients_connected() {
     let bench = VirtualBench::start(&params(1.0)).unwrap();
     let mut p = Pstat::open(&bench);
     let _meter =
-        std::net::TcpStream::connect(common::tcp_addr(&bench.deflection_resource())).unwrap();
+        std::net::TcpStream::connect(common::tcp_addr(&bench.deflection_resource().to_string()))
+            .unwrap();
     p.send(CV_SCRIPT);
     assert_eq!(p.line(2.0).as_deref(), Some("e"));
     assert_eq!(p.line(2.0).as_deref(), Some("M0000"));

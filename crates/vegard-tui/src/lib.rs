@@ -6,8 +6,8 @@
 //! and drawing are separate modules, and drawing only reads state.
 //!
 //! ```text
-//! engine (CLI) ──DashEvent──┐
-//! tail_run_folder ─DashEvent┤                 ┌── Key ── crossterm EventStream
+//! engine (CLI) ───RunEvent──┐
+//! tail_run_folder ─RunEvent─┤                 ┌── Key ── crossterm EventStream
 //!                           ▼                 ▼
 //!                  run_dashboard: one channel of AppEvent {Dash, Key, Resize, Tick, InputError}
 //!                           │ apply                 │ handle_key -> Command -> engine
@@ -16,14 +16,15 @@
 //!                           └──── draw(frame, &DashState, &UiState) ────┘
 //! ```
 //!
-//! - [`event`]: the contract with the outside ([`DashEvent`], [`Command`], [`Mode`]).
+//! - [`event`]: the contract with the outside ([`RunEvent`] from `vegard-core`,
+//!   also named [`DashEvent`] here; [`Command`], [`Mode`]).
 //! - [`state`]: [`DashState`], everything learnt so far, in columnar history.
 //! - [`series`]: min-max summaries and decimation so 10^6 points draw fast.
 //! - [`input`]: [`UiState`] and the pure key state machine [`handle_key`].
 //! - [`draw`]: the panels; reads state, never changes it.
 //! - [`app`]: the terminal loop [`run_dashboard`].
 //! - [`tail`]: [`tail_run_folder`], the run-folder source of events.
-//! - [`plan`]: plan rows and step labels from a recipe.
+//! - [`plan`]: plan rows and step labels from a recipe (re-exported from `vegard-recipe`).
 
 pub mod app;
 pub mod draw;
@@ -38,9 +39,9 @@ pub mod tail;
 pub use app::{AppEvent, DashExit, run_dashboard};
 pub use draw::draw;
 pub use error::TuiError;
-pub use event::{Command, DashEvent, LogLevel, Mode, PlanRow};
+pub use event::{Command, DashEvent, LogLevel, Mode, PlanRow, RunEvent};
 pub use input::{KeyOutcome, UiState, handle_key};
-pub use plan::{plan_rows, step_label};
+pub use plan::{plan_rows, step_cycles, step_label};
 pub use state::DashState;
 pub use tail::{clock_events_from_alignment, tail_run_folder};
 

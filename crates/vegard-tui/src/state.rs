@@ -363,6 +363,15 @@ impl DashState {
                 self.paused = false;
                 self.finished = Some((status, reason));
             }
+            // The engine's reports for the CLI's progress lines: the
+            // dashboard draws the same from `Progress` and the recorded data
+            // (a marker comes back from events.jsonl as a `Log`).
+            DashEvent::Latest { .. }
+            | DashEvent::TemperatureWait { .. }
+            | DashEvent::Aborting { .. }
+            | DashEvent::PauseRequested(_)
+            | DashEvent::Marker { .. }
+            | DashEvent::Finalizing => {}
         }
     }
 

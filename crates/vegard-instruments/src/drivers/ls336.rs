@@ -11,10 +11,10 @@ use vegard_recipe::TemperatureConfig;
 
 use crate::device::{BoxFut, TemperatureStage};
 use crate::error::{Fault, InstrumentError};
-use crate::resource::Resource;
 use crate::scpi::{ScpiClient, scpi_number};
 use crate::transport::lan_address;
 use tokio::net::TcpStream;
+use vegard_recipe::{LS336_HEATER_RANGES, LS336_INPUTS, LS336_OUTPUTS, Resource};
 
 const ROLE: &str = "temperature";
 /// What `*IDN?` of a 336 starts with.
@@ -150,26 +150,26 @@ impl Ls336 {
 }
 
 /// Output, input and heater range the 336 has, checked before connecting.
+/// The limits are the driver table's (`vegard_recipe::LS336_*`), which bench
+/// validation applies too; checked again here because a config can be built
+/// in code without validation.
 fn check_config(cfg: &TemperatureConfig) -> Result<(), Fault> {
-    // Outputs 1 and 2 are the heaters with ranges 0..3 (3 and 4 are
-    // voltage outputs with on/off only: useless for a stage heater).
-    if !(1..=2).contains(&cfg.output) {
+    let [out_lo, out_hi] = LS336_OUTPUTS;
+    if !(out_lo..=out_hi).contains(&cfg.output) {
         return Err(Fault::InvalidSetting(format!(
-            "output {} is not a 336 heater output (1 or 2)",
+            "output {} is not a 336 heater output ({out_lo} or {out_hi})",
             cfg.output
         )));
     }
-    if !(1..=3).contains(&cfg.heater_range) {
+    let [range_lo, range_hi] = LS336_HEATER_RANGES;
+    if !(range_lo..=range_hi).contains(&cfg.heater_range) {
         return Err(Fault::InvalidSetting(format!(
-            "heater_range {} outside 1..=3 (low, medium, high)",
+            "heater_range {} outside {range_lo}..={range_hi} (low, medium, high)",
             cfg.heater_range
         )));
     }
     let input = cfg.input.trim().to_ascii_uppercase();
-    if !matches!(
-        input.as_str(),
-        "A" | "B" | "C" | "D" | "D1" | "D2" | "D3" | "D4" | "D5"
-    ) {
+    if !LS336_INPUTS.contains(&input.as_str()) {
         return Err(Fault::InvalidSetting(format!(
             "input {:?} is not a 336 sensor input (A, B, C, D, D1..D5)",
             cfg.input
@@ -211,7 +211,7 @@ mod tests {
     fn cfg(output: u8, input: &str, heater_range: u8) -> TemperatureConfig {
         TemperatureConfig {
             driver: "ls336".into(),
-            resource: "sim".into(),
+            resource: Resource::Sim,
             output,
             input: input.into(),
             heater_range,

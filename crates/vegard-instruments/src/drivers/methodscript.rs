@@ -14,8 +14,8 @@ use vegard_recipe::PotentiostatConfig;
 use crate::device::{CellSafety, Potentiostat, PstatEvent, Technique};
 use crate::error::{Fault, InstrumentError};
 use crate::methodscript::{Line, ScriptFrame, VarType, build_script, parse_line};
-use crate::resource::Resource;
 use crate::transport::{SerialLine, SerialWriter};
+use vegard_recipe::Resource;
 
 const ROLE: &str = "potentiostat";
 /// Version output of `t` is a few lines; more means we are not talking to a

@@ -11,9 +11,9 @@ use vegard_recipe::DeflectionConfig;
 
 use crate::device::{BoxFut, DeflectionProbe, DigitizerSetup, DigitizerTrigger};
 use crate::error::{Fault, InstrumentError};
-use crate::resource::Resource;
 use crate::scpi::{ScpiClient, decode_real64, scpi_number};
 use crate::transport::lan_address;
+use vegard_recipe::Resource;
 
 const ROLE: &str = "dmm";
 /// Aperture as a fraction of the sample period: the rest is left for the

@@ -18,9 +18,9 @@ use vegard_recipe::LockInConfig;
 
 use crate::device::{BoxFut, LockIn, LockInReading};
 use crate::error::{Fault, InstrumentError};
-use crate::resource::Resource;
 use crate::scpi::{ScpiClient, scpi_number};
 use crate::transport::lan_address;
+use vegard_recipe::Resource;
 
 const ROLE: &str = "lock-in";
 
@@ -33,9 +33,10 @@ pub const TIME_CONSTANTS_S: [f64; 22] = [
 /// Sine-out amplitude limits of `SLVL`, V RMS.
 pub const SLVL_MIN_V_RMS: f64 = 1e-9;
 pub const SLVL_MAX_V_RMS: f64 = 2.0;
-/// Internal reference frequency limits of `FREQ` (SR860), Hz.
-pub const FREQ_MIN_HZ: f64 = 1e-3;
-pub const FREQ_MAX_HZ: f64 = 500e3;
+/// Internal reference frequency limits of `FREQ` (SR860), Hz: the driver
+/// table's, which bench validation checks recipes against.
+pub const FREQ_MIN_HZ: f64 = vegard_recipe::SR860_FREQ_RANGE_HZ[0];
+pub const FREQ_MAX_HZ: f64 = vegard_recipe::SR860_FREQ_RANGE_HZ[1];
 /// `SNAP?` parameters: X (0), Y (1) and the internal reference frequency
 /// (15), taken at the same instant.
 pub const SNAP_XY_FREQ: &str = "SNAP? 0,1,15";

@@ -10,7 +10,7 @@ use crate::transcript::{fixture, parse};
 fn cfg(resource: &str) -> TemperatureConfig {
     TemperatureConfig {
         driver: "ls336".into(),
-        resource: resource.into(),
+        resource: Resource::parse(resource).unwrap(),
         output: 1,
         input: "A".into(),
         heater_range: 3,

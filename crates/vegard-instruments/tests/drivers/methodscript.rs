@@ -40,7 +40,7 @@ fn pty() -> Pty {
 fn cfg(path: &str, timeout_s: f64) -> PotentiostatConfig {
     PotentiostatConfig {
         driver: "methodscript".into(),
-        resource: format!("ASRL{path}::INSTR"),
+        resource: Resource::parse(&format!("ASRL{path}::INSTR")).unwrap(),
         baud: 230_400,
         current_range_max_A: 1e-3,
         current_range_min_A: 1e-9,
@@ -52,7 +52,7 @@ fn cfg(path: &str, timeout_s: f64) -> PotentiostatConfig {
 
 fn open(pty: &Pty, timeout_s: f64) -> Box<dyn Potentiostat> {
     let c = cfg(&pty.path, timeout_s);
-    open_potentiostat(&c, &Resource::parse(&c.resource).unwrap()).unwrap()
+    open_potentiostat(&c, &c.resource).unwrap()
 }
 
 /// Reads `\n` lines from the master side.

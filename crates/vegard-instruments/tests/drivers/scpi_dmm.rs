@@ -23,7 +23,7 @@ const SETUP: DigitizerSetup = DigitizerSetup {
 fn cfg(resource: &str, timeout_s: f64) -> DeflectionConfig {
     DeflectionConfig {
         driver: "scpi-dmm".into(),
-        resource: resource.into(),
+        resource: Resource::parse(resource).unwrap(),
         sample_interval_s: 0.01,
         range_V: 10.0,
         max_samples: 1_000_000,

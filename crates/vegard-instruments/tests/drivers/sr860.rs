@@ -9,7 +9,7 @@ use crate::transcript::{fixture, parse};
 fn cfg(resource: &str) -> LockInConfig {
     LockInConfig {
         driver: "sr860".into(),
-        resource: resource.into(),
+        resource: Resource::parse(resource).unwrap(),
         sine_to_cell_V_per_V: 1.0,
         timeout_s: 0.5,
     }

@@ -37,7 +37,7 @@ pub struct Pstat {
 
 impl Pstat {
     pub fn open(bench: &VirtualBench) -> Pstat {
-        let path = serial_path(&bench.potentiostat_resource());
+        let path = serial_path(&bench.potentiostat_resource().to_string());
         let port = serialport::new(&path, 230_400)
             .timeout(Duration::from_millis(50))
             .open()
@@ -132,7 +132,8 @@ pub struct Scpi {
 
 impl Scpi {
     pub fn connect(bench: &VirtualBench) -> Scpi {
-        let stream = TcpStream::connect(tcp_addr(&bench.deflection_resource())).unwrap();
+        let stream =
+            TcpStream::connect(tcp_addr(&bench.deflection_resource().to_string())).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();

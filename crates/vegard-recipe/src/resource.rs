@@ -1,9 +1,13 @@
 //! VISA-style resource strings, the addresses users already know from
-//! PyVISA / NI-MAX, parsed once into [`Resource`] so drivers never see raw
-//! strings. Supported forms:
+//! PyVISA / NI-MAX, parsed once into [`Resource`] when the bench config is
+//! read (a bad one is a `bench.toml:LINE:COL` error like any other), so
+//! nothing downstream ever sees the raw string. It lives here, in the
+//! bench-config schema, rather than beside the drivers: the schema is
+//! where input is parsed, and `vegard-instruments` (above) re-exports it.
+//! Supported forms (VISA is case-insensitive, so are these):
 //!
-//! - `sim`: the built-in virtual bench (the engine replaces it with the
-//!   bench's real resource before opening anything);
+//! - `sim`: the built-in virtual bench (the CLI replaces it with the
+//!   emulator's real resource before anything is opened);
 //! - `ASRL<device path>::INSTR`: a serial port, e.g. `ASRL/dev/ttyACM0::INSTR`;
 //! - `TCPIP[board]::<host>::<port>::SOCKET`: a raw TCP socket, e.g.
 //!   `TCPIP::192.168.1.20::5025::SOCKET`.
@@ -14,10 +18,21 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::InstrumentError;
+use serde::{Deserialize, Serialize};
 
-/// Where an instrument is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A resource string that is not one of the accepted forms: the text as
+/// given and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("resource `{text}`: {reason}")]
+pub struct ResourceError {
+    pub text: String,
+    pub reason: String,
+}
+
+/// Where an instrument is. In a bench config it is written as its string
+/// (serde goes through [`Resource::parse`] and [`Display`](fmt::Display)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Resource {
     /// The virtual bench; must be substituted before opening.
     Sim,
@@ -29,8 +44,8 @@ pub enum Resource {
 
 impl Resource {
     /// Parse a resource string; see the module docs for the accepted forms.
-    pub fn parse(text: &str) -> Result<Resource, InstrumentError> {
-        let err = |reason: &str| InstrumentError::Resource {
+    pub fn parse(text: &str) -> Result<Resource, ResourceError> {
+        let err = |reason: &str| ResourceError {
             text: text.to_string(),
             reason: reason.to_string(),
         };
@@ -99,8 +114,14 @@ impl Resource {
             });
         }
         Err(err(
-            "expected `sim`, ASRL<device path>::INSTR or TCPIP::<host>::<port>::SOCKET",
+            "is not a VISA resource string; expected `sim`, `ASRL<device path>::INSTR` \
+             or `TCPIP[n]::<host>::<port>::SOCKET`",
         ))
+    }
+
+    /// The virtual bench placeholder, to be replaced by the emulator's address.
+    pub fn is_sim(&self) -> bool {
+        *self == Resource::Sim
     }
 }
 
@@ -110,8 +131,21 @@ fn strip_suffix_ci<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
     tail.eq_ignore_ascii_case(suffix).then_some(head)
 }
 
+impl TryFrom<String> for Resource {
+    type Error = ResourceError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Resource::parse(&s)
+    }
+}
+
+impl From<Resource> for String {
+    fn from(r: Resource) -> String {
+        r.to_string()
+    }
+}
+
 impl FromStr for Resource {
-    type Err = InstrumentError;
+    type Err = ResourceError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Resource::parse(s)
     }
@@ -129,6 +163,7 @@ impl fmt::Display for Resource {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -195,7 +230,10 @@ mod tests {
         assert!(msg("TCPIP::10.0.0.1::http::SOCKET").contains("port \"http\""));
         assert!(msg("TCPIPx::h::1::SOCKET").contains("TCPIP<n>"));
         assert!(msg("TCPIP::::5025::SOCKET").contains("empty host"));
-        assert!(msg("GPIB0::22::INSTR").contains("expected `sim`"));
-        assert!(msg("ASRL3::INSTR").starts_with("resource \"ASRL3::INSTR\": "));
+        assert!(msg("GPIB0::22::INSTR").contains("is not a VISA resource string; expected `sim`"));
+        assert!(msg("ASRL3::INSTR").starts_with("resource `ASRL3::INSTR`: "));
+        assert!(msg("TCPIP::host::99999::SOCKET").contains("port \"99999\""));
+        assert!(msg("/dev/ttyACM0").contains("is not a VISA resource string"));
+        assert!(msg("").contains("is not a VISA resource string"));
     }
 }
