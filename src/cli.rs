@@ -126,7 +126,7 @@ pub enum Cmd {
         guess: Option<Vec<f64>>,
         /// Residual weighting: unit (plain ohms, impedance.py's default),
         /// modulus (divided by |Z|) or proportional (each part by itself).
-        #[arg(long, value_enum, default_value = "unit")]
+        #[arg(long, value_enum, ignore_case = true, default_value = "unit")]
         weight: WeightArg,
         /// Keep only points with Z'' < 0 (capacitive), as impedance.py's
         /// ignoreBelowX does.
@@ -177,6 +177,8 @@ pub enum ExportFormatArg {
 /// `vegard fit-eis --weight`.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum WeightArg {
+    /// `none` as impedance.py calls it.
+    #[value(alias = "none")]
     Unit,
     Modulus,
     Proportional,

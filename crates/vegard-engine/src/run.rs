@@ -19,13 +19,16 @@ use vegard_instruments::{
     Potentiostat, PstatEvent, Resource, Role, Technique,
 };
 use vegard_recipe::{BenchConfig, Instruments, PlannedStep, Recipe, Step};
-use vegard_store::{Cell, EventLog, RawStream, RunMeta, RunStatus, RunWriter};
+use vegard_store::{EventLog, RawStream, RunMeta, RunStatus, RunWriter};
 
 use crate::EngineError;
 use crate::abort::{AbortReason, Device};
 use crate::stage::{StageHandle, stabilise};
 use vegard_pipeline::{FinalizeSummary, finalize_run};
-use vegard_store::schema::{DeflectionRaw, EisRaw, LockInRaw, PotentiostatRaw, TemperatureRaw};
+use vegard_store::schema::{
+    DeflectionRaw, DeflectionRow, EisRaw, EisRow, LockInRaw, LockInRow, PotentiostatRaw,
+    PotentiostatRow, TemperatureRaw,
+};
 
 /// Everything a run needs, already parsed and validated.
 pub struct RunRequest {
@@ -920,13 +923,13 @@ async fn record_step(
                             // 1-based CV cycle, potential-step level or ESM
                             // frequency; 0 at open circuit.
                             let cycle = if matches!(step, Step::Ocp(_)) { 0 } else { scan as i64 + 1 };
-                            let row = [
-                                Cell::I64(ctx.seq_p), Cell::I64(step_index as i64), Cell::I64(segment),
-                                Cell::I64(index as i64), Cell::I64(cycle), Cell::F64(t_dev_s),
-                                Cell::I64(host_ns), Cell::F64(E_V), Cell::F64(I_A), Cell::I64(i64::from(status)),
-                            ];
+                            let row = PotentiostatRow {
+                                seq: ctx.seq_p, step: step_index as i64, segment,
+                                index: index as i64, cycle, t_dev_s,
+                                host_ns, E_V, I_A, status: i64::from(status),
+                            };
                             ctx.seq_p += 1;
-                            if let Err(e) = ctx.pstat_raw.append(&row) {
+                            if let Err(e) = ctx.pstat_raw.append(&row.cells()) {
                                 outcome = Err(e.into()); break;
                             }
                             last.0 = E_V; last.1 = I_A; last.3 = cycle.max(0) as u32;
@@ -972,13 +975,13 @@ async fn record_step(
                             }
                         }
                         PstatEvent::Impedance { index, f_Hz, Z_re_ohm, Z_im_ohm, status } => {
-                            let row = [
-                                Cell::I64(ctx.seq_e), Cell::I64(step_index as i64), Cell::I64(segment),
-                                Cell::I64(index as i64), Cell::I64(host_ns), Cell::F64(f_Hz),
-                                Cell::F64(Z_re_ohm), Cell::F64(Z_im_ohm), Cell::I64(i64::from(status)),
-                            ];
+                            let row = EisRow {
+                                seq: ctx.seq_e, step: step_index as i64, segment,
+                                index: index as i64, host_ns, f_Hz,
+                                Z_re_ohm, Z_im_ohm, status: i64::from(status),
+                            };
                             ctx.seq_e += 1;
-                            if let Err(e) = ctx.eis_raw.append(&row) {
+                            if let Err(e) = ctx.eis_raw.append(&row.cells()) {
                                 outcome = Err(e.into()); break;
                             }
                             last.3 = index as u32 + 1;
@@ -1163,24 +1166,23 @@ impl EsmDrive {
             return Err(AbortReason::LockInLost);
         };
         let r = l.read_xy().await.map_err(lockin_fault)?;
-        let row = [
-            Cell::I64(ctx.seq_l),
-            Cell::I64(step_index as i64),
-            Cell::I64(i64::from(scan)),
-            Cell::F64(
-                self.freqs_Hz
-                    .get(scan as usize)
-                    .copied()
-                    .unwrap_or(f64::NAN),
-            ),
-            Cell::I64(switched_ns),
-            Cell::I64(ctx.clock.now_ns()),
-            Cell::F64(r.x_V_rms),
-            Cell::F64(r.y_V_rms),
-            Cell::F64(tc_s),
-        ];
+        let row = LockInRow {
+            seq: ctx.seq_l,
+            step: step_index as i64,
+            freq_index: i64::from(scan),
+            f_Hz: self
+                .freqs_Hz
+                .get(scan as usize)
+                .copied()
+                .unwrap_or(f64::NAN),
+            switched_host_ns: switched_ns,
+            host_ns: ctx.clock.now_ns(),
+            x_V_rms: r.x_V_rms,
+            y_V_rms: r.y_V_rms,
+            time_constant_s: tc_s,
+        };
         ctx.seq_l += 1;
-        Ok(ctx.lockin_raw.append(&row)?)
+        Ok(ctx.lockin_raw.append(&row.cells())?)
     }
 }
 
@@ -1202,16 +1204,16 @@ fn append_readings(
     dt_dmm_s: f64,
 ) -> Result<(), vegard_store::StoreError> {
     for v in &b.readings_V {
-        let row = [
-            Cell::I64(ctx.seq_d),
-            Cell::I64(step_index as i64),
-            Cell::I64(segment),
-            Cell::I64(*dmm_index),
-            Cell::F64(*dmm_index as f64 * dt_dmm_s),
-            Cell::I64(b.host_ns),
-            Cell::F64(*v),
-        ];
-        ctx.dmm_raw.append(&row)?;
+        let row = DeflectionRow {
+            seq: ctx.seq_d,
+            step: step_index as i64,
+            segment,
+            index: *dmm_index,
+            t_dev_s: *dmm_index as f64 * dt_dmm_s,
+            host_ns: b.host_ns,
+            V: *v,
+        };
+        ctx.dmm_raw.append(&row.cells())?;
         ctx.seq_d += 1;
         *dmm_index += 1;
     }

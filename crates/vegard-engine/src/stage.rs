@@ -14,7 +14,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use vegard_core::HostClock;
 use vegard_instruments::{InstrumentError, TemperatureStage};
-use vegard_store::{Cell, RawStream, StoreError};
+use vegard_store::schema::TemperatureRow;
+use vegard_store::{RawStream, StoreError};
 
 /// What can go wrong with the stage during a run. Cloneable (errors shared
 /// behind `Arc`) because the polling task publishes its latest failure on a
@@ -175,15 +176,15 @@ async fn stage_task(
             _ = tick.tick() => match stage.read_K().await {
                 Ok(T_K) => {
                     let host_ns = clock.now_ns();
-                    let row = [
-                        Cell::I64(seq),
-                        Cell::I64(current_step.load(Ordering::SeqCst)),
-                        Cell::I64(host_ns),
-                        Cell::F64(T_K),
-                        Cell::F64(setpoint_K),
-                    ];
+                    let row = TemperatureRow {
+                        seq,
+                        step: current_step.load(Ordering::SeqCst),
+                        host_ns,
+                        T_K,
+                        setpoint_K,
+                    };
                     seq += 1;
-                    if let Err(e) = raw.append(&row).and_then(|()| raw.flush_if_due()) {
+                    if let Err(e) = raw.append(&row.cells()).and_then(|()| raw.flush_if_due()) {
                         let _ = errors.send(Some(StageError::Store(Arc::new(e))));
                     }
                     let _ = readings.send(Some(Reading { host_ns, T_K }));
