@@ -99,17 +99,8 @@ fn print_progress(p: &RunEvent, st: &mut ProgressPrinter) {
                 return;
             }
             *last = Some(Instant::now());
-            let cyc = if *kind == "cv" {
-                format!("cycle {cycle}/{cycles}  ")
-            } else if *kind == "steps" {
-                format!("level {cycle}/{cycles}  ")
-            } else if *kind == "esm_sweep" {
-                format!("frequency {cycle}/{cycles}  ")
-            } else if *kind == "eis" {
-                format!("point {cycle}/{cycles}  ")
-            } else {
-                String::new()
-            };
+            let cyc = vegard_recipe::counter_name(kind)
+                .map_or(String::new(), |n| format!("{n} {cycle}/{cycles}  "));
             // At open circuit there is no current to show.
             let current = if I_A.is_finite() {
                 format!("I = {:+.3} mA", I_A * 1e3)

@@ -218,20 +218,6 @@ fn mean_finite(v: impl Iterator<Item = f64>) -> f64 {
     if n == 0 { f64::NAN } else { s / n as f64 }
 }
 
-/// A finished table of the run, if the run has it.
-fn read<T>(
-    dir: &Path,
-    name: &str,
-    typed: impl Fn(&vegard_store::Table) -> Result<T, vegard_store::StoreError>,
-) -> Result<Option<T>, PipelineError> {
-    let p = data_path(dir, name);
-    if p.exists() {
-        Ok(Some(typed(&vegard_store::read_parquet(&p)?)?))
-    } else {
-        Ok(None)
-    }
-}
-
 /// The lin-KK test of one spectrum: `(elements, mu, largest residual)`.
 ///
 /// The film's finite-space diffusion is capacitive at low frequency, so the
@@ -290,7 +276,7 @@ pub fn analyze_spectra(
 ) -> Result<SpectraAnalysis, PipelineError> {
     let mut out = SpectraAnalysis::default();
     let circuit = opts.checked_circuit()?;
-    if let Some(t) = read(dir, EisData::FILE, EisData::from_table)?
+    if let Some(t) = EisData::read_parquet_if_exists(&data_path(dir, EisData::FILE))?
         && !t.is_empty()
     {
         let (step, f, zr, zi, T) = (&t.step, &t.f_Hz, &t.Z_re_ohm, &t.Z_im_ohm, &t.T_K);
@@ -367,7 +353,7 @@ pub fn analyze_spectra(
             }
         }
     }
-    if let Some(t) = read(dir, EsmData::FILE, EsmData::from_table)?
+    if let Some(t) = EsmData::read_parquet_if_exists(&data_path(dir, EsmData::FILE))?
         && !t.is_empty()
     {
         let (step, f, amp, ph, e_amp, zr, zi, T) = (

@@ -21,7 +21,7 @@ pub use drivers::{
 };
 pub use error::{RecipeError, Source, error_at};
 pub use parse::{STEP_KINDS, load_bench, load_recipe, parse_bench, parse_recipe};
-pub use plan_rows::{plan_rows, step_cycles, step_label};
+pub use plan_rows::{counter_name, plan_rows, step_cycles, step_label};
 pub use resource::{Resource, ResourceError};
 pub use schema::*;
 pub use validate::{

@@ -38,6 +38,19 @@ pub fn step_cycles(step: &Step) -> u32 {
 /// A short human label of a planned step, e.g.
 /// `cv 0.4->[0.9,-0.1] V @ 0.2 V/s x3` or `eis 0.4 V ±10 mV 1e4->0.01 Hz @ 30.0 C`
 /// (the temperature label is the setpoint in force, in °C).
+/// What a technique's progress counter counts (`cycle 2/3`), by step kind;
+/// `None` for techniques without one. The CLI's progress lines and the
+/// dashboard say the same.
+pub fn counter_name(kind: &str) -> Option<&'static str> {
+    match kind {
+        "cv" => Some("cycle"),
+        "steps" => Some("level"),
+        "esm_sweep" => Some("frequency"),
+        "eis" => Some("point"),
+        _ => None,
+    }
+}
+
 pub fn step_label(p: &PlannedStep) -> String {
     let base = match &p.step {
         Step::Ocp(s) => format!("ocp {} s", num(s.duration_s)),

@@ -71,18 +71,6 @@ pub fn run_folders(path: &Path) -> Result<(ReportKind, Vec<PathBuf>), ReportErro
     Ok((ReportKind::Campaign, runs))
 }
 
-/// A finished table of a run, typed, if the run has it.
-fn read_table<T>(
-    path: &Path,
-    typed: impl Fn(&vegard_store::Table) -> Result<T, vegard_store::StoreError>,
-) -> Result<Option<T>, ReportError> {
-    if path.is_file() {
-        Ok(Some(typed(&vegard_store::read_parquet(path)?)?))
-    } else {
-        Ok(None)
-    }
-}
-
 /// Load and analyse one finished run.
 pub fn load_run(dir: &Path, spec: &ReportSpec) -> Result<RunData, ReportError> {
     let meta = vegard_store::read_meta(dir)?;
@@ -96,7 +84,7 @@ pub fn load_run(dir: &Path, spec: &ReportSpec) -> Result<RunData, ReportError> {
         })?;
     let aligned_path = aligned_path(dir);
     let aligned =
-        read_table(&aligned_path, Aligned::from_table)?.ok_or_else(|| ReportError::Input {
+        Aligned::read_parquet_if_exists(&aligned_path)?.ok_or_else(|| ReportError::Input {
             path: aligned_path.display().to_string(),
             msg: "missing: the run was not finalised (run `vegard recover` on it)".to_owned(),
         })?;
@@ -108,8 +96,8 @@ pub fn load_run(dir: &Path, spec: &ReportSpec) -> Result<RunData, ReportError> {
         ),
         dir: dir.to_path_buf(),
         events: vegard_store::read_events(dir)?,
-        eis: read_table(&data_path(dir, EisData::FILE), EisData::from_table)?,
-        esm: read_table(&data_path(dir, EsmData::FILE), EsmData::from_table)?,
+        eis: EisData::read_parquet_if_exists(&data_path(dir, EisData::FILE))?,
+        esm: EsmData::read_parquet_if_exists(&data_path(dir, EsmData::FILE))?,
         meta,
         recipe,
         aligned,

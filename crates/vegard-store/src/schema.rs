@@ -95,6 +95,15 @@ macro_rules! table_schema {
                 })
             }
 
+            /// The Parquet table at `path`, typed; `None` when there is no
+            /// such file (a run without this technique).
+            pub fn read_parquet_if_exists(path: &Path) -> Result<Option<Self>, StoreError> {
+                if !path.is_file() {
+                    return Ok(None);
+                }
+                Self::from_table(&crate::read_parquet(path)?).map(Some)
+            }
+
             /// The untyped table, columns in [`Self::COLUMNS`] order.
             pub fn into_table(self) -> Table {
                 Table {

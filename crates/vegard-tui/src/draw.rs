@@ -215,13 +215,7 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &DashState, compact: bool) 
 
 /// What the progress counter counts, by technique.
 fn counter_name(kind: &str) -> &'static str {
-    match kind {
-        "cv" => "cycle",
-        "steps" => "level",
-        "esm_sweep" => "frequency",
-        "eis" => "point",
-        _ => "part",
-    }
+    vegard_recipe::counter_name(kind).unwrap_or("part")
 }
 
 // ---------------------------------------------------------------- traces
