@@ -77,9 +77,16 @@ pub enum Cmd {
     /// circuit fits of EIS steps, film-transfer fits of ESM sweeps, and the
     /// Arrhenius comparison of tau_EIS and tau_ESM over temperature.
     Analyze {
+        /// Run folder (as `vegard run` printed it).
         run: PathBuf,
+        /// Print the whole analysis as JSON (also written to analysis.json).
         #[arg(long)]
         json: bool,
+        /// Keep EIS and ESM sweeps that recorded fewer points than planned
+        /// (a run stopped during them) in the Arrhenius fits; by default
+        /// they are fitted but left out, with a warning.
+        #[arg(long)]
+        include_partial_sweeps: bool,
     },
     /// Write a report of a finished run, or of a campaign (a folder of run
     /// folders): every plot and table as one self-contained HTML file,

@@ -120,7 +120,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             speed,
             json,
         } => cmd::sim::cmd_sim(bench.as_deref(), truth, speed, json).await,
-        Cmd::Analyze { run, json } => cmd::analyze::cmd_analyze(&run, json),
+        Cmd::Analyze {
+            run,
+            json,
+            include_partial_sweeps,
+        } => cmd::analyze::cmd_analyze(&run, json, include_partial_sweeps),
         Cmd::Report {
             run_or_folder,
             format,

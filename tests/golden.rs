@@ -28,6 +28,19 @@ use std::path::{Path, PathBuf};
 use common::{tmpdir, vegard};
 use serde_json::Value;
 
+/// JSON as the golden files were first written (one-space indent), so a
+/// re-record's diff shows only what changed.
+fn pretty(v: &Value) -> String {
+    use serde::Serialize;
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        serde_json::ser::PrettyFormatter::with_indent(b" "),
+    );
+    v.serialize(&mut ser).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden");
 const REL_TOL: f64 = 1e-6;
 /// Keys whose values change from one invocation to the next.
@@ -160,12 +173,8 @@ fn check(name: &str) {
     let analyze_file = dir.join(format!("{name}.analyze.json"));
     let report_file = dir.join(format!("{name}.report.json"));
     if std::env::var_os("VEGARD_GOLDEN_RECORD").is_some() {
-        std::fs::write(
-            &analyze_file,
-            serde_json::to_string_pretty(&analyze).unwrap(),
-        )
-        .unwrap();
-        std::fs::write(&report_file, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+        std::fs::write(&analyze_file, pretty(&analyze)).unwrap();
+        std::fs::write(&report_file, pretty(&report)).unwrap();
         eprintln!(
             "recorded {} and {}",
             analyze_file.display(),

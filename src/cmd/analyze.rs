@@ -8,8 +8,12 @@ use anyhow::{Context, Result};
 use vegard_analysis::{CdlSource, HalfCycleFit, SweepDirection};
 use vegard_pipeline::{CvStepAnalysis, RunAnalysis, SpectraOptions};
 
-pub fn cmd_analyze(run: &Path, json: bool) -> Result<ExitCode> {
-    let analysis = vegard_pipeline::analyze_run(run, &SpectraOptions::default())
+pub fn cmd_analyze(run: &Path, json: bool, include_partial_sweeps: bool) -> Result<ExitCode> {
+    let opts = SpectraOptions {
+        include_partial_sweeps,
+        ..SpectraOptions::default()
+    };
+    let analysis = vegard_pipeline::analyze_run(run, &opts)
         .with_context(|| format!("analysing {}", run.display()))?;
     let path = run.join(vegard_store::ANALYSIS_FILE);
     let text = serde_json::to_string_pretty(&analysis.to_json())?;

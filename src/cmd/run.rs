@@ -143,10 +143,12 @@ pub async fn cmd_run(
         for e in &analysis_errors {
             writeln!(o, "  analysis:  {e}")?;
         }
-        for a in outcome.summary.iter().flat_map(|s| &s.alignment) {
-            if let Some(n) = &a.note {
-                writeln!(o, "  alignment (step {}): {n}", a.step + 1)?;
-            }
+        for a in outcome
+            .summary
+            .iter()
+            .flat_map(|s| vegard_pipeline::alignment_issues(&s.alignment))
+        {
+            writeln!(o, "  alignment: {a}")?;
         }
         if let Some(e) = align_err {
             writeln!(o, "  clock alignment error estimate: {:.1} µs", e * 1e6)?;

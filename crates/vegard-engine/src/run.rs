@@ -329,6 +329,7 @@ pub async fn run(
         alignment: None,
         analysis_summary: None,
         steps: Vec::new(),
+        data_issues: Vec::new(),
     };
     writer.write_meta(&meta)?;
     let mut events = writer.events()?;

@@ -136,6 +136,27 @@ impl RunAnalysis {
     }
 }
 
+/// The recording segments whose clock alignment is weaker than usual, as
+/// warnings naming the segment and its plan step (what `vegard run` prints
+/// at the end and `vegard analyze` lists again).
+pub fn alignment_issues(segments: &[vegard_store::SegmentAlignment]) -> Vec<AnalysisIssue> {
+    segments
+        .iter()
+        .filter_map(|seg| {
+            seg.note.as_ref().map(|note| {
+                AnalysisIssue::new(
+                    (seg.step >= 0).then_some(seg.step),
+                    IssueKind::Alignment,
+                    format!(
+                        "step {} clock alignment (segment {}): {note}",
+                        seg.step, seg.segment
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Analyse a finished run folder with the given spectrum-fit options
 /// (`SpectraOptions::default()` is what `vegard analyze` uses).
 pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, PipelineError> {
@@ -152,7 +173,23 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
     let spectra = analyze_spectra(dir, &plan, film_thickness_m, opts)?;
     let c_dl_for = |k: usize| c_dl_for_step(&spectra.eis, &plan, k);
     let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &c_dl_for);
+    // What `vegard run` printed at finalisation comes back here, so the
+    // analysis and the report say the same: problems found in the data
+    // (run.toml `[[data_issues]]`) and weak clock alignments.
+    let mut analysis_warnings = Vec::new();
+    for r in &meta.data_issues {
+        let issue = AnalysisIssue::from_recorded(r);
+        if issue.kind.is_warning() {
+            analysis_warnings.push(issue);
+        } else {
+            analysis_errors.push(issue);
+        }
+    }
+    if let Some(a) = &meta.alignment {
+        analysis_warnings.extend(alignment_issues(&a.segments));
+    }
     analysis_errors.extend(spectra.errors.iter().cloned());
+    analysis_warnings.extend(spectra.warnings.iter().cloned());
     Ok(RunAnalysis {
         run_dir: dir.to_path_buf(),
         status: meta.status.to_string(),
@@ -160,7 +197,7 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
         cv_steps,
         film_thickness_m,
         analysis_errors,
-        analysis_warnings: spectra.warnings.clone(),
+        analysis_warnings,
         spectra,
         alignment: meta.alignment,
     })

@@ -295,6 +295,10 @@ pub fn finalize_run(
         T_K: &aligned.T_K,
     };
     let (esm, esm_errors) = esm_table(&plan, &view, &lockin_raw, invols_nm_per_V, speed);
+    // Only finalisation sees the raw streams and the lock-in's switch
+    // stamps: what it finds in the data goes into run.toml, so `vegard
+    // analyze` and the report list the same warnings `vegard run` printed.
+    meta.data_issues = esm_errors.iter().map(AnalysisIssue::to_recorded).collect();
     analysis_errors.extend(esm_errors);
     let esm_points = esm.len();
     vegard_store::write_parquet(&data_path(dir, EsmData::FILE), &esm.into_table())?;

@@ -3,10 +3,11 @@
 //! aborted run never reached is a failure) matches on [`IssueKind`], never
 //! on the message, so rewording a message cannot change a decision.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use vegard_store::RecordedIssue;
 
 /// What went wrong, or deserves a look, in the analysis of one step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IssueKind {
     /// The step has no (or too few) recorded points to analyse: e.g. a step
@@ -28,6 +29,31 @@ pub enum IssueKind {
     EsmWindow,
     /// Arrhenius fits with points left out, or that failed.
     Arrhenius,
+    /// A sweep (EIS or ESM) that recorded fewer points than planned (a run
+    /// stopped or killed during it): fitted, but left out of the Arrhenius
+    /// fits unless asked for.
+    SweepCutShort,
+    /// A recording segment whose clock alignment is weaker than usual.
+    Alignment,
+    /// A kind this version does not know (recorded by another version).
+    #[serde(other)]
+    Other,
+}
+
+impl IssueKind {
+    /// Whether an issue of this kind leaves a result standing (a warning)
+    /// rather than a step unanalysed (an error).
+    pub fn is_warning(self) -> bool {
+        matches!(
+            self,
+            IssueKind::KramersKronigFailed
+                | IssueKind::EsmUncorrected
+                | IssueKind::EsmWindow
+                | IssueKind::SweepCutShort
+                | IssueKind::Alignment
+                | IssueKind::Other
+        )
+    }
 }
 
 /// One issue of a run's analysis.
@@ -46,6 +72,30 @@ impl AnalysisIssue {
             step: step.into(),
             kind,
             message: message.into(),
+        }
+    }
+}
+
+impl AnalysisIssue {
+    /// As run.toml's `[[data_issues]]` entry.
+    pub fn to_recorded(&self) -> RecordedIssue {
+        RecordedIssue {
+            step: self.step,
+            kind: serde_json::to_value(self.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            message: self.message.clone(),
+        }
+    }
+
+    /// Back from run.toml; an unknown kind reads as [`IssueKind::Other`].
+    pub fn from_recorded(r: &RecordedIssue) -> Self {
+        AnalysisIssue {
+            step: r.step,
+            kind: serde_json::from_value(serde_json::Value::String(r.kind.clone()))
+                .unwrap_or(IssueKind::Other),
+            message: r.message.clone(),
         }
     }
 }

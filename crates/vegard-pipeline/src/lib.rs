@@ -25,12 +25,16 @@ mod spectra;
 
 use std::path::PathBuf;
 
-pub use analyze::{CdlLookup, CvStepAnalysis, RunAnalysis, analyze_aligned, analyze_run};
+pub use analyze::{
+    CdlLookup, CvStepAnalysis, RunAnalysis, alignment_issues, analyze_aligned, analyze_run,
+};
 pub use finalize::{FinalizeSummary, finalize_run, recover_run};
 pub use issue::{AnalysisIssue, IssueKind};
+pub use products::{MIN_MODULATION_FRACTION, esm_flag};
 pub use spectra::{
     ArrheniusComparison, CELL_CIRCUIT, CircuitCheckError, EisStepFit, EsmStepFit, KappaPoint,
-    KkCheck, SpectraAnalysis, SpectraOptions, analyze_spectra, arrhenius_comparison, c_dl_for_step,
+    KkCheck, SpectraAnalysis, SpectraOptions, analyze_spectra, arrhenius_comparison,
+    arrhenius_inputs, c_dl_for_step,
 };
 pub use vegard_store::SegmentAlignment;
 

@@ -150,8 +150,29 @@ pub(crate) struct AlignedView<'a> {
     pub T_K: &'a [f64],
 }
 
-/// `data/esm.parquet` and, for frequencies that could not be demodulated,
-/// issues naming the step and frequency.
+/// Why an ESM frequency's analysed window is compromised: the bits of
+/// `data/esm.parquet`'s `flagged` column (0 = clean). Runs finalised before
+/// these bits existed wrote 1 for "late switch or short dwell".
+pub mod esm_flag {
+    /// The lock-in's sine switched to this frequency after the analysed
+    /// window began: part of the window still carries the previous one.
+    pub const LATE_SWITCH: i64 = 1;
+    /// The dwell was shorter than the analysed periods, so the window
+    /// reaches back into the previous frequency.
+    pub const SHORT_DWELL: i64 = 2;
+    /// The cell saw far less modulation than was set.
+    pub const NO_MODULATION: i64 = 4;
+}
+
+/// Demodulated potential amplitude below this fraction of the recipe's
+/// `amplitude_V` counts as missing modulation. The potentiostat holds the
+/// cell at the set amplitude to within its gain error (a few %), so half is
+/// far outside normal operation yet catches a sine that never arrived.
+pub const MIN_MODULATION_FRACTION: f64 = 0.5;
+
+/// `data/esm.parquet` and, for frequencies that could not be demodulated
+/// or whose window is compromised (see [`esm_flag`]), issues naming the
+/// step and frequency.
 pub(crate) fn esm_table(
     plan: &[PlannedStep],
     a: &AlignedView<'_>,
@@ -197,19 +218,22 @@ pub(crate) fn esm_table(
             let li = (0..l_step.len()).find(|&r| l_step[r] == k as i64 && l_idx[r] == j as i64);
             let switched_s = li.map_or(f64::NAN, |r| l_sw[r] as f64 * 1e-9 * speed);
             // The sine must have been at this frequency before the window.
-            let mut note = String::new();
+            let mut flags = 0;
+            let mut notes = Vec::new();
             if switched_s.is_finite() && switched_s > t_start_s {
-                note = format!(
+                flags |= esm_flag::LATE_SWITCH;
+                notes.push(format!(
                     "lock-in switched {:.3} s into the analysed window (switch latency exceeds the settling time)",
                     switched_s - t_start_s
-                );
+                ));
             }
             if t_start_s < dwell_start_s - 0.5 * dt_s {
-                note = format!(
+                flags |= esm_flag::SHORT_DWELL;
+                notes.push(format!(
                     "dwell {:.3} s shorter than {} analysed periods",
                     t_end_s - dwell_start_s,
                     e.periods
-                );
+                ));
             }
             let T_mean_K = {
                 let v: Vec<f64> = rows
@@ -226,12 +250,28 @@ pub(crate) fn esm_table(
             match esm_point(&tt, &ee, &ii, &uu, f_Hz, t_start_s, e.periods) {
                 Ok(pt) => {
                     let (x, y) = li.map_or((f64::NAN, f64::NAN), |r| (l_x[r], l_y[r]));
-                    let flagged = !note.is_empty();
-                    if flagged {
+                    // The cell must have seen the sine: a modulation far below
+                    // the one set (sine out off, cable, external input not
+                    // enabled) leaves a response that is noise over noise.
+                    let E_amp_V = pt.E_V.amplitude();
+                    // (NaN, a demodulation that saw nothing, counts as missing.)
+                    let seen = E_amp_V >= MIN_MODULATION_FRACTION * e.amplitude_V;
+                    if !seen {
+                        flags |= esm_flag::NO_MODULATION;
+                        notes.push(format!(
+                            "modulation missing: {:.3} mV at the cell where {:.3} mV was set",
+                            E_amp_V * 1e3,
+                            e.amplitude_V * 1e3
+                        ));
+                    }
+                    if flags != 0 {
                         errors.push(AnalysisIssue::new(
                             k as i64,
                             IssueKind::EsmWindow,
-                            format!("{what}: warning: {note}"),
+                            format!(
+                                "{what}: warning: {}; left out of the ESM fit",
+                                notes.join("; ")
+                            ),
                         ));
                     }
                     cols.push(&esm_row(
@@ -243,7 +283,7 @@ pub(crate) fn esm_table(
                         x,
                         y,
                         invols_nm_per_V,
-                        flagged,
+                        flags,
                     ));
                 }
                 Err(err) => errors.push(AnalysisIssue::new(
@@ -268,7 +308,7 @@ fn esm_row(
     x: f64,
     y: f64,
     invols_nm_per_V: f64,
-    flagged: bool,
+    flags: i64,
 ) -> EsmDataRow {
     EsmDataRow {
         step: k as i64,
@@ -292,6 +332,6 @@ fn esm_row(
         // RMS volts at the detector -> peak nm of deflection.
         lockin_deflection_amp_nm: x.hypot(y) * std::f64::consts::SQRT_2 * invols_nm_per_V,
         lockin_phase_deg: y.atan2(x).to_degrees(),
-        flagged: i64::from(flagged),
+        flagged: flags,
     }
 }

@@ -48,6 +48,10 @@ pub struct SpectraOptions {
     pub kramers_kronig: bool,
     /// A KK residual (relative to |Z|) above this is reported as a failure.
     pub kk_max_residual: f64,
+    /// Keep sweeps that recorded fewer points than planned (a run stopped
+    /// during them) in the Arrhenius fits. Off by default: a cut-short
+    /// sweep lacks its low-frequency end, which is where tau shows.
+    pub include_partial_sweeps: bool,
 }
 
 impl Default for SpectraOptions {
@@ -62,6 +66,7 @@ impl Default for SpectraOptions {
             esm: EsmFitOptions::default(),
             kramers_kronig: true,
             kk_max_residual: 0.01,
+            include_partial_sweeps: false,
         }
     }
 }
@@ -140,6 +145,10 @@ pub struct EisStepFit {
     pub fit: EisFit,
     /// The lin-KK test of the data (None when switched off or impossible).
     pub kk: Option<KkCheck>,
+    /// Impedance points recorded and planned: fewer recorded means the
+    /// sweep was cut short (left out of the Arrhenius fits by default).
+    pub points_recorded: usize,
+    pub points_planned: usize,
 }
 
 /// One ESM sweep fitted with the film transfer function.
@@ -155,6 +164,70 @@ pub struct EsmStepFit {
     /// Deflection per faradaic charge at each frequency (needs the EIS):
     /// flat at kappa for pure Vegard strain.
     pub per_faradaic_charge: Vec<KappaPoint>,
+    /// Frequencies demodulated and planned: fewer demodulated means the
+    /// sweep was cut short (left out of the Arrhenius fits by default).
+    pub points_recorded: usize,
+    pub points_planned: usize,
+    /// Frequencies left out of the fit because their modulation was
+    /// disturbed (`data/esm.parquet` `flagged`; the reasons are in the
+    /// run's warnings), Hz.
+    pub excluded_f_Hz: Vec<f64>,
+}
+
+impl EisStepFit {
+    /// Fewer impedance points than the recipe planned.
+    pub fn cut_short(&self) -> bool {
+        self.points_recorded < self.points_planned
+    }
+}
+
+impl EsmStepFit {
+    /// Fewer demodulated frequencies than the recipe planned.
+    pub fn cut_short(&self) -> bool {
+        self.points_recorded < self.points_planned
+    }
+}
+
+/// The fits an Arrhenius line may use: all, or without the sweeps that
+/// were cut short (the default; see [`SpectraOptions::include_partial_sweeps`]).
+pub fn arrhenius_inputs(
+    eis: &[EisStepFit],
+    esm: &[EsmStepFit],
+    include_partial_sweeps: bool,
+) -> (Vec<EisStepFit>, Vec<EsmStepFit>) {
+    (
+        eis.iter()
+            .filter(|s| include_partial_sweeps || !s.cut_short())
+            .cloned()
+            .collect(),
+        esm.iter()
+            .filter(|s| include_partial_sweeps || !s.cut_short())
+            .cloned()
+            .collect(),
+    )
+}
+
+/// The words for a sweep that recorded fewer points than planned.
+fn cut_short_issue(
+    k: usize,
+    kind: &str,
+    what: &str,
+    recorded: usize,
+    planned: usize,
+    included: bool,
+) -> AnalysisIssue {
+    AnalysisIssue::new(
+        k as i64,
+        IssueKind::SweepCutShort,
+        format!(
+            "step {k} ({kind}): cut short: {recorded} of {planned} {what} recorded; {}",
+            if included {
+                "kept in the Arrhenius fit (include_partial_sweeps)"
+            } else {
+                "fitted, but left out of the Arrhenius fit"
+            }
+        ),
+    )
 }
 
 /// `u / Q_F` at one ESM frequency.
@@ -281,9 +354,10 @@ pub fn analyze_spectra(
     {
         let (step, f, zr, zi, T) = (&t.step, &t.f_Hz, &t.Z_re_ohm, &t.Z_im_ohm, &t.T_K);
         for (k, p) in plan.iter().enumerate() {
-            if !matches!(p.step, Step::Eis(_)) {
+            let Step::Eis(eis_step) = &p.step else {
                 continue;
-            }
+            };
+            let points_planned = eis_step.n_points() as usize;
             let rows: Vec<usize> = (0..step.len()).filter(|&i| step[i] == k as i64).collect();
             if rows.is_empty() {
                 out.errors.push(AnalysisIssue::new(
@@ -343,7 +417,19 @@ pub fn analyze_spectra(
                         C_dl_se_F: se(&opts.C_dl_parameter),
                         kk: kk.flatten(),
                         fit,
+                        points_recorded: rows.len(),
+                        points_planned,
                     });
+                    if rows.len() < points_planned {
+                        out.warnings.push(cut_short_issue(
+                            k,
+                            "eis",
+                            "impedance points",
+                            rows.len(),
+                            points_planned,
+                            opts.include_partial_sweeps,
+                        ));
+                    }
                 }
                 Err(e) => out.errors.push(AnalysisIssue::new(
                     k as i64,
@@ -356,7 +442,7 @@ pub fn analyze_spectra(
     if let Some(t) = EsmData::read_parquet_if_exists(&data_path(dir, EsmData::FILE))?
         && !t.is_empty()
     {
-        let (step, f, amp, ph, e_amp, zr, zi, T) = (
+        let (step, f, amp, ph, e_amp, zr, zi, T, flagged) = (
             &t.step,
             &t.f_Hz,
             &t.response_nm_per_V,
@@ -365,18 +451,43 @@ pub fn analyze_spectra(
             &t.Z_re_ohm,
             &t.Z_im_ohm,
             &t.T_K,
+            &t.flagged,
         );
         for (k, p) in plan.iter().enumerate() {
-            if !matches!(p.step, Step::EsmSweep(_)) {
+            let Step::EsmSweep(esm_step) = &p.step else {
                 continue;
+            };
+            let points_planned = esm_step.frequencies_Hz().len();
+            let all: Vec<usize> = (0..step.len()).filter(|&i| step[i] == k as i64).collect();
+            // Points whose analysed window held a late switch, a short
+            // dwell or no modulation carry the previous frequency or noise:
+            // fitting them moves tau (seen: Ea(ESM) +0.016 eV, 3 sigma).
+            let (rows, excluded): (Vec<usize>, Vec<usize>) =
+                all.iter().partition(|&&i| flagged[i] == 0);
+            let excluded_f_Hz: Vec<f64> = excluded.iter().map(|&i| f[i]).collect();
+            if !excluded.is_empty() {
+                out.warnings.push(AnalysisIssue::new(
+                    k as i64,
+                    IssueKind::EsmWindow,
+                    format!(
+                        "step {k} (esm_sweep): {} of {} frequencies left out of the fit \
+                         (modulation disturbed in the analysed window): {} Hz",
+                        excluded.len(),
+                        all.len(),
+                        excluded_f_Hz
+                            .iter()
+                            .map(|f| vegard_core::format::sig(*f, 4))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
             }
-            let rows: Vec<usize> = (0..step.len()).filter(|&i| step[i] == k as i64).collect();
             if rows.len() < 4 {
                 out.errors.push(AnalysisIssue::new(
                     k as i64,
                     IssueKind::NoData,
                     format!(
-                        "step {k} (esm_sweep): {} demodulated frequencies, need >= 4",
+                        "step {k} (esm_sweep): {} usable demodulated frequencies, need >= 4",
                         rows.len()
                     ),
                 ));
@@ -454,6 +565,9 @@ pub fn analyze_spectra(
                     eis_step,
                     fit,
                     per_faradaic_charge,
+                    points_recorded: all.len(),
+                    points_planned,
+                    excluded_f_Hz: excluded_f_Hz.clone(),
                 }),
                 Err(e) => out.errors.push(AnalysisIssue::new(
                     k as i64,
@@ -463,8 +577,21 @@ pub fn analyze_spectra(
             }
         }
     }
+    for s in &out.esm {
+        if s.cut_short() {
+            out.warnings.push(cut_short_issue(
+                s.step as usize,
+                "esm_sweep",
+                "frequencies",
+                s.points_recorded,
+                s.points_planned,
+                opts.include_partial_sweeps,
+            ));
+        }
+    }
     let mut errors = Vec::new();
-    out.arrhenius = arrhenius_comparison(&out.eis, &out.esm, film_thickness_m, &mut errors);
+    let (eis, esm) = arrhenius_inputs(&out.eis, &out.esm, opts.include_partial_sweeps);
+    out.arrhenius = arrhenius_comparison(&eis, &esm, film_thickness_m, &mut errors);
     out.errors.extend(errors);
     Ok(out)
 }

@@ -886,4 +886,12 @@ pub struct SimFaults {
     /// into a loop (drives the engine's current limit).
     pub current_spike_after_s: Option<f64>,
     pub current_spike_A: f64,
+    /// The lock-in carries out `FREQ` this many simulated seconds late (and
+    /// answers the `*OPC?` that follows as late), as on a host too busy to
+    /// switch on time: the previous frequency runs on into the next dwell.
+    /// Must stay below the lock-in's `timeout_s` in wall time.
+    pub lockin_switch_delay_s: Option<f64>,
+    /// Which `FREQ` commands are late: every n-th one sent to the lock-in
+    /// (1st, 2nd, ... counted over the whole run). Absent: every one.
+    pub lockin_switch_delay_every: Option<u32>,
 }

@@ -1162,6 +1162,18 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
         c.non_negative(&at("faults", "potentiostat_silent_after_s"), t_s)?;
     }
     c.finite(&at("faults", "current_spike_A"), faults.current_spike_A)?;
+    if let Some(t_s) = faults.lockin_switch_delay_s {
+        // In wall time it must stay below the lock-in's reply timeout.
+        c.non_negative(&at("faults", "lockin_switch_delay_s"), t_s)?;
+    }
+    if let Some(n) = faults.lockin_switch_delay_every {
+        c.require(
+            &at("faults", "lockin_switch_delay_every"),
+            n >= 1,
+            ">= 1 (1 = every FREQ command)",
+            &n.to_string(),
+        )?;
+    }
 
     let th = &sim.thermal;
     c.positive(&at("thermal", "tau_s"), th.tau_s)?;

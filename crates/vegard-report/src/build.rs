@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use vegard_analysis::{C64, CellCorrection, Circuit, EisFit, EsmFit, film_transfer_H};
 use vegard_pipeline::{
     AnalysisIssue, ArrheniusComparison, EisStepFit, EsmStepFit, IssueKind, RunAnalysis,
-    SpectraOptions, arrhenius_comparison,
+    SpectraOptions, arrhenius_comparison, arrhenius_inputs,
 };
 use vegard_recipe::Recipe;
 use vegard_store::RunMeta;
@@ -163,6 +163,7 @@ pub(crate) fn assemble(
             .flat_map(|r| r.analysis.spectra.esm.clone())
             .collect();
         let film = runs.iter().find_map(|r| r.analysis.film_thickness_m);
+        let (eis, esm) = arrhenius_inputs(&eis, &esm, spec.spectra.include_partial_sweeps);
         arrhenius_comparison(&eis, &esm, film, &mut arr_errors)
     } else {
         runs[0].analysis.spectra.arrhenius.clone()
@@ -1673,13 +1674,15 @@ fn collect_warnings(runs: &[RunData], campaign: bool) -> Vec<(String, String)> {
         for e in r.analysis.analysis_errors.iter().filter(|e| not_run(r, e)) {
             w.push((src("not run".into()), e.message.clone()));
         }
+        // Everything `vegard run` and `vegard analyze` warned about: the
+        // data's own problems, weak clock alignments, spectrum fits.
         for e in &r.analysis.analysis_warnings {
-            w.push((src("spectra".into()), e.message.clone()));
-        }
-        for g in segments(r) {
-            if let Some(n) = g.note {
-                w.push((src(format!("clock, segment {}", g.segment)), n));
-            }
+            let source = match e.kind {
+                IssueKind::Alignment => "clock",
+                IssueKind::EsmWindow | IssueKind::SweepCutShort => "data",
+                _ => "spectra",
+            };
+            w.push((src(source.into()), e.message.clone()));
         }
         for cv in &r.analysis.cv_steps {
             let at = src(format!("step {} (cv)", cv.step));

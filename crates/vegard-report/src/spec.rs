@@ -25,6 +25,9 @@
 //! [esm]
 //! background = true
 //! weighting = "modulus"      # modulus | unit
+//!
+//! [arrhenius]
+//! include_partial_sweeps = false  # keep sweeps a stopped run cut short
 //! ```
 //!
 //! Every error names the place: `spec.toml:3:12: ...`.
@@ -66,6 +69,14 @@ struct RawSpec {
     eis: RawEis,
     #[serde(default)]
     esm: RawEsm,
+    #[serde(default)]
+    arrhenius: RawArrhenius,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArrhenius {
+    include_partial_sweeps: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -246,6 +257,9 @@ impl ReportSpec {
                 ));
             }
             o.kk_max_residual = v;
+        }
+        if let Some(b) = raw.arrhenius.include_partial_sweeps {
+            o.include_partial_sweeps = b;
         }
         if let Some(b) = raw.esm.background {
             o.esm.background = b;

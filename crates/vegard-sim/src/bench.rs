@@ -83,7 +83,7 @@ impl VirtualBench {
         let meter = dmm::start(shared.clone(), params)?;
         bench.deflection_resource = tcp_resource(meter.addr);
         bench.threads.push(meter.thread);
-        let lockin = sr860::start(shared.clone())?;
+        let lockin = sr860::start(shared.clone(), params)?;
         bench.lockin_resource = tcp_resource(lockin.server.addr);
         bench.threads.push(lockin.server.thread);
         let controller = ls336::start(shared.clone(), params)?;
@@ -195,6 +195,7 @@ fn validate_faults(p: &SimParams) -> Result<(), SimError> {
             f.potentiostat_error_after_s,
         ),
         ("faults.current_spike_after_s", f.current_spike_after_s),
+        ("faults.lockin_switch_delay_s", f.lockin_switch_delay_s),
     ] {
         if let Some(v) = v
             && !(v.is_finite() && v >= 0.0)
@@ -204,6 +205,12 @@ fn validate_faults(p: &SimParams) -> Result<(), SimError> {
                 reason: format!("must be a finite number >= 0, got {v}"),
             });
         }
+    }
+    if f.lockin_switch_delay_every == Some(0) {
+        return Err(SimError::InvalidParam {
+            name: "faults.lockin_switch_delay_every",
+            reason: "must be >= 1 (1 = every FREQ command)".into(),
+        });
     }
     if !f.current_spike_A.is_finite() {
         return Err(SimError::InvalidParam {

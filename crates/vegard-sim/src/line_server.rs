@@ -28,6 +28,14 @@ pub(crate) trait LineInstrument: Send + 'static {
     /// Handles one received line (terminator stripped). Returns the reply
     /// text without terminator, or None when the line asks for nothing.
     fn handle_line(&mut self, line: &str) -> Option<String>;
+
+    /// Wall time to hold `line` before handling it: an injected fault (a
+    /// host too busy to send on time). Asked with the instrument locked;
+    /// the wait itself runs unlocked, so the bench and the other
+    /// instruments go on meanwhile.
+    fn hold_before(&mut self, _line: &str) -> Option<Duration> {
+        None
+    }
 }
 
 /// How a server frames and names its traffic.
@@ -139,6 +147,16 @@ fn serve<I: LineInstrument>(
                 line.clone(),
                 shared.clock.now_s(),
             );
+            let hold = lock(instrument).hold_before(&line);
+            if let Some(hold) = hold {
+                let until = std::time::Instant::now() + hold;
+                while std::time::Instant::now() < until {
+                    if shared.shutdown.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(POLL.min(until - std::time::Instant::now()));
+                }
+            }
             let reply = lock(instrument).handle_line(&line);
             let Some(reply) = reply else { continue };
             let bytes = format!("{reply}{}", framing.reply_terminator);

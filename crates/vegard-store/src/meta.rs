@@ -79,6 +79,25 @@ pub struct RunMeta {
     /// measured while it ran. Written at finalisation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepRecord>,
+    /// What finalisation found wrong with the recorded data itself (an ESM
+    /// frequency whose lock-in switched inside the analysed window, its
+    /// modulation missing), each naming the step. Kept here because only
+    /// finalisation sees the raw streams and the lock-in's switch stamps;
+    /// `vegard analyze` lists them again and leaves the points out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_issues: Vec<RecordedIssue>,
+}
+
+/// run.toml `[[data_issues]]`: one problem finalisation found in the data.
+/// `kind` is the pipeline's issue kind in snake case (`esm_window`); an
+/// unknown kind from another version still reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedIssue {
+    /// Plan step (0-based); absent for issues of the whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i64>,
+    pub kind: String,
+    pub message: String,
 }
 
 /// run.toml `[alignment]`: how the devices' clocks were put on the shared

@@ -314,7 +314,10 @@ table_schema! {
         lockin_y_V_rms: F64,
         lockin_deflection_amp_nm: F64,
         lockin_phase_deg: F64,
-        /// 1 if the point carries a warning (see the analysis messages).
+        /// 0 for a clean point; else bits saying why its analysed window is
+        /// compromised (1 lock-in switched late, 2 dwell too short, 4
+        /// modulation missing: `vegard_pipeline::esm_flag`). Flagged
+        /// points are left out of the ESM fit.
         flagged: I64,
     }
 }

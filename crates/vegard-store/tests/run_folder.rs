@@ -341,6 +341,11 @@ fn meta_round_trips_through_run_toml() {
             T_max_K: Some(318.2),
             T_readings: Some(12),
         }],
+        data_issues: vec![RecordedIssue {
+            step: Some(4),
+            kind: "esm_window".into(),
+            message: "step 4 (esm_sweep) at 10 Hz: warning: lock-in switched late".into(),
+        }],
     };
     run.write_meta(&meta).unwrap();
     assert_eq!(read_meta(run.dir()).unwrap(), meta);

@@ -27,6 +27,8 @@ use crate::line_server::{self, Framing, LineInstrument};
 use demod::{Demodulator, sample_interval_s};
 use std::f64::consts::SQRT_2;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vegard_recipe::SimParams;
 
 /// `*IDN?` reply.
 const IDN: &str = "Stanford_Research_Systems,SR860,SIM00001,v1.51-vegard";
@@ -96,12 +98,25 @@ pub(crate) struct LockIn {
     next_sample_s: f64,
     sample_dt_s: f64,
     status: Ieee488Status,
+    /// Injected fault `faults.lockin_switch_delay_s`, in wall time.
+    switch_delay: Option<Duration>,
+    /// Delay every n-th `FREQ` (`faults.lockin_switch_delay_every`).
+    switch_delay_every: u32,
+    /// `FREQ` commands received so far.
+    freq_commands: u32,
 }
 
 impl LockIn {
-    fn new(shared: Arc<Shared>) -> Self {
+    fn new(shared: Arc<Shared>, params: &SimParams) -> Self {
         let s = Settings::default();
+        let switch_delay = params
+            .faults
+            .lockin_switch_delay_s
+            .map(|d| Duration::from_secs_f64((d / params.time_acceleration).clamp(0.0, 3600.0)));
         LockIn {
+            switch_delay,
+            switch_delay_every: params.faults.lockin_switch_delay_every.unwrap_or(1).max(1),
+            freq_commands: 0,
             shared,
             s,
             demod: Demodulator::new(time_constant_s(s.oflt), usize::from(s.ofsl) + 1, s.sync),
@@ -321,6 +336,23 @@ impl LineInstrument for LockIn {
         self.activate();
         ieee488::handle_line(self, line)
     }
+
+    /// The injected late switch: every n-th line that sets the reference
+    /// frequency waits before it is carried out (and so does every reply
+    /// after it, since one connection handles its lines in order).
+    fn hold_before(&mut self, line: &str) -> Option<Duration> {
+        let delay = self.switch_delay?;
+        let sets_freq = line_server::split_commands(line)
+            .iter()
+            .any(|(head, _)| head == "FREQ" || head == "FREQINT");
+        if !sets_freq {
+            return None;
+        }
+        self.freq_commands += 1;
+        self.freq_commands
+            .is_multiple_of(self.switch_delay_every)
+            .then_some(delay)
+    }
 }
 
 /// Index of an `OUTP?`/`SNAP?` parameter: its number or its mnemonic
@@ -385,8 +417,8 @@ pub(crate) struct Sr860 {
     pub lockin: Arc<Mutex<LockIn>>,
 }
 
-pub(crate) fn start(shared: Arc<Shared>) -> Result<Sr860, SimError> {
-    let lockin = Arc::new(Mutex::new(LockIn::new(shared.clone())));
+pub(crate) fn start(shared: Arc<Shared>, params: &SimParams) -> Result<Sr860, SimError> {
+    let lockin = Arc::new(Mutex::new(LockIn::new(shared.clone(), params)));
     let server = line_server::start(
         shared,
         lockin.clone(),
