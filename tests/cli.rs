@@ -1769,7 +1769,7 @@ fn fit_eis_series_gives_activation_energies_per_arc() {
             .map(|(k, z)| {
                 // Deterministic +-0.5 % pseudo-noise.
                 let e1 = 0.005 * ((k * 7 + i * 13) as f64 * 1.618).sin();
-                let e2 = 0.005 * ((k * 11 + i * 5) as f64 * 2.718).cos();
+                let e2 = 0.005 * ((k * 11 + i * 5) as f64 * 2.5).cos();
                 let m = z.norm();
                 (z.re + m * e1, z.im + m * e2)
             })

@@ -3,9 +3,15 @@
 //!
 //! - [`Circuit`]: impedance.py circuit strings (`R0-p(R1-Wo1,C1)`), their
 //!   impedance and analytic derivatives;
-//! - [`fit_circuit`]: complex nonlinear least squares by Levenberg-Marquardt
-//!   with positivity by log-parameters, standard errors and an automatic
-//!   initial guess;
+//! - [`fit_circuit`] / [`fit_circuit_with`]: complex nonlinear least
+//!   squares by Levenberg-Marquardt with positivity by log-parameters, from
+//!   the given guess, an automatic guess and a global multi-start stage
+//!   (`global`); canonical labels for interchangeable arcs (`structure`);
+//!   standard errors, a typed [`FitStatus`] with the identifiability checks
+//!   and the quality figures (`quality`);
+//! - [`fit_series`], [`series_arrhenius`]: temperature series with chained
+//!   starts and the Arrhenius lines of resistances, time constants and
+//!   conductivities (`series`);
 //! - [`lin_kk`]: Kramers-Kronig validation (Schönleber lin-KK);
 //! - [`read_eis_csv`]: three-column spectrum files.
 //!
