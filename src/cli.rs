@@ -118,36 +118,14 @@ pub enum Cmd {
         out: Option<PathBuf>,
     },
     /// Fit an equivalent circuit to an impedance spectrum (impedance.py
-    /// circuit syntax) by complex nonlinear least squares.
-    FitEis {
-        /// A CSV of frequency (Hz), Z' (ohm), Z'' (ohm), or a run folder
-        /// (with --step: one of its EIS steps).
-        input: PathBuf,
-        /// Circuit, e.g. "R0-p(R1-Wo1,C1)": `-` series, `p(a,b)` parallel,
-        /// elements R C L W Wo Ws CPE.
-        #[arg(long, default_value = "R0-p(R1-Wo1,C1)")]
-        circuit: String,
-        /// Initial guess, comma separated in parameter order (default:
-        /// estimated from the spectrum).
-        #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
-        guess: Option<Vec<f64>>,
-        /// Residual weighting: unit (plain ohms, impedance.py's default),
-        /// modulus (divided by |Z|) or proportional (each part by itself).
-        #[arg(long, value_enum, ignore_case = true, default_value = "unit")]
-        weight: WeightArg,
-        /// Keep only points with Z'' < 0 (capacitive), as impedance.py's
-        /// ignoreBelowX does.
-        #[arg(long)]
-        capacitive_only: bool,
-        /// Also run the lin-KK (Kramers-Kronig) validity test.
-        #[arg(long)]
-        kk: bool,
-        /// Plan step index of the EIS step when INPUT is a run folder.
-        #[arg(long)]
-        step: Option<i64>,
-        #[arg(long)]
-        json: bool,
-    },
+    /// circuit syntax) by complex nonlinear least squares, rank candidate
+    /// circuits (several --circuit), or fit a temperature series (several
+    /// files with --temperature-C/-K or --temperatures) with Arrhenius
+    /// lines. Exit status 5 when a fit failed or is unidentifiable (the
+    /// reasons on stderr, the numbers still printed with their status);
+    /// 2 for bad input.
+    #[command(name = "fit-eis")]
+    FitEis(FitEisArgs),
     /// Turn the folder of a run whose process died into a readable run
     /// (status `interrupted`).
     Recover {
@@ -155,6 +133,70 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `vegard fit-eis` (README "fit-eis" and "EIS series").
+#[derive(clap::Args)]
+pub struct FitEisArgs {
+    /// CSV spectra of frequency (Hz), Z' (ohm), Z'' (ohm), or one run
+    /// folder (with --step: one of its EIS steps). Several files are a
+    /// temperature series.
+    pub inputs: Vec<PathBuf>,
+    /// Circuit, e.g. "R0-p(R1-Wo1,C1)": `-` series, `p(a,b)` parallel,
+    /// elements R C L W Wo Ws CPE. Repeat to fit candidates and rank them
+    /// by BIC.
+    #[arg(long = "circuit", default_value = "R0-p(R1-Wo1,C1)")]
+    pub circuits: Vec<String>,
+    /// Initial guess, comma separated in parameter order; tried beside the
+    /// automatic guess and the global multi-start stage.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub guess: Option<Vec<f64>>,
+    /// Residual weighting: unit (plain ohms, impedance.py's default),
+    /// modulus (divided by |Z|) or proportional (each part by itself).
+    #[arg(long, value_enum, ignore_case = true, default_value = "unit")]
+    pub weight: WeightArg,
+    /// Keep only points with Z'' < 0 (capacitive), as impedance.py's
+    /// ignoreBelowX does.
+    #[arg(long)]
+    pub capacitive_only: bool,
+    /// Also run the lin-KK (Kramers-Kronig) validity test.
+    #[arg(long)]
+    pub kk: bool,
+    /// Plan step index of the EIS step when INPUT is a run folder.
+    #[arg(long)]
+    pub step: Option<i64>,
+    /// LM runs from the global stage's best random starts (0: only the
+    /// given and automatic guesses).
+    #[arg(long, default_value_t = vegard_analysis::DEFAULT_LM_STARTS)]
+    pub starts: usize,
+    /// Temperatures of the series in degC, one per file, comma separated.
+    #[arg(long = "temperature-C", value_delimiter = ',', allow_negative_numbers = true,
+          conflicts_with_all = ["temperature_K", "temperatures"])]
+    pub temperature_C: Option<Vec<f64>>,
+    /// Temperatures of the series in K, one per file, comma separated.
+    #[arg(
+        long = "temperature-K",
+        value_delimiter = ',',
+        conflicts_with = "temperatures"
+    )]
+    pub temperature_K: Option<Vec<f64>>,
+    /// A table of the series: a header `file,T_C` or `file,T_K`, then one
+    /// line `path,temperature` per spectrum (paths relative to the table).
+    #[arg(long)]
+    pub temperatures: Option<PathBuf>,
+    /// Activation energies of the series: every resistance, every arc's
+    /// tau, the total arc resistance (and conductivities with
+    /// --thickness-cm and --area-cm2).
+    #[arg(long)]
+    pub arrhenius: bool,
+    /// Sample thickness (cm), for sigma = L/(R A).
+    #[arg(long, requires = "area_cm2")]
+    pub thickness_cm: Option<f64>,
+    /// Electrode area (cm^2), for sigma = L/(R A).
+    #[arg(long, requires = "thickness_cm")]
+    pub area_cm2: Option<f64>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--speed`: the virtual bench's time acceleration, in the range the

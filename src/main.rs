@@ -5,7 +5,8 @@
 //! config or arguments: message `FILE:LINE:COL: ...` on stderr), 3 a run that
 //! ended `aborted` (cell switched off, data saved), 4 the switch-off sequence
 //! could not be sent (the cell may be on), 5 a report was written but an
-//! analysis it needs failed (the reasons are printed and in the report),
+//! analysis it needs failed (the reasons are printed and in the report), or
+//! `vegard fit-eis` printed a fit that failed or is unidentifiable,
 //! 130 stopped by Ctrl-C before the run started (nothing recorded).
 
 mod cli;
@@ -133,24 +134,6 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => cmd::report::cmd_report(&run_or_folder, format, out, spec.as_deref()),
         Cmd::Export { run, format, out } => cmd::report::cmd_export(&run, format, out),
         Cmd::Recover { run, json } => cmd::recover::cmd_recover(&run, json),
-        Cmd::FitEis {
-            input,
-            circuit,
-            guess,
-            weight,
-            capacitive_only,
-            kk,
-            step,
-            json,
-        } => cmd::fit_eis::cmd_fit_eis(
-            &input,
-            &circuit,
-            guess.as_deref(),
-            weight,
-            capacitive_only,
-            kk,
-            step,
-            json,
-        ),
+        Cmd::FitEis(args) => cmd::fit_eis::cmd_fit_eis(&args),
     }
 }

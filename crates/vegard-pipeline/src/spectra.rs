@@ -402,6 +402,16 @@ pub fn analyze_spectra(
                 }
             });
             match fit_circuit(&circuit, &ff, &zz, None, opts.weighting) {
+                // A failed or unidentifiable fit is an issue, never a result.
+                Ok(fit) if !fit.status.is_ok() => out.errors.push(AnalysisIssue::new(
+                    k as i64,
+                    IssueKind::FitFailed,
+                    format!(
+                        "step {k} (eis): {} fit: {}",
+                        fit.status.name(),
+                        fit.status.reasons_text()
+                    ),
+                )),
                 Ok(fit) => {
                     let get = |n: &str| fit.get(n).unwrap_or(f64::NAN);
                     let se = |n: &str| fit.stderr_of(n).unwrap_or(f64::NAN);

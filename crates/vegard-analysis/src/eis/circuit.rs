@@ -115,8 +115,10 @@ pub struct CircuitElement {
     pub parallel_depth: usize,
 }
 
+/// The parsed tree: what the canonical relabelling (`canonical.rs`) and
+/// the multi-start generator (`global.rs`) walk.
 #[derive(Debug, Clone, PartialEq)]
-enum Node {
+pub(crate) enum Node {
     Element { kind: ElementKind, first: usize },
     Series(Vec<Node>),
     Parallel(Vec<Node>),
@@ -224,6 +226,11 @@ impl Circuit {
         Ok(())
     }
 
+    /// The parsed tree.
+    pub(crate) fn root(&self) -> &Node {
+        &self.root
+    }
+
     /// Impedance at angular frequency `w_rad_s`; `params` must have
     /// `n_params` entries.
     pub(crate) fn z_at(&self, params: &[f64], w_rad_s: f64) -> C64 {
@@ -238,7 +245,7 @@ impl Circuit {
     }
 }
 
-fn node_z(node: &Node, p: &[f64], w: f64) -> C64 {
+pub(crate) fn node_z(node: &Node, p: &[f64], w: f64) -> C64 {
     match node {
         Node::Element { kind, first } => element_z(*kind, &p[*first..], w),
         Node::Series(children) => children.iter().map(|c| node_z(c, p, w)).sum(),

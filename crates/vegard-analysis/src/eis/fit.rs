@@ -20,6 +20,9 @@ use nalgebra::{DMatrix, DVector, Dyn, Owned};
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use super::circuit::{C64, Circuit, ElementKind};
+use super::global::{DataScales, Rng, random_start};
+use super::quality::{FitProblem, FitStatus, PositiveScale, Quality, assess, curvature};
+use super::structure::{ArcSummary, arc_summaries, canonical_permutation, permute};
 use crate::AnalysisError;
 
 /// How each residual is scaled before squaring.
@@ -53,31 +56,66 @@ impl std::str::FromStr for Weighting {
 }
 
 /// Result of [`fit_circuit`]. Serialises to the JSON the CLI prints:
-/// `parameters`, `stderr` and `initial_guess` as name -> value maps in
-/// parameter order; `rmse` in ohm.
+/// `status`, `parameters`, `stderr` and `initial_guess` as name -> value
+/// maps in parameter order; `rmse` in ohm; the quality figures flattened
+/// in (`chi2_weighted`, `rmse_weighted`, `chi2_reduced`, `dof`, `aic`,
+/// `bic`). Non-finite numbers are JSON null.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EisFit {
     pub circuit: String,
+    /// Whether the numbers mean anything: `Ok`, `Unidentifiable` (the
+    /// optimum is reported but the data do not pin it down) or `Failed`
+    /// (the parameters are NaN). Never use a non-Ok fit as a result.
+    pub status: FitStatus,
+    /// Fitted values, in canonical order (see `relabelled`).
     #[serde(serialize_with = "as_map")]
     pub parameters: Vec<(String, f64)>,
     /// One standard error per parameter (same unit). NaN (JSON null) when
     /// J^T J is singular: the data do not determine that parameter.
     #[serde(serialize_with = "as_map")]
     pub stderr: Vec<(String, f64)>,
-    /// The starting point actually used (given or automatic).
+    /// The starting point of the winning LM run, as it was given to LM
+    /// (before any relabelling).
     #[serde(serialize_with = "as_map")]
     pub initial_guess: Vec<(String, f64)>,
-    /// sqrt(mean |Z_model - Z_data|^2), unweighted, ohm (impedance.py `rmse`).
+    /// Which start won: `given guess`, `automatic guess`, `previous fit
+    /// (...)`, `multi-start k (...)`.
+    pub start: String,
+    /// Number of starts LM ran from.
+    pub n_starts: usize,
+    /// Weighted SSR that LM reached from the given guess (None without a
+    /// guess, or when that run failed): compare with `chi2_weighted`.
+    pub given_guess_chi2: Option<f64>,
+    /// Whether interchangeable blocks were reordered into canonical order
+    /// (highest characteristic frequency first).
+    pub relabelled: bool,
+    /// sqrt(mean |Z_model - Z_data|^2), unweighted, ohm (impedance.py
+    /// `rmse`; the key stays `rmse` for compatibility).
     #[serde(rename = "rmse")]
     pub rmse_ohm: f64,
+    /// The same number under an explicit name.
+    pub rmse_unweighted_ohm: f64,
+    /// Weighted chi^2, weighted RMSE, reduced chi^2, AIC, BIC for the
+    /// weighting used (module `quality` has the formulas).
+    #[serde(flatten)]
+    pub quality: Quality,
+    /// Condition number of the unit-diagonal-scaled J^T J at the optimum.
+    pub condition_number: f64,
+    /// Time constant and effective capacitance of every R||C and R||CPE
+    /// block.
+    pub arcs: Vec<ArcSummary>,
     pub n_points: usize,
     pub weighting: Weighting,
     /// Residual evaluations of the accepted run (LM iterations plus
     /// rejected trial steps).
     pub n_evaluations: usize,
-    /// Wall time of the fit itself (initial guess, minimisation,
-    /// covariance); parsing and file reading are not included.
+    /// Wall time of the fit itself (starts, minimisations, covariance);
+    /// parsing and file reading are not included.
     pub fit_time_s: f64,
+    /// Covariance of the parameters (`cov[i][j]`, in parameter order and
+    /// units); NaN when singular. Not serialised.
+    #[serde(skip)]
+    pub covariance: Vec<Vec<f64>>,
 }
 
 impl EisFit {
@@ -97,6 +135,44 @@ impl EisFit {
     /// Standard error by impedance.py name; NaN inside when undetermined.
     pub fn stderr_of(&self, name: &str) -> Option<f64> {
         self.stderr.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    /// A fit that could not be done: NaN parameters and the reason.
+    fn failed(
+        circuit: &Circuit,
+        n_points: usize,
+        weighting: Weighting,
+        guess: Option<&[f64]>,
+        reason: FitProblem,
+        started: Instant,
+    ) -> EisFit {
+        let names = circuit.param_names();
+        let nan: Vec<(String, f64)> = names.iter().map(|n| (n.clone(), f64::NAN)).collect();
+        let initial_guess = match guess {
+            Some(g) => names.iter().cloned().zip(g.iter().copied()).collect(),
+            None => nan.clone(),
+        };
+        EisFit {
+            circuit: circuit.as_str().to_string(),
+            status: FitStatus::Failed { reason },
+            parameters: nan.clone(),
+            stderr: nan,
+            initial_guess,
+            start: "none".to_string(),
+            n_starts: 0,
+            given_guess_chi2: None,
+            relabelled: false,
+            rmse_ohm: f64::NAN,
+            rmse_unweighted_ohm: f64::NAN,
+            quality: super::quality::quality(f64::NAN, n_points, circuit.n_params()),
+            condition_number: f64::NAN,
+            arcs: Vec::new(),
+            n_points,
+            weighting,
+            n_evaluations: 0,
+            fit_time_s: started.elapsed().as_secs_f64(),
+            covariance: Vec::new(),
+        }
     }
 }
 
@@ -270,6 +346,20 @@ impl<'a> CnlsProblem<'a> {
         r
     }
 
+    /// Weighted SSR at `p` (original parameters), without moving the
+    /// problem's own parameters: the global stage's screening.
+    fn ssr_at(&self, p: &[f64]) -> f64 {
+        let n = self.w_rad_s.len();
+        let mut ss = 0.0;
+        for i in 0..n {
+            let z = self.circuit.z_at(p, self.w_rad_s[i]);
+            let a = (z.re - self.z_re[i]) * self.weight_re[i];
+            let b = (z.im - self.z_im[i]) * self.weight_im[i];
+            ss += a * a + b * b;
+        }
+        ss
+    }
+
     /// Unweighted sqrt(mean |Z_model - Z_data|^2), ohm.
     fn rmse_ohm(&self) -> f64 {
         let n = self.w_rad_s.len();
@@ -320,12 +410,20 @@ struct Run<'a> {
     evaluations: usize,
 }
 
-fn run_lm<'a>(problem: CnlsProblem<'a>) -> Result<Run<'a>, AnalysisError> {
+/// Evaluation budget of an LM run from a random start, in units of
+/// `n_params + 1` evaluations (MINPACK's `patience`): 30 (240 evaluations
+/// for 7 parameters, ~20 ms on 70 points in release) is ample for a start
+/// in the right valley. Random starts that run off towards a bound (a CPE
+/// exponent creeping to 1, Q to 1e60) would otherwise use the full
+/// `PATIENCE` budget each, ~0.8 s, and then fail anyway.
+const RANDOM_START_PATIENCE: usize = 30;
+
+fn run_lm<'a>(problem: CnlsProblem<'a>, patience: usize) -> Result<Run<'a>, AnalysisError> {
     let lm = LevenbergMarquardt::new()
         .with_ftol(TOL)
         .with_xtol(TOL)
         .with_gtol(TOL)
-        .with_patience(PATIENCE);
+        .with_patience(patience);
     let (problem, report) = lm.minimize(problem);
     if !report.termination.was_successful() {
         return Err(AnalysisError::FitFailed(format!(
@@ -353,13 +451,12 @@ fn validate(
             got: Z.len(),
         });
     }
-    let p = circuit.n_params();
-    if 2 * f_Hz.len() <= p {
-        return Err(AnalysisError::Insufficient(format!(
-            "{} points (2 residuals each) cannot determine {p} parameters with an error estimate",
-            f_Hz.len()
-        )));
+    // Too few points is not an input error but a failed fit
+    // (`quality::precheck`): the caller gets the reason as a status.
+    if f_Hz.is_empty() {
+        return Err(AnalysisError::Insufficient("no impedance points".into()));
     }
+    let p = circuit.n_params();
     for (i, (&f, &(re, im))) in f_Hz.iter().zip(Z).enumerate() {
         if !(f.is_finite() && f > 0.0 && re.is_finite() && im.is_finite()) {
             return Err(AnalysisError::Degenerate(format!(
@@ -397,7 +494,8 @@ fn validate(
 }
 
 /// Whether every finite-Warburg tau ended where the data can see its knee:
-/// `1e-2 / w_max <= tau <= 1e2 / w_min`.
+/// `1e-2 / w_max <= tau <= TAU_MAX_X / w_min` (module `quality` flags a
+/// tau outside as at a bound).
 ///
 /// Why this matters: outside that window a Wo/Ws degenerates (tau -> inf
 /// with Z0/sqrt(tau) fixed is a semi-infinite W; tau -> 0 is an R or R-C),
@@ -406,6 +504,14 @@ fn validate(
 /// unweighted reaches rmse 1.4402e-3 ohm with tau ~ 1e26 s against
 /// 1.4540e-3 ohm at the published tau = 221 s. The published answer is
 /// the local minimum inside the window, and so is ours.
+///
+/// The upper end is `w_min tau = 10` ([`TAU_MAX_X`]): beyond it the open
+/// Warburg's phase at the lowest frequency is within 0.1 deg of the
+/// semi-infinite 45 deg (see `wo_x_for_phase`), so the data cannot tell
+/// tau from any larger value. With the global stage this matters: on the
+/// same spectrum a random start stops on that flat slope at tau = 1406 s
+/// (`w_min tau` = 28, relative SE of tau 6, SSR 2 % below the published
+/// minimum); with the old bound `1e2 / w_min` it won.
 fn taus_inside_window(circuit: &Circuit, p: &[f64], w_lo: f64, w_hi: f64) -> bool {
     circuit
         .elements()
@@ -413,18 +519,67 @@ fn taus_inside_window(circuit: &Circuit, p: &[f64], w_lo: f64, w_hi: f64) -> boo
         .filter(|e| matches!(e.kind, ElementKind::Wo | ElementKind::Ws))
         .all(|e| {
             let tau = p[e.first_param + 1];
-            tau >= 1e-2 / w_hi && tau <= 1e2 / w_lo
+            tau >= 1e-2 / w_hi && tau <= TAU_MAX_X / w_lo
         })
 }
 
+/// Options of [`fit_circuit_with`]. The default is what [`fit_circuit`]
+/// does: the automatic guess plus the global stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitOptions {
+    pub weighting: Weighting,
+    /// A user's starting point: tried first, and reported as the winner
+    /// when it reaches the best minimum (`given_guess_chi2` says what it reached).
+    pub guess: Option<Vec<f64>>,
+    /// Further named starts tried after the guess, e.g. the previous
+    /// temperature's result in a series (`"previous fit (300.0 K)"`).
+    pub extra_starts: Vec<(String, Vec<f64>)>,
+    /// Random starts drawn over the data's scales and screened by their
+    /// weighted SSR (0 switches the global stage off).
+    pub n_candidates: usize,
+    /// How many of the best screened random starts LM runs from.
+    pub n_lm_starts: usize,
+    /// Seed of the random starts (fits are reproducible).
+    pub seed: u64,
+}
+
+/// Random starts screened per fit: screening costs one spectrum evaluation
+/// each (~10 us), so hundreds are cheap.
+pub const DEFAULT_CANDIDATES: usize = 300;
+/// LM runs from the best screened random starts: with the automatic and
+/// given starts, about 15 LM runs per fit.
+pub const DEFAULT_LM_STARTS: usize = 12;
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            weighting: Weighting::Unit,
+            guess: None,
+            extra_starts: Vec::new(),
+            n_candidates: DEFAULT_CANDIDATES,
+            n_lm_starts: DEFAULT_LM_STARTS,
+            seed: 0x5EED_0013,
+        }
+    }
+}
+
+/// Largest `w_min tau` of a finite Warburg the data can resolve; see
+/// `taus_inside_window`.
+pub(crate) const TAU_MAX_X: f64 = 10.0;
+
+/// A random start's optimum must have a weighted SSR lower by more than
+/// this (relative) to replace the best of the given, chained and automatic
+/// starts: equal within rounding is the same minimum, and the
+/// deterministic start is reported.
+const SAME_MINIMUM_REL: f64 = 1e-8;
+
 /// Fit `circuit` to the spectrum (`f_Hz`, `Z` as (Z', Z'') in ohm) by CNLS.
 ///
-/// With `guess = None` the starting point comes from [`initial_guess`];
-/// because a finite Warburg's tau is often poorly constrained by where the
-/// spectrum stops, the automatic start is tried with every Warburg tau at
-/// x1, x10 and x0.1. Runs whose taus stay inside the measured window (see
-/// `taus_inside_window`) win over degenerate ones; among equals the lowest
-/// weighted SSR wins. A given `guess` is used alone, as is.
+/// [`fit_circuit_with`] with the default options and the given guess and
+/// weighting: the guess (if any), the automatic guess (every finite
+/// Warburg tau also at x10 and x0.1) and the global stage's best random
+/// starts are all run through LM; see [`fit_circuit_with`]. The result is
+/// always checked: read [`EisFit::status`] before using the numbers.
 pub fn fit_circuit(
     circuit: &Circuit,
     f_Hz: &[f64],
@@ -432,112 +587,223 @@ pub fn fit_circuit(
     guess: Option<&[f64]>,
     weighting: Weighting,
 ) -> Result<EisFit, AnalysisError> {
+    fit_circuit_with(
+        circuit,
+        f_Hz,
+        Z,
+        &FitOptions {
+            weighting,
+            guess: guess.map(<[f64]>::to_vec),
+            ..FitOptions::default()
+        },
+    )
+}
+
+/// Fit `circuit` by CNLS from several starts and keep the best.
+///
+/// Starts, in order: the given guess, `extra_starts`, the automatic guess
+/// ([`initial_guess`], with every Warburg tau also x10 and x0.1), then the
+/// `n_lm_starts` best of `n_candidates` random starts (module `global`).
+/// LM runs from each. Runs whose finite-Warburg taus stay inside the
+/// measured window (`taus_inside_window`) win over degenerate ones; among
+/// equals the lowest weighted SSR wins, a random start only when it is
+/// lower by more than rounding (`SAME_MINIMUM_REL`). [`EisFit::start`]
+/// names the winner, [`EisFit::given_guess_chi2`] what the guess reached.
+///
+/// The parameters are then put in canonical order (module `structure`:
+/// interchangeable blocks sorted by characteristic frequency, highest
+/// first), and the standard errors, covariance and identifiability checks
+/// (module `quality`) are computed at the relabelled optimum.
+///
+/// Errors are for input the caller must fix (lengths, non-finite values,
+/// a guess outside its range, an impossible weighting). Data that cannot
+/// determine the circuit (too few points, all frequencies equal, no start
+/// converging) give `Ok` with [`FitStatus::Failed`]; an optimum the data
+/// do not pin down gives [`FitStatus::Unidentifiable`].
+pub fn fit_circuit_with(
+    circuit: &Circuit,
+    f_Hz: &[f64],
+    Z: &[(f64, f64)],
+    opts: &FitOptions,
+) -> Result<EisFit, AnalysisError> {
+    let guess = opts.guess.as_deref();
     validate(circuit, f_Hz, Z, guess)?;
     let started = Instant::now();
-    let starts: Vec<Vec<f64>> = match guess {
-        Some(g) => vec![g.to_vec()],
-        None => {
-            let g = initial_guess(circuit, f_Hz, Z)?;
-            let mut starts = vec![g.clone()];
-            let taus: Vec<usize> = circuit
-                .elements()
-                .iter()
-                .filter(|e| matches!(e.kind, ElementKind::Wo | ElementKind::Ws))
-                .map(|e| e.first_param + 1)
-                .collect();
-            if !taus.is_empty() {
-                for scale in [10.0, 0.1] {
-                    let mut s = g.clone();
-                    for &k in &taus {
-                        s[k] *= scale;
-                    }
-                    starts.push(s);
-                }
-            }
-            starts
+    let weighting = opts.weighting;
+    let names = circuit.param_names();
+    let np = circuit.n_params();
+    // Weights are checked here, once, so that a bad weighting is an error
+    // even when the fit cannot start.
+    let screen = CnlsProblem::new(circuit, f_Hz, Z, weighting, &vec![1.0; np])?;
+    if let Some(problem) = super::quality::precheck(f_Hz, np) {
+        return Ok(EisFit::failed(
+            circuit,
+            f_Hz.len(),
+            weighting,
+            guess,
+            problem,
+            started,
+        ));
+    }
+
+    let mut starts: Vec<(String, Vec<f64>)> = Vec::new();
+    if let Some(g) = guess {
+        starts.push(("given guess".to_string(), g.to_vec()));
+    }
+    for (label, s) in &opts.extra_starts {
+        if s.len() == np && validate(circuit, f_Hz, Z, Some(s)).is_ok() {
+            starts.push((label.clone(), s.clone()));
         }
-    };
+    }
+    if let Ok(g) = initial_guess(circuit, f_Hz, Z) {
+        let taus: Vec<usize> = circuit
+            .elements()
+            .iter()
+            .filter(|e| matches!(e.kind, ElementKind::Wo | ElementKind::Ws))
+            .map(|e| e.first_param + 1)
+            .collect();
+        starts.push(("automatic guess".to_string(), g.clone()));
+        if !taus.is_empty() {
+            for scale in [10.0, 0.1] {
+                let mut s = g.clone();
+                for &k in &taus {
+                    s[k] *= scale;
+                }
+                starts.push((format!("automatic guess, Warburg tau x{scale}"), s));
+            }
+        }
+    }
+    let n_deterministic = starts.len();
+    if opts.n_candidates > 0 && opts.n_lm_starts > 0 {
+        let sc = DataScales::of(f_Hz, Z);
+        let mut rng = Rng::new(opts.seed);
+        let mut cands: Vec<(f64, Vec<f64>)> = (0..opts.n_candidates)
+            .map(|_| {
+                let p = random_start(circuit, &sc, &mut rng);
+                (screen.ssr_at(&p), p)
+            })
+            .filter(|(ssr, _)| ssr.is_finite())
+            .collect();
+        cands.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let n = cands.len();
+        for (k, (_, p)) in cands.into_iter().take(opts.n_lm_starts).enumerate() {
+            starts.push((
+                format!("multi-start {} (best {} of {n} random)", k + 1, k + 1),
+                p,
+            ));
+        }
+    }
 
     let (w_lo, w_hi) = f_Hz.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), &f| {
         let w = std::f64::consts::TAU * f;
         (lo.min(w), hi.max(w))
     });
-    // (run, start, tau inside the window?)
-    let mut best: Option<(Run, Vec<f64>, bool)> = None;
+    let n_starts = starts.len();
+    // (run, start index, taus inside the window?)
+    let mut best: Option<(Run, usize, bool)> = None;
+    let mut given_guess_chi2 = None;
     let mut last_err = None;
-    for start in starts {
-        let problem = CnlsProblem::new(circuit, f_Hz, Z, weighting, &start)?;
-        match run_lm(problem) {
+    for (i, (_, start)) in starts.iter().enumerate() {
+        let problem = CnlsProblem::new(circuit, f_Hz, Z, weighting, start)?;
+        let patience = if i < n_deterministic {
+            PATIENCE
+        } else {
+            RANDOM_START_PATIENCE
+        };
+        match run_lm(problem, patience) {
             Ok(run) if run.objective.is_finite() => {
+                let ssr = 2.0 * run.objective;
+                if guess.is_some() && i == 0 {
+                    given_guess_chi2 = Some(ssr);
+                }
                 let inside = taus_inside_window(circuit, run.problem.original_params(), w_lo, w_hi);
+                // A random start must beat the deterministic ones by more
+                // than rounding; among deterministic starts the lowest wins
+                // (as before the global stage, so known fits keep their
+                // reported start).
+                let margin = if i < n_deterministic {
+                    1.0
+                } else {
+                    1.0 - SAME_MINIMUM_REL
+                };
                 let better = match &best {
                     None => true,
                     Some((b, _, b_inside)) => {
                         (inside && !b_inside)
-                            || (inside == *b_inside && run.objective < b.objective)
+                            || (inside == *b_inside && run.objective < b.objective * margin)
                     }
                 };
                 if better {
-                    best = Some((run, start, inside));
+                    best = Some((run, i, inside));
                 }
             }
-            Ok(run) => {
-                last_err = Some(AnalysisError::FitFailed(format!(
-                    "objective is {} at the end",
-                    run.objective
-                )))
-            }
-            Err(e) => last_err = Some(e),
+            Ok(run) => last_err = Some(format!("objective is {} at the end", run.objective)),
+            Err(e) => last_err = Some(e.to_string()),
         }
     }
-    let Some((run, start, _)) = best else {
-        return Err(last_err.unwrap_or_else(|| AnalysisError::FitFailed("no start".into())));
+    let Some((run, won, _)) = best else {
+        let why = last_err.unwrap_or_else(|| "no usable start".to_string());
+        return Ok(EisFit::failed(
+            circuit,
+            f_Hz.len(),
+            weighting,
+            guess,
+            FitProblem::NoConvergence(why),
+            started,
+        ));
     };
 
-    let pr = &run.problem;
+    let p_fit = run.problem.original_params().to_vec();
+    let perm = canonical_permutation(circuit, &p_fit, w_lo, w_hi);
+    let relabelled = perm.is_some();
+    let relabelled_problem;
+    let pr = match &perm {
+        Some(perm) => {
+            relabelled_problem =
+                CnlsProblem::new(circuit, f_Hz, Z, weighting, &permute(&p_fit, perm))?;
+            &relabelled_problem
+        }
+        None => &run.problem,
+    };
     let p = pr.original_params().to_vec();
     let r = pr.residual_vector();
     let ssr = r.norm_squared();
-    let dof = (r.len() - p.len()) as f64;
-    let stderr = standard_errors(&pr.jacobian_original(), ssr / dof);
+    let q = super::quality::quality(ssr, f_Hz.len(), np);
+    let curv = curvature(&pr.jacobian_original(), ssr / q.dof as f64);
+    let stderr: Vec<f64> = (0..np).map(|k| curv.cov[k][k].sqrt()).collect();
+    let problems = assess(circuit, &p, &stderr, &curv, PositiveScale::of(f_Hz, Z));
+    let status = if problems.is_empty() {
+        FitStatus::Ok
+    } else {
+        FitStatus::Unidentifiable { reasons: problems }
+    };
+    let arcs = arc_summaries(circuit, &p, &curv.cov);
     let rmse_ohm = pr.rmse_ohm();
-    let fit_time_s = started.elapsed().as_secs_f64();
-
-    let names = circuit.param_names();
     let named = |v: &[f64]| -> Vec<(String, f64)> {
         names.iter().cloned().zip(v.iter().copied()).collect()
     };
+    let (start_label, start_values) = &starts[won];
     Ok(EisFit {
         circuit: circuit.as_str().to_string(),
+        status,
         parameters: named(&p),
         stderr: named(&stderr),
-        initial_guess: named(&start),
+        initial_guess: named(start_values),
+        start: start_label.clone(),
+        n_starts,
+        given_guess_chi2,
+        relabelled,
         rmse_ohm,
+        rmse_unweighted_ohm: rmse_ohm,
+        quality: q,
+        condition_number: curv.condition,
+        arcs,
         n_points: f_Hz.len(),
         weighting,
         n_evaluations: run.evaluations,
-        fit_time_s,
+        fit_time_s: started.elapsed().as_secs_f64(),
+        covariance: curv.cov,
     })
-}
-
-/// sqrt(diag(s2 (J^T J)^-1)), with J^T J scaled to unit diagonal before the
-/// Cholesky factorisation (parameters span ~1e-2 ohm to ~1e2 s, and the
-/// unscaled matrix would lose digits). NaN where it is not invertible.
-fn standard_errors(j: &DMatrix<f64>, s2: f64) -> Vec<f64> {
-    let np = j.ncols();
-    let a = j.transpose() * j;
-    let d: Vec<f64> = (0..np).map(|k| a[(k, k)].sqrt()).collect();
-    if d.iter().any(|&x| !(x > 0.0 && x.is_finite())) {
-        return vec![f64::NAN; np];
-    }
-    let b = DMatrix::from_fn(np, np, |r, c| a[(r, c)] / (d[r] * d[c]));
-    match b.cholesky() {
-        Some(ch) => {
-            let inv = ch.inverse();
-            (0..np).map(|k| (s2 * inv[(k, k)]).sqrt() / d[k]).collect()
-        }
-        None => vec![f64::NAN; np],
-    }
 }
 
 /// Features of a spectrum the initial-guess heuristic reads off.
