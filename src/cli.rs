@@ -197,6 +197,11 @@ pub struct FitEisArgs {
     pub area_cm2: Option<f64>,
     #[arg(long)]
     pub json: bool,
+    /// Write the series report to OUT, in the format its extension names:
+    /// `.html` (one self-contained file), `.md` (SVG figures beside it) or
+    /// `.json` (every number). Needs a temperature series.
+    #[arg(long, value_name = "OUT")]
+    pub report: Option<PathBuf>,
 }
 
 /// `--speed`: the virtual bench's time acceleration, in the range the

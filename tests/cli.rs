@@ -1734,19 +1734,16 @@ fn fit_eis_ranks_candidate_circuits_by_bic() {
     assert!((f["bic"].as_f64().unwrap() - bic).abs() < 1e-9 * bic.abs());
 }
 
-#[test]
-fn fit_eis_series_gives_activation_energies_per_arc() {
-    // A solid electrolyte p(R1,CPE1)-p(R2,CPE2)-CPE3 at 5 temperatures,
-    // bulk R with Ea 0.59 eV, grain boundary 0.80 eV (Q, alpha fixed), 0.5 %
-    // deterministic pseudo-noise; files given hottest first.
+/// A solid electrolyte p(R1,CPE1)-p(R2,CPE2)-CPE3 at `temps_C`, bulk R
+/// with Ea 0.59 eV, grain boundary 0.80 eV (Q, alpha fixed), 0.5 %
+/// deterministic pseudo-noise, written as `dir/T{i}.csv` in the order given.
+fn write_electrolyte_series(dir: &Path, temps_C: &[f64]) -> Vec<PathBuf> {
     use vegard_analysis::Circuit;
-    let dir = tmpdir("fit-eis-series");
     let c = Circuit::parse("p(R1,CPE1)-p(R2,CPE2)-CPE3").unwrap();
     let k_b = 8.617_333_262e-5;
     let f: Vec<f64> = (0..=54)
         .map(|k| 1e7 * 10f64.powf(-k as f64 / 6.0))
         .collect();
-    let temps_C = [150.0, 110.0, 70.0, 45.0, 25.0];
     let mut files = Vec::new();
     for (i, t_c) in temps_C.iter().enumerate() {
         let t_k = t_c + 273.15;
@@ -1778,6 +1775,17 @@ fn fit_eis_series_gives_activation_energies_per_arc() {
         write_spectrum(&path, &f, &z);
         files.push(path);
     }
+    files
+}
+
+#[test]
+fn fit_eis_series_gives_activation_energies_per_arc() {
+    // A solid electrolyte p(R1,CPE1)-p(R2,CPE2)-CPE3 at 5 temperatures,
+    // bulk R with Ea 0.59 eV, grain boundary 0.80 eV (Q, alpha fixed), 0.5 %
+    // deterministic pseudo-noise; files given hottest first.
+    let dir = tmpdir("fit-eis-series");
+    let temps_C = [150.0, 110.0, 70.0, 45.0, 25.0];
+    let files = write_electrolyte_series(&dir, &temps_C);
     let temp_arg = temps_C.map(|t| t.to_string()).join(",");
     let out = vegard()
         .arg("fit-eis")
@@ -1877,5 +1885,142 @@ fn fit_eis_series_gives_activation_energies_per_arc() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fit_eis_series_report_draws_every_figure_and_carries_the_activation_energies() {
+    // Three temperatures, hottest first: the report's HTML has a figure per
+    // item (Nyquist overlay, R and tau vs T, Arrhenius of R, tau, sigma T)
+    // and the JSON the Ea of each line, within its CI of the truth.
+    let dir = tmpdir("fit-eis-series-report");
+    let temps_C = [150.0, 70.0, 25.0];
+    let files = write_electrolyte_series(&dir, &temps_C);
+    let run = |out: &Path| {
+        let o = vegard()
+            .arg("fit-eis")
+            .args(&files)
+            .args([
+                "--circuit",
+                "p(R1,CPE1)-p(R2,CPE2)-CPE3",
+                "--weight",
+                "modulus",
+                "--temperature-C",
+                "150,70,25",
+                "--arrhenius",
+                "--thickness-cm",
+                "0.1",
+                "--area-cm2",
+                "0.5",
+                "--report",
+            ])
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("report"));
+    };
+    let json_path = dir.join("series.json");
+    run(&json_path);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(v["schema"], "vegard-report/1");
+    assert_eq!(v["status"], "ok", "{}", v["failures"]);
+    assert_eq!(
+        v["title"],
+        "EIS temperature series: p(R1,CPE1)-p(R2,CPE2)-CPE3, 25.0–150.0 °C (3 temperatures)"
+    );
+    let lines = v["analysis"]["arrhenius"]["lines"].as_array().unwrap();
+    let line = |q: &str| lines.iter().find(|l| l["quantity"] == q).unwrap();
+    for (q, truth) in [
+        ("R1", 0.59),
+        ("R2", 0.80),
+        ("R_total", f64::NAN),
+        ("tau p(R1,CPE1)", 0.59 / 0.95),
+        ("tau p(R2,CPE2)", 0.80 / 0.85),
+        // The synthetic 1/R is Arrhenius, so ln(sigma T) bends by ln T:
+        // no single truth, only a line with its CI.
+        ("sigma p(R1,CPE1)", f64::NAN),
+    ] {
+        let l = line(q);
+        let ea = l["ea_eV"].as_f64().unwrap();
+        let ci = l["ea_ci95_eV"].as_array().unwrap();
+        let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+        assert!(lo < ea && ea < hi, "{q}: {l}");
+        if truth.is_finite() {
+            assert!(lo <= truth && truth <= hi, "{q}: truth {truth}, {l}");
+        }
+    }
+    // The Ea table prints the same numbers, one row per line.
+    let sections = v["sections"].as_array().unwrap();
+    let arr = sections
+        .iter()
+        .find(|s| s["id"] == "eis-series-arrhenius")
+        .unwrap();
+    let rows = arr["tables"][0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), lines.len());
+    let r1 = rows.iter().find(|r| r[0] == "R1").unwrap();
+    assert_eq!(r1[2]["value"], line("R1")["ea_eV"]);
+    // Parameter table: T in °C then K first, coldest first, every fit ok.
+    let fits = &sections[0]["tables"][0];
+    assert_eq!(fits["columns"][0]["unit"], "°C");
+    assert_eq!(fits["columns"][1]["unit"], "K");
+    assert_eq!(fits["rows"][0][0]["value"], 25.0);
+    assert_eq!(fits["rows"][2][1]["value"], 423.15);
+    let ids: Vec<&str> = sections
+        .iter()
+        .flat_map(|s| s["figures"].as_array().unwrap())
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "eis-series-nyquist",
+            "eis-series-parameters-vs-t",
+            "eis-series-arrhenius-r",
+            "eis-series-arrhenius-tau",
+            "eis-series-arrhenius-sigma"
+        ]
+    );
+
+    let html_path = dir.join("series.html");
+    run(&html_path);
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert_eq!(
+        html.matches("<svg").count(),
+        ids.len(),
+        "one <svg> per figure"
+    );
+    for t in ["25.0 °C", "70.0 °C", "150.0 °C"] {
+        assert!(html.contains(t), "{t} missing from the HTML");
+    }
+    assert!(html.contains("EIS Nyquist overlay"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fit_eis_report_with_an_unknown_extension_is_bad_input() {
+    let dir = tmpdir("fit-eis-report-ext");
+    let files = write_electrolyte_series(&dir, &[70.0, 25.0]);
+    let out = vegard()
+        .arg("fit-eis")
+        .args(&files)
+        .args(["--temperature-C", "70,25", "--report"])
+        .arg(dir.join("series.pdf"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(".html, .md or .json"), "{stderr}");
+    assert!(!dir.join("series.pdf").exists());
+    // A single spectrum has no series to report.
+    let out = vegard()
+        .arg("fit-eis")
+        .arg(&files[0])
+        .arg("--report")
+        .arg(dir.join("one.html"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("need a temperature series"));
     let _ = std::fs::remove_dir_all(&dir);
 }

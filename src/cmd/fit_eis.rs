@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use vegard_analysis::{
@@ -73,6 +73,27 @@ fn read_spectrum(input: &Path, step: Option<i64>, capacitive_only: bool) -> Resu
         return Ok((f, z));
     }
     Ok(f.into_iter().zip(z).filter(|(_, z)| z.1 < 0.0).unzip())
+}
+
+/// The format of `--report OUT`, from OUT's extension; checked before any
+/// fitting so a typo costs nothing.
+fn report_format(out: &Path) -> Result<vegard_report::Format> {
+    use vegard_report::Format;
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => Ok(Format::Html),
+        "md" | "markdown" => Ok(Format::Markdown),
+        "json" => Ok(Format::Json),
+        _ => Err(BadInput(format!(
+            "--report {}: the format follows the extension: .html, .md or .json, not {:?}",
+            out.display(),
+            ext
+        ))
+        .into()),
+    }
 }
 
 fn parse_circuit(text: &str) -> Result<Circuit> {
@@ -247,12 +268,16 @@ pub fn cmd_fit_eis(args: &FitEisArgs) -> Result<ExitCode> {
             None => None,
         }
     };
+    let report = match &args.report {
+        Some(out) => Some((out.as_path(), report_format(out)?)),
+        None => None,
+    };
     if let Some(files) = series_files {
-        return series(args, &circuits, &files);
+        return series(args, &circuits, &files, report);
     }
-    if args.arrhenius || args.thickness_cm.is_some() {
+    if args.arrhenius || args.thickness_cm.is_some() || report.is_some() {
         return Err(BadInput(
-            "--arrhenius and --thickness-cm/--area-cm2 need a temperature series".into(),
+            "--arrhenius, --thickness-cm/--area-cm2 and --report need a temperature series".into(),
         )
         .into());
     }
@@ -379,7 +404,12 @@ fn rank(
     }
 }
 
-fn series(args: &FitEisArgs, circuits: &[Circuit], files: &[(PathBuf, f64)]) -> Result<ExitCode> {
+fn series(
+    args: &FitEisArgs,
+    circuits: &[Circuit],
+    files: &[(PathBuf, f64)],
+    report: Option<(&Path, vegard_report::Format)>,
+) -> Result<ExitCode> {
     if circuits.len() != 1 {
         return Err(BadInput("a temperature series is fitted with one --circuit".into()).into());
     }
@@ -443,6 +473,22 @@ fn series(args: &FitEisArgs, circuits: &[Circuit], files: &[(PathBuf, f64)]) -> 
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print_series(&fitted, arr.as_ref());
+    }
+    if let Some((out, format)) = report {
+        let now = vegard_core::UtcStamp::now().rfc3339();
+        let r = vegard_report::series_report(&fitted, &spectra, arr.as_ref(), &now);
+        let written = vegard_report::write_report(&r, format, out)
+            .with_context(|| format!("writing {}", out.display()))?;
+        // stderr: stdout may be the --json document.
+        eprintln!(
+            "vegard: fit-eis: report {}{}",
+            out.display(),
+            if written.len() > 1 {
+                format!(" ({} figure files beside it)", written.len() - 1)
+            } else {
+                String::new()
+            }
+        );
     }
     let bad: Vec<&vegard_analysis::SeriesPoint> = fitted
         .points

@@ -20,10 +20,12 @@ pub use model::{
 pub use spec::{ReportSpec, SECTION_IDS};
 pub mod export;
 pub mod render;
+pub mod series;
 
 pub use build::build_report;
 pub use export::{ExportFormat, export_aligned};
 pub use render::Format;
+pub use series::series_report;
 
 use std::path::{Path, PathBuf};
 
