@@ -170,7 +170,7 @@ pub struct FitEisArgs {
     #[arg(long, default_value_t = vegard_analysis::DEFAULT_LM_STARTS)]
     pub starts: usize,
     /// Temperatures of the series in degC, one per file, comma separated.
-    #[arg(long = "temperature-C", value_delimiter = ',', allow_negative_numbers = true,
+    #[arg(long = "temperature-C", value_delimiter = ',', allow_hyphen_values = true,
           conflicts_with_all = ["temperature_K", "temperatures"])]
     pub temperature_C: Option<Vec<f64>>,
     /// Temperatures of the series in K, one per file, comma separated.

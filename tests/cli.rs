@@ -2024,3 +2024,46 @@ fn fit_eis_report_with_an_unknown_extension_is_bad_input() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("need a temperature series"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The shipped example series (scripts/make-eis-series.py, truth in its
+/// docstring) fitted as the README shows, with temperatures below 0 °C
+/// (`-20,...` must not read as an option): every arc's Ea within its CI.
+#[test]
+fn fit_eis_example_series_with_negative_temperatures_recovers_the_truth() {
+    let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/eis-series");
+    let files: Vec<PathBuf> = ["T-20", "T0", "T20", "T40", "T60"]
+        .iter()
+        .map(|n| ex.join(format!("{n}.csv")))
+        .collect();
+    let out = vegard()
+        .arg("fit-eis")
+        .args(&files)
+        .args([
+            "--temperature-C",
+            "-20,0,20,40,60",
+            "--circuit",
+            "p(R1,CPE1)-p(R2,CPE2)-CPE3",
+            "--weight",
+            "modulus",
+            "--arrhenius",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lines = v["arrhenius"]["lines"].as_array().unwrap();
+    for (quantity, truth) in [("R1", 0.59), ("R2", 0.80)] {
+        let l = lines
+            .iter()
+            .find(|l| l["quantity"] == quantity)
+            .unwrap_or_else(|| panic!("{quantity} line in {lines:?}"));
+        let ci = l["ea_ci95_eV"].as_array().unwrap();
+        let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+        assert!(
+            lo <= truth && truth <= hi,
+            "{quantity}: [{lo}, {hi}] vs {truth}"
+        );
+        assert!(hi - lo < 0.01, "{quantity}: CI [{lo}, {hi}] too wide");
+    }
+}
