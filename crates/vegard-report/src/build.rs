@@ -1391,6 +1391,8 @@ fn esm_section(runs: &[RunData]) -> Option<Section> {
                         R_s_ohm: get(&r.spectra_options.R_s_parameter),
                         R_ct_ohm: get(&r.spectra_options.R_ct_parameter),
                         C_dl_F: x.C_dl_F,
+                        // The model curve between the measured points: small signal.
+                        thermal_voltage_V: None,
                     },
                 )
             });
