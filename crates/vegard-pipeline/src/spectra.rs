@@ -178,6 +178,10 @@ pub struct ArrheniusComparison {
     pub film_thickness_m: Option<f64>,
     pub eis_D0_m2_per_s: Option<f64>,
     pub esm_D0_m2_per_s: Option<f64>,
+    /// 95 % intervals of D0 from the intercept's error alone: the film
+    /// thickness is treated as exact (`Arrhenius::D0_ci95_m2_per_s`).
+    pub eis_D0_ci95_m2_per_s: Option<[f64; 2]>,
+    pub esm_D0_ci95_m2_per_s: Option<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -551,9 +555,14 @@ pub fn arrhenius_comparison(
     };
     let d0 =
         |f: &Option<Arrhenius>| film_thickness_m.and_then(|l| f.as_ref().map(|f| f.D0_m2_per_s(l)));
+    let d0_ci = |f: &Option<Arrhenius>| {
+        film_thickness_m.and_then(|l| f.as_ref().and_then(|f| f.D0_ci95_m2_per_s(l)))
+    };
     Some(ArrheniusComparison {
         eis_D0_m2_per_s: d0(&eis),
         esm_D0_m2_per_s: d0(&esm),
+        eis_D0_ci95_m2_per_s: d0_ci(&eis),
+        esm_D0_ci95_m2_per_s: d0_ci(&esm),
         eis,
         esm,
         difference,
