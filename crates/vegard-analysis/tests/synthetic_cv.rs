@@ -445,7 +445,7 @@ fn pure_vegard_cv_is_linear_in_charge_and_has_no_flags() {
     assert_eq!(nl.n_periods, 3);
     let g = &nl.regression;
     assert!(
-        (g.kappa_nm_per_mC + 0.2).abs() < 0.002,
+        (g.kappa_at_Q0_nm_per_mC + 0.2).abs() < 0.002,
         "{g:?} {:?}",
         nl.findings
     );
