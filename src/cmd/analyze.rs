@@ -40,8 +40,8 @@ fn print_summary(a: &RunAnalysis) {
     }
     for s in &a.spectra.eis {
         println!(
-            "  EIS step {} at {:.2} K: tau = {:.3} ± {:.3} s, R_s + R_ct = {:.2} ohm ({})",
-            s.step, s.T_K, s.tau_s, s.tau_se_s, s.R_series_ohm, s.fit.circuit
+            "  EIS step {} at {:.2} K: tau = {:.3} ± {:.3} s, R_s = {:.2} ohm, R_ct = {:.2} ohm ({})",
+            s.step, s.T_K, s.tau_s, s.tau_se_s, s.R_s_ohm, s.R_ct_ohm, s.fit.circuit
         );
     }
     for s in &a.spectra.esm {
@@ -159,10 +159,10 @@ fn print_nonlinearity(cv: &CvStepAnalysis) {
         1e3 * nl.lag_s,
     );
     println!(
-        "    u = κQ + κ2Q² + βE + γE² + ...: κ = {:+.4} ± {:.4} nm/mC, κ2 = {:+.2e} ± {:.1e} nm/mC², \
+        "    u = κQ + κ2Q² + βE + γE² + ...: κ(Q_F = 0) = {:+.4} ± {:.4} nm/mC, κ2 = {:+.2e} ± {:.1e} nm/mC², \
          β = {:+.3} ± {:.3} nm/V, γ = {:+.3} ± {:.3} nm/V²",
-        g.kappa_nm_per_mC,
-        g.kappa_se_nm_per_mC,
+        g.kappa_at_Q0_nm_per_mC,
+        g.kappa_at_Q0_se_nm_per_mC,
         g.kappa2_nm_per_mC2,
         g.kappa2_se_nm_per_mC2,
         g.beta_nm_per_V,

@@ -9,19 +9,30 @@
 //! Weighted least squares, weights `1/var(ln tau)` with
 //! `se(ln tau) = se(tau)/tau`: the per-temperature fits do not have equal
 //! relative errors (a fast film at 65 degC puts its knee at the edge of the
-//! window). The reported standard errors are scaled by the reduced chi^2
-//! ("external" errors), so they follow the actual scatter about the line
-//! even when the per-point errors are only right up to a common factor, and
-//! the Student t interval with `n - 2` degrees of freedom is then exact for
-//! normal errors. The unscaled ("internal") error, from the input errors
-//! alone, is reported beside it. With two temperatures there is no scatter
-//! to judge: the internal error is used and no interval is given.
+//! window). The per-point errors are the propagated ("internal") ones; when
+//! the scatter about the line is larger than they say (reduced chi^2 > 1)
+//! every standard error is multiplied by the Birge ratio sqrt(chi^2_red)
+//! and the 95 % interval uses Student t with `n - 2` degrees of freedom.
+//! When the scatter is smaller (chi^2_red <= 1) the propagated errors
+//! stand: with 3-5 temperatures a small chi^2 is mostly luck (its own
+//! relative spread is sqrt(2/dof)), and scaling down by it had made the
+//! interval up to 2.8x narrower than the propagated one. Then the interval
+//! uses the normal quantile 1.96 (the errors are taken as known). With two
+//! temperatures there is no scatter to judge: the internal error is used
+//! and no interval is given.
+//!
+//! `D0 = L^2 / tau0` carries the intercept's error only: the film
+//! thickness `L` is treated as exact (on the virtual bench it is; a real
+//! film's thickness error adds `2 se(L)/L` to `se(ln D0)`).
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 use vegard_core::constants::{BOLTZMANN_EV_PER_K, FARADAY_C_PER_MOL};
 
 use crate::AnalysisError;
+
+/// 97.5 % quantile of the standard normal distribution.
+const NORMAL_975: f64 = 1.959_963_984_540_054;
 
 /// kJ/mol per eV (per particle): `e N_A / 1000 = F / 1000`.
 const KJ_PER_MOL_PER_EV: f64 = FARADAY_C_PER_MOL / 1000.0;
@@ -35,8 +46,8 @@ pub struct Arrhenius {
     pub dof: usize,
     /// Activation energy, eV.
     pub ea_eV: f64,
-    /// Its standard error, eV (scaled by sqrt of the reduced chi^2 when
-    /// `n_points > 2`, else the internal error).
+    /// Its standard error, eV: the internal one, times the Birge ratio
+    /// sqrt(chi^2_red) when that is > 1 (never scaled down).
     pub ea_se_eV: f64,
     /// Standard error from the input errors alone, eV.
     pub ea_se_internal_eV: f64,
@@ -46,7 +57,9 @@ pub struct Arrhenius {
     pub ea_kJ_per_mol: f64,
     pub ea_se_kJ_per_mol: f64,
     pub ea_ci95_kJ_per_mol: Option<[f64; 2]>,
-    /// The t quantile used for the interval.
+    /// The 97.5 % quantile used for the interval: Student t with `dof`
+    /// degrees of freedom when the errors were scaled by the Birge ratio,
+    /// else the normal 1.96.
     pub t_975: Option<f64>,
     /// `ln(1/tau0)` with `1/tau0` in 1/s: the line's intercept at `1/T = 0`.
     pub ln_inv_tau0: f64,
@@ -87,6 +100,16 @@ impl Arrhenius {
     /// Diffusion prefactor `D0 = L^2 / tau0`, m^2/s, for film thickness `L_m`.
     pub fn D0_m2_per_s(&self, L_m: f64) -> f64 {
         L_m * L_m * self.inv_tau0_per_s
+    }
+
+    /// 95 % interval of `D0` for an exact thickness `L_m`: `ln D0 +- q
+    /// se(ln 1/tau0)` with the interval's quantile `q` (`t_975`); `None`
+    /// without an interval (two temperatures).
+    pub fn D0_ci95_m2_per_s(&self, L_m: f64) -> Option<[f64; 2]> {
+        let q = self.t_975?;
+        let d0 = self.D0_m2_per_s(L_m);
+        let f = (q * self.ln_inv_tau0_se).exp();
+        Some([d0 / f, d0 * f])
     }
 
     /// `D(T) = L^2 / tau(T)`, m^2/s.
@@ -173,16 +196,20 @@ pub fn fit_arrhenius(
         .sum();
     let dof = n - 2;
     let chi2_reduced = (dof > 0).then(|| chi2 / dof as f64);
-    let scale = chi2_reduced.unwrap_or(1.0);
+    // Birge ratio^2: only ever inflates (module documentation).
+    let scaled = chi2_reduced.is_some_and(|c| c > 1.0);
+    let scale = chi2_reduced.map_or(1.0, |c| c.max(1.0));
     let slope_var_internal = 1.0 / sxx;
     let ea_eV = -BOLTZMANN_EV_PER_K * slope;
     let ea_se_internal_eV = BOLTZMANN_EV_PER_K * slope_var_internal.sqrt();
     let ea_se_eV = BOLTZMANN_EV_PER_K * (scale * slope_var_internal).sqrt();
     let ln_inv_tau0_se = (scale * (1.0 / sw + x_mean * x_mean / sxx)).sqrt();
-    let t_975 = if dof > 0 {
+    let t_975 = if dof > 0 && scaled {
         let t = StudentsT::new(0.0, 1.0, dof as f64)
             .map_err(|e| AnalysisError::Degenerate(format!("Student t: {e}")))?;
         Some(t.inverse_cdf(0.975))
+    } else if dof > 0 {
+        Some(NORMAL_975)
     } else {
         None
     };
@@ -278,6 +305,41 @@ mod tests {
         let m = r.inv_T_mean_per_K;
         assert!(at(m) < at(m + 1e-5) && at(m) < at(m - 1e-5));
         assert!((at(m) - r.ln_inv_tau_se_at_mean).abs() < 1e-15);
+    }
+
+    /// Issue 13 item 6d: the error is never scaled below the propagated
+    /// one, and is scaled up by the Birge ratio when the scatter exceeds it.
+    #[test]
+    fn errors_are_scaled_up_by_the_birge_ratio_never_down() {
+        let t = [298.15, 308.15, 318.15, 328.15, 338.15];
+        let fit_with = |noise: [f64; 5]| {
+            let tau: Vec<f64> = t
+                .iter()
+                .zip(noise)
+                .map(|(t, n)| 1e-6 * (0.45 / (BOLTZMANN_EV_PER_K * t) + n).exp())
+                .collect();
+            let se: Vec<f64> = tau.iter().map(|t| 0.02 * t).collect();
+            fit_arrhenius(&t, &tau, &se).unwrap()
+        };
+        // Scatter far below the 2 % errors: chi2_red << 1, internal errors.
+        let quiet = fit_with([0.001, -0.001, 0.0, 0.001, -0.001]);
+        assert!(quiet.chi2_reduced.unwrap() < 0.1);
+        assert_eq!(quiet.ea_se_eV, quiet.ea_se_internal_eV);
+        assert_eq!(quiet.t_975, Some(NORMAL_975));
+        let [lo, hi] = quiet.ea_ci95_eV.unwrap();
+        assert!(((hi - lo) / (2.0 * NORMAL_975 * quiet.ea_se_internal_eV) - 1.0).abs() < 1e-12);
+        // Scatter well above: scaled by sqrt(chi2_red), Student t (3 dof).
+        let loud = fit_with([0.06, -0.05, 0.0, 0.05, -0.06]);
+        let c = loud.chi2_reduced.unwrap();
+        assert!(c > 1.0);
+        assert!((loud.ea_se_eV / (loud.ea_se_internal_eV * c.sqrt()) - 1.0).abs() < 1e-12);
+        assert!((loud.t_975.unwrap() - 3.182_446_305).abs() < 1e-6);
+        // D0 = L^2/tau0 with the intercept's error (L exact).
+        let l_m = 200e-9;
+        let [d_lo, d_hi] = quiet.D0_ci95_m2_per_s(l_m).unwrap();
+        let d0 = quiet.D0_m2_per_s(l_m);
+        assert!(d_lo < d0 && d0 < d_hi);
+        assert!(((d_hi / d0).ln() / (NORMAL_975 * quiet.ln_inv_tau0_se) - 1.0).abs() < 1e-9);
     }
 
     #[test]

@@ -65,7 +65,10 @@ pub enum CdlSource {
 pub struct CycleFit {
     pub cycle: i64,
     pub slope_nm_per_mC: f64,
+    /// Standard error for white noise plus a random-walk drift.
     pub slope_se_nm_per_mC: f64,
+    /// The ordinary least-squares error (white residuals), for comparison.
+    pub slope_se_white_nm_per_mC: f64,
     /// R^2 of the full model (charge + drift + offset).
     pub r2: f64,
     /// R^2 of the drift-corrected deflection against kappa*Q_F alone.
@@ -93,9 +96,16 @@ pub struct SkippedCycle {
 /// interface: the CLI and reports print them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeformationVsCharge {
-    /// Pooled kappa: common slope over all usable cycles.
+    /// Pooled kappa: common slope over all usable cycles, signed (negative
+    /// for a film that expands on insertion, the sign of `u = kappa Q_F`).
     pub slope_nm_per_mC: f64,
+    /// Standard error of the slope for white noise plus a random-walk
+    /// holder drift, both read off the residuals' variogram
+    /// (`fit::drift_noise_variance`), never below the white-noise error.
     pub slope_se_nm_per_mC: f64,
+    /// The ordinary least-squares error (white residuals), for comparison:
+    /// the holder's wander makes it several times too small.
+    pub slope_se_white_nm_per_mC: f64,
     /// R^2 of the pooled model (charge + drift + per-cycle offsets).
     pub r2: f64,
     /// R^2 of the drift-corrected, per-cycle-demeaned deflection against
@@ -260,6 +270,7 @@ pub(crate) fn deformation_from(
     Ok(DeformationVsCharge {
         slope_nm_per_mC: nm_per_C_to_nm_per_mC(pooled.kappa),
         slope_se_nm_per_mC: nm_per_C_to_nm_per_mC(pooled.kappa_se),
+        slope_se_white_nm_per_mC: nm_per_C_to_nm_per_mC(pooled.kappa_se_white),
         r2: pooled.r2,
         r2_vs_charge: pooled.r2_vs_charge,
         drift_nm_per_s: pooled.drift,
@@ -380,6 +391,7 @@ fn cycle_fit(
         cycle,
         slope_nm_per_mC: nm_per_C_to_nm_per_mC(f.kappa),
         slope_se_nm_per_mC: nm_per_C_to_nm_per_mC(f.kappa_se),
+        slope_se_white_nm_per_mC: nm_per_C_to_nm_per_mC(f.kappa_se_white),
         r2: f.r2,
         r2_vs_charge: f.r2_vs_charge,
         drift_nm_per_s: f.drift,

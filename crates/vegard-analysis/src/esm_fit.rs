@@ -27,18 +27,21 @@
 //! shortens with temperature (Arrhenius on raw fits: 0.17 eV instead of
 //! 0.45 eV); see tests/esm_arrhenius.rs. A large `misfit_rms` is the
 //! warning sign. [`fit_esm_h_corrected`] removes the distortion
-//! with the series resistance from the EIS fit at the same temperature:
-//! `V_eff = E - I R_series` is the driving potential of the film, and the
+//! with `R_s`, `R_ct` and `C_dl` from the EIS fit at the same temperature:
+//! `V_eff` is the driving potential of the film, and the
 //! model becomes `u/E = A H (V_eff/E) + B`, i.e. `A H = (u - B E)/V_eff`.
 //! `B` stays per volt of *cell* potential because the electrostatic force
 //! follows the potential between sample and tip, not the interface
 //! potential. With `B = 0` and modulus weighting this is the same fit as
 //! dividing `u` by `V_eff` and fitting `A H`.
 //!
-//! `R_series = R_s + R_ct` treats all of `I` as faradaic; the double-layer
-//! share `j w C_dl Z_F` is below 2 % over an ESM window (<= 1 Hz on the
-//! default bench), which leaves a tau error of +0.4 % there (noise-free
-//! test), small against the 1.5 % scatter from 1 % lock-in noise.
+//! The film's driving potential is `V_film = E - I R_s - I_F R_ct` with
+//! `I_F = I - j w C_dl (E - I R_s)` (the double layer takes the rest), and
+//! with the sweep's temperature known it comes from the film's large-signal
+//! rate law rather than its linearisation ([`film_drive_V`]): the 20-30 mV
+//! drives that lift the ESM signal above the detector noise are several
+//! `RT/F`, and the small-signal film then reads the isotherm's cubic terms
+//! as a tau 1-5 % short (tests/esm_bench.rs, on the bench's own model).
 //!
 //! Method: `A` and `B` enter linearly, so for each trial `tau` they follow
 //! from a 2x2 linear least-squares problem (variable projection). `ln tau`
@@ -56,6 +59,7 @@ use num_complex::Complex64;
 
 use crate::linalg::ScaledSvd;
 use crate::{AnalysisError, Phasor};
+use vegard_core::constants::{FARADAY_C_PER_MOL, GAS_CONSTANT_J_PER_MOL_K};
 
 /// How the complex residuals are weighted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -76,6 +80,12 @@ pub struct EsmFitOptions {
     /// Fit the frequency-flat real background `B` (electrostatic term).
     pub background: bool,
     pub weighting: Weighting,
+    /// Charge number `z` of the inserted ion: with it a caller that knows
+    /// the sweep's temperature sets [`CellCorrection::thermal_voltage_V`] =
+    /// `RT/(zF)` so the film drive is taken from the large-signal rate law
+    /// ([`film_drive_V`]); `None` keeps the small-signal film. Default
+    /// `Some(1.0)` (Li+, Na+).
+    pub ion_charge_z: Option<f64>,
 }
 
 impl Default for EsmFitOptions {
@@ -83,7 +93,18 @@ impl Default for EsmFitOptions {
         EsmFitOptions {
             background: true,
             weighting: Weighting::Modulus,
+            ion_charge_z: Some(1.0),
         }
+    }
+}
+
+impl EsmFitOptions {
+    /// `RT/(zF)` at `T_K` when [`EsmFitOptions::ion_charge_z`] is set and
+    /// both are usable, else `None` (small-signal film).
+    pub fn thermal_voltage_V(&self, T_K: f64) -> Option<f64> {
+        let z = self.ion_charge_z?;
+        let vt = GAS_CONSTANT_J_PER_MOL_K * T_K / (z.abs() * FARADAY_C_PER_MOL);
+        (vt.is_finite() && vt > 0.0).then_some(vt)
     }
 }
 
@@ -147,6 +168,78 @@ pub struct CellCorrection {
     pub R_ct_ohm: f64,
     /// Double-layer capacitance (C1); 0 treats all current as faradaic.
     pub C_dl_F: f64,
+    /// `RT/(zF)` of the film during the sweep, V. With it the film's
+    /// driving potential is found from the full rate law instead of its
+    /// linearisation (see [`film_drive_V`]): the drive amplitudes that give
+    /// an ESM signal above the detector noise (20-30 mV) are several
+    /// `RT/F` and the linear film model then shortens `tau` by 1-5 %.
+    /// `None`: small-signal (linear) film.
+    pub thermal_voltage_V: Option<f64>,
+}
+
+/// Points per period for the first harmonic of the large-signal film drive:
+/// the integrand is smooth and periodic, so the trapezoid rule converges
+/// geometrically; 64 points are exact to 1e-12 for drives below 10 RT/F.
+const LARGE_SIGNAL_POINTS: usize = 64;
+
+/// The film's driving potential at one frequency, V (phasor): the quantity
+/// that the film's surface concentration follows, `-4 (RT/zF) y_1` with
+/// `y_1` the first harmonic of the surface mole fraction's excursion.
+///
+/// Small signal (`thermal_voltage_V = None`): `V_int - I_F R_ct`, with
+/// `V_int = E - I R_s` and `I_F = I - j w C_dl V_int`.
+///
+/// Large signal: why the linearisation fails. The film's ESM response is
+/// `u/V_film = kappa C_int H(w tau)` only while the surface concentration
+/// is linear in `V_film`. The rate law of a lattice-gas film
+/// (PHYSICS.md section 1, Butler-Volmer against `E0`) is, with
+/// `p = (E_int - E_dc)/(RT/zF)`, `x_s = 1/2 + y` and the sweep at the
+/// formal potential (`x = 1/2`, where ESM is run: the film's capacity
+/// peaks there) and symmetric kinetics (`alpha = 1/2`),
+///
+/// ```text
+/// I_F / i0 = 2 sinh(p/2) + 4 y cosh(p/2),   i0 = RT / (zF R_ct),
+/// ```
+///
+/// so `y(t)` follows *instantaneously* from the measured `E_int(t)` and
+/// `I_F(t)` (no diffusion model needed): `y = (I_F/i0 - 2 sinh(p/2)) /
+/// (4 cosh(p/2))`, which is `(I_F R_ct - V_int)/(4 RT/zF)` for small `p`.
+/// Diffusion is linear in `y`, so the film-averaged charge's first harmonic
+/// is `H(w tau)` times `y_1` exactly; the linearised `V_film` instead
+/// misses the cubic terms of the isotherm, which shrink `y_1` by about
+/// `(V/(RT/zF))^2 / 16` where the whole cell potential reaches the film (low
+/// frequency) and hardly at all where `R_s + R_ct` take it (high
+/// frequency): a distortion of the spectrum's shape that the fit reads as a
+/// shorter `tau` (-1.3 % at 25 degC and -2.1 % at 65 degC for 20 mV on the
+/// default bench, -3.0 % and -4.9 % for 30 mV; tests/esm_bench.rs).
+/// `E_int(t)` and `I_F(t)` are rebuilt from their fundamentals (their
+/// harmonics change `y_1` only at fifth order in the amplitude).
+///
+/// Off the formal potential (`x != 1/2`) or with `alpha != 1/2` the cubic
+/// term differs (it vanishes near `x = 0.21`); there this correction is an
+/// approximation of the same order as the error it removes.
+pub fn film_drive_V(f_Hz: f64, E_V: Phasor, I_A: Phasor, cell: &CellCorrection) -> Phasor {
+    let (e, i) = (Complex64::from(E_V), Complex64::from(I_A));
+    let v_int = e - i.scale(cell.R_s_ohm);
+    let i_f = i - Complex64::new(0.0, std::f64::consts::TAU * f_Hz * cell.C_dl_F) * v_int;
+    let linear = v_int - i_f.scale(cell.R_ct_ohm);
+    let Some(vt) = cell.thermal_voltage_V.filter(|v| v.is_finite() && *v > 0.0) else {
+        return linear.into();
+    };
+    // p(theta) and I_F/i0 = I_F R_ct / vt (theta) on one period.
+    let p_amp = v_int.unscale(vt);
+    let i_amp = i_f.scale(cell.R_ct_ohm / vt);
+    let mut y_1 = Complex64::new(0.0, 0.0);
+    for k in 0..LARGE_SIGNAL_POINTS {
+        let theta = std::f64::consts::TAU * k as f64 / LARGE_SIGNAL_POINTS as f64;
+        let rot = Complex64::from_polar(1.0, theta);
+        let p = (p_amp * rot).re;
+        let i_rel = (i_amp * rot).re;
+        let y = (i_rel - 2.0 * (0.5 * p).sinh()) / (4.0 * (0.5 * p).cosh());
+        y_1 += rot.conj().scale(y);
+    }
+    y_1 = y_1.scale(2.0 / LARGE_SIGNAL_POINTS as f64);
+    y_1.scale(-4.0 * vt).into()
 }
 
 /// Fit `u/E = A H(2 pi f tau) (V_film/E) + B` with the film's driving
@@ -173,6 +266,7 @@ pub fn fit_esm_h_corrected(
         ("R_s_ohm", cell.R_s_ohm),
         ("R_ct_ohm", cell.R_ct_ohm),
         ("C_dl_F", cell.C_dl_F),
+        ("thermal_voltage_V", cell.thermal_voltage_V.unwrap_or(1.0)),
     ] {
         if !(value.is_finite() && value >= 0.0) {
             return Err(AnalysisError::Parameter {
@@ -184,10 +278,8 @@ pub fn fit_esm_h_corrected(
     }
     let mut drive = Vec::with_capacity(n);
     for (k, ((e, i), f)) in E_V.iter().zip(I_A).zip(f_Hz).enumerate() {
-        let (e, i) = (Complex64::from(*e), Complex64::from(*i));
-        let v_int = e - i.scale(cell.R_s_ohm);
-        let i_f = i - Complex64::new(0.0, std::f64::consts::TAU * f * cell.C_dl_F) * v_int;
-        let v_film = v_int - i_f.scale(cell.R_ct_ohm);
+        let v_film = Complex64::from(film_drive_V(*f, *e, *i, cell));
+        let e = Complex64::from(*e);
         let g = v_film / e;
         if !g.is_finite() || g.norm() < 1e-6 {
             return Err(AnalysisError::Degenerate(format!(
@@ -544,6 +636,7 @@ mod tests {
             let opt = EsmFitOptions {
                 background: true,
                 weighting,
+                ion_charge_z: None,
             };
             let r = fit_esm_h(&f, &y, &opt).unwrap();
             assert!((r.tau_s / tau - 1.0).abs() < 1e-8, "{r:?}");
@@ -551,6 +644,50 @@ mod tests {
             assert!((r.B_nm_per_V - 3.0).abs() < 1e-6, "{r:?}");
             assert!(r.misfit_rms < 1e-8 && r.dof == 23);
         }
+    }
+
+    #[test]
+    fn large_signal_drive_is_the_isotherms_first_harmonic() {
+        let vt = 0.025_693;
+        let cell = CellCorrection {
+            R_s_ohm: 10.0,
+            R_ct_ohm: 11.0,
+            C_dl_F: 150e-6,
+            thermal_voltage_V: Some(vt),
+        };
+        // No faradaic current: the surface sits on the isotherm, x = 1/2 -
+        // tanh(p/2)/2, whose first harmonic is a (1 - (a/vt)^2/16 + ...).
+        let no_dl = CellCorrection {
+            C_dl_F: 0.0,
+            ..cell
+        };
+        for a in [0.005, 0.02, 0.03] {
+            let v = film_drive_V(0.01, Phasor::new(a, 0.0), Phasor::new(0.0, 0.0), &no_dl);
+            let b = a / vt;
+            let series = a * (1.0 - b * b / 16.0 + b.powi(4) / 192.0);
+            // Next term: -17/315 * 35/64 * (b/2)^6 = -4.61e-4 b^6.
+            assert!(
+                (v.re / series - 1.0 + 4.61e-4 * b.powi(6)).abs() < 1e-4 * b.powi(6),
+                "{a}: {v:?} vs {series}"
+            );
+            assert!(v.im.abs() < 1e-15);
+        }
+        // Small drive: the linear V_int - I_F R_ct (to (a/vt)^2 / 16).
+        let (e, i) = (Phasor::new(1e-4, 2e-5), Phasor::new(3e-6, -1e-6));
+        let small = Complex64::from(film_drive_V(0.3, e, i, &cell));
+        let linear = Complex64::from(film_drive_V(
+            0.3,
+            e,
+            i,
+            &CellCorrection {
+                thermal_voltage_V: None,
+                ..cell
+            },
+        ));
+        assert!(
+            (small - linear).norm() < 1e-5 * linear.norm(),
+            "{small} vs {linear}"
+        );
     }
 
     #[test]
@@ -582,6 +719,7 @@ mod tests {
             R_s_ohm: f64::NAN,
             R_ct_ohm: 0.0,
             C_dl_F: 0.0,
+            thermal_voltage_V: None,
         };
         assert!(fit_esm_h_corrected(&f, &flat, &flat, &flat, &nan, &opt).is_err());
     }

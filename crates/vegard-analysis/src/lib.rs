@@ -47,7 +47,7 @@ pub use eis::{
 pub use error::AnalysisError;
 pub use esm_fit::{
     CellCorrection, EsmFit, EsmFitOptions, Weighting as EsmWeighting,
-    deflection_per_faradaic_charge, film_transfer_H, fit_esm_h, fit_esm_h_corrected,
+    deflection_per_faradaic_charge, film_drive_V, film_transfer_H, fit_esm_h, fit_esm_h_corrected,
 };
 pub use harmonic::{EsmPoint, Harmonics, Phasor, esm_point, harmonics};
 pub use nonlinearity::{

@@ -102,6 +102,8 @@ fn correction(c: &Cell) -> CellCorrection {
         R_s_ohm: c.R_s_ohm,
         R_ct_ohm: c.R_ct_ohm,
         C_dl_F: c.C_dl_F,
+        // The synthetic spectra are the small-signal model itself.
+        thermal_voltage_V: None,
     }
 }
 

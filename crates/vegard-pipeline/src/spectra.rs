@@ -137,8 +137,14 @@ pub struct EisStepFit {
     pub T_K: f64,
     pub tau_s: f64,
     pub tau_se_s: f64,
-    /// R_s + R_ct: what the film surface does not see of the cell potential.
-    pub R_series_ohm: f64,
+    /// Solution (uncompensated) resistance, ohm: the spec's
+    /// `R_s_parameter` (R0 of the default circuit).
+    pub R_s_ohm: f64,
+    /// Charge-transfer resistance, ohm: the spec's `R_ct_parameter` (R1).
+    /// Kept apart from `R_s_ohm` because only the faradaic current crosses
+    /// it (the ESM drive correction needs both, and they scale differently
+    /// with temperature).
+    pub R_ct_ohm: f64,
     /// Double-layer capacitance from the fit, F, and its standard error.
     pub C_dl_F: f64,
     pub C_dl_se_F: f64,
@@ -234,7 +240,10 @@ fn cut_short_issue(
 #[derive(Debug, Clone, Serialize)]
 pub struct KappaPoint {
     pub f_Hz: f64,
-    /// |u / Q_F|, nm/mC.
+    /// `Re(u / Q_F)`, nm/mC: the part of the deflection in phase with the
+    /// faradaic charge, signed like every kappa vegard prints (negative for
+    /// a film that expands on insertion); equal to the CV's kappa at every
+    /// frequency for pure Vegard strain.
     pub kappa_nm_per_mC: f64,
     /// arg(u / Q_F), degrees (+-180 for a film that shrinks on extraction).
     pub kappa_phase_deg: f64,
@@ -251,6 +260,10 @@ pub struct ArrheniusComparison {
     pub film_thickness_m: Option<f64>,
     pub eis_D0_m2_per_s: Option<f64>,
     pub esm_D0_m2_per_s: Option<f64>,
+    /// 95 % intervals of D0 from the intercept's error alone: the film
+    /// thickness is treated as exact (`Arrhenius::D0_ci95_m2_per_s`).
+    pub eis_D0_ci95_m2_per_s: Option<[f64; 2]>,
+    pub esm_D0_ci95_m2_per_s: Option<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -422,7 +435,8 @@ pub fn analyze_spectra(
                         T_K: mean_finite(rows.iter().map(|&i| T[i])),
                         tau_s: get(&opts.tau_parameter),
                         tau_se_s: se(&opts.tau_parameter),
-                        R_series_ohm: get(&opts.R_s_parameter) + get(&opts.R_ct_parameter),
+                        R_s_ohm: get(&opts.R_s_parameter),
+                        R_ct_ohm: get(&opts.R_ct_parameter),
                         C_dl_F: get(&opts.C_dl_parameter),
                         C_dl_se_F: se(&opts.C_dl_parameter),
                         kk: kk.flatten(),
@@ -532,12 +546,17 @@ pub fn analyze_spectra(
                 });
             let options = opts.esm;
             let fitted = match eis {
-                Some(s) if s.R_series_ohm.is_finite() => {
-                    let get = |n: &str| s.fit.get(n).unwrap_or(f64::NAN);
+                Some(s) if s.R_s_ohm.is_finite() && s.R_ct_ohm.is_finite() => {
                     let cell = CellCorrection {
-                        R_s_ohm: get(&opts.R_s_parameter),
-                        R_ct_ohm: get(&opts.R_ct_parameter),
+                        R_s_ohm: s.R_s_ohm,
+                        R_ct_ohm: s.R_ct_ohm,
                         C_dl_F: s.C_dl_F,
+                        // The film's rate law at the sweep's measured
+                        // temperature: without it a 20-30 mV drive
+                        // shortens tau_ESM by 1-5 % (esm_fit::film_drive_V).
+                        thermal_voltage_V: opts
+                            .esm
+                            .thermal_voltage_V(mean_finite(rows.iter().map(|&i| T[i]))),
                     };
                     let per_q = deflection_per_faradaic_charge(&ff, &response, &E, &I, &cell)
                         .map(|v| {
@@ -545,7 +564,7 @@ pub fn analyze_spectra(
                                 .zip(v)
                                 .map(|(&f_Hz, p)| KappaPoint {
                                     f_Hz,
-                                    kappa_nm_per_mC: p.amplitude(),
+                                    kappa_nm_per_mC: p.re,
                                     kappa_phase_deg: p.phase_deg(),
                                 })
                                 .collect()
@@ -682,9 +701,14 @@ pub fn arrhenius_comparison(
     };
     let d0 =
         |f: &Option<Arrhenius>| film_thickness_m.and_then(|l| f.as_ref().map(|f| f.D0_m2_per_s(l)));
+    let d0_ci = |f: &Option<Arrhenius>| {
+        film_thickness_m.and_then(|l| f.as_ref().and_then(|f| f.D0_ci95_m2_per_s(l)))
+    };
     Some(ArrheniusComparison {
         eis_D0_m2_per_s: d0(&eis),
         esm_D0_m2_per_s: d0(&esm),
+        eis_D0_ci95_m2_per_s: d0_ci(&eis),
+        esm_D0_ci95_m2_per_s: d0_ci(&esm),
         eis,
         esm,
         difference,

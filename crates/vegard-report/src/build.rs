@@ -951,7 +951,7 @@ fn harmonics_section(runs: &[RunData]) -> Option<Section> {
         &[
             ("run", ""),
             ("step", ""),
-            ("κ", "nm/mC"),
+            ("κ at Q_F = 0", "nm/mC"),
             ("κ₂", "nm/mC²"),
             ("β", "nm/V"),
             ("γ", "nm/V²"),
@@ -972,7 +972,7 @@ fn harmonics_section(runs: &[RunData]) -> Option<Section> {
             reg.rows.push(vec![
                 Cell::text(r.name.clone()),
                 Cell::num(cv.step as f64),
-                Cell::num_se(g.kappa_nm_per_mC, g.kappa_se_nm_per_mC),
+                Cell::num_se(g.kappa_at_Q0_nm_per_mC, g.kappa_at_Q0_se_nm_per_mC),
                 Cell::num_se(g.kappa2_nm_per_mC2, g.kappa2_se_nm_per_mC2),
                 Cell::num_se(g.beta_nm_per_V, g.beta_se_nm_per_V),
                 Cell::num_se(g.gamma_nm_per_V2, g.gamma_se_nm_per_V2),
@@ -1341,7 +1341,7 @@ fn esm_section(runs: &[RunData]) -> Option<Section> {
             ("run", ""),
             ("step", ""),
             ("f", "Hz"),
-            ("|u/Q_F|", "nm/mC"),
+            ("κ = Re(u/Q_F)", "nm/mC"),
             ("phase", "°"),
         ],
     );
@@ -1392,6 +1392,8 @@ fn esm_section(runs: &[RunData]) -> Option<Section> {
                         R_s_ohm: get(&r.spectra_options.R_s_parameter),
                         R_ct_ohm: get(&r.spectra_options.R_ct_parameter),
                         C_dl_F: x.C_dl_F,
+                        // The model curve between the measured points: small signal.
+                        thermal_voltage_V: None,
                     },
                 )
             });
