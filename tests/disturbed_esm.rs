@@ -176,9 +176,18 @@ fn late_lock_in_switches_are_left_out_listed_and_ea_still_covers_the_truth() {
         "Ea(ESM) = {} +- {} eV, 95 % CI [{lo:.4}, {hi:.4}], truth {truth_Ea_eV}",
         ea["ea_eV"], ea["ea_se_eV"]
     );
+    // A calibrated 95 % interval misses the truth in 1 run of 20, and the
+    // run is not bit-reproducible (host timing): assert 3 standard errors
+    // (misses 1 in 370) so the suite does not fail by design; the 95 %
+    // figure is printed above and its coverage is what scripts/coverage.sh
+    // measures over many seeds.
+    let (ea_eV, se_eV) = (
+        ea["ea_eV"].as_f64().unwrap(),
+        ea["ea_se_eV"].as_f64().unwrap(),
+    );
     assert!(
-        lo <= truth_Ea_eV && truth_Ea_eV <= hi,
-        "Ea(ESM) CI [{lo}, {hi}] misses the truth {truth_Ea_eV} eV"
+        (ea_eV - truth_Ea_eV).abs() < 3.0 * se_eV,
+        "Ea(ESM) {ea_eV} +- {se_eV} eV is more than 3 SE from the truth {truth_Ea_eV} eV"
     );
 
     // The report lists them too.
