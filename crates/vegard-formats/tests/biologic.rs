@@ -1,0 +1,193 @@
+//! BioLogic EC-Lab readers on real files (tests/data/biologic, see the
+//! README there for origin and licence). Expected values were read from
+//! the text files themselves (first, middle and last data rows).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use vegard_formats::{Format, FormatError, ImagSign, biologic};
+
+fn data(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/biologic")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Relative closeness (absolute near zero).
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-30)
+}
+
+#[track_caller]
+fn assert_close(a: f64, b: f64) {
+    assert!(close(a, b, 1e-12), "{a} != {b}");
+}
+
+// ------------------------------------------------------------------ .mpt
+
+#[test]
+fn cv_fixture_ixdat() {
+    let bytes = data("Pt_poly_cv_CUT.mpt");
+    assert!(biologic::sniff_mpt(&bytes));
+    assert_eq!(vegard_formats::sniff(&bytes), Some(Format::BiologicMpt));
+    let s = vegard_formats::parse_ec_series(&bytes, "Pt_poly_cv_CUT.mpt").unwrap();
+    assert_eq!(s.format, Format::BiologicMpt);
+    assert_eq!(s.t_s.len(), 223);
+    assert_eq!(s.E_V.len(), 223);
+    assert_eq!(s.I_A.len(), 223);
+    // First, middle (index 111) and last rows; decimal commas in the file.
+    assert_close(s.t_s[0], 3.289600104471901);
+    assert_close(s.E_V[0], 0.87869531);
+    assert_close(s.I_A[0], -2.604324994466466e-3 * 1e-3);
+    assert_close(s.t_s[111], 77.55139822846104);
+    assert_close(s.E_V[111], 0.17180039);
+    assert_close(s.I_A[111], -1.849714276325026e-2 * 1e-3);
+    assert_close(s.t_s[222], 151.810196352526);
+    assert_close(s.E_V[222], 0.15471299);
+    assert_close(s.I_A[222], 1.777131863198953e-2 * 1e-3);
+    let cycle = s.cycle.as_ref().unwrap();
+    assert_eq!(cycle[0], 1);
+    assert_eq!(cycle[111], 3);
+    assert_eq!(cycle[222], 5);
+    let mut seen: Vec<i64> = cycle.clone();
+    seen.dedup();
+    assert_eq!(seen, vec![1, 2, 3, 4, 5]);
+    assert_eq!(s.technique.as_deref(), Some("Cyclic Voltammetry Advanced"));
+    // Acquisition started on : 07/29/2020 10:31:01 -> 1596018661 s (as UTC).
+    assert_eq!(s.start_unix_ns, Some(1_596_018_661_000_000_000));
+    let note = s.start_note.as_deref().unwrap();
+    assert!(
+        note.contains("local time") && note.contains("UTC"),
+        "{note}"
+    );
+    assert_eq!(s.meta["device"], "SP-200 (SN 0961)");
+}
+
+#[test]
+fn peis_fixture_impedance_py() {
+    let bytes = data("exampleDataBioLogic.mpt");
+    let z = vegard_formats::parse_impedance(&bytes, "exampleDataBioLogic.mpt").unwrap();
+    assert_eq!(z.format, Format::BiologicMpt);
+    assert_eq!(z.f_Hz.len(), 43);
+    assert_eq!(z.Z_re_ohm.len(), 43);
+    assert_eq!(z.Z_im_ohm.len(), 43);
+    assert_eq!(z.imag_sign, ImagSign::Negated);
+    assert!(z.sign_note.contains("-Im(Z)"));
+    assert_close(z.f_Hz[0], 1000.3201);
+    assert_close(z.Z_re_ohm[0], 65.470886);
+    assert_close(z.Z_im_ohm[0], -0.38998979);
+    assert_close(z.f_Hz[21], 4.1118407);
+    assert_close(z.Z_re_ohm[21], 65.389824);
+    assert_close(z.Z_im_ohm[21], -5.1409044);
+    assert_close(z.f_Hz[42], 1.6895540e-2);
+    assert_close(z.Z_re_ohm[42], 110.97003);
+    assert_close(z.Z_im_ohm[42], -2.3458567);
+    assert_eq!(
+        z.meta["technique"],
+        "Potentio Electrochemical Impedance Spectroscopy"
+    );
+    assert_eq!(z.meta["device"], "SP-150 (SN 10791079)");
+    assert_eq!(z.meta["acquisition_started_on"], "02/04/2018 10:02:46");
+}
+
+#[test]
+fn yadg_mpt_exports() {
+    let z = biologic::mpt_impedance(&data("peis.mpt"), "peis.mpt").unwrap();
+    assert_eq!(z.f_Hz.len(), 32);
+    assert_close(z.f_Hz[0], 1.9999814e5);
+    assert_close(z.Z_re_ohm[16], 12.048583);
+    assert_close(z.Z_im_ohm[31], -2.6962531);
+
+    let ca = biologic::mpt_series(&data("ca.issue_149.mpt"), "ca.issue_149.mpt").unwrap();
+    assert_eq!(ca.t_s.len(), 80);
+    assert_close(ca.t_s[0], 20.65059947832196);
+    assert_close(ca.E_V[40], 3.4388921);
+    assert_close(ca.I_A[79], 1.332343220587126e-2 * 1e-3);
+    assert_eq!(
+        ca.technique.as_deref(),
+        Some("Chronoamperometry / Chronocoulometry")
+    );
+    // 01/10/2024 11:02:29.886
+    assert_eq!(ca.start_unix_ns, Some(1_704_884_549_886_000_000));
+
+    let cv = biologic::mpt_series(&data("cva.issue_202.mpt"), "cva.issue_202.mpt").unwrap();
+    assert_eq!(cv.t_s.len(), 455);
+    assert_close(cv.E_V[0], 2.8663592);
+    assert_close(cv.E_V[227], 0.59631610);
+    assert_close(cv.I_A[454], 2.501073511819982e-3);
+    assert!(cv.cycle.as_ref().unwrap().iter().all(|&c| c == 1));
+}
+
+#[test]
+fn wrong_kind_is_unrecognised() {
+    let cv = data("Pt_poly_cv_CUT.mpt");
+    for r in [
+        biologic::mpt_impedance(&cv, "cv.mpt"),
+        vegard_formats::parse_impedance(&cv, "cv.mpt"),
+    ] {
+        match r {
+            Err(FormatError::Unrecognised { why, expected, .. }) => {
+                assert!(why.contains("freq/Hz"), "{why}");
+                assert!(expected.contains("impedance"), "{expected}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let eis = data("peis.mpt");
+    match biologic::mpt_series(&eis, "peis.mpt") {
+        Err(FormatError::Unrecognised { why, expected, .. }) => {
+            assert!(why.contains("impedance"), "{why}");
+            assert!(expected.contains("time series"), "{expected}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Not an EC-Lab file at all.
+    assert!(matches!(
+        biologic::mpt_series(b"hello", "x"),
+        Err(FormatError::Unrecognised { .. })
+    ));
+}
+
+#[test]
+fn text_errors_name_file_and_line() {
+    // A bad number on the 2nd data row of the CV (line 75).
+    let text = String::from_utf8_lossy(&data("Pt_poly_cv_CUT.mpt")).into_owned();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let fields: Vec<&str> = lines[74].split('\t').collect();
+    let mut fields: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
+    fields[8] = "abc".into(); // Ewe/V
+    lines[74] = fields.join("\t");
+    let bad = lines.join("\n");
+    let err = biologic::mpt_series(bad.as_bytes(), "cv.mpt").unwrap_err();
+    assert!(matches!(err, FormatError::Text { line: 75, .. }), "{err:?}");
+    assert!(err.to_string().starts_with("cv.mpt:75: "), "{err}");
+    assert!(err.to_string().contains("Ewe/V"), "{err}");
+
+    // Header count beyond the file.
+    let err = biologic::mpt_series(
+        b"EC-Lab ASCII FILE\r\nNb header lines : 999\r\n\r\n",
+        "short.mpt",
+    )
+    .unwrap_err();
+    assert!(matches!(err, FormatError::Text { line: 2, .. }), "{err:?}");
+
+    // A header and no rows.
+    let err = biologic::mpt_impedance(
+        b"EC-Lab ASCII FILE\nNb header lines : 3\nfreq/Hz\tRe(Z)/Ohm\t-Im(Z)/Ohm\t\n",
+        "empty.mpt",
+    )
+    .unwrap_err();
+    assert!(matches!(err, FormatError::Text { line: 3, .. }), "{err:?}");
+}
+
+#[test]
+fn headerless_export() {
+    let text = "freq/Hz\tRe(Z)/Ohm\t-Im(Z)/Ohm\t\n1,0E+003\t10,5\t0,25\n1.0E+002\t11.5\t1.25\n";
+    assert!(biologic::sniff_mpt(text.as_bytes()));
+    let z = vegard_formats::parse_impedance(text.as_bytes(), "x.mpt").unwrap();
+    assert_eq!(z.f_Hz, vec![1000.0, 100.0]);
+    assert_eq!(z.Z_re_ohm, vec![10.5, 11.5]);
+    assert_eq!(z.Z_im_ohm, vec![-0.25, -1.25]);
+}
