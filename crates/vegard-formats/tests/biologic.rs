@@ -191,3 +191,93 @@ fn headerless_export() {
     assert_eq!(z.Z_re_ohm, vec![10.5, 11.5]);
     assert_eq!(z.Z_im_ohm, vec![-0.25, -1.25]);
 }
+
+// ------------------------------------------------------------------ .mpr
+
+/// Every value equal within `rel` (the .mpt prints f32 columns with 8
+/// significant digits).
+#[track_caller]
+fn assert_all_close(what: &str, a: &[f64], b: &[f64], rel: f64) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (k, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(close(*x, *y, rel), "{what}[{k}]: {x} vs {y}");
+    }
+}
+
+#[test]
+fn peis_mpr_equals_its_mpt() {
+    let bytes = data("peis.mpr");
+    assert!(biologic::sniff_mpr(&bytes));
+    assert_eq!(vegard_formats::sniff(&bytes), Some(Format::BiologicMpr));
+    let bin = vegard_formats::parse_impedance(&bytes, "peis.mpr").unwrap();
+    let txt = biologic::mpt_impedance(&data("peis.mpt"), "peis.mpt").unwrap();
+    assert_eq!(bin.format, Format::BiologicMpr);
+    assert_eq!(bin.f_Hz.len(), 32);
+    assert_all_close("f", &bin.f_Hz, &txt.f_Hz, 1e-6);
+    assert_all_close("Z'", &bin.Z_re_ohm, &txt.Z_re_ohm, 1e-6);
+    assert_all_close("Z''", &bin.Z_im_ohm, &txt.Z_im_ohm, 1e-6);
+    assert_eq!(bin.imag_sign, ImagSign::Negated);
+    assert_eq!(bin.meta["technique"], txt.meta["technique"]);
+    // 03/02/2021 16:17:59.000 in the .mpt.
+    let start: i64 = bin.meta["start_unix_ns"].parse().unwrap();
+    assert!(
+        (start - 1_614_701_879_000_000_000).abs() < 1_000_000,
+        "{start}"
+    );
+}
+
+#[track_caller]
+fn series_mpr_equals_mpt(name: &str, n: usize, mpt_start_ns: i64) {
+    let bin = vegard_formats::parse_ec_series(&data(&format!("{name}.mpr")), name).unwrap();
+    let txt = biologic::mpt_series(&data(&format!("{name}.mpt")), name).unwrap();
+    assert_eq!(bin.format, Format::BiologicMpr);
+    assert_eq!(bin.t_s.len(), n);
+    assert_all_close("t", &bin.t_s, &txt.t_s, 1e-6);
+    assert_all_close("E", &bin.E_V, &txt.E_V, 1e-6);
+    assert_all_close("I", &bin.I_A, &txt.I_A, 1e-6);
+    if let Some(c) = &bin.cycle {
+        assert_eq!(Some(c), txt.cycle.as_ref());
+    }
+    assert_eq!(bin.technique, txt.technique);
+    assert_eq!(txt.start_unix_ns, Some(mpt_start_ns));
+    let start = bin.start_unix_ns.unwrap();
+    assert!(
+        (start - mpt_start_ns).abs() < 1_000_000,
+        "{start} vs {mpt_start_ns}"
+    );
+    let note = bin.start_note.unwrap();
+    assert!(note.contains("VMP LOG") && note.contains("UTC"), "{note}");
+}
+
+#[test]
+fn ca_mpr_equals_its_mpt() {
+    // 01/10/2024 11:02:29.886
+    series_mpr_equals_mpt("ca.issue_149", 80, 1_704_884_549_886_000_000);
+    // The .mpr stores no cycle number for this CA; EC-Lab's export derives one.
+    let bin = biologic::mpr_series(&data("ca.issue_149.mpr"), "ca").unwrap();
+    assert!(bin.cycle.is_none());
+}
+
+#[test]
+fn cva_mpr_equals_its_mpt() {
+    // 12/31/2024 17:44:01.191
+    series_mpr_equals_mpt("cva.issue_202", 455, 1_735_667_041_191_000_000);
+    let bin = biologic::mpr_series(&data("cva.issue_202.mpr"), "cva").unwrap();
+    assert!(bin.cycle.unwrap().iter().all(|&c| c == 1));
+}
+
+#[test]
+fn mpr_wrong_kind_is_unrecognised() {
+    match biologic::mpr_impedance(&data("cva.issue_202.mpr"), "cva.mpr") {
+        Err(FormatError::Unrecognised { why, .. }) => assert!(why.contains("freq/Hz"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    match vegard_formats::parse_ec_series(&data("peis.mpr"), "peis.mpr") {
+        Err(FormatError::Unrecognised { why, .. }) => assert!(why.contains("impedance"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        biologic::mpr_series(b"not an mpr", "x"),
+        Err(FormatError::Unrecognised { .. })
+    ));
+}
