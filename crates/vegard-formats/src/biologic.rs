@@ -168,12 +168,15 @@ fn parse_mpt_layout<'t>(text: &'t str, source: &str) -> Result<Mpt<'t>, FormatEr
         meta.insert("nb_header_lines".into(), n_header_lines.to_string());
         // Header body: lines 3 .. N-1 (1-based), i.e. indexes 2 .. N-2.
         let body = lines.get(2..n_header_lines - 1).unwrap_or(&[]);
+        let mut first_text_line = true;
         for raw in body {
             let line = raw.trim();
             if line.is_empty() {
                 continue;
             }
-            if technique.is_none() && !line.contains(':') {
+            // The technique's name is the first text of the header body
+            // (line 4 in every export seen), a line without `:`.
+            if std::mem::take(&mut first_text_line) && !line.contains(':') {
                 technique = Some(line.to_string());
                 continue;
             }
@@ -352,6 +355,9 @@ pub fn mpt_impedance(bytes: &[u8], source: &str) -> Result<ImpedanceData, Format
     let mut meta = mpt.meta;
     if let Some(ns) = mpt.start_unix_ns {
         meta.insert("start_unix_ns".into(), ns.to_string());
+    }
+    if let Some(note) = mpt.start_note {
+        meta.insert("start_note".into(), note);
     }
     Ok(ImpedanceData {
         format: Format::BiologicMpt,

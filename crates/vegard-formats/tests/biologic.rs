@@ -281,3 +281,151 @@ fn mpr_wrong_kind_is_unrecognised() {
         Err(FormatError::Unrecognised { .. })
     ));
 }
+
+#[test]
+fn binary_errors_name_the_byte_offset() {
+    let good = data("peis.mpr");
+    // Module layout of peis.mpr (pre-11.50 headers, 51 bytes): the data
+    // module's MODULE is at 6851, its length field at 6851 + 6 + 35 = 6892,
+    // its data at 6908 (column IDs from 6913, records from 6908 + 0x196).
+
+    // Cut inside the data module: its declared length no longer fits.
+    let err = biologic::mpr_impedance(&good[..8000], "cut.mpr").unwrap_err();
+    assert!(
+        matches!(err, FormatError::Binary { offset: 6892, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().starts_with("cut.mpr: byte 6892: "), "{err}");
+
+    // An unknown column ID (999) in place of the second one.
+    let mut bad = good.clone();
+    bad[6915..6917].copy_from_slice(&999u16.to_le_bytes());
+    let err = biologic::mpr_impedance(&bad, "id.mpr").unwrap_err();
+    assert!(
+        matches!(&err, FormatError::Binary { offset: 6915, why, .. } if why.contains("999")),
+        "{err:?}"
+    );
+
+    // A point count the bytes cannot hold (u32::MAX): refused before any
+    // allocation is sized by it.
+    let mut bad = good.clone();
+    bad[6908..6912].copy_from_slice(&u32::MAX.to_le_bytes());
+    let err = biologic::mpr_impedance(&bad, "n.mpr").unwrap_err();
+    assert!(
+        matches!(&err, FormatError::Binary { offset, why, .. }
+            if *offset == 6908 + 0x196 && why.contains("4294967295")),
+        "{err:?}"
+    );
+
+    // Garbage where the next MODULE should start.
+    let mut bad = good.clone();
+    bad[6851] = b'X';
+    let err = biologic::mpr_impedance(&bad, "m.mpr").unwrap_err();
+    assert!(
+        matches!(err, FormatError::Binary { offset: 6851, .. }),
+        "{err:?}"
+    );
+}
+
+// ------------------------------------------------------------------ fuzz
+
+mod fuzz {
+    use super::data;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+    use vegard_formats::biologic;
+
+    const FILES: [&str; 8] = [
+        "exampleDataBioLogic.mpt",
+        "Pt_poly_cv_CUT.mpt",
+        "peis.mpr",
+        "peis.mpt",
+        "ca.issue_149.mpr",
+        "ca.issue_149.mpt",
+        "cva.issue_202.mpr",
+        "cva.issue_202.mpt",
+    ];
+
+    fn fixtures() -> &'static Vec<Vec<u8>> {
+        static F: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+        F.get_or_init(|| FILES.iter().map(|f| data(f)).collect())
+    }
+
+    /// Every reader on the bytes: any result is fine, a panic is not.
+    fn all_readers(bytes: &[u8]) {
+        let _ = biologic::sniff_mpt(bytes);
+        let _ = biologic::sniff_mpr(bytes);
+        let _ = biologic::mpt_impedance(bytes, "fuzz");
+        let _ = biologic::mpt_series(bytes, "fuzz");
+        let _ = biologic::mpr_impedance(bytes, "fuzz");
+        let _ = biologic::mpr_series(bytes, "fuzz");
+        let _ = vegard_formats::parse_impedance(bytes, "fuzz");
+        let _ = vegard_formats::parse_ec_series(bytes, "fuzz");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            all_readers(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_bytes_behind_the_magics(
+            which in 0usize..3,
+            tail in proptest::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let mut bytes: Vec<u8> = match which {
+                0 => b"EC-Lab ASCII FILE\r\nNb header lines : 5\r\n".to_vec(),
+                1 => b"freq/Hz\tRe(Z)/Ohm\t-Im(Z)/Ohm\n".to_vec(),
+                _ => {
+                    let mut m = b"BIO-LOGIC MODULAR FILE\x1a".to_vec();
+                    m.resize(48, b' ');
+                    m.extend_from_slice(&[0; 4]);
+                    m.extend_from_slice(b"MODULE");
+                    m
+                }
+            };
+            bytes.extend_from_slice(&tail);
+            all_readers(&bytes);
+        }
+
+        #[test]
+        fn truncated_fixtures(file in 0usize..FILES.len(), cut in any::<prop::sample::Index>()) {
+            let f = &fixtures()[file];
+            let n = cut.index(f.len() + 1);
+            all_readers(&f[..n]);
+        }
+
+        #[test]
+        fn flipped_fixtures(
+            file in 0usize..FILES.len(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..16),
+        ) {
+            let mut f = fixtures()[file].clone();
+            let len = f.len();
+            for (at, v) in flips {
+                f[at.index(len)] = v;
+            }
+            all_readers(&f);
+        }
+
+        /// Flips confined to the module headers and the data-module
+        /// header of the .mpr files, where the counts and layout live.
+        #[test]
+        fn flipped_mpr_headers(
+            file in prop::sample::select(vec![2usize, 4, 6]),
+            flips in proptest::collection::vec((0usize..1200, any::<u8>()), 1..6),
+        ) {
+            let mut f = fixtures()[file].clone();
+            // The data module starts after the settings module (~6.9 kB).
+            let base = 6800;
+            for (at, v) in flips {
+                let i = (base + at) % f.len();
+                f[i] = v;
+            }
+            all_readers(&f);
+        }
+    }
+}
