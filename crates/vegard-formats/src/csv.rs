@@ -84,9 +84,7 @@ fn unquote(field: &str) -> &str {
 /// lone `\r` (old Mac, Igor notes) all end a line.
 pub(crate) fn numbered_lines(text: &str) -> Vec<(usize, &str)> {
     let split: Vec<&str> = if text.contains('\n') {
-        text.split('\n')
-            .map(|l| l.trim_end_matches('\r'))
-            .collect()
+        text.split('\n').map(|l| l.trim_end_matches('\r')).collect()
     } else {
         text.split('\r').collect()
     };
@@ -192,7 +190,9 @@ fn base_quantity(base: &str) -> Option<Quantity> {
             Quantity::Phase
         }
         "t" | "time" | "elapsedtime" => Quantity::Time,
-        "e" | "ewe" | "potential" | "voltage" | "vf" | "u" | "ecell" | "e(v)" => Quantity::Potential,
+        "e" | "ewe" | "potential" | "voltage" | "vf" | "u" | "ecell" | "e(v)" => {
+            Quantity::Potential
+        }
         "i" | "current" | "<i>" | "iwe" | "im" => Quantity::Current,
         "cycle" | "cyclenumber" | "cycle#" | "cycleno" | "cycleno." => Quantity::Cycle,
         "deflection" | "defl" | "signal" | "value" | "deflectionsignal" => Quantity::Deflection,
@@ -337,7 +337,10 @@ pub(crate) fn field_number(
         _ => Err(FormatError::Text {
             path: source.to_string(),
             line: line_no,
-            why: format!("'{}' in column '{}' is not a finite number", field, col.name),
+            why: format!(
+                "'{}' in column '{}' is not a finite number",
+                field, col.name
+            ),
         }),
     }
 }
@@ -465,7 +468,17 @@ pub(crate) fn impedance_from_header(
             ph_col.name,
             if sign < 0.0 { ", negated" } else { "" }
         );
-        finish(format, f, re, im, ImagSign::FromPolar, note, meta, data, source)
+        finish(
+            format,
+            f,
+            re,
+            im,
+            ImagSign::FromPolar,
+            note,
+            meta,
+            data,
+            source,
+        )
     } else {
         Err(unrecognised(
             source,
@@ -507,7 +520,10 @@ fn finish(
         return Err(text_err(
             source,
             line,
-            format!("frequency {} Hz is not positive", f.get(k).copied().unwrap_or(0.0)),
+            format!(
+                "frequency {} Hz is not positive",
+                f.get(k).copied().unwrap_or(0.0)
+            ),
         ));
     }
     Ok(ImpedanceData {
@@ -865,7 +881,10 @@ mod tests {
         let c = classify(0, "<I>/mA").unwrap();
         assert_eq!(c.quantity, Quantity::Current);
         assert_eq!(c.scale, 1e-3);
-        assert_eq!(classify(0, "-Phase (°)").unwrap().quantity, Quantity::PhaseNeg);
+        assert_eq!(
+            classify(0, "-Phase (°)").unwrap().quantity,
+            Quantity::PhaseNeg
+        );
         assert!(classify(0, "Freq (ohm)").is_none());
         assert!(classify(0, "I/E Range").is_none());
     }
