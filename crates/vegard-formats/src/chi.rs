@@ -92,13 +92,14 @@ fn parse<'a>(text: &'a str, source: &str, expected: &str) -> Result<Chi<'a>, For
     for (k, (_, line)) in nonblank.iter().enumerate().skip(2) {
         let fields = Delim::Comma.split(line);
         let numeric = |fs: &[&str]| !fs.is_empty() && fs.iter().all(|f| number(f).is_some());
-        if fields.len() >= 2 && !numeric(&fields) {
-            if let Some((_, next)) = nonblank.get(k + 1) {
-                let nf = Delim::Comma.split(next);
-                if nf.len() == fields.len() && numeric(&nf) {
-                    header_at = Some(k);
-                    break;
-                }
+        if fields.len() >= 2
+            && !numeric(&fields)
+            && let Some((_, next)) = nonblank.get(k + 1)
+        {
+            let nf = Delim::Comma.split(next);
+            if nf.len() == fields.len() && numeric(&nf) {
+                header_at = Some(k);
+                break;
             }
         }
         for sep in [" = ", ": "] {

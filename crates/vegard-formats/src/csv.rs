@@ -537,9 +537,14 @@ fn finish(
     })
 }
 
+/// A line number and an owned line.
+type NumberedLine = (usize, String);
+/// Numbered lines borrowed from the text.
+type Lines<'a> = Vec<(usize, &'a str)>;
+
 /// Non-blank lines, skipping leading `#` comment lines; returns the last
 /// comment line (without `#`) as a candidate header.
-fn body(text: &str) -> (Option<(usize, String)>, Vec<(usize, &str)>) {
+fn body(text: &str) -> (Option<NumberedLine>, Vec<(usize, &str)>) {
     let lines: Vec<(usize, &str)> = numbered_lines(text)
         .into_iter()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -691,7 +696,7 @@ fn header_and_data<'a>(
     text: &'a str,
     source: &str,
     expected: &str,
-) -> Result<(Header, Vec<(usize, &'a str)>), FormatError> {
+) -> Result<(Header, Lines<'a>), FormatError> {
     let (comment, lines) = body(text);
     let Some(&(first_no, first)) = lines.first() else {
         return Err(unrecognised(source, "no data lines".to_string(), expected));

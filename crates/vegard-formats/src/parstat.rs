@@ -111,12 +111,13 @@ fn versastudio(lines: &[(usize, &str)], source: &str) -> Result<ImpedanceData, F
     let mut take = false;
     for &(n, l) in lines {
         let t = l.trim();
-        if let Some(name) = t.strip_prefix("<Segment").and_then(|r| r.strip_suffix('>')) {
-            if name.chars().all(|c| c.is_ascii_digit()) && !name.is_empty() {
-                in_segment = Some(name.to_string());
-                take = false;
-                continue;
-            }
+        if let Some(name) = t.strip_prefix("<Segment").and_then(|r| r.strip_suffix('>'))
+            && name.chars().all(|c| c.is_ascii_digit())
+            && !name.is_empty()
+        {
+            in_segment = Some(name.to_string());
+            take = false;
+            continue;
         }
         if t.starts_with("</Segment") {
             in_segment = None;

@@ -146,16 +146,16 @@ pub(crate) fn zview_impedance(
             "ZPlot/ZView write Z'' with its physical sign (negative for a capacitive arc); taken as is"
                 .to_string();
     }
-    if let Some(declared) = meta.get("declared_points") {
-        if declared.parse::<usize>().ok() != Some(z.f_Hz.len()) {
-            meta.insert(
-                "points_note".to_string(),
-                format!(
-                    "the header declares {declared} points, the file holds {} rows (all read)",
-                    z.f_Hz.len()
-                ),
-            );
-        }
+    if let Some(declared) = meta.get("declared_points")
+        && declared.parse::<usize>().ok() != Some(z.f_Hz.len())
+    {
+        meta.insert(
+            "points_note".to_string(),
+            format!(
+                "the header declares {declared} points, the file holds {} rows (all read)",
+                z.f_Hz.len()
+            ),
+        );
     }
     meta.append(&mut z.meta);
     z.meta = meta;

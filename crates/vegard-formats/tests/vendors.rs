@@ -148,6 +148,7 @@ fn csv_series_and_trace() {
 /// (file, format, points, first f/Z'/Z'', last f/Z'/Z'', sums of Z', Z'', f)
 /// as impedance.py 1.7.1 readFile(path, instrument=...) gives them.
 type Ref = (&'static str, Format, usize, [f64; 3], [f64; 3], [f64; 3]);
+#[allow(clippy::approx_constant)] // 0.63662 is a measured Z'', not 2/pi
 const REFS: &[Ref] = &[
     (
         "exampleDataGamry.DTA",
@@ -278,4 +279,301 @@ fn parstat_is_never_read_by_position() {
     // Read as generic CSV the f = 0 rows are an error (line 2), not data.
     let e = csv::impedance(&bytes, "p.txt").unwrap_err();
     assert!(matches!(e, FormatError::Text { line: 2, .. }), "{e}");
+}
+
+// ---------------------------------------------------------------- Igor
+
+/// Waves written by tests/data/vendors/igor/write.py (a TN003 layout
+/// writer); the reference values are what igor2 0.5.15's reader gives.
+#[test]
+#[allow(clippy::type_complexity)]
+fn igor_waves_match_igor2() {
+    // (file, points, unit, version, value[0], value[1], value[last], sum, dx)
+    let refs: &[(&str, usize, &str, &str, f64, f64, f64, f64, f64)] = &[
+        (
+            "trace_v2_le.ibw",
+            100,
+            "V",
+            "2",
+            0.0,
+            0.0998334139585495,
+            -0.45753589272499084,
+            18.647397553548217,
+            1e-3,
+        ),
+        (
+            "force_v5_be.ibw",
+            100,
+            "m",
+            "5",
+            9.999999717180685e-10,
+            9.898132313779229e-10,
+            -5.6901709906409526e-12,
+            7.485132837875032e-09,
+            2e-5,
+        ),
+        (
+            "int16_v5_le.ibw",
+            100,
+            "V",
+            "5",
+            -150.0,
+            -147.0,
+            147.0,
+            -150.0,
+            1e-3,
+        ),
+        (
+            "multi_v5_le.ibw",
+            50,
+            "m",
+            "5",
+            -0.0,
+            -1e-09,
+            -4.9e-08,
+            -1.2250000000000001e-06,
+            1e-4,
+        ),
+    ];
+    for (name, n, unit, version, v0, v1, vl, s, dx) in refs {
+        let path = format!("igor/{name}");
+        let t = parse_trace(&data(&path), name).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.format, Format::IgorIbw);
+        assert_eq!(t.value.len(), *n, "{name}");
+        assert_eq!(t.t_s.len(), *n, "{name}");
+        assert_eq!(t.unit, *unit, "{name}");
+        assert_eq!(t.meta["igor_version"], *version, "{name}");
+        assert_eq!(
+            [t.value[0], t.value[1], t.value[n - 1]],
+            [*v0, *v1, *vl],
+            "{name}"
+        );
+        assert!(close(sum(&t.value), *s, 1e-12), "{name}");
+        assert!(close(t.t_s[1], *dx, 1e-15), "{name}");
+    }
+    let t = parse_trace(&data("igor/force_v5_be.ibw"), "f").unwrap();
+    assert_eq!(t.meta["note.InvOLS"], "5.2e-08");
+    assert_eq!(t.meta["note.SpringConstant"], "0.12");
+    let t = parse_trace(&data("igor/multi_v5_le.ibw"), "m").unwrap();
+    assert!(t.meta["value_column"].contains("'Defl'"), "{:?}", t.meta);
+    let t = parse_trace(&data("igor/trace_v2_le.ibw"), "t").unwrap();
+    assert_eq!(
+        t.meta["x0"],
+        "0.5 s (x offset of the first point; t_s starts at 0)"
+    );
+    // A wave is not a spectrum.
+    let e = parse_impedance(&data("igor/trace_v2_le.ibw"), "t").unwrap_err();
+    assert!(matches!(e, FormatError::Unrecognised { .. }));
+}
+
+/// Declared sizes larger than the file are errors, not allocations.
+#[test]
+fn igor_oversized_counts_are_errors() {
+    let mut b = data("igor/force_v5_be.ibw");
+    // npnts (big endian, @64+12) = 2^31 - 1, nDim[0] the same, checksum fixed.
+    for off in [64 + 12, 64 + 68] {
+        b[off..off + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+    }
+    fix_checksum(&mut b, 384, false);
+    let e = parse_trace(&b, "big.ibw").unwrap_err();
+    assert!(matches!(e, FormatError::Binary { offset: 384, .. }), "{e}");
+    let mut b = data("igor/trace_v2_le.ibw");
+    b[16 + 42..16 + 46].copy_from_slice(&1_000_000i32.to_le_bytes());
+    fix_checksum(&mut b, 126, true);
+    assert!(matches!(
+        parse_trace(&b, "big2.ibw").unwrap_err(),
+        FormatError::Binary { .. }
+    ));
+    // A broken checksum is not an Igor wave at all.
+    let mut b = data("igor/trace_v2_le.ibw");
+    b[20] ^= 1;
+    assert!(parse_trace(&b, "x.ibw").is_err());
+}
+
+fn fix_checksum(b: &mut [u8], n: usize, little: bool) {
+    let at = if n == 126 { 14 } else { 2 };
+    b[at] = 0;
+    b[at + 1] = 0;
+    let mut s: u16 = 0;
+    for k in (0..n).step_by(2) {
+        let v = [b[k], b[k + 1]];
+        s = s.wrapping_add(if little {
+            u16::from_le_bytes(v)
+        } else {
+            u16::from_be_bytes(v)
+        });
+    }
+    let c = 0u16.wrapping_sub(s);
+    let c = if little {
+        c.to_le_bytes()
+    } else {
+        c.to_be_bytes()
+    };
+    b[at..at + 2].copy_from_slice(&c);
+}
+
+// ------------------------------------------------- vendor time series
+
+/// Synthetic Gamry CV in the EXPLAIN layout (two CURVEn tables, one per
+/// cycle; decimal commas as on a German Windows).
+const GAMRY_CV: &str = "EXPLAIN\r\nTAG\tCV\r\nTITLE\tLABEL\tCyclic Voltammetry\tTest &Identifier\r\nDATE\tLABEL\t4/23/2018\tDate\r\nTIME\tLABEL\t16:43:15\tTime\r\nSCANRATE\tQUANT\t1,00000E+002\tScan Rate (mV/s)\r\nCURVE1\tTABLE\t3\r\n\tPt\tT\tVf\tIm\tVu\tSig\tAch\tIERange\tOver\r\n\t#\ts\tV vs. Ref.\tA\tV\tV\tV\t#\tbits\r\n\t0\t0,01\t0,1\t1,5E-006\t0\t0\t0\t5\t...........\r\n\t1\t0,02\t0,2\t2,5E-006\t0\t0\t0\t5\t...........\r\n\t2\t0,03\t0,1\t-1E-006\t0\t0\t0\t5\t...........\r\nCURVE2\tTABLE\t2\r\n\tPt\tT\tVf\tIm\tVu\tSig\tAch\tIERange\tOver\r\n\t#\ts\tV vs. Ref.\tA\tV\tV\tV\t#\tbits\r\n\t0\t0,04\t0,2\t3E-006\t0\t0\t0\t5\t...........\r\n\t1\t0,05\t0,1\t-2E-006\t0\t0\t0\t5\t...........\r\n";
+
+/// Synthetic CHI CV export (layout of the CHI660E text export).
+const CHI_CV: &str = "Jul. 10, 2019   14:22:41\nCyclic Voltammetry\nFile:  C:\\data\\cv.bin\nData Source:  Experiment\nInstrument Model:  CHI660E\nHeader: \nNote: \n\nInit E (V) = 0\nHigh E (V) = 0.002\nLow E (V) = 0\nInit P/N = P\nScan Rate (V/s) = 0.1\nSegment = 2\nSample Interval (V) = 0.001\nQuiet Time (sec) = 2\nSensitivity (A/V) = 1e-6\n\nPotential/V, Current/A\n\n0.000, 1.000e-7\n0.001, 2.000e-7\n0.002, 3.000e-7\n0.001, -1.000e-7\n0.000, -2.000e-7\n";
+
+#[test]
+fn gamry_and_chi_series() {
+    let s = parse_ec_series(GAMRY_CV.as_bytes(), "cv.DTA").unwrap();
+    assert_eq!(s.format, Format::GamryDta);
+    assert_eq!(s.technique.as_deref(), Some("CV"));
+    assert_eq!(s.t_s, vec![0.01, 0.02, 0.03, 0.04, 0.05]);
+    assert_eq!(s.E_V, vec![0.1, 0.2, 0.1, 0.2, 0.1]);
+    assert_eq!(s.I_A, vec![1.5e-6, 2.5e-6, -1e-6, 3e-6, -2e-6]);
+    assert_eq!(s.cycle, Some(vec![1, 1, 1, 2, 2]));
+    assert_eq!(s.start_unix_ns, Some(1_524_501_795_000_000_000));
+    assert!(s.start_note.unwrap().contains("UTC"));
+    // The impedance example has no CURVE table: not a time series.
+    let e = parse_ec_series(&data("exampleDataGamry.DTA"), "g").unwrap_err();
+    assert!(matches!(e, FormatError::Unrecognised { .. }), "{e}");
+    let e = parse_impedance(GAMRY_CV.as_bytes(), "cv.DTA").unwrap_err();
+    assert!(matches!(e, FormatError::Unrecognised { .. }), "{e}");
+
+    let s = parse_ec_series(CHI_CV.as_bytes(), "cv.txt").unwrap();
+    assert_eq!(s.format, Format::ChiText);
+    assert_eq!(s.technique.as_deref(), Some("Cyclic Voltammetry"));
+    assert_eq!(s.E_V, vec![0.0, 0.001, 0.002, 0.001, 0.0]);
+    assert_eq!(s.I_A, vec![1e-7, 2e-7, 3e-7, -1e-7, -2e-7]);
+    for (t, want) in s.t_s.iter().zip([0.0, 0.01, 0.02, 0.03, 0.04]) {
+        assert!((t - want).abs() < 1e-12, "{:?}", s.t_s);
+    }
+    assert!(s.meta["t_note"].contains("scan rate"));
+    assert_eq!(s.meta["Segment"], "2");
+    assert_eq!(s.start_unix_ns, Some(1_562_768_561_000_000_000));
+    let e = parse_impedance(CHI_CV.as_bytes(), "cv.txt").unwrap_err();
+    assert!(matches!(e, FormatError::Unrecognised { .. }), "{e}");
+}
+
+/// Synthetic NOVA export (`;`, decimal commas, -Z'' and -Phase columns)
+/// holding the first points of exampleData.csv: same f/Z after reading.
+#[test]
+fn nova_export_gives_the_example_spectrum() {
+    let orig = parse_impedance(&data("exampleData.csv"), "a").unwrap();
+    let mut text = String::from(
+        "Index;Frequency (Hz);Z' (\u{3a9});-Z'' (\u{3a9});Z (\u{3a9});-Phase (\u{b0});Time (s)\r\n",
+    );
+    for k in 0..orig.f_Hz.len() {
+        let (re, im) = (orig.Z_re_ohm[k], orig.Z_im_ohm[k]);
+        let row = format!(
+            "{};{:e};{:e};{:e};{:e};{:e};{}",
+            k + 1,
+            orig.f_Hz[k],
+            re,
+            -im,
+            re.hypot(im),
+            -im.atan2(re).to_degrees(),
+            k
+        );
+        text += &row.replace('.', ",");
+        text += "\r\n";
+    }
+    let z = parse_impedance(text.as_bytes(), "nova.txt").unwrap();
+    assert_eq!(z.format, Format::AutolabText);
+    assert_eq!(z.imag_sign, ImagSign::Negated);
+    assert_eq!(z.f_Hz, orig.f_Hz);
+    assert_eq!(z.Z_re_ohm, orig.Z_re_ohm);
+    assert_eq!(z.Z_im_ohm, orig.Z_im_ohm);
+}
+
+// ---------------------------------------------------------------- fuzz
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use vegard_formats::{autolab, chi, gamry, igor, parstat, zplot};
+
+    const FILES: &[&str] = &[
+        "exampleData.csv",
+        "exampleDataGamry.DTA",
+        "exampleDataCHInstruments.txt",
+        "exampleDataZPlot.z",
+        "exampleDataZPlot_noComments.z",
+        "exampleDataAutolab.txt",
+        "exampleDataParstat.txt",
+        "exampleDataVersaStudio.par",
+        "igor/force_v5_be.ibw",
+        "igor/multi_v5_le.ibw",
+        "igor/trace_v2_le.ibw",
+    ];
+
+    /// Every reader and dispatcher on the bytes: only Ok or Err, no panic.
+    fn all_readers(b: &[u8]) {
+        let s = "fuzz";
+        let _ = vegard_formats::sniff(b);
+        let _ = parse_impedance(b, s);
+        let _ = parse_ec_series(b, s);
+        let _ = parse_trace(b, s);
+        let _ = csv::impedance(b, s);
+        let _ = csv::series(b, s);
+        let _ = csv::trace(b, s);
+        let _ = gamry::impedance(b, s);
+        let _ = gamry::series(b, s);
+        let _ = chi::impedance(b, s);
+        let _ = chi::series(b, s);
+        let _ = zplot::impedance(b, s);
+        let _ = autolab::impedance(b, s);
+        let _ = parstat::impedance(b, s);
+        let _ = igor::trace(b, s);
+        for f in [
+            gamry::sniff,
+            chi::sniff,
+            zplot::sniff,
+            autolab::sniff,
+            parstat::sniff,
+            igor::sniff,
+        ] {
+            let _ = f(b);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes(b in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            all_readers(&b);
+        }
+
+        #[test]
+        fn mutated_fixtures(
+            which in 0..FILES.len(),
+            cut in any::<prop::sample::Index>(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+        ) {
+            let mut b = data(FILES[which]);
+            for (at, v) in flips {
+                let k = at.index(b.len());
+                b[k] = v;
+            }
+            all_readers(&b);
+            let n = cut.index(b.len() + 1);
+            all_readers(&b[..n]);
+        }
+
+        /// Igor headers with random sizes but a valid checksum.
+        #[test]
+        fn igor_headers(which in 0..3usize, words in proptest::collection::vec((0..96usize, any::<i32>()), 1..6)) {
+            let name = ["igor/force_v5_be.ibw", "igor/multi_v5_le.ibw", "igor/trace_v2_le.ibw"][which];
+            let (n, little) = [(384, false), (384, true), (126, true)][which];
+            let mut b = data(name);
+            for (w, v) in words {
+                let off = (w * 4).min(n - 4);
+                let bytes = if little { v.to_le_bytes() } else { v.to_be_bytes() };
+                b[off..off + 4].copy_from_slice(&bytes);
+            }
+            b[0] = if little { [5, 5, 2][which] } else { 0 };
+            b[1] = if little { 0 } else { 5 };
+            fix_checksum(&mut b, n, little);
+            all_readers(&b);
+        }
+    }
 }
