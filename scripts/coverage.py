@@ -3,7 +3,9 @@
 bench's truth, and the bias of each estimate in units of its own standard
 error. Standard library only.
 
-For kappa, tau_EIS and tau_ESM the interval is estimate +- 1.96 SE (one entry
+For kappa the interval is the analysis' own slope_ci95_nm_per_mC (Student t
+at the noise model's effective degrees of freedom; 1.96 SE where an older
+analysis has none); for tau_EIS and tau_ESM estimate +- 1.96 SE (one entry
 per analysed step); for Ea the analysis' own ea_ci95_eV (Student t or normal,
 see crates/vegard-analysis/src/arrhenius.rs). tau's truth is L^2 / D(T) at the
 step's measured temperature, D(T) = D0 exp(-Ea_D / (k_B T)).
@@ -78,7 +80,8 @@ def main(out):
         if not dvc:
             failed.append(os.path.basename(path))
             continue
-        t["kappa (demo CV)"].add(s, dvc["slope_nm_per_mC"], dvc["slope_se_nm_per_mC"], kappa_true)
+        t["kappa (demo CV)"].add(s, dvc["slope_nm_per_mC"], dvc["slope_se_nm_per_mC"], kappa_true,
+                                    dvc.get("slope_ci95_nm_per_mC"))
     for path in sorted(glob.glob(os.path.join(out, "campaign-seed*.json")), key=seed_of):
         a, s = load(path), seed_of(path)
         if not a:
@@ -86,7 +89,8 @@ def main(out):
             continue
         for cv in a.get("cv_steps", []):
             d = cv.get("deformation_vs_charge") or {}
-            t["kappa (campaign CVs)"].add(s, d.get("slope_nm_per_mC"), d.get("slope_se_nm_per_mC"), kappa_true)
+            t["kappa (campaign CVs)"].add(s, d.get("slope_nm_per_mC"), d.get("slope_se_nm_per_mC"), kappa_true,
+                                         d.get("slope_ci95_nm_per_mC"))
         for e in a.get("eis_fits", []):
             t["tau_EIS"].add(s, e["tau_s"], e["tau_se_s"], tau_true(e["T_K"]))
         for e in a.get("esm_fits", []):

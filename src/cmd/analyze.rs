@@ -85,11 +85,26 @@ fn print_summary(a: &RunAnalysis) {
     }
 }
 
+/// ", 4.2 dof" when the SE's degrees of freedom are few enough to widen
+/// the interval beyond 1.96 SE.
+fn dof_note(dof: f64) -> String {
+    if dof.is_finite() && dof < 100.0 {
+        format!(", {dof:.1} dof")
+    } else {
+        String::new()
+    }
+}
+
 fn print_cv(cv: &CvStepAnalysis) {
     let dvc = &cv.analysis.deformation_vs_charge;
     println!(
-        "  deformation vs faradaic charge: {:+.4} ± {:.4} nm/mC, R² = {:.4}",
-        dvc.slope_nm_per_mC, dvc.slope_se_nm_per_mC, dvc.r2
+        "  deformation vs faradaic charge: {:+.4} ± {:.4} nm/mC (95 % interval [{:+.4}, {:+.4}]{}), R² = {:.4}",
+        dvc.slope_nm_per_mC,
+        dvc.slope_se_nm_per_mC,
+        dvc.slope_ci95_nm_per_mC[0],
+        dvc.slope_ci95_nm_per_mC[1],
+        dof_note(dvc.slope_dof),
+        dvc.r2
     );
     for c in &dvc.per_cycle {
         println!(

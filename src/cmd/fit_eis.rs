@@ -63,16 +63,112 @@ fn run_eis_spectrum(run: &Path, step: Option<i64>) -> Result<Spectrum> {
     ))
 }
 
-fn read_spectrum(input: &Path, step: Option<i64>, capacitive_only: bool) -> Result<Spectrum> {
-    let (f, z) = if input.is_dir() {
-        run_eis_spectrum(input, step)?
+/// What was read, for the JSON `data` block and the text header: which
+/// reader, how many points, the frequency range, how Z'' was signed.
+struct ReadSpectrum {
+    f_Hz: Vec<f64>,
+    Z: Vec<(f64, f64)>,
+    data: Value,
+}
+
+fn read_spectrum(input: &Path, step: Option<i64>, capacitive_only: bool) -> Result<ReadSpectrum> {
+    let (f, z, reader, sign) = if input.is_dir() {
+        let (f, z) = run_eis_spectrum(input, step)?;
+        (f, z, "run_folder".to_string(), None)
     } else {
-        vegard_analysis::read_eis_csv(input).map_err(bad_input)?
+        let d = vegard_formats::read_impedance(input).map_err(bad_input)?;
+        let reader = serde_json::to_value(d.format)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let z: Vec<(f64, f64)> = d
+            .Z_re_ohm
+            .iter()
+            .copied()
+            .zip(d.Z_im_ohm.iter().copied())
+            .collect();
+        (
+            d.f_Hz,
+            z,
+            reader,
+            Some((
+                serde_json::to_value(d.imag_sign)?,
+                d.sign_note,
+                d.format.name(),
+            )),
+        )
     };
-    if !capacitive_only {
-        return Ok((f, z));
+    let n_read = f.len();
+    let (f, z): (Vec<f64>, Vec<(f64, f64)>) = if capacitive_only {
+        f.into_iter().zip(z).filter(|(_, z)| z.1 < 0.0).unzip()
+    } else {
+        (f, z)
+    };
+    let range = |v: &[f64], max: bool| {
+        v.iter()
+            .copied()
+            .reduce(if max { f64::max } else { f64::min })
+            .unwrap_or(f64::NAN)
+    };
+    let mut data = json!({
+        "file": input.display().to_string(),
+        "reader": reader,
+        "points_read": n_read,
+        "points_used": f.len(),
+        "f_min_Hz": range(&f, false),
+        "f_max_Hz": range(&f, true),
+    });
+    if let Some((sign, note, name)) = sign {
+        data["format"] = json!(name);
+        data["imag_sign"] = sign;
+        data["sign_note"] = json!(note);
     }
-    Ok(f.into_iter().zip(z).filter(|(_, z)| z.1 < 0.0).unzip())
+    Ok(ReadSpectrum {
+        f_Hz: f,
+        Z: z,
+        data,
+    })
+}
+
+/// The fitted parameters in the circuit's order, each with its standard
+/// error and unit (the `parameters` map of the fit is keyed by name, which
+/// JSON readers may reorder).
+fn parameter_list(circuit: &Circuit, fit: &EisFit) -> Value {
+    let mut units: Vec<&str> = Vec::with_capacity(fit.parameters.len());
+    for e in circuit.elements() {
+        units.extend(e.kind.param_units());
+    }
+    let list: Vec<Value> = fit
+        .parameters
+        .iter()
+        .enumerate()
+        .map(|(i, (name, value))| {
+            json!({
+                "name": name,
+                "value": value,
+                "se": fit.stderr.get(i).map(|x| x.1),
+                "unit": units.get(i).copied().unwrap_or(""),
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// One line on what was read, for the text output.
+fn data_line(d: &Value) -> String {
+    let mut line = format!(
+        "  data: {} points ({} used), {} .. {} Hz, read as {}",
+        d["points_read"],
+        d["points_used"],
+        vegard_core::format::sig(d["f_min_Hz"].as_f64().unwrap_or(f64::NAN), 4),
+        vegard_core::format::sig(d["f_max_Hz"].as_f64().unwrap_or(f64::NAN), 4),
+        d["format"].as_str().or(d["reader"].as_str()).unwrap_or("?"),
+    );
+    if let Some(note) = d["sign_note"].as_str() {
+        line.push_str("; ");
+        line.push_str(note);
+    }
+    line
 }
 
 /// The format of `--report OUT`, from OUT's extension; checked before any
@@ -284,29 +380,33 @@ pub fn cmd_fit_eis(args: &FitEisArgs) -> Result<ExitCode> {
     let Some(input) = args.inputs.first() else {
         return Err(BadInput("no spectrum given".into()).into());
     };
-    let (f, z) = read_spectrum(input, args.step, args.capacitive_only)?;
+    let read = read_spectrum(input, args.step, args.capacitive_only)?;
+    let (f, z) = (&read.f_Hz, &read.Z);
     if circuits.len() > 1 {
         if args.guess.is_some() {
             return Err(BadInput("--guess applies to one circuit, not to a ranking".into()).into());
         }
-        return rank(args, input, &circuits, &f, &z);
+        return rank(args, input, &circuits, f, z, &read.data);
     }
     let circuit = &circuits[0];
     let fit =
-        fit_circuit_with(circuit, &f, &z, &options(args, args.guess.clone())).map_err(bad_input)?;
+        fit_circuit_with(circuit, f, z, &options(args, args.guess.clone())).map_err(bad_input)?;
     let lin_kk = if args.kk {
-        Some(vegard_analysis::lin_kk(&f, &z).map_err(bad_input)?)
+        Some(vegard_analysis::lin_kk(f, z).map_err(bad_input)?)
     } else {
         None
     };
     if args.json {
         let mut v = serde_json::to_value(&fit)?;
+        v["data"] = read.data.clone();
+        v["parameter_list"] = parameter_list(circuit, &fit);
         if let Some(k) = &lin_kk {
             v["kk"] = serde_json::to_value(k)?;
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print_fit(&input.display().to_string(), &fit);
+        println!("{}", data_line(&read.data));
         if let Some(k) = &lin_kk {
             println!("  lin-KK: {}", serde_json::to_string(k)?);
         }
@@ -332,6 +432,7 @@ fn rank(
     circuits: &[Circuit],
     f: &[f64],
     z: &[(f64, f64)],
+    data: &Value,
 ) -> Result<ExitCode> {
     let mut fits: Vec<EisFit> = circuits
         .iter()
@@ -353,16 +454,21 @@ fn rank(
             .iter()
             .enumerate()
             .map(|(i, x)| {
+                let params = Circuit::parse(&x.circuit)
+                    .map(|c| parameter_list(&c, x))
+                    .unwrap_or(Value::Null);
                 json!({
                     "rank": i + 1,
                     "circuit": x.circuit,
                     "delta_bic": x.quality.bic - ref_bic,
                     "fit": x,
+                    "parameter_list": params,
                 })
             })
             .collect();
         let v = json!({
             "input": input.display().to_string(),
+            "data": data,
             "ranking": "status ok first, then by BIC = n ln(SSR/n) + k ln n (n = 2N residuals of the weighting used); delta_bic against the best ok candidate",
             "best": best_ok.and(fits.first().map(|x| x.circuit.clone())),
             "candidates": candidates,
@@ -375,6 +481,7 @@ fn rank(
             fits.len(),
             f.len()
         );
+        println!("{}", data_line(data));
         println!(
             "  {:<4} {:<32} {:>10} {:>9} {:>10} {:>11} {:>13}  status",
             "rank", "circuit", "BIC", "dBIC", "AIC", "chi2_red", "rmse_weighted"
@@ -417,7 +524,7 @@ fn series(
         return Err(BadInput("--kk and --step apply to a single spectrum".into()).into());
     }
     let circuit = &circuits[0];
-    let spectra: Vec<SeriesSpectrum> = files
+    let (spectra, data): (Vec<SeriesSpectrum>, Vec<Value>) = files
         .iter()
         .map(|(path, T_K)| {
             if !(T_K.is_finite() && *T_K > 0.0) {
@@ -427,15 +534,20 @@ fn series(
                 ))
                 .into());
             }
-            let (f, z) = read_spectrum(path, None, args.capacitive_only)?;
-            Ok(SeriesSpectrum {
-                label: path.display().to_string(),
-                T_K: *T_K,
-                f_Hz: f,
-                Z: z,
-            })
+            let read = read_spectrum(path, None, args.capacitive_only)?;
+            Ok((
+                SeriesSpectrum {
+                    label: path.display().to_string(),
+                    T_K: *T_K,
+                    f_Hz: read.f_Hz,
+                    Z: read.Z,
+                },
+                read.data,
+            ))
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
     let fitted =
         fit_series(circuit, &spectra, &options(args, args.guess.clone())).map_err(bad_input)?;
     let geometry = match (args.thickness_cm, args.area_cm2) {
@@ -455,12 +567,15 @@ fn series(
         let points: Vec<Value> = fitted
             .points
             .iter()
-            .map(|p| {
+            .zip(&data)
+            .map(|(p, d)| {
                 json!({
                     "file": p.label,
                     "T_K": p.T_K,
                     "T_C": p.T_K - 273.15,
+                    "data": d,
                     "fit": p.fit,
+                    "parameter_list": parameter_list(circuit, &p.fit),
                 })
             })
             .collect();

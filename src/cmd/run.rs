@@ -132,9 +132,11 @@ pub async fn cmd_run(
         if let Some(d) = dvc {
             writeln!(
                 o,
-                "  kappa:     {:+.4} ± {:.4} nm/mC  (R² = {:.4}, {} cycle{}, deformation vs faradaic charge)",
+                "  kappa:     {:+.4} ± {:.4} nm/mC  (95 % interval [{:+.4}, {:+.4}]; R² = {:.4}, {} cycle{}, deformation vs faradaic charge)",
                 d.slope_nm_per_mC,
                 d.slope_se_nm_per_mC,
+                d.slope_ci95_nm_per_mC[0],
+                d.slope_ci95_nm_per_mC[1],
                 d.r2,
                 d.per_cycle.len(),
                 if d.per_cycle.len() == 1 { "" } else { "s" }

@@ -50,12 +50,16 @@ pub(crate) struct GroupedFit {
     /// du/dq in u-units per q-unit.
     pub kappa: f64,
     /// Standard error of kappa for white noise plus a wandering holder
-    /// ([`drift_noise_variance`]), never below `kappa_se_white`.
+    /// ([`fit_noise_model`], [`slope_variance`]), never below `kappa_se_white`.
     pub kappa_se: f64,
     /// Ordinary least-squares error (white residuals): what the fit
     /// quoted before; 4x too small on the bench, whose holder drift leaves
     /// smooth residuals.
     pub kappa_se_white: f64,
+    /// Effective degrees of freedom of `kappa_se` ([`slope_variance_dof`]);
+    /// infinite when it is the white-noise error (n - p large), NaN when
+    /// unknown. The 95 % interval is `kappa +- t(0.975, dof) kappa_se`.
+    pub kappa_dof: f64,
     /// du/dt.
     pub drift: f64,
     /// R^2 of the full model against the variance of u about its overall mean.
@@ -158,28 +162,35 @@ pub(crate) fn grouped_fit(
     let sigma2 = rss / dof;
     // (X'X)^-1 of the 2x2 system: the kappa entry is stt/det.
     let kappa_se_white = (sigma2 * stt / det).sqrt();
-    // q~ (the demeaned charge's part that the demeaned time does not
-    // explain; Frisch-Waugh-Lovell: kappa - kappa_true = sum q~ eps / sum
-    // q~^2) and the residuals, in time order (groups are consecutive
-    // cycles), with the group of each sample.
-    let q_on_t = sqt / stt;
-    let mut rows: Vec<(f64, f64, f64, usize)> = Vec::with_capacity(n);
+    // Each sample's demeaned regressors, residual and group, in time
+    // order (groups are consecutive cycles), for the noise model.
+    let mut rows: Vec<NoiseRow> = Vec::with_capacity(n);
     for (k, (g, &(mq, mt, mu))) in groups.iter().zip(&means).enumerate() {
         for &i in g {
             let (dq, dt, du) = (q[i] - mq, t[i] - mt, u[i] - mu);
-            rows.push((t[i], dq - q_on_t * dt, du - kappa * dq - drift * dt, k));
+            rows.push(NoiseRow {
+                t: t[i],
+                z: [dq, dt],
+                resid: du - kappa * dq - drift * dt,
+                group: k,
+            });
         }
     }
-    let sxx_tilde = det / stt;
-    let kappa_se_hac = drift_noise_variance(&rows, n as f64 / dof)
-        .map(|v| v.sqrt() / sxx_tilde)
+    let zz = [[sqq, sqt], [sqt, stt]];
+    let model = fit_noise_model(&rows, zz);
+    let kappa_se_model = model
+        .and_then(|m| slope_variance(&rows, zz, m))
+        .map(f64::sqrt)
         .unwrap_or(f64::NAN);
     // The white-noise error is the floor: with few effective samples the
-    // HAC estimate can come out below it by chance.
-    let kappa_se = if kappa_se_hac.is_finite() {
-        kappa_se_hac.max(kappa_se_white)
+    // model's estimate can come out below it by chance.
+    let (kappa_se, kappa_dof) = if kappa_se_model.is_finite() && kappa_se_model > kappa_se_white {
+        let dof = model
+            .and_then(|m| slope_variance_dof(&rows, zz, m))
+            .unwrap_or(f64::NAN);
+        (kappa_se_model, dof)
     } else {
-        kappa_se_white
+        (kappa_se_white, dof)
     };
     // R^2 is undefined (NaN, serialised as null) when u does not vary at all.
     let r2 = if tss > 0.0 { 1.0 - rss / tss } else { f64::NAN };
@@ -192,6 +203,7 @@ pub(crate) fn grouped_fit(
         kappa,
         kappa_se,
         kappa_se_white,
+        kappa_dof,
         drift,
         r2,
         r2_vs_charge,
@@ -199,74 +211,299 @@ pub(crate) fn grouped_fit(
     })
 }
 
-/// `q~' Cov(eps) q~` for the slope's variance (`/ (sum q~^2)^2`), with the
-/// deflection noise `eps` = white noise + a random walk (the holder's
-/// thermal wander): `Cov = s_w^2 I + s_rw^2 min(t_i, t_j)`. `rows` are
-/// `(t, q~, residual, group)` in time order; the result is multiplied by
-/// `dof_factor` (`n / (n - p)`).
+/// One sample for the noise model: time (s), the group-demeaned
+/// regressors `z = (Q_F, t)` of the Frisch-Waugh-Lovell form, the residual
+/// and the group (cycle).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NoiseRow {
+    pub t: f64,
+    pub z: [f64; 2],
+    pub resid: f64,
+    pub group: usize,
+}
+
+/// The deflection noise: white (detector) plus a random walk (the holder's
+/// thermal wander), `Cov(eps_i, eps_j) = white * delta_ij + walk *
+/// min(tau_i, tau_j)`, tau from the first sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct NoiseModel {
+    /// Variance of the white part, u-units^2.
+    pub white: f64,
+    /// Growth rate of the random walk's variance, u-units^2 per s.
+    pub walk_per_s: f64,
+}
+
+fn inv2(m: [[f64; 2]; 2]) -> Option<[[f64; 2]; 2]> {
+    let det = m[0][0] * m[1][1] - m[0][1] * m[1][0];
+    (det.is_finite() && det != 0.0).then(|| {
+        [
+            [m[1][1] / det, -m[0][1] / det],
+            [-m[1][0] / det, m[0][0] / det],
+        ]
+    })
+}
+
+/// x' A y for 2-vectors.
+fn quad(a: &[[f64; 2]; 2], x: [f64; 2], y: [f64; 2]) -> f64 {
+    x[0] * (a[0][0] * y[0] + a[0][1] * y[1]) + x[1] * (a[1][0] * y[0] + a[1][1] * y[1])
+}
+
+/// The noise model's two parameters, read off the residuals' variogram.
 ///
-/// Why a noise model and not a generic HAC: the residuals are not white
-/// (the random walk leaves a smooth wander that the fitted linear drift
-/// only partly absorbs, and the charge is smooth too, so the white-noise
-/// error understated the slope's scatter 4x on the bench), and a random
-/// walk's correlation reaches across the whole record, which no kernel
-/// estimator with a bandwidth short against the record can see (Newey-West
-/// with Andrews' bandwidth covered the truth in 30 % of synthetic runs).
-/// White noise plus a random walk is how the bench (and an AFM holder)
-/// drifts, and its two parameters are read off the residuals' variogram
-/// at short lags, where the fitted drift and offsets have not yet bent it:
-/// `E[(e_(i+l) - e_i)^2] = 2 s_w^2 + s_rw^2 (t_(i+l) - t_i)`, a straight
-/// line in the lag time, fitted over lags up to 1/8 of the shortest group
-/// (pairs within a group only). With `S_k = sum_(i >= k) q~_i` the
-/// random-walk term is `s_rw^2 sum_k (t_k - t_(k-1)) S_k^2` (O(n)).
-/// `None` when there are too few samples for a variogram.
-pub(crate) fn drift_noise_variance(
-    rows: &[(f64, f64, f64, usize)],
-    dof_factor: f64,
-) -> Option<f64> {
+/// Why this way: the residuals are not white (the random walk leaves a
+/// smooth wander that the fitted drift only partly absorbs, and the charge
+/// is smooth too, so the white-noise error understated the slope's scatter
+/// 4x on the bench), and a random walk's correlation reaches across the
+/// whole record, which no kernel (HAC) estimator with a bandwidth short
+/// against the record can see (Newey-West with Andrews' bandwidth covered
+/// the truth in 30 % of synthetic runs). The raw variogram of the
+/// residuals, `2 white + walk * lag`, holds only at short lags: the fitted
+/// drift and offsets bend it at long ones, so an earlier version fitted
+/// lags up to 1/8 of a cycle only and read the walk's rate loosely (85 %
+/// coverage on single-cycle CVs). Here the bending is computed, not
+/// avoided: the residuals are `e = M eps` with M the fit's projection, so
+/// `E[(e_j - e_i)^2] = y' Cov y` with `y = M (1_j - 1_i) = (1_j - 1_i) - Z
+/// (Z'Z)^-1 (z_j - z_i)`, linear in (white, walk) with coefficients that
+/// cost O(1) per pair given `W Z` (prefix sums). The expected variogram is
+/// then exact at every lag, and lags up to half the shortest cycle are
+/// fitted (weighted by the pairs they average over), non-negative.
+/// `None` when there are too few samples.
+pub(crate) fn fit_noise_model(rows: &[NoiseRow], zz: [[f64; 2]; 2]) -> Option<NoiseModel> {
     let n = rows.len();
-    let mut group_len: Vec<usize> = Vec::new();
-    for r in rows {
-        if group_len.len() <= r.3 {
-            group_len.resize(r.3 + 1, 0);
-        }
-        group_len[r.3] += 1;
-    }
-    let shortest = group_len.iter().copied().filter(|&c| c > 0).min()?;
-    let max_lag = shortest / 8;
-    if max_lag < 2 {
+    let a = inv2(zz)?;
+    if n < 8 || rows.windows(2).any(|w| w[1].t < w[0].t) {
         return None;
     }
-    // Variogram points (lag time, mean squared increment).
-    let mut pts: Vec<(f64, f64)> = Vec::with_capacity(max_lag);
-    for l in 1..=max_lag {
-        let (mut s_dt, mut s_de2, mut m) = (0.0, 0.0, 0usize);
-        for (a, b) in rows[l..].iter().zip(rows) {
-            if a.3 == b.3 {
-                s_dt += a.0 - b.0;
-                s_de2 += (a.2 - b.2).powi(2);
-                m += 1;
+    let t0 = rows[0].t;
+    let tau: Vec<f64> = rows.iter().map(|r| r.t - t0).collect();
+    // (W z)_i = sum_j min(tau_i, tau_j) z_j = sum_{j <= i} tau_j z_j + tau_i sum_{j > i} z_j.
+    let mut wz = vec![[0.0; 2]; n];
+    let mut suffix = [0.0; 2];
+    let mut suffix_at = vec![[0.0; 2]; n];
+    for k in (0..n).rev() {
+        suffix_at[k] = suffix;
+        suffix[0] += rows[k].z[0];
+        suffix[1] += rows[k].z[1];
+    }
+    let mut prefix = [0.0; 2];
+    for k in 0..n {
+        prefix[0] += tau[k] * rows[k].z[0];
+        prefix[1] += tau[k] * rows[k].z[1];
+        wz[k] = [
+            prefix[0] + tau[k] * suffix_at[k][0],
+            prefix[1] + tau[k] * suffix_at[k][1],
+        ];
+    }
+    let mut zwz = [[0.0; 2]; 2];
+    for (r, w) in rows.iter().zip(&wz) {
+        for (row, zr) in zwz.iter_mut().zip(r.z) {
+            row[0] += zr * w[0];
+            row[1] += zr * w[1];
+        }
+    }
+    // A Z'WZ A, for the last term of y'Wy.
+    let azwza = {
+        let mut m = [[0.0; 2]; 2];
+        for (i, mi) in m.iter_mut().enumerate() {
+            for (j, mij) in mi.iter_mut().enumerate() {
+                *mij = (0..2)
+                    .flat_map(|k| (0..2).map(move |l| (k, l)))
+                    .map(|(k, l)| a[i][k] * zwz[k][l] * a[l][j])
+                    .sum();
             }
         }
+        m
+    };
+    let mut group_len: Vec<usize> = Vec::new();
+    for r in rows {
+        if group_len.len() <= r.group {
+            group_len.resize(r.group + 1, 0);
+        }
+        group_len[r.group] += 1;
+    }
+    let shortest = group_len.iter().copied().filter(|&c| c > 0).min()?;
+    let max_lag = shortest / 2;
+    if max_lag < 4 {
+        return None;
+    }
+    // Every lag up to 8, then geometrically spaced (25 %) to max_lag.
+    let mut lags: Vec<usize> = (1..=max_lag.min(8)).collect();
+    let mut l = 8.0_f64;
+    while (l as usize) < max_lag {
+        l *= 1.25;
+        let li = (l as usize).min(max_lag);
+        if lags.last() != Some(&li) {
+            lags.push(li);
+        }
+    }
+    // Per lag: observed mean squared increment, its expected value's
+    // coefficients (white, walk), the number of pairs.
+    let mut pts: Vec<(f64, f64, f64, f64, f64)> = Vec::with_capacity(lags.len());
+    for &l in &lags {
+        let (mut obs, mut cw, mut crw, mut m) = (0.0, 0.0, 0.0, 0usize);
+        for i in 0..n - l {
+            let j = i + l;
+            if rows[i].group != rows[j].group {
+                continue;
+            }
+            let d = [rows[j].z[0] - rows[i].z[0], rows[j].z[1] - rows[i].z[1]];
+            let dw = [wz[j][0] - wz[i][0], wz[j][1] - wz[i][1]];
+            obs += (rows[j].resid - rows[i].resid).powi(2);
+            cw += 2.0 - quad(&a, d, d);
+            crw += (tau[j] - tau[i]).abs() - 2.0 * quad(&a, d, dw) + quad(&azwza, d, d);
+            m += 1;
+        }
         if m > 0 {
-            pts.push((s_dt / m as f64, s_de2 / m as f64));
+            let mf = m as f64;
+            pts.push((obs / mf, cw / mf, crw / mf, mf, l as f64));
         }
     }
-    let (xs, ys): (Vec<f64>, Vec<f64>) = pts.into_iter().unzip();
-    let line = Line::fit(&xs, &ys)?;
-    let s_rw2 = line.slope.max(0.0);
-    let s_w2 = (0.5 * line.at(0.0)).max(0.0);
-    let (mut sqq, mut walk, mut suffix) = (0.0, 0.0, 0.0);
-    for k in (0..n).rev() {
-        let (tk, qk, _, _) = rows[k];
-        sqq += qk * qk;
-        suffix += qk;
+    if pts.len() < 3 {
+        return None;
+    }
+    // Weighted non-negative least squares in (white, walk); the weight
+    // m / (lag * v^2) is the inverse variance of a variogram point (pairs
+    // overlapping over `lag` samples are not independent), v the model's
+    // value, iterated from the observed one.
+    let mut v: Vec<f64> = pts.iter().map(|p| p.0.max(f64::MIN_POSITIVE)).collect();
+    let mut model = NoiseModel {
+        white: 0.0,
+        walk_per_s: 0.0,
+    };
+    for _ in 0..4 {
+        let (mut s11, mut s12, mut s22, mut s1y, mut s2y) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for (p, vi) in pts.iter().zip(&v) {
+            let w = p.3 / (p.4 * vi * vi);
+            s11 += w * p.1 * p.1;
+            s12 += w * p.1 * p.2;
+            s22 += w * p.2 * p.2;
+            s1y += w * p.1 * p.0;
+            s2y += w * p.2 * p.0;
+        }
+        let det = s11 * s22 - s12 * s12;
+        let (mut white, mut walk) = if det > 0.0 {
+            ((s22 * s1y - s12 * s2y) / det, (s11 * s2y - s12 * s1y) / det)
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        if walk.is_nan() || walk < 0.0 {
+            walk = 0.0;
+            white = if s11 > 0.0 { s1y / s11 } else { 0.0 };
+        }
+        if white.is_nan() || white < 0.0 {
+            white = 0.0;
+            walk = if s22 > 0.0 { (s2y / s22).max(0.0) } else { 0.0 };
+        }
+        model = NoiseModel {
+            white,
+            walk_per_s: walk,
+        };
+        for (p, vi) in pts.iter().zip(v.iter_mut()) {
+            let m = white * p.1 + walk * p.2;
+            if m > 0.0 {
+                *vi = m;
+            }
+        }
+    }
+    (model.white.is_finite() && model.walk_per_s.is_finite()).then_some(model)
+}
+
+/// Variance of the fitted slope (first regressor) under `model`: `c' Cov
+/// c` with `c_i = ((Z'Z)^-1 z_i)_0` the slope's weights; the random-walk
+/// part is `walk * sum_k (tau_k - tau_(k-1)) S_k^2`, `S_k = sum_(i >= k)
+/// c_i` (O(n)). `None` when not finite and positive.
+pub(crate) fn slope_variance(
+    rows: &[NoiseRow],
+    zz: [[f64; 2]; 2],
+    model: NoiseModel,
+) -> Option<f64> {
+    let a = inv2(zz)?;
+    let (mut scc, mut walk, mut suffix) = (0.0, 0.0, 0.0);
+    for k in (0..rows.len()).rev() {
+        let c = a[0][0] * rows[k].z[0] + a[0][1] * rows[k].z[1];
+        scc += c * c;
+        suffix += c;
         if k > 0 {
-            walk += (tk - rows[k - 1].0) * suffix * suffix;
+            walk += (rows[k].t - rows[k - 1].t) * suffix * suffix;
         }
     }
-    let v = (s_w2 * sqq + s_rw2 * walk) * dof_factor;
+    let v = model.white * scc + model.walk_per_s * walk;
     (v.is_finite() && v > 0.0).then_some(v)
+}
+
+/// Repetitions of the parametric bootstrap in [`slope_variance_dof`]: the
+/// variance of the variance estimate is then known to about 15 %, which
+/// moves a 95 % t quantile by less than 2 % at 4 degrees of freedom.
+const DOF_BOOTSTRAP_REPS: usize = 100;
+
+/// Effective degrees of freedom of the slope's variance estimate
+/// (Satterthwaite: `2 E[V]^2 / Var(V)`), by a parametric bootstrap: noise
+/// drawn from `model` on the record's own time stamps, passed through the
+/// fit's projection (group means and the (Q_F, t) regression removed),
+/// and the noise model re-fitted.
+///
+/// Why: with a wandering holder the slope's error is dominated by slow
+/// wander on the scale of the whole record, which one record shows only a
+/// few times, so the walk's rate is read off loosely (one single-cycle CV:
+/// relative scatter ~80 %, 1 in 7 fits at zero). A 1.96-sigma interval on
+/// such an SE covered the truth in 86 % of synthetic runs. The interval is
+/// widened with Student's t at these degrees of freedom instead, as the
+/// GUM does for a Type A uncertainty from few effective observations. The
+/// bootstrap keeps its randomness fixed (seeded), so an analysis is
+/// reproducible. `None` when the model cannot be re-fitted.
+pub(crate) fn slope_variance_dof(
+    rows: &[NoiseRow],
+    zz: [[f64; 2]; 2],
+    model: NoiseModel,
+) -> Option<f64> {
+    use rand::{SeedableRng, rngs::StdRng};
+    use rand_distr::{Distribution, StandardNormal};
+    let a = inv2(zz)?;
+    let n = rows.len();
+    let n_groups = rows.iter().map(|r| r.group).max()? + 1;
+    let mut rng = StdRng::seed_from_u64(0x5eed_0000 ^ n as u64);
+    let sd_white = model.white.max(0.0).sqrt();
+    let mut eps = vec![0.0; n];
+    let mut sim = rows.to_vec();
+    let mut vs = Vec::with_capacity(DOF_BOOTSTRAP_REPS);
+    for _ in 0..DOF_BOOTSTRAP_REPS {
+        let mut walk = 0.0;
+        let mut sums = vec![(0.0, 0usize); n_groups];
+        for k in 0..n {
+            if k > 0 {
+                let dt = (rows[k].t - rows[k - 1].t).max(0.0);
+                let g: f64 = StandardNormal.sample(&mut rng);
+                walk += (model.walk_per_s.max(0.0) * dt).sqrt() * g;
+            }
+            let w: f64 = StandardNormal.sample(&mut rng);
+            eps[k] = walk + sd_white * w;
+            let s = &mut sums[rows[k].group];
+            s.0 += eps[k];
+            s.1 += 1;
+        }
+        let (mut ze0, mut ze1) = (0.0, 0.0);
+        for k in 0..n {
+            let s = sums[rows[k].group];
+            eps[k] -= s.0 / s.1 as f64;
+            ze0 += rows[k].z[0] * eps[k];
+            ze1 += rows[k].z[1] * eps[k];
+        }
+        let b = [a[0][0] * ze0 + a[0][1] * ze1, a[1][0] * ze0 + a[1][1] * ze1];
+        for (r, (src, e)) in sim.iter_mut().zip(rows.iter().zip(&eps)) {
+            r.resid = e - src.z[0] * b[0] - src.z[1] * b[1];
+        }
+        if let Some(v) = fit_noise_model(&sim, zz).and_then(|m| slope_variance(rows, zz, m)) {
+            vs.push(v);
+        }
+    }
+    if vs.len() < DOF_BOOTSTRAP_REPS / 2 {
+        return None;
+    }
+    let m = vs.len() as f64;
+    let mean = vs.iter().sum::<f64>() / m;
+    let var = vs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0);
+    let dof = 2.0 * mean * mean / var;
+    dof.is_finite().then_some(dof.clamp(1.0, 1e6))
 }
 
 #[cfg(test)]

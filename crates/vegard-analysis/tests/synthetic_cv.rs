@@ -458,26 +458,37 @@ fn pure_vegard_cv_is_linear_in_charge_and_has_no_flags() {
     assert!(nl.lag_s.abs() < 0.05, "lag {}", nl.lag_s);
 }
 
-/// Issue 13 item 6b: the slope's standard error must cover the truth in
-/// about 95 % of repeated runs when the holder wanders (the bench's
-/// 0.05 nm/sqrt(min) random walk, here 4x stronger so that it dominates
-/// the 20 pm white noise as on the bench's slower CVs). 300 seeds.
-/// Measured: 90.7 % (rms z 1.21; the variogram's slope is itself noisy and
-/// slightly bent by the fitted drift); the white-noise (OLS) error covers
-/// 13 %, so the test has the power to tell. At the bench's own walk (1x)
-/// the same test gave 85.7 % (rms z 1.78: with less wander its rate is
-/// read off the variogram less surely); variogram lags up to 1/16 of the
-/// cycle gave 87 %, up to 1/4 73 % (the fitted drift bends it), so 1/8
-/// stays.
+/// Issue 13 item 6b: the slope's 95 % interval must cover the truth in
+/// about 95 % of repeated runs when the holder wanders (the bench's 0.05
+/// nm/sqrt(min) random walk over single 10 s cycles with 20 pm white noise,
+/// where the wander's rate is read off one record only loosely). 200 seeds
+/// (binomial SE 1.5 %). Measured with 300 seeds (WALK_X = walk / bench's,
+/// CYCLES), t interval / 1.96 SE / white-noise error:
+/// 1x, 1 cycle: 93.3 / 86.7 / 35.3 %; 1x, 3 cycles: 93.7 / 89.0 / 25.3 %;
+/// 4x, 1 cycle: 95.0 / 93.7 / 13.3 %; 4x, 3 cycles: 94.0 / 92.3 / 11.3 %;
+/// 0.25x: 97.0 and 92.3 %; no walk: 100 and 99.7 % (conservative: a walk
+/// rate fitted above zero by chance is counted). The variogram fitted at
+/// short lags only (the previous estimator) gave 85.7 % at 1x.
 #[test]
 fn slope_interval_covers_the_truth_about_95_percent_with_a_wandering_holder() {
+    let walk: f64 = std::env::var("WALK_X")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let cycles: usize = std::env::var("CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let kappa_true_nm_per_mC = -0.2;
-    let (mut model, mut white, mut z2) = (0, 0, 0.0);
-    let runs = 300;
+    let (mut model, mut white, mut z2, mut ci) = (0, 0, 0.0, 0);
+    let runs: u64 = std::env::var("RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     for seed in 0..runs {
         let s = Spec {
-            n_cycles: 1,
-            random_walk_nm_per_sqrt_s: 4.0 * 0.05 / 60f64.sqrt(),
+            n_cycles: cycles,
+            random_walk_nm_per_sqrt_s: walk * 0.05 / 60f64.sqrt(),
             seed: 1000 + seed,
             ..Spec::default()
         };
@@ -488,15 +499,20 @@ fn slope_interval_covers_the_truth_about_95_percent_with_a_wandering_holder() {
         if err.abs() < 1.96 * dvc.slope_se_nm_per_mC {
             model += 1;
         }
+        let [lo, hi] = dvc.slope_ci95_nm_per_mC;
+        if lo < kappa_true_nm_per_mC && kappa_true_nm_per_mC < hi {
+            ci += 1;
+        }
         if err.abs() < 1.96 * dvc.slope_se_white_nm_per_mC {
             white += 1;
         }
     }
     let (model, white) = (model as f64 / runs as f64, white as f64 / runs as f64);
     let rms_z = (z2 / runs as f64).sqrt();
+    let ci = ci as f64 / runs as f64;
     eprintln!(
-        "coverage of the 95 % interval: noise model {model:.3}, white {white:.3}; rms z {rms_z:.2}"
+        "coverage of the 95 % interval: t interval {ci:.3}, 1.96 SE {model:.3}, white {white:.3}; rms z {rms_z:.2}"
     );
-    assert!((0.88..=0.99).contains(&model), "coverage {model}");
-    assert!(white < 0.8, "white-noise coverage {white}");
+    assert!((0.90..=0.985).contains(&ci), "t-interval coverage {ci}");
+    assert!(white < 0.6, "white-noise coverage {white}");
 }

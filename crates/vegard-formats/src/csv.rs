@@ -261,11 +261,33 @@ fn unit_scale(q: Quantity, unit: &str) -> Option<f64> {
     }
 }
 
+/// vegard's own naming, unit after the last underscore (`f_Hz`,
+/// `Z_re_ohm`, `t_s`, `deflection_nm`): base and unit, when the text after
+/// the last `_` looks like a unit.
+fn split_underscore_unit(raw: &str) -> Option<(String, String)> {
+    let s = raw.trim();
+    let pos = s.rfind('_')?;
+    let (base, unit) = (&s[..pos], &s[pos + 1..]);
+    let unit_like = !base.is_empty()
+        && !unit.is_empty()
+        && unit.chars().count() <= 4
+        && unit
+            .chars()
+            .all(|c| c.is_ascii_alphabetic() || c == 'µ' || c == 'Ω');
+    unit_like.then(|| (normalise(base), unit.to_string()))
+}
+
 /// Classify one header field; `None` for a column of no interest.
 pub(crate) fn classify(index: usize, raw: &str) -> Option<Column> {
-    let (base, unit) = split_name_unit(raw);
-    let quantity = base_quantity(&base)?;
-    let scale = unit_scale(quantity, &unit)?;
+    let as_written = split_name_unit(raw);
+    let (quantity, scale, unit) = [Some(as_written), split_underscore_unit(raw)]
+        .into_iter()
+        .flatten()
+        .find_map(|(base, unit)| {
+            let q = base_quantity(&base)?;
+            let scale = unit_scale(q, &unit)?;
+            Some((q, scale, unit))
+        })?;
     Some(Column {
         index,
         name: raw.trim().to_string(),
@@ -870,6 +892,21 @@ pub fn trace(bytes: &[u8], source: &str) -> Result<Trace, FormatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vegard_own_column_names() {
+        let d = impedance(
+            b"# made by vegard\nf_Hz,Z_re_ohm,Z_im_ohm\n10,1.5,-2\n1,2.5,-3\n",
+            "v.csv",
+        )
+        .unwrap();
+        assert_eq!(d.f_Hz, [10.0, 1.0]);
+        assert_eq!(d.Z_im_ohm, [-2.0, -3.0]);
+        let c = classify(0, "cycle_number").map(|c| c.quantity);
+        assert!(matches!(c, Some(Quantity::Cycle)), "{c:?}");
+        let e = classify(1, "I_mA").unwrap();
+        assert!((e.scale - 1e-3).abs() < 1e-15);
+    }
 
     #[test]
     fn names_and_units() {

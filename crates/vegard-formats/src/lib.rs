@@ -294,12 +294,3 @@ pub(crate) fn unrecognised(source: &str, why: String, expected: &str) -> FormatE
         expected: expected.to_string(),
     }
 }
-
-/// The error of a reader not written yet (removed when every reader exists).
-pub(crate) fn not_yet(source: &str, what: &str) -> FormatError {
-    FormatError::Unrecognised {
-        path: source.to_string(),
-        why: format!("the {what} reader is not written yet"),
-        expected: "another format".to_string(),
-    }
-}

@@ -16,19 +16,21 @@ pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
 
 /// Parse a number that may use a decimal comma (`1,234E-03`). Only a field
 /// with exactly one comma and no point is read as a decimal comma, so a
-/// caller must split fields on its own delimiter first.
+/// caller must split fields on its own delimiter first. Only finite
+/// values: `inf`/`NaN` in a data file is a broken row, not a measurement.
 pub fn number(field: &str) -> Option<f64> {
     let field = field.trim();
     if field.is_empty() {
         return None;
     }
-    if let Ok(v) = field.parse::<f64>() {
-        return Some(v);
-    }
-    if field.matches(',').count() == 1 && !field.contains('.') {
-        return field.replace(',', ".").parse::<f64>().ok();
-    }
-    None
+    let v = match field.parse::<f64>() {
+        Ok(v) => Some(v),
+        Err(_) if field.matches(',').count() == 1 && !field.contains('.') => {
+            field.replace(',', ".").parse::<f64>().ok()
+        }
+        Err(_) => None,
+    };
+    v.filter(|v| v.is_finite())
 }
 
 #[cfg(test)]
@@ -45,5 +47,7 @@ mod tests {
         assert_eq!(number("1,2,3"), None);
         assert_eq!(number("1,2.3"), None);
         assert_eq!(number(""), None);
+        assert_eq!(number("inf"), None);
+        assert_eq!(number("NaN"), None);
     }
 }

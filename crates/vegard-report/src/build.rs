@@ -760,6 +760,7 @@ fn deformation_section(runs: &[RunData]) -> Option<Section> {
             ("run", ""),
             ("step", ""),
             ("κ", "nm/mC"),
+            ("κ 95 % interval", "nm/mC"),
             ("R²", ""),
             ("R² vs charge", ""),
             ("drift", "nm/s"),
@@ -805,6 +806,11 @@ fn deformation_section(runs: &[RunData]) -> Option<Section> {
                 Cell::text(r.name.clone()),
                 Cell::num(cv.step as f64),
                 Cell::num_se(dvq.slope_nm_per_mC, dvq.slope_se_nm_per_mC),
+                Cell::text(format!(
+                    "[{}, {}]",
+                    format_number(dvq.slope_ci95_nm_per_mC[0], None),
+                    format_number(dvq.slope_ci95_nm_per_mC[1], None)
+                )),
                 Cell::num(dvq.r2),
                 Cell::num(dvq.r2_vs_charge),
                 Cell::num(dvq.drift_nm_per_s),
