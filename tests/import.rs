@@ -67,7 +67,8 @@ fn interp(t: &[f64], v: &[f64], x: f64) -> f64 {
 /// noise, and a sync square wave toggled at each cycle start of the
 /// potentiostat (its trigger output).
 fn write_trace(dir: &Path, with_sync: bool) -> PathBuf {
-    let ec = vegard_formats::read_ec_series(&fixture()).expect("the BioLogic reader reads the fixture");
+    let ec =
+        vegard_formats::read_ec_series(&fixture()).expect("the BioLogic reader reads the fixture");
     let c_dl = vegard_analysis::estimate_C_dl_F(&ec.t_s, &ec.E_V, &ec.I_A)
         .map(|e| e.C_dl_F)
         .unwrap_or(0.0);
@@ -82,7 +83,11 @@ fn write_trace(dir: &Path, with_sync: bool) -> PathBuf {
     let t_end = ec.t_s[ec.t_s.len() - 1];
     let n = ((t_end - OFFSET_S + 2.0) / DT_TRACE_S) as usize;
     let noise = gauss(n, NOISE_NM, 20_261_203);
-    let path = dir.join(if with_sync { "trace-sync.csv" } else { "trace.csv" });
+    let path = dir.join(if with_sync {
+        "trace-sync.csv"
+    } else {
+        "trace.csv"
+    });
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     if with_sync {
         writeln!(f, "time (s),deflection (nm),sync").unwrap();
@@ -154,7 +159,9 @@ fn check(run: &Imported, label: &str, trace_span_s: (f64, f64)) -> (f64, f64, f6
     let ext = &a["alignment"]["external"];
     let offset = ext["offset_s"].as_f64().unwrap();
     let drift_ppm = ext["drift_ppm"].as_f64().unwrap();
-    let stated = a["alignment"]["alignment_error_estimate_s"].as_f64().unwrap();
+    let stated = a["alignment"]["alignment_error_estimate_s"]
+        .as_f64()
+        .unwrap();
     assert_eq!(
         run.import["alignment_error_estimate_s"].as_f64().unwrap(),
         stated
@@ -175,9 +182,15 @@ fn check(run: &Imported, label: &str, trace_span_s: (f64, f64)) -> (f64, f64, f6
         worst * 1e3,
         stated * 1e3
     );
-    assert!(kappa_err.abs() < 0.01, "{label}: kappa {kappa} vs {KAPPA_NM_PER_MC}");
+    assert!(
+        kappa_err.abs() < 0.01,
+        "{label}: kappa {kappa} vs {KAPPA_NM_PER_MC}"
+    );
     assert!(worst < DT_TRACE_S, "{label}: time error {worst} s");
-    assert!(worst <= stated, "{label}: error {worst} s beyond the stated {stated} s");
+    assert!(
+        worst <= stated,
+        "{label}: error {worst} s beyond the stated {stated} s"
+    );
     assert_eq!(ext["method"].as_str().unwrap(), label);
     (kappa_err, worst, stated)
 }
@@ -321,6 +334,8 @@ fn unrecognised_input_exits_2_naming_the_file() {
         stderr.contains("volts.csv") && stderr.contains("--invols-nm-per-V"),
         "{stderr}"
     );
-    assert!(!dir.join("runs").exists() || std::fs::read_dir(dir.join("runs")).unwrap().count() == 0);
+    assert!(
+        !dir.join("runs").exists() || std::fs::read_dir(dir.join("runs")).unwrap().count() == 0
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -85,7 +85,11 @@ pub fn cmd_import(args: &ImportArgs) -> Result<ExitCode> {
         a.offset_se_s,
         a.drift_ppm,
         a.drift_se_ppm,
-        if a.drift_fitted { "" } else { " (not resolved)" },
+        if a.drift_fitted {
+            ""
+        } else {
+            " (not resolved)"
+        },
         a.alignment_error_estimate_s
     );
     let _ = writeln!(

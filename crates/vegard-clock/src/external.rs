@@ -243,7 +243,11 @@ pub fn detect_edges(t_s: &[f64], x: &[f64]) -> Result<Vec<Edge>, ExternalError> 
             continue;
         };
         let (x0, x1) = (x[i0], x[i1]);
-        let w = if x1 != x0 { (mid - x0) / (x1 - x0) } else { 0.5 };
+        let w = if x1 != x0 {
+            (mid - x0) / (x1 - x0)
+        } else {
+            0.5
+        };
         edges.push(Edge {
             t_s: t_s[i0] + w.clamp(0.0, 1.0) * (t_s[i1] - t_s[i0]),
             rising: now,
@@ -491,7 +495,10 @@ fn edge_line(pairs: &[(f64, f64)], sigma_pt: f64) -> EdgeLine {
         let se_fit = (s2 / sxx).sqrt();
         let w_fit = 1.0 / se_fit.powi(2);
         let w_prior = 1.0 / prior.powi(2);
-        (slope * w_fit / (w_fit + w_prior), (1.0 / (w_fit + w_prior)).sqrt())
+        (
+            slope * w_fit / (w_fit + w_prior),
+            (1.0 / (w_fit + w_prior)).sqrt(),
+        )
     } else if drift_fitted {
         // Noise-free edges: the slope stands as fitted.
         (slope, 0.0)
@@ -681,10 +688,14 @@ pub fn align_by_xcorr(
     };
     // Fixed point set for the refinement: overlapping at every offset tried.
     let pts: Vec<usize> = (0..bt.len())
-        .filter(|&j| bt[j] + c_best - 2.0 * h >= rt[0] && bt[j] + c_best + 2.0 * h <= rt[rt.len() - 1])
+        .filter(|&j| {
+            bt[j] + c_best - 2.0 * h >= rt[0] && bt[j] + c_best + 2.0 * h <= rt[rt.len() - 1]
+        })
         .collect();
     if pts.len() < MIN_POINTS {
-        return Err(ExternalError::Xcorr("too little overlap at the best offset".into()));
+        return Err(ExternalError::Xcorr(
+            "too little overlap at the best offset".into(),
+        ));
     }
     let ssr = |c: f64, set: &[usize]| ctx.fit(c, set).map_or(f64::INFINITY, |f| f.ssr);
     let c_star = golden_min(|c| ssr(c, &pts), c_best - h, c_best + h);
@@ -748,7 +759,10 @@ pub fn align_by_xcorr(
         let (se, rms) = if n >= 2 {
             let m = wl.iter().map(|w| w.1).sum::<f64>() / n as f64;
             let ss: f64 = wl.iter().map(|w| (w.1 - m).powi(2)).sum();
-            ((ss / (n as f64 - 1.0) / n as f64).sqrt(), (ss / n as f64).sqrt())
+            (
+                (ss / (n as f64 - 1.0) / n as f64).sqrt(),
+                (ss / n as f64).sqrt(),
+            )
         } else {
             (0.0, f64::NAN)
         };
@@ -1162,14 +1176,22 @@ mod tests {
             .iter()
             .map(|&t| {
                 let ph = (t / period).fract();
-                if ph < 0.5 { 1.6 * ph * 2.0 } else { 1.6 * (2.0 - 2.0 * ph) }
+                if ph < 0.5 {
+                    1.6 * ph * 2.0
+                } else {
+                    1.6 * (2.0 - 2.0 * ph)
+                }
             })
             .collect();
         let i: Vec<f64> = e
             .iter()
             .zip(&t)
             .map(|(&e, &t)| {
-                let dir = if (t / period).fract() < 0.5 { 1.0 } else { -1.0 };
+                let dir = if (t / period).fract() < 0.5 {
+                    1.0
+                } else {
+                    -1.0
+                };
                 1e-6 * dir + 5e-6 * dir * (-(e - 0.8f64).powi(2) / 0.02).exp()
             })
             .collect();
@@ -1212,7 +1234,8 @@ mod tests {
     fn xcorr_refuses_a_deflection_that_follows_nothing() {
         let (t, e, q, tau, _) = cv_fixture(0.0, 0.0, 0.0);
         let noise = gauss(tau.len(), 1.0, 5);
-        let err = align_by_xcorr(&t, &[&q, &e], &tau, &noise, &XcorrOptions::default()).unwrap_err();
+        let err =
+            align_by_xcorr(&t, &[&q, &e], &tau, &noise, &XcorrOptions::default()).unwrap_err();
         assert!(matches!(err, ExternalError::Xcorr(_)), "{err}");
     }
 }

@@ -177,7 +177,9 @@ impl ImportError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            ImportError::Potentiostat { .. } | ImportError::Trace { .. } | ImportError::Align { .. }
+            ImportError::Potentiostat { .. }
+                | ImportError::Trace { .. }
+                | ImportError::Align { .. }
         )
     }
 }
@@ -326,7 +328,10 @@ pub fn import_run(
 
     // ---- the folder
     let folder_utc = match ec.start_unix_ns {
-        Some(ns) => UtcStamp::from_unix(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32),
+        Some(ns) => UtcStamp::from_unix(
+            ns.div_euclid(1_000_000_000),
+            ns.rem_euclid(1_000_000_000) as u32,
+        ),
         None => UtcStamp::now(),
     };
     let writer = RunWriter::create(out_dir, &vegard_recipe::slug(&name), folder_utc)?;
@@ -339,7 +344,9 @@ pub fn import_run(
         hostname: String::new(),
         // The anchor of the shared timeline: the potentiostat's start, where
         // its file states one.
-        utc_start: ec.start_unix_ns.map_or(String::new(), |_| folder_utc.rfc3339()),
+        utc_start: ec
+            .start_unix_ns
+            .map_or(String::new(), |_| folder_utc.rfc3339()),
         time_acceleration: 1.0,
         recipe_path: ec_name.clone(),
         bench_path: String::new(),
@@ -393,7 +400,11 @@ pub fn import_run(
         }
     }
     ds.close()?;
-    events.append("step_end", shared_ns(t_last), serde_json::json!({"step": 0}))?;
+    events.append(
+        "step_end",
+        shared_ns(t_last),
+        serde_json::json!({"step": 0}),
+    )?;
 
     let temps = TemperatureTrace::from_raw(&TemperatureRaw::default(), 1.0);
     let step: Vec<i64> = vec![0; n_p];
@@ -435,7 +446,10 @@ pub fn import_run(
         t_s: d_t,
         deflection_nm: d_nm,
     };
-    vegard_store::write_parquet(&data_path(&dir, PotentiostatData::FILE), &p_out.into_table())?;
+    vegard_store::write_parquet(
+        &data_path(&dir, PotentiostatData::FILE),
+        &p_out.into_table(),
+    )?;
     vegard_store::write_parquet(&data_path(&dir, DeflectionData::FILE), &d_out.into_table())?;
     vegard_store::write_parquet(
         &data_path(&dir, TemperatureData::FILE),
@@ -752,7 +766,9 @@ fn check_ec(ec: &EcSeries, path: &str) -> Result<(), ImportError> {
     };
     let n = ec.t_s.len();
     if ec.E_V.len() != n || ec.I_A.len() != n || ec.cycle.as_ref().is_some_and(|c| c.len() != n) {
-        return Err(bad("the reader returned columns of different lengths".into()));
+        return Err(bad(
+            "the reader returned columns of different lengths".into()
+        ));
     }
     if n < 10 {
         return Err(bad(format!("{n} samples: too few to import (need 10)")));
@@ -787,7 +803,9 @@ fn check_trace(tr: &Trace, path: &str) -> Result<(), ImportError> {
     };
     let n = tr.t_s.len();
     if tr.value.len() != n || tr.sync.as_ref().is_some_and(|s| s.len() != n) {
-        return Err(bad("the reader returned columns of different lengths".into()));
+        return Err(bad(
+            "the reader returned columns of different lengths".into()
+        ));
     }
     if n < 10 {
         return Err(bad(format!("{n} samples: too few to import (need 10)")));
@@ -807,11 +825,7 @@ fn check_trace(tr: &Trace, path: &str) -> Result<(), ImportError> {
 }
 
 /// nm per unit of the trace's values, and the InvOLS to record.
-fn trace_scale(
-    unit: &str,
-    invols: Option<f64>,
-    path: &str,
-) -> Result<(f64, f64), ImportError> {
+fn trace_scale(unit: &str, invols: Option<f64>, path: &str) -> Result<(f64, f64), ImportError> {
     let bad = |why: String| ImportError::Trace {
         path: path.to_string(),
         why,
@@ -916,7 +930,9 @@ fn cv_step_from(ec: &EcSeries, path: &str) -> Result<CvStep, ImportError> {
     let scan_rate_V_per_s = med(&mut rates);
     let step_V = med(&mut steps);
     if scan_rate_V_per_s.is_nan() || scan_rate_V_per_s <= 0.0 || step_V.is_nan() || step_V <= 0.0 {
-        return Err(bad("the potential does not sweep: not a cyclic voltammogram".into()));
+        return Err(bad(
+            "the potential does not sweep: not a cyclic voltammogram".into(),
+        ));
     }
     let cycles = match &ec.cycle {
         Some(c) => {
@@ -938,7 +954,12 @@ fn cv_step_from(ec: &EcSeries, path: &str) -> Result<CvStep, ImportError> {
 
 /// Limits a real run would have needed: the recorded range with a margin.
 fn limits_from(ec: &EcSeries) -> Limits {
-    let fin = |v: &[f64]| v.iter().copied().filter(|x| x.is_finite()).collect::<Vec<_>>();
+    let fin = |v: &[f64]| {
+        v.iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect::<Vec<_>>()
+    };
     let e = fin(&ec.E_V);
     let i = fin(&ec.I_A);
     let lo = e.iter().copied().fold(f64::INFINITY, f64::min);
@@ -1028,7 +1049,11 @@ mod tests {
             t.push(tt);
             e.push(ee);
             i.push(dir * (2e-6 + 8e-6 * peak));
-            cyc.push(1 + ((k as f64 * dt + start_phase - half) / (2.0 * half)).floor().max(0.0) as i64);
+            cyc.push(
+                1 + ((k as f64 * dt + start_phase - half) / (2.0 * half))
+                    .floor()
+                    .max(0.0) as i64,
+            );
         }
         EcSeries {
             format: vegard_formats::Format::BiologicMpt,
@@ -1048,7 +1073,10 @@ mod tests {
         let ec = synthetic_cv();
         let cv = cv_step_from(&ec, "x").unwrap();
         assert!((cv.begin_V - 0.88).abs() < 1e-9);
-        assert_eq!(cv.vertex_V[1], ec.E_V.iter().copied().fold(f64::MIN, f64::max));
+        assert_eq!(
+            cv.vertex_V[1],
+            ec.E_V.iter().copied().fold(f64::MIN, f64::max)
+        );
         assert!(cv.vertex_V[0] < 0.0);
         assert!((cv.scan_rate_V_per_s - 0.1).abs() < 1e-3, "{cv:?}");
         assert!(cv.cycles >= 4, "{cv:?}");
@@ -1060,7 +1088,10 @@ mod tests {
         assert_eq!(trace_scale("m", Some(50.0), "t").unwrap(), (1e9, 1.0));
         assert_eq!(trace_scale("V", Some(50.0), "t").unwrap(), (50.0, 50.0));
         let e = trace_scale("V", None, "trace.csv").unwrap_err().to_string();
-        assert!(e.starts_with("trace.csv: ") && e.contains("--invols-nm-per-V"), "{e}");
+        assert!(
+            e.starts_with("trace.csv: ") && e.contains("--invols-nm-per-V"),
+            "{e}"
+        );
         assert!(trace_scale("", None, "t").is_err());
         assert!(trace_scale("furlong", Some(1.0), "t").is_err());
     }

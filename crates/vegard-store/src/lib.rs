@@ -59,8 +59,7 @@ pub use events::{EventLog, read_events};
 pub use folder::{LOCK_FILE, Recovery, RunClaim, RunFolder, RunWriter, claim_run, recover_run};
 pub use meta::{
     AnalysisSummary, ExternalAlignmentRecord, ImportProvenance, ImportSource, RecordedIssue,
-    RunAlignment, RunMeta, RunStatus, SegmentAlignment, StepRecord,
-    read_meta, write_meta,
+    RunAlignment, RunMeta, RunStatus, SegmentAlignment, StepRecord, read_meta, write_meta,
 };
 pub use parquet::{FinalizedStream, finalize_streams, read_parquet, write_parquet};
 pub use raw::{
