@@ -904,11 +904,12 @@ fn centred_lstsq(cols: &[Vec<f64>], y: &[f64]) -> Option<(f64, f64)> {
         if d.abs() < 1e-300 {
             return None;
         }
-        for i in 0..p {
+        let pivot_row = a[col].clone();
+        for (i, row) in a.iter_mut().enumerate() {
             if i != col {
-                let f = a[i][col] / d;
-                for j in col..=p {
-                    a[i][j] -= f * a[col][j];
+                let f = row[col] / d;
+                for (x, pv) in row.iter_mut().zip(&pivot_row).skip(col) {
+                    *x -= f * pv;
                 }
             }
         }

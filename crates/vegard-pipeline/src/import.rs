@@ -220,30 +220,36 @@ pub fn import_run(
     let d_nm: Vec<f64> = d_V.iter().map(|v| v * invols_nm_per_V).collect();
     let shared_ns = |t: f64| (t * 1e9).round() as i64;
     let mut p_raw = PotentiostatRaw::default();
-    for i in 0..n_p {
+    for (i, ((&t, &c), (&E_V, &I_A))) in ec
+        .t_s
+        .iter()
+        .zip(&cycle)
+        .zip(ec.E_V.iter().zip(&ec.I_A))
+        .enumerate()
+    {
         p_raw.push(&PotentiostatRow {
             seq: i as i64,
             step: 0,
             segment: 0,
             index: i as i64,
-            cycle: cycle[i],
-            t_dev_s: ec.t_s[i],
-            host_ns: shared_ns(ec.t_s[i]),
-            E_V: ec.E_V[i],
-            I_A: ec.I_A[i],
+            cycle: c,
+            t_dev_s: t,
+            host_ns: shared_ns(t),
+            E_V,
+            I_A,
             status: 0,
         });
     }
     let mut d_raw = DeflectionRaw::default();
-    for j in 0..n_d {
+    for (j, (&t, &V)) in d_t.iter().zip(&d_V).enumerate() {
         d_raw.push(&DeflectionRow {
             seq: j as i64,
             step: 0,
             segment: 0,
             index: j as i64,
-            t_dev_s: d_t[j],
-            host_ns: shared_ns(d_t[j]),
-            V: d_V[j],
+            t_dev_s: t,
+            host_ns: shared_ns(t),
+            V,
         });
     }
     // Deflection onto the potentiostat grid (the trace's times ascend, and
