@@ -126,6 +126,14 @@ pub enum Cmd {
     /// 2 for bad input.
     #[command(name = "fit-eis")]
     FitEis(FitEisArgs),
+    /// Import a potentiostat file and a deflection trace recorded by other
+    /// software as a run folder (then `vegard analyze`, `report`, `export`
+    /// and `watch` work on it as on a native run). The trace's clock is put
+    /// on the potentiostat's by sync edges, the files' start timestamps, or
+    /// cross-correlation of the deflection with the charge; the method and
+    /// its error estimate go into run.toml [alignment]. Exit 2 for a file
+    /// that cannot be read or aligned.
+    Import(ImportArgs),
     /// Turn the folder of a run whose process died into a readable run
     /// (status `interrupted`).
     Recover {
@@ -133,6 +141,71 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `vegard import` (README "Commands").
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// Potentiostat time series (EC-Lab .mpt/.mpr, Gamry .DTA, CHI text,
+    /// CSV with time, E and I columns); a cyclic voltammogram.
+    #[arg(long)]
+    pub potentiostat: PathBuf,
+    /// Deflection trace (CSV/TSV with a time column, Igor .ibw), in nm, m
+    /// or V (V needs --invols-nm-per-V); optionally with a sync channel.
+    #[arg(long)]
+    pub deflection: PathBuf,
+    /// How to put the trace on the potentiostat's clock: `edges` (the
+    /// trace's sync channel, edges paired with --sync-channel events),
+    /// `timestamps` (the files' start times), `xcorr` (cross-correlation of
+    /// the deflection with charge and potential), `auto` (edges when the
+    /// trace has a sync channel and the potentiostat file cycle numbers,
+    /// else timestamps when both files state a start time, else xcorr).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub sync: SyncArg,
+    /// Which potentiostat instants the sync edges mark: `cycles` (its
+    /// trigger output toggled at the first sample of every cycle) or
+    /// `start` (one edge at its first sample: offset only).
+    #[arg(long, value_enum, default_value = "cycles")]
+    pub sync_channel: SyncChannelArg,
+    /// 1σ disagreement of the two PCs' clocks for --sync timestamps, s.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_positive)]
+    pub timestamp_uncertainty_s: f64,
+    /// Inverse optical lever sensitivity (nm/V) for a trace in volts.
+    #[arg(long = "invols-nm-per-V", value_parser = parse_positive)]
+    pub invols_nm_per_V: Option<f64>,
+    /// With --sync xcorr: fit a clock drift from the lags of windows too.
+    #[arg(long)]
+    pub xcorr_drift: bool,
+    /// Run name (folder slug); default import-<potentiostat file stem>.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Parent folder for the run folder.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// Print one JSON object (run_dir, alignment, deformation_vs_charge, ...).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum SyncArg {
+    Auto,
+    Edges,
+    Timestamps,
+    Xcorr,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum SyncChannelArg {
+    Cycles,
+    Start,
+}
+
+fn parse_positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err("must be a number > 0".into()),
+    }
 }
 
 /// `vegard fit-eis` (README "fit-eis" and "EIS series").

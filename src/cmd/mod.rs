@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod fit_eis;
+pub mod import;
 pub mod recover;
 pub mod report;
 pub mod run;

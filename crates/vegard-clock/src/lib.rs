@@ -12,8 +12,19 @@
 //! instant the device took the sample (transport and scheduling only ever add
 //! delay). The smallest delays lie on a straight line whose slope is the
 //! device's drift against the host; the bulk of the stamps above it is noise.
+//!
+//! Recordings made by other software, with no host stamps and no shared
+//! trigger, are aligned by [`external`] (sync edges, start timestamps, or
+//! cross-correlation of the deflection with the charge).
 
 use serde::{Deserialize, Serialize};
+
+pub mod external;
+
+pub use external::{
+    Edge, EdgeOptions, ExternalAlignment, ExternalError, ExternalMethod, XcorrOptions,
+    align_by_edges, align_by_timestamps, align_by_xcorr, detect_edges,
+};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum ClockError {

@@ -330,6 +330,7 @@ pub async fn run(
         analysis_summary: None,
         steps: Vec::new(),
         data_issues: Vec::new(),
+        import: None,
     };
     writer.write_meta(&meta)?;
     let mut events = writer.events()?;

@@ -320,6 +320,7 @@ pub fn finalize_run(
                  against host receive stamps"
             .into(),
         segments: alignment.clone(),
+        external: None,
     });
     meta.analysis_summary = cv_steps.first().map(|first| {
         let dvc = &first.analysis.deformation_vs_charge;

@@ -8,6 +8,9 @@
 //! - [`analyze_run`] -> [`RunAnalysis`]: deformation vs charge of every CV
 //!   step, circuit fits of EIS steps, film-transfer fits of ESM sweeps, the
 //!   Arrhenius comparison of tau_EIS and tau_ESM.
+//! - [`import_run`]: a potentiostat file and a deflection trace recorded by
+//!   other software -> the same run folder (`vegard import`), the trace's
+//!   clock aligned by sync edges, start timestamps or cross-correlation.
 //! - [`arrhenius_comparison`]: the same Arrhenius over fits pooled from
 //!   several runs (a campaign).
 //!
@@ -19,6 +22,7 @@
 
 mod analyze;
 mod finalize;
+mod import;
 mod issue;
 mod products;
 mod spectra;
@@ -29,6 +33,10 @@ pub use analyze::{
     CdlLookup, CvStepAnalysis, RunAnalysis, alignment_issues, analyze_aligned, analyze_run,
 };
 pub use finalize::{FinalizeSummary, finalize_run, recover_run};
+pub use import::{
+    ImportError, ImportInput, ImportOptions, ImportOutcome, PotentiostatEvents, SyncChoice,
+    import_run,
+};
 pub use issue::{AnalysisIssue, IssueKind};
 pub use products::{MIN_MODULATION_FRACTION, esm_flag};
 pub use spectra::{
@@ -36,6 +44,7 @@ pub use spectra::{
     KkCheck, SpectraAnalysis, SpectraOptions, analyze_spectra, arrhenius_comparison,
     arrhenius_inputs, c_dl_for_step,
 };
+pub use vegard_clock::{ExternalAlignment, ExternalMethod};
 pub use vegard_store::SegmentAlignment;
 
 /// Why a run folder could not be finalised or analysed at all. A step that

@@ -58,8 +58,8 @@ pub use error::StoreError;
 pub use events::{EventLog, read_events};
 pub use folder::{LOCK_FILE, Recovery, RunClaim, RunFolder, RunWriter, claim_run, recover_run};
 pub use meta::{
-    AnalysisSummary, RecordedIssue, RunAlignment, RunMeta, RunStatus, SegmentAlignment, StepRecord,
-    read_meta, write_meta,
+    AnalysisSummary, ExternalAlignmentRecord, ImportProvenance, ImportSource, RecordedIssue,
+    RunAlignment, RunMeta, RunStatus, SegmentAlignment, StepRecord, read_meta, write_meta,
 };
 pub use parquet::{FinalizedStream, finalize_streams, read_parquet, write_parquet};
 pub use raw::{

@@ -86,6 +86,58 @@ pub struct RunMeta {
     /// `vegard analyze` lists them again and leaves the points out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_issues: Vec<RecordedIssue>,
+    /// Where an imported run's data came from (`vegard import`): the source
+    /// files with their sha256, the readers' formats and the files' own
+    /// metadata. Absent for runs vegard recorded itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportProvenance>,
+}
+
+/// run.toml `[import]`: provenance of a run assembled from other software's
+/// files, enough to tell later whether the files are the ones imported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ImportProvenance {
+    /// vegard version that imported the files.
+    pub vegard_version: String,
+    /// When the import ran, RFC 3339 UTC.
+    pub imported_utc: String,
+    /// InvOLS applied to a trace in volts, nm/V (1 when the trace was
+    /// already a length, converted to nm: then the `V` columns hold nm).
+    pub invols_nm_per_V: f64,
+    /// The trace's unit as its file states it.
+    pub trace_unit: String,
+    /// How the imported run's shared timeline is defined, in words.
+    pub timeline: String,
+    /// `[[import.sources]]`: the potentiostat file, then the trace.
+    pub sources: Vec<ImportSource>,
+}
+
+/// One imported file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ImportSource {
+    /// `potentiostat` or `deflection`.
+    pub role: String,
+    /// The path as given on the command line.
+    pub path: String,
+    /// sha256 of the file's bytes, lowercase hex.
+    pub sha256: String,
+    pub size_bytes: i64,
+    /// Reader that read it (`biologic_mpt`, `header_csv`, ...).
+    pub format: String,
+    /// Technique as the file names it, where it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub technique: Option<String>,
+    /// Acquisition start the file states, Unix ns (UTC), and how it was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_unix_ns: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_note: Option<String>,
+    /// Rows read.
+    pub n_rows: i64,
+    /// The file's own metadata as the reader kept it.
+    pub meta: std::collections::BTreeMap<String, String>,
 }
 
 /// run.toml `[[data_issues]]`: one problem finalisation found in the data.
@@ -111,6 +163,56 @@ pub struct RunAlignment {
     pub method: String,
     #[serde(default)]
     pub segments: Vec<SegmentAlignment>,
+    /// An imported run's alignment of two independently clocked files
+    /// (`vegard import`); absent for native runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalAlignmentRecord>,
+}
+
+/// run.toml `[alignment.external]`: how an imported trace's clock was
+/// mapped onto the potentiostat's, `t = offset_s + (1 + drift_ppm·1e-6)·t_trace`,
+/// with its error estimate (as `vegard_clock::ExternalAlignment`, which this
+/// crate does not depend on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExternalAlignmentRecord {
+    /// `edges`, `timestamps` or `xcorr`.
+    pub method: String,
+    pub offset_s: f64,
+    pub drift_ppm: f64,
+    pub offset_se_s: f64,
+    pub drift_se_ppm: f64,
+    /// Whether the data determined the drift (else 0 ± the quartz prior).
+    pub drift_fitted: bool,
+    /// Trace time where the mapping is best known, s, and its SE there.
+    pub t_pivot_s: f64,
+    pub se_at_pivot_s: f64,
+    /// Paired edges or correlation windows used.
+    pub n_used: usize,
+    pub residual_rms_s: f64,
+    /// How the figures were obtained, in words.
+    pub detail: String,
+    /// Why this method (the `--sync` choice, and what `auto` found).
+    pub chosen_because: String,
+}
+
+impl Default for ExternalAlignmentRecord {
+    fn default() -> Self {
+        ExternalAlignmentRecord {
+            method: String::new(),
+            offset_s: f64::NAN,
+            drift_ppm: f64::NAN,
+            offset_se_s: f64::NAN,
+            drift_se_ppm: f64::NAN,
+            drift_fitted: false,
+            t_pivot_s: f64::NAN,
+            se_at_pivot_s: f64::NAN,
+            n_used: 0,
+            residual_rms_s: f64::NAN,
+            detail: String::new(),
+            chosen_because: String::new(),
+        }
+    }
 }
 
 /// Clock alignment of one recording segment (one trigger). Keys missing

@@ -310,6 +310,7 @@ fn meta_round_trips_through_run_toml() {
             n_deflection: 20,
             note: None,
         }],
+        external: None,
     };
     let mut meta = RunMeta {
         status: RunStatus::Running,
@@ -346,6 +347,26 @@ fn meta_round_trips_through_run_toml() {
             kind: "esm_window".into(),
             message: "step 4 (esm_sweep) at 10 Hz: warning: lock-in switched late".into(),
         }],
+        // An imported run's provenance (tables nested in tables) round-trips.
+        import: Some(ImportProvenance {
+            vegard_version: "0.1.0".into(),
+            imported_utc: stamp().rfc3339(),
+            invols_nm_per_V: 55.0,
+            trace_unit: "V".into(),
+            timeline: "potentiostat file time".into(),
+            sources: vec![ImportSource {
+                role: "potentiostat".into(),
+                path: "cv.mpt".into(),
+                sha256: "ab".repeat(32),
+                size_bytes: 41687,
+                format: "biologic_mpt".into(),
+                technique: Some("Cyclic Voltammetry".into()),
+                start_unix_ns: Some(1_596_018_661_000_000_000),
+                start_note: None,
+                n_rows: 223,
+                meta: [("dE/dt".to_string(), "100 mV/s".to_string())].into(),
+            }],
+        }),
     };
     run.write_meta(&meta).unwrap();
     assert_eq!(read_meta(run.dir()).unwrap(), meta);

@@ -60,6 +60,7 @@ fn meta(status: RunStatus, alignment: bool) -> RunMeta {
             n_deflection: 200,
             note: None,
         }],
+        external: None,
     });
     RunMeta {
         status,
