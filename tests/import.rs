@@ -339,3 +339,33 @@ fn unrecognised_input_exits_2_naming_the_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The README's worked import runs on `examples/import/`: the BioLogic CV
+/// fixture and `trace-sync.csv`, made by [`write_trace`] (re-write with
+/// `VEGARD_EXAMPLE_RECORD=1 cargo test --test import shipped_example`).
+/// The shipped trace must be what the generator makes now (so the README's
+/// truth holds), and importing it must recover κ within 1 %.
+#[test]
+fn shipped_example_is_the_generated_trace_and_imports() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/import");
+    let dir = tmpdir("import-example");
+    let fresh = write_trace(&dir, true);
+    if std::env::var_os("VEGARD_EXAMPLE_RECORD").is_some() {
+        std::fs::create_dir_all(&example).unwrap();
+        std::fs::copy(&fresh, example.join("trace-sync.csv")).unwrap();
+        std::fs::copy(fixture(), example.join("Pt_poly_cv_CUT.mpt")).unwrap();
+    }
+    assert_eq!(
+        std::fs::read(example.join("trace-sync.csv")).unwrap(),
+        std::fs::read(&fresh).unwrap(),
+        "examples/import/trace-sync.csv is stale: re-record it"
+    );
+    assert_eq!(
+        std::fs::read(example.join("Pt_poly_cv_CUT.mpt")).unwrap(),
+        std::fs::read(fixture()).unwrap()
+    );
+    let out = dir.join("runs");
+    let run = import(&out, &example.join("trace-sync.csv"), "auto");
+    check(&run, "edges", trace_span());
+    let _ = std::fs::remove_dir_all(&dir);
+}
