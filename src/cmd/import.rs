@@ -118,9 +118,11 @@ pub fn cmd_import(args: &ImportArgs) -> Result<ExitCode> {
         if let Some(d) = dvc {
             writeln!(
                 o,
-                "  kappa:     {:+.4} ± {:.4} nm/mC  (R² = {:.4}, {} cycles, deformation vs faradaic charge)",
+                "  kappa:     {:+.4} ± {:.4} nm/mC  (95 % interval [{:+.4}, {:+.4}]; R² = {:.4}, {} cycles, deformation vs faradaic charge)",
                 d.slope_nm_per_mC,
                 d.slope_se_nm_per_mC,
+                d.slope_ci95_nm_per_mC[0],
+                d.slope_ci95_nm_per_mC[1],
                 d.r2,
                 d.per_cycle.len()
             )?;
