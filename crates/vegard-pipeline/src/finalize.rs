@@ -322,15 +322,7 @@ pub fn finalize_run(
         segments: alignment.clone(),
         external: None,
     });
-    meta.analysis_summary = cv_steps.first().map(|first| {
-        let dvc = &first.analysis.deformation_vs_charge;
-        AnalysisSummary {
-            step: first.step,
-            slope_nm_per_mC: dvc.slope_nm_per_mC,
-            slope_se_nm_per_mC: dvc.slope_se_nm_per_mC,
-            r2: dvc.r2,
-        }
-    });
+    meta.analysis_summary = analysis_summary(&cv_steps);
     vegard_store::write_meta(dir, &meta)?;
 
     Ok(FinalizeSummary {
@@ -342,5 +334,19 @@ pub fn finalize_run(
         analysis_errors,
         eis_points,
         esm_points,
+    })
+}
+
+/// run.toml `[analysis_summary]`: deformation vs charge of the first CV
+/// step (native runs and imported ones alike).
+pub(crate) fn analysis_summary(cv_steps: &[CvStepAnalysis]) -> Option<AnalysisSummary> {
+    cv_steps.first().map(|first| {
+        let dvc = &first.analysis.deformation_vs_charge;
+        AnalysisSummary {
+            step: first.step,
+            slope_nm_per_mC: dvc.slope_nm_per_mC,
+            slope_se_nm_per_mC: dvc.slope_se_nm_per_mC,
+            r2: dvc.r2,
+        }
     })
 }

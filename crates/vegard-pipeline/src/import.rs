@@ -61,8 +61,8 @@ use vegard_store::schema::{
     aligned_path, data_path,
 };
 use vegard_store::{
-    AnalysisSummary, ExternalAlignmentRecord, ImportProvenance, ImportSource, RunAlignment,
-    RunMeta, RunStatus, RunWriter, SegmentAlignment, StoreError,
+    ExternalAlignmentRecord, ImportProvenance, ImportSource, RunAlignment, RunMeta, RunStatus,
+    RunWriter, SegmentAlignment, StoreError,
 };
 
 use crate::analyze::{CvStepAnalysis, analyze_aligned};
@@ -527,15 +527,7 @@ pub fn import_run(
             chosen_because: chosen_because.clone(),
         }),
     });
-    meta.analysis_summary = cv_steps.first().map(|first| {
-        let dvc = &first.analysis.deformation_vs_charge;
-        AnalysisSummary {
-            step: first.step,
-            slope_nm_per_mC: dvc.slope_nm_per_mC,
-            slope_se_nm_per_mC: dvc.slope_se_nm_per_mC,
-            r2: dvc.r2,
-        }
-    });
+    meta.analysis_summary = crate::finalize::analysis_summary(&cv_steps);
     events.append(
         "run_end",
         shared_ns(t_last),
