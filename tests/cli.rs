@@ -660,6 +660,71 @@ fn a_silent_potentiostat_times_out_aborts_and_switches_the_cell_off() {
     assert!(took < Duration::from_secs(9), "took {took:?}");
 }
 
+/// The bench process frozen mid-run (SIGSTOP: a hung instrument that
+/// still accepts bytes into the kernel's buffers). An earlier version logged
+/// `cell_off ok: true` and exited 0 before the instrument had received
+/// anything: a switch-off must never be reported that the instrument did not
+/// acknowledge. Exit 4, `ok: false` in events.jsonl, "switch-off not
+/// confirmed" in run.toml and on stderr.
+#[test]
+fn a_frozen_instrument_at_switch_off_is_exit_4_never_ok() {
+    let dir = tmpdir("frozen");
+    let bench = ExternalBench::start(Path::new("configs/sim.toml"));
+    let recipe = short_recipe(&dir);
+    let bench_file = bench.bench_file(&dir);
+    let child = vegard()
+        .arg("run")
+        .arg(&recipe)
+        .arg("--bench")
+        .arg(&bench_file)
+        .arg("--out")
+        .arg(&dir)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = bench.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t0 = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let took = t0.elapsed();
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("did not confirm the switch-off"),
+        "{stderr}"
+    );
+    let res = json_of(&out.stdout);
+    assert_eq!(res["status"], "aborted");
+    let cell_off_error = res["cell_off_error"].as_str().unwrap();
+    assert!(
+        cell_off_error.contains("switch-off not confirmed"),
+        "{cell_off_error}"
+    );
+    let run_dir = PathBuf::from(res["run_dir"].as_str().unwrap());
+    let reason = run_toml(&run_dir)["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("switch-off not confirmed"), "{reason}");
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    let cell_off: Vec<Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "cell_off")
+        .collect();
+    assert_eq!(cell_off.len(), 1, "{events}");
+    assert_eq!(cell_off[0]["ok"], false, "{}", cell_off[0]);
+    // Bounded: the silence watchdog, then the acknowledgement waits.
+    assert!(took < Duration::from_secs(40), "took {took:?}");
+}
+
 #[test]
 fn sigterm_stops_like_ctrl_c_and_the_bench_is_usable_again() {
     let dir = tmpdir("term");

@@ -92,8 +92,14 @@ pub async fn cmd_run(
     if let Some(e) = &outcome.cell_off_error {
         let _ = writeln!(
             std::io::stderr(),
-            "WARNING: the switch-off sequence could not be sent ({e}): THE CELL MAY STILL BE ON. \
+            "WARNING: the potentiostat did not confirm the switch-off ({e}): THE CELL MAY STILL BE ON. \
              Check the potentiostat now."
+        );
+    }
+    for what in &outcome.unconfirmed_off {
+        let _ = writeln!(
+            std::io::stderr(),
+            "WARNING: {what}: the sine out / heater MAY STILL BE ON. Check the instrument now."
         );
     }
     if let Some(e) = &outcome.finalize_error {
@@ -115,6 +121,7 @@ pub async fn cmd_run(
             "status": outcome.status.to_string(),
             "reason": outcome.reason,
             "cell_off_error": outcome.cell_off_error.as_ref().map(ToString::to_string),
+            "unconfirmed_off": outcome.unconfirmed_off,
             "finalize_error": outcome.finalize_error.as_ref().map(ToString::to_string),
             "analysis_errors": analysis_errors,
             "wall_s": wall_s,
@@ -161,10 +168,12 @@ pub async fn cmd_run(
             outcome.run_dir.display()
         )?;
     }
-    Ok(match (&outcome.cell_off_error, outcome.status) {
-        (Some(_), _) => ExitCode::from(4),
-        (None, RunStatus::Complete) if outcome.finalize_error.is_none() => ExitCode::SUCCESS,
-        (None, RunStatus::Complete) => ExitCode::from(1),
+    // 4: something that drives or heats the sample was not confirmed off.
+    let unsafe_end = outcome.cell_off_error.is_some() || !outcome.unconfirmed_off.is_empty();
+    Ok(match (unsafe_end, outcome.status) {
+        (true, _) => ExitCode::from(4),
+        (false, RunStatus::Complete) if outcome.finalize_error.is_none() => ExitCode::SUCCESS,
+        (false, RunStatus::Complete) => ExitCode::from(1),
         _ => ExitCode::from(3),
     })
 }

@@ -153,8 +153,14 @@ pub struct RunOutcome {
     /// None if finalising failed (see `finalize_error`; the raw data is kept
     /// and `vegard recover` retries).
     pub summary: Option<FinalizeSummary>,
-    /// Set when the switch-off sequence could not be sent: the cell may be on.
+    /// Set when the potentiostat did not confirm the switch-off (the
+    /// sequence could not be sent, or the instrument did not acknowledge it):
+    /// the cell may be on.
     pub cell_off_error: Option<InstrumentError>,
+    /// What else did not confirm going quiet: the lock-in's sine out (it
+    /// drives the cell) and the stage's heater, as `"lock-in sine off not confirmed: ..."`
+    /// and `"heater off not confirmed: ..."`. Empty when both confirmed (or were unused).
+    pub unconfirmed_off: Vec<String>,
     pub finalize_error: Option<EngineError>,
 }
 
@@ -613,12 +619,19 @@ pub async fn run(
         None => Ok(()),
     };
     let mut problems: Vec<String> = Vec::new();
+    // Recorded in run.toml's reason: a switch-off the instrument did not
+    // acknowledge is never passed over as a clean end.
+    if let Err(e) = &off {
+        problems.push(format!("cell off: {e}"));
+    }
+    let mut unconfirmed_off = Vec::new();
     if let Err(e) = &sine_off {
-        problems.push(format!("lock-in sine off: {e}"));
+        unconfirmed_off.push(format!("lock-in sine off not confirmed: {e}"));
     }
     if let Err(e) = &heater_off {
-        problems.push(format!("heater off: {e}"));
+        unconfirmed_off.push(format!("heater off not confirmed: {e}"));
     }
+    problems.extend(unconfirmed_off.iter().cloned());
     let mut note = |r: Result<(), vegard_store::StoreError>| {
         if let Err(e) = r {
             problems.push(e.to_string());
@@ -715,6 +728,7 @@ pub async fn run(
         reason,
         summary,
         cell_off_error: off.err(),
+        unconfirmed_off,
         finalize_error,
     })
 }

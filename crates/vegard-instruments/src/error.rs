@@ -19,6 +19,9 @@ pub enum Fault {
     /// The SCPI error queue (`SYST:ERR?`) was not empty after `after`.
     #[error("instrument reported {} error(s) after {after}: {}", errors.len(), errors.join("; "))]
     ErrorQueue { after: String, errors: Vec<String> },
+    /// The instrument's status register says it refused `command`.
+    #[error("instrument rejected {command:?}: {detail}")]
+    Rejected { command: String, detail: String },
     /// A reply that does not follow the protocol.
     #[error("unexpected reply to {command}: {reply:?} ({reason})")]
     BadReply {
@@ -34,6 +37,21 @@ pub enum Fault {
     /// refuses to start anything after that (open the instrument again).
     #[error("cell was switched off by the safety path; not starting a new script")]
     SwitchedOff,
+    /// The switch-off was sent but the instrument did not acknowledge it in
+    /// time: it may be hung, and the cell (sine, heater) may still be on.
+    #[error("switch-off not confirmed: no {waiting_for} from the instrument within {after_s:.1} s")]
+    SwitchOffNotConfirmed { waiting_for: String, after_s: f64 },
+    /// A line that is neither a valid reply nor an error report (noise on
+    /// the line, a baud-rate mismatch): reported as such, never as a device
+    /// error, whatever characters it happens to contain.
+    #[error(
+        "garbled line from the instrument while waiting for {waiting_for}: {line:?} ({reason})"
+    )]
+    Garbled {
+        waiting_for: String,
+        line: String,
+        reason: String,
+    },
     /// The resource kind does not fit this driver (e.g. a serial port given to
     /// a LAN-only driver).
     #[error("unsupported resource: {0}")]

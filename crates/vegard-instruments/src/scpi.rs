@@ -19,6 +19,15 @@ const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// How many `SYST:ERR?` entries are drained at most. The 34465A queue holds
 /// 20; a peer that never answers `+0` must not hang the caller.
 const MAX_QUEUED_ERRORS: usize = 32;
+/// IEEE 488.2 standard event status register bits that mean a command was
+/// refused: query error (2), device-dependent error (3), execution error (4),
+/// command error (5). Operation complete (0), request control (1), user
+/// request (6) and power on (7, set once after power-up) are not errors.
+const ESR_QYE: u8 = 1 << 2;
+const ESR_DDE: u8 = 1 << 3;
+const ESR_EXE: u8 = 1 << 4;
+const ESR_CME: u8 = 1 << 5;
+const ESR_ERROR_BITS: u8 = ESR_QYE | ESR_DDE | ESR_EXE | ESR_CME;
 
 /// Why a definite-length block could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -321,6 +330,56 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ScpiClient<S> {
         Err(Fault::ErrorQueue {
             after: after.into(),
             errors,
+        })
+    }
+
+    /// `cmd`, then `SYST:ERR?` drained: a setting the instrument refused
+    /// fails naming it ([`Fault::ErrorQueue`] with `after` = `cmd`). One
+    /// round trip per command, paid once per configuration, buys an error
+    /// that says which command was refused.
+    pub async fn write_checked(&mut self, cmd: &str) -> Result<(), Fault> {
+        self.write(cmd).await?;
+        self.check_errors(cmd).await
+    }
+
+    /// `cmd`, then `*ESR?`, for instruments that report refused commands
+    /// only in the standard event status register (SR860, Lake Shore 336):
+    /// a query, execution, device-dependent or command error bit fails
+    /// naming `cmd` ([`Fault::Rejected`]). Reading `*ESR?` clears it, and
+    /// its reply proves `cmd` was processed (commands run in order).
+    pub async fn write_checked_esr(&mut self, cmd: &str) -> Result<(), Fault> {
+        self.write(cmd).await?;
+        let reply = self.query("*ESR?").await?;
+        let esr: u8 =
+            reply
+                .trim()
+                .trim_start_matches('+')
+                .parse()
+                .map_err(|_| Fault::BadReply {
+                    command: "*ESR?".into(),
+                    reply: reply.clone(),
+                    reason: "expected the event status register, 0..255".into(),
+                })?;
+        let bits = esr & ESR_ERROR_BITS;
+        if bits == 0 {
+            return Ok(());
+        }
+        let names: Vec<&str> = [
+            (ESR_QYE, "query error"),
+            (ESR_DDE, "device-dependent error"),
+            (
+                ESR_EXE,
+                "execution error (value out of range or not allowed now)",
+            ),
+            (ESR_CME, "command error (not understood)"),
+        ]
+        .iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .map(|&(_, name)| name)
+        .collect();
+        Err(Fault::Rejected {
+            command: cmd.into(),
+            detail: format!("*ESR? = {esr}: {}", names.join(", ")),
         })
     }
 

@@ -2,10 +2,10 @@
 //! (TCP 7777), and for the virtual bench's emulation of it. Commands go out
 //! with CR LF, replies end in CR LF.
 //!
-//! The 336 does not report command errors on the wire (a refused or
-//! mistyped command is silently ignored), so every setting is read back:
-//! `SETP? <out>` after setting the setpoint, `RANGE? <out>` after switching
-//! the heater off.
+//! The 336 answers no set command; a refused or mistyped one only sets a
+//! bit in its standard event status register. So every setting is followed
+//! by `*ESR?` (failing naming the command) and read back: `SETP? <out>`
+//! after setting the setpoint, `RANGE? <out>` after switching the heater off.
 
 use vegard_recipe::TemperatureConfig;
 
@@ -77,8 +77,12 @@ impl Ls336 {
         })
     }
 
-    async fn write(&mut self, cmd: &str) -> Result<(), InstrumentError> {
-        self.client.write(cmd).await.map_err(|f| self.err(f))
+    /// A setting, then `*ESR?`: fails naming `cmd` if the 336 refused it.
+    async fn set(&mut self, cmd: &str) -> Result<(), InstrumentError> {
+        self.client
+            .write_checked_esr(cmd)
+            .await
+            .map_err(|f| self.err(f))
     }
 
     async fn query(&mut self, cmd: &str) -> Result<String, InstrumentError> {
@@ -121,8 +125,8 @@ impl Ls336 {
         // Rounded to the 336's 1 mK resolution, so the read-back can match.
         let rounded_K = (setpoint_K * 1e3).round() / 1e3;
         let setp = format!("SETP {out},{}", scpi_number(rounded_K));
-        self.write(&setp).await?;
-        self.write(&format!("RANGE {out},{}", self.heater_range))
+        self.set(&setp).await?;
+        self.set(&format!("RANGE {out},{}", self.heater_range))
             .await?;
         let query = format!("SETP? {out}");
         let back_K = self.query_K(&query).await?;
@@ -138,7 +142,7 @@ impl Ls336 {
 
     async fn heater_off_impl(&mut self) -> Result<(), InstrumentError> {
         let out = self.output;
-        self.write(&format!("RANGE {out},0")).await?;
+        self.set(&format!("RANGE {out},0")).await?;
         let query = format!("RANGE? {out}");
         let reply = self.query(&query).await?;
         match reply.trim().parse::<u8>() {
@@ -184,8 +188,8 @@ impl TemperatureStage for Ls336 {
         Box::pin(self.identify_impl())
     }
 
-    /// `SETP <out>,<K>`, `RANGE <out>,<heater_range>`, then `SETP? <out>`
-    /// must read back the setpoint.
+    /// `SETP <out>,<K>`, `RANGE <out>,<heater_range>` (each checked with
+    /// `*ESR?`), then `SETP? <out>` must read back the setpoint.
     fn set_setpoint_K(&mut self, setpoint_K: f64) -> BoxFut<'_, ()> {
         Box::pin(self.set_setpoint_impl(setpoint_K))
     }
@@ -198,7 +202,8 @@ impl TemperatureStage for Ls336 {
         })
     }
 
-    /// `RANGE <out>,0`, then `RANGE? <out>` must read 0.
+    /// `RANGE <out>,0` (checked with `*ESR?`), then `RANGE? <out>` must
+    /// read 0.
     fn heater_off(&mut self) -> BoxFut<'_, ()> {
         Box::pin(self.heater_off_impl())
     }

@@ -24,6 +24,12 @@ const MAX_VERSION_LINES: usize = 16;
 /// Pause between the abort and the cell-off script, so the device has run
 /// `on_finished` and is idle when the new script arrives.
 const SAFETY_GAP: Duration = Duration::from_millis(50);
+/// How long the safety path reads at a time while it waits for the
+/// acknowledgement itself (when the run thread is not reading).
+const ACK_POLL: Duration = Duration::from_millis(20);
+/// Shortest wait for the switch-off acknowledgement: an EmStat answers
+/// within milliseconds, but a host under load may take a while to read it.
+const MIN_ACK_WAIT: Duration = Duration::from_secs(1);
 
 /// State of the script currently running.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +49,18 @@ struct Run {
     level_per_loop: bool,
 }
 
+/// The script line a firmware error detail points at (`Line N, Col C`,
+/// counting the `e` line as line 1), trimmed.
+fn script_line<'a>(script: &'a str, detail: &str) -> Option<&'a str> {
+    let n: usize = detail
+        .strip_prefix("Line ")?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    script.lines().nth(n.checked_sub(1)?).map(str::trim)
+}
+
 /// Orders script writes against the safety path, which writes on its own
 /// port handle from another thread. `true` once `switch_off` ran: from then
 /// on `start` refuses, so no script can run with the cell on after "cell
@@ -58,9 +76,87 @@ fn lock_latch(latch: &Mutex<bool>) -> MutexGuard<'_, bool> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Where the safety path's acknowledgement stands. The device's answer to
+/// the switch-off is, in order: a line starting with `Z` (`Z` when a script
+/// was aborted, `Z!0006` when none ran), then `e` (the cell-off script
+/// accepted), then the empty line (that script, i.e. `cell_off`, done). Only
+/// the whole sequence, in this order, confirms the cell is off: output of
+/// the aborted script (its own `e` or end line) cannot be mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    /// No switch-off asked for.
+    Idle,
+    WaitAbort,
+    WaitAccept,
+    WaitEnd,
+    Confirmed,
+}
+
+impl Ack {
+    fn observe(self, line: &str) -> Ack {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        match self {
+            Ack::WaitAbort if line.starts_with('Z') => Ack::WaitAccept,
+            Ack::WaitAccept if line == "e" => Ack::WaitEnd,
+            Ack::WaitEnd if line.is_empty() => Ack::Confirmed,
+            // The cell-off script failed: its end line confirms nothing.
+            Ack::WaitEnd if line.contains('!') => Ack::WaitAccept,
+            other => other,
+        }
+    }
+}
+
+/// The port's reading side, shared by the run thread and the safety path.
+/// Every line either of them reads goes through [`Link::read_line`], which
+/// feeds the switch-off acknowledgement, so the safety path sees it even
+/// when the run thread took the lines (it usually does: it reads all the
+/// time). The line lock is held for one read only.
+struct Link {
+    line: Mutex<SerialLine>,
+    ack: Mutex<Ack>,
+}
+
+impl Link {
+    fn line(&self) -> MutexGuard<'_, SerialLine> {
+        // A panicked reader leaves the port usable; the safety path must not
+        // give up because of it.
+        self.line.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ack(&self) -> MutexGuard<'_, Ack> {
+        self.ack.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_line(&self, timeout: Duration) -> Result<Option<String>, Fault> {
+        let line = self.line().read_line(timeout)?;
+        if let Some(l) = &line {
+            let mut ack = self.ack();
+            *ack = ack.observe(l);
+        }
+        Ok(line)
+    }
+
+    /// Like [`Link::read_line`], but only if no one else is reading.
+    fn try_read_line(&self, timeout: Duration) -> Result<Option<String>, Fault> {
+        let line = match self.line.try_lock() {
+            Ok(mut l) => l.read_line(timeout)?,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().read_line(timeout)?,
+            Err(std::sync::TryLockError::WouldBlock) => {
+                std::thread::sleep(ACK_POLL / 4);
+                None
+            }
+        };
+        if let Some(l) = &line {
+            let mut ack = self.ack();
+            *ack = ack.observe(l);
+        }
+        Ok(line)
+    }
+}
+
 /// A MethodSCRIPT potentiostat on a serial port.
 pub struct MethodScriptPotentiostat {
-    line: SerialLine,
+    link: Arc<Link>,
     cfg: PotentiostatConfig,
     resource: String,
     timeout: Duration,
@@ -103,7 +199,10 @@ impl MethodScriptPotentiostat {
         }
         let line = SerialLine::open(path, cfg.baud, timeout).map_err(err)?;
         Ok(MethodScriptPotentiostat {
-            line,
+            link: Arc::new(Link {
+                line: Mutex::new(line),
+                ack: Mutex::new(Ack::Idle),
+            }),
             cfg: cfg.clone(),
             resource: name,
             timeout,
@@ -124,7 +223,7 @@ impl MethodScriptPotentiostat {
     /// become errors.
     fn reply(&mut self, command: &str) -> Result<String, InstrumentError> {
         let line = self
-            .line
+            .link
             .read_line(self.timeout)
             .map_err(|f| self.err(f))?
             .ok_or_else(|| {
@@ -206,8 +305,8 @@ impl Potentiostat for MethodScriptPotentiostat {
     /// `t` (firmware, multi-line up to a line ending in `*`), `i` (serial
     /// number), `v` (MethodSCRIPT version).
     fn identify(&mut self) -> Result<String, InstrumentError> {
-        self.line.discard_input().map_err(|f| self.err(f))?;
-        self.line.write_line("t").map_err(|f| self.err(f))?;
+        self.link.line().discard_input().map_err(|f| self.err(f))?;
+        self.link.line().write_line("t").map_err(|f| self.err(f))?;
         let mut firmware = Vec::new();
         loop {
             let l = self.reply("t")?;
@@ -232,13 +331,13 @@ impl Potentiostat for MethodScriptPotentiostat {
                 ));
             }
         }
-        self.line.write_line("i").map_err(|f| self.err(f))?;
+        self.link.line().write_line("i").map_err(|f| self.err(f))?;
         let serial = self.reply("i")?;
         let Some(serial) = serial.strip_prefix('i') else {
             return Err(self.bad_reply("i", &serial, "expected i<serial number>"));
         };
         let serial = serial.to_string();
-        self.line.write_line("v").map_err(|f| self.err(f))?;
+        self.link.line().write_line("v").map_err(|f| self.err(f))?;
         let version = self.reply("v")?;
         let Some(version) = version.strip_prefix('v') else {
             return Err(self.bad_reply("v", &version, "expected v<version>"));
@@ -269,15 +368,16 @@ impl Potentiostat for MethodScriptPotentiostat {
             }
             // Replies to an earlier exchange (the safety script, an aborted
             // run) must not be taken for this script's acceptance.
-            self.line.discard_input().map_err(|f| self.err(f))?;
-            self.line
+            self.link.line().discard_input().map_err(|f| self.err(f))?;
+            self.link
+                .line()
                 .write_raw(script.as_bytes())
                 .map_err(|f| self.err(f))?;
         }
         let deadline = Instant::now() + self.timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let Some(l) = self.line.read_line(remaining).map_err(|f| self.err(f))? else {
+            let Some(l) = self.link.read_line(remaining).map_err(|f| self.err(f))? else {
                 return Err(self.err(Fault::Timeout {
                     waiting_for: "the device to accept the script (e)".into(),
                     after_s: self.timeout.as_secs_f64(),
@@ -286,6 +386,12 @@ impl Potentiostat for MethodScriptPotentiostat {
             match parse_line(&l) {
                 Ok(Line::ScriptAccepted) => break,
                 Ok(Line::DeviceError { code, detail }) => {
+                    // The firmware refuses a script naming the position
+                    // (`!2001: Line 3, Col 1`); say which command that is.
+                    let detail = match script_line(&script, &detail) {
+                        Some(cmd) => format!("{detail} (script: {cmd:?})"),
+                        None => detail,
+                    };
                     return Err(self.err(Fault::DeviceError { code, detail }));
                 }
                 _ => {
@@ -314,14 +420,18 @@ impl Potentiostat for MethodScriptPotentiostat {
         let deadline = Instant::now() + timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let Some(l) = self.line.read_line(remaining).map_err(|f| self.err(f))? else {
+            let Some(l) = self.link.read_line(remaining).map_err(|f| self.err(f))? else {
                 return Ok(None);
             };
             let parsed = parse_line(&l).map_err(|e| {
-                self.err(Fault::BadReply {
-                    command: "measurement".into(),
-                    reply: l.clone(),
-                    reason: e.to_string(),
+                let reason = match &e {
+                    crate::methodscript::MsError::BadLine { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                };
+                self.err(Fault::Garbled {
+                    waiting_for: "measurement data".into(),
+                    line: l.clone(),
+                    reason,
                 })
             })?;
             let event = match parsed {
@@ -359,9 +469,15 @@ impl Potentiostat for MethodScriptPotentiostat {
     }
 
     fn safety(&self) -> Result<Box<dyn CellSafety>, InstrumentError> {
-        let writer = self.line.try_clone_writer().map_err(|f| self.err(f))?;
+        let writer = self
+            .link
+            .line()
+            .try_clone_writer()
+            .map_err(|f| self.err(f))?;
         Ok(Box::new(MethodScriptSafety {
             writer,
+            link: Arc::clone(&self.link),
+            ack_wait: self.timeout.max(MIN_ACK_WAIT),
             resource: self.resource.clone(),
             off_latched: Arc::clone(&self.off_latched),
         }))
@@ -369,11 +485,21 @@ impl Potentiostat for MethodScriptPotentiostat {
 }
 
 /// Abort (`Z`) and then run a one-line `cell_off` script, on its own port
-/// handle. The script covers the case where nothing was running (the device
-/// answers `Z!0006` and `Z` alone would change nothing). Sets the driver's
-/// off latch first, so no later `start` runs a script.
+/// handle, and wait (bounded) for the device to acknowledge both. The script
+/// covers the case where nothing was running (the device answers `Z!0006`
+/// and `Z` alone would change nothing). Sets the driver's off latch first,
+/// so no later `start` runs a script.
+///
+/// Writing is not switching off: a hung device (or a port whose other end is
+/// gone) accepts the bytes into a kernel buffer and does nothing, so success
+/// is reported only once the device's own replies ([`Ack`]) say the cell-off
+/// script ran; otherwise [`Fault::SwitchOffNotConfirmed`].
 struct MethodScriptSafety {
     writer: SerialWriter,
+    link: Arc<Link>,
+    /// How long to wait for the acknowledgement: the config's reply timeout,
+    /// at least [`MIN_ACK_WAIT`].
+    ack_wait: Duration,
     resource: String,
     off_latched: OffLatch,
 }
@@ -391,12 +517,41 @@ impl CellSafety for MethodScriptSafety {
         let mut off = lock_latch(&self.off_latched);
         *off = true;
         tracing::info!(resource = %self.resource, "safety: abort and cell off");
+        // Armed before the Z goes out, so its answer cannot be missed.
+        *self.link.ack() = Ack::WaitAbort;
         let abort = self.writer.write_raw(b"Z\n");
         std::thread::sleep(SAFETY_GAP);
         // Sent even if the abort failed to write: it is the part that
         // matters when the device was idle.
         let cell_off = self.writer.write_raw(b"e\ncell_off\n\n");
         drop(off);
-        abort.and(cell_off).map_err(err)
+        abort.and(cell_off).map_err(err)?;
+        let deadline = Instant::now() + self.ack_wait;
+        loop {
+            let state = *self.link.ack();
+            if state == Ack::Confirmed {
+                tracing::info!(resource = %self.resource, "safety: cell off confirmed by the device");
+                return Ok(());
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(err(Fault::SwitchOffNotConfirmed {
+                    waiting_for: match state {
+                        Ack::Idle | Ack::WaitAbort => "answer to the abort (Z)",
+                        Ack::WaitAccept => "acceptance (e) of the cell-off script",
+                        Ack::WaitEnd | Ack::Confirmed => "end (empty line) of the cell-off script",
+                    }
+                    .into(),
+                    after_s: self.ack_wait.as_secs_f64(),
+                }));
+            }
+            // The run thread usually reads (and feeds the acknowledgement);
+            // when it does not, read here. A read error (port gone) is not a
+            // confirmation: keep waiting out the deadline.
+            if let Err(e) = self.link.try_read_line(remaining.min(ACK_POLL)) {
+                tracing::warn!(resource = %self.resource, error = %e, "safety: reading the acknowledgement");
+                std::thread::sleep(ACK_POLL);
+            }
+        }
     }
 }

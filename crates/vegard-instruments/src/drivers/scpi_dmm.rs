@@ -69,13 +69,14 @@ impl ScpiDmm {
 
     async fn configure_impl(&mut self, setup: DigitizerSetup) -> Result<(), InstrumentError> {
         let commands = self.configure_commands(&setup).map_err(|f| self.err(f))?;
+        // Each command checked on its own, so a refused one is named.
         for cmd in &commands {
-            self.client.write(cmd).await.map_err(|f| self.err(f))?;
+            self.client
+                .write_checked(cmd)
+                .await
+                .map_err(|f| self.err(f))?;
         }
-        self.client
-            .check_errors("configure")
-            .await
-            .map_err(|f| self.err(f))
+        Ok(())
     }
 
     async fn arm_impl(&mut self) -> Result<(), InstrumentError> {

@@ -9,9 +9,11 @@
 //! `peak / sqrt 2`. The SR860 accepts 1 nV to 2 V RMS.
 //!
 //! The SR860 does not answer set commands; refused values are only visible
-//! in its error status. The driver therefore range-checks every value before
-//! it goes on the wire, and readings that do not parse are errors naming the
-//! command and the reply.
+//! in its standard event status register. The driver range-checks every
+//! value before it goes on the wire and reads `*ESR?` after every setting
+//! (the reply also proves the setting was carried out), so a refused command
+//! fails naming it; readings that do not parse are errors naming the command
+//! and the reply.
 
 use tokio::net::TcpStream;
 use vegard_recipe::LockInConfig;
@@ -111,8 +113,12 @@ impl Sr860 {
         }
     }
 
-    async fn write(&mut self, cmd: &str) -> Result<(), InstrumentError> {
-        self.client.write(cmd).await.map_err(|f| self.err(f))
+    /// A setting, then `*ESR?`: fails naming `cmd` if the lock-in refused it.
+    async fn set(&mut self, cmd: &str) -> Result<(), InstrumentError> {
+        self.client
+            .write_checked_esr(cmd)
+            .await
+            .map_err(|f| self.err(f))
     }
 
     async fn identify_impl(&mut self) -> Result<String, InstrumentError> {
@@ -142,38 +148,38 @@ impl Sr860 {
         }
         let rms = slvl_from_peak(amplitude_V_peak).map_err(|f| self.err(f))?;
         if !self.reference_internal {
-            self.write("RSRC 0").await?;
+            self.set("RSRC 0").await?;
             // Synchronous filter: averages the products over whole
             // reference periods, removing the 2f ripple, so a short time
             // constant settles within an ESM dwell of a few periods.
-            self.write("SYNC 1").await?;
+            self.set("SYNC 1").await?;
             self.reference_internal = true;
         }
-        self.write(&format!("FREQ {}", scpi_number(f_Hz))).await?;
-        self.write(&format!("SLVL {}", scpi_number(rms))).await?;
-        self.wait_complete("SLVL").await
+        self.set(&format!("FREQ {}", scpi_number(f_Hz))).await?;
+        // The `*ESR?` after it is the proof the sine is at its new
+        // frequency and amplitude before the potentiostat's loop starts.
+        self.set(&format!("SLVL {}", scpi_number(rms))).await
     }
 
-    /// `*OPC?`: the SR860 answers set commands with nothing, so this is
-    /// the only proof they were carried out before the caller goes on (the
-    /// sine must be at its new frequency before the potentiostat's loop
-    /// starts, and off before the run reports the bench safe).
-    async fn wait_complete(&mut self, after: &str) -> Result<(), InstrumentError> {
-        let reply = self.client.query("*OPC?").await.map_err(|f| self.err(f))?;
-        if reply.trim() == "1" {
-            Ok(())
-        } else {
-            Err(self.err(Fault::BadReply {
-                command: format!("*OPC? after {after}"),
+    /// `SLVL` to its minimum, `*ESR?`, then `SLVL?` must read the minimum
+    /// back: the sine is reported off only when the lock-in says so.
+    async fn sine_off_impl(&mut self) -> Result<(), InstrumentError> {
+        let min = scpi_number(SLVL_MIN_V_RMS);
+        self.set(&format!("SLVL {min}")).await?;
+        let reply = self.client.query("SLVL?").await.map_err(|f| self.err(f))?;
+        match reply.trim().parse::<f64>() {
+            Ok(v) if (v - SLVL_MIN_V_RMS).abs() <= SLVL_MIN_V_RMS * 1e-3 => Ok(()),
+            _ => Err(self.err(Fault::BadReply {
+                command: "SLVL?".into(),
                 reply,
-                reason: "expected 1".into(),
-            }))
+                reason: format!("sine still on: expected {min} V RMS after SLVL {min}"),
+            })),
         }
     }
 
     async fn set_time_constant_impl(&mut self, tc_s: f64) -> Result<f64, InstrumentError> {
         let i = time_constant_index(tc_s).map_err(|f| self.err(f))?;
-        self.write(&format!("OFLT {i}")).await?;
+        self.set(&format!("OFLT {i}")).await?;
         Ok(TIME_CONSTANTS_S[i])
     }
 
@@ -209,12 +215,14 @@ impl LockIn for Sr860 {
     }
 
     /// `RSRC 0` and `SYNC 1` (first call only), `FREQ f`, `SLVL peak/sqrt 2`,
-    /// then `*OPC?` so the sine has changed before this returns.
+    /// each followed by `*ESR?`, so the sine has changed (and nothing was
+    /// refused) before this returns.
     fn set_sine(&mut self, f_Hz: f64, amplitude_V_peak: f64) -> BoxFut<'_, ()> {
         Box::pin(self.set_sine_impl(f_Hz, amplitude_V_peak))
     }
 
-    /// `OFLT i` with the shortest tabulated time constant >= `tc_s`.
+    /// `OFLT i` with the shortest tabulated time constant >= `tc_s`, checked
+    /// with `*ESR?`.
     fn set_time_constant(&mut self, tc_s: f64) -> BoxFut<'_, f64> {
         Box::pin(self.set_time_constant_impl(tc_s))
     }
@@ -224,13 +232,10 @@ impl LockIn for Sr860 {
         Box::pin(self.read_xy_impl())
     }
 
-    /// `SLVL 1e-9` (the smallest amplitude; the SR860 has no sine-off).
+    /// `SLVL 1e-9` (the smallest amplitude; the SR860 has no sine-off),
+    /// checked with `*ESR?` and read back with `SLVL?`.
     fn sine_off(&mut self) -> BoxFut<'_, ()> {
-        Box::pin(async move {
-            self.write(&format!("SLVL {}", scpi_number(SLVL_MIN_V_RMS)))
-                .await?;
-            self.wait_complete("SLVL").await
-        })
+        Box::pin(self.sine_off_impl())
     }
 }
 

@@ -67,7 +67,7 @@ pub fn parse_line(raw: &str) -> Result<Line, MsError> {
     if let Some(text) = line.strip_prefix('T') {
         return Ok(Line::Text(text.to_string()));
     }
-    if let Some((code, detail)) = find_error(line) {
+    if let Some((code, detail)) = find_error(line).map_err(bad)? {
         return Ok(Line::DeviceError { code, detail });
     }
     match line {
@@ -99,15 +99,27 @@ fn hex4(s: &str) -> Option<u16> {
         .flatten()
 }
 
-/// `!XXXX` anywhere in the line, with the text after an optional `:` as
-/// detail (`!4004: measurement fault`, `Z!0006`).
-fn find_error(line: &str) -> Option<(u16, String)> {
-    let at = line.find('!')?;
+/// An error report: `!XXXX` at the start of the line, or right after the
+/// one-letter echo of a host command (`Z!0006`, `e!2001`), then the end of
+/// the line or a detail after `:` or a space (`!4004: measurement fault`).
+/// `Err` for a line with a `!` anywhere else: noise that happens to contain
+/// `!` and four hex digits (`Pda7F!2DDCu`) is a garbled line, not a device
+/// error.
+fn find_error(line: &str) -> Result<Option<(u16, String)>, &'static str> {
+    let Some(at) = line.find('!') else {
+        return Ok(None);
+    };
+    let prefix_ok = at == 0 || (at == 1 && line.as_bytes()[0].is_ascii_alphabetic());
     let rest = &line[at + 1..];
-    let code = hex4(rest.get(..4)?)?;
-    let tail = &rest[4..];
-    let detail = tail.strip_prefix(':').unwrap_or(tail).trim().to_string();
-    Some((code, detail))
+    let code = rest.get(..4).and_then(hex4);
+    let tail = rest.get(4..).unwrap_or("");
+    match code {
+        Some(code) if prefix_ok && (tail.is_empty() || tail.starts_with([':', ' '])) => {
+            let detail = tail.strip_prefix(':').unwrap_or(tail).trim().to_string();
+            Ok(Some((code, detail)))
+        }
+        _ => Err("garbled: '!' outside an error report (!XXXX at the line's start)"),
+    }
 }
 
 #[cfg(test)]
@@ -160,8 +172,11 @@ mod tests {
                 detail: "syntax error".into()
             }
         );
-        // '!' without 4 hex digits is not an error code.
-        assert_eq!(parse_line("hey!").unwrap(), Line::Other("hey!".into()));
+        // A '!' anywhere else is noise, not an error report.
+        for garbled in ["hey!", "Pda7F!2DDCu;ba48D503Dp", "ab!2DDC", "!2DDCx", "!2D"] {
+            let e = parse_line(garbled).unwrap_err().to_string();
+            assert!(e.contains("garbled"), "{garbled}: {e}");
+        }
     }
 
     #[test]

@@ -39,7 +39,7 @@ async fn session_transcript_setpoint_readings_heater_off() {
     assert_eq!(t.read_K().await.unwrap(), 317.982);
     t.heater_off().await.unwrap();
     drop(t);
-    assert_eq!(peer.await.unwrap().unwrap().len(), 8);
+    assert_eq!(peer.await.unwrap().unwrap().len(), 11);
 }
 
 #[tokio::test]
@@ -92,8 +92,8 @@ async fn bad_readings_are_errors_naming_command_and_reply() {
 async fn refused_setpoint_and_heater_off_are_caught_by_read_back() {
     let (resource, peer) = serve(
         parse(
-            "> SETP 1,318.15\n> RANGE 1,3\n> SETP? 1\n< +300.000\n\
-             > RANGE 1,0\n> RANGE? 1\n< 3\n",
+            "> SETP 1,318.15\n> *ESR?\n< 0\n> RANGE 1,3\n> *ESR?\n< 0\n> SETP? 1\n< +300.000\n\
+             > RANGE 1,0\n> *ESR?\n< 0\n> RANGE? 1\n< 3\n",
         ),
         "\r\n",
     )
@@ -117,5 +117,23 @@ async fn refused_setpoint_and_heater_off_are_caught_by_read_back() {
     // A setpoint no sensor can reach never goes on the wire.
     assert!(t.set_setpoint_K(-5.0).await.is_err());
     drop(t);
-    assert_eq!(peer.await.unwrap().unwrap().len(), 5);
+    assert_eq!(peer.await.unwrap().unwrap().len(), 8);
+}
+
+/// A setpoint the 336 refuses (execution error) fails naming the command,
+/// before the read-back could blame it on something else.
+#[tokio::test]
+async fn refused_setpoint_fails_naming_the_command() {
+    let (resource, peer) = serve(parse("> SETP 1,318.15\n> *ESR?\n< 16\n"), "\r\n").await;
+    let mut t = connect(&resource).await;
+    let e = t.set_setpoint_K(318.15).await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "temperature {resource}: instrument rejected \"SETP 1,318.15\": *ESR? = 16: \
+             execution error (value out of range or not allowed now)"
+        )
+    );
+    drop(t);
+    peer.await.unwrap().unwrap();
 }

@@ -323,6 +323,56 @@ fn rejected_script_is_an_error_naming_the_device() {
     );
 }
 
+/// The firmware names the refused command's position; the error names the
+/// command itself.
+#[test]
+fn refused_script_names_the_command_at_the_firmware_position() {
+    let pty = pty();
+    let mut p = open(&pty, 2.0);
+    let mut lines = Lines {
+        port: pty.master.try_clone_native().unwrap(),
+        buf: Vec::new(),
+    };
+    let device = thread::spawn(move || {
+        let mut script = Vec::new();
+        loop {
+            let l = lines.next().unwrap();
+            if l.is_empty() {
+                break;
+            }
+            script.push(l);
+        }
+        // Point at the first set_range (script line numbers count `e` as 1).
+        let n = script
+            .iter()
+            .position(|l| l.trim().starts_with("set_range"))
+            .unwrap()
+            + 1;
+        lines.send(&[format!("!2004: Line {n}, Col 1")]);
+        (script, lines)
+    });
+    let e = p
+        .start(&Technique::Ocp {
+            duration_s: 1.0,
+            sample_interval_s: 0.1,
+        })
+        .unwrap_err()
+        .to_string();
+    let (script, _lines) = device.join().unwrap();
+    let cmd = script
+        .iter()
+        .find(|l| l.trim().starts_with("set_range"))
+        .unwrap();
+    assert!(
+        e.ends_with(&format!(
+            "device error !2004: Line {}, Col 1 (script: {:?})",
+            script.iter().position(|l| l == cmd).unwrap() + 1,
+            cmd.trim()
+        )),
+        "{e}"
+    );
+}
+
 #[test]
 fn silent_device_times_out_with_the_command_named() {
     let pty = pty();
@@ -454,14 +504,19 @@ fn start_after_safety_switch_off_fails_without_writing() {
         buf: Vec::new(),
     };
 
+    // The device: what an idle one answers to the switch-off, which
+    // start() must not take for anything afterwards.
+    let device = thread::spawn(move || {
+        let mut off = Vec::new();
+        for _ in 0..4 {
+            off.push(lines.next().unwrap());
+        }
+        lines.send(&["Z!0006".into(), "e".into(), String::new()]);
+        (off, lines)
+    });
     safety.switch_off().unwrap();
-    let mut off = Vec::new();
-    for _ in 0..4 {
-        off.push(lines.next().unwrap());
-    }
+    let (off, mut lines) = device.join().unwrap();
     assert_eq!(off, ["Z", "e", "cell_off", ""]);
-    // What an idle device answers; start() must not take it for anything.
-    lines.send(&["Z!0006".into(), "e".into(), String::new()]);
 
     let e = p
         .start(&Technique::Ocp {
@@ -674,4 +729,106 @@ fn potential_steps_report_the_measured_potential() {
         assert!((got_e - e).abs() < 1e-12, "k={k}: {got_e}");
         assert!((got_i - i).abs() < 1e-15, "k={k}: {got_i}");
     }
+}
+
+/// A device that takes the switch-off bytes and says nothing (hung, or a
+/// frozen emulator) must not get a "cell off": the safety path waits for the
+/// acknowledgement and then fails, saying what it waited for.
+#[test]
+fn switch_off_without_acknowledgement_is_not_confirmed() {
+    let pty = pty();
+    let p = open(&pty, 0.5);
+    let safety = p.safety().unwrap();
+    let mut lines = Lines {
+        port: pty.master.try_clone_native().unwrap(),
+        buf: Vec::new(),
+    };
+    let t0 = Instant::now();
+    let e = safety.switch_off().unwrap_err().to_string();
+    let waited_s = t0.elapsed().as_secs_f64();
+    assert_eq!(
+        e,
+        format!(
+            "potentiostat ASRL{}::INSTR: switch-off not confirmed: no answer to the abort (Z) \
+             from the instrument within 1.0 s",
+            pty.path
+        )
+    );
+    // Bounded: the 1 s minimum wait plus the 50 ms gap, with slack for a
+    // loaded host.
+    assert!((1.0..3.0).contains(&waited_s), "{waited_s}");
+    // The bytes were sent all the same.
+    let mut sent = Vec::new();
+    for _ in 0..4 {
+        sent.push(lines.next().unwrap());
+    }
+    assert_eq!(sent, ["Z", "e", "cell_off", ""]);
+
+    // Half an answer is no answer either: the abort, then a refused
+    // cell-off script (its end line must not count).
+    let device = thread::spawn(move || {
+        for _ in 0..4 {
+            lines.next().unwrap();
+        }
+        lines.send(&[
+            "Z!0006".into(),
+            "e".into(),
+            "!4004: Line 1, Col 1".into(),
+            String::new(),
+        ]);
+        lines
+    });
+    let e = safety.switch_off().unwrap_err().to_string();
+    assert!(
+        e.ends_with("no acceptance (e) of the cell-off script from the instrument within 1.0 s"),
+        "{e}"
+    );
+    drop(device.join().unwrap());
+}
+
+/// Noise that happens to contain `!` and four hex digits is a garbled line,
+/// not a device error (an earlier version reported `!2DDC` as one).
+#[test]
+fn garbled_line_during_a_run_is_reported_as_garbled() {
+    let pty = pty();
+    let mut p = open(&pty, 2.0);
+    let mut lines = Lines {
+        port: pty.master.try_clone_native().unwrap(),
+        buf: Vec::new(),
+    };
+    let device = thread::spawn(move || {
+        loop {
+            if lines.next().unwrap().is_empty() {
+                break;
+            }
+        }
+        lines.send(&[
+            "e".into(),
+            "M0000".into(),
+            "Pda803D090u;ba816E360p,10,286".into(),
+            "Pda80!2DDCu;ba816E360p,10,286".into(),
+        ]);
+        lines
+    });
+    p.start(&Technique::Ocp {
+        duration_s: 1.0,
+        sample_interval_s: 0.1,
+    })
+    .unwrap();
+    assert_eq!(
+        p.read_event(Duration::from_secs(2)).unwrap(),
+        Some(PstatEvent::Started)
+    );
+    assert!(matches!(
+        p.read_event(Duration::from_secs(2)).unwrap(),
+        Some(PstatEvent::Sample { .. })
+    ));
+    let e = p.read_event(Duration::from_secs(2)).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("garbled line from the instrument while waiting for measurement data: \"Pda80!2DDCu;ba816E360p,10,286\""),
+        "{text}"
+    );
+    assert!(!text.contains("device error"), "{text}");
+    drop(device.join().unwrap());
 }

@@ -54,9 +54,50 @@ async fn session_transcript_sine_time_constant_snapshots_sine_off() {
     li.sine_off().await.unwrap();
     drop(li);
     let received = peer.await.unwrap().unwrap();
-    assert_eq!(received.len(), 14);
-    assert_eq!(received[received.len() - 2], "SLVL 0.000000001");
-    assert_eq!(received.last().unwrap(), "*OPC?");
+    assert_eq!(received.len(), 20);
+    assert_eq!(received[received.len() - 3], "SLVL 0.000000001");
+    assert_eq!(received.last().unwrap(), "SLVL?");
+}
+
+/// The emulator of an earlier version refused `RSRC 0`, and nobody noticed:
+/// a refused setting must fail, naming the command and the status bits.
+#[tokio::test]
+async fn refused_setting_fails_naming_the_command() {
+    let (resource, peer) = serve(
+        parse("> RSRC 0\n> *ESR?\n< 32\n> OFLT 12\n> *ESR?\n< 16\n"),
+        "\n",
+    )
+    .await;
+    let mut li = connect(&resource).await;
+    let e = li.set_sine(1.0, 0.02).await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "lock-in {resource}: instrument rejected \"RSRC 0\": *ESR? = 32: command error (not understood)"
+        )
+    );
+    let e = li.set_time_constant(1.0).await.unwrap_err().to_string();
+    assert!(
+        e.ends_with("instrument rejected \"OFLT 12\": *ESR? = 16: execution error (value out of range or not allowed now)"),
+        "{e}"
+    );
+    drop(li);
+    peer.await.unwrap().unwrap();
+}
+
+/// A sine that reads back anything but the minimum is not off.
+#[tokio::test]
+async fn sine_off_needs_the_read_back() {
+    let (resource, peer) = serve(
+        parse("> SLVL 0.000000001\n> *ESR?\n< 0\n> SLVL?\n< 1.0000000e-02\n"),
+        "\n",
+    )
+    .await;
+    let mut li = connect(&resource).await;
+    let e = li.sine_off().await.unwrap_err().to_string();
+    assert!(e.contains("sine still on"), "{e}");
+    drop(li);
+    peer.await.unwrap().unwrap();
 }
 
 #[tokio::test]
