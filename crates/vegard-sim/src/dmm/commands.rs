@@ -267,11 +267,16 @@ fn switch(params: &mut Parameters, once_allowed: bool) -> Result<Switch> {
             Ok(Switch::Once)
         }
         Token::CharacterProgramData(_) => Err(ErrorCode::IllegalParameterValue.into()),
-        tok => match f64::try_from(tok)? {
-            v if v == 1.0 => Ok(Switch::On),
-            v if v == 0.0 => Ok(Switch::Off),
-            _ => Err(ErrorCode::IllegalParameterValue.into()),
-        },
+        tok => {
+            let v = f64::try_from(tok)?;
+            if v == 1.0 {
+                Ok(Switch::On)
+            } else if v == 0.0 {
+                Ok(Switch::Off)
+            } else {
+                Err(ErrorCode::IllegalParameterValue.into())
+            }
+        }
     }
 }
 
@@ -429,10 +434,16 @@ fn read(s: &mut Session, r: ResponseUnit) -> Result<()> {
     fetch(s, r)
 }
 
+/// Waits for the acquisition to end, then answers every reading in memory.
+/// An acquisition aborted before its first reading leaves none: -230, as
+/// for `FETC?` with nothing acquired.
 fn fetch(s: &mut Session, r: ResponseUnit) -> Result<()> {
     s.wait_until(|_| false)?;
     let mut dmm = s.lock();
     let readings = dmm.all_readings();
+    if readings.is_empty() {
+        return Err(ErrorCode::DataCorruptOrStale.into());
+    }
     let ascii = dmm.cfg.ascii;
     drop(dmm);
     reply_readings(r, ascii, &readings)

@@ -291,6 +291,7 @@ impl Dmm {
         self.acquisition = Acquisition::Idle;
         self.readings.clear();
         self.initiated = false;
+        self.auto_range_V = 10.0;
         self.display_on = true;
         self.display_text.clear();
     }
