@@ -370,3 +370,37 @@ fn waiting_fetch_leaves_the_meter_to_other_clients() {
     assert_eq!(a.query("SYST:ERR?"), "-230,\"Data corrupt or stale\"");
     a.assert_no_error();
 }
+
+/// Level trigger (`TRIG:SOUR INT`): a level the input never reaches keeps
+/// the meter waiting; the input's own mean, which its noise crosses all the
+/// time, triggers a burst at once.
+#[test]
+fn level_trigger_fires_when_the_input_crosses_the_level() {
+    let bench = bench(20.0);
+    let mut m = Scpi::connect(&bench);
+    for cmd in ["*RST", "CONF:VOLT:DC 1", "VOLT:NPLC 0.02", "SAMP:COUN 50"] {
+        m.write(cmd);
+    }
+    let rest: Vec<f64> = m.query("READ?").split(',').map(num).collect();
+    assert_at_rest(&rest);
+    let mean = rest.iter().sum::<f64>() / rest.len() as f64;
+    // The lever at rest stays within 2 mV: 1 V is never crossed.
+    for cmd in [
+        "SAMP:COUN 3",
+        "TRIG:SOUR INT",
+        "TRIG:SLOP POS",
+        "TRIG:LEV 1",
+        "INIT",
+    ] {
+        m.write(cmd);
+    }
+    sleep_true(&bench, 0.5);
+    assert_eq!(m.query("DATA:POIN?"), "+0", "level 1 V never crossed");
+    m.write("ABOR");
+    m.write(&format!("TRIG:LEV {mean:.9}"));
+    m.write("INIT");
+    m.assert_no_error();
+    let values: Vec<f64> = m.query("FETC?").split(',').map(num).collect();
+    assert_eq!(values.len(), 3);
+    assert_at_rest(&values);
+}
