@@ -12,7 +12,7 @@ mod common;
 use common::{Scpi, sleep_true};
 use std::time::{Duration, Instant};
 use vegard_recipe::SimParams;
-use vegard_sim::{SampleTruth, VirtualBench};
+use vegard_sim::{Device, SampleTruth, VirtualBench};
 
 fn bench(speed: f64) -> VirtualBench {
     VirtualBench::start(&SimParams {
@@ -171,7 +171,6 @@ fn refused_input_queues_the_error_and_keeps_the_setting() {
         ("SAMP:TIM?", "SAMP:TIM 1e-6", -222),
         ("SAMP:SOUR?", "SAMP:SOUR EXT", -224),
         ("SAMP:COUN:PRET?", "SAMP:COUN:PRET 5", -222),
-        ("SAMP:COUN:PRET?", "SAMP:COUN:PRET 2", -221),
         ("FUNC?", "FUNC \"CURR\"", -224),
         ("FORM?", "FORM REAL,32", -224),
         ("DISP:TEXT?", &long_text, -223),
@@ -403,4 +402,56 @@ fn level_trigger_fires_when_the_input_crosses_the_level() {
     let values: Vec<f64> = m.query("FETC?").split(',').map(num).collect();
     assert_eq!(values.len(), 3);
     assert_at_rest(&values);
+}
+
+/// Pretrigger readings (`SAMP:COUN:PRET`): of the sample count, that many
+/// come from before the trigger, on the same timer grid as the rest.
+#[test]
+fn pretrigger_readings_come_from_before_the_trigger() {
+    let bench = bench(20.0);
+    let mut m = Scpi::connect(&bench);
+    for cmd in [
+        "*RST",
+        "VOLT:RANG 1",
+        "TRIG:SOUR BUS",
+        "TRIG:DEL 0",
+        "SAMP:SOUR TIM",
+        "SAMP:TIM 0.002",
+        "SAMP:COUN 10",
+        "SAMP:COUN:PRET 4",
+        "INIT",
+    ] {
+        m.write(cmd);
+    }
+    assert_eq!(m.query("SAMP:COUN:PRET?"), "+4");
+    m.assert_no_error();
+    // 0.1 s armed holds far more than 4 readings of 2 ms.
+    sleep_true(&bench, 0.1);
+    m.write("*TRG");
+    let values: Vec<f64> = m.query("FETC?").split(',').map(num).collect();
+    assert_eq!(values.len(), 10);
+    assert_at_rest(&values);
+    let truth = bench.truth_log();
+    assert_eq!(truth.deflection.len(), 10);
+    // One grid of 2 ms through the trigger (delay 0): 9 equal steps.
+    for w in truth.deflection.windows(2) {
+        assert_eq!(w[1].index, w[0].index + 1);
+        let dt = w[1].t_true_s - w[0].t_true_s;
+        assert!((dt - 0.002).abs() < 45e-6, "{dt}");
+    }
+    // The trigger: when the meter received `*TRG`. Readings 0-3 are from
+    // before it (the last 2 ms before), 4-9 from after it.
+    let t_trg = bench
+        .log()
+        .iter()
+        .find(|e| e.device == Device::Deflection && e.line == "*TRG")
+        .unwrap()
+        .t_true_s;
+    for (j, s) in truth.deflection.iter().enumerate() {
+        if j < 4 {
+            assert!(s.t_true_s < t_trg - 1e-3, "reading {j} after *TRG");
+        } else {
+            assert!(s.t_true_s > t_trg - 1e-4, "reading {j} before *TRG");
+        }
+    }
 }

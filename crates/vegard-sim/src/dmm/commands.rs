@@ -34,6 +34,8 @@ const APERTURE_MIN_S: f64 = 2e-5;
 const APERTURE_MAX_S: f64 = 1.0;
 const APERTURE_DEFAULT_S: f64 = 0.1;
 const APERTURE_STEP_S: f64 = 2e-6;
+/// Most pretrigger readings without the MEM option.
+const MAX_PRETRIGGER: u64 = 49_999;
 /// Longest text `DISP:TEXT` shows.
 const DISPLAY_TEXT_MAX: usize = 40;
 /// Largest trigger level, V (the 1000 V range).
@@ -1009,30 +1011,36 @@ impl Command<Session> for SampCountCommand {
     }
 }
 
-/// `SAMP:COUN:PRET <n>`: readings kept from before the trigger. The
-/// emulation takes none, so 0 is the only value it accepts (-221 "Settings
-/// conflict" for more; -222 beyond the sample count).
+/// `SAMP:COUN:PRET <n>|MIN|MAX|DEF`: how many of the `SAMP:COUN` readings
+/// the meter keeps from before the trigger (it digitizes while it waits;
+/// fewer when the trigger comes sooner). At most `SAMP:COUN` - 1 and
+/// 49 999 (no MEM option); query `+0`.
 struct SampPretriggerCommand;
 impl Command<Session> for SampPretriggerCommand {
     cmd_both!();
     fn event(&self, s: &mut Session, _: &mut Context, mut params: Parameters) -> Result<()> {
-        let max = s.lock().cfg.samp_count.saturating_sub(1) as f64;
+        let max = pretrigger_max(&s.lock());
         let n = numeric(&mut params, 0.0, max, 0.0)?;
-        if n.round() != 0.0 {
-            return Err(ErrorCode::SettingsConflict.into());
-        }
+        s.lock().cfg.pretrigger = n.round() as u64;
         Ok(())
     }
     fn query(
         &self,
-        _: &mut Session,
+        s: &mut Session,
         _: &mut Context,
         mut params: Parameters,
         r: ResponseUnit,
     ) -> Result<()> {
-        let v = query_value(&mut params, 0.0, 0.0, 0.0, 0.0)?;
+        let dmm = s.lock();
+        let (now, max) = (dmm.cfg.pretrigger as f64, pretrigger_max(&dmm));
+        drop(dmm);
+        let v = query_value(&mut params, now, 0.0, max, 0.0)?;
         reply(r, &format!("{:+}", v as u64))
     }
+}
+
+fn pretrigger_max(dmm: &Dmm) -> f64 {
+    dmm.cfg.samp_count.saturating_sub(1).min(MAX_PRETRIGGER) as f64
 }
 
 /// `FORM[:DATA] ASC[,<digits>]|REAL[,64]`.

@@ -102,6 +102,9 @@ pub(crate) struct Config {
     pub sample_timer: bool,
     pub samp_tim_s: f64,
     pub samp_count: u64,
+    /// `SAMP:COUN:PRET`: of the `samp_count` readings, how many may come
+    /// from before the trigger (the meter digitizes while it waits).
+    pub pretrigger: u64,
     pub ascii: bool,
 }
 
@@ -123,6 +126,7 @@ impl Default for Config {
             sample_timer: false,
             samp_tim_s: 1.0,
             samp_count: 1,
+            pretrigger: 0,
             ascii: true,
         }
     }
@@ -206,6 +210,9 @@ struct Arm {
 struct Sampling {
     trigger_true_s: f64,
     segment: usize,
+    /// Readings from before the trigger at the start of the burst (0 ..
+    /// `pretrigger`: only as many as fit between arming and the trigger).
+    pre: u64,
     next_index: u64,
     /// Journal index of reading 0 (readings not tied to an edge are
     /// numbered on from one burst to the next).
@@ -348,7 +355,7 @@ impl Dmm {
     /// trigger starts the burst at once.
     fn arm(&mut self, since_true_s: f64, first_edge: usize) {
         if self.cfg.trig_source == TrigSource::Immediate {
-            self.start_sampling(since_true_s, SampleTruth::NO_TRIGGER);
+            self.start_sampling(since_true_s, since_true_s, SampleTruth::NO_TRIGGER);
         } else {
             self.acquisition = Acquisition::Armed(Arm {
                 first_edge,
@@ -364,7 +371,7 @@ impl Dmm {
         match (self.acquisition, self.cfg.trig_source) {
             (Acquisition::Armed(arm), TrigSource::Bus) => {
                 let now = self.shared.clock.now_s().max(arm.since_true_s);
-                self.start_sampling(now, SampleTruth::NO_TRIGGER);
+                self.start_sampling(now, arm.since_true_s, SampleTruth::NO_TRIGGER);
                 Ok(())
             }
             _ => Err(ErrorCode::TriggerIgnored.into()),
@@ -376,7 +383,9 @@ impl Dmm {
         self.acquisition = Acquisition::Idle;
     }
 
-    fn start_sampling(&mut self, trigger_true_s: f64, segment: usize) {
+    /// A burst on a trigger at `trigger_true_s`, armed since `since_true_s`
+    /// (pretrigger readings can only come from after that).
+    fn start_sampling(&mut self, trigger_true_s: f64, since_true_s: f64, segment: usize) {
         let delay_s = self.cfg.delay_s();
         // Timer pacing: reading j at delay + j * SAMP:TIM. Immediate: one
         // reading after the other, the trigger delay before each.
@@ -385,17 +394,28 @@ impl Dmm {
         } else {
             self.cfg.min_interval_s() + delay_s
         };
+        let pretrigger = self
+            .cfg
+            .pretrigger
+            .min(self.cfg.samp_count.saturating_sub(1));
+        let waited = ((trigger_true_s - since_true_s) / interval_s).floor();
+        let pre = if waited >= 1.0 {
+            pretrigger.min(waited as u64)
+        } else {
+            0
+        };
         let index_base = if segment == SampleTruth::NO_TRIGGER {
-            self.untriggered_readings
+            self.untriggered_readings + pre
         } else {
             0
         };
         self.acquisition = Acquisition::Sampling(Sampling {
             trigger_true_s,
             segment,
+            pre,
             next_index: 0,
             index_base,
-            count: self.cfg.samp_count,
+            count: pre + self.cfg.samp_count - pretrigger,
             delay_s,
             interval_s,
             next_true_s: None,
@@ -424,10 +444,15 @@ impl Dmm {
                         };
                         // An edge during the previous burst is kept and
                         // acted on when the burst is over.
-                        self.start_sampling(t.max(arm.since_true_s), arm.first_edge);
+                        self.start_sampling(
+                            t.max(arm.since_true_s),
+                            arm.since_true_s,
+                            arm.first_edge,
+                        );
                     }
                     TrigSource::Internal => {
                         let step_s = self.cfg.integration_s().min(LEVEL_STEP_MAX_S);
+                        let since_s = arm.since_true_s;
                         let level = self.cfg.trig_level_V;
                         let mut last = match arm.last_V {
                             Some(v) => v,
@@ -454,7 +479,9 @@ impl Dmm {
                         }
                         arm.last_V = Some(last);
                         match hit {
-                            Some(t) => self.start_sampling(t, SampleTruth::NO_TRIGGER),
+                            Some(t) => {
+                                self.start_sampling(t, since_s, SampleTruth::NO_TRIGGER);
+                            }
                             None => {
                                 self.acquisition = Acquisition::Armed(arm);
                                 return;
@@ -469,10 +496,14 @@ impl Dmm {
                         let t = match s.next_true_s {
                             Some(t) => t,
                             None => {
-                                let t = self.clock.event_true_s(
-                                    s.trigger_true_s,
-                                    s.delay_s + s.next_index as f64 * s.interval_s,
-                                );
+                                // Pretrigger readings on the same grid,
+                                // ending one interval before the trigger.
+                                let device_s = if s.next_index < s.pre {
+                                    -((s.pre - s.next_index) as f64) * s.interval_s
+                                } else {
+                                    s.delay_s + (s.next_index - s.pre) as f64 * s.interval_s
+                                };
+                                let t = self.clock.event_true_s(s.trigger_true_s, device_s);
                                 s.next_true_s = Some(t);
                                 t
                             }
@@ -487,17 +518,27 @@ impl Dmm {
                             self.readings.pop_front();
                         }
                         self.readings.push_back(reading);
-                        shared.journal.sample(
-                            Device::Deflection,
+                        // A pretrigger reading belongs to no trigger edge:
+                        // the journal numbers it with the untriggered ones,
+                        // so index j of an edge stays at edge + j * interval.
+                        let truth = if s.next_index < s.pre {
+                            self.untriggered_readings += 1;
+                            SampleTruth {
+                                segment: SampleTruth::NO_TRIGGER,
+                                index: self.untriggered_readings - 1,
+                                t_true_s: t,
+                            }
+                        } else {
+                            if s.segment == SampleTruth::NO_TRIGGER {
+                                self.untriggered_readings += 1;
+                            }
                             SampleTruth {
                                 segment: s.segment,
-                                index: s.index_base + s.next_index,
+                                index: s.index_base + s.next_index - s.pre,
                                 t_true_s: t,
-                            },
-                        );
-                        if s.segment == SampleTruth::NO_TRIGGER {
-                            self.untriggered_readings += 1;
-                        }
+                            }
+                        };
+                        shared.journal.sample(Device::Deflection, truth);
                         s.next_index += 1;
                         s.next_true_s = None;
                     }
@@ -506,7 +547,7 @@ impl Dmm {
                     self.bursts_done += 1;
                     let end_s = s.trigger_true_s
                         + s.delay_s
-                        + (s.count.saturating_sub(1)) as f64 * s.interval_s
+                        + (s.count - s.pre).saturating_sub(1) as f64 * s.interval_s
                         + self.cfg.integration_s();
                     let done = self.cfg.trig_count.is_some_and(|n| self.bursts_done >= n);
                     if done {
