@@ -129,6 +129,20 @@ def check(address):
         expect(dmm.display.text() == "", "display text restored")
         no_error(dmm, "timetrace()")
 
+        # Range, resolution and display through the driver's own helpers.
+        dmm.range(10)
+        dmm.resolution(3e-6)  # 0.3 ppm of 10 V: 1 PLC
+        expect(dmm.NPLC() == 1.0, f"resolution 3 uV gave NPLC {dmm.NPLC()}")
+        expect(abs(dmm.resolution() - 3e-6) < 1e-12, "resolution read back")
+        dmm.autorange_once()
+        expect(dmm.autorange() == "OFF", "autorange once leaves autorange off")
+        expect(dmm.range() == 0.1, f"lever at rest ranges to 0.1 V, not {dmm.range()}")
+        dmm.display.text("vegard")
+        expect(dmm.display.text() == "vegard", "display text")
+        dmm.display.clear()
+        expect(dmm.display.text() == "", "display cleared")
+        no_error(dmm, "range, resolution, display")
+
         # Out-of-range input: error queued, setting kept.
         dmm.write("SAMPle:COUNt 0")
         code, _ = dmm.error()
@@ -142,5 +156,12 @@ def check(address):
         dmm.trigger.count(1)
         no_error(dmm, "error checks")
         expect(math.isfinite(dmm.volt()), "volt() after the error checks")
+
+        # reset(): *RST, *OPC?, and a snapshot of the defaults.
+        dmm.reset()
+        expect(dmm.sample.count() == 1, "sample count after reset")
+        expect(dmm.autorange() == "ON", "autorange after reset")
+        expect(dmm.trigger.source() == "IMM", "trigger source after reset")
+        no_error(dmm, "reset()")
     finally:
         dmm.close()
