@@ -200,9 +200,12 @@ struct Arm {
     /// External trigger: index of the first edge on the line that counts
     /// (edges before `INIT` do not).
     first_edge: usize,
-    /// Bus or level trigger: the trigger cannot come before this instant.
+    /// Armed at: the trigger cannot come before this instant, nor a
+    /// pretrigger reading.
     since_true_s: f64,
-    /// Level trigger: the input at `since_true_s`, once read.
+    /// Level trigger: how far the input has been compared with the level,
+    /// and the input there, once read.
+    searched_true_s: f64,
     last_V: Option<f64>,
 }
 
@@ -360,6 +363,7 @@ impl Dmm {
             self.acquisition = Acquisition::Armed(Arm {
                 first_edge,
                 since_true_s,
+                searched_true_s: since_true_s,
                 last_V: None,
             });
         }
@@ -452,20 +456,19 @@ impl Dmm {
                     }
                     TrigSource::Internal => {
                         let step_s = self.cfg.integration_s().min(LEVEL_STEP_MAX_S);
-                        let since_s = arm.since_true_s;
                         let level = self.cfg.trig_level_V;
                         let mut last = match arm.last_V {
                             Some(v) => v,
-                            None => world.deflection_volts_at(arm.since_true_s),
+                            None => world.deflection_volts_at(arm.searched_true_s),
                         };
                         let mut hit = None;
                         for _ in 0..LEVEL_STEPS_PER_UPDATE {
-                            let t = arm.since_true_s + step_s;
+                            let t = arm.searched_true_s + step_s;
                             if t > now {
                                 break;
                             }
                             let v = world.deflection_volts_at(t);
-                            arm.since_true_s = t;
+                            arm.searched_true_s = t;
                             let crossed = if self.cfg.trig_slope_rising {
                                 last < level && v >= level
                             } else {
@@ -480,7 +483,7 @@ impl Dmm {
                         arm.last_V = Some(last);
                         match hit {
                             Some(t) => {
-                                self.start_sampling(t, since_s, SampleTruth::NO_TRIGGER);
+                                self.start_sampling(t, arm.since_true_s, SampleTruth::NO_TRIGGER);
                             }
                             None => {
                                 self.acquisition = Acquisition::Armed(arm);
