@@ -863,6 +863,34 @@ mod tests {
     }
 
     #[test]
+    fn settings_look_like_the_meters() {
+        assert_eq!(format_setting(0.1), "+1.00000000E-01");
+        assert_eq!(format_setting(3600.0), "+3.60000000E+03");
+        assert_eq!(format_setting(9.9e37), "+9.90000000E+37");
+        assert_eq!(format_setting(-1.2), "-1.20000000E+00");
+    }
+
+    #[test]
+    fn sample_timer_minimum_and_resolution_follow_the_integration_time() {
+        let mut cfg = Config {
+            range_V: Some(10.0),
+            autozero: false,
+            ..Config::default()
+        };
+        assert_eq!(cfg.min_interval_s(), 0.2);
+        cfg.autozero = true;
+        assert_eq!(cfg.min_interval_s(), 0.4);
+        cfg.range_V = None;
+        assert_eq!(cfg.min_interval_s(), 0.6);
+        cfg.aperture_enabled = true;
+        cfg.aperture_s = 1e-3;
+        assert_eq!(cfg.min_interval_s(), 3e-3);
+        // 1 ms = 0.05 PLC: the resolution of the 0.02 PLC entry, 3 ppm.
+        assert!((cfg.resolution_V(10.0) - 3e-5).abs() < 1e-15);
+        assert_eq!(cfg.delay_s(), 100e-6);
+    }
+
+    #[test]
     fn binary_replies_are_summarised() {
         let mut r = b"#216".to_vec();
         r.extend_from_slice(&1.5f64.to_be_bytes());
