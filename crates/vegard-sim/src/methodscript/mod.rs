@@ -300,6 +300,8 @@ struct Run {
     arrays: HashMap<String, Vec<Value>>,
     /// Fields of the package between `pck_start` and `pck_end`.
     package: Option<Vec<String>>,
+    /// Device time of `timer_start`, s (0 = the script's start).
+    timer_zero_dev_s: f64,
 }
 
 struct Executor {
@@ -625,6 +627,14 @@ impl Executor {
                     self.wait_until(until, abortable)?;
                 }
                 Cmd::SendString(text) => self.send(&format!("T{text}")),
+                Cmd::TimerStart => {
+                    run.timer_zero_dev_s = self.clock.device_time_s(self.shared.clock.now_s());
+                }
+                Cmd::TimerGet(var) => {
+                    let now_dev_s = self.clock.device_time_s(self.shared.clock.now_s());
+                    let t_s = (now_dev_s - run.timer_zero_dev_s).max(0.0);
+                    run.vars.insert(var.clone(), Value::new(t_s, *b"eb"));
+                }
                 Cmd::PckStart => run.package = Some(Vec::new()),
                 Cmd::PckAdd(name) => {
                     let v = run

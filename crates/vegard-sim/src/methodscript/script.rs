@@ -134,6 +134,10 @@ pub(crate) enum Cmd {
     Wait(Operand),
     /// `send_string "text"`: `T<text>` to the host.
     SendString(String),
+    /// `timer_start`: zero of the script timer.
+    TimerStart,
+    /// `timer_get v`: device seconds since `timer_start` into `v` (type `eb`).
+    TimerGet(String),
     /// `loop <cond>` ... `endloop`: `L` before the first check, `+` after.
     Loop {
         cond: Cond,
@@ -979,6 +983,14 @@ impl Parser {
             "breakloop" => {
                 exact::<0>(args)?;
                 Cmd::BreakLoop
+            }
+            "timer_start" => {
+                exact::<0>(args)?;
+                Cmd::TimerStart
+            }
+            "timer_get" => {
+                let [var] = exact(args)?;
+                Cmd::TimerGet(self.declared(var, 1)?)
             }
             "pck_start" => {
                 // An optional measurement-type argument is accepted.
