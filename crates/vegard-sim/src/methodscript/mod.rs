@@ -925,13 +925,19 @@ impl Executor {
             for (i, (&(t_switch, E_V), &t_sample)) in phases.iter().zip(&sample_at).enumerate() {
                 let t_sw = self.clock.event_true_s(t0, t_start_dev + t_switch);
                 self.wait_until(t_sw, true)?;
-                {
+                // The world switches "now", which a loaded machine makes a
+                // little later than `t_sw`; the sample keeps its delay after
+                // the switch (what the pulse current depends on), so it is
+                // never taken before the potential it belongs to.
+                let late_s = {
                     let mut world = lock(&self.shared.world);
                     if world.cell_is_on() {
-                        world.set_program_now(Program::Hold { E_V });
+                        (world.set_program_now(Program::Hold { E_V }) - t_sw).max(0.0)
+                    } else {
+                        0.0
                     }
-                }
-                let t_s = self.clock.event_true_s(t0, t_start_dev + t_sample);
+                };
+                let t_s = self.clock.event_true_s(t0, t_start_dev + t_sample) + late_s;
                 self.wait_for_sample(t_s, faults)?;
                 let state = lock(&self.shared.world).state_at(t_s);
                 let noise_A = self.current_noise.map_or(0.0, |d| d.sample(&mut self.rng));
