@@ -280,3 +280,19 @@ fn runtime_errors_stop_the_script_and_run_on_finished() {
     let lines = p.until_script_end(5.0);
     assert_eq!(lines, ["e", "!4003: Line 5, Col 1", ""]);
 }
+
+#[test]
+fn z_aborts_an_endless_loop() {
+    let bench = bench(20.0);
+    let mut p = Pstat::open(&bench);
+    p.send(
+        "e\nvar i\nstore_var i 0i ja\ncell_on\nloop i < 1i\nendloop\non_finished:\n  cell_off\n\n",
+    );
+    assert_eq!(p.line(2.0).as_deref(), Some("e"));
+    assert_eq!(p.line(2.0).as_deref(), Some("L"));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(bench.cell_is_on(), "the loop runs");
+    p.send("Z\n");
+    assert_eq!(p.until_script_end(2.0), ["Z", ""]);
+    assert!(!bench.cell_is_on(), "on_finished ran");
+}

@@ -682,6 +682,14 @@ impl Executor {
                 Cmd::Loop { cond, body } => {
                     self.send("L");
                     while cond.holds(self.value(run, &cond.lhs), self.value(run, &cond.rhs)) {
+                        // Also an empty or never-ending loop answers `Z` and
+                        // lets the bench shut down.
+                        if abortable && self.gate.abort.swap(false, Ordering::SeqCst) {
+                            return Err(Stop::Abort);
+                        }
+                        if self.shared.shutdown.load(Ordering::Relaxed) {
+                            return Err(Stop::Shutdown);
+                        }
                         if self.exec(body, run, abortable)? == Flow::Break {
                             break;
                         }

@@ -10,6 +10,10 @@
 use crate::world::{CvWave, LinearWave};
 use std::collections::HashSet;
 
+/// Deepest nesting of loops and conditions the emulator accepts (the
+/// interpreter recurses once per level).
+const MAX_NESTING: usize = 32;
+
 /// A parsed script: the main body and the `on_finished:` block that runs
 /// after it, also after an abort or a fault.
 #[derive(Debug, Clone, PartialEq)]
@@ -454,6 +458,14 @@ pub(crate) fn parse(lines: &[String]) -> Result<Script, ScriptError> {
     let mut on_finished: Option<Vec<Stmt>> = None;
     for (i, raw) in lines.iter().enumerate() {
         let line_no = i + 2;
+        if stack.len() > MAX_NESTING {
+            return Err(ScriptError {
+                code: ErrorCode::Structure,
+                line: line_no - 1,
+                col: 1,
+                reason: format!("blocks nested deeper than {MAX_NESTING}"),
+            });
+        }
         let code = raw.split('#').next().unwrap_or("");
         let words = split_words(code);
         let Some(&(col0, head)) = words.first() else {
