@@ -49,8 +49,9 @@ const POLL: Duration = Duration::from_millis(20);
 const STREAM_JITTER: u64 = 0x5053_5441_5400_0001;
 const STREAM_NOISE: u64 = 0x5053_5441_5400_0002;
 const STREAM_EIS: u64 = 0x5053_5441_5400_0003;
-/// Current range before any `set_range`, A.
-const DEFAULT_RANGE_A: f64 = 1e-3;
+/// Current range of a script that selects none, A: the widest (EmStat4 LR),
+/// so nothing clips until a script narrows it.
+const DEFAULT_RANGE_A: f64 = 10e-3;
 /// The lowest current range (EmStat4 LR), A.
 const MIN_RANGE_A: f64 = 1e-9;
 /// Package status bit: the current is beyond the range's full scale.
@@ -420,6 +421,11 @@ impl Executor {
 
     fn run_script(&mut self, s: &Script) {
         self.send("e");
+        // Every script configures its own ranges (PalmSens' scripts and
+        // vegard's always do); one script's autoranging does not leak into
+        // the next one's fixed range.
+        self.range_A = DEFAULT_RANGE_A;
+        self.autorange = None;
         let mut run = Run::default();
         let outcome = self.exec(&s.body, &mut run, true);
         match outcome {
