@@ -136,6 +136,19 @@ def main():
         check(currents_ok(cv, [1], 100e-6), "CV: currents finite and within 100 uA")
         I = cv.get_column_values(1)
         check(max(I) > 0 and min(I) < 0, f"CV: anodic and cathodic current ({max(I):.3e}, {min(I):.3e})")
+        # The library's own metadata decoding: every current on a range the
+        # EmStat4 has; readings at the 100 uA full scale flagged OVERLOAD.
+        ms = palmsens.mscript
+        ranges = {ms.metadata_range_to_text(device_type, c.type, c.metadata.get("range", -1)) for c in cv.get_column(1)}
+        check(all("UNKNOWN" not in r for r in ranges), f"CV: current ranges known to the library ({sorted(ranges)})")
+        full = [c for c in cv.get_column(1) if abs(abs(c.value) - 100e-6) < 1e-15]
+        flags = {ms.metadata_status_to_text(c.metadata.get("status", 0)) for c in full}
+        check(bool(full) and flags == {"OVERLOAD"}, f"CV: {len(full)} full-scale readings, status {sorted(flags)}")
+        inside = [c for c in cv.get_column(1) if abs(c.value) < 100e-6 * (1 - 1e-9)]
+        check(
+            all(c.metadata.get("status") == 0 for c in inside),
+            f"CV: {len(inside)} readings inside the range have status OK {[c.data for c in inside if c.metadata.get('status')]}",
+        )
 
         cvn = run_script(device, errors, os.path.join(PY_SCRIPTS, "example_cv_nscans.mscr"))
         check(len(cvn.loops) == 3, f"CV nscans(3): three scans ({len(cvn.loops)})")
