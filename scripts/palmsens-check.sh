@@ -62,7 +62,11 @@ else
     curl -fsSL "https://raw.githubusercontent.com/PalmSens/MethodSCRIPT_Examples/$commit/$f" -o "$ps/$f"
   done
 fi
-(cd "$ps" && printf '%s\n' "$sums" | sha256sum --quiet -c -) && echo "SHA-256 of all $(printf '%s\n' "$files" | wc -l) files as pinned (unmodified)"
+if ! (cd "$ps" && printf '%s\n' "$sums" | sha256sum --quiet -c -); then
+  echo "PalmSens' files differ from the pinned ones: not running modified code" >&2
+  exit 1
+fi
+echo "SHA-256 of all $(printf '%s\n' "$files" | wc -l) files as pinned (unmodified)"
 
 echo "== venv (pyserial)"
 venv=${PALMSENS_VENV:-$work/venv}
