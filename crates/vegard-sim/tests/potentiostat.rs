@@ -25,7 +25,7 @@ fn host_commands_answer_like_the_firmware() {
     let bench = VirtualBench::start(&params(20.0)).unwrap();
     let mut p = Pstat::open(&bench);
     p.send("t\n");
-    assert_eq!(p.line(2.0).as_deref(), Some("tespbl_virtual"));
+    assert_eq!(p.line(2.0).as_deref(), Some("tes4_lr1.4"));
     assert_eq!(p.line(2.0).as_deref(), Some("R1.4.0#vegard virtual bench*"));
     p.send("i\nv\nZ\n");
     assert_eq!(p.line(2.0).as_deref(), Some("iVIRTUAL-EMSTAT-0001"));
@@ -73,12 +73,14 @@ fn cv_script_emits_every_sample_on_time() {
     assert_eq!(lines[1], "M0000");
     assert_eq!(&lines[lines.len() - 2..], ["*", ""]);
     let body = &lines[2..lines.len() - 2];
-    // 3 scans of round(2.0 / 0.002) = 1000 packages, each followed by `-`.
-    assert_eq!(body.len(), 3 * 1001);
+    // 3 scans of round(2.0 / 0.002) = 1000 packages, each opened by `C`
+    // + 4 hex (the scan) and closed by `-`.
+    assert_eq!(body.len(), 3 * 1002);
     let mut packages = Vec::new();
-    for (scan, chunk) in body.chunks(1001).enumerate() {
-        assert_eq!(chunk[1000], "-", "scan {scan}");
-        packages.extend_from_slice(&chunk[..1000]);
+    for (scan, chunk) in body.chunks(1002).enumerate() {
+        assert_eq!(chunk[0], format!("C{scan:04X}"));
+        assert_eq!(chunk[1001], "-", "scan {scan}");
+        packages.extend_from_slice(&chunk[1..1001]);
     }
     let decoded: Vec<(f64, f64)> = packages
         .iter()
@@ -86,11 +88,14 @@ fn cv_script_emits_every_sample_on_time() {
             let v = decode_package(l);
             assert_eq!(v[0].0, "da");
             assert_eq!(v[1].0, "ba");
-            // `,10` status OK, `,2hh` the autoranged decade: 1 nA * 10^hh,
-            // the smallest one that holds the current.
+            // `,10` status OK, `,2hh` the autoranged range as the EmStat4
+            // numbers it (3 = 1 nA, +3 per decade), the smallest that holds
+            // the current.
             let meta: Vec<&str> = l.split(';').nth(1).unwrap().split(',').skip(1).collect();
             assert_eq!(meta[0], "10", "{l}");
-            let decade = i32::from_str_radix(meta[1].strip_prefix('2').unwrap(), 16).unwrap();
+            let index = i32::from_str_radix(meta[1].strip_prefix('2').unwrap(), 16).unwrap();
+            assert_eq!(index % 3, 0, "{l}");
+            let decade = index / 3 - 1;
             let range_A = 1e-9 * 10f64.powi(decade);
             assert!(v[1].1.abs() <= range_A * (1.0 + 1e-12), "{l}");
             assert!(decade == 0 || v[1].1.abs() > range_A / 10.0, "{l}");
@@ -167,6 +172,7 @@ fn z_aborts_the_loop_and_switches_the_cell_off() {
     p.send(CV_SCRIPT);
     assert_eq!(p.line(2.0).as_deref(), Some("e"));
     assert_eq!(p.line(2.0).as_deref(), Some("M0000"));
+    assert_eq!(p.line(2.0).as_deref(), Some("C0000"));
     for _ in 0..50 {
         assert!(p.line(2.0).unwrap().starts_with('P'));
     }
@@ -226,9 +232,10 @@ fn current_spike_is_added_after_its_time() {
     }
     p.send("Z\n");
     // Before 0.5 s the film draws well under a milliamp; from 0.5 s on the
-    // 50 mA spike dominates (and flags overload on the 10 mA range).
+    // 50 mA spike dominates: it overloads the 10 mA range, so it reads as
+    // that range's full scale (and the package flags overload).
     assert!(currents[..48].iter().all(|i| i.abs() < 5e-3));
-    assert!(currents[50..].iter().all(|i| (i - 0.05).abs() < 5e-3));
+    assert!(currents[50..].iter().all(|i| (i - 0.01).abs() < 1e-9));
     assert!(p.until_script_end(2.0).iter().any(|l| l == "Z"));
 }
 
@@ -239,7 +246,7 @@ fn a_bad_script_is_refused_whole() {
     p.send("e\nvar p\ncell_on\nfrobnicate 3\n\n");
     let l = p.line(2.0).unwrap();
     assert!(l.starts_with("!2001"), "{l}");
-    assert!(l.contains("line 4"), "{l}");
+    assert_eq!(l, "!2001: Line 4, Col 1");
     assert!(!bench.cell_is_on(), "a refused script must not run");
     assert_eq!(p.line(0.3), None);
     p.send("v\n");
