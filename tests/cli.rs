@@ -770,6 +770,88 @@ fn sigterm_stops_like_ctrl_c_and_the_bench_is_usable_again() {
 }
 
 #[test]
+fn sighup_stops_like_ctrl_c() {
+    let dir = tmpdir("hup");
+    let mut bench = ExternalBench::start(Path::new("configs/sim.toml"));
+    let out = interrupt_run(&bench, &dir, "-HUP");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = json_of(&out.stdout);
+    assert_eq!(res["status"], "aborted");
+    assert!(res["reason"].as_str().unwrap().contains("stop requested"));
+    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+}
+
+/// The film rests at E0 = 0.4 V; a window of [0.7, 1.0] V (commanding
+/// nothing, so validation passes) puts the measured open-circuit potential
+/// outside it from the first sample.
+#[test]
+fn a_potential_outside_the_window_aborts_and_switches_the_cell_off() {
+    let dir = tmpdir("potlimit");
+    let mut bench = ExternalBench::start(Path::new("configs/sim.toml"));
+    let recipe = dir.join("ocp.toml");
+    std::fs::write(
+        &recipe,
+        "[run]\nname = \"potlimit\"\n[limits]\ncurrent_max_A = 0.01\npotential_window_V = [0.7, 1.0]\n\
+         [[step]]\nkind = \"ocp\"\nduration_s = 5.0\nsample_interval_s = 0.01\n",
+    )
+    .unwrap();
+    let out = vegard()
+        .arg("run")
+        .arg(&recipe)
+        .arg("--bench")
+        .arg(bench.bench_file(&dir))
+        .arg("--out")
+        .arg(&dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = json_of(&out.stdout);
+    assert!(
+        res["reason"].as_str().unwrap().contains("potential limit hit"),
+        "{}",
+        res["reason"]
+    );
+    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+}
+
+/// An instrument that keeps streaming well past the step's end (here: a
+/// bench running at half the speed the run expects) is stopped by the
+/// step watchdog, and the cell is switched off.
+#[test]
+fn a_step_that_overruns_aborts_and_switches_the_cell_off() {
+    let dir = tmpdir("overrun");
+    let slow = bench_edited(&dir, |t| {
+        t["sim"].as_table_mut().unwrap()["time_acceleration"] = toml::Value::Float(0.5);
+    });
+    let mut bench = ExternalBench::start(&slow);
+    let out = run_against(&bench, &dir, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = json_of(&out.stdout);
+    assert!(
+        res["reason"].as_str().unwrap().contains("overran"),
+        "{}",
+        res["reason"]
+    );
+    assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
+}
+
+#[test]
 fn potential_step_passes_the_charge_the_isotherm_predicts() {
     // Known answer: from rest at E0 (x = 1/2) a step to E0 + 50 mV held for
     // 7.5 tau empties the film to x = 1/(1 + exp(F 0.05 / RT)); the charge is
@@ -1166,6 +1248,16 @@ fn esm_sweep_response_matches_the_strain_transfer_of_the_film() {
     // drift fit was off by ~100 ppm over the 22-min segment: 6 deg at 0.1 Hz).
     let out = run_recipe(&recipe_path, &dir, &["--speed", "30"]);
     let run_dir = completed_run_dir(&out);
+    // The sine out drives the cell: parked at the end, and the lock-in
+    // confirmed it (SLVL read back).
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    let sine_off: Vec<Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "lockin_sine_off")
+        .collect();
+    assert_eq!(sine_off.len(), 1, "{events}");
+    assert_eq!(sine_off[0]["ok"], true, "{}", sine_off[0]);
     let t = parquet(run_dir.join("data/esm.parquet"));
     let f = t.f64(esm_data_col::f_Hz).unwrap();
     let amp = t.f64(esm_data_col::response_nm_per_V).unwrap();

@@ -426,10 +426,14 @@ pub async fn run(
     let (pmsg_tx, mut pmsg_rx) = mpsc::unbounded_channel::<PstatMsg>();
     let stop_pstat = Arc::new(AtomicBool::new(false));
     let stop_flag = stop_pstat.clone();
+    let last_heard_ns = Arc::new(AtomicI64::new(i64::MIN));
+    let heard = Arc::clone(&last_heard_ns);
     let mut abort_reason: Option<AbortReason> = None;
     let pstat_thread = std::thread::Builder::new()
         .name("potentiostat".into())
-        .spawn(move || potentiostat_thread(&mut *pstat, cmd_rx, pmsg_tx, clock, &stop_flag))
+        .spawn(move || {
+            potentiostat_thread(&mut *pstat, cmd_rx, pmsg_tx, clock, &stop_flag, &heard)
+        })
         .map_err(|e| abort_reason = Some(AbortReason::PotentiostatThreadStart(e)))
         .ok();
 
@@ -444,6 +448,7 @@ pub async fn run(
         lockin_raw: &mut lockin_raw,
         lockin,
         safe: &safe,
+        last_heard_ns: &last_heard_ns,
         seq_p: 0,
         seq_d: 0,
         seq_e: 0,
@@ -744,6 +749,10 @@ struct Ctx<'a> {
     lockin_raw: &'a mut RawStream,
     lockin: Option<Box<dyn LockIn>>,
     safe: &'a SafeOff,
+    /// Host time the potentiostat thread last received anything from the
+    /// device: the silence watchdog's measure, independent of how far
+    /// behind this task is in processing what was received.
+    last_heard_ns: &'a AtomicI64,
     seq_p: i64,
     seq_d: i64,
     seq_e: i64,
@@ -910,8 +919,12 @@ async fn record_step(
         + ((duration_s / ctx.speed * 1.5 + inst.potentiostat.timeout_s.max(2.0) + 2.0) * 1e9)
             as i64;
     let mut last_event_ns = step_start_ns;
-    let silence_limit_ns =
-        ((inst.potentiostat.timeout_s.max(2.0) + 3.0 * quiet_s / ctx.speed) * 1e9) as i64;
+    let silence_limit_ns = (silence_limit_s(
+        quiet_s,
+        ctx.speed,
+        inst.potentiostat.baud,
+        inst.potentiostat.timeout_s,
+    ) * 1e9) as i64;
     let mut dmm_index: i64 = 0;
     let mut last = (f64::NAN, f64::NAN, f64::NAN, 0u32);
     let invols = inst.deflection.invols_nm_per_V;
@@ -949,7 +962,13 @@ async fn record_step(
                                 outcome = Err(e.into()); break;
                             }
                             last.0 = E_V; last.1 = I_A; last.3 = cycle.max(0) as u32;
-                            if I_A.is_finite() && I_A.abs() > limits.current_max_A {
+                            // An overloaded reading is clipped to the range's
+                            // full scale: at the limit it means beyond it.
+                            let overload = status & vegard_instruments::methodscript::status::OVERLOAD != 0;
+                            if I_A.is_finite()
+                                && (I_A.abs() > limits.current_max_A
+                                    || (overload && I_A.abs() >= limits.current_max_A))
+                            {
                                 outcome = Err(AbortReason::CurrentLimit {
                                     step: step_index, sample: index,
                                     I_abs_A: I_A.abs(), current_max_A: limits.current_max_A,
@@ -1042,9 +1061,12 @@ async fn record_step(
                     });
                     break;
                 }
-                if now - last_event_ns > silence_limit_ns {
+                // Silence is the device's, not ours: a line received but
+                // still queued for this (busy) task counts as heard.
+                let heard_ns = last_event_ns.max(ctx.last_heard_ns.load(Ordering::SeqCst));
+                if now - heard_ns > silence_limit_ns {
                     outcome = Err(AbortReason::PotentiostatSilent {
-                        silent_s: (now - last_event_ns) as f64 * 1e-9,
+                        silent_s: (now - heard_ns) as f64 * 1e-9,
                     });
                     break;
                 }
@@ -1274,12 +1296,40 @@ async fn digitizer_loop(
     }
 }
 
+/// Longest the potentiostat may stay silent during a technique before the
+/// run is aborted as "potentiostat silent", wall seconds:
+///
+/// - `3 * quiet_s / speed`: by design the device is quiet for up to one
+///   sample interval (one impedance point, or the equilibration, in EIS),
+///   at the run's speed; three of them, so one late package is not a fault;
+/// - the line time of the longest package at the serial `baud` (8N1: 10
+///   bits per byte), so a slow link is not taken for a silent device;
+/// - the reply timeout `timeout_s`, at least [`MIN_SILENCE_SLACK_S`]: what
+///   a busy host may take to schedule the threads in between (the device's
+///   UART, the OS's serial driver, the potentiostat thread). Lines received
+///   but still queued for the run's task count as heard, so a run task
+///   slowed by host load does not count.
+pub(crate) fn silence_limit_s(quiet_s: f64, speed: f64, baud: u32, timeout_s: f64) -> f64 {
+    let line_s = f64::from(MAX_PACKAGE_BYTES) * 10.0 / f64::from(baud.max(1));
+    3.0 * quiet_s / speed.max(1e-9) + line_s + timeout_s.max(MIN_SILENCE_SLACK_S)
+}
+
+/// Longest data package line a MethodSCRIPT device sends, bytes (EIS:
+/// frequency, Z', Z'' with metadata, about 60; doubled).
+const MAX_PACKAGE_BYTES: u32 = 128;
+/// Least slack the silence watchdog allows beyond the technique's own quiet
+/// time, s. The watchdog exists for hung instruments and pulled cables,
+/// which stay silent for good; a few seconds more before calling them
+/// costs nothing, while a false alarm ends a run.
+pub(crate) const MIN_SILENCE_SLACK_S: f64 = 3.0;
+
 fn potentiostat_thread(
     pstat: &mut dyn Potentiostat,
     cmds: std::sync::mpsc::Receiver<PstatCmd>,
     tx: mpsc::UnboundedSender<PstatMsg>,
     clock: HostClock,
     stop: &AtomicBool,
+    last_heard_ns: &AtomicI64,
 ) {
     while let Ok(PstatCmd::Start(technique)) = cmds.recv() {
         if let Err(e) = pstat.start(&technique) {
@@ -1290,6 +1340,7 @@ fn potentiostat_thread(
             match pstat.read_event(Duration::from_millis(100)) {
                 Ok(Some(event)) => {
                     let host_ns = clock.now_ns();
+                    last_heard_ns.store(host_ns, Ordering::SeqCst);
                     let end = matches!(event, PstatEvent::Finished);
                     if tx.send(PstatMsg::Event { host_ns, event }).is_err() {
                         return;
@@ -1323,4 +1374,22 @@ fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo's CV (a sample every 10 ms at 230400 baud, 2 s reply
+    /// timeout) may be silent 3.04 s; a 1 s sample interval at 10x speed
+    /// adds 0.3 s; a long timeout raises the slack above its minimum.
+    #[test]
+    fn silence_limit_follows_interval_speed_link_and_timeout() {
+        let demo = silence_limit_s(0.01, 1.0, 230_400, 2.0);
+        assert!((demo - (0.03 + 1280.0 / 230_400.0 + 3.0)).abs() < 1e-12, "{demo}");
+        let slow = silence_limit_s(1.0, 10.0, 230_400, 2.0);
+        assert!((slow - (0.3 + 1280.0 / 230_400.0 + 3.0)).abs() < 1e-12, "{slow}");
+        let patient = silence_limit_s(0.01, 1.0, 9600, 10.0);
+        assert!((patient - (0.03 + 1280.0 / 9600.0 + 10.0)).abs() < 1e-12, "{patient}");
+    }
 }

@@ -159,7 +159,7 @@ fn cv_transcript_yields_samples_scans_and_device_times() {
 
     assert_eq!(
         p.identify().unwrap(),
-        "espbl_virtual R1.4.0#vegard virtual bench (serial VIRTUAL-EMSTAT-0001, MethodSCRIPT 0104)"
+        "es4_lr1.4 R1.4.0#vegard virtual bench (serial VIRTUAL-EMSTAT-0001, MethodSCRIPT 0104)"
     );
     // The fixture's script lines are compared verbatim by the fake.
     p.start(&Technique::Cv {
