@@ -257,11 +257,18 @@ impl TempController {
         let shared = self.shared.clone();
         let mut world = lock(&shared.world);
         let now_s = world.now_s();
-        let true_K = world.stage_temperature_K();
-        let tripped = self
+        // Only a set limit needs the stage's temperature now: advancing the
+        // world costs time at high speed-ups, and most commands need not.
+        let limited = self
             .inputs
             .iter()
-            .any(|i| i.sensor_type != TYPE_DISABLED && i.tlimit_K > 0.0 && true_K > i.tlimit_K);
+            .any(|i| i.sensor_type != TYPE_DISABLED && i.tlimit_K > 0.0);
+        let tripped = limited && {
+            let true_K = world.stage_temperature_K();
+            self.inputs
+                .iter()
+                .any(|i| i.sensor_type != TYPE_DISABLED && i.tlimit_K > 0.0 && true_K > i.tlimit_K)
+        };
         if tripped {
             for o in &mut self.outputs {
                 o.range = 0;
@@ -402,8 +409,8 @@ impl TempController {
         for o in &mut self.outputs {
             o.range = 0;
             o.ramp_on = false;
+            o.ramp_K_per_min = 0.0;
             o.ramp = None;
-            o.target_K = o.target_K.max(0.0);
             o.pid = [50.0, 20.0, 0.0];
             o.manual_pct = 0.0;
         }

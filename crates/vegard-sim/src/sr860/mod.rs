@@ -131,6 +131,10 @@ struct Settings {
     /// `CEXP` expands of X, Y, R: 0 off, 1 x10, 2 x100.
     expand: [u8; 3],
     aux_out_V: [f64; 4],
+    /// Sine out DC mode (`REFM`): 0 common, 1 difference.
+    refm: u8,
+    /// 10 MHz timebase (`TBMODE`): 0 auto, 1 internal.
+    tbmode: u8,
     /// `CDSP`: the parameter shown by data channels 1..4.
     cdsp: [u8; 4],
 }
@@ -164,6 +168,8 @@ impl Default for Settings {
             offset_pct: [0.0; 3],
             expand: [0; 3],
             aux_out_V: [0.0; 4],
+            refm: 0,
+            tbmode: 0,
             cdsp: [0, 1, 2, 3],
         }
     }
@@ -199,6 +205,9 @@ pub(crate) struct LockIn {
     capture: Capture,
     /// Front panel locked out (`OVRM 0`) or not; stored only.
     front_panel: bool,
+    /// Display settings, stored only: blanking (`DBLK`), screen layout
+    /// (`DLAY` 0..5), strip chart time per division (`GSPD` 0..16).
+    display: [u8; 3],
     status: Ieee488Status,
     /// Injected fault `faults.lockin_switch_delay_s`, in wall time.
     switch_delay: Option<Duration>,
@@ -228,6 +237,7 @@ impl LockIn {
             input_peak_V: 0.0,
             capture: Capture::default(),
             front_panel: true,
+            display: [0, 0, 0],
             status: Ieee488Status::new(IDN),
         }
     }
@@ -533,6 +543,18 @@ impl Ieee488Instrument for LockIn {
                 Ok(None)
             }
             "PHAS?" => num_reply(wrap_deg(self.s.phase_deg)),
+            "REFM" => {
+                self.s.refm = choice(a, 0, &[("COM", "COMMON"), ("DIF", "DIFFERENCE")])?;
+                Ok(None)
+            }
+            "REFM?" => int_reply(self.s.refm),
+            "TBMODE" => {
+                self.s.tbmode = choice(a, 0, &[("AUTO", "AUTO"), ("INT", "INTERNAL")])?;
+                Ok(None)
+            }
+            "TBMODE?" => int_reply(self.s.tbmode),
+            // Timebase in use: 1 internal (no external 10 MHz is wired).
+            "TBSTAT?" => int_reply(1),
             "APHS" => {
                 // Auto phase: shift the reference so that theta reads 0.
                 let o = self.outputs();
@@ -762,6 +784,19 @@ impl Ieee488Instrument for LockIn {
                 Ok(None)
             }
             "OVRM?" => int_reply(u8::from(self.front_panel)),
+            // --- Display (stored: the emulator has no screen) ---
+            "DBLK" | "DLAY" | "GSPD" => {
+                let (slot, max) = match head {
+                    "DBLK" => (0, 1),
+                    "DLAY" => (1, 5),
+                    _ => (2, 16),
+                };
+                self.display[slot] = index(a, 0, max)?;
+                Ok(None)
+            }
+            "DBLK?" => int_reply(self.display[0]),
+            "DLAY?" => int_reply(self.display[1]),
+            "GSPD?" => int_reply(self.display[2]),
             _ => Err(ESR_CME),
         }
     }
