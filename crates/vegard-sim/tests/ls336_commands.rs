@@ -189,7 +189,10 @@ fn output_1_heats_the_stage_only_in_closed_loop_on_input_a() {
     c.write("SETP 1,315; RANGE 1,3; OUTMODE 1,0,1,0");
     std::thread::sleep(Duration::from_millis(1500));
     let off = number(&mut c, "KRDG? A");
-    assert!((off - ambient).abs() < 0.1, "output off: stays at {ambient}, {off}");
+    assert!(
+        (off - ambient).abs() < 0.1,
+        "output off: stays at {ambient}, {off}"
+    );
     assert_eq!(c.query("HTR? 1"), "+000.0");
     c.write("OUTMODE 1,1,2,0");
     std::thread::sleep(Duration::from_millis(1500));
@@ -198,7 +201,10 @@ fn output_1_heats_the_stage_only_in_closed_loop_on_input_a() {
     c.write("OUTMODE 1,1,1,0");
     std::thread::sleep(Duration::from_millis(1500));
     let on = number(&mut c, "KRDG? A");
-    assert!(on > ambient + 3.0 && on < 317.0, "closed loop on A heats: {on}");
+    assert!(
+        on > ambient + 3.0 && on < 317.0,
+        "closed loop on A heats: {on}"
+    );
     assert!(number(&mut c, "HTR? 1") > 0.0);
     // A temperature limit below the stage switches every output off.
     c.write(&format!("TLIMIT A,{:.1}", ambient + 1.0));

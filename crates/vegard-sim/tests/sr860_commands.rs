@@ -271,7 +271,7 @@ fn a_capture_records_at_its_rate_into_the_buffer() {
     assert_eq!(stat & 3, 2, "stopped, triggered: {stat}");
     let bytes: u64 = c.query("CAPTUREBYTES?").parse().unwrap();
     assert!(
-        bytes % 8 == 0 && (100 * 8..=2048).contains(&bytes),
+        bytes.is_multiple_of(8) && (100 * 8..=2048).contains(&bytes),
         "{bytes}"
     );
     let kb: u64 = c.query("CAPTUREPROG?").parse().unwrap();

@@ -213,10 +213,7 @@ impl Capture {
         if args.len() != 2 {
             return Err(ESR_CME);
         }
-        let continuous = match mnemonic(&args[0], &[("ONE", "ONESHOT"), ("CONT", "CONTINUOUS")])? {
-            0 => false,
-            _ => true,
-        };
+        let continuous = mnemonic(&args[0], &[("ONE", "ONESHOT"), ("CONT", "CONTINUOUS")])? == 1;
         let trigger = match mnemonic(
             &args[1],
             &[
