@@ -818,7 +818,10 @@ fn a_potential_outside_the_window_aborts_and_switches_the_cell_off() {
     );
     let res = json_of(&out.stdout);
     assert!(
-        res["reason"].as_str().unwrap().contains("potential limit hit"),
+        res["reason"]
+            .as_str()
+            .unwrap()
+            .contains("potential limit hit"),
         "{}",
         res["reason"]
     );

@@ -431,9 +431,7 @@ pub async fn run(
     let mut abort_reason: Option<AbortReason> = None;
     let pstat_thread = std::thread::Builder::new()
         .name("potentiostat".into())
-        .spawn(move || {
-            potentiostat_thread(&mut *pstat, cmd_rx, pmsg_tx, clock, &stop_flag, &heard)
-        })
+        .spawn(move || potentiostat_thread(&mut *pstat, cmd_rx, pmsg_tx, clock, &stop_flag, &heard))
         .map_err(|e| abort_reason = Some(AbortReason::PotentiostatThreadStart(e)))
         .ok();
 
@@ -1386,10 +1384,19 @@ mod tests {
     #[test]
     fn silence_limit_follows_interval_speed_link_and_timeout() {
         let demo = silence_limit_s(0.01, 1.0, 230_400, 2.0);
-        assert!((demo - (0.03 + 1280.0 / 230_400.0 + 3.0)).abs() < 1e-12, "{demo}");
+        assert!(
+            (demo - (0.03 + 1280.0 / 230_400.0 + 3.0)).abs() < 1e-12,
+            "{demo}"
+        );
         let slow = silence_limit_s(1.0, 10.0, 230_400, 2.0);
-        assert!((slow - (0.3 + 1280.0 / 230_400.0 + 3.0)).abs() < 1e-12, "{slow}");
+        assert!(
+            (slow - (0.3 + 1280.0 / 230_400.0 + 3.0)).abs() < 1e-12,
+            "{slow}"
+        );
         let patient = silence_limit_s(0.01, 1.0, 9600, 10.0);
-        assert!((patient - (0.03 + 1280.0 / 9600.0 + 10.0)).abs() < 1e-12, "{patient}");
+        assert!(
+            (patient - (0.03 + 1280.0 / 9600.0 + 10.0)).abs() < 1e-12,
+            "{patient}"
+        );
     }
 }
