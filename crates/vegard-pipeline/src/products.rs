@@ -172,13 +172,18 @@ pub const MIN_MODULATION_FRACTION: f64 = 0.5;
 
 /// `data/esm.parquet` and, for frequencies that could not be demodulated
 /// or whose window is compromised (see [`esm_flag`]), issues naming the
-/// step and frequency.
+/// step and frequency. A sweep recorded in a segment whose clock is
+/// untrusted (`untrusted_steps`: plan step -> (segment, why)) is not
+/// demodulated: the software lock-in's periods are the shared timeline's,
+/// so its spectrum would be as wrong as the clock; one
+/// [`IssueKind::Clock`] issue stands in for its rows.
 pub(crate) fn esm_table(
     plan: &[PlannedStep],
     a: &AlignedView<'_>,
     lockin: &LockInRaw,
     invols_nm_per_V: f64,
     speed: f64,
+    untrusted_steps: &std::collections::BTreeMap<i64, (i64, String)>,
 ) -> (EsmData, Vec<AnalysisIssue>) {
     let mut cols = EsmData::default();
     let mut errors = Vec::new();
@@ -191,6 +196,16 @@ pub(crate) fn esm_table(
     );
     for (k, p) in plan.iter().enumerate() {
         let Step::EsmSweep(e) = &p.step else { continue };
+        if let Some((seg, why)) = untrusted_steps.get(&(k as i64)) {
+            errors.push(crate::analyze::clock_issue(
+                k as i64,
+                "esm_sweep",
+                *seg,
+                why,
+                "the ESM spectrum",
+            ));
+            continue;
+        }
         let freqs = e.frequencies_Hz();
         let dt_s = e.ca_sample_interval_s();
         for (j, &f_Hz) in freqs.iter().enumerate() {
