@@ -96,9 +96,9 @@ fn a_bench_at_another_speed_is_flagged_and_kappa_withheld() {
     assert!(msg.contains("bench and run speeds differ?"), "{msg}");
     assert!(msg.ends_with("not reported"), "{msg}");
     // The bench ran 10x the run's timeline: drift = 1/10 - 1 = -900000 ppm
-    // (within 2 %: host stamps, scheduling).
+    // (within 10 %: the quartz prior pulls the fit towards nominal a little).
     let ppm = drift_in(msg);
-    assert!((ppm + 900_000.0).abs() < 20_000.0, "{ppm} in {msg}");
+    assert!((ppm + 900_000.0).abs() < 90_000.0, "{ppm} in {msg}");
 
     // run.toml: the segment marked, the issue recorded, kappa withheld.
     let meta: toml::Table =

@@ -275,13 +275,15 @@ pub fn implausible_drift(device: &str, drift_ppm: f64) -> Option<String> {
     let rate = 1.0 / (1.0 + drift_ppm * 1e-6);
     let rate_note = if rate.is_finite() && rate > 0.0 {
         format!(
-            "; the {device} clock ran {rate:.3}x the run's timeline              (bench and run speeds differ?)"
+            "; the {device} clock ran {rate:.3}x the run's timeline \
+             (bench and run speeds differ?)"
         )
     } else {
         " (bench and run speeds differ?)".to_string()
     };
     Some(format!(
-        "clock: {device} drift {drift_ppm:.0} ppm beyond ±{DRIFT_BOUND_PPM:.0} ppm —          time alignment not trustworthy{rate_note}"
+        "clock: {device} drift {drift_ppm:.0} ppm beyond ±{DRIFT_BOUND_PPM:.0} ppm — \
+         time alignment not trustworthy{rate_note}"
     ))
 }
 
@@ -307,7 +309,11 @@ pub struct SegmentClocks {
 impl SegmentClocks {
     /// Why this segment's time alignment cannot be trusted: a fitted drift
     /// (potentiostat or digitizer) beyond ±[`DRIFT_BOUND_PPM`]. `None` when
-    /// both are believable.
+    /// both are believable. Judged on the drifts after the quartz prior
+    /// ([`EnvelopeFit::with_drift_prior`]), as run.toml records them: the
+    /// prior only shrinks a drift, and only a poorly determined one by
+    /// much, so a noisy short segment is not flagged while a clock running
+    /// at another speed still is.
     pub fn untrusted(&self) -> Option<String> {
         segment_clock_problem(self.potentiostat.drift_ppm(), self.digitizer_drift_ppm)
     }
@@ -642,9 +648,15 @@ mod tests {
             .map(|(a, b)| (*a, *b))
             .unzip();
         let c = align_segment(&t_dev, &t_host, &dd, &dh).unwrap();
-        assert!((c.digitizer_drift_ppm + 900_000.0).abs() < 1000.0, "{c:?}");
+        // The quartz prior pulls even a well-determined fit a few % towards
+        // nominal; what matters is that it stays near -900000 ppm, far
+        // beyond the bound, rather than being hidden.
         assert!(
-            (c.potentiostat.drift_ppm() + 900_000.0).abs() < 1000.0,
+            (c.digitizer_drift_ppm + 900_000.0).abs() < 90_000.0,
+            "{c:?}"
+        );
+        assert!(
+            (c.potentiostat.drift_ppm() + 900_000.0).abs() < 90_000.0,
             "{c:?}"
         );
         let why = c.untrusted().unwrap();
