@@ -70,9 +70,10 @@ fn a_bench_at_another_speed_is_flagged_and_kappa_withheld() {
         vb.lockin_resource(),
         vb.temperature_resource(),
     ] {
-        text = text.replacen("resource = \"sim\"", &format!("resource = \"{r}\""), 1);
+        // The keys, not the file's comments that mention them.
+        text = text.replacen("\nresource = \"sim\"", &format!("\nresource = \"{r}\""), 1);
     }
-    assert!(!text.contains("resource = \"sim\""), "{text}");
+    assert!(!text.contains("\nresource = \"sim\""), "{text}");
     let bench = dir.join("bench-at-1x.toml");
     std::fs::write(&bench, text).unwrap();
 
@@ -95,10 +96,10 @@ fn a_bench_at_another_speed_is_flagged_and_kappa_withheld() {
     );
     assert!(msg.contains("bench and run speeds differ?"), "{msg}");
     assert!(msg.ends_with("not reported"), "{msg}");
-    // The bench ran 10x the run's timeline: drift = 1/10 - 1 = -900000 ppm
-    // (within 10 %: the quartz prior pulls the fit towards nominal a little).
+    // The bench ran 10x the run's timeline: drift 1/10 - 1 = -900000 ppm
+    // (as fitted: a drift this far out is not shrunk by the quartz prior).
     let ppm = drift_in(msg);
-    assert!((ppm + 900_000.0).abs() < 90_000.0, "{ppm} in {msg}");
+    assert!((ppm + 900_000.0).abs() < 45_000.0, "{ppm} in {msg}");
 
     // run.toml: the segment marked, the issue recorded, kappa withheld.
     let meta: toml::Table =
@@ -161,7 +162,12 @@ fn a_run_at_the_bench_speed_is_not_flagged() {
     let meta: toml::Table =
         toml::from_str(&std::fs::read_to_string(run.join("run.toml")).unwrap()).unwrap();
     let summary = meta["analysis_summary"].as_table().unwrap();
-    assert_eq!(summary["slope_nm_per_mC"].as_float(), Some(kappa));
+    // run.toml's TOML float round trip may differ in the last bit.
+    let in_toml = summary["slope_nm_per_mC"].as_float().unwrap();
+    assert!(
+        (in_toml / kappa - 1.0).abs() < 1e-12,
+        "{in_toml} vs {kappa}"
+    );
     assert!(!summary.contains_key("withheld"), "{summary:?}");
     for s in meta["alignment"]["segments"].as_array().unwrap() {
         let ppm = s["deflection_drift_ppm"].as_float().unwrap();
@@ -179,10 +185,11 @@ fn a_run_at_the_bench_speed_is_not_flagged() {
         .output()
         .unwrap();
     let a: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(
-        a["deformation_vs_charge"]["slope_nm_per_mC"].as_f64(),
-        Some(kappa)
-    );
+    // The same kappa (to the last bits: analyze recomputes it).
+    let again = a["deformation_vs_charge"]["slope_nm_per_mC"]
+        .as_f64()
+        .unwrap();
+    assert!((again / kappa - 1.0).abs() < 1e-9, "{again} vs {kappa}");
     assert!(a["deformation_vs_charge_withheld"].is_null(), "{a}");
     assert!(clock_issues(&a["analysis_errors"]).is_empty(), "{a}");
 }

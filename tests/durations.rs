@@ -37,7 +37,8 @@ fn expect_bad_input(args: &[&str], file: &Path, line: usize, value: &str, bound:
         err.starts_with(&want),
         "{args:?}: want {want:?}\ngot: {err}"
     );
-    let got = format!("(got {value} s)");
+    // As the message prints numbers: shortest round trip (1e10 -> 10000000000.0).
+    let got = format!("(got {:?} s)", value.parse::<f64>().unwrap());
     assert!(
         err.lines().next().unwrap().ends_with(&got),
         "{args:?}: {err}"

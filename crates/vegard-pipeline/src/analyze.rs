@@ -191,12 +191,11 @@ impl RunAnalysis {
             Some(_) => None,
             None => self.cv_steps.first(),
         };
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "run_dir": self.run_dir,
             "status": self.status,
             "time_acceleration": self.time_acceleration,
             "deformation_vs_charge": first.map(|s| &s.analysis.deformation_vs_charge),
-            "deformation_vs_charge_withheld": self.headline_withheld.as_ref().map(|i| &i.message),
             "charge": first.map(|s| &s.analysis.charge),
             "cv_steps": self.cv_steps,
             "eis_fits": self.spectra.eis,
@@ -205,7 +204,16 @@ impl RunAnalysis {
             "analysis_errors": self.analysis_errors,
             "analysis_warnings": self.analysis_warnings,
             "alignment": self.alignment,
-        })
+        });
+        // Only when withheld, so a normal run's analysis.json keeps the
+        // layout it always had.
+        if let (Some(issue), Some(map)) = (&self.headline_withheld, v.as_object_mut()) {
+            map.insert(
+                "deformation_vs_charge_withheld".to_owned(),
+                serde_json::Value::String(issue.message.clone()),
+            );
+        }
+        v
     }
 }
 
