@@ -374,6 +374,12 @@ pub fn align_segment(
     )
 }
 
+/// Fewest envelope points a fit needs before a drift beyond
+/// ±[`DRIFT_BOUND_PPM`] is kept as fitted rather than pulled towards
+/// nominal by the quartz prior: a third of the 30 windows a well-sampled
+/// segment gets.
+pub const MIN_ENVELOPE_FOR_IMPLAUSIBLE: usize = 10;
+
 /// The quartz prior ([`EnvelopeFit::with_drift_prior`]) for a fit whose
 /// drift an oscillator could have, none for one *significantly* beyond
 /// ±[`DRIFT_BOUND_PPM`] (by more than 3 standard errors). The prior tames
@@ -382,9 +388,17 @@ pub fn align_segment(
 /// shrinking it would hide it: sometimes to within the bound, so the
 /// segment would pass unflagged. Kept as fitted, it is recorded as it is
 /// and [`SegmentClocks::untrusted`] (and run.toml's reader) sees it.
+///
+/// Only a fit through at least [`MIN_ENVELOPE_FOR_IMPLAUSIBLE`] envelope
+/// points is taken at its word: a short segment at high time acceleration
+/// has a handful of host batches, and one scheduling stall among them can
+/// fake a "significant" drift of percents.
 fn quartz_prior_unless_implausible(fit: EnvelopeFit) -> EnvelopeFit {
     let beyond_ppm = (fit.model.drift.abs() - 3.0 * fit.drift_se) * 1e6;
-    if fit.drift_se.is_finite() && beyond_ppm > DRIFT_BOUND_PPM {
+    if fit.drift_se.is_finite()
+        && fit.n_envelope >= MIN_ENVELOPE_FOR_IMPLAUSIBLE
+        && beyond_ppm > DRIFT_BOUND_PPM
+    {
         fit
     } else {
         fit.with_drift_prior(QUARTZ_DRIFT_SIGMA)
