@@ -250,6 +250,36 @@ pub fn align_triggered(potentiostat: EnvelopeFit, digitizer: EnvelopeFit) -> Tri
 /// short segment's drift from running away on a few envelope points.
 pub const QUARTZ_DRIFT_SIGMA: f64 = 100e-6;
 
+/// Largest believable drift of an instrument clock against the host, ppm.
+///
+/// Why 1000: real quartz oscillators (XO, TCXO) are within ±100 ppm of
+/// nominal over their life and temperature range ([`QUARTZ_DRIFT_SIGMA`]), so
+/// a fitted drift ten times that is not an oscillator at all: the clock
+/// *model* is wrong. The usual cause is a virtual bench running at another
+/// speed than the run assumes (`[sim] time_acceleration`), where the device
+/// clock runs `speed_bench / speed_run` times the run's timeline (a bench at
+/// 10× read as 1× fits -900000 ppm). Data placed on the timeline by such a
+/// model is not to be trusted, and nothing derived from its time alignment
+/// (charge, deformation vs charge, lock-in demodulation) may be reported.
+pub const DRIFT_BOUND_PPM: f64 = 1000.0;
+
+/// Why a fitted drift cannot come from a real oscillator: beyond
+/// ±[`DRIFT_BOUND_PPM`] (or not finite where a fit was reported). `None`
+/// for a believable drift; NaN (no fit at all) is not judged here, it is
+/// reported as a missing fit elsewhere.
+pub fn implausible_drift(device: &str, drift_ppm: f64) -> Option<String> {
+    if drift_ppm.is_nan() || drift_ppm.abs() <= DRIFT_BOUND_PPM {
+        return None;
+    }
+    // No "the clock ran N x" here: the recorded drift has been through the
+    // quartz prior, which shrinks a badly determined one, so its size only
+    // says "far beyond", not by how much the speeds differ.
+    Some(format!(
+        "clock: {device} drift {drift_ppm:.0} ppm beyond ±{DRIFT_BOUND_PPM:.0} ppm — \
+         time alignment not trustworthy (bench and run speeds differ?)"
+    ))
+}
+
 /// The clocks of one recording segment (one trigger edge): the
 /// potentiostat's and the triggered digitizer's models on the shared
 /// timeline.
@@ -269,6 +299,36 @@ pub struct SegmentClocks {
     pub digitizer_error: Option<ClockError>,
 }
 
+impl SegmentClocks {
+    /// Why this segment's time alignment cannot be trusted: a fitted drift
+    /// (potentiostat or digitizer) beyond ±[`DRIFT_BOUND_PPM`]. `None` when
+    /// both are believable. Judged on the drifts as run.toml records them:
+    /// a noisy short fit has been pulled towards nominal by the quartz
+    /// prior (so it is not flagged), a significantly implausible one kept
+    /// as fitted (see `quartz_prior_unless_implausible`).
+    pub fn untrusted(&self) -> Option<String> {
+        segment_clock_problem(self.potentiostat.drift_ppm(), self.digitizer_drift_ppm)
+    }
+}
+
+/// [`SegmentClocks::untrusted`] from the two recorded drifts, ppm (as
+/// run.toml's `[[alignment.segments]]` keeps them): the digitizer's drift
+/// named first (it is the one fitted freely; the potentiostat's is pulled
+/// towards nominal by the quartz prior), both when both are beyond.
+pub fn segment_clock_problem(
+    potentiostat_drift_ppm: f64,
+    deflection_drift_ppm: f64,
+) -> Option<String> {
+    let problems: Vec<String> = [
+        implausible_drift("deflection", deflection_drift_ppm),
+        implausible_drift("potentiostat", potentiostat_drift_ppm),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
 /// Align one recording segment: lower-envelope fit of the potentiostat
 /// against its host stamps (30 windows), of the digitizer against its
 /// (`windows` = readings / 10, 4..=30), each with the quartz drift prior,
@@ -284,13 +344,17 @@ pub fn align_segment(
     defl_dev_s: &[f64],
     defl_host_s: &[f64],
 ) -> Result<SegmentClocks, ClockError> {
-    let pot = fit_lower_envelope("potentiostat", pot_dev_s, pot_host_s, 30)?
-        .with_drift_prior(QUARTZ_DRIFT_SIGMA);
+    let pot = quartz_prior_unless_implausible(fit_lower_envelope(
+        "potentiostat",
+        pot_dev_s,
+        pot_host_s,
+        30,
+    )?);
     let windows = (defl_dev_s.len() / 10).clamp(4, 30);
     Ok(
         match fit_lower_envelope("deflection", defl_dev_s, defl_host_s, windows) {
             Ok(d) => {
-                let a = align_triggered(pot.clone(), d.with_drift_prior(QUARTZ_DRIFT_SIGMA));
+                let a = align_triggered(pot.clone(), quartz_prior_unless_implausible(d));
                 SegmentClocks {
                     potentiostat: pot.model,
                     digitizer: a.digitizer_model,
@@ -308,6 +372,37 @@ pub fn align_segment(
             },
         },
     )
+}
+
+/// Fewest envelope points a fit needs before a drift beyond
+/// ±[`DRIFT_BOUND_PPM`] is kept as fitted rather than pulled towards
+/// nominal by the quartz prior: a third of the 30 windows a well-sampled
+/// segment gets.
+pub const MIN_ENVELOPE_FOR_IMPLAUSIBLE: usize = 10;
+
+/// The quartz prior ([`EnvelopeFit::with_drift_prior`]) for a fit whose
+/// drift an oscillator could have, none for one *significantly* beyond
+/// ±[`DRIFT_BOUND_PPM`] (by more than 3 standard errors). The prior tames
+/// noise in a short fit; a drift that far out and that well determined is
+/// not noise but a wrong clock model (a bench at another speed), and
+/// shrinking it would hide it: sometimes to within the bound, so the
+/// segment would pass unflagged. Kept as fitted, it is recorded as it is
+/// and [`SegmentClocks::untrusted`] (and run.toml's reader) sees it.
+///
+/// Only a fit through at least [`MIN_ENVELOPE_FOR_IMPLAUSIBLE`] envelope
+/// points is taken at its word: a short segment at high time acceleration
+/// has a handful of host batches, and one scheduling stall among them can
+/// fake a "significant" drift of percents.
+fn quartz_prior_unless_implausible(fit: EnvelopeFit) -> EnvelopeFit {
+    let beyond_ppm = (fit.model.drift.abs() - 3.0 * fit.drift_se) * 1e6;
+    if fit.drift_se.is_finite()
+        && fit.n_envelope >= MIN_ENVELOPE_FOR_IMPLAUSIBLE
+        && beyond_ppm > DRIFT_BOUND_PPM
+    {
+        fit
+    } else {
+        fit.with_drift_prior(QUARTZ_DRIFT_SIGMA)
+    }
 }
 
 /// Readings fetched in batches (one per `R?` query) share one host receive
@@ -525,6 +620,67 @@ mod tests {
         good.drift_se = 1e-6;
         let good = good.with_drift_prior(100e-6);
         assert!((good.model.drift - 35e-6).abs() < 0.01 * 35e-6, "{good:?}");
+    }
+
+    #[test]
+    fn drift_beyond_the_bound_is_named_and_within_is_not() {
+        // Within the bound, at it, and unfitted (NaN): believable.
+        for ppm in [0.0, 35.0, -999.0, 1000.0, -1000.0, f64::NAN] {
+            assert_eq!(implausible_drift("deflection", ppm), None, "{ppm}");
+        }
+        // A bench at 10x read as 1x: -897792 ppm.
+        let m = implausible_drift("deflection", -897_792.0).unwrap();
+        assert_eq!(
+            m,
+            "clock: deflection drift -897792 ppm beyond ±1000 ppm — time alignment not \
+             trustworthy (bench and run speeds differ?)"
+        );
+        assert!(implausible_drift("potentiostat", 1000.5).is_some());
+        assert!(implausible_drift("potentiostat", f64::INFINITY).is_some());
+    }
+
+    #[test]
+    fn a_segment_is_untrusted_when_either_drift_is_beyond_the_bound() {
+        assert_eq!(segment_clock_problem(20.0, -35.0), None);
+        assert_eq!(segment_clock_problem(20.0, f64::NAN), None);
+        let d = segment_clock_problem(20.0, 5000.0).unwrap();
+        assert!(d.starts_with("clock: deflection drift 5000 ppm"), "{d}");
+        let p = segment_clock_problem(-2000.0, 0.0).unwrap();
+        assert!(p.starts_with("clock: potentiostat drift -2000 ppm"), "{p}");
+        let both = segment_clock_problem(-900_000.0, -900_000.0).unwrap();
+        assert_eq!(both.matches("clock: ").count(), 2, "{both}");
+    }
+
+    /// A segment recorded against a bench 10x faster than the run thinks:
+    /// both devices' stamps arrive at a tenth of the device time. The fit
+    /// must report the drift as it is (the quartz prior must not hide it)
+    /// and the segment must be untrusted.
+    #[test]
+    fn a_bench_at_another_speed_fits_an_untrusted_segment() {
+        let n = 2000;
+        let d = delays(n, 1e-3, 5);
+        let t_dev: Vec<f64> = (0..n).map(|k| k as f64 * 0.01).collect();
+        let t_host: Vec<f64> = t_dev.iter().zip(&d).map(|(t, dl)| 0.1 * t + dl).collect();
+        let (dd, dh): (Vec<f64>, Vec<f64>) = t_dev
+            .iter()
+            .zip(&t_host)
+            .step_by(5)
+            .map(|(a, b)| (*a, *b))
+            .unzip();
+        let c = align_segment(&t_dev, &t_host, &dd, &dh).unwrap();
+        // Not shrunk by the quartz prior: recorded as fitted.
+        assert!((c.digitizer_drift_ppm + 900_000.0).abs() < 1000.0, "{c:?}");
+        assert!(
+            (c.potentiostat.drift_ppm() + 900_000.0).abs() < 1000.0,
+            "{c:?}"
+        );
+        let why = c.untrusted().unwrap();
+        assert!(why.contains("beyond ±1000 ppm"), "{why}");
+        // The same at one speed: trusted.
+        let t_host: Vec<f64> = t_dev.iter().zip(&d).map(|(t, dl)| t + dl).collect();
+        let dh: Vec<f64> = t_host.iter().step_by(5).copied().collect();
+        let c = align_segment(&t_dev, &t_host, &dd, &dh).unwrap();
+        assert_eq!(c.untrusted(), None, "{c:?}");
     }
 
     #[test]

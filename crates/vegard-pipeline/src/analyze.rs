@@ -1,6 +1,7 @@
 //! `vegard analyze`: the analysis of a finished run folder, typed
 //! ([`RunAnalysis`]), with the `analysis.json` layout as one view of it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -28,12 +29,65 @@ pub struct CvStepAnalysis {
 /// `None` to estimate it from the CV's own vertices.
 pub type CdlLookup<'a> = &'a dyn Fn(usize) -> Option<(f64, i64)>;
 
+/// Recording segments whose time alignment cannot be trusted, with why:
+/// segment number -> the words of [`vegard_clock::segment_clock_problem`]
+/// (a fitted drift beyond ±[`vegard_clock::DRIFT_BOUND_PPM`]). Computed
+/// from the drifts run.toml's `[alignment]` records, so finalisation and
+/// `vegard analyze` (also of a folder finalised by an older version) judge
+/// the same segments.
+pub type UntrustedSegments = BTreeMap<i64, String>;
+
+/// See [`UntrustedSegments`].
+pub fn untrusted_segments(segments: &[vegard_store::SegmentAlignment]) -> UntrustedSegments {
+    segments
+        .iter()
+        .filter_map(|s| {
+            vegard_clock::segment_clock_problem(s.potentiostat_drift_ppm, s.deflection_drift_ppm)
+                .map(|why| (s.segment, why))
+        })
+        .collect()
+}
+
+/// The first untrusted segment among the rows `idx` of the aligned table,
+/// with why.
+fn untrusted_among<'u>(
+    aligned: &Aligned,
+    idx: &[usize],
+    untrusted: &'u UntrustedSegments,
+) -> Option<(i64, &'u str)> {
+    if untrusted.is_empty() {
+        return None;
+    }
+    let segs: BTreeSet<i64> = idx.iter().map(|&i| aligned.segment[i]).collect();
+    segs.into_iter()
+        .find_map(|seg| untrusted.get(&seg).map(|why| (seg, why.as_str())))
+}
+
+/// The issue that replaces a step's results when its segment's clock is
+/// untrusted: names the step, the segment, the drift and what is withheld.
+pub(crate) fn clock_issue(
+    step: i64,
+    kind: &str,
+    segment: i64,
+    why: &str,
+    withheld: &str,
+) -> AnalysisIssue {
+    AnalysisIssue::new(
+        step,
+        IssueKind::Clock,
+        format!("step {step} ({kind}): {why} (segment {segment}); {withheld} not reported"),
+    )
+}
+
 /// Analyse every CV step of an aligned table. Returns the analyses and, for
-/// steps that could not be analysed, an issue naming the step and why.
+/// steps that could not be analysed, an issue naming the step and why. A
+/// step recorded in an `untrusted` segment (see [`untrusted_segments`]) is
+/// not analysed: its issue ([`IssueKind::Clock`]) stands where κ would.
 pub fn analyze_aligned(
     aligned: &Aligned,
     recipe: &Recipe,
     c_dl_for: CdlLookup<'_>,
+    untrusted: &UntrustedSegments,
 ) -> (Vec<CvStepAnalysis>, Vec<AnalysisIssue>) {
     let a = aligned;
     let mut out = Vec::new();
@@ -49,6 +103,16 @@ pub fn analyze_aligned(
                 step,
                 IssueKind::NoData,
                 format!("step {k} (cv): no samples recorded"),
+            ));
+            continue;
+        }
+        if let Some((seg, why)) = untrusted_among(a, &idx, untrusted) {
+            issues.push(clock_issue(
+                step,
+                "cv",
+                seg,
+                why,
+                "deformation vs charge (kappa), charge and nonlinearity",
             ));
             continue;
         }
@@ -111,6 +175,11 @@ pub struct RunAnalysis {
     pub analysis_warnings: Vec<AnalysisIssue>,
     /// Clock alignment as recorded in run.toml.
     pub alignment: Option<vegard_store::RunAlignment>,
+    /// Why the headline CV step's deformation vs charge is not given (its
+    /// segment's clock is untrusted, see [`headline_cv`]); then the top
+    /// level of `analysis.json` has `deformation_vs_charge = null` and this
+    /// message as `deformation_vs_charge_withheld`.
+    pub headline_withheld: Option<AnalysisIssue>,
 }
 
 impl RunAnalysis {
@@ -118,8 +187,11 @@ impl RunAnalysis {
     /// first CV step's results are also at the top level
     /// (`deformation_vs_charge`, `charge`) because a typical run has one.
     pub fn to_json(&self) -> serde_json::Value {
-        let first = self.cv_steps.first();
-        serde_json::json!({
+        let first = match &self.headline_withheld {
+            Some(_) => None,
+            None => self.cv_steps.first(),
+        };
+        let mut v = serde_json::json!({
             "run_dir": self.run_dir,
             "status": self.status,
             "time_acceleration": self.time_acceleration,
@@ -132,7 +204,47 @@ impl RunAnalysis {
             "analysis_errors": self.analysis_errors,
             "analysis_warnings": self.analysis_warnings,
             "alignment": self.alignment,
-        })
+        });
+        // Only when withheld, so a normal run's analysis.json keeps the
+        // layout it always had.
+        if let (Some(issue), Some(map)) = (&self.headline_withheld, v.as_object_mut()) {
+            map.insert(
+                "deformation_vs_charge_withheld".to_owned(),
+                serde_json::Value::String(issue.message.clone()),
+            );
+        }
+        v
+    }
+}
+
+/// The CV step whose results head a run's summary (run.toml
+/// `[analysis_summary]`, the top level of `analysis.json`, `vegard run`'s
+/// kappa line): the first CV step of the plan that was analysed, unless an
+/// earlier CV step's results were withheld for an untrusted clock
+/// ([`IssueKind::Clock`]): then that issue, so another step's κ is not
+/// mistaken for the first one's.
+pub fn headline_cv<'a>(
+    cv_steps: &'a [CvStepAnalysis],
+    issues: &'a [AnalysisIssue],
+    recipe: &Recipe,
+) -> Result<Option<&'a CvStepAnalysis>, &'a AnalysisIssue> {
+    let plan = recipe.plan();
+    let is_cv = |k: i64| {
+        usize::try_from(k)
+            .ok()
+            .and_then(|k| plan.get(k))
+            .is_some_and(|p| matches!(p.step, Step::Cv(_)))
+    };
+    let first = cv_steps.first();
+    let withheld = issues
+        .iter()
+        .filter(|i| i.kind == IssueKind::Clock)
+        .filter_map(|i| i.step.filter(|&s| is_cv(s)).map(|s| (s, i)))
+        .min_by_key(|(s, _)| *s);
+    match (first, withheld) {
+        (Some(f), Some((s, issue))) if s < f.step => Err(issue),
+        (None, Some((_, issue))) => Err(issue),
+        (f, _) => Ok(f),
     }
 }
 
@@ -172,13 +284,24 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
     let plan = recipe.plan();
     let spectra = analyze_spectra(dir, &plan, film_thickness_m, opts)?;
     let c_dl_for = |k: usize| c_dl_for_step(&spectra.eis, &plan, k);
-    let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &c_dl_for);
+    // Judged again from the recorded drifts (not only read back from
+    // `[[data_issues]]`), so a folder finalised before the bound existed
+    // is judged too.
+    let untrusted = meta
+        .alignment
+        .as_ref()
+        .map(|a| untrusted_segments(&a.segments))
+        .unwrap_or_default();
+    let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &c_dl_for, &untrusted);
     // What `vegard run` printed at finalisation comes back here, so the
     // analysis and the report say the same: problems found in the data
     // (run.toml `[[data_issues]]`) and weak clock alignments.
     let mut analysis_warnings = Vec::new();
     for r in &meta.data_issues {
         let issue = AnalysisIssue::from_recorded(r);
+        if issue.kind == IssueKind::Clock && analysis_errors.contains(&issue) {
+            continue; // judged again just above
+        }
         if issue.kind.is_warning() {
             analysis_warnings.push(issue);
         } else {
@@ -190,7 +313,11 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
     }
     analysis_errors.extend(spectra.errors.iter().cloned());
     analysis_warnings.extend(spectra.warnings.iter().cloned());
+    let headline_withheld = headline_cv(&cv_steps, &analysis_errors, &recipe)
+        .err()
+        .cloned();
     Ok(RunAnalysis {
+        headline_withheld,
         run_dir: dir.to_path_buf(),
         status: meta.status.to_string(),
         time_acceleration: meta.time_acceleration,
@@ -233,7 +360,12 @@ cycles = 1
     #[test]
     fn unanalysable_cv_steps_become_typed_issues() {
         let recipe = vegard_recipe::parse_recipe(RECIPE, "t.toml").unwrap();
-        let (done, issues) = analyze_aligned(&Aligned::default(), &recipe, &|_| None);
+        let (done, issues) = analyze_aligned(
+            &Aligned::default(),
+            &recipe,
+            &|_| None,
+            &UntrustedSegments::new(),
+        );
         assert!(done.is_empty());
         assert_eq!(
             issues,
@@ -260,7 +392,7 @@ cycles = 1
                 T_K: f64::NAN,
             });
         }
-        let (done, issues) = analyze_aligned(&a, &recipe, &|_| None);
+        let (done, issues) = analyze_aligned(&a, &recipe, &|_| None, &UntrustedSegments::new());
         assert!(done.is_empty());
         assert_eq!(issues.len(), 1);
         assert_eq!(issues[0].kind, IssueKind::FitFailed);
@@ -272,5 +404,115 @@ cycles = 1
         );
         let json = serde_json::to_value(&issues[0]).unwrap();
         assert_eq!(json["kind"], "fit_failed");
+    }
+
+    fn segment(segment: i64, pot_ppm: f64, defl_ppm: f64) -> vegard_store::SegmentAlignment {
+        vegard_store::SegmentAlignment {
+            segment,
+            step: segment,
+            potentiostat_drift_ppm: pot_ppm,
+            deflection_drift_ppm: defl_ppm,
+            ..Default::default()
+        }
+    }
+
+    /// Segments are untrusted beyond ±1000 ppm of either device, judged
+    /// from the drifts run.toml records; an unfitted (NaN) drift is not.
+    #[test]
+    fn segments_beyond_the_drift_bound_are_untrusted() {
+        let u = untrusted_segments(&[
+            segment(0, 20.0, -35.0),
+            segment(1, 20.0, -897_792.0),
+            segment(2, 1000.0, -1000.0),
+            segment(3, -1000.5, f64::NAN),
+            segment(4, f64::NAN, f64::NAN),
+        ]);
+        assert_eq!(u.keys().copied().collect::<Vec<_>>(), [1, 3]);
+        assert!(
+            u[&1].starts_with("clock: deflection drift -897792 ppm beyond ±1000 ppm"),
+            "{}",
+            u[&1]
+        );
+        assert!(
+            u[&3].starts_with("clock: potentiostat drift -1000 ppm"),
+            "{}",
+            u[&3]
+        );
+    }
+
+    fn cv_rows(segment: i64, n: usize) -> Aligned {
+        let mut a = Aligned::default();
+        for i in 0..n {
+            let t = i as f64 * 0.02;
+            a.push(&vegard_store::schema::AlignedRow {
+                t_s: t,
+                step: 1,
+                segment,
+                cycle: 1,
+                E_V: 0.4 + 0.1 * (t * 0.5).sin(),
+                I_A: 1e-4 * (t * 0.5).cos(),
+                deflection_V: 0.0,
+                deflection_nm: 0.0,
+                sweep_iteration: -1,
+                setpoint_K: f64::NAN,
+                T_K: f64::NAN,
+            });
+        }
+        a
+    }
+
+    /// A CV step in an untrusted segment is not analysed: a `Clock` issue
+    /// naming the step, the segment and the drift stands in its place, and
+    /// it heads the summary instead of a number. In a trusted segment the
+    /// same rows are analysed as before.
+    #[test]
+    fn a_cv_step_in_an_untrusted_segment_is_withheld() {
+        let recipe = vegard_recipe::parse_recipe(RECIPE, "t.toml").unwrap();
+        let untrusted = untrusted_segments(&[segment(7, -900_000.0, -897_792.0)]);
+        let (done, issues) = analyze_aligned(&cv_rows(7, 3), &recipe, &|_| None, &untrusted);
+        assert!(done.is_empty());
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].kind, IssueKind::Clock);
+        assert_eq!(issues[0].step, Some(1));
+        let m = &issues[0].message;
+        assert!(
+            m.starts_with("step 1 (cv): clock: deflection drift -897792 ppm beyond ±1000 ppm"),
+            "{m}"
+        );
+        assert!(m.contains("; clock: potentiostat drift -900000 ppm"), "{m}");
+        assert!(
+            m.ends_with(
+                "(segment 7); deformation vs charge (kappa), charge and nonlinearity not reported"
+            ),
+            "{m}"
+        );
+        assert!(!issues[0].kind.is_warning());
+        assert_eq!(serde_json::to_value(&issues[0]).unwrap()["kind"], "clock");
+        // Round trip through run.toml's [[data_issues]].
+        assert_eq!(
+            AnalysisIssue::from_recorded(&issues[0].to_recorded()),
+            issues[0]
+        );
+
+        // The summary: no number, the reason.
+        assert_eq!(
+            headline_cv(&done, &issues, &recipe).unwrap_err(),
+            &issues[0]
+        );
+        let s = crate::finalize::analysis_summary(&done, &issues, &recipe).unwrap();
+        assert_eq!(s.step, 1);
+        assert_eq!(
+            (s.slope_nm_per_mC, s.slope_se_nm_per_mC, s.r2),
+            (None, None, None)
+        );
+        assert_eq!(s.withheld.as_deref(), Some(m.as_str()));
+
+        // Another segment untrusted: this step is analysed as usual (too
+        // few rows here, so it fails to fit, as without any clock issue).
+        let (_, issues) = analyze_aligned(&cv_rows(8, 3), &recipe, &|_| None, &untrusted);
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].kind, IssueKind::FitFailed);
+        assert!(matches!(headline_cv(&[], &issues, &recipe), Ok(None)));
+        assert!(crate::finalize::analysis_summary(&[], &issues, &recipe).is_none());
     }
 }

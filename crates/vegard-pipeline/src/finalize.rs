@@ -4,7 +4,7 @@
 //! summary, and the final status. The same path serves a normal end, an abort
 //! and the recovery of an interrupted run, so all three produce the same files.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::Serialize;
@@ -16,11 +16,11 @@ use vegard_store::schema::{
 };
 use vegard_store::{AnalysisSummary, RunAlignment, RunStatus, SegmentAlignment, Table};
 
-use crate::analyze::{CvStepAnalysis, analyze_aligned};
+use crate::analyze::{CvStepAnalysis, UntrustedSegments, analyze_aligned, untrusted_segments};
 use crate::products::{
     AlignedView, TemperatureTrace, eis_table, esm_table, label_columns, step_records,
 };
-use crate::{AnalysisIssue, PipelineError};
+use crate::{AnalysisIssue, IssueKind, PipelineError};
 
 /// What finalising produced.
 #[derive(Debug, Clone, Serialize)]
@@ -284,7 +284,20 @@ pub fn finalize_run(
 
     // At the end of a run the CVs use their own vertex-jump C_dl; `vegard
     // analyze` uses the EIS of the same run when there is one.
-    let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &|_| None);
+    // Segments whose fitted drift no oscillator has: marked in
+    // `[alignment]` (their note), and nothing derived from their time
+    // alignment is reported (the issue stands in its place).
+    let untrusted = untrusted_segments(&alignment);
+    for seg in alignment.iter_mut() {
+        if let Some(why) = untrusted.get(&seg.segment) {
+            seg.note = Some(match seg.note.take() {
+                Some(note) => format!("{why}; {note}"),
+                None => why.clone(),
+            });
+        }
+    }
+    let untrusted_steps = untrusted_steps(&aligned, &untrusted);
+    let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &|_| None, &untrusted);
     let view = AlignedView {
         t_s: &aligned.t_s,
         step: &aligned.step,
@@ -294,11 +307,25 @@ pub fn finalize_run(
         deflection_nm: &aligned.deflection_nm,
         T_K: &aligned.T_K,
     };
-    let (esm, esm_errors) = esm_table(&plan, &view, &lockin_raw, invols_nm_per_V, speed);
+    let (esm, esm_errors) = esm_table(
+        &plan,
+        &view,
+        &lockin_raw,
+        invols_nm_per_V,
+        speed,
+        &untrusted_steps,
+    );
     // Only finalisation sees the raw streams and the lock-in's switch
     // stamps: what it finds in the data goes into run.toml, so `vegard
     // analyze` and the report list the same warnings `vegard run` printed.
-    meta.data_issues = esm_errors.iter().map(AnalysisIssue::to_recorded).collect();
+    // The untrusted clocks go there too, so run.toml itself says why a
+    // complete run has no kappa.
+    meta.data_issues = analysis_errors
+        .iter()
+        .filter(|i| i.kind == IssueKind::Clock)
+        .chain(&esm_errors)
+        .map(AnalysisIssue::to_recorded)
+        .collect();
     analysis_errors.extend(esm_errors);
     let esm_points = esm.len();
     vegard_store::write_parquet(&data_path(dir, EsmData::FILE), &esm.into_table())?;
@@ -322,7 +349,7 @@ pub fn finalize_run(
         segments: alignment.clone(),
         external: None,
     });
-    meta.analysis_summary = analysis_summary(&cv_steps);
+    meta.analysis_summary = analysis_summary(&cv_steps, &analysis_errors, &recipe);
     vegard_store::write_meta(dir, &meta)?;
 
     Ok(FinalizeSummary {
@@ -338,15 +365,47 @@ pub fn finalize_run(
 }
 
 /// run.toml `[analysis_summary]`: deformation vs charge of the first CV
-/// step (native runs and imported ones alike).
-pub(crate) fn analysis_summary(cv_steps: &[CvStepAnalysis]) -> Option<AnalysisSummary> {
-    cv_steps.first().map(|first| {
-        let dvc = &first.analysis.deformation_vs_charge;
-        AnalysisSummary {
-            step: first.step,
-            slope_nm_per_mC: dvc.slope_nm_per_mC,
-            slope_se_nm_per_mC: dvc.slope_se_nm_per_mC,
-            r2: dvc.r2,
+/// step (native runs and imported ones alike), or, when that step's clock
+/// is untrusted ([`crate::headline_cv`]), no number and the reason.
+pub(crate) fn analysis_summary(
+    cv_steps: &[CvStepAnalysis],
+    issues: &[AnalysisIssue],
+    recipe: &Recipe,
+) -> Option<AnalysisSummary> {
+    match crate::headline_cv(cv_steps, issues, recipe) {
+        Err(issue) => Some(AnalysisSummary {
+            step: issue.step.unwrap_or(-1),
+            slope_nm_per_mC: None,
+            slope_se_nm_per_mC: None,
+            r2: None,
+            withheld: Some(issue.message.clone()),
+        }),
+        Ok(first) => first.map(|first| {
+            let dvc = &first.analysis.deformation_vs_charge;
+            AnalysisSummary {
+                step: first.step,
+                slope_nm_per_mC: Some(dvc.slope_nm_per_mC),
+                slope_se_nm_per_mC: Some(dvc.slope_se_nm_per_mC),
+                r2: Some(dvc.r2),
+                withheld: None,
+            }
+        }),
+    }
+}
+
+/// Plan steps with rows in an untrusted segment: step -> (segment, why).
+fn untrusted_steps(
+    aligned: &Aligned,
+    untrusted: &UntrustedSegments,
+) -> BTreeMap<i64, (i64, String)> {
+    let mut out = BTreeMap::new();
+    if untrusted.is_empty() {
+        return out;
+    }
+    for (&step, &seg) in aligned.step.iter().zip(&aligned.segment) {
+        if let Some(why) = untrusted.get(&seg) {
+            out.entry(step).or_insert_with(|| (seg, why.clone()));
         }
-    })
+    }
+    out
 }

@@ -473,9 +473,6 @@ pub fn import_run(
         &data_path(&dir, EsmData::FILE),
         &EsmData::default().into_table(),
     )?;
-    let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &|_| None);
-    // Last, as at finalisation: aligned.parquet means "finished".
-    vegard_store::write_parquet(&aligned_path(&dir), &aligned.into_table())?;
 
     let note = match alignment.method {
         ExternalMethod::Edges => None,
@@ -502,6 +499,17 @@ pub fn import_run(
         n_deflection: n_d,
         note,
     };
+    // A trace whose fitted drift no oscillator has is judged as in a native
+    // run: its steps' results are withheld.
+    let untrusted = crate::analyze::untrusted_segments(std::slice::from_ref(&segment));
+    let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &|_| None, &untrusted);
+    // Last, as at finalisation: aligned.parquet means "finished".
+    vegard_store::write_parquet(&aligned_path(&dir), &aligned.into_table())?;
+    meta.data_issues = analysis_errors
+        .iter()
+        .filter(|i| i.kind == crate::IssueKind::Clock)
+        .map(AnalysisIssue::to_recorded)
+        .collect();
     analysis_errors.extend(alignment_issues(std::slice::from_ref(&segment)));
     meta.steps = step_records(&plan, &temps);
     meta.status = RunStatus::Complete;
@@ -527,7 +535,7 @@ pub fn import_run(
             chosen_because: chosen_because.clone(),
         }),
     });
-    meta.analysis_summary = crate::finalize::analysis_summary(&cv_steps);
+    meta.analysis_summary = crate::finalize::analysis_summary(&cv_steps, &analysis_errors, &recipe);
     events.append(
         "run_end",
         shared_ns(t_last),

@@ -35,6 +35,14 @@ pub enum IssueKind {
     SweepCutShort,
     /// A recording segment whose clock alignment is weaker than usual.
     Alignment,
+    /// A step recorded in a segment whose fitted clock drift is beyond
+    /// ±[`vegard_clock::DRIFT_BOUND_PPM`]: the clock model, not the
+    /// oscillator, is wrong (typically a virtual bench at another speed than
+    /// the run assumed), so the step's time alignment is not trustworthy
+    /// and nothing derived from it (charge, deformation vs charge κ,
+    /// nonlinearity, ESM demodulation) is reported. An error, not a
+    /// warning: the result is withheld.
+    Clock,
     /// A kind this version does not know (recorded by another version).
     #[serde(other)]
     Other,

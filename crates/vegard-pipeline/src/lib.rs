@@ -30,7 +30,8 @@ mod spectra;
 use std::path::PathBuf;
 
 pub use analyze::{
-    CdlLookup, CvStepAnalysis, RunAnalysis, alignment_issues, analyze_aligned, analyze_run,
+    CdlLookup, CvStepAnalysis, RunAnalysis, UntrustedSegments, alignment_issues, analyze_aligned,
+    analyze_run, headline_cv, untrusted_segments,
 };
 pub use finalize::{FinalizeSummary, finalize_run, recover_run};
 pub use import::{

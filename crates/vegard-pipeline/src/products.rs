@@ -172,13 +172,18 @@ pub const MIN_MODULATION_FRACTION: f64 = 0.5;
 
 /// `data/esm.parquet` and, for frequencies that could not be demodulated
 /// or whose window is compromised (see [`esm_flag`]), issues naming the
-/// step and frequency.
+/// step and frequency. A sweep recorded in a segment whose clock is
+/// untrusted (`untrusted_steps`: plan step -> (segment, why)) is not
+/// demodulated: the software lock-in's periods are the shared timeline's,
+/// so its spectrum would be as wrong as the clock; one
+/// [`IssueKind::Clock`] issue stands in for its rows.
 pub(crate) fn esm_table(
     plan: &[PlannedStep],
     a: &AlignedView<'_>,
     lockin: &LockInRaw,
     invols_nm_per_V: f64,
     speed: f64,
+    untrusted_steps: &std::collections::BTreeMap<i64, (i64, String)>,
 ) -> (EsmData, Vec<AnalysisIssue>) {
     let mut cols = EsmData::default();
     let mut errors = Vec::new();
@@ -191,6 +196,16 @@ pub(crate) fn esm_table(
     );
     for (k, p) in plan.iter().enumerate() {
         let Step::EsmSweep(e) = &p.step else { continue };
+        if let Some((seg, why)) = untrusted_steps.get(&(k as i64)) {
+            errors.push(crate::analyze::clock_issue(
+                k as i64,
+                "esm_sweep",
+                *seg,
+                why,
+                "the ESM spectrum",
+            ));
+            continue;
+        }
         let freqs = e.frequencies_Hz();
         let dt_s = e.ca_sample_interval_s();
         for (j, &f_Hz) in freqs.iter().enumerate() {
@@ -333,5 +348,68 @@ fn esm_row(
         lockin_deflection_amp_nm: x.hypot(y) * std::f64::consts::SQRT_2 * invols_nm_per_V,
         lockin_phase_deg: y.atan2(x).to_degrees(),
         flagged: flags,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const ESM_RECIPE: &str = r#"
+[run]
+name = "t"
+[limits]
+current_max_A = 0.01
+potential_window_V = [-0.2, 1.0]
+[[step]]
+kind = "esm_sweep"
+dc_V = 0.4
+amplitude_V = 0.02
+freq_Hz = [1.0, 0.1]
+periods = 2
+"#;
+
+    /// An ESM sweep recorded in an untrusted segment is not demodulated:
+    /// one `Clock` issue names the step, segment and drift instead of its
+    /// rows. Trusted, the same (empty) data give the usual per-frequency
+    /// `NoData` issues.
+    #[test]
+    fn an_esm_sweep_in_an_untrusted_segment_is_withheld() {
+        let recipe = vegard_recipe::parse_recipe(ESM_RECIPE, "t.toml").unwrap();
+        let plan = recipe.plan();
+        let view = AlignedView {
+            t_s: &[],
+            step: &[],
+            cycle: &[],
+            E_V: &[],
+            I_A: &[],
+            deflection_nm: &[],
+            T_K: &[],
+        };
+        let why = vegard_clock::segment_clock_problem(20.0, -897_792.0).unwrap();
+        let untrusted = std::collections::BTreeMap::from([(0, (3, why))]);
+        let (esm, issues) = esm_table(&plan, &view, &LockInRaw::default(), 60.0, 1.0, &untrusted);
+        assert_eq!(esm.len(), 0);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].kind, IssueKind::Clock);
+        assert_eq!(issues[0].step, Some(0));
+        assert_eq!(
+            issues[0].message,
+            "step 0 (esm_sweep): clock: deflection drift -897792 ppm beyond ±1000 ppm — time \
+             alignment not trustworthy (bench and run speeds differ?) (segment 3); the ESM \
+             spectrum not reported"
+        );
+
+        let (_, issues) = esm_table(
+            &plan,
+            &view,
+            &LockInRaw::default(),
+            60.0,
+            1.0,
+            &std::collections::BTreeMap::new(),
+        );
+        assert_eq!(issues.len(), 2, "{issues:?}");
+        assert!(issues.iter().all(|i| i.kind == IssueKind::NoData));
     }
 }

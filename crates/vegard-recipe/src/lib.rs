@@ -25,7 +25,9 @@ pub use plan_rows::{counter_name, plan_rows, step_cycles, step_label};
 pub use resource::{Resource, ResourceError};
 pub use schema::*;
 pub use validate::{
-    MAX_AMPLITUDE_V, MAX_EIS_FREQUENCY_HZ, MAX_SETPOINT_K, MAX_SLUG_LEN, MAX_TIME_ACCELERATION,
-    MIN_SETPOINT_K, MIN_SIM_NODES, SAMPLE_COUNT_MARGIN, deflection_samples, slug,
-    validate_with_bench,
+    MAX_AMPLITUDE_V, MAX_EIS_FREQUENCY_HZ, MAX_EQUILIBRATE_S, MAX_SAMPLE_INTERVAL_S,
+    MAX_SETPOINT_K, MAX_SIM_CLOCK_OFFSET_S, MAX_SIM_FAULT_AFTER_S, MAX_SIM_JITTER_S,
+    MAX_SIM_THERMAL_TAU_S, MAX_SLUG_LEN, MAX_STAGE_WAIT_S, MAX_STEP_DURATION_S,
+    MAX_TIME_ACCELERATION, MAX_TIMEOUT_S, MAX_TRIGGER_LATENCY_S, MIN_SETPOINT_K, MIN_SIM_NODES,
+    SAMPLE_COUNT_MARGIN, deflection_samples, slug, validate_with_bench,
 };

@@ -26,6 +26,70 @@ pub const MIN_SIM_NODES: usize = 10;
 /// Longest run-folder slug; the folder name also carries a UTC timestamp.
 pub const MAX_SLUG_LEN: usize = 64;
 
+/// Longest instrument reply timeout (`timeout_s` of every instrument in the
+/// bench config), s: 1 hour. A reply takes milliseconds to seconds (an EIS
+/// point at the lowest frequency, a `*OPC?` after a long operation); an
+/// instrument silent for an hour is gone, and waiting longer only keeps the
+/// cell on with nobody watching. Larger values also overflow the host's
+/// monotonic clock arithmetic (`1e19` s is past `Instant`'s range).
+pub const MAX_TIMEOUT_S: f64 = 3600.0;
+/// Longest time a temperature step or sweep may wait for the stage
+/// (`timeout_s`, and `hold_s` below it), s: 1 day. The slowest stages
+/// (cryostats, large thermal masses) settle in hours; a stage not stable
+/// after a day never will be, and the run should stop with the cell off.
+pub const MAX_STAGE_WAIT_S: f64 = 86_400.0;
+/// Longest single step, s: 7 days (`duration_s` of `ocp` and `wait`, each
+/// `hold_s` of `steps`, and the derived duration of every step: a CV's
+/// cycles at its scan rate, an LSV, an EIS or ESM sweep's frequencies).
+/// Days-long holds are real (slow intercalation, PITT at low rates); a week
+/// is past any of them, and a larger number is much more likely a unit
+/// mistake (ms typed as s, a scan rate in mV/s typed as V/s) than a plan.
+pub const MAX_STEP_DURATION_S: f64 = 7.0 * 86_400.0;
+/// Longest sample interval (potentiostat `sample_interval_s`, the
+/// digitizer's `sample_interval_s` / `deflection_sample_interval_s`), s:
+/// 1 hour, the 34465A's longest `SAMP:TIM` and far slower than any
+/// electrochemical logging needs.
+pub const MAX_SAMPLE_INTERVAL_S: f64 = 3600.0;
+/// Longest hold at the dc potential before an EIS spectrum
+/// (`equilibrate_s`), s: 1 day. Relaxing a film takes minutes to hours;
+/// longer belongs in its own step.
+pub const MAX_EQUILIBRATE_S: f64 = 86_400.0;
+/// Largest delay between the potentiostat's trigger edge and its first
+/// sample (`trigger_latency_s`), s: 1 s. Measured latencies are µs to ms;
+/// a second is a wiring or configuration error, not a latency.
+pub const MAX_TRIGGER_LATENCY_S: f64 = 1.0;
+/// Largest virtual-bench clock offset (`[sim.clocks.*] offset_s`,
+/// magnitude), s: 1 day, more than any real instrument's time since power-on
+/// matters to the alignment.
+pub const MAX_SIM_CLOCK_OFFSET_S: f64 = 86_400.0;
+/// Largest virtual-bench sample jitter (`[sim.clocks.*] jitter_s`), s: 1 s;
+/// real oscillators jitter by ns to µs.
+pub const MAX_SIM_JITTER_S: f64 = 1.0;
+/// Latest simulated time a virtual-bench fault may be scheduled at
+/// (`[sim.faults] *_after_s`), s: 30 days, longer than any run.
+pub const MAX_SIM_FAULT_AFTER_S: f64 = 30.0 * 86_400.0;
+/// Slowest virtual stage (`[sim.thermal] tau_s`), s: 1 day, so a sim
+/// temperature step can settle within [`MAX_STAGE_WAIT_S`] at all.
+pub const MAX_SIM_THERMAL_TAU_S: f64 = 86_400.0;
+
+/// Reasons given in the messages of the bounds above.
+const TIMEOUT_WHY: &str = "an instrument reply timeout; longer only hangs the run";
+const STEP_WHY: &str = "the longest step; a larger number is likely a unit mistake";
+const SAMPLE_WHY: &str = "the longest sample interval";
+
+/// A bound in words for messages: `3600 s (1 h)`, `604800 s (7 days)`.
+fn duration_bound(max_s: f64) -> String {
+    let human = if max_s >= 86_400.0 && (max_s / 86_400.0).fract() == 0.0 {
+        let d = max_s / 86_400.0;
+        format!(" ({d} day{})", if d == 1.0 { "" } else { "s" })
+    } else if max_s >= 3600.0 && (max_s / 3600.0).fract() == 0.0 {
+        format!(" ({} h)", max_s / 3600.0)
+    } else {
+        String::new()
+    };
+    format!("{} s{human}", num(max_s))
+}
+
 /// Folder-safe form of a run name: ASCII lowercase letters, digits and single
 /// `-` between words (every other character separates words), at most
 /// [`MAX_SLUG_LEN`] characters. `"LiMn2O4 CV #3"` -> `"limn2o4-cv-3"`. Empty
@@ -373,6 +437,42 @@ impl Checker<'_, '_> {
         ))
     }
 
+    /// A duration or time-like number: finite, `> 0` (or `>= 0` when
+    /// `zero_ok`) and at most `max_s`. The lower bound keeps the messages of
+    /// [`Checker::positive`] / [`Checker::non_negative`]; the upper one says
+    /// the bound and, in `why`, what it guards against.
+    fn duration(
+        &self,
+        path: &[Seg<'_>],
+        x_s: f64,
+        zero_ok: bool,
+        max_s: f64,
+        why: &str,
+    ) -> Result<(), RecipeError> {
+        if zero_ok {
+            self.non_negative(path, x_s)?;
+        } else {
+            self.positive(path, x_s)?;
+        }
+        self.require(
+            path,
+            x_s <= max_s,
+            &format!("<= {} ({why})", duration_bound(max_s)),
+            &format!("{} s", num(x_s)),
+        )
+    }
+
+    /// A signed time offset: finite and `|x| <= max_s`.
+    fn offset(&self, path: &[Seg<'_>], x_s: f64, max_s: f64, why: &str) -> Result<(), RecipeError> {
+        self.finite(path, x_s)?;
+        self.require(
+            path,
+            x_s.abs() <= max_s,
+            &format!("between -{0} and {0} ({why})", duration_bound(max_s)),
+            &format!("{} s", num(x_s)),
+        )
+    }
+
     /// An Arrhenius activation energy, eV: `>= 0` and below
     /// [`MAX_ACTIVATION_ENERGY_EV`].
     fn activation_energy(&self, path: &[Seg<'_>], Ea_eV: f64) -> Result<(), RecipeError> {
@@ -436,9 +536,12 @@ pub(crate) fn validate_recipe(recipe: &Recipe, doc: &Doc<'_>) -> Result<(), Reci
         &format!("[{}, {}]", num(low_V), num(high_V)),
     )?;
     if let Some(interval_s) = recipe.run.deflection_sample_interval_s {
-        c.positive(
+        c.duration(
             &[Seg::Key("run"), Seg::Key("deflection_sample_interval_s")],
             interval_s,
+            false,
+            MAX_SAMPLE_INTERVAL_S,
+            SAMPLE_WHY,
         )?;
     }
 
@@ -574,7 +677,20 @@ impl StepChecker<'_, '_, '_> {
     ) -> Result<(), RecipeError> {
         self.c
             .positive(&key_path(base, "tolerance_K"), tolerance_K)?;
-        self.c.non_negative(&key_path(base, "hold_s"), hold_s)?;
+        self.c.duration(
+            &key_path(base, "hold_s"),
+            hold_s,
+            true,
+            MAX_STAGE_WAIT_S,
+            "the stage's stable hold",
+        )?;
+        self.c.duration(
+            &key_path(base, "timeout_s"),
+            timeout_s,
+            false,
+            MAX_STAGE_WAIT_S,
+            "a stage not stable after a day never will be",
+        )?;
         self.c.require(
             &key_path(base, "timeout_s"),
             timeout_s.is_finite() && timeout_s > hold_s,
@@ -638,8 +754,20 @@ impl StepChecker<'_, '_, '_> {
         let at = |key| key_path(base, key);
         match step {
             Step::Ocp(s) => {
-                c.positive(&at("duration_s"), s.duration_s)?;
-                c.positive(&at("sample_interval_s"), s.sample_interval_s)?;
+                c.duration(
+                    &at("duration_s"),
+                    s.duration_s,
+                    false,
+                    MAX_STEP_DURATION_S,
+                    STEP_WHY,
+                )?;
+                c.duration(
+                    &at("sample_interval_s"),
+                    s.sample_interval_s,
+                    false,
+                    MAX_SAMPLE_INTERVAL_S,
+                    SAMPLE_WHY,
+                )?;
                 c.require(
                     &at("sample_interval_s"),
                     s.sample_interval_s <= s.duration_s,
@@ -650,7 +778,13 @@ impl StepChecker<'_, '_, '_> {
                     &num(s.sample_interval_s),
                 )?;
             }
-            Step::Wait(s) => c.positive(&at("duration_s"), s.duration_s)?,
+            Step::Wait(s) => c.duration(
+                &at("duration_s"),
+                s.duration_s,
+                false,
+                MAX_STEP_DURATION_S,
+                STEP_WHY,
+            )?,
             Step::Cv(s) => {
                 self.potential(&at("begin_V"), s.begin_V)?;
                 for (j, &vertex_V) in s.vertex_V.iter().enumerate() {
@@ -692,10 +826,16 @@ impl StepChecker<'_, '_, '_> {
                 for (j, &level_V) in s.levels_V.iter().enumerate() {
                     self.potential(&elem_path(base, "levels_V", j), level_V)?;
                 }
-                c.positive(&at("sample_interval_s"), s.sample_interval_s)?;
+                c.duration(
+                    &at("sample_interval_s"),
+                    s.sample_interval_s,
+                    false,
+                    MAX_SAMPLE_INTERVAL_S,
+                    SAMPLE_WHY,
+                )?;
                 for (j, &hold_s) in s.hold_s.iter().enumerate() {
                     let path = elem_path(base, "hold_s", j);
-                    c.positive(&path, hold_s)?;
+                    c.duration(&path, hold_s, false, MAX_STEP_DURATION_S, STEP_WHY)?;
                     c.require(
                         &path,
                         hold_s >= s.sample_interval_s,
@@ -744,7 +884,13 @@ impl StepChecker<'_, '_, '_> {
                     ">= 1",
                     &s.points_per_decade.to_string(),
                 )?;
-                c.non_negative(&at("equilibrate_s"), s.equilibrate_s)?;
+                c.duration(
+                    &at("equilibrate_s"),
+                    s.equilibrate_s,
+                    true,
+                    MAX_EQUILIBRATE_S,
+                    "a longer relaxation belongs in its own step",
+                )?;
             }
             Step::EsmSweep(s) => self.esm_sweep(s, base)?,
             Step::Temperature(s) => {
@@ -798,7 +944,36 @@ impl StepChecker<'_, '_, '_> {
                 }
             }
         }
-        Ok(())
+        self.step_duration(step, base)
+    }
+
+    /// The whole step's nominal duration (derived for CV, LSV, EIS and ESM
+    /// from rates and frequencies) within [`MAX_STEP_DURATION_S`], pointing
+    /// at the key that makes it long. A sweep is not bounded as a whole: a
+    /// campaign may run for weeks; each of its nested steps is.
+    fn step_duration(&self, step: &Step, base: &[Seg<'static>]) -> Result<(), RecipeError> {
+        let key_of = match step {
+            Step::Cv(_) | Step::Lsv(_) => key_path(base, "scan_rate_V_per_s"),
+            Step::Steps(_) => key_path(base, "hold_s"),
+            // The lowest frequency dominates the duration.
+            Step::Eis(_) => elem_path(base, "freq_Hz", 1),
+            Step::EsmSweep(s) => key_path(base, esm_freq_key(s)),
+            Step::Ocp(_) | Step::Wait(_) => key_path(base, "duration_s"),
+            Step::Temperature(_) => key_path(base, "hold_s"),
+            Step::Sweep(_) => return Ok(()),
+        };
+        let duration_s = step.duration_s();
+        self.c.require(
+            &key_of,
+            duration_s.is_finite() && duration_s <= MAX_STEP_DURATION_S,
+            &format!(
+                "such that the {} step lasts <= {} (the longest step; a larger number is \
+                 likely a unit mistake)",
+                step.kind_name(),
+                duration_bound(MAX_STEP_DURATION_S)
+            ),
+            &format!("a step of {} s", num(duration_s)),
+        )
     }
 
     fn esm_sweep(&self, s: &EsmSweepStep, base: &[Seg<'static>]) -> Result<(), RecipeError> {
@@ -856,7 +1031,7 @@ impl StepChecker<'_, '_, '_> {
         match s.sample_interval_s {
             Some(interval_s) => {
                 let path = at("sample_interval_s");
-                c.positive(&path, interval_s)?;
+                c.duration(&path, interval_s, false, MAX_SAMPLE_INTERVAL_S, SAMPLE_WHY)?;
                 c.require(
                     &path,
                     interval_s >= MIN_SAMPLE_INTERVAL_S,
@@ -960,8 +1135,20 @@ pub(crate) fn validate_bench(bench: &mut BenchConfig, doc: &Doc<'_>) -> Result<(
         ),
         &num(pot.current_range_min_A),
     )?;
-    c.non_negative(&p("trigger_latency_s"), pot.trigger_latency_s)?;
-    c.positive(&p("timeout_s"), pot.timeout_s)?;
+    c.duration(
+        &p("trigger_latency_s"),
+        pot.trigger_latency_s,
+        true,
+        MAX_TRIGGER_LATENCY_S,
+        "measured latencies are µs to ms",
+    )?;
+    c.duration(
+        &p("timeout_s"),
+        pot.timeout_s,
+        false,
+        MAX_TIMEOUT_S,
+        TIMEOUT_WHY,
+    )?;
 
     let d = |key| {
         [
@@ -970,7 +1157,13 @@ pub(crate) fn validate_bench(bench: &mut BenchConfig, doc: &Doc<'_>) -> Result<(
             Seg::Key(key),
         ]
     };
-    c.positive(&d("sample_interval_s"), defl.sample_interval_s)?;
+    c.duration(
+        &d("sample_interval_s"),
+        defl.sample_interval_s,
+        false,
+        MAX_SAMPLE_INTERVAL_S,
+        SAMPLE_WHY,
+    )?;
     c.positive(&d("range_V"), defl.range_V)?;
     c.require(
         &d("max_samples"),
@@ -980,13 +1173,25 @@ pub(crate) fn validate_bench(bench: &mut BenchConfig, doc: &Doc<'_>) -> Result<(
     )?;
     c.positive(&d("invols_nm_per_V"), defl.invols_nm_per_V)?;
     c.positive(&d("spring_constant_N_per_m"), defl.spring_constant_N_per_m)?;
-    c.positive(&d("timeout_s"), defl.timeout_s)?;
+    c.duration(
+        &d("timeout_s"),
+        defl.timeout_s,
+        false,
+        MAX_TIMEOUT_S,
+        TIMEOUT_WHY,
+    )?;
 
     if let Some(lockin) = &bench.instruments.lockin {
         check_instrument(doc, Role::LockIn, &lockin.driver, &lockin.resource)?;
         let l = |key| [Seg::Key("instruments"), Seg::Key("lockin"), Seg::Key(key)];
         c.positive(&l("sine_to_cell_V_per_V"), lockin.sine_to_cell_V_per_V)?;
-        c.positive(&l("timeout_s"), lockin.timeout_s)?;
+        c.duration(
+            &l("timeout_s"),
+            lockin.timeout_s,
+            false,
+            MAX_TIMEOUT_S,
+            TIMEOUT_WHY,
+        )?;
     }
     if let Some(stage) = &bench.instruments.temperature {
         let limits = check_instrument(doc, Role::TemperatureStage, &stage.driver, &stage.resource)?;
@@ -1024,7 +1229,13 @@ pub(crate) fn validate_bench(bench: &mut BenchConfig, doc: &Doc<'_>) -> Result<(
                 &stage.heater_range.to_string(),
             )?;
         }
-        c.positive(&t("timeout_s"), stage.timeout_s)?;
+        c.duration(
+            &t("timeout_s"),
+            stage.timeout_s,
+            false,
+            MAX_TIMEOUT_S,
+            TIMEOUT_WHY,
+        )?;
     }
 
     let uses_sim = bench.instruments.uses_sim();
@@ -1153,18 +1364,42 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
 
     let faults = &sim.faults;
     if let Some(t_s) = faults.potentiostat_error_after_s {
-        c.non_negative(&at("faults", "potentiostat_error_after_s"), t_s)?;
+        c.duration(
+            &at("faults", "potentiostat_error_after_s"),
+            t_s,
+            true,
+            MAX_SIM_FAULT_AFTER_S,
+            "longer than any run",
+        )?;
     }
     if let Some(t_s) = faults.current_spike_after_s {
-        c.non_negative(&at("faults", "current_spike_after_s"), t_s)?;
+        c.duration(
+            &at("faults", "current_spike_after_s"),
+            t_s,
+            true,
+            MAX_SIM_FAULT_AFTER_S,
+            "longer than any run",
+        )?;
     }
     if let Some(t_s) = faults.potentiostat_silent_after_s {
-        c.non_negative(&at("faults", "potentiostat_silent_after_s"), t_s)?;
+        c.duration(
+            &at("faults", "potentiostat_silent_after_s"),
+            t_s,
+            true,
+            MAX_SIM_FAULT_AFTER_S,
+            "longer than any run",
+        )?;
     }
     c.finite(&at("faults", "current_spike_A"), faults.current_spike_A)?;
     if let Some(t_s) = faults.lockin_switch_delay_s {
         // In wall time it must stay below the lock-in's reply timeout.
-        c.non_negative(&at("faults", "lockin_switch_delay_s"), t_s)?;
+        c.duration(
+            &at("faults", "lockin_switch_delay_s"),
+            t_s,
+            true,
+            MAX_TIMEOUT_S,
+            "a lock-in reply timeout's bound",
+        )?;
     }
     if let Some(n) = faults.lockin_switch_delay_every {
         c.require(
@@ -1176,7 +1411,13 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
     }
 
     let th = &sim.thermal;
-    c.positive(&at("thermal", "tau_s"), th.tau_s)?;
+    c.duration(
+        &at("thermal", "tau_s"),
+        th.tau_s,
+        false,
+        MAX_SIM_THERMAL_TAU_S,
+        "the stage must settle within a temperature step's timeout",
+    )?;
     c.positive(&at("thermal", "damping"), th.damping)?;
     c.non_negative(&at("thermal", "sensor_noise_K_rms"), th.sensor_noise_K_rms)?;
     c.require(
@@ -1197,7 +1438,12 @@ fn validate_clock(name: &str, clock: &ClockParams, c: &Checker<'_, '_>) -> Resul
             Seg::Key(key),
         ]
     };
-    c.finite(&at("offset_s"), clock.offset_s)?;
+    c.offset(
+        &at("offset_s"),
+        clock.offset_s,
+        MAX_SIM_CLOCK_OFFSET_S,
+        "a device clock's offset",
+    )?;
     // The device clock rate is (1 + drift_ppm 1e-6); it must stay positive.
     c.require(
         &at("drift_ppm"),
@@ -1205,7 +1451,13 @@ fn validate_clock(name: &str, clock: &ClockParams, c: &Checker<'_, '_>) -> Resul
         "between -1e6 and 1e6",
         &num(clock.drift_ppm),
     )?;
-    c.non_negative(&at("jitter_s"), clock.jitter_s)
+    c.duration(
+        &at("jitter_s"),
+        clock.jitter_s,
+        true,
+        MAX_SIM_JITTER_S,
+        "real oscillators jitter by ns to µs",
+    )
 }
 
 #[cfg(test)]

@@ -254,12 +254,22 @@ impl Default for SegmentAlignment {
 }
 
 /// run.toml `[analysis_summary]`: deformation vs charge of the first CV step.
+/// The numbers are absent, and `withheld` says why, when the step's time
+/// alignment cannot be trusted (a clock drift no oscillator has): a number
+/// computed on a wrong timeline must not be listed as a result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisSummary {
     pub step: i64,
-    pub slope_nm_per_mC: f64,
-    pub slope_se_nm_per_mC: f64,
-    pub r2: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slope_nm_per_mC: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slope_se_nm_per_mC: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r2: Option<f64>,
+    /// Why the numbers are not given (e.g. `step 1 (cv): clock: deflection
+    /// drift -897792 ppm beyond ±1000 ppm ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<String>,
 }
 
 /// run.toml `[[steps]]`: one executed plan step.

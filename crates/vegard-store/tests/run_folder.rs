@@ -326,9 +326,10 @@ fn meta_round_trips_through_run_toml() {
         alignment: Some(alignment),
         analysis_summary: Some(AnalysisSummary {
             step: 1,
-            slope_nm_per_mC: -0.2053,
-            slope_se_nm_per_mC: 1e-4,
-            r2: 0.9997,
+            slope_nm_per_mC: Some(-0.2053),
+            slope_se_nm_per_mC: Some(1e-4),
+            r2: Some(0.9997),
+            withheld: None,
         }),
         steps: vec![StepRecord {
             step: 0,
