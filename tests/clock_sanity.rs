@@ -18,7 +18,15 @@ use vegard_sim::VirtualBench;
 
 /// `vegard run RECIPE --bench BENCH --json [extra]`: the JSON summary and
 /// the run folder.
-fn run_json(recipe: &str, bench: Option<&Path>, out: &Path, extra: &[&str]) -> (Value, PathBuf) {
+/// `vegard run --json`, checked to exit with `code` (5: recorded, analysis
+/// withheld).
+fn run_json(
+    recipe: &str,
+    bench: Option<&Path>,
+    out: &Path,
+    extra: &[&str],
+    code: i32,
+) -> (Value, PathBuf) {
     let mut cmd = vegard();
     cmd.args(["run", recipe, "--json", "--out"]).arg(out);
     if let Some(b) = bench {
@@ -28,7 +36,7 @@ fn run_json(recipe: &str, bench: Option<&Path>, out: &Path, extra: &[&str]) -> (
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
         o.status.code(),
-        Some(0),
+        Some(code),
         "{stdout}\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -77,7 +85,7 @@ fn a_bench_at_another_speed_is_flagged_and_kappa_withheld() {
     let bench = dir.join("bench-at-1x.toml");
     std::fs::write(&bench, text).unwrap();
 
-    let (v, run) = run_json("recipes/demo-cv.toml", Some(&bench), &dir, &[]);
+    let (v, run) = run_json("recipes/demo-cv.toml", Some(&bench), &dir, &[], 5);
     drop(vb);
     assert_eq!(v["status"], "complete", "{v}");
     // `vegard run --json`: no kappa, the clock issue in its place.
@@ -152,7 +160,7 @@ fn a_bench_at_another_speed_is_flagged_and_kappa_withheld() {
 #[test]
 fn a_run_at_the_bench_speed_is_not_flagged() {
     let dir = tmpdir("clock-sanity-ok");
-    let (v, run) = run_json("recipes/demo-cv.toml", None, &dir, &["--speed", "10"]);
+    let (v, run) = run_json("recipes/demo-cv.toml", None, &dir, &["--speed", "10"], 0);
     assert_eq!(v["status"], "complete", "{v}");
     assert!(clock_issues(&v["analysis_errors"]).is_empty(), "{v}");
     let kappa = v["deformation_vs_charge"]["slope_nm_per_mC"]

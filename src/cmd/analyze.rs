@@ -31,12 +31,13 @@ pub fn cmd_analyze(run: &Path, json: bool, include_partial_sweeps: bool) -> Resu
 /// the Arrhenius comparison, and what could not be analysed.
 fn print_summary(a: &RunAnalysis) {
     println!("{}", a.run_dir.display());
-    match a.cv_steps.first() {
-        None => println!("  no CV step could be analysed"),
-        Some(cv) => print_cv(cv),
-    }
-    if let Some(cv) = a.cv_steps.first() {
-        print_nonlinearity(cv);
+    match (&a.headline_withheld, a.cv_steps.first()) {
+        (Some(issue), _) => println!("  deformation vs charge: withheld — {}", issue.message),
+        (None, None) => println!("  no CV step could be analysed"),
+        (None, Some(cv)) => {
+            print_cv(cv);
+            print_nonlinearity(cv);
+        }
     }
     for s in &a.spectra.eis {
         println!(

@@ -55,6 +55,8 @@ pub async fn cmd_run(
     let cancel_tx = std::sync::Arc::new(cancel_tx);
     spawn_stop_signals(cancel_tx.clone())?;
 
+    // Kept for choosing the headline CV step of the summary.
+    let recipe_for_summary = recipe.clone();
     let req = RunRequest {
         recipe,
         recipe_path: recipe_path.clone(),
@@ -80,10 +82,16 @@ pub async fn cmd_run(
     };
     drop(virtual_bench);
     let wall_s = started.elapsed().as_secs_f64();
+    // The first CV step, unless its segment's clock is not trustworthy
+    // (then no kappa is printed: the clock issue is, below).
     let dvc = outcome
         .summary
         .as_ref()
-        .and_then(|s| s.cv_steps.first())
+        .and_then(|s| {
+            vegard_pipeline::headline_cv(&s.cv_steps, &s.analysis_errors, &recipe_for_summary)
+                .ok()
+                .flatten()
+        })
         .map(|c| &c.analysis.deformation_vs_charge);
     let align_err = outcome
         .summary
@@ -168,10 +176,25 @@ pub async fn cmd_run(
             outcome.run_dir.display()
         )?;
     }
+    let clock_untrusted = analysis_errors
+        .iter()
+        .any(|i| i.kind == vegard_pipeline::IssueKind::Clock);
+    if clock_untrusted {
+        let _ = writeln!(
+            std::io::stderr(),
+            "WARNING: the run's time alignment is not trustworthy (clock drift beyond ±{} ppm: \
+             do the bench and the run agree on the speed?); results that depend on it are withheld",
+            vegard_pipeline::DRIFT_BOUND_PPM
+        );
+    }
     // 4: something that drives or heats the sample was not confirmed off.
     let unsafe_end = outcome.cell_off_error.is_some() || !outcome.unconfirmed_off.is_empty();
     Ok(match (unsafe_end, outcome.status) {
         (true, _) => ExitCode::from(4),
+        // 5: recorded, but its analysis cannot be trusted (as for reports).
+        (false, RunStatus::Complete) if outcome.finalize_error.is_none() && clock_untrusted => {
+            ExitCode::from(5)
+        }
         (false, RunStatus::Complete) if outcome.finalize_error.is_none() => ExitCode::SUCCESS,
         (false, RunStatus::Complete) => ExitCode::from(1),
         _ => ExitCode::from(3),

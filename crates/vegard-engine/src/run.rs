@@ -676,8 +676,11 @@ pub async fn run(
     drop(cmd_tx);
     drop(pmsg_rx);
     if let Some(t) = pstat_thread {
-        let deadline = std::time::Instant::now()
-            + Duration::from_secs_f64(inst.potentiostat.timeout_s.max(0.5) + 1.0);
+        let wait = secs(inst.potentiostat.timeout_s.max(0.5) + 1.0);
+        let now = std::time::Instant::now();
+        let deadline = now
+            .checked_add(wait)
+            .unwrap_or(now + Duration::from_secs(3600));
         while !t.is_finished() && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -795,7 +798,7 @@ async fn wait_while_paused(
 
 async fn wait_step(wall_s: f64, cancel: &mut watch::Receiver<bool>) -> StepResult {
     tokio::select! {
-        _ = tokio::time::sleep(Duration::from_secs_f64(wall_s.max(0.0))) => Ok(()),
+        _ = tokio::time::sleep(secs(wall_s)) => Ok(()),
         _ = cancel.wait_for(|c| *c) => Err(AbortReason::StopRequested),
     }
 }
@@ -1098,7 +1101,7 @@ async fn record_step(
     // the last aligned row without deflection in 3 of 18 LSV runs).
     if outcome.is_ok() && dmm_done.is_none() {
         let wait_s = 2.0 * dt_dmm_s / ctx.speed.max(1e-9);
-        tokio::time::sleep(Duration::from_secs_f64(wait_s.min(1.0))).await;
+        tokio::time::sleep(secs(wait_s.min(1.0))).await;
     }
     let _ = stop_tx.send(true);
     // The task's own result and the probe, or why the probe is gone. When
@@ -1291,6 +1294,17 @@ async fn digitizer_loop(
             let _ = dmm.abort().await;
             return Ok(());
         }
+    }
+}
+
+/// Seconds as a `Duration`, saturating: negative or NaN is zero, too large
+/// is the longest `Duration` (validation bounds every duration a recipe or
+/// config can give; this keeps a run folder's stored values from panicking).
+fn secs(s: f64) -> Duration {
+    if s.is_nan() || s <= 0.0 {
+        Duration::ZERO
+    } else {
+        Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
     }
 }
 

@@ -45,7 +45,7 @@ pub use spectra::{
     KkCheck, SpectraAnalysis, SpectraOptions, analyze_spectra, arrhenius_comparison,
     arrhenius_inputs, c_dl_for_step,
 };
-pub use vegard_clock::{ExternalAlignment, ExternalMethod};
+pub use vegard_clock::{DRIFT_BOUND_PPM, ExternalAlignment, ExternalMethod};
 pub use vegard_store::SegmentAlignment;
 
 /// Why a run folder could not be finalised or analysed at all. A step that
