@@ -71,7 +71,15 @@ fn identifies_as_a_model_336() {
     bench.shutdown();
 }
 
+/// At 100x the bench integrates the whole world (lever, lock-in grid,
+/// stage) 100 s per wall second: an unoptimised build cannot keep up and
+/// the queries time out. `.ci/run` runs it in release
+/// (`cargo test --release -p vegard-sim --test emu_temperature`).
 #[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "100x real time needs an optimised build: cargo test --release -p vegard-sim --test emu_temperature"
+)]
 fn the_stage_follows_the_setpoint_and_the_sensor_reads_it() {
     let bench = bench(100.0);
     let mut c = connect(&bench);
