@@ -39,7 +39,7 @@ pub fn from_tailer_in_run(ev: &RunEvent) -> bool {
 pub fn spawn_command_forwarder(
     mut commands: tokio::sync::mpsc::UnboundedReceiver<Command>,
     control: UnboundedSender<RunControl>,
-    cancel: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    stopper: std::sync::Arc<crate::cmd::run::Stopper>,
 ) {
     tokio::spawn(async move {
         while let Some(c) = commands.recv().await {
@@ -51,7 +51,7 @@ pub fn spawn_command_forwarder(
                     let _ = control.send(RunControl::Marker(note));
                 }
                 Command::Abort => {
-                    cancel.send_replace(true);
+                    stopper.stop(vegard_engine::StopCause::Requested, false);
                 }
             }
         }

@@ -14,6 +14,7 @@ mod cmd;
 mod dashboard;
 mod input;
 mod progress;
+mod terminal;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ use cli::{Cli, Cmd};
 use input::BadInput;
 
 fn main() -> ExitCode {
+    // Which standard streams are terminals, before any could be lost.
+    terminal::Ttys::detect_initial();
     let cli = Cli::parse();
     // Library warnings (e.g. the safety path firing) go to stderr; RUST_LOG
     // turns on more (`RUST_LOG=vegard_instruments=debug`). While the
@@ -67,7 +70,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("vegard: cannot start the async runtime: {e}");
+            say(format_args!("vegard: cannot start the async runtime: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -75,20 +78,28 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             if let Some(b) = e.downcast_ref::<BadInput>() {
-                eprintln!("{b}");
+                say(format_args!("{b}"));
                 ExitCode::from(2)
             } else if matches!(
                 e.downcast_ref::<vegard_engine::EngineError>(),
                 Some(vegard_engine::EngineError::Cancelled)
             ) {
-                eprintln!("vegard: {e}");
+                say(format_args!("vegard: {e}"));
                 ExitCode::from(130)
             } else {
-                eprintln!("vegard: error: {e:#}");
+                say(format_args!("vegard: error: {e:#}"));
                 ExitCode::from(1)
             }
         }
     }
+}
+
+/// One line on stderr that never panics: `eprintln!` does when stderr is
+/// gone (a closed terminal gives EIO), which would turn any ending into exit
+/// 101.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// `vegard run` opens the dashboard only for a person at a terminal:

@@ -15,6 +15,8 @@ pub struct ProgressPrinter {
     /// (E_V, I_A, deflection_nm) of the running step.
     latest: (f64, f64, f64),
     next_step: usize,
+    /// Writing to stderr failed the way a lost terminal fails (EIO, EPIPE).
+    terminal_lost: bool,
 }
 
 impl ProgressPrinter {
@@ -24,7 +26,14 @@ impl ProgressPrinter {
             last: None,
             latest: (f64::NAN, f64::NAN, f64::NAN),
             next_step: 0,
+            terminal_lost: false,
         }
+    }
+
+    /// Whether a line could not be written because the terminal (or the
+    /// reader of a pipe) is gone: the run is then stopped like for SIGHUP.
+    pub fn terminal_lost(&self) -> bool {
+        self.terminal_lost
     }
 
     pub fn print(&mut self, p: &RunEvent) {
@@ -46,8 +55,10 @@ impl ProgressPrinter {
 
 fn print_progress(p: &RunEvent, st: &mut ProgressPrinter) {
     let (started, last) = (st.started, &mut st.last);
-    // Progress must never stop a run: a closed or full stderr is ignored.
-    let mut err = std::io::stderr().lock();
+    // Lines are put together first and written in one go, so a failed
+    // write is seen once. A stderr that is closed or full never stops a run;
+    // one whose terminal is gone does (`terminal_lost`), like SIGHUP.
+    let mut err: Vec<u8> = Vec::new();
     match p {
         RunEvent::Started {
             run_dir,
@@ -192,5 +203,11 @@ fn print_progress(p: &RunEvent, st: &mut ProgressPrinter) {
         | RunEvent::Clock { .. }
         | RunEvent::Log { .. }
         | RunEvent::Finished { .. } => {}
+    }
+    if !err.is_empty()
+        && let Err(e) = std::io::stderr().lock().write_all(&err)
+        && crate::terminal::is_terminal_gone(&e)
+    {
+        st.terminal_lost = true;
     }
 }

@@ -782,7 +782,12 @@ fn sighup_stops_like_ctrl_c() {
     );
     let res = json_of(&out.stdout);
     assert_eq!(res["status"], "aborted");
-    assert!(res["reason"].as_str().unwrap().contains("stop requested"));
+    // A hangup means the terminal went away, not that someone stopped it.
+    assert!(
+        res["reason"].as_str().unwrap().contains("terminal lost"),
+        "{}",
+        res["reason"]
+    );
     assert_safe_sequence(&bench.received_potentiostat(Duration::from_millis(500)));
 }
 

@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+
 use anyhow::{Context, Result};
 use vegard_core::RunEvent;
-use vegard_engine::{EngineFault, Resources, RunRequest};
+use vegard_engine::{EngineFault, Resources, RunRequest, StopCause};
 use vegard_sim::VirtualBench;
 use vegard_store::RunStatus;
 
@@ -16,6 +19,7 @@ use crate::cmd::sim::{emulator_resources, sim_params};
 use crate::dashboard;
 use crate::input::{BadInput, load_checked};
 use crate::progress::ProgressPrinter;
+use crate::terminal::{TERMINAL_POLL, Ttys};
 
 pub async fn cmd_run(
     recipe_path: PathBuf,
@@ -51,9 +55,10 @@ pub async fn cmd_run(
         virtual_bench.as_ref().map(emulator_resources).as_ref(),
     )?;
 
-    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-    let cancel_tx = std::sync::Arc::new(cancel_tx);
-    spawn_stop_signals(cancel_tx.clone())?;
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(None);
+    let stopper = Arc::new(Stopper::new(cancel_tx, tui));
+    spawn_stop_signals(stopper.clone())?;
+    spawn_terminal_watch(stopper.clone());
 
     // Kept for choosing the headline CV step of the summary.
     let recipe_for_summary = recipe.clone();
@@ -69,16 +74,24 @@ pub async fn cmd_run(
     };
     let started = Instant::now();
     let outcome = if tui {
-        run_with_dashboard(req, cancel_tx, cancel_rx).await?
+        run_with_dashboard(req, stopper.clone(), cancel_rx).await?
     } else {
         let mut printer = ProgressPrinter::new(started);
+        let stop = stopper.clone();
         let progress = move |p: RunEvent| {
             if json {
                 return;
             }
             printer.print(&p);
+            if printer.terminal_lost() {
+                stop.stop(StopCause::TerminalLost, true);
+            }
         };
-        vegard_engine::run(req, cancel_rx, progress).await?
+        let r = vegard_engine::run(req, cancel_rx, progress).await;
+        if let Ok(o) = &r {
+            stopper.run_ended(exit_status(o));
+        }
+        r?
     };
     drop(virtual_bench);
     let wall_s = started.elapsed().as_secs_f64();
@@ -136,16 +149,18 @@ pub async fn cmd_run(
             "alignment_error_estimate_s": align_err,
             "deformation_vs_charge": dvc,
         });
-        println!("{v}");
+        let _ = writeln!(std::io::stdout().lock(), "{v}");
     } else {
-        let mut o = std::io::stdout().lock();
-        writeln!(o, "\nrun {} in {:.1} s wall", outcome.status, wall_s)?;
+        // Put together, then written once: the run is over and recorded, so
+        // a terminal that is gone by now must not change the exit status.
+        let mut o: Vec<u8> = Vec::new();
+        let _ = writeln!(o, "\nrun {} in {:.1} s wall", outcome.status, wall_s);
         if let Some(r) = &outcome.reason {
-            writeln!(o, "  reason:    {r}")?;
+            let _ = writeln!(o, "  reason:    {r}");
         }
-        writeln!(o, "  run folder: {}", outcome.run_dir.display())?;
+        let _ = writeln!(o, "  run folder: {}", outcome.run_dir.display());
         if let Some(d) = dvc {
-            writeln!(
+            let _ = writeln!(
                 o,
                 "  kappa:     {:+.4} ± {:.4} nm/mC  (95 % interval [{:+.4}, {:+.4}]; R² = {:.4}, {} cycle{}, deformation vs faradaic charge)",
                 d.slope_nm_per_mC,
@@ -155,26 +170,27 @@ pub async fn cmd_run(
                 d.r2,
                 d.per_cycle.len(),
                 if d.per_cycle.len() == 1 { "" } else { "s" }
-            )?;
+            );
         }
         for e in &analysis_errors {
-            writeln!(o, "  analysis:  {e}")?;
+            let _ = writeln!(o, "  analysis:  {e}");
         }
         for a in outcome
             .summary
             .iter()
             .flat_map(|s| vegard_pipeline::alignment_issues(&s.alignment))
         {
-            writeln!(o, "  alignment: {a}")?;
+            let _ = writeln!(o, "  alignment: {a}");
         }
         if let Some(e) = align_err {
-            writeln!(o, "  clock alignment error estimate: {:.1} µs", e * 1e6)?;
+            let _ = writeln!(o, "  clock alignment error estimate: {:.1} µs", e * 1e6);
         }
-        writeln!(
+        let _ = writeln!(
             o,
             "  next:      vegard analyze {} --json",
             outcome.run_dir.display()
-        )?;
+        );
+        let _ = std::io::stdout().lock().write_all(&o);
     }
     let clock_untrusted = analysis_errors
         .iter()
@@ -187,34 +203,118 @@ pub async fn cmd_run(
             vegard_pipeline::DRIFT_BOUND_PPM
         );
     }
-    // 4: something that drives or heats the sample was not confirmed off.
+    Ok(ExitCode::from(exit_status(&outcome)))
+}
+
+/// The exit status of a run that ended (README, exit status): 4 when
+/// something that drives or heats the sample was not confirmed off, 5 when
+/// recorded but its time alignment is untrusted, 0 complete, 1 complete but
+/// not finalised, 3 aborted or failed.
+fn exit_status(outcome: &vegard_engine::RunOutcome) -> u8 {
+    let clock_untrusted = outcome.summary.as_ref().is_some_and(|s| {
+        s.analysis_errors
+            .iter()
+            .any(|i| i.kind == vegard_pipeline::IssueKind::Clock)
+    });
     let unsafe_end = outcome.cell_off_error.is_some() || !outcome.unconfirmed_off.is_empty();
-    Ok(match (unsafe_end, outcome.status) {
-        (true, _) => ExitCode::from(4),
-        // 5: recorded, but its analysis cannot be trusted (as for reports).
-        (false, RunStatus::Complete) if outcome.finalize_error.is_none() && clock_untrusted => {
-            ExitCode::from(5)
+    match (unsafe_end, outcome.status) {
+        (true, _) => 4,
+        (false, RunStatus::Complete) if outcome.finalize_error.is_none() && clock_untrusted => 5,
+        (false, RunStatus::Complete) if outcome.finalize_error.is_none() => 0,
+        (false, RunStatus::Complete) => 1,
+        _ => 3,
+    }
+}
+
+/// Who stops `vegard run`, and how: shared by the signal handlers, the
+/// terminal watch, the progress lines and the dashboard.
+///
+/// While the run goes on, a stop (Ctrl-C, SIGTERM, SIGHUP, a lost
+/// terminal) goes to the engine, which switches the cell off and finalises
+/// the folder; further stops are absorbed so an impatient second Ctrl-C
+/// cannot kill vegard halfway through switching the cell off. Once the
+/// engine has returned, everything is recorded: a stop then ends the process
+/// at once with the run's exit status, so no process is ever left behind on
+/// a dead terminal or deaf to SIGTERM.
+pub struct Stopper {
+    cancel: tokio::sync::watch::Sender<Option<StopCause>>,
+    /// The exit status once the engine has returned; −1 before.
+    ended_code: AtomicI32,
+    /// A stop came from outside the dashboard (a signal, a lost terminal):
+    /// the dashboard closes at the run's end instead of waiting for `q`.
+    external: tokio::sync::watch::Sender<bool>,
+    /// The dashboard has the terminal (alternate screen, raw mode), to be
+    /// given back before an immediate exit.
+    tui: bool,
+}
+
+impl Stopper {
+    pub fn new(cancel: tokio::sync::watch::Sender<Option<StopCause>>, tui: bool) -> Self {
+        Stopper {
+            cancel,
+            ended_code: AtomicI32::new(-1),
+            external: tokio::sync::watch::Sender::new(false),
+            tui,
         }
-        (false, RunStatus::Complete) if outcome.finalize_error.is_none() => ExitCode::SUCCESS,
-        (false, RunStatus::Complete) => ExitCode::from(1),
-        _ => ExitCode::from(3),
-    })
+    }
+
+    /// Stop the run for `cause` (the first cause is the one recorded), or
+    /// end the process if the run has already ended. `external`: not the
+    /// dashboard's own abort key.
+    pub fn stop(&self, cause: StopCause, external: bool) {
+        let code = self.ended_code.load(Ordering::SeqCst);
+        if code >= 0 {
+            self.exit_now(code);
+        }
+        if external {
+            self.external.send_replace(true);
+        }
+        self.cancel.send_if_modified(|c| {
+            let first = c.is_none();
+            if first {
+                *c = Some(cause);
+            }
+            first
+        });
+    }
+
+    /// Whether a stop is under way (the engine is switching off and saving).
+    pub fn stopping(&self) -> bool {
+        self.cancel.borrow().is_some()
+    }
+
+    /// The engine returned with exit status `code`: from now on a stop ends
+    /// the process at once.
+    pub fn run_ended(&self, code: u8) {
+        self.ended_code.store(i32::from(code), Ordering::SeqCst);
+    }
+
+    /// Gives the terminal back if the dashboard had it, then exits. Only
+    /// called once the run folder is final.
+    fn exit_now(&self, code: i32) -> ! {
+        if self.tui {
+            vegard_tui::restore_terminal();
+        }
+        std::process::exit(code)
+    }
 }
 
 /// The run with the dashboard on this terminal: engine reports and the run
 /// folder's data go to the view; its keys come back as pause, markers and
-/// abort. If the view fails (or is left), the run goes on to its end and the
-/// summary is printed as usual.
+/// abort. If the view fails because the terminal is gone (EIO, EPIPE, a
+/// hangup), the run is stopped as for SIGHUP; if it fails otherwise (or is
+/// left with `q`), the run goes on to its end and the summary is printed as
+/// usual.
 pub async fn run_with_dashboard(
     mut req: RunRequest,
-    cancel_tx: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
-    cancel_rx: tokio::sync::watch::Receiver<bool>,
+    stopper: Arc<Stopper>,
+    cancel_rx: vegard_engine::StopRx,
 ) -> Result<vegard_engine::RunOutcome> {
     let (dash_tx, dash_rx) = tokio::sync::mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
     let (ctl_tx, ctl_rx) = tokio::sync::mpsc::unbounded_channel();
     req.control = Some(ctl_rx);
-    dashboard::spawn_command_forwarder(cmd_rx, ctl_tx, cancel_tx);
+    dashboard::spawn_command_forwarder(cmd_rx, ctl_tx, stopper.clone());
     let progress_tx = dash_tx.clone();
     let progress = move |p: RunEvent| {
         if let RunEvent::Started { run_dir, .. } = &p {
@@ -222,18 +322,49 @@ pub async fn run_with_dashboard(
         }
         let _ = progress_tx.send(p);
     };
+    let run_over = tokio::sync::watch::Sender::new(false);
+    let mut ended = run_over.subscribe();
+    let engine_stopper = stopper.clone();
     let engine = async move {
         let r = vegard_engine::run(req, cancel_rx, progress).await;
         let (status, reason) = match &r {
-            Ok(o) => (o.status.to_string(), o.reason.clone()),
+            Ok(o) => {
+                engine_stopper.run_ended(exit_status(o));
+                (o.status.to_string(), o.reason.clone())
+            }
             Err(e) => ("failed".to_string(), Some(e.to_string())),
         };
         let _ = dash_tx.send(RunEvent::Finished { status, reason });
+        run_over.send_replace(true);
         r
     };
-    let view = vegard_tui::run_dashboard(vegard_tui::Mode::Run, dash_rx, Some(cmd_tx));
+    // Stopped from outside (a signal, a lost terminal): nobody is there to
+    // press q, so the view closes when the run is over.
+    let mut external = stopper.external.subscribe();
+    let leave = async move {
+        let _ = external.wait_for(|e| *e).await;
+        let _ = ended.wait_for(|e| *e).await;
+    };
+    let view_stopper = stopper.clone();
+    let view = async move {
+        let r = vegard_tui::run_dashboard_until(
+            vegard_tui::Mode::Run,
+            dash_rx,
+            Some(cmd_tx),
+            leave,
+        )
+        .await;
+        if let Err(e) = &r
+            && view_failed_with_terminal(e)
+        {
+            view_stopper.stop(StopCause::TerminalLost, true);
+        }
+        r
+    };
     let (outcome, view) = tokio::join!(engine, view);
-    if let Err(e) = view {
+    if let Err(e) = view
+        && !stopper.stopping()
+    {
         let _ = writeln!(
             std::io::stderr(),
             "vegard: dashboard: {e} (the run went on; its data is in the run folder)"
@@ -242,36 +373,60 @@ pub async fn run_with_dashboard(
     Ok(outcome?)
 }
 
-/// Ctrl-C (SIGINT), SIGTERM and SIGHUP all mean "stop safely": the engine
-/// switches the cell off and saves the data. Repeated signals are absorbed
-/// (the handlers stay installed) so an impatient second Ctrl-C cannot kill
-/// vegard halfway through switching the cell off.
-pub fn spawn_stop_signals(cancel: std::sync::Arc<tokio::sync::watch::Sender<bool>>) -> Result<()> {
+/// Whether the dashboard failed because its terminal is gone.
+fn view_failed_with_terminal(e: &vegard_tui::TuiError) -> bool {
+    let gone = matches!(e, vegard_tui::TuiError::Terminal(io) if crate::terminal::is_terminal_gone(io));
+    gone || Ttys::detect_initial().hung_up()
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM mean "stop safely"; SIGHUP means the
+/// terminal is gone and stops the same safe way, recorded as "terminal
+/// lost". After the run has ended, any of them ends the process at once
+/// (see [`Stopper`]).
+pub fn spawn_stop_signals(stopper: Arc<Stopper>) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     tokio::spawn(async move {
-        let mut count = 0u32;
         loop {
-            let name = tokio::select! {
-                _ = int.recv() => "Ctrl-C",
-                _ = term.recv() => "SIGTERM",
-                _ = hup.recv() => "SIGHUP",
+            let (name, cause) = tokio::select! {
+                _ = int.recv() => ("Ctrl-C", StopCause::Requested),
+                _ = term.recv() => ("SIGTERM", StopCause::Requested),
+                _ = hup.recv() => ("SIGHUP", StopCause::TerminalLost),
             };
-            count += 1;
-            if count == 1 {
-                let _ = cancel.send(true);
-            } else {
-                let mut e = std::io::stderr().lock();
+            let again = stopper.stopping();
+            stopper.stop(cause, true);
+            if again && cause == StopCause::Requested {
+                // Ignored when the terminal is gone, as everything said to it.
                 let _ = writeln!(
-                    e,
+                    std::io::stderr().lock(),
                     "{name} again: already stopping (cell off, saving data), please wait"
                 );
             }
         }
     });
     Ok(())
+}
+
+/// Watches the standard streams that were terminals at start for a hangup
+/// (see `crate::terminal`) and stops the run (or, after it, the process)
+/// when one is seen.
+pub fn spawn_terminal_watch(stopper: Arc<Stopper>) {
+    let ttys = Ttys::detect_initial();
+    if !ttys.any() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TERMINAL_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            if ttys.hung_up() {
+                stopper.stop(StopCause::TerminalLost, true);
+            }
+        }
+    });
 }
 
 /// A run folder still marked `running` that no live process holds was

@@ -27,7 +27,17 @@ pub async fn cmd_watch(run: &Path) -> Result<ExitCode> {
     tokio::spawn(async move {
         let _ = vegard_tui::tail_run_folder(dir, tx, dashboard::TAIL_POLL).await;
     });
-    vegard_tui::run_dashboard(vegard_tui::Mode::Watch, rx, None)
+    // A terminal that hangs up closes the view: nobody can press q on it.
+    let ttys = crate::terminal::Ttys::detect_initial();
+    let hung_up = async move {
+        loop {
+            tokio::time::sleep(crate::terminal::TERMINAL_POLL).await;
+            if ttys.hung_up() {
+                return;
+            }
+        }
+    };
+    vegard_tui::run_dashboard_until(vegard_tui::Mode::Watch, rx, None, hung_up)
         .await
         .context("dashboard")?;
     Ok(ExitCode::SUCCESS)

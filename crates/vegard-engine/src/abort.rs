@@ -27,12 +27,33 @@ impl std::fmt::Display for Device {
     }
 }
 
+/// Who asked a run to stop, carried by the engine's `cancel` channel
+/// (`None` while nobody has). The engine stops the same safe way for both;
+/// the cause only decides what run.toml's `reason` says, so a run that lost
+/// its terminal is not mistaken for one a person stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// Ctrl-C, SIGTERM or the dashboard's abort key.
+    Requested,
+    /// The terminal went away: SIGHUP, EIO/EPIPE writing to it, or a hung-up
+    /// controlling terminal (an SSH connection that dropped, a closed tmux
+    /// window).
+    TerminalLost,
+}
+
+/// The receiving end of the stop channel [`crate::run`] watches.
+pub type StopRx = tokio::sync::watch::Receiver<Option<StopCause>>;
+
 /// Why the engine ended a run early.
 #[derive(Debug, thiserror::Error)]
 pub enum AbortReason {
     /// Ctrl-C, SIGTERM/SIGHUP or the dashboard's abort key.
     #[error("stop requested (Ctrl-C, SIGTERM/SIGHUP or the dashboard)")]
     StopRequested,
+    /// The terminal was lost ([`StopCause::TerminalLost`]); stopped the same
+    /// safe way as Ctrl-C.
+    #[error("terminal lost (hangup or the terminal closed): stopped safely")]
+    TerminalLost,
     /// `[limits] current_max_A` exceeded.
     #[error(
         "current limit hit: |I| = {I_abs_A:.4e} A > current_max_A = {current_max_A:.4e} A (step {step}, sample {sample})"

@@ -14,7 +14,7 @@ mod abort;
 mod run;
 mod stage;
 
-pub use abort::{AbortReason, Device};
+pub use abort::{AbortReason, Device, StopCause, StopRx};
 pub use run::{EngineFault, Resources, RunControl, RunOutcome, RunRequest, run};
 pub use stage::StageError;
 

@@ -22,7 +22,7 @@ use vegard_recipe::{BenchConfig, Instruments, PlannedStep, Recipe, Step};
 use vegard_store::{EventLog, RawStream, RunMeta, RunStatus, RunWriter};
 
 use crate::EngineError;
-use crate::abort::{AbortReason, Device};
+use crate::abort::{AbortReason, Device, StopCause, StopRx};
 use crate::stage::{StageHandle, stabilise};
 use vegard_pipeline::{FinalizeSummary, finalize_run};
 use vegard_store::schema::{
@@ -225,12 +225,13 @@ struct DmmBatch {
 
 /// Run a recipe to the end (or to an abort) and finalise the run folder.
 ///
-/// `cancel` turning `true` is a user abort (Ctrl-C). Setup problems (bad
+/// `cancel` turning `Some` stops the run safely (Ctrl-C, a lost terminal:
+/// [`StopCause`]). Setup problems (bad
 /// resource, instrument not answering) are returned as errors before a run
 /// folder exists; anything after that ends as a run with a status.
 pub async fn run(
     mut req: RunRequest,
-    mut cancel: watch::Receiver<bool>,
+    mut cancel: StopRx,
     mut progress: impl FnMut(RunEvent),
 ) -> Result<RunOutcome, EngineError> {
     let inst = &req.bench.instruments;
@@ -308,7 +309,7 @@ pub async fn run(
     }
     // Lent to each step's digitizer task and handed back; None once a task died with it.
     let mut dmm: Option<Box<dyn DeflectionProbe>> = Some(probe);
-    if *cancel.borrow() {
+    if cancel.borrow().is_some() {
         // Ctrl-C during set-up: nothing was started, nothing recorded.
         return Err(EngineError::Cancelled);
     }
@@ -593,6 +594,16 @@ pub async fn run(
     }
 
     current_step.store(-1, Ordering::SeqCst);
+    // Every step reports a stop as "stop requested"; a lost terminal is
+    // named as such in run.toml, not as something a person did.
+    let stop_cause = *cancel.borrow();
+    if stop_cause == Some(StopCause::TerminalLost)
+        && abort_reason
+            .as_ref()
+            .is_some_and(AbortReason::is_stop_requested)
+    {
+        abort_reason = Some(AbortReason::TerminalLost);
+    }
     if let Some(t) = control_task {
         t.abort();
     }
@@ -772,7 +783,7 @@ async fn wait_while_paused(
     next_step: usize,
     pause: &mut watch::Receiver<bool>,
     notes: &mut tokio::sync::mpsc::UnboundedReceiver<RunEvent>,
-    cancel: &mut watch::Receiver<bool>,
+    cancel: &mut StopRx,
     progress: &mut impl FnMut(RunEvent),
 ) -> StepResult {
     let clock = ctx.clock;
@@ -785,7 +796,7 @@ async fn wait_while_paused(
             // resume any more, so go on rather than hang).
             _ = pause.wait_for(|p| !*p) => break,
             Some(p) = notes.recv() => progress(p),
-            _ = cancel.wait_for(|c| *c) => {
+            _ = cancel.wait_for(Option::is_some) => {
                 return Err(AbortReason::StopRequested);
             }
         }
@@ -796,10 +807,10 @@ async fn wait_while_paused(
     Ok(())
 }
 
-async fn wait_step(wall_s: f64, cancel: &mut watch::Receiver<bool>) -> StepResult {
+async fn wait_step(wall_s: f64, cancel: &mut StopRx) -> StepResult {
     tokio::select! {
         _ = tokio::time::sleep(secs(wall_s)) => Ok(()),
-        _ = cancel.wait_for(|c| *c) => Err(AbortReason::StopRequested),
+        _ = cancel.wait_for(Option::is_some) => Err(AbortReason::StopRequested),
     }
 }
 
@@ -814,7 +825,7 @@ async fn record_step(
     mut dmm: Box<dyn DeflectionProbe>,
     cmd_tx: &std::sync::mpsc::Sender<PstatCmd>,
     pmsg_rx: &mut mpsc::UnboundedReceiver<PstatMsg>,
-    cancel: &mut watch::Receiver<bool>,
+    cancel: &mut StopRx,
     progress: &mut impl FnMut(RunEvent),
 ) -> (StepResult, Option<Box<dyn DeflectionProbe>>) {
     let step = &planned.step;
@@ -902,10 +913,10 @@ async fn record_step(
     });
 
     // Last chance to honour a Ctrl-C before the cell goes on.
-    if *cancel.borrow() || cmd_tx.send(PstatCmd::Start(technique)).is_err() {
+    if cancel.borrow().is_some() || cmd_tx.send(PstatCmd::Start(technique)).is_err() {
         let _ = stop_tx.send(true);
         let probe = dmm_task.await.ok().map(|(_, d)| d);
-        let why = if *cancel.borrow() {
+        let why = if cancel.borrow().is_some() {
             AbortReason::StopRequested
         } else {
             AbortReason::PotentiostatThreadStopped
@@ -1050,7 +1061,7 @@ async fn record_step(
                 outcome = Err(failed);
                 break;
             },
-            _ = cancel.wait_for(|c| *c) => { outcome = Err(AbortReason::StopRequested); break; }
+            _ = cancel.wait_for(Option::is_some) => { outcome = Err(AbortReason::StopRequested); break; }
             _ = tick.tick() => {
                 let now = ctx.clock.now_ns();
                 let _ = ctx.pstat_raw.flush_if_due();

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use vegard_core::HostClock;
+
+use crate::abort::StopRx;
 use vegard_instruments::{InstrumentError, TemperatureStage};
 use vegard_store::schema::TemperatureRow;
 use vegard_store::{RawStream, StoreError};
@@ -233,7 +235,7 @@ pub(crate) async fn stabilise(
     timeout_s: f64,
     clock: HostClock,
     speed: f64,
-    cancel: &mut watch::Receiver<bool>,
+    cancel: &mut StopRx,
     mut progress: impl FnMut(Waiting),
 ) -> Result<Stabilised, StageError> {
     stage.set_setpoint_K(setpoint_K).await?;
@@ -269,7 +271,7 @@ pub(crate) async fn stabilise(
                     band.clear();
                 }
             }
-            _ = cancel.wait_for(|c| *c) => {
+            _ = cancel.wait_for(Option::is_some) => {
                 return Err(StageError::StopRequested);
             }
             _ = tick.tick() => {

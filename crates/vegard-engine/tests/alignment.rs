@@ -58,7 +58,7 @@ async fn digitizer_alignment_error_is_below_one_sample_period() {
         fault: None,
         control: None,
     };
-    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let (_tx, rx) = tokio::sync::watch::channel(None);
     let outcome = run(req, rx, |_| {}).await.unwrap();
     assert_eq!(outcome.status.to_string(), "complete");
     let est = outcome

@@ -40,8 +40,8 @@ struct Setup {
     vb: Arc<VirtualBench>,
     req: RunRequest,
     control: tokio::sync::mpsc::UnboundedSender<RunControl>,
-    cancel: tokio::sync::watch::Sender<bool>,
-    cancel_rx: tokio::sync::watch::Receiver<bool>,
+    cancel: tokio::sync::watch::Sender<Option<vegard_engine::StopCause>>,
+    cancel_rx: vegard_engine::StopRx,
 }
 
 fn setup(name: &str) -> Setup {
@@ -49,7 +49,7 @@ fn setup(name: &str) -> Setup {
     let bench = load_bench(&root.join("configs/sim.toml")).unwrap();
     let vb = Arc::new(VirtualBench::start(bench.sim.as_ref().unwrap()).unwrap());
     let (control, control_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (cancel, cancel_rx) = tokio::sync::watch::channel(false);
+    let (cancel, cancel_rx) = tokio::sync::watch::channel(None);
     let emulators = Resources {
         potentiostat: vb.potentiostat_resource(),
         deflection: vb.deflection_resource(),
@@ -186,7 +186,7 @@ async fn a_stop_while_paused_aborts_safely() {
     let cancel = s.cancel;
     let steer = tokio::spawn(async move {
         wait_for(&mut progress, |p| matches!(p, RunEvent::Paused(true))).await;
-        cancel.send(true).unwrap();
+        cancel.send(Some(vegard_engine::StopCause::Requested)).unwrap();
     });
     let outcome = run(s.req, s.cancel_rx, move |p| {
         let _ = ptx.send(p);

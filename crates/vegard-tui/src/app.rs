@@ -41,6 +41,17 @@ pub enum DashExit {
     Detached,
     /// Run mode: the user asked to abort and leave; the run has finished.
     Aborted,
+    /// The caller's `leave` future completed (a stop signal, a lost
+    /// terminal): the view closed without waiting for a key.
+    Left,
+}
+
+/// Gives the terminal back (main screen, cooked mode, cursor) outside the
+/// dashboard's own exits: for a process that must end at once (SIGTERM
+/// after the run) while the view is up. Harmless when nothing is to undo or
+/// the terminal is gone.
+pub fn restore_terminal() {
+    ratatui::restore();
 }
 
 /// Restores the terminal when dropped, so every exit of [`run_dashboard`]
@@ -75,6 +86,20 @@ pub async fn run_dashboard(
     events: UnboundedReceiver<DashEvent>,
     commands: Option<UnboundedSender<Command>>,
 ) -> Result<DashExit, TuiError> {
+    run_dashboard_until(mode, events, commands, std::future::pending()).await
+}
+
+/// [`run_dashboard`] that also closes (with [`DashExit::Left`]) as soon as
+/// `leave` completes, whatever the view is waiting for: the process that
+/// owns it has to end (a stop signal once the run is over, a lost terminal),
+/// and a view waiting for a `q` nobody can press would keep it alive.
+pub async fn run_dashboard_until(
+    mode: Mode,
+    events: UnboundedReceiver<DashEvent>,
+    commands: Option<UnboundedSender<Command>>,
+    leave: impl std::future::Future<Output = ()>,
+) -> Result<DashExit, TuiError> {
+    let mut leave = std::pin::pin!(leave);
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
     let (tx, mut rx) = mpsc::unbounded_channel::<AppEvent>();
@@ -87,7 +112,12 @@ pub async fn run_dashboard(
     let mut state = DashState::new(mode);
     let mut ui = UiState::default();
     let mut dirty = true;
-    while let Some(ev) = rx.recv().await {
+    loop {
+        let ev = tokio::select! {
+            ev = rx.recv() => ev,
+            () = &mut leave => return Ok(DashExit::Left),
+        };
+        let Some(ev) = ev else { break };
         match ev {
             AppEvent::Dash(d) => {
                 let finished = matches!(d, DashEvent::Finished { .. });

@@ -36,7 +36,7 @@ pub mod series;
 pub mod state;
 pub mod tail;
 
-pub use app::{AppEvent, DashExit, run_dashboard};
+pub use app::{AppEvent, DashExit, restore_terminal, run_dashboard, run_dashboard_until};
 pub use draw::draw;
 pub use error::TuiError;
 pub use event::{Command, DashEvent, LogLevel, Mode, PlanRow, RunEvent};
