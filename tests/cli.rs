@@ -1757,7 +1757,7 @@ fn dashboard_in_a_terminal_records_a_marker_and_aborts_with_the_cell_off() {
     assert_eq!(meta["status"].as_str(), Some("aborted"));
     let reason = meta["reason"].as_str().unwrap_or("");
     assert!(reason.contains("stop requested"), "{reason}");
-    let events = vegard_store::read_events(&run_dir).unwrap();
+    let events = vegard_store::read_events(&run_dir).unwrap().events;
     let marker = events
         .iter()
         .find(|e| e["kind"] == "marker")

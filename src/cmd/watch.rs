@@ -11,9 +11,21 @@ use crate::input::BadInput;
 
 /// `vegard watch RUN`: the dashboard on a run folder, live while another
 /// process records into it, or a replay of a finished run.
+///
+/// The folder is checked before anything else, terminal or not: a run.toml
+/// that cannot be read or parsed, or an events.jsonl that cannot be read,
+/// is bad input (exit 2) named on stderr with `FILE:LINE:COL` where there is
+/// one, instead of a dashboard "waiting for the run to start" forever.
+/// events.jsonl lines that are not events are warned about and skipped.
+/// Anything that goes wrong later shows in the dashboard (a red event line
+/// and the status `UNREADABLE`).
 pub async fn cmd_watch(run: &Path) -> Result<ExitCode> {
     if !run.join("run.toml").exists() {
         return Err(BadInput(format!("{}: not a run folder (no run.toml)", run.display())).into());
+    }
+    let skipped = vegard_tui::tail::check_run_folder(run).map_err(|e| BadInput(e.to_string()))?;
+    for line in &skipped {
+        eprintln!("vegard watch: warning: {line} (line skipped)");
     }
     if !(std::io::stdout().is_terminal() && std::io::stdin().is_terminal()) {
         return Err(BadInput(

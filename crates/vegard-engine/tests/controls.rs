@@ -95,8 +95,9 @@ async fn wait_for(
 }
 
 fn kinds(run_dir: &std::path::Path) -> Vec<(String, serde_json::Value)> {
-    vegard_store::read_events(run_dir)
-        .unwrap()
+    let read = vegard_store::read_events(run_dir).unwrap();
+    assert!(read.skipped.is_empty(), "{:?}", read.skipped);
+    read.events
         .into_iter()
         .map(|e| (e["kind"].as_str().unwrap().to_owned(), e))
         .collect()

@@ -41,9 +41,31 @@ pub struct FinalizeSummary {
     pub esm_points: usize,
 }
 
+/// What [`recover_run`] did: the finalisation, and what happened to
+/// `events.jsonl` on the way (the CLI tells the user both).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoverSummary {
+    #[serde(flatten)]
+    pub finalize: FinalizeSummary,
+    /// Bytes of a torn last line of `events.jsonl` (the dead process was
+    /// mid-write) moved to `events.jsonl.torn` before the `recovered` event
+    /// was appended, so the new line did not glue onto it.
+    pub events_torn_bytes_set_aside: Option<u64>,
+    /// Why the `recovered` event could not be logged, if it could not (e.g.
+    /// events.jsonl unwritable). The raw streams were finalised all the same:
+    /// the event only explains, the data is what recovery is for.
+    pub event_log_error: Option<String>,
+}
+
 /// Recover a run whose process died: mark it `interrupted` and finalise what
 /// the raw streams hold (at most the last flush interval is lost).
-pub fn recover_run(dir: &Path) -> Result<FinalizeSummary, PipelineError> {
+///
+/// The `recovered` event goes through [`vegard_store::EventLog::open_append`],
+/// which first cuts a torn last line back to the last `\n` (keeping its
+/// bytes in `events.jsonl.torn` and logging `torn_line_set_aside`): a dead
+/// process may have stopped mid-line, and appending after it would leave a
+/// corrupt line. Recovery never makes a folder worse.
+pub fn recover_run(dir: &Path) -> Result<RecoverSummary, PipelineError> {
     // Refuses while a live `vegard run` still records into this folder.
     let _claim = vegard_store::claim_run(dir)?;
     let meta = vegard_store::read_meta(dir)?;
@@ -58,14 +80,21 @@ pub fn recover_run(dir: &Path) -> Result<FinalizeSummary, PipelineError> {
             .or_else(|| Some("process ended without finishing the run (recovered)".into())),
         _ => meta.reason.clone(),
     };
-    if let Ok(ev) = vegard_store::EventLog::open_append(dir) {
-        let _ = ev.append(
+    let mut events_torn_bytes_set_aside = None;
+    let logged = vegard_store::EventLog::open_append(dir).and_then(|ev| {
+        events_torn_bytes_set_aside = ev.torn_bytes_set_aside();
+        ev.append(
             "recovered",
             -1,
             serde_json::json!({"status": status.to_string()}),
-        );
-    }
-    finalize_run(dir, status, reason)
+        )
+    });
+    let finalize = finalize_run(dir, status, reason)?;
+    Ok(RecoverSummary {
+        finalize,
+        events_torn_bytes_set_aside,
+        event_log_error: logged.err().map(|e| e.to_string()),
+    })
 }
 
 /// A raw stream's typed columns; empty when the stream was never opened

@@ -33,7 +33,7 @@ pub use analyze::{
     CdlLookup, CvStepAnalysis, RunAnalysis, UntrustedSegments, alignment_issues, analyze_aligned,
     analyze_run, headline_cv, untrusted_segments,
 };
-pub use finalize::{FinalizeSummary, finalize_run, recover_run};
+pub use finalize::{FinalizeSummary, RecoverSummary, finalize_run, recover_run};
 pub use import::{
     ImportError, ImportInput, ImportOptions, ImportOutcome, PotentiostatEvents, SyncChoice,
     import_run,

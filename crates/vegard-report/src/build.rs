@@ -36,6 +36,10 @@ pub struct RunData {
     pub meta: RunMeta,
     pub recipe: Recipe,
     pub events: Vec<serde_json::Value>,
+    /// Lines of events.jsonl that are not events (junk, a torn last line):
+    /// skipped, and listed as warnings rather than failing the report, since
+    /// the events only annotate the data.
+    pub events_skipped: Vec<vegard_store::SkippedLine>,
     pub aligned: Aligned,
     pub eis: Option<EisData>,
     pub esm: Option<EsmData>,
@@ -71,7 +75,9 @@ pub fn run_folders(path: &Path) -> Result<(ReportKind, Vec<PathBuf>), ReportErro
     Ok((ReportKind::Campaign, runs))
 }
 
-/// Load and analyse one finished run.
+/// Load and analyse one finished run. Lines of events.jsonl that do not
+/// parse are skipped into [`RunData::events_skipped`] (warnings in the
+/// report), not an error: one junk line must not cost the whole report.
 pub fn load_run(dir: &Path, spec: &ReportSpec) -> Result<RunData, ReportError> {
     let meta = vegard_store::read_meta(dir)?;
     let recipe: Recipe = meta
@@ -89,13 +95,15 @@ pub fn load_run(dir: &Path, spec: &ReportSpec) -> Result<RunData, ReportError> {
             msg: "missing: the run was not finalised (run `vegard recover` on it)".to_owned(),
         })?;
     let analysis = vegard_pipeline::analyze_run(dir, &spec.spectra)?;
+    let events = vegard_store::read_events(dir)?;
     Ok(RunData {
         name: dir.file_name().map_or_else(
             || dir.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         ),
         dir: dir.to_path_buf(),
-        events: vegard_store::read_events(dir)?,
+        events: events.events,
+        events_skipped: events.skipped,
         eis: EisData::read_parquet_if_exists(&data_path(dir, EisData::FILE))?,
         esm: EsmData::read_parquet_if_exists(&data_path(dir, EsmData::FILE))?,
         meta,
@@ -1662,9 +1670,27 @@ fn collect_warnings(runs: &[RunData], campaign: bool) -> Vec<(String, String)> {
                 ),
             ));
         }
+        // Named by file and line, so the user can open events.jsonl and look.
+        for sk in &r.events_skipped {
+            w.push((
+                src(vegard_store::EVENTS_FILE.into()),
+                format!("{sk} (line skipped)"),
+            ));
+        }
         for e in &r.events {
             let kind = e["kind"].as_str().unwrap_or("");
             match kind {
+                vegard_store::TORN_LINE_SET_ASIDE => w.push((
+                    src(vegard_store::EVENTS_FILE.into()),
+                    format!(
+                        "{} bytes of a torn last line (a crash mid-write) were set aside in {} \
+                         before recovery appended to the log",
+                        e["bytes"],
+                        e["kept_in"]
+                            .as_str()
+                            .unwrap_or(vegard_store::EVENTS_TORN_FILE)
+                    ),
+                )),
                 // The status line above already gives the reason.
                 "abort" if r.meta.reason.is_none() => w.push((
                     src("events".into()),

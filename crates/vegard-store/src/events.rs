@@ -17,9 +17,14 @@ use std::sync::{Arc, Mutex};
 
 use vegard_core::UtcStamp;
 
-use crate::{EVENTS_FILE, StoreError};
+use crate::torn::set_aside_torn_tail;
+use crate::{EVENTS_FILE, EVENTS_TORN_FILE, StoreError};
 
 const RESERVED: [&str; 3] = ["t_ns", "utc", "kind"];
+
+/// Kind of the event [`EventLog::open_append`] logs when it set aside a
+/// torn last line.
+pub const TORN_LINE_SET_ASIDE: &str = "torn_line_set_aside";
 
 /// Append handle on a run's `events.jsonl`. Cheap to clone; clones share one
 /// file handle behind a mutex, so tasks on different threads can log without
@@ -28,21 +33,52 @@ const RESERVED: [&str; 3] = ["t_ns", "utc", "kind"];
 pub struct EventLog {
     path: PathBuf,
     file: Arc<Mutex<File>>,
+    torn_bytes_set_aside: Option<u64>,
 }
 
 impl EventLog {
     /// Open (creating if needed) `events.jsonl` in `run_dir` for appending.
+    ///
+    /// A torn last line (no `\n`: the process that wrote it died mid-write)
+    /// is cut back first, so the first line appended here does not glue onto
+    /// it into one corrupt line. The cut bytes are not lost: they go to
+    /// [`EVENTS_TORN_FILE`] beside it (one fragment per line), and an event
+    /// `torn_line_set_aside` (`file`, `bytes`, `kept_in`; `t_ns` -1, the
+    /// dead process's clock is gone) is appended saying so. Call this only
+    /// while owning the folder (the live [`crate::RunWriter`], or a recovery
+    /// holding [`crate::claim_run`]): cutting back under a live writer could
+    /// take its half-written line.
     pub fn open_append(run_dir: &Path) -> Result<Self, StoreError> {
         let path = run_dir.join(EVENTS_FILE);
+        let torn_bytes_set_aside = set_aside_torn_tail(&path, &run_dir.join(EVENTS_TORN_FILE))?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| StoreError::io(&path, e))?;
-        Ok(Self {
+        let log = Self {
             path,
             file: Arc::new(Mutex::new(file)),
-        })
+            torn_bytes_set_aside,
+        };
+        if let Some(bytes) = torn_bytes_set_aside {
+            log.append(
+                TORN_LINE_SET_ASIDE,
+                -1,
+                serde_json::json!({
+                    "file": EVENTS_FILE,
+                    "bytes": bytes,
+                    "kept_in": EVENTS_TORN_FILE,
+                }),
+            )?;
+        }
+        Ok(log)
+    }
+
+    /// Bytes of a torn last line that [`EventLog::open_append`] moved to
+    /// [`EVENTS_TORN_FILE`], if it found one (for the caller to tell the user).
+    pub fn torn_bytes_set_aside(&self) -> Option<u64> {
+        self.torn_bytes_set_aside
     }
 
     pub fn path(&self) -> &Path {
@@ -99,36 +135,100 @@ impl EventLog {
     }
 }
 
-/// Read every complete event line of `run_dir/events.jsonl`. A torn last
-/// line (no `\n`, from a crash) is dropped; a bad complete line is an error
-/// naming `events.jsonl:LINE`. A missing file reads as no events.
-pub fn read_events(run_dir: &Path) -> Result<Vec<serde_json::Value>, StoreError> {
+/// A line of `events.jsonl` that [`read_events`] could not use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedLine {
+    /// 1-based line number in `events.jsonl`.
+    pub line: usize,
+    /// Length of the line in bytes (without its `\n`).
+    pub bytes: usize,
+    /// Why it was skipped.
+    pub reason: String,
+    /// The last line, without its `\n`: what a crash mid-write leaves (or a
+    /// line still being written, when the run is live).
+    pub torn: bool,
+}
+
+impl std::fmt::Display for SkippedLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{EVENTS_FILE}:{}: {}", self.line, self.reason)
+    }
+}
+
+/// What [`read_events`] found: the events that parse, and every line it
+/// had to skip, so a reader can show the data and say what was wrong.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventLines {
+    /// Every complete line that is a JSON object, in file order.
+    pub events: Vec<serde_json::Value>,
+    /// Lines that are not (`events.jsonl:LINE: why`), in file order.
+    pub skipped: Vec<SkippedLine>,
+}
+
+/// Read `run_dir/events.jsonl`. Events explain the data but are not the
+/// data, so one bad line must not make a whole run unreadable: a complete
+/// line that is not a JSON object is skipped and listed in
+/// [`EventLines::skipped`] (`events.jsonl:LINE: why`), and so is a torn last
+/// line (no `\n`: "torn last line (N bytes), a crash mid-write"). A missing
+/// file reads as no events; only a file that cannot be read is an error.
+pub fn read_events(run_dir: &Path) -> Result<EventLines, StoreError> {
     let path = run_dir.join(EVENTS_FILE);
     let file = match File::open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(EventLines::default()),
         Err(e) => return Err(StoreError::io(&path, e)),
     };
     let mut reader = BufReader::new(file);
     let mut buf = Vec::new();
-    let mut events = Vec::new();
+    let mut out = EventLines::default();
     let mut line_no = 0;
     loop {
         buf.clear();
         let n = reader
             .read_until(b'\n', &mut buf)
             .map_err(|e| StoreError::io(&path, e))?;
-        if n == 0 || buf.last() != Some(&b'\n') {
+        if n == 0 {
             break;
         }
         line_no += 1;
-        let value: serde_json::Value =
-            serde_json::from_slice(&buf).map_err(|e| StoreError::Parse {
-                path: path.clone(),
+        if buf.last() != Some(&b'\n') {
+            out.skipped.push(SkippedLine {
                 line: line_no,
-                msg: e.to_string(),
-            })?;
-        events.push(value);
+                bytes: n,
+                reason: format!("torn last line ({n} bytes), a crash mid-write"),
+                torn: true,
+            });
+            break;
+        }
+        let body = &buf[..n - 1];
+        let skip = |reason: String| SkippedLine {
+            line: line_no,
+            bytes: body.len(),
+            reason,
+            torn: false,
+        };
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(v) if v.is_object() => out.events.push(v),
+            Ok(v) => out.skipped.push(skip(format!(
+                "not an event (a JSON {}, not an object)",
+                json_type(&v)
+            ))),
+            Err(_) if body.iter().all(u8::is_ascii_whitespace) => {
+                out.skipped.push(skip("empty line".to_owned()));
+            }
+            Err(e) => out.skipped.push(skip(format!("not JSON: {e}"))),
+        }
     }
-    Ok(events)
+    Ok(out)
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
 }

@@ -8,6 +8,7 @@
 //!   run.toml          RunMeta (status, recipe + bench as executed, typed
 //!                     [alignment], [analysis_summary], [[steps]])
 //!   events.jsonl      one JSON object per line, durable on return
+//!   events.jsonl.torn torn last lines cut off before appending (recovery)
 //!   raw/<stream>.csv  append-only text while running (primary record, kept):
 //!                     schema::{PotentiostatRaw, DeflectionRaw, EisRaw,
 //!                     LockInRaw, TemperatureRaw}
@@ -53,9 +54,10 @@ mod parquet;
 mod raw;
 pub mod schema;
 mod table;
+mod torn;
 
 pub use error::StoreError;
-pub use events::{EventLog, read_events};
+pub use events::{EventLines, EventLog, SkippedLine, TORN_LINE_SET_ASIDE, read_events};
 pub use folder::{LOCK_FILE, Recovery, RunClaim, RunFolder, RunWriter, claim_run, recover_run};
 pub use meta::{
     AnalysisSummary, ExternalAlignmentRecord, ImportProvenance, ImportSource, RecordedIssue,
@@ -72,6 +74,10 @@ pub use table::{Column, Table};
 pub const RUN_META_FILE: &str = "run.toml";
 /// `events.jsonl` inside a run folder.
 pub const EVENTS_FILE: &str = "events.jsonl";
+/// Beside `events.jsonl`: torn last lines that [`EventLog::open_append`]
+/// cut off before appending, one per line, kept because they are recorded
+/// data even when half written.
+pub const EVENTS_TORN_FILE: &str = "events.jsonl.torn";
 /// Folder of the append-only raw streams.
 pub const RAW_DIR: &str = "raw";
 /// Folder of the per-stream Parquet files.

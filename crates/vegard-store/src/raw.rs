@@ -19,6 +19,15 @@
 //! is valid, a torn last line is simply dropped — and a human can `tail -f`
 //! it during a run. Parquet (see `parquet.rs`) is the finished format.
 //!
+//! Raw streams are only ever created fresh ([`RawStream::create`] opens with
+//! `create_new`, by the one live [`crate::RunWriter`]); nothing reopens an
+//! existing raw file to append to it. Recovery and finalisation only read
+//! them, leaving a torn last line in the file (the readers drop it), so no
+//! raw stream ever gets a line glued onto a torn one and no cut-back like
+//! `events.jsonl`'s ([`crate::EventLog::open_append`]) is needed here. A
+//! future path that appends to an existing raw file must cut its torn tail
+//! back first, the same way.
+//!
 //! Durability: rows go through a `BufWriter`; it is written, flushed and
 //! `sync_data`'d whenever at least `flush_interval` (default 1 s) has passed
 //! since the last flush (checked on every append), on [`RawStream::flush`],
@@ -169,7 +178,8 @@ pub struct RawStream {
 impl RawStream {
     /// Create `raw/<name>.csv` (it must not exist yet), write the header and
     /// make it durable right away so even an instantly killed run leaves a
-    /// readable, empty stream.
+    /// readable, empty stream. The only way a raw file is opened for
+    /// writing: an existing one is never appended to (see the module docs).
     pub(crate) fn create(
         run_dir: &Path,
         name: &str,

@@ -446,18 +446,112 @@ fn events_are_json_lines_with_fixed_leading_keys() {
     );
     assert!(lines[1].starts_with("{\"t_ns\":7,") && lines[1].ends_with("\"kind\":\"marker\"}"));
 
-    // A torn trailing event is dropped on read.
+    // A torn trailing event is left out of the events and named.
     std::fs::write(
         run.dir().join(EVENTS_FILE),
         format!("{text}{{\"t_ns\":9,\"ut"),
     )
     .unwrap();
-    let events = read_events(run.dir()).unwrap();
+    let read = read_events(run.dir()).unwrap();
+    let events = &read.events;
     assert_eq!(events.len(), 2);
     assert_eq!(events[0]["name"], "cv \"1\"");
     assert_eq!(events[0]["step"], 0);
     assert_eq!(events[1]["kind"], "marker");
     assert_eq!(events[1]["t_ns"], 7);
+    assert_eq!(read.skipped.len(), 1);
+    assert!(read.skipped[0].torn);
+    assert_eq!(
+        read.skipped[0].to_string(),
+        "events.jsonl:3: torn last line (13 bytes), a crash mid-write"
+    );
+}
+
+#[test]
+fn a_junk_line_in_events_jsonl_is_skipped_and_named_not_fatal() {
+    let dir = scratch("junk-events");
+    std::fs::write(
+        dir.join(EVENTS_FILE),
+        concat!(
+            "{\"t_ns\":1,\"kind\":\"run_start\"}\n",
+            "this is not json\n",
+            "\n",
+            "[1,2]\n",
+            "{\"t_ns\":2,\"kind\":\"step_start\",\"step\":0}\r\n",
+            "{\"t_ns\":3,\"kind\":\"run_end\"}\n",
+        ),
+    )
+    .unwrap();
+    let read = read_events(&dir).unwrap();
+    let kinds: Vec<&str> = read
+        .events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["run_start", "step_start", "run_end"]);
+    let skipped: Vec<String> = read.skipped.iter().map(ToString::to_string).collect();
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    assert!(
+        skipped[0].starts_with("events.jsonl:2: not JSON: "),
+        "{skipped:?}"
+    );
+    assert_eq!(skipped[1], "events.jsonl:3: empty line");
+    assert_eq!(
+        skipped[2],
+        "events.jsonl:4: not an event (a JSON array, not an object)"
+    );
+    assert!(read.skipped.iter().all(|s| !s.torn));
+    assert_eq!(read.skipped[0].bytes, "this is not json".len());
+
+    // A file that exists but cannot be read is still an error naming it.
+    let unreadable = scratch("dir-events");
+    std::fs::create_dir(unreadable.join(EVENTS_FILE)).unwrap();
+    let err = read_events(&unreadable).unwrap_err().to_string();
+    assert!(err.contains("events.jsonl"), "{err}");
+}
+
+#[test]
+fn open_append_never_appends_onto_a_torn_event_line() {
+    let dir = scratch("torn-append");
+    let good = "{\"t_ns\":1,\"utc\":\"x\",\"kind\":\"run_start\"}\n";
+    let fragment = "{\"t_ns\":2,\"utc\":\"x\",\"kind\":\"step_st";
+    std::fs::write(dir.join(EVENTS_FILE), format!("{good}{fragment}")).unwrap();
+
+    let log = vegard_store::EventLog::open_append(&dir).unwrap();
+    assert_eq!(log.torn_bytes_set_aside(), Some(fragment.len() as u64));
+    log.append(
+        "recovered",
+        -1,
+        serde_json::json!({"status": "interrupted"}),
+    )
+    .unwrap();
+
+    // Every line of events.jsonl is a whole event again, nothing glued.
+    let text = std::fs::read_to_string(dir.join(EVENTS_FILE)).unwrap();
+    assert!(text.starts_with(good) && text.ends_with('\n'), "{text}");
+    let read = read_events(&dir).unwrap();
+    assert!(read.skipped.is_empty(), "{:?}", read.skipped);
+    let kinds: Vec<&str> = read
+        .events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["run_start", TORN_LINE_SET_ASIDE, "recovered"]);
+    assert_eq!(read.events[1]["bytes"], fragment.len());
+    assert_eq!(read.events[1]["kept_in"], EVENTS_TORN_FILE);
+    // The fragment's bytes are kept, not lost.
+    assert_eq!(
+        std::fs::read_to_string(dir.join(EVENTS_TORN_FILE)).unwrap(),
+        format!("{fragment}\n")
+    );
+
+    // A second open finds nothing torn and changes nothing.
+    let again = vegard_store::EventLog::open_append(&dir).unwrap();
+    assert_eq!(again.torn_bytes_set_aside(), None);
+    assert_eq!(
+        std::fs::read_to_string(dir.join(EVENTS_FILE)).unwrap(),
+        text
+    );
 }
 
 #[test]

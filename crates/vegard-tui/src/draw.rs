@@ -132,6 +132,9 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &DashState, compact: bool) 
             s
         }
         (None, Some(st)) => format!("step {}/{} {}", st.index + 1, st.count.max(1), st.kind),
+        // Ended before any step (an abort at the start, or a folder the
+        // tailer could not read): not "waiting", the status box says why.
+        (None, None) if state.finished.is_some() => "no step recorded".to_string(),
         (None, None) => "waiting for the run to start".to_string(),
     };
     spans.push(Span::raw(step_txt));
@@ -186,7 +189,8 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &DashState, compact: bool) 
         Some(p) if p.elapsed_s + p.eta_s > 0.0 => p.elapsed_s / (p.elapsed_s + p.eta_s),
         _ => 0.0,
     };
-    let ratio = if state.finished.is_some() {
+    // A run that ended before any progress was reported did none of its plan.
+    let ratio = if state.finished.is_some() && state.progress.is_some() {
         1.0
     } else {
         ratio.clamp(0.0, 1.0)

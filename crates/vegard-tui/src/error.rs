@@ -26,6 +26,24 @@ pub enum TuiError {
         msg: String,
     },
 
+    /// run.toml exists but does not parse as a run's metadata: the file,
+    /// line and column of the problem (`FILE:LINE:COL`, as every bad input).
+    #[error("{}:{line}:{col}: {msg}", .path.display())]
+    Toml {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        msg: String,
+    },
+
+    /// No run.toml appeared within the bounded wait: the folder is not a
+    /// run folder, or the run never started.
+    #[error(
+        "{}: no run.toml after waiting {waited_s} s: not a run folder, or the run never started",
+        .dir.display()
+    )]
+    NoRunToml { dir: PathBuf, waited_s: u64 },
+
     /// run.toml could not be read, or the folder is not a run folder.
     #[error(transparent)]
     Store(#[from] vegard_store::StoreError),

@@ -39,26 +39,71 @@ const CLOCK_FIT_EVERY: Duration = Duration::from_secs(2);
 /// write `[alignment]` to run.toml (only to show the final clocks).
 const ALIGNMENT_WAIT: Duration = Duration::from_secs(5);
 
+/// How long [`tail_run_folder`] waits for a run.toml that does not exist
+/// yet (a run folder still being set up) before it says the folder is not
+/// a run folder: bounded, and said on screen while it waits.
+pub const RUN_TOML_WAIT: Duration = Duration::from_secs(30);
+/// How long run.toml may stay unreadable during a watch before the tailer
+/// stops with the error. vegard rewrites it atomically (rename), so a read
+/// never sees half a file; this only covers a file system that hiccups.
+const RUN_TOML_GRACE: Duration = Duration::from_secs(10);
+/// Bad complete lines named per file; after that they are skipped silently
+/// (with one note saying so), so a file of junk cannot flood the events panel.
+const MAX_BAD_LINE_NOTES: usize = 10;
+
 /// Follow the run folder `run_dir`, sending what it holds and what is added
 /// to `tx` every `poll`. Returns when run.toml's status is no longer
 /// `running` and every stream has been read to its end (after `Finished`),
 /// or when `tx` is closed (the dashboard left). A run whose process died
 /// without recovery stays `running` on disk: then this keeps waiting.
+///
+/// Nothing it cannot read is waited for in silence: a run.toml that does
+/// not exist yet is waited for at most [`RUN_TOML_WAIT`] (a warning says
+/// so); a complete line of events.jsonl or a raw stream that does not parse
+/// is skipped with a warning naming `FILE:LINE`; and when it has to stop (a
+/// run.toml that does not parse, a file that cannot be read) it sends the
+/// error as a red `Log` line naming the file (and line and column, where
+/// there is one) and `Finished` with status `unreadable`, before returning
+/// it. Callers typically drop the returned error (the task runs beside the
+/// dashboard), so the dashboard is where the user learns what is wrong.
 pub async fn tail_run_folder(
     run_dir: PathBuf,
     tx: UnboundedSender<DashEvent>,
     poll: Duration,
 ) -> Result<(), TuiError> {
-    let meta = vegard_store::read_meta(&run_dir)?;
-    let mut t = Tailer::new(&run_dir, &meta);
-    let started = t.started_with(&run_dir, Vec::new());
+    let result = follow(&run_dir, &tx, poll).await;
+    if let Err(e) = &result {
+        let _ = tx.send(DashEvent::Log {
+            t_s: f64::NAN,
+            level: LogLevel::Error,
+            text: format!("stopped reading the run folder: {e}"),
+        });
+        let _ = tx.send(DashEvent::Finished {
+            status: "unreadable".into(),
+            reason: Some(e.to_string()),
+        });
+    }
+    result
+}
+
+async fn follow(
+    run_dir: &Path,
+    tx: &UnboundedSender<DashEvent>,
+    poll: Duration,
+) -> Result<(), TuiError> {
+    let Some(meta) = first_meta(run_dir, tx, poll).await? else {
+        return Ok(());
+    };
+    let mut t = Tailer::new(run_dir, &meta);
+    let started = t.started_with(run_dir, Vec::new());
     t.out.push(started);
     let mut finished_at: Option<(Instant, RunMeta)> = None;
+    let mut unreadable_since: Option<Instant> = None;
     loop {
         // Read everything there is, in slices.
         loop {
             let n = t.pass()?;
-            if !t.flush_out(&tx) {
+            if !t.flush_out(tx) {
                 return Ok(());
             }
             if n == 0 {
@@ -66,11 +111,30 @@ pub async fn tail_run_folder(
             }
             tokio::task::yield_now().await;
         }
-        let meta = match vegard_store::read_meta(&run_dir) {
-            Ok(m) => m,
-            // A half-visible rewrite cannot happen (atomic rename), but a
-            // transient read error should not end a watch.
-            Err(_) => {
+        let meta = match read_run_toml(run_dir) {
+            Ok(m) => {
+                if unreadable_since.take().is_some() {
+                    let t_s = t.t_latest_s;
+                    t.log(t_s, LogLevel::Info, "run.toml readable again".into());
+                }
+                m
+            }
+            Err(e) => {
+                let since = match unreadable_since {
+                    Some(since) => since,
+                    None => {
+                        let t_s = t.t_latest_s;
+                        t.log(
+                            t_s,
+                            LogLevel::Warn,
+                            format!("{e}; trying again for {} s", RUN_TOML_GRACE.as_secs()),
+                        );
+                        *unreadable_since.insert(Instant::now())
+                    }
+                };
+                if since.elapsed() >= RUN_TOML_GRACE {
+                    return Err(e);
+                }
                 tokio::time::sleep(poll).await;
                 continue;
             }
@@ -89,9 +153,129 @@ pub async fn tail_run_folder(
             continue;
         }
         t.finish(&meta);
-        t.flush_out(&tx);
+        t.flush_out(tx);
         return Ok(());
     }
+}
+
+/// run.toml of `run_dir`, waiting (bounded, and saying so) while it does
+/// not exist yet. `None` when the receiver went away during the wait.
+async fn first_meta(
+    run_dir: &Path,
+    tx: &UnboundedSender<DashEvent>,
+    poll: Duration,
+) -> Result<Option<RunMeta>, TuiError> {
+    let start = Instant::now();
+    let mut said = false;
+    loop {
+        let missing = match read_run_toml(run_dir) {
+            Ok(m) => return Ok(Some(m)),
+            Err(TuiError::Store(vegard_store::StoreError::Io { error, .. }))
+                if error.kind() == std::io::ErrorKind::NotFound =>
+            {
+                true
+            }
+            Err(e) => return Err(e),
+        };
+        if missing && start.elapsed() >= RUN_TOML_WAIT {
+            return Err(TuiError::NoRunToml {
+                dir: run_dir.to_path_buf(),
+                waited_s: RUN_TOML_WAIT.as_secs(),
+            });
+        }
+        if !said {
+            said = true;
+            let text = format!(
+                "{}: no run.toml yet; waiting up to {} s for the run to write it",
+                run_dir.display(),
+                RUN_TOML_WAIT.as_secs()
+            );
+            let ev = DashEvent::Log {
+                t_s: f64::NAN,
+                level: LogLevel::Warn,
+                text,
+            };
+            if tx.send(ev).is_err() {
+                return Ok(None);
+            }
+        }
+        if tx.is_closed() {
+            return Ok(None);
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Read run.toml the way the store does, but with the position of a parse
+/// error as `FILE:LINE:COL` (the store gives the file and toml's message,
+/// which spells line and column in words over several lines).
+pub fn read_run_toml(run_dir: &Path) -> Result<RunMeta, TuiError> {
+    match vegard_store::read_meta(run_dir) {
+        Ok(meta) => Ok(meta),
+        Err(vegard_store::StoreError::Toml { path, msg }) => {
+            // Parse again only to locate the problem; if the text cannot be
+            // read any more or parses now, the store's message stands.
+            let located = std::fs::read_to_string(&path).ok().and_then(|text| {
+                let e = toml::from_str::<RunMeta>(&text).err()?;
+                let (line, col) = line_col(&text, e.span()?.start);
+                Some(TuiError::Toml {
+                    path: path.clone(),
+                    line,
+                    col,
+                    msg: e.message().trim().to_owned(),
+                })
+            });
+            Err(
+                located.unwrap_or(TuiError::Store(vegard_store::StoreError::Toml {
+                    path,
+                    msg,
+                })),
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Check, before a dashboard takes the terminal, that `run_dir` can be
+/// followed: run.toml reads and parses ([`read_run_toml`]: an error names
+/// the file, line and column) and events.jsonl, if there is one, can be
+/// read. Returns the complete events.jsonl lines that are not events
+/// (`events.jsonl:LINE: why`; the dashboard skips them), for the caller to
+/// print; a torn last line is not among them, as on a live run it is an
+/// event still being written.
+pub fn check_run_folder(run_dir: &Path) -> Result<Vec<String>, TuiError> {
+    read_run_toml(run_dir)?;
+    let events = vegard_store::read_events(run_dir)?;
+    Ok(events
+        .skipped
+        .iter()
+        .filter(|s| !s.torn)
+        .map(ToString::to_string)
+        .collect())
+}
+
+/// At most the first `max` characters of `text`. Not `String::truncate`,
+/// which panics inside a multi-byte character: event fields and bad rows
+/// are anyone's text.
+fn clip_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+/// 1-based line and character column of byte `offset` in `text` (clamped
+/// to the text and to a character boundary before it).
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
 }
 
 /// Clock rows from run.toml's `[alignment]` table as finalisation writes it:
@@ -126,18 +310,46 @@ pub fn clock_events_from_alignment(alignment: &RunAlignment) -> Vec<DashEvent> {
 /// `\n` (still being written, or torn) stays buffered until it is complete.
 struct LineTail {
     path: PathBuf,
+    /// The file as the user knows it: relative to the run folder.
+    name: String,
     offset: u64,
     partial: Vec<u8>,
     line_no: usize,
+    /// Complete lines that did not parse, so far.
+    bad_lines: usize,
 }
 
 impl LineTail {
-    fn new(path: PathBuf) -> Self {
+    fn new(run_dir: &Path, path: PathBuf) -> Self {
+        let name = path
+            .strip_prefix(run_dir)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         Self {
             path,
+            name,
             offset: 0,
             partial: Vec::new(),
             line_no: 0,
+            bad_lines: 0,
+        }
+    }
+
+    /// What to say about a complete line that does not parse (it is
+    /// skipped): `FILE:LINE: why` for the first [`MAX_BAD_LINE_NOTES`], one
+    /// note that further ones are not named, then nothing.
+    fn bad_line(&mut self, line_no: usize, why: &str) -> Option<String> {
+        self.bad_lines += 1;
+        if self.bad_lines <= MAX_BAD_LINE_NOTES {
+            Some(format!("{}:{line_no}: {why} (line skipped)", self.name))
+        } else if self.bad_lines == MAX_BAD_LINE_NOTES + 1 {
+            Some(format!(
+                "{}: more lines that do not parse; skipped without a note",
+                self.name
+            ))
+        } else {
+            None
         }
     }
 
@@ -186,13 +398,16 @@ impl LineTail {
 struct CsvTail {
     lines: LineTail,
     cols: Option<Vec<String>>,
+    /// Notes on skipped rows since the last pass, for the events panel.
+    notes: Vec<String>,
 }
 
 impl CsvTail {
-    fn new(path: PathBuf) -> Self {
+    fn new(run_dir: &Path, path: PathBuf) -> Self {
         Self {
-            lines: LineTail::new(path),
+            lines: LineTail::new(run_dir, path),
             cols: None,
+            notes: Vec::new(),
         }
     }
 
@@ -201,6 +416,8 @@ impl CsvTail {
     }
 
     /// New complete rows (the header line is taken when it first appears).
+    /// A row that does not parse is skipped, with a note in `notes`: the
+    /// dashboard is a view, and one bad row must not blank it.
     fn read_rows(&mut self) -> Result<Vec<Vec<f64>>, TuiError> {
         let mut rows = Vec::new();
         for (line_no, text) in self.lines.read_lines()? {
@@ -219,11 +436,10 @@ impl CsvTail {
             match row {
                 Ok(r) => rows.push(r),
                 Err(e) => {
-                    return Err(TuiError::Parse {
-                        path: self.lines.path.clone(),
-                        line: line_no,
-                        msg: format!("{e}: {text:?}"),
-                    });
+                    let shown = clip_chars(&text, 80);
+                    if let Some(note) = self.lines.bad_line(line_no, &format!("{e}: {shown:?}")) {
+                        self.notes.push(note);
+                    }
                 }
             }
         }
@@ -285,7 +501,7 @@ impl Tailer {
             .and_then(|d| d.get("invols_nm_per_V"))
             .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
             .unwrap_or(f64::NAN);
-        let raw = |s: &str| CsvTail::new(vegard_store::raw_path(run_dir, s));
+        let raw = |s: &str| CsvTail::new(run_dir, vegard_store::raw_path(run_dir, s));
         let speed = if meta.time_acceleration > 0.0 {
             meta.time_acceleration
         } else {
@@ -297,7 +513,7 @@ impl Tailer {
             invols_nm_per_V,
             plan,
             rows,
-            events: LineTail::new(run_dir.join(vegard_store::EVENTS_FILE)),
+            events: LineTail::new(run_dir, run_dir.join(vegard_store::EVENTS_FILE)),
             pot: raw(PotentiostatRaw::FILE),
             defl: raw(DeflectionRaw::FILE),
             eis: raw(EisRaw::FILE),
@@ -355,12 +571,20 @@ impl Tailer {
             if text.trim().is_empty() {
                 continue;
             }
-            let v: Value = serde_json::from_str(&text).map_err(|e| TuiError::Parse {
-                path: self.events.path.clone(),
-                line: line_no,
-                msg: e.to_string(),
-            })?;
-            self.event(&v);
+            // One bad line is skipped and named; the events around it and
+            // the data still show.
+            let why = match serde_json::from_str::<Value>(&text) {
+                Ok(v) if v.is_object() => {
+                    self.event(&v);
+                    continue;
+                }
+                Ok(_) => "not an event (not a JSON object)".to_owned(),
+                Err(e) => format!("not JSON: {e}"),
+            };
+            if let Some(note) = self.events.bad_line(line_no, &why) {
+                let t_s = self.t_latest_s;
+                self.log(t_s, LogLevel::Warn, note);
+            }
         }
         let rows = self.pot.read_rows()?;
         n += rows.len();
@@ -377,6 +601,20 @@ impl Tailer {
         let rows = self.temp.read_rows()?;
         n += rows.len();
         self.temperature(&rows);
+        let notes: Vec<String> = [
+            &mut self.pot,
+            &mut self.defl,
+            &mut self.eis,
+            &mut self.lockin,
+            &mut self.temp,
+        ]
+        .into_iter()
+        .flat_map(|c| c.notes.drain(..))
+        .collect();
+        for note in notes {
+            let t_s = self.t_latest_s;
+            self.log(t_s, LogLevel::Warn, note);
+        }
         if n > 0 {
             self.changed = true;
         }
@@ -501,6 +739,16 @@ impl Tailer {
                 LogLevel::Warn,
                 "recovered after the recording process died".into(),
             ),
+            vegard_store::TORN_LINE_SET_ASIDE => self.log(
+                t_s,
+                LogLevel::Warn,
+                format!(
+                    "a torn last line of {} ({} bytes, a crash mid-write) was set aside in {}",
+                    s("file").unwrap_or_else(|| vegard_store::EVENTS_FILE.into()),
+                    num("bytes").unwrap_or(f64::NAN),
+                    s("kept_in").unwrap_or_else(|| vegard_store::EVENTS_TORN_FILE.into()),
+                ),
+            ),
             "scan_end" | "digitizer_armed" => {}
             other => {
                 let level = if other.contains("warn") {
@@ -517,9 +765,8 @@ impl Tailer {
                 for k in ["t_ns", "utc", "kind"] {
                     fields.remove(k);
                 }
-                let mut text = format!("{other} {}", Value::Object(fields));
-                text.truncate(200);
-                self.log(t_s, level, text);
+                let text = format!("{other} {}", Value::Object(fields));
+                self.log(t_s, level, clip_chars(&text, 200).to_owned());
             }
         }
     }

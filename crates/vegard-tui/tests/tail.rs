@@ -307,3 +307,233 @@ async fn replays_a_finished_run_and_ends() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Everything the tailer sent, once it has returned.
+fn drain(rx: &mut mpsc::UnboundedReceiver<DashEvent>) -> Vec<DashEvent> {
+    let mut all = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        all.push(ev);
+    }
+    all
+}
+
+/// The dashboard's 80 × 24 frame after these events, as text.
+fn frame_text(events: &[DashEvent]) -> String {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    let mut state = vegard_tui::DashState::new(vegard_tui::Mode::Watch);
+    for e in events {
+        state.apply(e.clone());
+    }
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let ui = vegard_tui::UiState::default();
+    term.draw(|f| vegard_tui::draw(f, &state, &ui)).unwrap();
+    let buf = term.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Why: `vegard watch` on a run.toml that cannot be parsed showed "waiting
+/// for the run to start" forever; the tailer's error was dropped. Now it is
+/// on the screen, with file, line and column.
+#[tokio::test]
+async fn tail_names_an_unparsable_run_toml_on_the_dashboard() {
+    let dir = temp_run_dir("bad-toml");
+    let toml_path = dir.join("run.toml");
+    std::fs::write(&toml_path, "status = \"running\"\ntime_acceleration = [\n").unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        tail_run_folder(dir.clone(), tx, Duration::from_millis(10)),
+    )
+    .await
+    .expect("the tailer stops instead of waiting")
+    .expect_err("an unparsable run.toml is an error");
+    let msg = err.to_string();
+    let want = format!("{}:2:22: ", toml_path.display());
+    assert!(msg.starts_with(&want), "want {want:?}, got {msg:?}");
+
+    let all = drain(&mut rx);
+    assert!(
+        all.iter().any(|e| matches!(e,
+            DashEvent::Log { level: LogLevel::Error, text, .. } if text.contains(&want))),
+        "{all:#?}"
+    );
+    assert_eq!(
+        all.last(),
+        Some(&DashEvent::Finished {
+            status: "unreadable".into(),
+            reason: Some(msg)
+        })
+    );
+    let frame = frame_text(&all);
+    assert!(frame.contains("UNREADABLE"), "{frame}");
+    assert!(frame.contains("run.toml:2:22"), "{frame}");
+    assert!(!frame.contains("waiting for the run to start"), "{frame}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Why: one junk line of events.jsonl stopped the tailer (and so the whole
+/// view) without a word. Now it is skipped and named; the rest shows.
+#[tokio::test]
+async fn tail_skips_and_names_a_junk_event_line() {
+    let dir = temp_run_dir("junk-events");
+    write_meta(&dir, &meta(RunStatus::Complete, true)).expect("run.toml");
+    append(
+        &dir.join("events.jsonl"),
+        concat!(
+            r#"{"t_ns":1000,"utc":"x","kind":"run_start","potentiostat":{"idn":"PSTAT-1"}}"#,
+            "\n",
+            "garbage from a text editor\n",
+            "[1,2]\n",
+            r#"{"t_ns":100000000,"utc":"x","kind":"marker","note":"after the junk"}"#,
+            "\n",
+        ),
+    );
+    // An event of a kind the dashboard does not know, shown clipped to 200
+    // characters: byte 200 falls inside an 'é' here, which must not panic.
+    append(
+        &dir.join("events.jsonl"),
+        &format!(
+            "{{\"t_ns\":110000000,\"utc\":\"x\",\"kind\":\"custom\",\"s\":\"{}\"}}\n",
+            "é".repeat(300)
+        ),
+    );
+    append(
+        &dir.join("raw/potentiostat.csv"),
+        "seq:i64,step:i64,segment:i64,index:i64,cycle:i64,t_dev_s:f64,host_ns:i64,E_V:f64,I_A:f64,status:i64\n\
+         0,0,0,0,1,0.01,100000000,0.4,1e-4,0\n\
+         1,0,0,1,1,0.02,oops,0.5,1e-4,0\n\
+         2,0,0,2,1,0.03,120000000,0.6,1e-4,0\n",
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tail_run_folder(dir.clone(), tx, Duration::from_millis(10)),
+    )
+    .await
+    .expect("replay ends")
+    .expect("a junk line is not an error");
+    let all = drain(&mut rx);
+    let warns: Vec<&str> = all
+        .iter()
+        .filter_map(|e| match e {
+            DashEvent::Log {
+                level: LogLevel::Warn,
+                text,
+                ..
+            } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        warns
+            .iter()
+            .any(|w| w.starts_with("events.jsonl:2: not JSON") && w.ends_with("(line skipped)")),
+        "{warns:#?}"
+    );
+    assert!(
+        warns
+            .iter()
+            .any(|w| w.starts_with("events.jsonl:3: not an event")),
+        "{warns:#?}"
+    );
+    assert!(
+        warns
+            .iter()
+            .any(|w| w.starts_with("raw/potentiostat.csv:3: ") && w.contains("oops")),
+        "{warns:#?}"
+    );
+    let custom = all
+        .iter()
+        .find_map(|e| match e {
+            DashEvent::Log { text, .. } if text.starts_with("custom ") => Some(text.clone()),
+            _ => None,
+        })
+        .expect("the custom event is shown");
+    assert_eq!(custom.chars().count(), 200, "{custom}");
+    // The lines around the junk are shown: the marker after it, both good rows.
+    assert!(all.iter().any(|e| matches!(e,
+        DashEvent::Log { level: LogLevel::Marker, text, .. } if text == "after the junk")));
+    let e_v: Vec<f64> = all
+        .iter()
+        .filter_map(|e| match e {
+            DashEvent::Potentiostat { E_V, .. } => Some(E_V.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(e_v, vec![0.4, 0.6]);
+    assert_eq!(
+        all.last(),
+        Some(&DashEvent::Finished {
+            status: "complete".into(),
+            reason: None
+        })
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A run.toml that does not exist yet is waited for, but visibly (and for
+/// at most `RUN_TOML_WAIT`); once it appears the run is followed as usual.
+#[tokio::test]
+async fn tail_waits_visibly_for_a_missing_run_toml() {
+    let dir = temp_run_dir("no-toml");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(tail_run_folder(dir.clone(), tx, Duration::from_millis(10)));
+    let mut seen = Vec::new();
+    let ev = until(&mut rx, &mut seen, |e| matches!(e, DashEvent::Log { .. })).await;
+    let DashEvent::Log { level, text, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(level, LogLevel::Warn);
+    assert!(
+        text.ends_with(&format!(
+            "no run.toml yet; waiting up to {} s for the run to write it",
+            vegard_tui::tail::RUN_TOML_WAIT.as_secs()
+        )),
+        "{text}"
+    );
+    write_meta(&dir, &meta(RunStatus::Complete, true)).expect("run.toml");
+    until(&mut rx, &mut seen, |e| {
+        matches!(e, DashEvent::Started { .. })
+    })
+    .await;
+    until(&mut rx, &mut seen, |e| {
+        matches!(e, DashEvent::Finished { .. })
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("tailer returns after Finished")
+        .expect("join")
+        .expect("tailer ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `check_run_folder` (what `vegard watch` runs before taking the
+/// terminal): an unreadable events.jsonl is an error naming it; junk lines
+/// are returned to warn about; a torn last line (a live run mid-write) is not.
+#[test]
+fn check_run_folder_names_what_it_cannot_read() {
+    let dir = temp_run_dir("check");
+    write_meta(&dir, &meta(RunStatus::Running, false)).expect("run.toml");
+    let events = dir.join("events.jsonl");
+    append(&events, "{\"kind\":\"run_start\"}\nnope\n{\"kind\":\"ma");
+    let warn = vegard_tui::tail::check_run_folder(&dir).unwrap();
+    assert_eq!(warn.len(), 1, "{warn:?}");
+    assert!(warn[0].starts_with("events.jsonl:2: not JSON"), "{warn:?}");
+    std::fs::remove_file(&events).unwrap();
+    std::fs::create_dir(&events).unwrap();
+    let err = vegard_tui::tail::check_run_folder(&dir)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with(&format!("{}: ", events.display())), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
