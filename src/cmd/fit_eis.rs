@@ -20,7 +20,7 @@ use vegard_analysis::{
 use vegard_store::schema::{EisData, data_path};
 
 use crate::cli::FitEisArgs;
-use crate::input::{BadInput, bad_input};
+use crate::input::{BadInput, bad, bad_input};
 
 /// Exit status of a fit that failed or is unidentifiable: the same as a
 /// report whose analysis failed (the output was written, the analysis did
@@ -192,15 +192,25 @@ fn report_format(out: &Path) -> Result<vegard_report::Format> {
     }
 }
 
+/// `--circuit C`, the string quoted in the error by its first 60
+/// characters (the error's column points into it; a megabyte of argument
+/// is not repeated back).
 fn parse_circuit(text: &str) -> Result<Circuit> {
-    Circuit::parse(text).map_err(|e| BadInput(format!("--circuit {text:?}: {e}")).into())
+    Circuit::parse(text).map_err(|e| {
+        let mut shown: String = text.chars().take(60).collect();
+        if text.chars().nth(60).is_some() {
+            shown.push_str("...");
+        }
+        BadInput(format!("--circuit {shown:?}: {e}")).into()
+    })
 }
 
 /// `--temperatures FILE`: header `file,T_C` or `file,T_K`, then
-/// `path,temperature` lines; paths relative to the table's folder.
+/// `path,temperature` lines; paths relative to the table's folder. Read
+/// with the limits of a configuration file (size before reading, UTF-8
+/// with the position of a bad byte).
 fn read_temperature_table(path: &Path) -> Result<Vec<(PathBuf, f64)>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| BadInput(format!("{}:0: {e}", path.display())))?;
+    let text = vegard_recipe::Source::read(path).map_err(bad)?.text;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut kelvin = None;
     let mut out = Vec::new();

@@ -46,6 +46,12 @@ pub enum AnalysisError {
         found: String,
     },
 
+    /// More data than the analysis is bounded for (e.g. more than
+    /// [`crate::MAX_FIT_POINTS`] impedance points): refused before any
+    /// work, with what to do instead.
+    #[error("too much data: {0}")]
+    TooMuchData(String),
+
     /// The nonlinear fit stopped without meeting a convergence criterion.
     #[error("fit failed: {0}")]
     FitFailed(String),

@@ -39,10 +39,11 @@ pub use deformation::{
 pub use eis::{
     ALPHA_BOUND_TOL, ArcSummary, ArrheniusLine, C64, Circuit, CircuitElement, DEFAULT_CANDIDATES,
     DEFAULT_LM_STARTS, EisFit, EisSeries, ElementKind, FitOptions as EisFitOptions, FitProblem,
-    FitStatus, Geometry, LinKk, LinKkOptions, MAX_CONDITION, MAX_RELATIVE_SE,
-    Quality as EisQuality, SeriesArrhenius, SeriesPoint, SeriesSpectrum, Spectrum,
-    Weighting as EisWeighting, fit_arrhenius_line, fit_circuit, fit_circuit_with, fit_series,
-    initial_guess, lin_kk, lin_kk_with, parse_eis_text, read_eis_csv, series_arrhenius,
+    FitStatus, Geometry, LinKk, LinKkOptions, MAX_CIRCUIT_DEPTH, MAX_CIRCUIT_ELEMENTS,
+    MAX_CONDITION, MAX_FIT_POINTS, MAX_RELATIVE_SE, Quality as EisQuality, SeriesArrhenius,
+    SeriesPoint, SeriesSpectrum, Spectrum, Weighting as EisWeighting, fit_arrhenius_line,
+    fit_circuit, fit_circuit_with, fit_series, initial_guess, lin_kk, lin_kk_with, parse_eis_text,
+    read_eis_csv, series_arrhenius,
 };
 pub use error::AnalysisError;
 pub use esm_fit::{

@@ -301,3 +301,44 @@ fn degenerate_inputs_give_a_failed_or_unidentifiable_status() {
     println!("CPE at 1e66: {}", fit.status.reasons_text());
     assert!(!fit.status.is_ok());
 }
+
+/// Issue 16: the fit's time is linear in the points with a large constant
+/// (930 000 rows took minutes), so more than `MAX_FIT_POINTS` is refused
+/// before any work, saying how to decimate; the limit itself is fitted.
+#[test]
+fn fit_eis_on_a_huge_spectrum_is_refused_with_a_decimation_hint() {
+    use vegard_analysis::{AnalysisError, MAX_FIT_POINTS, lin_kk};
+    let c = Circuit::parse("R0-p(R1,C1)").unwrap();
+    let spectrum = |n: usize| -> (Vec<f64>, Vec<(f64, f64)>) {
+        let f: Vec<f64> = (0..n)
+            .map(|k| 10f64.powf(5.0 - 7.0 * k as f64 / n as f64))
+            .collect();
+        let z = c.impedance_spectrum(&[10.0, 100.0, 1e-5], &f).unwrap();
+        (f, z.iter().map(|z| (z.re, z.im)).collect())
+    };
+    let (f, z) = spectrum(930_000);
+    let e = fit_circuit(&c, &f, &z, None, EisWeighting::Unit).unwrap_err();
+    assert_eq!(
+        e,
+        AnalysisError::TooMuchData(
+            "930000 impedance points, at most 10000 can be fitted (a measured spectrum has \
+             10-1000 frequencies): decimate the spectrum, e.g. keep one point in 93, or \
+             average repeated frequencies"
+                .into()
+        )
+    );
+    assert!(matches!(lin_kk(&f, &z), Err(AnalysisError::TooMuchData(_))));
+    let (f, z) = spectrum(MAX_FIT_POINTS + 1);
+    assert!(fit_circuit(&c, &f, &z, None, EisWeighting::Unit).is_err());
+    // Exactly the limit is a fit (no random starts: this checks the
+    // boundary, not the global stage).
+    let (f, z) = spectrum(MAX_FIT_POINTS);
+    let opts = EisFitOptions {
+        n_candidates: 0,
+        n_lm_starts: 0,
+        ..EisFitOptions::default()
+    };
+    let fit = fit_circuit_with(&c, &f, &z, &opts).unwrap();
+    assert_eq!(fit.n_points, MAX_FIT_POINTS);
+    assert!((fit.values()[1] - 100.0).abs() < 1e-6, "{:?}", fit.values());
+}

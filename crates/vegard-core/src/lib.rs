@@ -4,12 +4,14 @@
 //! anchor), UTC formatting without a date crate, number and duration
 //! formatting for people (`format`), the physical constants every other
 //! crate must agree on, and the one event type a run is reported in
-//! ([`RunEvent`]: engine -> CLI and dashboard, run folder -> dashboard). No
-//! I/O lives here.
+//! ([`RunEvent`]: engine -> CLI and dashboard, run folder -> dashboard),
+//! and the limits on configuration text checked before parsing
+//! (`limits`). No I/O lives here.
 
 pub mod constants;
 pub mod event;
 pub mod format;
+pub mod limits;
 pub mod time;
 
 pub use event::{LogLevel, PlanRow, RunEvent};

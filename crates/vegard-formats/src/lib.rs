@@ -95,6 +95,10 @@ pub enum FormatError {
         offset: usize,
         why: String,
     },
+    /// The file is over a size limit ([`MAX_FILE_BYTES`], or a binary
+    /// file's points over [`MAX_SPECTRUM_POINTS`] / [`MAX_SERIES_POINTS`]).
+    #[error("{path}: {why}")]
+    TooLarge { path: String, why: String },
     /// No reader recognises the content, or the recognised file holds a
     /// different kind of data (a CV given where a spectrum is expected).
     #[error("{path}: {why}; expected {expected}")]
@@ -173,6 +177,100 @@ pub struct Trace {
 /// a bound on the memory a reader can be made to use.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
+/// Longest line of a text data file, bytes: 64 KiB. A data row is tens of
+/// bytes and EC-Lab's column header, the longest line any vendor writes,
+/// about 1 kB; a longer line is not a table (a binary file, or a file
+/// without line ends), and error messages quote lines.
+pub const MAX_LINE_BYTES: usize = 64 << 10;
+
+/// Most points of an impedance spectrum, 100 000: an analyser measures
+/// 10-1000 frequencies per spectrum. The bound keeps a mislabelled time
+/// series (millions of rows) from being read as a spectrum; the fit has a
+/// lower limit of its own (`vegard_analysis::MAX_FIT_POINTS`), with a
+/// decimation hint.
+pub const MAX_SPECTRUM_POINTS: usize = 100_000;
+
+/// Most points of a potentiostat time series or a deflection trace,
+/// 20 000 000: 5.5 h at 1 kHz, 2.3 days at 100 Hz. The import keeps about
+/// six columns of that length in memory (~1 GB at the limit); longer
+/// recordings are split or decimated first.
+pub const MAX_SERIES_POINTS: usize = 20_000_000;
+
+/// What a limit is checked for: the points allowed and the words used.
+#[derive(Clone, Copy)]
+struct DataKind {
+    max_points: usize,
+    what: &'static str,
+}
+
+const SPECTRUM: DataKind = DataKind {
+    max_points: MAX_SPECTRUM_POINTS,
+    what: "an impedance spectrum (a measured one has 10-1000)",
+};
+const SERIES: DataKind = DataKind {
+    max_points: MAX_SERIES_POINTS,
+    what: "a time series or trace",
+};
+
+/// The limits of a text file, checked in one pass before any reader
+/// parses it: every line at most [`MAX_LINE_BYTES`], and at most
+/// `kind.max_points` data rows (lines whose first non-blank character
+/// starts a number; the readers' rows are a subset of them). Lines end at
+/// `\n`, or at `\r` in a file without any `\n` (as the readers split).
+/// The error names the line where the limit was crossed.
+fn check_text_limits(bytes: &[u8], source: &str, kind: DataKind) -> Result<(), FormatError> {
+    let end = if bytes.contains(&b'\n') { b'\n' } else { b'\r' };
+    let mut rows = 0usize;
+    for (i, line) in bytes.split(|&b| b == end).enumerate() {
+        let err = |why: String| FormatError::Text {
+            path: source.to_string(),
+            line: i + 1,
+            why,
+        };
+        if line.len() > MAX_LINE_BYTES {
+            return Err(err(format!(
+                "line of {} bytes: at most {MAX_LINE_BYTES} bytes per line (a data row is \
+                 tens of bytes)",
+                line.len()
+            )));
+        }
+        let first = line
+            .iter()
+            .find(|b| !b.is_ascii_whitespace() && **b != b'"');
+        if first.is_some_and(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.')) {
+            rows += 1;
+            if rows > kind.max_points {
+                return Err(err(format!(
+                    "more than {} data rows: {} has at most {} points here; decimate it \
+                     or split it",
+                    kind.max_points, kind.what, kind.max_points
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The formats read as bytes, not lines: the text limits do not apply.
+fn is_binary(format: Option<Format>) -> bool {
+    matches!(format, Some(Format::BiologicMpr | Format::IgorIbw))
+}
+
+/// A binary file's point count within the limit (its counts are checked
+/// against its bytes by the reader; this bounds what comes after).
+fn check_points(n: usize, source: &str, kind: DataKind) -> Result<(), FormatError> {
+    if n <= kind.max_points {
+        return Ok(());
+    }
+    Err(FormatError::TooLarge {
+        path: source.to_string(),
+        why: format!(
+            "{n} points: {} has at most {} points here; decimate it or split it",
+            kind.what, kind.max_points
+        ),
+    })
+}
+
 /// Read a whole file, with the size bound and an error naming it.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, FormatError> {
     let io = |why: String| FormatError::Io {
@@ -183,13 +281,25 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, FormatError> {
     if meta.is_dir() {
         return Err(io("is a folder, not a file".into()));
     }
+    let too_large = |size: String| FormatError::TooLarge {
+        path: path.display().to_string(),
+        why: format!("{size} is more than any reader accepts ({MAX_FILE_BYTES} bytes)"),
+    };
     if meta.len() > MAX_FILE_BYTES {
-        return Err(io(format!(
-            "{} bytes is more than any reader accepts ({MAX_FILE_BYTES})",
-            meta.len()
-        )));
+        return Err(too_large(format!("{} bytes", meta.len())));
     }
-    std::fs::read(path).map_err(|e| io(e.to_string()))
+    // The read stops one byte past the limit: a device or a pipe has no
+    // size, and a file may grow while it is read.
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| io(e.to_string()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io(e.to_string()))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large("the content".to_string()));
+    }
+    Ok(bytes)
 }
 
 const IMPEDANCE_EXPECTED: &str = "an impedance spectrum: EC-Lab .mpt/.mpr (PEIS/GEIS), Gamry .DTA (ZCURVE), CH Instruments text, ZPlot .z, Autolab text, VersaStudio/Parstat text, CSV/TSV whose header names f and Z', Z'' (or |Z| and phase), or 3 numeric columns f, Z', Z''";
@@ -229,7 +339,11 @@ pub fn read_impedance(path: &Path) -> Result<ImpedanceData, FormatError> {
 
 /// [`read_impedance`] on bytes in memory; `source` names them in errors.
 pub fn parse_impedance(bytes: &[u8], source: &str) -> Result<ImpedanceData, FormatError> {
-    match sniff(bytes) {
+    let format = sniff(bytes);
+    if !is_binary(format) {
+        check_text_limits(bytes, source, SPECTRUM)?;
+    }
+    let data = match format {
         Some(Format::BiologicMpr) => biologic::mpr_impedance(bytes, source),
         Some(Format::BiologicMpt) => biologic::mpt_impedance(bytes, source),
         Some(Format::GamryDta) => gamry::impedance(bytes, source),
@@ -243,7 +357,9 @@ pub fn parse_impedance(bytes: &[u8], source: &str) -> Result<ImpedanceData, Form
             IMPEDANCE_EXPECTED,
         )),
         None => csv::impedance(bytes, source),
-    }
+    }?;
+    check_points(data.f_Hz.len(), source, SPECTRUM)?;
+    Ok(data)
 }
 
 /// Read a potentiostat time series from any supported format.
@@ -254,7 +370,11 @@ pub fn read_ec_series(path: &Path) -> Result<EcSeries, FormatError> {
 
 /// [`read_ec_series`] on bytes in memory.
 pub fn parse_ec_series(bytes: &[u8], source: &str) -> Result<EcSeries, FormatError> {
-    match sniff(bytes) {
+    let format = sniff(bytes);
+    if !is_binary(format) {
+        check_text_limits(bytes, source, SERIES)?;
+    }
+    let data = match format {
         Some(Format::BiologicMpr) => biologic::mpr_series(bytes, source),
         Some(Format::BiologicMpt) => biologic::mpt_series(bytes, source),
         Some(Format::GamryDta) => gamry::series(bytes, source),
@@ -265,7 +385,9 @@ pub fn parse_ec_series(bytes: &[u8], source: &str) -> Result<EcSeries, FormatErr
             SERIES_EXPECTED,
         )),
         None => csv::series(bytes, source),
-    }
+    }?;
+    check_points(data.t_s.len(), source, SERIES)?;
+    Ok(data)
 }
 
 /// Read a deflection trace.
@@ -276,7 +398,11 @@ pub fn read_trace(path: &Path) -> Result<Trace, FormatError> {
 
 /// [`read_trace`] on bytes in memory.
 pub fn parse_trace(bytes: &[u8], source: &str) -> Result<Trace, FormatError> {
-    match sniff(bytes) {
+    let format = sniff(bytes);
+    if !is_binary(format) {
+        check_text_limits(bytes, source, SERIES)?;
+    }
+    let data = match format {
         Some(Format::IgorIbw) => igor::trace(bytes, source),
         Some(other) => Err(unrecognised(
             source,
@@ -284,7 +410,9 @@ pub fn parse_trace(bytes: &[u8], source: &str) -> Result<Trace, FormatError> {
             TRACE_EXPECTED,
         )),
         None => csv::trace(bytes, source),
-    }
+    }?;
+    check_points(data.t_s.len(), source, SERIES)?;
+    Ok(data)
 }
 
 pub(crate) fn unrecognised(source: &str, why: String, expected: &str) -> FormatError {

@@ -7,7 +7,9 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::error::{RecipeError, error_at};
+use vegard_core::limits;
+
+use crate::error::{RecipeError, error_at, limit_error};
 
 /// One step of a path into the document: a table key or an array index.
 #[derive(Debug, Clone, Copy)]
@@ -24,8 +26,14 @@ pub(crate) struct Doc<'s> {
 }
 
 impl<'s> Doc<'s> {
-    /// Parse TOML syntax only; type checks are serde's job.
+    /// Parse TOML syntax only; type checks are serde's job. The text's
+    /// line lengths and nesting are checked first, in one linear pass
+    /// (`vegard_core::limits`), so no input reaches the parser that could
+    /// make it allocate per nesting level.
     pub(crate) fn parse(file: &'s str, text: &'s str) -> Result<Self, RecipeError> {
+        limits::check_line_lengths(text.as_bytes(), limits::MAX_CONFIG_LINE_BYTES)
+            .and_then(|()| limits::check_toml_depth(text.as_bytes(), limits::MAX_TOML_DEPTH))
+            .map_err(|e| limit_error(file, e))?;
         match DeTable::parse(text) {
             Ok(root) => Ok(Doc { file, text, root }),
             Err(e) => Err(error_at(

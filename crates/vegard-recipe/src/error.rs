@@ -8,6 +8,8 @@
 use std::ops::Range;
 use std::path::Path;
 
+use vegard_core::limits::{self, MAX_CONFIG_FILE_BYTES, TextLimitError};
+
 /// Everything that can go wrong while loading a recipe or a bench config.
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
@@ -27,13 +29,20 @@ pub enum RecipeError {
         file: String,
         reason: std::io::Error,
     },
+    /// The file is larger than any configuration file may be
+    /// ([`vegard_core::limits::MAX_CONFIG_FILE_BYTES`]): refused before it
+    /// is read, so there is no position.
+    #[error("{file}: {message}")]
+    TooLarge { file: String, message: String },
 }
 
 impl RecipeError {
     /// File name as given by the caller.
     pub fn file(&self) -> &str {
         match self {
-            RecipeError::At { file, .. } | RecipeError::Io { file, .. } => file,
+            RecipeError::At { file, .. }
+            | RecipeError::Io { file, .. }
+            | RecipeError::TooLarge { file, .. } => file,
         }
     }
 
@@ -41,7 +50,7 @@ impl RecipeError {
     pub fn position(&self) -> Option<(usize, usize)> {
         match self {
             RecipeError::At { line, col, .. } => Some((*line, *col)),
-            RecipeError::Io { .. } => None,
+            RecipeError::Io { .. } | RecipeError::TooLarge { .. } => None,
         }
     }
 
@@ -50,6 +59,7 @@ impl RecipeError {
         match self {
             RecipeError::At { message, .. } => message.clone(),
             RecipeError::Io { reason, .. } => format!("cannot read: {reason}"),
+            RecipeError::TooLarge { message, .. } => message.clone(),
         }
     }
 }
@@ -71,13 +81,78 @@ impl Source {
         }
     }
 
-    /// Read a UTF-8 file; the error names the path.
+    /// Read a configuration file (recipe, bench, report spec): at most
+    /// [`MAX_CONFIG_FILE_BYTES`], UTF-8. The size is checked before the
+    /// text is read (and the read itself stops past the limit, so a file
+    /// growing meanwhile or a device like `/dev/zero` cannot take more);
+    /// a non-UTF-8 byte is reported at its line and column. Nesting and
+    /// line length are checked when the text is parsed.
     pub fn read(path: &Path) -> Result<Self, RecipeError> {
         let file = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Source { file, text }),
-            Err(reason) => Err(RecipeError::Io { file, reason }),
-        }
+        let bytes = read_bounded(path, MAX_CONFIG_FILE_BYTES, "a configuration file").map_err(
+            |e| match e {
+                Bounded::Io(reason) => RecipeError::Io {
+                    file: file.clone(),
+                    reason,
+                },
+                Bounded::TooLarge(message) => RecipeError::TooLarge {
+                    file: file.clone(),
+                    message,
+                },
+            },
+        )?;
+        let text = limits::utf8_string(bytes).map_err(|e| limit_error(&file, e))?;
+        Ok(Source { file, text })
+    }
+}
+
+/// Why [`read_bounded`] failed.
+pub(crate) enum Bounded {
+    Io(std::io::Error),
+    /// The file is over the limit; the message says by how much and why.
+    TooLarge(String),
+}
+
+/// Read at most `max_bytes` of a file, refusing a larger one: first by its
+/// size on disk, then by reading one byte past the limit (a pipe or device
+/// has no size). `what` names the kind of file in the message.
+pub(crate) fn read_bounded(path: &Path, max_bytes: u64, what: &str) -> Result<Vec<u8>, Bounded> {
+    use std::io::Read;
+    let too_large = |size: String| {
+        Bounded::TooLarge(format!(
+            "{size} is larger than {what} may be ({max_bytes} bytes, {} MiB; real ones are a \
+             few kB)",
+            max_bytes >> 20
+        ))
+    };
+    let f = std::fs::File::open(path).map_err(Bounded::Io)?;
+    let meta = f.metadata().map_err(Bounded::Io)?;
+    if meta.is_dir() {
+        return Err(Bounded::Io(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a folder, not a file",
+        )));
+    }
+    if meta.len() > max_bytes {
+        return Err(too_large(format!("{} bytes", meta.len())));
+    }
+    let mut bytes = Vec::new();
+    f.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Bounded::Io)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large("the content".to_owned()));
+    }
+    Ok(bytes)
+}
+
+/// A text limit broken at a position, as a positioned error of `file`.
+pub(crate) fn limit_error(file: &str, e: TextLimitError) -> RecipeError {
+    RecipeError::At {
+        file: file.to_owned(),
+        line: e.line,
+        col: e.col,
+        message: e.message,
     }
 }
 

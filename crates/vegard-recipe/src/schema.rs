@@ -305,6 +305,17 @@ impl EsmSweepStep {
             _ => Vec::new(),
         }
     }
+    /// Number of frequencies [`EsmSweepStep::frequencies_Hz`] gives,
+    /// without building the list (validation bounds it first).
+    pub fn frequencies_count(&self) -> u32 {
+        if let Some(list) = &self.freq_Hz {
+            return u32::try_from(list.len()).unwrap_or(u32::MAX);
+        }
+        match (self.freq_range_Hz, self.points_per_decade) {
+            (Some([high_Hz, low_Hz]), Some(ppd)) => log_points(high_Hz, low_Hz, ppd),
+            _ => 0,
+        }
+    }
     /// Time at each frequency, s: `(settle_periods + periods) / f`, whole
     /// periods so the analysis windows start and end at the same phase.
     pub fn dwell_s(&self) -> Vec<f64> {

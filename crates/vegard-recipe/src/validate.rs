@@ -25,6 +25,28 @@ pub const MAX_TIME_ACCELERATION: f64 = 1000.0;
 pub const MIN_SIM_NODES: usize = 10;
 /// Longest run-folder slug; the folder name also carries a UTC timestamp.
 pub const MAX_SLUG_LEN: usize = 64;
+/// Most finite-difference nodes across the virtual film (`[sim.film]
+/// nodes`): 1000. The profile is resolved at 200 (the model's own
+/// semi-infinite tests use 200), and the bench integrates every node at
+/// every sample in real time; the node arrays are allocated from this
+/// number, so an unbounded one is an allocation of any size.
+pub const MAX_SIM_NODES: usize = 1000;
+/// Most frequencies of one EIS step or ESM sweep (`points_per_decade` x
+/// decades + 1, or the length of an explicit `freq_Hz` list): 10 000. A
+/// dense real spectrum is 10 points per decade over 10 decades (101); the
+/// list is built from this count before the step's duration can be
+/// checked, so `points_per_decade = 4000000000` would otherwise allocate
+/// 34 GB.
+pub const MAX_SWEEP_POINTS: u32 = 10_000;
+/// Most steps of the expanded plan (a sweep counts a temperature step plus
+/// its nested steps per temperature): 10 000. The 2 h 46 min campaign is
+/// 21; the plan, run.toml's `[[steps]]` and the progress display hold one
+/// entry each, and a sweep multiplies, so a 1 MB recipe could otherwise
+/// expand to billions of steps.
+pub const MAX_PLAN_STEPS: usize = 10_000;
+/// Highest potentiostat trigger output (`trigger_gpio_pin`): 15, the last
+/// bit of the 16-bit GPIO mask MethodSCRIPT's `set_gpio` writes.
+pub const MAX_TRIGGER_GPIO_PIN: u8 = 15;
 
 /// Longest instrument reply timeout (`timeout_s` of every instrument in the
 /// bench config), s: 1 hour. A reply takes milliseconds to seconds (an EIS
@@ -76,6 +98,14 @@ pub const MAX_SIM_THERMAL_TAU_S: f64 = 86_400.0;
 const TIMEOUT_WHY: &str = "an instrument reply timeout; longer only hangs the run";
 const STEP_WHY: &str = "the longest step; a larger number is likely a unit mistake";
 const SAMPLE_WHY: &str = "the longest sample interval";
+
+/// The [`MAX_SWEEP_POINTS`] bound in messages.
+fn sweep_points_bound() -> String {
+    format!(
+        "such that the sweep has <= {MAX_SWEEP_POINTS} frequencies (a dense real spectrum \
+         has ~100)"
+    )
+}
 
 /// A bound in words for messages: `3600 s (1 h)`, `604800 s (7 days)`.
 fn duration_bound(max_s: f64) -> String {
@@ -552,6 +582,52 @@ pub(crate) fn validate_recipe(recipe: &Recipe, doc: &Doc<'_>) -> Result<(), Reci
     for (i, step) in recipe.steps.iter().enumerate() {
         v.step(step, &[Seg::Key("step"), Seg::Idx(i)], false)?;
     }
+    check_plan_size(recipe, &c)
+}
+
+/// The expanded plan within [`MAX_PLAN_STEPS`], counted without expanding
+/// it; the error points at the step (a sweep: its temperature list) that
+/// crosses the limit.
+fn check_plan_size(recipe: &Recipe, c: &Checker<'_, '_>) -> Result<(), RecipeError> {
+    let mut planned = 0usize;
+    for (i, step) in recipe.steps.iter().enumerate() {
+        let (adds, key) = match step {
+            Step::Sweep(s) => {
+                let temperatures = s.temperatures_K().len();
+                let key = if s.temperature_K.is_some() {
+                    "temperature_K"
+                } else {
+                    "temperature_C"
+                };
+                (
+                    temperatures.saturating_mul(1 + s.steps.len()),
+                    Some((key, temperatures, s.steps.len())),
+                )
+            }
+            _ => (1, None),
+        };
+        planned = planned.saturating_add(adds);
+        if planned > MAX_PLAN_STEPS {
+            let base = [Seg::Key("step"), Seg::Idx(i)];
+            let message = match key {
+                Some((key, n_t, n_nested)) => format!(
+                    "{key}: {n_t} temperatures x (1 + {n_nested} nested steps) bring the plan \
+                     to {planned} steps; at most {MAX_PLAN_STEPS} (split the campaign into \
+                     several recipes)"
+                ),
+                None => format!(
+                    "step {} brings the plan past {MAX_PLAN_STEPS} steps, the most one \
+                     recipe may run (split it into several recipes)",
+                    i + 1
+                ),
+            };
+            let path = match key {
+                Some((key, _, _)) => key_path(&base, key),
+                None => base.to_vec(),
+            };
+            return Err(c.doc.err(&path, message));
+        }
+    }
     Ok(())
 }
 
@@ -884,6 +960,16 @@ impl StepChecker<'_, '_, '_> {
                     ">= 1",
                     &s.points_per_decade.to_string(),
                 )?;
+                c.require(
+                    &at("points_per_decade"),
+                    s.n_points() <= MAX_SWEEP_POINTS,
+                    &sweep_points_bound(),
+                    &format!(
+                        "{} per decade: {} points",
+                        s.points_per_decade,
+                        s.n_points()
+                    ),
+                )?;
                 c.duration(
                     &at("equilibrate_s"),
                     s.equilibrate_s,
@@ -994,6 +1080,12 @@ impl StepChecker<'_, '_, '_> {
                 "at least one frequency",
                 "[]",
             )?;
+            c.require(
+                &at("freq_Hz"),
+                list.len() <= MAX_SWEEP_POINTS as usize,
+                &sweep_points_bound(),
+                &format!("{} frequencies", list.len()),
+            )?;
             for (j, &f_Hz) in list.iter().enumerate() {
                 c.positive(&elem_path(base, "freq_Hz", j), f_Hz)?;
             }
@@ -1017,6 +1109,13 @@ impl StepChecker<'_, '_, '_> {
                 ));
             };
             c.require(&at("points_per_decade"), ppd >= 1, ">= 1", &ppd.to_string())?;
+            let n = s.frequencies_count();
+            c.require(
+                &at("points_per_decade"),
+                n <= MAX_SWEEP_POINTS,
+                &sweep_points_bound(),
+                &format!("{ppd} per decade: {n} points"),
+            )?;
         }
         c.require(
             &at("periods"),
@@ -1124,6 +1223,12 @@ pub(crate) fn validate_bench(bench: &mut BenchConfig, doc: &Doc<'_>) -> Result<(
         ]
     };
     c.require(&p("baud"), pot.baud > 0, "> 0", &pot.baud.to_string())?;
+    c.require(
+        &p("trigger_gpio_pin"),
+        pot.trigger_gpio_pin <= MAX_TRIGGER_GPIO_PIN,
+        &format!("<= {MAX_TRIGGER_GPIO_PIN} (the GPIO outputs are 0..=15)"),
+        &pot.trigger_gpio_pin.to_string(),
+    )?;
     c.positive(&p("current_range_max_A"), pot.current_range_max_A)?;
     c.positive(&p("current_range_min_A"), pot.current_range_min_A)?;
     c.require(
@@ -1276,8 +1381,11 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
     c.positive(&at("film", "z"), f.z)?;
     c.require(
         &at("film", "nodes"),
-        f.nodes >= MIN_SIM_NODES,
-        &format!(">= {MIN_SIM_NODES}"),
+        (MIN_SIM_NODES..=MAX_SIM_NODES).contains(&f.nodes),
+        &format!(
+            ">= {MIN_SIM_NODES} and <= {MAX_SIM_NODES} (the profile is resolved at 200; \
+             every node is integrated at every sample)"
+        ),
         &f.nodes.to_string(),
     )?;
 

@@ -357,7 +357,16 @@ fn sim_values_are_checked_at_their_keys() {
             "thickness_m = 5e-7",
             "thickness_m = 5e-7\nnodes = 5",
             (22, 1),
-            "nodes must be >= 10 (got 5)",
+            "nodes must be >= 10 and <= 1000 (the profile is resolved at 200; every node is \
+             integrated at every sample) (got 5)",
+        ),
+        (
+            // An allocation size: validate passed it and `run` aborted.
+            "thickness_m = 5e-7",
+            "thickness_m = 5e-7\nnodes = 1000000000000",
+            (22, 1),
+            "nodes must be >= 10 and <= 1000 (the profile is resolved at 200; every node is \
+             integrated at every sample) (got 1000000000000)",
         ),
         (
             "thickness_m = 5e-7",

@@ -36,6 +36,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
+use vegard_core::limits;
 use vegard_pipeline::SpectraOptions;
 use vegard_recipe::error_at;
 
@@ -140,13 +141,18 @@ impl Default for ReportSpec {
 }
 
 impl ReportSpec {
-    /// Read and check a spec file.
+    /// Read and check a spec file: the same limits as recipes (size,
+    /// UTF-8, line length and nesting checked before parsing, each error
+    /// with the file's name and, where there is one, the position).
     pub fn load(path: &Path) -> Result<ReportSpec, ReportError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
-            path: path.display().to_string(),
-            source,
+        let src = vegard_recipe::Source::read(path).map_err(|e| match e {
+            vegard_recipe::RecipeError::Io { file, reason } => ReportError::Io {
+                path: file,
+                source: reason,
+            },
+            other => ReportError::Spec(other.to_string()),
         })?;
-        ReportSpec::parse(&path.display().to_string(), &text)
+        ReportSpec::parse(&src.file, &src.text)
     }
 
     /// Parse and check spec text; `file` names it in errors.
@@ -154,6 +160,10 @@ impl ReportSpec {
         let at = |span: std::ops::Range<usize>, msg: String| {
             ReportError::Spec(error_at(file, text, span, msg).to_string())
         };
+        let bytes = text.as_bytes();
+        limits::check_line_lengths(bytes, limits::MAX_CONFIG_LINE_BYTES)
+            .and_then(|()| limits::check_toml_depth(bytes, limits::MAX_TOML_DEPTH))
+            .map_err(|e| ReportError::Spec(format!("{file}:{e}")))?;
         let raw: RawSpec = toml::from_str(text).map_err(|e| {
             let msg = e.message().to_owned();
             at(e.span().unwrap_or(0..0), msg)

@@ -32,6 +32,16 @@ pub enum StoreError {
     #[error("{}: {msg}", .path.display())]
     Toml { path: PathBuf, msg: String },
 
+    /// run.toml with something wrong at `line:col` (syntax, a key of the
+    /// wrong type, a non-UTF-8 byte, nesting past the limit).
+    #[error("{}:{line}:{col}: {msg}", .path.display())]
+    TomlAt {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        msg: String,
+    },
+
     /// Polars failed reading or writing a Parquet file.
     #[error("{}: {error}", .path.display())]
     Parquet {

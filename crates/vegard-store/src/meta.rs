@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use vegard_core::limits::{self, MAX_RUN_META_BYTES};
 
 use crate::{RUN_META_FILE, StoreError};
 
@@ -307,13 +308,52 @@ pub fn write_meta(run_dir: &Path, meta: &RunMeta) -> Result<(), StoreError> {
     write_atomic(&tmp, &path, text.as_bytes())
 }
 
-/// Read `run_dir/run.toml`.
+/// Read `run_dir/run.toml`. Every error names the file; one at a place in
+/// it is `.../run.toml:LINE:COL: message`. The file is refused above
+/// [`MAX_RUN_META_BYTES`] before it is read, and its UTF-8, line lengths
+/// and nesting are checked before the TOML parser sees it
+/// (`vegard_core::limits`).
 pub fn read_meta(run_dir: &Path) -> Result<RunMeta, StoreError> {
+    use std::io::Read;
     let path = run_dir.join(RUN_META_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| StoreError::io(&path, e))?;
-    toml::from_str(&text).map_err(|e| StoreError::Toml {
-        path,
-        msg: e.to_string(),
+    let f = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+    let size = f.metadata().map_err(|e| StoreError::io(&path, e))?.len();
+    let too_large = |size: String| StoreError::Toml {
+        path: path.clone(),
+        msg: format!(
+            "{size} is larger than a run.toml written by vegard can be \
+             ({MAX_RUN_META_BYTES} bytes)"
+        ),
+    };
+    if size > MAX_RUN_META_BYTES {
+        return Err(too_large(format!("{size} bytes")));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_RUN_META_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| StoreError::io(&path, e))?;
+    if bytes.len() as u64 > MAX_RUN_META_BYTES {
+        return Err(too_large("the content".to_owned()));
+    }
+    let at = |e: limits::TextLimitError| StoreError::TomlAt {
+        path: path.clone(),
+        line: e.line,
+        col: e.col,
+        msg: e.message,
+    };
+    let text = limits::utf8_string(bytes).map_err(at)?;
+    limits::check_line_lengths(text.as_bytes(), limits::MAX_CONFIG_LINE_BYTES).map_err(at)?;
+    limits::check_toml_depth(text.as_bytes(), limits::MAX_TOML_DEPTH).map_err(at)?;
+    toml::from_str(&text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map_or((1, 1), |span| limits::line_col(text.as_bytes(), span.start));
+        StoreError::TomlAt {
+            path: path.clone(),
+            line,
+            col,
+            msg: e.message().trim_end().to_owned(),
+        }
     })
 }
 
@@ -339,5 +379,57 @@ pub(crate) fn sync_parent(path: &Path) {
         if let Ok(dir) = File::open(parent) {
             let _ = dir.sync_all();
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A fresh run folder holding `run.toml` = `bytes`.
+    fn folder_with(tag: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("vegard-store-meta-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(RUN_META_FILE), bytes).unwrap();
+        dir
+    }
+
+    fn err(tag: &str, bytes: &[u8]) -> (String, String) {
+        let dir = folder_with(tag, bytes);
+        let e = read_meta(&dir).unwrap_err().to_string();
+        (e, dir.join(RUN_META_FILE).display().to_string())
+    }
+
+    #[test]
+    fn a_corrupt_run_toml_names_the_file() {
+        // Syntax: the parser's position, one line, no snippet.
+        let (e, path) = err("syntax", b"name = \"x\"\nstatus = [1,\n");
+        assert_eq!(e, format!("{path}:2:13: unclosed array, expected `]`"));
+        // A value of the wrong type: the position of the value.
+        let (e, path) = err("type", b"status = \"exploded\"\n");
+        assert!(e.starts_with(&format!("{path}:1:10: ")), "{e}");
+        // Not UTF-8, and nesting past the limit: before the parser.
+        let (e, path) = err("utf8", b"name = \"x\"\nsample = \"caf\xE9\"\n");
+        assert!(
+            e.starts_with(&format!("{path}:2:14: not UTF-8: byte 0xE9")),
+            "{e}"
+        );
+        let (e, path) = err("deep", format!("x = {}", "[".repeat(40)).as_bytes());
+        assert!(
+            e.starts_with(&format!("{path}:1:37: nested 33 levels deep")),
+            "{e}"
+        );
+        // Larger than vegard writes: refused by its size, unread.
+        let big = vec![b'#'; MAX_RUN_META_BYTES as usize + 1];
+        let (e, path) = err("big", &big);
+        assert_eq!(
+            e,
+            format!(
+                "{path}: 16777217 bytes is larger than a run.toml written by vegard can be \
+                 (16777216 bytes)"
+            )
+        );
     }
 }

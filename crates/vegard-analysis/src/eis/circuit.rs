@@ -11,6 +11,13 @@
 //! index    := [0-9_]+
 //! ```
 //!
+//! Limits: at most [`MAX_CIRCUIT_DEPTH`] nested `p(...)` blocks and
+//! [`MAX_CIRCUIT_ELEMENTS`] elements; past either the parse stops with an
+//! error at the column where the limit was crossed. The parser looks at
+//! every character a bounded number of times (element names are checked
+//! for duplicates through a hash set), so its time is linear in the length
+//! of any string, and its recursion is at most two frames per level.
+//!
 //! Parameter names follow impedance.py so that results can be compared line
 //! by line: one-parameter elements give their own name (`R0`, `C1`),
 //! multi-parameter elements append `_k` (`Wo1_0` = Z0, `Wo1_1` = tau), in
@@ -21,9 +28,28 @@
 //! way up), so the Jacobian costs about two impedance evaluations per point
 //! and never allocates.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
 use crate::AnalysisError;
+
+/// Deepest nesting of `p(...)` blocks: 32. Real circuits nest 1-3 deep
+/// (a ladder of a transmission line written out, ~10); every evaluation of
+/// the impedance and its gradient walks the tree, and the gradient of a
+/// block re-evaluates its branches, so the cost of a fit grows with the
+/// square of the depth (2000 levels took over 2 minutes on 66 points,
+/// issue 16), and the parser's recursion with the depth.
+pub const MAX_CIRCUIT_DEPTH: usize = 32;
+
+/// Most elements in a circuit: 64 (up to 128 parameters). Real circuits
+/// have fewer than 15; the fit's Jacobian and normal matrix grow with the
+/// parameters (quadratically for the latter), and no spectrum determines
+/// more than a few dozen.
+pub const MAX_CIRCUIT_ELEMENTS: usize = 64;
+
+/// Longest piece of the input quoted in a syntax error, in characters.
+const MAX_QUOTED_CHARS: usize = 24;
 
 /// Complex number used for impedances: the crate's one complex type (the
 /// same `num_complex::Complex64` that nalgebra and rustfft use).
@@ -147,20 +173,41 @@ impl std::str::FromStr for Circuit {
 }
 
 impl Circuit {
-    /// Parse an impedance.py circuit string such as `R0-p(R1-Wo1,C1)`.
+    /// Parse an impedance.py circuit string such as `R0-p(R1-Wo1,C1)`:
+    /// linear time in the string's length, with the limits
+    /// [`MAX_CIRCUIT_DEPTH`] and [`MAX_CIRCUIT_ELEMENTS`].
     pub fn parse(text: &str) -> Result<Circuit, AnalysisError> {
-        let mut p = Parser {
-            chars: text.chars().collect(),
-            pos: 0,
-            elements: Vec::new(),
-            n_params: 0,
-            depth: 0,
-        };
-        let root = p.series()?;
+        parse_counted(text).0
+    }
+}
+
+/// [`Circuit::parse`] and the parser's work in steps (one per character
+/// looked at and per grammar rule entered), for the linear-time tests.
+pub(crate) fn parse_counted(text: &str) -> (Result<Circuit, AnalysisError>, usize) {
+    let mut p = Parser {
+        chars: text.chars().collect(),
+        pos: 0,
+        elements: Vec::new(),
+        names: HashSet::new(),
+        n_params: 0,
+        depth: 0,
+        steps: 0,
+    };
+    let root = p.series().and_then(|root| {
         p.skip_ws();
         if p.pos < p.chars.len() {
-            return Err(p.error("'-' or the end of the string"));
+            Err(p.error("'-' or the end of the string"))
+        } else {
+            Ok(root)
         }
+    });
+    let steps = p.steps;
+    (root.map(|root| Circuit::from_parser(text, p, root)), steps)
+}
+
+impl Circuit {
+    /// The circuit from a parser that has consumed the whole string.
+    fn from_parser(text: &str, p: Parser, root: Node) -> Circuit {
         let mut names = Vec::with_capacity(p.n_params);
         for e in &p.elements {
             if e.kind.n_params() == 1 {
@@ -169,12 +216,12 @@ impl Circuit {
                 names.extend((0..e.kind.n_params()).map(|k| format!("{}_{k}", e.name)));
             }
         }
-        Ok(Circuit {
+        Circuit {
             text: text.to_string(),
             root,
             elements: p.elements,
             names,
-        })
+        }
     }
 
     /// Parameter names in parameter-vector order (`R0`, `Wo1_0`, ...).
@@ -372,13 +419,29 @@ struct Parser {
     chars: Vec<char>,
     pos: usize,
     elements: Vec<CircuitElement>,
+    /// Names seen so far: the duplicate check is O(1) per element (a scan
+    /// of `elements` made the parse quadratic in the element count).
+    names: HashSet<String>,
     n_params: usize,
     depth: usize,
+    /// Work done: one per character looked at, one per rule entered.
+    steps: usize,
+}
+
+/// At most [`MAX_QUOTED_CHARS`] of `s`, quoted, `...` marking a cut.
+fn quoted(s: &str) -> String {
+    let mut out: String = s.chars().take(MAX_QUOTED_CHARS).collect();
+    if s.chars().nth(MAX_QUOTED_CHARS).is_some() {
+        out.push_str("...");
+    }
+    format!("'{out}'")
 }
 
 impl Parser {
     fn skip_ws(&mut self) {
+        self.steps += 1;
         while self.chars.get(self.pos).is_some_and(|c| c.is_whitespace()) {
+            self.steps += 1;
             self.pos += 1;
         }
     }
@@ -403,7 +466,22 @@ impl Parser {
         }
     }
 
+    /// Advance over characters matching `keep`; the span passed over.
+    fn take_while(&mut self, keep: impl Fn(char) -> bool) -> std::ops::Range<usize> {
+        let start = self.pos;
+        while self.chars.get(self.pos).is_some_and(|c| keep(*c)) {
+            self.steps += 1;
+            self.pos += 1;
+        }
+        start..self.pos
+    }
+
+    fn text(&self, span: std::ops::Range<usize>) -> String {
+        self.chars.get(span).unwrap_or_default().iter().collect()
+    }
+
     fn series(&mut self) -> Result<Node, AnalysisError> {
+        self.steps += 1;
         let mut items = vec![self.term()?];
         while self.peek() == Some('-') {
             self.pos += 1;
@@ -418,22 +496,25 @@ impl Parser {
 
     fn term(&mut self) -> Result<Node, AnalysisError> {
         const EXPECTED: &str = "an element (R, C, L, W, Wo, Ws, CPE followed by an index) or 'p('";
+        self.steps += 1;
         self.skip_ws();
         let start = self.pos;
-        while self
-            .chars
-            .get(self.pos)
-            .is_some_and(|c| c.is_ascii_alphabetic())
-        {
-            self.pos += 1;
-        }
-        let letters: String = self.chars[start..self.pos].iter().collect();
-        if letters.is_empty() {
+        let letters_span = self.take_while(|c| c.is_ascii_alphabetic());
+        if letters_span.is_empty() {
             return Err(self.error(EXPECTED));
         }
-        if letters == "p" {
+        if letters_span.len() == 1 && self.chars.get(start) == Some(&'p') {
             if self.peek() != Some('(') {
                 return Err(self.error("'(' after 'p'"));
+            }
+            if self.depth >= MAX_CIRCUIT_DEPTH {
+                return Err(AnalysisError::CircuitSyntax {
+                    column: start + 1,
+                    expected: format!(
+                        "at most {MAX_CIRCUIT_DEPTH} nested p(...) blocks (real circuits nest 1-3)"
+                    ),
+                    found: format!("block {} inside them", MAX_CIRCUIT_DEPTH + 1),
+                });
             }
             self.pos += 1;
             self.depth += 1;
@@ -454,30 +535,33 @@ impl Parser {
             self.depth -= 1;
             return Ok(Node::Parallel(branches));
         }
+        let letters = self.text(letters_span);
         let Some(kind) = ElementKind::from_prefix(&letters) else {
             return Err(AnalysisError::CircuitSyntax {
                 column: start + 1,
                 expected: "an element type R, C, L, W, Wo, Ws or CPE, or 'p('".to_string(),
-                found: format!("'{letters}'"),
+                found: quoted(&letters),
             });
         };
-        let idx_start = self.pos;
-        while self
-            .chars
-            .get(self.pos)
-            .is_some_and(|c| c.is_ascii_digit() || *c == '_')
-        {
-            self.pos += 1;
-        }
-        if self.pos == idx_start {
+        let index_span = self.take_while(|c| c.is_ascii_digit() || c == '_');
+        if index_span.is_empty() {
             return Err(self.error(&format!("an index after '{letters}' (e.g. {letters}0)")));
         }
-        let name: String = self.chars[start..self.pos].iter().collect();
-        if let Some(prev) = self.elements.iter().find(|e| e.name == name) {
+        let name = self.text(start..self.pos);
+        if self.elements.len() >= MAX_CIRCUIT_ELEMENTS {
+            return Err(AnalysisError::CircuitSyntax {
+                column: start + 1,
+                expected: format!(
+                    "at most {MAX_CIRCUIT_ELEMENTS} elements (real circuits have fewer than 15)"
+                ),
+                found: format!("element {} {}", MAX_CIRCUIT_ELEMENTS + 1, quoted(&name)),
+            });
+        }
+        if !self.names.insert(name.clone()) {
             return Err(AnalysisError::CircuitSyntax {
                 column: start + 1,
                 expected: "a unique element name".to_string(),
-                found: format!("'{}' a second time", prev.name),
+                found: format!("{} a second time", quoted(&name)),
             });
         }
         let first = self.n_params;
@@ -537,6 +621,118 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
+    }
+
+    /// A single-branch nest `p(p(...p(R0)...))`, `depth` blocks deep.
+    fn nest(depth: usize) -> String {
+        format!("{}R0{}", "p(".repeat(depth), ")".repeat(depth))
+    }
+
+    /// The parser's work per character is bounded by a constant for any
+    /// string, so its time is linear in the length: nests up to the limit,
+    /// the issue's 5000-level nest (stopped at block 33), a 1 MB random
+    /// string, 1 MB of whitespace, a 1 MB index, a 1 MB series.
+    #[test]
+    fn nested_circuit_parses_in_linear_time() {
+        let per_char = |text: &str| {
+            let (_, steps) = parse_counted(text);
+            steps as f64 / text.chars().count() as f64
+        };
+        for depth in [1, 8, 16, MAX_CIRCUIT_DEPTH] {
+            let text = nest(depth);
+            let (c, steps) = parse_counted(&text);
+            assert_eq!(c.unwrap().elements()[0].parallel_depth, depth);
+            // 4 characters per level; a constant number of steps each.
+            assert!(steps <= 3 * text.len() + 8, "{depth}: {steps} steps");
+        }
+        // Twice as deep, twice the work (not four times).
+        let (_, s16) = parse_counted(&nest(16));
+        let (_, s32) = parse_counted(&nest(32));
+        assert!(s32 <= 2 * s16 + 8, "{s16} -> {s32}");
+
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let alphabet: Vec<char> = "p(),-RCLWosPE0123456789_ ".chars().collect();
+        let random: String = (0..1 << 20)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                alphabet[(state % alphabet.len() as u64) as usize]
+            })
+            .collect();
+        let series: String = (0..100_000)
+            .map(|k| format!("R{k}"))
+            .collect::<Vec<_>>()
+            .join("-");
+        for text in [
+            random,
+            format!("R0-{}C1", " ".repeat(1 << 20)),
+            format!("R{}", "1".repeat(1 << 20)),
+            series,
+        ] {
+            let r = per_char(&text);
+            assert!(r <= 3.0, "{r} steps per character");
+        }
+        // The whitespace and the index are read to the end, once.
+        let text = format!("R0-{}C1", " ".repeat(1 << 20));
+        let (c, steps) = parse_counted(&text);
+        assert_eq!(c.unwrap().n_params(), 2);
+        assert!(((1 << 20)..=(1 << 20) + 32).contains(&steps), "{steps}");
+    }
+
+    #[test]
+    fn depth_limit_error_at_5000_levels() {
+        let text = nest(5000);
+        let (result, steps) = parse_counted(&text);
+        match result {
+            Err(AnalysisError::CircuitSyntax {
+                column,
+                expected,
+                found,
+            }) => {
+                // Block 33 starts at character 2 * 32 + 1.
+                assert_eq!(column, 2 * MAX_CIRCUIT_DEPTH + 1);
+                assert_eq!(
+                    expected,
+                    "at most 32 nested p(...) blocks (real circuits nest 1-3)"
+                );
+                assert_eq!(found, "block 33 inside them");
+            }
+            other => panic!("{other:?}"),
+        }
+        // It stopped there: the rest of the 20 000 characters was not read.
+        assert!(steps < 8 * MAX_CIRCUIT_DEPTH, "{steps}");
+        // One level less is a circuit.
+        assert!(Circuit::parse(&nest(MAX_CIRCUIT_DEPTH)).is_ok());
+    }
+
+    #[test]
+    fn element_limit_and_long_names_in_errors() {
+        let series = |n: usize| {
+            (0..n)
+                .map(|k| format!("R{k}"))
+                .collect::<Vec<_>>()
+                .join("-")
+        };
+        let c = Circuit::parse(&series(MAX_CIRCUIT_ELEMENTS)).unwrap();
+        assert_eq!(c.n_params(), 64);
+        match Circuit::parse(&series(100_000)) {
+            Err(AnalysisError::CircuitSyntax { column, found, .. }) => {
+                // R0- .. R9- are 3 characters, R10- .. R63- 4: R64 at 247.
+                assert_eq!(column, 247);
+                assert_eq!(found, "element 65 'R64'");
+            }
+            other => panic!("{other:?}"),
+        }
+        // An unknown 1 MB word is quoted by its first 24 characters.
+        let e = Circuit::parse(&"X".repeat(1 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with(&format!("found '{}...'", "X".repeat(24))),
+            "{e}"
+        );
+        assert!(e.len() < 200, "{e}");
     }
 
     /// Element formulas against values worked out independently (impedance.py

@@ -438,6 +438,28 @@ fn run_lm<'a>(problem: CnlsProblem<'a>, patience: usize) -> Result<Run<'a>, Anal
     })
 }
 
+/// Most impedance points a fit (and the lin-KK test) accepts: 10 000.
+/// The fit's time is linear in the points but with a large constant (every
+/// one of ~15 Levenberg-Marquardt runs and 300 screened starts evaluates
+/// the whole spectrum): about 0.6 ms per point, so 10 000 points take ~6 s
+/// and the 930 000 rows of issue 16 took minutes. A measured spectrum has
+/// 10-1000 frequencies; vegard records at most
+/// `vegard_recipe::MAX_SWEEP_POINTS` (the same 10 000) per EIS step.
+pub const MAX_FIT_POINTS: usize = 10_000;
+
+/// [`MAX_FIT_POINTS`] as an error that says how to decimate.
+pub(crate) fn check_fit_points(n: usize) -> Result<(), AnalysisError> {
+    if n <= MAX_FIT_POINTS {
+        return Ok(());
+    }
+    Err(AnalysisError::TooMuchData(format!(
+        "{n} impedance points, at most {MAX_FIT_POINTS} can be fitted (a measured spectrum \
+         has 10-1000 frequencies): decimate the spectrum, e.g. keep one point in {}, or \
+         average repeated frequencies",
+        n.div_ceil(MAX_FIT_POINTS)
+    )))
+}
+
 fn validate(
     circuit: &Circuit,
     f_Hz: &[f64],
@@ -451,6 +473,7 @@ fn validate(
             got: Z.len(),
         });
     }
+    check_fit_points(f_Hz.len())?;
     // Too few points is not an input error but a failed fit
     // (`quality::precheck`): the caller gets the reason as a status.
     if f_Hz.is_empty() {

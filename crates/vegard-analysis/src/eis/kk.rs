@@ -86,6 +86,8 @@ pub fn lin_kk_with(
             got: Z.len(),
         });
     }
+    // Each model size solves a least-squares problem over all points.
+    super::fit::check_fit_points(f_Hz.len())?;
     for (i, (&f, &(re, im))) in f_Hz.iter().zip(Z).enumerate() {
         if !(f.is_finite() && f > 0.0 && re.is_finite() && im.is_finite() && re.hypot(im) > 0.0) {
             return Err(AnalysisError::Degenerate(format!(

@@ -28,10 +28,12 @@ mod quality;
 mod series;
 mod structure;
 
-pub use circuit::{C64, Circuit, CircuitElement, ElementKind};
+pub use circuit::{
+    C64, Circuit, CircuitElement, ElementKind, MAX_CIRCUIT_DEPTH, MAX_CIRCUIT_ELEMENTS,
+};
 pub use fit::{
-    DEFAULT_CANDIDATES, DEFAULT_LM_STARTS, EisFit, FitOptions, Weighting, fit_circuit,
-    fit_circuit_with, initial_guess,
+    DEFAULT_CANDIDATES, DEFAULT_LM_STARTS, EisFit, FitOptions, MAX_FIT_POINTS, Weighting,
+    fit_circuit, fit_circuit_with, initial_guess,
 };
 pub use io::{Spectrum, parse_eis_text, read_eis_csv};
 pub use kk::{LinKk, LinKkOptions, lin_kk, lin_kk_with};
