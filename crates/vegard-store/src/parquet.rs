@@ -5,6 +5,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+
+use polars::error::PolarsError;
 use polars::prelude::{
     Column as PlColumn, DataFrame, DataType, ParquetReader, ParquetWriter, SerReader,
 };
@@ -49,13 +54,24 @@ pub fn write_parquet(path: &Path, table: &Table) -> Result<(), StoreError> {
 /// Read a Parquet file with only i64 and f64 columns (what vegard writes)
 /// into a [`Table`]. Nulls and other column types are errors naming the
 /// column, since silently filling them would invent data.
+///
+/// polars-parquet panics on some malformed files instead of returning an
+/// error (0.55: an `expect` in its Thrift metadata decoder, found by the
+/// `parquet` fuzz target); such a panic is caught here and returned as a
+/// [`StoreError::Parquet`] naming the file, so no file can crash vegard.
 pub fn read_parquet(path: &Path) -> Result<Table, StoreError> {
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
     let pl_err = |error| StoreError::Parquet {
         path: path.to_owned(),
         error,
     };
-    let df = ParquetReader::new(file).finish().map_err(pl_err)?;
+    let df = contain_panics(|| ParquetReader::new(file).finish())
+        .unwrap_or_else(|why| {
+            Err(PolarsError::ComputeError(
+                format!("not a readable Parquet file (the Parquet reader failed: {why})").into(),
+            ))
+        })
+        .map_err(pl_err)?;
     let bad = |name: &str, msg: String| StoreError::Parse {
         path: path.to_owned(),
         line: 0,
@@ -84,6 +100,38 @@ pub fn read_parquet(path: &Path) -> Result<Table, StoreError> {
         table.columns.push((name.to_owned(), col));
     }
     Ok(table)
+}
+
+thread_local! {
+    /// Set while [`contain_panics`] runs on this thread: the panic hook then
+    /// stays quiet, because the panic becomes an error.
+    static CONTAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Run `f`, turning a panic inside it into `Err(its message)`. The panic
+/// message is kept off stderr for panics on this thread (the caller reports
+/// the error instead); a panic hook that stays quiet only then is installed,
+/// around the existing one, on first use.
+fn contain_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static QUIET_HOOK: Once = Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINING.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let outer = CONTAINING.with(|c| c.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    CONTAINING.with(|c| c.set(outer));
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned())
+    })
 }
 
 /// One raw stream converted by [`finalize_streams`].
