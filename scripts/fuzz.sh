@@ -2,14 +2,18 @@
 # Fuzz every parser of user and instrument input for a bounded time.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+#   scripts/fuzz.sh --merge [TARGET...]
 #
 # SECONDS_PER_TARGET defaults to 60; no TARGET means all of them (the list
-# is fuzz/Cargo.toml's [[bin]]s). One target runs at a time (libFuzzer,
-# one process), each with libFuzzer's limits: an input taking over 1 s is a
+# is fuzz/Cargo.toml's [[bin]]s). A target also stops after FUZZ_RUNS
+# executions (default 10^7), whichever comes first: the project's bar is
+# "10 minutes or 10^7 executions" (scripts/fuzz.sh 600). One target runs
+# at a time (libFuzzer, one process), each with libFuzzer's limits: an input taking over 1 s is a
 # timeout, an RSS over 1024 MB or a single allocation over 1 GiB an
 # out-of-memory; either, and any panic, is a finding. New inputs go to a
 # scratch corpus (fuzz/work/<target>, kept between runs, not committed);
-# the committed corpus fuzz/corpus/<target> is only read. Findings are
+# the committed corpus fuzz/corpus/<target> is only read; `--merge` adds
+# the scratch inputs that reach new code to it, for CI to replay. Findings are
 # written to fuzz/artifacts/<target>/ and make the exit status 1.
 #
 # Needs the nightly toolchain (rustup toolchain install nightly) and
@@ -21,8 +25,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=${1:-60}
-shift || true
+merge=0
+if [ "${1:-}" = "--merge" ]; then
+    merge=1
+    shift
+    seconds=0
+else
+    seconds=${1:-60}
+    shift || true
+fi
 case $seconds in
 '' | *[!0-9]*)
     echo "usage: $0 [SECONDS_PER_TARGET] [TARGET...]" >&2
@@ -56,6 +67,21 @@ fi
 echo "== building the fuzz targets (cargo +nightly fuzz build -s $sanitizer -a)"
 (cd fuzz && cargo +nightly fuzz build -s "$sanitizer" -a)
 
+if [ "$merge" -eq 1 ]; then
+    # libFuzzer's merge: the inputs of fuzz/work/<target> that reach code
+    # the committed corpus does not are copied into it (named by content
+    # hash); nothing already there is removed.
+    for t in $targets; do
+        [ -d "fuzz/work/$t" ] || continue
+        before=$(find "fuzz/corpus/$t" -type f | wc -l)
+        (cd fuzz && cargo +nightly fuzz run -s "$sanitizer" -a "$t" "corpus/$t" "work/$t" -- \
+            -merge=1 -timeout=1 -rss_limit_mb=1024) >"fuzz/logs/$t.merge.log" 2>&1
+        after=$(find "fuzz/corpus/$t" -type f | wc -l)
+        echo "== $t: corpus $before -> $after files"
+    done
+    exit 0
+fi
+
 mkdir -p fuzz/logs
 summary=$(mktemp)
 trap 'rm -f "$summary"' EXIT
@@ -68,7 +94,7 @@ for t in $targets; do
     echo "== $t: $seconds s (log $log)"
     set +e
     (cd fuzz && cargo +nightly fuzz run -s "$sanitizer" -a "$t" "work/$t" "corpus/$t" -- \
-        -max_total_time="$seconds" -timeout=1 -rss_limit_mb=1024 -malloc_limit_mb=1024 \
+        -max_total_time="$seconds" -runs="${FUZZ_RUNS:-10000000}" -timeout=1 -rss_limit_mb=1024 -malloc_limit_mb=1024 \
         -print_final_stats=1 -artifact_prefix="artifacts/$t/" "${dict[@]}" \
         ${FUZZ_EXTRA_ARGS:-}) >"$log" 2>&1
     rc=$?

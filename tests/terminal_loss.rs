@@ -6,6 +6,7 @@
 //! tmux; "closing the terminal" is closing the master side, after which the
 //! kernel hangs up the terminal and sends SIGHUP, exactly as when an SSH
 //! connection drops.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 #[allow(dead_code)]
 mod common;
@@ -34,8 +35,8 @@ impl Session {
         use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
         // Close-on-exec: a master inherited by any other child process (of
         // this or a parallel test) would keep the terminal from closing.
-        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-            .expect("openpt");
+        let master =
+            openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).expect("openpt");
         grantpt(&master).expect("grantpt");
         unlockpt(&master).expect("unlockpt");
         let slave_path = ptsname(&master, Vec::new())
@@ -129,7 +130,8 @@ impl Session {
         match poll(timeout, || self.child.try_wait().ok().flatten()) {
             Some(s) => s,
             None => {
-                let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let state =
+                    std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 panic!(
@@ -197,7 +199,10 @@ fn assert_finalised_terminal_lost(dir: &Path) {
     assert_eq!(cell_off["ok"], true, "{cell_off}");
     // Finalised: the Parquet tables exist.
     assert!(dir.join("aligned.parquet").is_file(), "not finalised");
-    assert!(dir.join("data/potentiostat.parquet").is_file(), "not finalised");
+    assert!(
+        dir.join("data/potentiostat.parquet").is_file(),
+        "not finalised"
+    );
 }
 
 fn wait_running(out: &Path, s: &Session) -> PathBuf {

@@ -347,13 +347,9 @@ pub async fn run_with_dashboard(
     };
     let view_stopper = stopper.clone();
     let view = async move {
-        let r = vegard_tui::run_dashboard_until(
-            vegard_tui::Mode::Run,
-            dash_rx,
-            Some(cmd_tx),
-            leave,
-        )
-        .await;
+        let r =
+            vegard_tui::run_dashboard_until(vegard_tui::Mode::Run, dash_rx, Some(cmd_tx), leave)
+                .await;
         if let Err(e) = &r
             && view_failed_with_terminal(e)
         {
@@ -375,7 +371,8 @@ pub async fn run_with_dashboard(
 
 /// Whether the dashboard failed because its terminal is gone.
 fn view_failed_with_terminal(e: &vegard_tui::TuiError) -> bool {
-    let gone = matches!(e, vegard_tui::TuiError::Terminal(io) if crate::terminal::is_terminal_gone(io));
+    let gone =
+        matches!(e, vegard_tui::TuiError::Terminal(io) if crate::terminal::is_terminal_gone(io));
     gone || Ttys::detect_initial().hung_up()
 }
 

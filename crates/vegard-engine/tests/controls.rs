@@ -187,7 +187,9 @@ async fn a_stop_while_paused_aborts_safely() {
     let cancel = s.cancel;
     let steer = tokio::spawn(async move {
         wait_for(&mut progress, |p| matches!(p, RunEvent::Paused(true))).await;
-        cancel.send(Some(vegard_engine::StopCause::Requested)).unwrap();
+        cancel
+            .send(Some(vegard_engine::StopCause::Requested))
+            .unwrap();
     });
     let outcome = run(s.req, s.cancel_rx, move |p| {
         let _ = ptx.send(p);

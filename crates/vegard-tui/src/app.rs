@@ -51,7 +51,16 @@ pub enum DashExit {
 /// after the run) while the view is up. Harmless when nothing is to undo or
 /// the terminal is gone.
 pub fn restore_terminal() {
-    ratatui::restore();
+    restore_quietly();
+}
+
+/// `ratatui::restore` and `Terminal`'s drop report failures with
+/// `eprintln!`, which panics when stderr is the terminal that went away
+/// (EIO after a hangup) and, inside a drop, aborts the process before the
+/// run is finalised. Here failures are ignored: there is nobody to tell.
+fn restore_quietly() {
+    let _ = ratatui::try_restore();
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
 }
 
 /// Restores the terminal when dropped, so every exit of [`run_dashboard`]
@@ -61,7 +70,7 @@ struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        ratatui::restore();
+        restore_quietly();
     }
 }
 
@@ -100,7 +109,10 @@ pub async fn run_dashboard_until(
     leave: impl std::future::Future<Output = ()>,
 ) -> Result<DashExit, TuiError> {
     let mut leave = std::pin::pin!(leave);
-    let mut terminal = ratatui::try_init()?;
+    // Never dropped: `Terminal`'s drop shows the cursor and `eprintln!`s a
+    // failure, a panic on a hung-up terminal; the guard restores instead.
+    // What is leaked is one screen buffer, once per view.
+    let mut terminal = std::mem::ManuallyDrop::new(ratatui::try_init()?);
     let _guard = TerminalGuard;
     let (tx, mut rx) = mpsc::unbounded_channel::<AppEvent>();
     let _tasks = Tasks(vec![
