@@ -51,6 +51,7 @@ mod events;
 mod folder;
 mod meta;
 mod parquet;
+mod parquet_footer;
 mod raw;
 pub mod schema;
 mod table;

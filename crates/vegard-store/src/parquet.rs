@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use polars::error::PolarsError;
 use polars::prelude::{
@@ -59,12 +60,22 @@ pub fn write_parquet(path: &Path, table: &Table) -> Result<(), StoreError> {
 /// error (0.55: an `expect` in its Thrift metadata decoder, found by the
 /// `parquet` fuzz target); such a panic is caught here and returned as a
 /// [`StoreError::Parquet`] naming the file, so no file can crash vegard.
+/// It also allocates from counts in the footer before checking them; the
+/// footer is walked first (`parquet_footer`), so those counts are bounded
+/// by the footer's size.
 pub fn read_parquet(path: &Path) -> Result<Table, StoreError> {
-    let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
     let pl_err = |error| StoreError::Parquet {
         path: path.to_owned(),
         error,
     };
+    let mut file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+    crate::parquet_footer::check_file(&mut file)
+        .map_err(|e| StoreError::io(path, e))?
+        .map_err(|why| {
+            pl_err(PolarsError::ComputeError(
+                format!("not a readable Parquet file ({why})").into(),
+            ))
+        })?;
     let df = contain_panics(|| ParquetReader::new(file).finish())
         .unwrap_or_else(|why| {
             Err(PolarsError::ComputeError(
@@ -108,22 +119,43 @@ thread_local! {
     static CONTAINING: Cell<bool> = const { Cell::new(false) };
 }
 
+/// How many [`contain_panics`] calls are running, on any thread. polars
+/// decodes columns on its rayon pool (threads named `polars-N`), and rayon
+/// carries a worker's panic back to the caller, where it is caught; the
+/// message is printed by the hook on the worker, though, which knows
+/// nothing of the caller. While a containment runs, panics on polars'
+/// own threads are kept quiet too (found by the `parquet` fuzz target:
+/// polars-parquet 0.55 panics in its dictionary decoder on a worker).
+static CONTAINING_ANYWHERE: AtomicUsize = AtomicUsize::new(0);
+
+/// A panic on this thread that [`contain_panics`] will turn into an error.
+fn contained_here() -> bool {
+    CONTAINING.with(Cell::get)
+        || (CONTAINING_ANYWHERE.load(Ordering::SeqCst) > 0
+            && std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("polars")))
+}
+
 /// Run `f`, turning a panic inside it into `Err(its message)`. The panic
-/// message is kept off stderr for panics on this thread (the caller reports
-/// the error instead); a panic hook that stays quiet only then is installed,
-/// around the existing one, on first use.
+/// message is kept off stderr for panics on this thread and on polars'
+/// worker threads meanwhile (the caller reports the error instead); a panic
+/// hook that stays quiet only then is installed, around the existing one,
+/// on first use.
 fn contain_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     static QUIET_HOOK: Once = Once::new();
     QUIET_HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !CONTAINING.with(Cell::get) {
+            if !contained_here() {
                 previous(info);
             }
         }));
     });
     let outer = CONTAINING.with(|c| c.replace(true));
+    CONTAINING_ANYWHERE.fetch_add(1, Ordering::SeqCst);
     let result = catch_unwind(AssertUnwindSafe(f));
+    CONTAINING_ANYWHERE.fetch_sub(1, Ordering::SeqCst);
     CONTAINING.with(|c| c.set(outer));
     result.map_err(|payload| {
         payload
