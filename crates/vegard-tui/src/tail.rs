@@ -217,7 +217,7 @@ pub fn read_run_toml(run_dir: &Path) -> Result<RunMeta, TuiError> {
             // read any more or parses now, the store's message stands.
             let located = std::fs::read_to_string(&path).ok().and_then(|text| {
                 let e = toml::from_str::<RunMeta>(&text).err()?;
-                let (line, col) = line_col(&text, e.span()?.start);
+                let (line, col) = vegard_core::limits::line_col(text.as_bytes(), e.span()?.start);
                 Some(TuiError::Toml {
                     path: path.clone(),
                     line,
@@ -262,20 +262,6 @@ fn clip_chars(text: &str, max: usize) -> &str {
         Some((i, _)) => &text[..i],
         None => text,
     }
-}
-
-/// 1-based line and character column of byte `offset` in `text` (clamped
-/// to the text and to a character boundary before it).
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.matches('\n').count() + 1;
-    let col = before[line_start..].chars().count() + 1;
-    (line, col)
 }
 
 /// Clock rows from run.toml's `[alignment]` table as finalisation writes it:
