@@ -426,19 +426,7 @@ impl Walker<'_> {
                 let n = usize::try_from(n).map_err(|_| "a binary too long".to_string())?;
                 self.skip(n)
             }
-            LIST | SET => {
-                let h = self.byte()?;
-                let elem = h & 0x0f;
-                let n = match h >> 4 {
-                    15 => self.varint()?,
-                    short => u64::from(short),
-                };
-                let n = self.count(n)?;
-                for _ in 0..n {
-                    self.value(elem, depth + 1)?;
-                }
-                Ok(())
-            }
+            LIST | SET => self.each_element(&mut |w, elem| w.value(elem, depth + 1)),
             MAP => {
                 let n = self.varint()?;
                 let n = self.count(n)?;
