@@ -1744,8 +1744,10 @@ fn dashboard_in_a_terminal_records_a_marker_and_aborts_with_the_cell_off() {
         (status != "running").then_some(d)
     })
     .unwrap_or_else(|| panic!("run did not end: {}", pty.output()));
+    // run.toml says "aborted" before the folder is final; a q now (the
+    // engine still finalising) leaves as soon as the run has finished.
     pty.keys("q");
-    let status = loop_until(Duration::from_secs(20), || {
+    let status = loop_until(Duration::from_secs(90), || {
         pty.child.try_wait().ok().flatten()
     })
     .unwrap_or_else(|| {

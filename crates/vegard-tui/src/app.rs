@@ -34,7 +34,8 @@ pub enum AppEvent {
 /// How the dashboard ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DashExit {
-    /// The user left: in Watch mode, or after the run had finished.
+    /// The user left: in Watch mode, or after the run had finished (also
+    /// when `q` came while the run was ending and the view waited for it).
     Quit,
     /// Run mode: the user left while the run went on without the dashboard
     /// (answered `n` to "abort the run before leaving?").
@@ -136,7 +137,11 @@ pub async fn run_dashboard_until(
                 state.apply(d);
                 dirty = true;
                 if finished && ui.leave_when_finished {
-                    return Ok(DashExit::Aborted);
+                    return Ok(if ui.abort_sent {
+                        DashExit::Aborted
+                    } else {
+                        DashExit::Quit
+                    });
                 }
             }
             AppEvent::Key(key) => {

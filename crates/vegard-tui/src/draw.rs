@@ -158,6 +158,16 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &DashState, compact: bool) 
                 .add_modifier(Modifier::BOLD),
         ));
     }
+    if state.stopping && state.finished.is_none() {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(
+            " ENDING ",
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
     if let Some((status, _)) = &state.finished {
         let color = if status == "complete" {
             Color::Green

@@ -88,6 +88,9 @@ pub struct UiState {
     /// Set when the user chose "abort, then leave": the loop leaves when the
     /// run reports `Finished`.
     pub leave_when_finished: bool,
+    /// An abort was sent from this view: the run is stopping, so leaving
+    /// needs no second question.
+    pub abort_sent: bool,
 }
 
 /// What a key asks of the loop.
@@ -137,6 +140,7 @@ pub fn handle_key(ui: &mut UiState, state: &DashState, key: KeyEvent) -> KeyOutc
         }
         InputMode::ConfirmAbort => match key.code {
             KeyCode::Char('y' | 'Y') if live => {
+                ui.abort_sent = true;
                 ui.notice = Some("abort sent: the run stops through the safe path".into());
                 KeyOutcome::Command(Command::Abort)
             }
@@ -151,6 +155,7 @@ pub fn handle_key(ui: &mut UiState, state: &DashState, key: KeyEvent) -> KeyOutc
                     return KeyOutcome::Quit;
                 }
                 ui.leave_when_finished = true;
+                ui.abort_sent = true;
                 ui.notice = Some("abort sent: leaving when the run has stopped".into());
                 KeyOutcome::Command(Command::Abort)
             }
@@ -162,10 +167,10 @@ pub fn handle_key(ui: &mut UiState, state: &DashState, key: KeyEvent) -> KeyOutc
         },
         InputMode::Normal => {
             if ctrl_c {
-                return quit(ui, live);
+                return quit(ui, state, live);
             }
             match key.code {
-                KeyCode::Char('q' | 'Q') => quit(ui, live),
+                KeyCode::Char('q' | 'Q') => quit(ui, state, live),
                 KeyCode::Char('?' | 'h') => {
                     ui.help = true;
                     KeyOutcome::Nothing
@@ -216,8 +221,16 @@ pub fn handle_key(ui: &mut UiState, state: &DashState, key: KeyEvent) -> KeyOutc
     }
 }
 
-fn quit(ui: &mut UiState, live: bool) -> KeyOutcome {
-    if live {
+/// `q`: leaves a finished run at once; asks before leaving a running one;
+/// and once the run is ending anyway (an abort sent, the engine stopping or
+/// writing the folder) leaves as soon as it has finished, without asking
+/// whether to abort what is already stopping.
+fn quit(ui: &mut UiState, state: &DashState, live: bool) -> KeyOutcome {
+    if live && (ui.abort_sent || state.stopping) {
+        ui.leave_when_finished = true;
+        ui.notice = Some("the run is ending: leaving once its folder is written".into());
+        KeyOutcome::Nothing
+    } else if live {
         ui.notice = None;
         ui.input = InputMode::ConfirmQuit;
         KeyOutcome::Nothing
@@ -289,6 +302,44 @@ mod tests {
         assert_eq!(out, vec![KeyOutcome::Nothing, KeyOutcome::Nothing]);
         assert_eq!(ui.input, InputMode::Normal);
         assert!(!ui.leave_when_finished);
+    }
+
+    /// A run that is already ending (abort sent here, or the engine
+    /// stopping or writing the folder) is not asked about again: `q` waits
+    /// for `Finished` and leaves.
+    #[test]
+    fn q_while_the_run_is_ending_leaves_when_finished_without_asking() {
+        // Abort sent from the view; the engine has not reported yet.
+        let s = DashState::new(Mode::Run);
+        let mut ui = UiState::default();
+        let out = typed(&mut ui, &s, &[key('a'), key('y'), key('q')]);
+        assert_eq!(out[1], KeyOutcome::Command(Command::Abort));
+        assert_eq!(out[2], KeyOutcome::Nothing);
+        assert_eq!(ui.input, InputMode::Normal);
+        assert!(ui.leave_when_finished);
+
+        // Stopped from elsewhere; the engine is finalising the folder.
+        let mut s = DashState::new(Mode::Run);
+        let mut ui = UiState::default();
+        s.apply(DashEvent::Finalizing);
+        assert_eq!(handle_key(&mut ui, &s, key('q')), KeyOutcome::Nothing);
+        assert_eq!(ui.input, InputMode::Normal);
+        assert!(ui.leave_when_finished && !ui.abort_sent);
+        s.apply(DashEvent::Finished {
+            status: "complete".into(),
+            reason: None,
+        });
+        assert!(!s.stopping);
+        assert_eq!(handle_key(&mut ui, &s, key('q')), KeyOutcome::Quit);
+
+        // Aborting (a device error, a limit): same.
+        let mut s = DashState::new(Mode::Run);
+        let mut ui = UiState::default();
+        s.apply(DashEvent::Aborting {
+            reason: "current limit".into(),
+        });
+        assert_eq!(handle_key(&mut ui, &s, key('q')), KeyOutcome::Nothing);
+        assert!(ui.leave_when_finished);
     }
 
     #[test]

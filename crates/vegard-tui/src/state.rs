@@ -194,6 +194,10 @@ pub struct DashState {
     pub warnings: usize,
     pub errors: usize,
     pub paused: bool,
+    /// The engine said the run is ending (`Aborting`, `Finalizing`): the
+    /// cell is being or has been switched off, and `Finished` follows once
+    /// the run folder is final (alignment and Parquet can take seconds).
+    pub stopping: bool,
     pub finished: Option<(String, Option<String>)>,
     /// Latest experiment time seen in any stream or event, s.
     pub t_latest_s: f64,
@@ -225,6 +229,7 @@ impl DashState {
             warnings: 0,
             errors: 0,
             paused: false,
+            stopping: false,
             finished: None,
             t_latest_s: 0.0,
         }
@@ -361,17 +366,17 @@ impl DashState {
             DashEvent::Paused(p) => self.paused = p,
             DashEvent::Finished { status, reason } => {
                 self.paused = false;
+                self.stopping = false;
                 self.finished = Some((status, reason));
             }
+            DashEvent::Aborting { .. } | DashEvent::Finalizing => self.stopping = true,
             // The engine's reports for the CLI's progress lines: the
             // dashboard draws the same from `Progress` and the recorded data
             // (a marker comes back from events.jsonl as a `Log`).
             DashEvent::Latest { .. }
             | DashEvent::TemperatureWait { .. }
-            | DashEvent::Aborting { .. }
             | DashEvent::PauseRequested(_)
-            | DashEvent::Marker { .. }
-            | DashEvent::Finalizing => {}
+            | DashEvent::Marker { .. } => {}
         }
     }
 
