@@ -16,6 +16,17 @@
 //! read, so every page header of every column chunk is walked too (only
 //! the headers are read), and row, value and page sizes are bounded
 //! ([`MAX_ROWS_PER_GROUP`], [`MAX_PAGE_BYTES`]).
+//!
+//! The walk reads what polars reads. polars' Thrift decoders (the
+//! handwritten footer decoder and the generated page-header one) dispatch
+//! on a field's id and read it as Parquet's schema types it, whatever type
+//! the field header declares; only unknown ids are skipped by their
+//! declared type. A walk that followed the declared types would see a
+//! different structure than the decoder (a row-group list declared a
+//! struct hid a page declaring a 1.7 GB string). So every field polars
+//! knows must carry the type Parquet's schema gives it ([`FILE_METADATA`],
+//! [`PAGE_HEADER`]; a mismatch is refused), and the walk descends by the
+//! schema. Where declared and schema types agree, both readings are one.
 
 /// Largest footer (file metadata) accepted, bytes: 4 MiB. vegard's own
 /// tables have one row group per 512 Ki rows and a few hundred bytes of
@@ -104,10 +115,265 @@ pub(crate) fn check_footer(file: &[u8]) -> Result<(), String> {
     }
     let footer = &file[n - 8 - footer_len..n - 8];
     let mut w = Walker { b: footer, at: 0 };
-    w.value(STRUCT, 0)
+    w.typed(&Ty::Struct(&FILE_METADATA), 0)
         .map_err(|why| format!("malformed footer metadata at its byte {}: {why}", w.at))?;
     Ok(())
 }
+
+/// A field's type in Parquet's Thrift schema, as polars reads it.
+#[derive(Debug, Clone, Copy)]
+enum Ty {
+    Bool,
+    I8,
+    I16,
+    I32,
+    I64,
+    /// `binary` and `string`.
+    Bin,
+    List(&'static Ty),
+    /// A struct or a union (read alike: by field id).
+    Struct(&'static Schema),
+}
+
+impl Ty {
+    /// Whether a field header's or list header's compact type is this.
+    fn declared_as(self, compact: u8) -> bool {
+        match self {
+            Ty::Bool => matches!(compact, BOOL_TRUE | BOOL_FALSE),
+            Ty::I8 => compact == BYTE,
+            Ty::I16 => compact == I16,
+            Ty::I32 => compact == I32,
+            Ty::I64 => compact == I64,
+            Ty::Bin => compact == BINARY,
+            Ty::List(_) => compact == LIST,
+            Ty::Struct(_) => compact == STRUCT,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Ty::Bool => "bool",
+            Ty::I8 => "i8",
+            Ty::I16 => "i16",
+            Ty::I32 => "i32",
+            Ty::I64 => "i64",
+            Ty::Bin => "binary",
+            Ty::List(_) => "list",
+            Ty::Struct(s) => s.name,
+        }
+    }
+}
+
+/// The fields of one Thrift struct that polars reads (by id); others it
+/// skips by their declared type, and so does the walk.
+#[derive(Debug)]
+struct Schema {
+    name: &'static str,
+    fields: &'static [(i16, Ty)],
+}
+
+/// A struct of which polars reads no field (the empty structs of unions).
+const EMPTY: Schema = Schema {
+    name: "empty struct",
+    fields: &[],
+};
+
+/// Parquet's `FileMetaData` as polars-parquet 0.55 decodes it
+/// (`handwritten_thrift/file_metadata_thrift.rs`); field ids and types from
+/// parquet-format's `parquet.thrift`.
+const FILE_METADATA: Schema = Schema {
+    name: "FileMetaData",
+    fields: &[
+        (1, Ty::I32),
+        (2, Ty::List(&Ty::Struct(&SCHEMA_ELEMENT))),
+        (3, Ty::I64),
+        (4, Ty::List(&Ty::Struct(&ROW_GROUP))),
+        (5, Ty::List(&Ty::Struct(&KEY_VALUE))),
+        (6, Ty::Bin),
+        (7, Ty::List(&Ty::Struct(&COLUMN_ORDER))),
+    ],
+};
+
+const SCHEMA_ELEMENT: Schema = Schema {
+    name: "SchemaElement",
+    fields: &[
+        (1, Ty::I32),
+        (2, Ty::I32),
+        (3, Ty::I32),
+        (4, Ty::Bin),
+        (5, Ty::I32),
+        (6, Ty::I32),
+        (7, Ty::I32),
+        (8, Ty::I32),
+        (9, Ty::I32),
+        (10, Ty::Struct(&LOGICAL_TYPE)),
+    ],
+};
+
+const LOGICAL_TYPE: Schema = Schema {
+    name: "LogicalType",
+    fields: &[
+        (1, Ty::Struct(&EMPTY)),
+        (2, Ty::Struct(&EMPTY)),
+        (3, Ty::Struct(&EMPTY)),
+        (4, Ty::Struct(&EMPTY)),
+        (5, Ty::Struct(&DECIMAL_TYPE)),
+        (6, Ty::Struct(&EMPTY)),
+        (7, Ty::Struct(&TIME_TYPE)),
+        (8, Ty::Struct(&TIME_TYPE)),
+        (10, Ty::Struct(&INT_TYPE)),
+        (11, Ty::Struct(&EMPTY)),
+        (12, Ty::Struct(&EMPTY)),
+        (13, Ty::Struct(&EMPTY)),
+        (14, Ty::Struct(&EMPTY)),
+        (15, Ty::Struct(&EMPTY)),
+    ],
+};
+
+const DECIMAL_TYPE: Schema = Schema {
+    name: "DecimalType",
+    fields: &[(1, Ty::I32), (2, Ty::I32)],
+};
+
+/// `TimeType` and `TimestampType` (the same fields).
+const TIME_TYPE: Schema = Schema {
+    name: "TimeType",
+    fields: &[(1, Ty::Bool), (2, Ty::Struct(&TIME_UNIT))],
+};
+
+const TIME_UNIT: Schema = Schema {
+    name: "TimeUnit",
+    fields: &[
+        (1, Ty::Struct(&EMPTY)),
+        (2, Ty::Struct(&EMPTY)),
+        (3, Ty::Struct(&EMPTY)),
+    ],
+};
+
+const INT_TYPE: Schema = Schema {
+    name: "IntType",
+    fields: &[(1, Ty::I8), (2, Ty::Bool)],
+};
+
+const ROW_GROUP: Schema = Schema {
+    name: "RowGroup",
+    fields: &[
+        (1, Ty::List(&Ty::Struct(&COLUMN_CHUNK))),
+        (2, Ty::I64),
+        (3, Ty::I64),
+        (4, Ty::List(&Ty::Struct(&SORTING_COLUMN))),
+        (5, Ty::I64),
+        (6, Ty::I64),
+        (7, Ty::I16),
+    ],
+};
+
+const COLUMN_CHUNK: Schema = Schema {
+    name: "ColumnChunk",
+    fields: &[
+        (1, Ty::Bin),
+        (2, Ty::I64),
+        (3, Ty::Struct(&COLUMN_META_DATA)),
+        (4, Ty::I64),
+        (5, Ty::I32),
+        (6, Ty::I64),
+        (7, Ty::I32),
+    ],
+};
+
+const COLUMN_META_DATA: Schema = Schema {
+    name: "ColumnMetaData",
+    fields: &[
+        (1, Ty::I32),
+        (2, Ty::List(&Ty::I32)),
+        (3, Ty::List(&Ty::Bin)),
+        (4, Ty::I32),
+        (5, Ty::I64),
+        (6, Ty::I64),
+        (7, Ty::I64),
+        (9, Ty::I64),
+        (10, Ty::I64),
+        (11, Ty::I64),
+        (12, Ty::Struct(&STATISTICS)),
+        (14, Ty::I64),
+        (15, Ty::I32),
+    ],
+};
+
+const STATISTICS: Schema = Schema {
+    name: "Statistics",
+    fields: &[
+        (1, Ty::Bin),
+        (2, Ty::Bin),
+        (3, Ty::I64),
+        (4, Ty::I64),
+        (5, Ty::Bin),
+        (6, Ty::Bin),
+        (7, Ty::Bool),
+        (8, Ty::Bool),
+    ],
+};
+
+const KEY_VALUE: Schema = Schema {
+    name: "KeyValue",
+    fields: &[(1, Ty::Bin), (2, Ty::Bin)],
+};
+
+const SORTING_COLUMN: Schema = Schema {
+    name: "SortingColumn",
+    fields: &[(1, Ty::I32), (2, Ty::Bool), (3, Ty::Bool)],
+};
+
+const COLUMN_ORDER: Schema = Schema {
+    name: "ColumnOrder",
+    fields: &[(1, Ty::Struct(&EMPTY)), (2, Ty::Struct(&EMPTY))],
+};
+
+/// Parquet's `PageHeader` as polars-parquet-format 0.1 decodes it
+/// (generated Thrift code, same dispatch by id).
+const PAGE_HEADER: Schema = Schema {
+    name: "PageHeader",
+    fields: &[
+        (1, Ty::I32),
+        (2, Ty::I32),
+        (3, Ty::I32),
+        (4, Ty::I32),
+        (5, Ty::Struct(&DATA_PAGE_HEADER)),
+        (6, Ty::Struct(&EMPTY)),
+        (7, Ty::Struct(&DICTIONARY_PAGE_HEADER)),
+        (8, Ty::Struct(&DATA_PAGE_HEADER_V2)),
+    ],
+};
+
+const DATA_PAGE_HEADER: Schema = Schema {
+    name: "DataPageHeader",
+    fields: &[
+        (1, Ty::I32),
+        (2, Ty::I32),
+        (3, Ty::I32),
+        (4, Ty::I32),
+        (5, Ty::Struct(&STATISTICS)),
+    ],
+};
+
+const DICTIONARY_PAGE_HEADER: Schema = Schema {
+    name: "DictionaryPageHeader",
+    fields: &[(1, Ty::I32), (2, Ty::I32), (3, Ty::Bool)],
+};
+
+const DATA_PAGE_HEADER_V2: Schema = Schema {
+    name: "DataPageHeaderV2",
+    fields: &[
+        (1, Ty::I32),
+        (2, Ty::I32),
+        (3, Ty::I32),
+        (4, Ty::I32),
+        (5, Ty::I32),
+        (6, Ty::I32),
+        (7, Ty::Bool),
+        (8, Ty::Struct(&STATISTICS)),
+    ],
+};
 
 /// Where a column chunk's pages are, bytes from the file's start.
 struct Chunk {
@@ -243,6 +509,9 @@ fn check_pages(
 /// and row counts of its data / dictionary / data-v2 header (5, 7, 8).
 /// Returns the compressed size, the bytes that follow the header.
 fn page_header(w: &mut Walker<'_>) -> Result<u64, String> {
+    // As the decoder reads it (by the schema), then the sizes in it.
+    let mut typed = Walker { b: w.b, at: w.at };
+    typed.typed(&Ty::Struct(&PAGE_HEADER), 0)?;
     let mut compressed = None;
     w.each_field(0, &mut |w, id, ty| match (id, ty) {
         (2 | 3, I16 | I32 | I64) => {
@@ -353,7 +622,8 @@ impl Walker<'_> {
 
     /// The fields of a struct: `f(walker, field_id, type)` reads the
     /// value itself and returns true, or returns false to have it skipped.
-    /// Bool fields carry their value in the header and are not passed on.
+    /// Bool fields carry their value in the header (type 1 or 2) and have
+    /// nothing after it.
     fn each_field(
         &mut self,
         depth: usize,
@@ -374,10 +644,8 @@ impl Walker<'_> {
                 delta => last_id.wrapping_add(i16::from(delta)),
             };
             last_id = id;
-            if matches!(ty, BOOL_TRUE | BOOL_FALSE) {
-                continue;
-            }
-            if !f(self, id, ty)? {
+            // A bool field's value is its header: nothing more to skip.
+            if !f(self, id, ty)? && !matches!(ty, BOOL_TRUE | BOOL_FALSE) {
                 self.value(ty, depth + 1)?;
             }
         }
@@ -406,6 +674,54 @@ impl Walker<'_> {
         match ty {
             I16 | I32 | I64 => Ok(unzigzag(self.varint()?)),
             other => Err(format!("an integer field of Thrift type {other}")),
+        }
+    }
+
+    /// One value read as the schema's `ty` says, as polars reads it: a
+    /// known field must be declared with its schema type, a list's
+    /// elements with the schema's element type (an empty list's element
+    /// type is not looked at, as polars does not); unknown fields are
+    /// skipped by their declared type.
+    fn typed(&mut self, ty: &Ty, depth: usize) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("nested more than {MAX_DEPTH} deep"));
+        }
+        match ty {
+            Ty::Bool => self.skip(1), // only as a list element
+            Ty::I8 => self.skip(1),
+            Ty::I16 | Ty::I32 | Ty::I64 => self.varint().map(|_| ()),
+            Ty::Bin => self.value(BINARY, depth),
+            Ty::List(elem) => {
+                let start = self.at;
+                self.each_element(&mut |w, declared| {
+                    if elem.declared_as(declared) {
+                        w.typed(elem, depth + 1)
+                    } else {
+                        Err(format!(
+                            "a list of Thrift type {declared} where Parquet has a list of {} \
+                             (at byte {start})",
+                            elem.name()
+                        ))
+                    }
+                })
+            }
+            Ty::Struct(schema) => self.each_field(depth, &mut |w, id, declared| {
+                let Some((_, want)) = schema.fields.iter().find(|(k, _)| *k == id) else {
+                    return Ok(false);
+                };
+                if !want.declared_as(declared) {
+                    return Err(format!(
+                        "field {id} of {} declared with Thrift type {declared}, \
+                         where Parquet's schema has {}",
+                        schema.name,
+                        want.name()
+                    ));
+                }
+                if !matches!(want, Ty::Bool) {
+                    w.typed(want, depth + 1)?;
+                }
+                Ok(true)
+            }),
         }
     }
 
@@ -475,17 +791,86 @@ mod tests {
     }
 
     #[test]
-    fn well_formed_structs_lists_and_maps_pass() {
-        // {1: i32 7, 2: list<binary> ["ab", ""], 3: true, 4: map<i32,i64>{1: 2}, 5: struct {}}
+    fn fields_polars_does_not_know_are_skipped_by_their_declared_type() {
+        // FileMetaData fields 8..12 (polars reads none of them):
+        // {8: i32 7, 9: list<binary> ["ab", ""], 10: true, 11: map<i32,i64>{1: 2}, 12: struct {}}
         let footer = [
-            0x15, 0x0e, // field 1, i32, zigzag 7
-            0x19, 0x28, 0x02, b'a', b'b', 0x00, // field 2, list of 2 binaries
-            0x11, // field 3, bool true
-            0x1b, 0x01, 0x56, 0x02, 0x04, // field 4, map of 1 (i32 -> i64)
-            0x1c, 0x00, // field 5, empty struct
+            0x85, 0x0e, // field 8, i32, zigzag 7
+            0x19, 0x28, 0x02, b'a', b'b', 0x00, // field 9, list of 2 binaries
+            0x11, // field 10, bool true
+            0x1b, 0x01, 0x56, 0x02, 0x04, // field 11, map of 1 (i32 -> i64)
+            0x1c, 0x00, // field 12, empty struct
             0x00, // stop
         ];
         check_footer(&file_with_footer(&footer)).unwrap();
+    }
+
+    #[test]
+    fn known_fields_must_have_the_type_parquets_schema_gives_them() {
+        // FileMetaData {1: i32 1, 2: list<SchemaElement> [{4: "t"}], 3: i64 0,
+        // 4: list<RowGroup> []}: well typed.
+        let good = [
+            0x15, 0x02, // 1: version
+            0x19, 0x1c, 0x48, 0x01, b't', 0x00, // 2: [SchemaElement {4: "t"}]
+            0x16, 0x00, // 3: num_rows
+            0x19, 0x0c, // 4: [] (an empty list of structs)
+            0x00,
+        ];
+        check_footer(&file_with_footer(&good)).unwrap();
+
+        // Field 1 (version, i32) declared a binary.
+        let err = check_footer(&file_with_footer(&[0x18, 0x01, b'x', 0x00])).unwrap_err();
+        assert!(
+            err.contains("field 1 of FileMetaData declared with Thrift type 8")
+                && err.contains("has i32"),
+            "{err}"
+        );
+
+        // Field 4 (row groups) declared a struct: polars reads a list there.
+        let err = check_footer(&file_with_footer(&[0x4c, 0x00, 0x00])).unwrap_err();
+        assert!(err.contains("field 4 of FileMetaData"), "{err}");
+
+        // A list of row groups whose elements are declared i32.
+        let err = check_footer(&file_with_footer(&[0x49, 0x15, 0x02, 0x00])).unwrap_err();
+        assert!(
+            err.contains("a list of Thrift type 5 where Parquet has a list of RowGroup"),
+            "{err}"
+        );
+
+        // A SchemaElement's name (binary) declared i32, one level down.
+        let err =
+            check_footer(&file_with_footer(&[0x29, 0x1c, 0x45, 0x02, 0x00, 0x00])).unwrap_err();
+        assert!(err.contains("field 4 of SchemaElement"), "{err}");
+    }
+
+    #[test]
+    fn page_headers_are_read_by_the_schema_too() {
+        // PageHeader {1: 2 (dictionary), 2: 10, 3: 10, 7: {1: 3, 2: 0, 3: true}}.
+        let good = [
+            0x15, 0x04, 0x15, 0x14, 0x15, 0x14, 0x4c, 0x15, 0x06, 0x15, 0x00, 0x11, 0x00, 0x00,
+        ];
+        let mut w = Walker { b: &good, at: 0 };
+        assert_eq!(page_header(&mut w).unwrap(), 10);
+        assert_eq!(w.at, good.len());
+
+        // The dictionary header's is_sorted (bool) declared i32: polars'
+        // generated reader would take a byte of what follows as the bool.
+        let bad = [
+            0x15, 0x04, 0x15, 0x14, 0x15, 0x14, 0x4c, 0x15, 0x06, 0x15, 0x00, 0x15, 0x02, 0x00,
+            0x00,
+        ];
+        let err = page_header(&mut Walker { b: &bad, at: 0 }).unwrap_err();
+        assert!(
+            err.contains("field 3 of DictionaryPageHeader") && err.contains("has bool"),
+            "{err}"
+        );
+
+        // The compressed size (i32) declared a binary of 1.7 GB.
+        let bad = [
+            0x15, 0x04, 0x15, 0x14, 0x18, 0x80, 0x80, 0x80, 0xb0, 0x06, 0x00,
+        ];
+        let err = page_header(&mut Walker { b: &bad, at: 0 }).unwrap_err();
+        assert!(err.contains("field 3 of PageHeader"), "{err}");
     }
 
     #[test]

@@ -30,6 +30,14 @@ const PAGE_HEADER_STRING: &[u8] = include_bytes!(
     "../../../fuzz/regressions/parquet/polars-page-header-string-1.7GB-allocation.parquet"
 );
 
+/// The footer's fields carry Thrift types other than Parquet's schema
+/// gives them; polars reads known fields by id as the schema types them,
+/// and so reached a page header declaring a 1.7 GB string that a walk by
+/// the declared types never saw.
+const MISTYPED_FOOTER: &[u8] = include_bytes!(
+    "../../../fuzz/regressions/parquet/polars-mistyped-footer-field-1.7GB-allocation.parquet"
+);
+
 fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vegard-store-pq-{}", std::process::id()));
     if let Err(e) = std::fs::create_dir_all(&dir) {
@@ -106,21 +114,76 @@ fn a_footer_declaring_more_row_groups_than_bytes_is_an_error_naming_it() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// The error of reading `bytes` as a Parquet file: it must be one naming
+/// the file.
+fn parquet_error(name: &str, bytes: &[u8]) -> String {
+    let path = scratch_file(name, bytes);
+    let msg = match read_parquet(&path) {
+        Err(e @ StoreError::Parquet { .. }) => e.to_string(),
+        other => panic!("{name}: expected a Parquet error, got {other:?}"),
+    };
+    assert!(
+        msg.starts_with(&path.display().to_string()),
+        "{name}: {msg}"
+    );
+    let _ = std::fs::remove_file(&path);
+    msg
+}
+
+#[test]
+fn a_fuzzed_page_header_string_of_1_7_gb_is_an_error_naming_the_file() {
+    // Its footer is mistyped too, which is what is refused first now.
+    let msg = parquet_error("page-header.parquet", PAGE_HEADER_STRING);
+    assert!(msg.contains("malformed"), "{msg}");
+}
+
+#[test]
+fn a_footer_field_whose_type_differs_from_parquets_schema_is_refused() {
+    for _ in 0..3 {
+        // Several times: polars decoded its columns in parallel, and this
+        // file failed only on some runs before the walk refused it.
+        let msg = parquet_error("mistyped-footer.parquet", MISTYPED_FOOTER);
+        assert!(
+            msg.contains("malformed footer metadata")
+                && msg.contains("declared with Thrift type")
+                && msg.contains("where Parquet's schema has"),
+            "{msg}"
+        );
+    }
+}
+
+/// A table vegard wrote, with the first page header's compressed size
+/// (field 3, right after the page type and uncompressed size) made as
+/// large as its varint's bytes allow: the page then runs past its column
+/// chunk (or past the page bound), which the page walk refuses before
+/// polars reads the page.
 #[test]
 fn a_page_header_declaring_more_bytes_than_its_chunk_is_an_error_naming_it() {
-    let path = scratch_file("page-header.parquet", PAGE_HEADER_STRING);
-    match read_parquet(&path) {
-        Err(e @ StoreError::Parquet { .. }) => {
-            let msg = e.to_string();
-            assert!(
-                msg.starts_with(&path.display().to_string())
-                    && msg.contains("malformed page header at byte"),
-                "{msg}"
-            );
-        }
-        other => panic!("expected a Parquet error, got {other:?}"),
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/golden/demo-run/data/potentiostat.parquet");
+    let mut bytes = std::fs::read(&golden).unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+    // PAR1, then the first page header: 0x15 type, 0x15 uncompressed, 0x15 compressed.
+    let varint_end =
+        |b: &[u8], at: usize| at + b[at..].iter().position(|x| x & 0x80 == 0).unwrap() + 1;
+    assert_eq!(bytes[4], 0x15, "page header field 1 (i32 page type)");
+    let at = varint_end(&bytes, 5);
+    assert_eq!(
+        bytes[at], 0x15,
+        "page header field 2 (i32 uncompressed size)"
+    );
+    let at = varint_end(&bytes, at + 1);
+    assert_eq!(bytes[at], 0x15, "page header field 3 (i32 compressed size)");
+    let end = varint_end(&bytes, at + 1);
+    for b in &mut bytes[at + 1..end - 1] {
+        *b = 0xfe; // zigzag: large and positive
     }
-    let _ = std::fs::remove_file(&path);
+    bytes[end - 1] = 0x7e;
+    let msg = parquet_error("page-header-size.parquet", &bytes);
+    assert!(
+        msg.contains("malformed page header at byte 4")
+            || msg.contains("a page running past its column chunk"),
+        "{msg}"
+    );
 }
 
 #[test]
