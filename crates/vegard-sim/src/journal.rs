@@ -4,6 +4,14 @@
 //! with true time) and the truth log (the true instant of every trigger edge
 //! and of every sample an emulator emitted). Drivers never see either; tests
 //! and the engine's known-answer checks compare the recorded data with them.
+//!
+//! Both are bounded, so that a bench serving an hours-long run does not
+//! grow without end (25 bytes per deflection sample made a day at 1 kS/s
+//! 2 GB): the line log keeps the latest [`MAX_LINES`] lines, and each
+//! sample log keeps every sample up to [`MAX_SAMPLES_KEPT`], then thins
+//! itself to every 2nd, 4th, ... sample in the order emitted (a kept entry
+//! is still the exact truth of its sample; [`TruthLog::deflection_stride`]
+//! says how many samples each kept one stands for).
 
 use serde::Serialize;
 use std::sync::{Mutex, MutexGuard};
@@ -40,13 +48,30 @@ pub struct LogEntry {
     pub t_true_s: f64,
 }
 
+/// Most wire lines the journal keeps (the latest; ~100 bytes each).
+pub const MAX_LINES: usize = 100_000;
+
+/// Most sample truths kept per instrument before the log thins itself to
+/// every other one (24 bytes each: 48 MB at most per instrument).
+pub const MAX_SAMPLES_KEPT: usize = 1 << 21;
+
 /// True instants of everything the instruments timed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TruthLog {
     /// Rising edges on the trigger line, s.
     pub triggers_s: Vec<f64>,
+    /// The potentiostat's samples, every [`TruthLog::potentiostat_stride`]-th
+    /// in the order emitted.
     pub potentiostat: Vec<SampleTruth>,
+    /// The digitizer's samples, every [`TruthLog::deflection_stride`]-th.
     pub deflection: Vec<SampleTruth>,
+    /// 1 while every potentiostat sample is kept; 2^k after k thinnings.
+    pub potentiostat_stride: u64,
+    /// 1 while every deflection sample is kept; 2^k after k thinnings.
+    pub deflection_stride: u64,
+    /// Wire lines dropped from the start of the line log (beyond
+    /// [`MAX_LINES`]).
+    pub lines_dropped: u64,
     /// Every EIS point the potentiostat reported, with the noiseless
     /// impedance of the model it was drawn from (the known answer).
     pub impedance: Vec<ImpedanceTruth>,
@@ -89,12 +114,65 @@ impl SampleTruth {
     pub const NO_TRIGGER: usize = usize::MAX;
 }
 
+/// A log of at most `cap` entries that keeps every `stride`-th one pushed:
+/// when full it drops every other entry it holds and doubles the stride,
+/// so what it keeps stays evenly spread over everything pushed.
+#[derive(Debug)]
+struct Thinned<T> {
+    kept: Vec<T>,
+    cap: usize,
+    stride: u64,
+    pushed: u64,
+}
+
+impl<T> Thinned<T> {
+    fn new(cap: usize) -> Self {
+        Thinned {
+            kept: Vec::new(),
+            cap: cap.max(2),
+            stride: 1,
+            pushed: 0,
+        }
+    }
+
+    fn push(&mut self, v: T) {
+        if self.pushed.is_multiple_of(self.stride) {
+            if self.kept.len() >= self.cap {
+                let mut i = 0;
+                self.kept.retain(|_| {
+                    i += 1;
+                    i % 2 == 1
+                });
+                self.stride *= 2;
+            }
+            // After thinning, this push may be off the new grid.
+            if self.pushed.is_multiple_of(self.stride) {
+                self.kept.push(v);
+            }
+        }
+        self.pushed += 1;
+    }
+}
+
+impl<T> Default for Thinned<T> {
+    fn default() -> Self {
+        Thinned::new(MAX_SAMPLES_KEPT)
+    }
+}
+
+/// The latest [`MAX_LINES`] wire lines and how many were dropped before.
+#[derive(Debug, Default)]
+struct Lines {
+    kept: std::collections::VecDeque<LogEntry>,
+    dropped: u64,
+}
+
 /// Lines and sample instants, appended by the emulator threads.
 #[derive(Debug, Default)]
 pub(crate) struct Journal {
-    lines: Mutex<Vec<LogEntry>>,
-    potentiostat: Mutex<Vec<SampleTruth>>,
-    deflection: Mutex<Vec<SampleTruth>>,
+    lines: Mutex<Lines>,
+    potentiostat: Mutex<Thinned<SampleTruth>>,
+    deflection: Mutex<Thinned<SampleTruth>>,
     impedance: Mutex<Vec<ImpedanceTruth>>,
 }
 
@@ -107,7 +185,12 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Journal {
     pub(crate) fn line(&self, device: Device, direction: Direction, line: String, t_true_s: f64) {
-        lock(&self.lines).push(LogEntry {
+        let mut lines = lock(&self.lines);
+        if lines.kept.len() >= MAX_LINES {
+            lines.kept.pop_front();
+            lines.dropped += 1;
+        }
+        lines.kept.push_back(LogEntry {
             device,
             direction,
             line,
@@ -130,20 +213,32 @@ impl Journal {
     }
 
     pub(crate) fn lines(&self) -> Vec<LogEntry> {
-        lock(&self.lines).clone()
+        lock(&self.lines).kept.iter().cloned().collect()
     }
 
+    /// Among the kept lines (the latest [`MAX_LINES`]).
     pub(crate) fn received(&self, device: Device, needle: &str) -> bool {
-        lock(&self.lines).iter().any(|e| {
+        lock(&self.lines).kept.iter().any(|e| {
             e.device == device && e.direction == Direction::Received && e.line.contains(needle)
         })
     }
 
     pub(crate) fn truth(&self, triggers_s: Vec<f64>) -> TruthLog {
+        let (potentiostat, potentiostat_stride) = {
+            let p = lock(&self.potentiostat);
+            (p.kept.clone(), p.stride)
+        };
+        let (deflection, deflection_stride) = {
+            let d = lock(&self.deflection);
+            (d.kept.clone(), d.stride)
+        };
         TruthLog {
             triggers_s,
-            potentiostat: lock(&self.potentiostat).clone(),
-            deflection: lock(&self.deflection).clone(),
+            potentiostat,
+            deflection,
+            potentiostat_stride,
+            deflection_stride,
+            lines_dropped: lock(&self.lines).dropped,
             impedance: lock(&self.impedance).clone(),
         }
     }
@@ -164,5 +259,45 @@ impl std::fmt::Display for LogEntry {
             Direction::Sent => "->",
         };
         write!(f, "[{:>10.3} s] {dev} {arrow} {}", self.t_true_s, self.line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_sample_log_thins_to_an_even_grid_of_exact_entries() {
+        let mut t = Thinned::new(8);
+        for i in 0..100u64 {
+            t.push(i);
+        }
+        // 100 pushes into 8 slots: stride 16, entries 0, 16, ..., 96.
+        assert_eq!(t.stride, 16);
+        assert_eq!(t.kept, vec![0, 16, 32, 48, 64, 80, 96]);
+        assert!(t.kept.len() <= 8);
+        let mut small = Thinned::new(8);
+        for i in 0..8u64 {
+            small.push(i);
+        }
+        assert_eq!((small.stride, small.kept.len()), (1, 8), "nothing thinned");
+    }
+
+    #[test]
+    fn the_line_log_keeps_the_latest_lines() {
+        let j = Journal::default();
+        for i in 0..(MAX_LINES + 5) {
+            j.line(
+                Device::Deflection,
+                Direction::Received,
+                format!("L{i}"),
+                0.0,
+            );
+        }
+        let lines = j.lines();
+        assert_eq!(lines.len(), MAX_LINES);
+        assert_eq!(lines[0].line, "L5");
+        assert!(j.received(Device::Deflection, &format!("L{}", MAX_LINES + 4)));
+        assert_eq!(j.truth(Vec::new()).lines_dropped, 5);
     }
 }
