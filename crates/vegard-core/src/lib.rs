@@ -6,11 +6,14 @@
 //! crate must agree on, and the one event type a run is reported in
 //! ([`RunEvent`]: engine -> CLI and dashboard, run folder -> dashboard),
 //! and the limits on configuration text checked before parsing
-//! (`limits`). No I/O lives here.
+//! (`limits`), and the documented limits of the deflection digitizer that
+//! its driver, emulator and recipe validation share (`keysight_34465a`).
+//! No I/O lives here.
 
 pub mod constants;
 pub mod event;
 pub mod format;
+pub mod keysight_34465a;
 pub mod limits;
 pub mod time;
 

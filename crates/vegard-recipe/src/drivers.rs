@@ -78,7 +78,16 @@ pub enum DriverLimits {
         /// every sample to the host, s.
         min_sample_interval_s: f64,
     },
-    Deflection,
+    Deflection {
+        /// Model name used in messages (`34465A`).
+        model: &'static str,
+        /// Shortest and longest timer-paced sample interval, s.
+        sample_interval_s: [f64; 2],
+        /// Most readings one trigger may take (`SAMP:COUN`).
+        max_sample_count: u64,
+        /// Why the shortest interval is what it is, for messages.
+        rate_hint: &'static str,
+    },
     LockIn {
         /// Model name used in messages (`SR860`).
         model: &'static str,
@@ -117,7 +126,7 @@ impl DriverSpec {
     pub fn role(&self) -> Role {
         match self.limits {
             DriverLimits::Potentiostat { .. } => Role::Potentiostat,
-            DriverLimits::Deflection => Role::Deflection,
+            DriverLimits::Deflection { .. } => Role::Deflection,
             DriverLimits::LockIn { .. } => Role::LockIn,
             DriverLimits::TemperatureStage { .. } => Role::TemperatureStage,
         }
@@ -156,7 +165,17 @@ pub static DRIVERS: [DriverSpec; 4] = [
         transport: Transport::Tcp,
         resources: "TCPIP::<host>::<port>::SOCKET",
         description: "SCPI DMM as externally triggered digitizer (Keysight 34465A family) over LAN",
-        limits: DriverLimits::Deflection,
+        // The meter's documented limits, shared with the driver and the
+        // emulator (vegard_core::keysight_34465a).
+        limits: DriverLimits::Deflection {
+            model: "34465A",
+            sample_interval_s: [
+                vegard_core::keysight_34465a::SAMPLE_TIMER_MIN_S,
+                vegard_core::keysight_34465a::SAMPLE_TIMER_MAX_S,
+            ],
+            max_sample_count: vegard_core::keysight_34465a::SAMPLE_COUNT_MAX,
+            rate_hint: "50 kSa/s with the DIG option",
+        },
     },
     DriverSpec {
         name: "sr860",

@@ -174,6 +174,17 @@ pub fn validate_with_bench(
         ));
     }
 
+    if let (Some(interval_s), Some(spec)) = (
+        recipe.run.deflection_sample_interval_s,
+        driver(Role::Deflection, &bench.instruments.deflection.driver),
+    ) && let Err(why) = deflection_interval_on(&spec.limits, interval_s)
+    {
+        return Err(doc.err(
+            &[Seg::Key("run"), Seg::Key("deflection_sample_interval_s")],
+            why,
+        ));
+    }
+
     let on_bench = BenchStepChecker {
         doc: &doc,
         bench,
@@ -1174,6 +1185,30 @@ impl StepChecker<'_, '_, '_> {
     }
 }
 
+/// `Err(message)` when the digitizer cannot sample every `interval_s`
+/// (timer-paced): the same bounds its driver and the emulator apply, so
+/// validate refuses what configure would.
+fn deflection_interval_on(limits: &DriverLimits, interval_s: f64) -> Result<(), String> {
+    let DriverLimits::Deflection {
+        model,
+        sample_interval_s: [min_s, max_s],
+        rate_hint,
+        ..
+    } = *limits
+    else {
+        return Ok(());
+    };
+    if interval_s >= min_s * (1.0 - 1e-9) && interval_s <= max_s {
+        return Ok(());
+    }
+    Err(format!(
+        "sample interval {} s is outside what the {model} can do: {} s to {} s ({rate_hint})",
+        num(interval_s),
+        num(min_s),
+        num(max_s)
+    ))
+}
+
 /// One instrument's driver/resource pair: the driver is in the table for
 /// its role, and the resource (already parsed when the file was read) is
 /// `sim` or of the transport the driver speaks. Returns the driver's limits.
@@ -1213,7 +1248,7 @@ pub(crate) fn validate_bench(bench: &mut BenchConfig, doc: &Doc<'_>) -> Result<(
     let pot = &bench.instruments.potentiostat;
     let defl = &bench.instruments.deflection;
     check_instrument(doc, Role::Potentiostat, &pot.driver, &pot.resource)?;
-    check_instrument(doc, Role::Deflection, &defl.driver, &defl.resource)?;
+    let defl_limits = check_instrument(doc, Role::Deflection, &defl.driver, &defl.resource)?;
 
     let p = |key| {
         [
@@ -1269,6 +1304,9 @@ pub(crate) fn validate_bench(bench: &mut BenchConfig, doc: &Doc<'_>) -> Result<(
         MAX_SAMPLE_INTERVAL_S,
         SAMPLE_WHY,
     )?;
+    if let Err(why) = deflection_interval_on(&defl_limits, defl.sample_interval_s) {
+        return Err(doc.err(&d("sample_interval_s"), why));
+    }
     c.positive(&d("range_V"), defl.range_V)?;
     c.require(
         &d("max_samples"),
@@ -1276,6 +1314,19 @@ pub(crate) fn validate_bench(bench: &mut BenchConfig, doc: &Doc<'_>) -> Result<(
         ">= 1",
         &defl.max_samples.to_string(),
     )?;
+    if let DriverLimits::Deflection {
+        model,
+        max_sample_count,
+        ..
+    } = defl_limits
+    {
+        c.require(
+            &d("max_samples"),
+            defl.max_samples <= max_sample_count,
+            &format!("<= {max_sample_count} (the {model}'s largest sample count)"),
+            &defl.max_samples.to_string(),
+        )?;
+    }
     c.positive(&d("invols_nm_per_V"), defl.invols_nm_per_V)?;
     c.positive(&d("spring_constant_N_per_m"), defl.spring_constant_N_per_m)?;
     c.duration(

@@ -934,3 +934,19 @@ fn potentiostat_sampling_limits_apply_to_lsv_and_esm() {
     assert_eq!(line, 5);
     assert!(msg.contains("current_range_max_A = 0.001 A"), "{msg}");
 }
+
+/// The bench's digitizer interval and sample count within the 34465A's
+/// documented limits (shared with the scpi-dmm driver and the emulator).
+#[test]
+fn the_digitizer_interval_and_count_are_within_the_meters_limits() {
+    let (line, col, msg) = err("sample_interval_s = 0.001", "sample_interval_s = 1e-5");
+    assert_eq!((line, col), (12, 1), "{msg}");
+    assert!(msg.contains("34465A") && msg.contains("50 kSa/s"), "{msg}");
+    let (line, _, msg) = err(
+        "sample_interval_s = 0.001",
+        "sample_interval_s = 0.001\nmax_samples = 2000000",
+    );
+    assert_eq!(line, 13, "{msg}");
+    assert!(msg.contains("<= 1000000"), "{msg}");
+    assert!(parse_bench(&BENCH.replacen("0.001", "2e-5", 1), "bench.toml").is_ok());
+}

@@ -1317,3 +1317,39 @@ fn shipped_recipes_have_the_durations_their_headers_state() {
         assert!((got - want).abs() < 1e-9, "{setpoints:?}");
     }
 }
+
+/// The digitizer's interval is checked against the 34465A's documented
+/// limits (20 us, 50 kSa/s, to 3600 s), the same the driver and the
+/// emulator apply: what validates, configures.
+#[test]
+fn a_deflection_interval_the_digitizer_cannot_do_is_refused_at_the_run_key() {
+    let b = bench(&[]);
+    for (interval, ok) in [
+        ("1e-5", false),
+        ("1.9e-5", false),
+        ("2e-5", true),
+        ("2.5e-5", true),
+        ("3600.0", true),
+    ] {
+        // A 1 s rest: 55 000 samples at 20 us, within the buffer.
+        let text = format!(
+            "{}[[step]]\nkind = \"ocp\"\nduration_s = 1.0\nsample_interval_s = 0.01\n",
+            HEAD.replacen(
+                "[run]\n",
+                &format!("[run]\ndeflection_sample_interval_s = {interval}\n"),
+                1,
+            )
+        );
+        match (bench_err(&text, &b), ok) {
+            (Ok(()), true) => {}
+            (Err((line, col, msg)), false) => {
+                assert_eq!((line, col), (2, 1), "{msg}");
+                assert!(
+                    msg.contains("34465A") && msg.contains("2e-5 s") && msg.contains("50 kSa/s"),
+                    "{msg}"
+                );
+            }
+            (r, _) => panic!("{interval}: {r:?}"),
+        }
+    }
+}

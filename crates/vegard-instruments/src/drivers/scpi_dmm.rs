@@ -13,15 +13,10 @@ use crate::device::{BoxFut, DeflectionProbe, DigitizerSetup, DigitizerTrigger};
 use crate::error::{Fault, InstrumentError};
 use crate::scpi::{ScpiClient, decode_real64, scpi_number};
 use crate::transport::lan_address;
+use vegard_core::keysight_34465a;
 use vegard_recipe::Resource;
 
 const ROLE: &str = "dmm";
-/// Aperture as a fraction of the sample period: the rest is left for the
-/// meter's per-reading overhead, so timer-paced sampling keeps its period.
-const APERTURE_FRACTION: f64 = 0.8;
-/// The 34465A's aperture limits, s.
-const APERTURE_MIN_S: f64 = 1e-5;
-const APERTURE_MAX_S: f64 = 1.0;
 
 /// A SCPI DMM on a TCP socket.
 pub struct ScpiDmm {
@@ -115,6 +110,7 @@ fn configure_commands(setup: &DigitizerSetup, max_samples: u64) -> Result<Vec<St
             "sample_interval_s = {interval} must be > 0"
         )));
     }
+    let max_samples = max_samples.min(keysight_34465a::SAMPLE_COUNT_MAX);
     if setup.count == 0 || setup.count > max_samples {
         return Err(Fault::InvalidSetting(format!(
             "sample count {} outside 1..={max_samples} (max_samples)",
@@ -127,16 +123,16 @@ fn configure_commands(setup: &DigitizerSetup, max_samples: u64) -> Result<Vec<St
             setup.range_V
         )));
     }
-    let aperture_s = (APERTURE_FRACTION * interval).min(APERTURE_MAX_S);
-    if aperture_s < APERTURE_MIN_S {
-        return Err(Fault::InvalidSetting(format!(
-            "sample_interval_s = {interval} is too short: the aperture ({aperture_s} s) would be below {APERTURE_MIN_S} s"
-        )));
-    }
+    // The limits vegard validate checks too (vegard_core::keysight_34465a).
+    let aperture_s = keysight_34465a::aperture_for_interval_s(interval)
+        .map_err(|why| Fault::InvalidSetting(format!("sample_interval_s = {interval} s: {why}")))?;
     let mut cmds = vec![
         "*CLS".to_string(),
         format!("CONF:VOLT:DC {}", scpi_number(setup.range_V)),
         format!("VOLT:DC:APER {}", scpi_number(aperture_s)),
+        // Auto-zero off: a reading then takes its aperture, which fits the
+        // sample period (on, the zero reading doubles it).
+        "VOLT:DC:ZERO:AUTO OFF".to_string(),
     ];
     match setup.trigger {
         DigitizerTrigger::External => {
@@ -195,6 +191,7 @@ mod tests {
                 "*CLS",
                 "CONF:VOLT:DC 10",
                 "VOLT:DC:APER 0.008",
+                "VOLT:DC:ZERO:AUTO OFF",
                 "TRIG:SOUR EXT",
                 "TRIG:SLOP POS",
                 "TRIG:DEL 0",
@@ -230,6 +227,11 @@ mod tests {
             },
             DigitizerSetup {
                 sample_interval_s: 1e-6,
+                ..ok
+            },
+            // Below 20 us (50 kSa/s): the meter cannot.
+            DigitizerSetup {
+                sample_interval_s: 19e-6,
                 ..ok
             },
             DigitizerSetup { count: 0, ..ok },

@@ -104,7 +104,7 @@ async fn session_transcript_configure_arm_fetch_abort() {
     dmm.abort().await.unwrap();
     drop(dmm);
     let received = peer.await.unwrap().unwrap();
-    assert_eq!(received.len(), 27);
+    assert_eq!(received.len(), 29);
     assert_eq!(received.last().unwrap(), "ABOR");
 }
 

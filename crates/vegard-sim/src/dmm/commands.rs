@@ -27,13 +27,14 @@ use scpi_contrib::{
     ieee488_stb, ieee488_tst, ieee488_wai,
 };
 
-/// Shortest `SAMP:TIM`, s (the 34465A's digitizing limit, 50 kSa/s).
-const MIN_SAMPLE_TIME_S: f64 = 2e-5;
-/// `VOLT:APER` limits with the DIG option and default, s; 2 us steps.
-const APERTURE_MIN_S: f64 = 2e-5;
-const APERTURE_MAX_S: f64 = 1.0;
+// `VOLT:APER` and `SAMP:TIM` limits with the DIG option, shared with the
+// driver and recipe validation.
+use vegard_core::keysight_34465a::{
+    APERTURE_MAX_S, APERTURE_MIN_S, APERTURE_STEP_S, SAMPLE_TIMER_MAX_S,
+    SAMPLE_TIMER_MIN_S as MIN_SAMPLE_TIME_S, SAMPLE_TIMER_STEP_S,
+};
+/// `VOLT:APER DEF` and after `*RST`, s.
 const APERTURE_DEFAULT_S: f64 = 0.1;
-const APERTURE_STEP_S: f64 = 2e-6;
 /// Most pretrigger readings without the MEM option.
 const MAX_PRETRIGGER: u64 = 49_999;
 /// Longest text `DISP:TEXT` shows.
@@ -963,14 +964,19 @@ impl Command<Session> for SampTimerCommand {
         let mut dmm = s.lock();
         let v = match numeric_token(tok)? {
             Numeric::Min => dmm.cfg.min_interval_s(),
-            Numeric::Max => MAX_TIME_S,
+            Numeric::Max => SAMPLE_TIMER_MAX_S,
             Numeric::Def => 1.0,
-            Numeric::Value(v) if v.is_finite() && (MIN_SAMPLE_TIME_S..=MAX_TIME_S).contains(&v) => {
+            Numeric::Value(v)
+                if v.is_finite() && (MIN_SAMPLE_TIME_S..=SAMPLE_TIMER_MAX_S).contains(&v) =>
+            {
                 v
             }
             Numeric::Value(_) => return Err(ErrorCode::DataOutOfRange.into()),
         };
-        dmm.cfg.samp_tim_s = ((v * 1e6).round() / 1e6).max(MIN_SAMPLE_TIME_S);
+        // On the timer's grid (steps per second, an exact integer, so the
+        // division gives the nearest double of a whole number of steps).
+        let steps_per_s = SAMPLE_TIMER_STEP_S.recip().round();
+        dmm.cfg.samp_tim_s = ((v * steps_per_s).round() / steps_per_s).max(MIN_SAMPLE_TIME_S);
         Ok(())
     }
     fn query(
@@ -983,7 +989,7 @@ impl Command<Session> for SampTimerCommand {
         let dmm = s.lock();
         let (now, min) = (dmm.cfg.samp_tim_s, dmm.cfg.min_interval_s());
         drop(dmm);
-        let v = query_value(&mut params, now, min, MAX_TIME_S, 1.0)?;
+        let v = query_value(&mut params, now, min, SAMPLE_TIMER_MAX_S, 1.0)?;
         reply(r, &format_setting(v))
     }
 }

@@ -35,9 +35,8 @@ const WAIT_POLL: Duration = Duration::from_millis(2);
 const STREAM_JITTER: u64 = 0x444d_4d00_0000_0001;
 /// Reading memory of the meter; when full the oldest reading is overwritten.
 pub(crate) const MEMORY_READINGS: usize = 1_000_000;
-/// Largest `SAMP:COUN` (the reading memory: a larger burst would overwrite
-/// its own first readings).
-pub(crate) const MAX_SAMPLE_COUNT: u64 = 1_000_000;
+/// Largest `SAMP:COUN` (shared with the driver and recipe validation).
+pub(crate) const MAX_SAMPLE_COUNT: u64 = vegard_core::keysight_34465a::SAMPLE_COUNT_MAX;
 /// Largest finite `TRIG:COUN` of the 34465A.
 pub(crate) const MAX_TRIGGER_COUNT: u64 = 1_000_000_000;
 /// Depth of the SCPI error queue; a further error replaces the last entry
