@@ -195,7 +195,12 @@ pub async fn cmd_run(
     let clock_untrusted = analysis_errors
         .iter()
         .any(|i| i.kind == vegard_pipeline::IssueKind::Clock);
-    if clock_untrusted {
+    if let Some(why) = &outcome.bench_overrun {
+        let _ = writeln!(
+            std::io::stderr(),
+            "WARNING: {why}; results that depend on the recorded data are withheld"
+        );
+    } else if clock_untrusted {
         let _ = writeln!(
             std::io::stderr(),
             "WARNING: the run's time alignment is not trustworthy (clock drift beyond ±{} ppm: \
@@ -208,7 +213,8 @@ pub async fn cmd_run(
 
 /// The exit status of a run that ended (README, exit status): 4 when
 /// something that drives or heats the sample was not confirmed off, 5 when
-/// recorded but its time alignment is untrusted, 0 complete, 1 complete but
+/// recorded but its time alignment is untrusted (or the virtual bench fell
+/// behind: every segment untrusted), 0 complete, 1 complete but
 /// not finalised, 3 aborted or failed.
 fn exit_status(outcome: &vegard_engine::RunOutcome) -> u8 {
     let clock_untrusted = outcome.summary.as_ref().is_some_and(|s| {

@@ -30,6 +30,9 @@ pub fn emulator_resources(vb: &VirtualBench) -> Resources {
         lockin: Some(vb.lockin_resource()),
         temperature: Some(vb.temperature_resource()),
         time_acceleration: vb.speed(),
+        bench_health: Some(vegard_engine::BenchHealth(std::sync::Arc::new(
+            vb.overrun_probe(),
+        ))),
     }
 }
 

@@ -82,6 +82,29 @@ pub struct Resources {
     /// Experiment seconds per wall second: 1 on real instruments, the
     /// virtual bench's time acceleration on it.
     pub time_acceleration: f64,
+    /// The virtual bench's word on whether it kept up (`None` on real
+    /// instruments): asked once recording is over, before finalising.
+    pub bench_health: Option<BenchHealth>,
+}
+
+/// Asks whoever served the instruments whether the data can be trusted:
+/// `Some(why)` when it cannot (the virtual bench fell behind and answered
+/// from stale model state). A run is then finalised with every segment
+/// untrusted, so no number derived from the deflection is reported as a
+/// result (`run.toml` `bench_overrun`).
+#[derive(Clone)]
+pub struct BenchHealth(pub Arc<dyn Fn() -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for BenchHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BenchHealth(..)")
+    }
+}
+
+impl PartialEq for BenchHealth {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.0), Arc::as_ptr(&other.0))
+    }
 }
 
 impl Resources {
@@ -136,6 +159,7 @@ impl Resources {
                 })
                 .transpose()?,
             time_acceleration: virtual_bench.map_or(1.0, |v| v.time_acceleration),
+            bench_health: virtual_bench.and_then(|v| v.bench_health.clone()),
         })
     }
 }
@@ -162,6 +186,8 @@ pub struct RunOutcome {
     /// and `"heater off not confirmed: ..."`. Empty when both confirmed (or were unused).
     pub unconfirmed_off: Vec<String>,
     pub finalize_error: Option<EngineError>,
+    /// The virtual bench fell behind (run.toml `bench_overrun`): why.
+    pub bench_overrun: Option<String>,
 }
 
 /// Switches the cell off exactly once, on drop if nobody did it explicitly.
@@ -338,6 +364,7 @@ pub async fn run(
         steps: Vec::new(),
         data_issues: Vec::new(),
         import: None,
+        bench_overrun: None,
     };
     writer.write_meta(&meta)?;
     let mut events = writer.events()?;
@@ -727,6 +754,12 @@ pub async fn run(
         clock.now_ns(),
         json!({"status": status.to_string(), "reason": reason}),
     );
+    // Before finalising: a bench that fell behind served values that are
+    // not the model's, and finalisation must withhold what derives from them.
+    if let Some(why) = req.resources.bench_health.as_ref().and_then(|h| (h.0)()) {
+        let _ = events.append("bench_overrun", clock.now_ns(), json!({"reason": why}));
+        meta.bench_overrun = Some(why);
+    }
     meta.status = status;
     meta.reason = reason.clone();
     let meta_written = writer.write_meta(&meta);
@@ -747,6 +780,7 @@ pub async fn run(
         cell_off_error: off.err(),
         unconfirmed_off,
         finalize_error,
+        bench_overrun: meta.bench_overrun.clone(),
     })
 }
 

@@ -47,6 +47,9 @@ async fn digitizer_alignment_error_is_below_one_sample_period() {
         lockin: Some(vb.lockin_resource()),
         temperature: Some(vb.temperature_resource()),
         time_acceleration: vb.speed(),
+        bench_health: Some(vegard_engine::BenchHealth(std::sync::Arc::new(
+            vb.overrun_probe(),
+        ))),
     };
     let req = RunRequest {
         recipe: parse_recipe(RECIPE, "alignment.toml").unwrap(),

@@ -56,6 +56,9 @@ fn setup(name: &str) -> Setup {
         lockin: Some(vb.lockin_resource()),
         temperature: Some(vb.temperature_resource()),
         time_acceleration: vb.speed(),
+        bench_health: Some(vegard_engine::BenchHealth(std::sync::Arc::new(
+            vb.overrun_probe(),
+        ))),
     };
     let resources = Resources::resolve(&bench.instruments, Some(&emulators)).unwrap();
     let req = RunRequest {

@@ -48,6 +48,25 @@ pub fn untrusted_segments(segments: &[vegard_store::SegmentAlignment]) -> Untrus
         .collect()
 }
 
+/// [`untrusted_segments`], and every segment when the virtual bench fell
+/// behind while recording (run.toml `bench_overrun`): what it served then
+/// was not the model's, so nothing derived from it is a result.
+pub fn untrusted_for_run(
+    segments: &[vegard_store::SegmentAlignment],
+    bench_overrun: Option<&str>,
+) -> UntrustedSegments {
+    let mut untrusted = untrusted_segments(segments);
+    if let Some(why) = bench_overrun {
+        for s in segments {
+            untrusted
+                .entry(s.segment)
+                .and_modify(|w| *w = format!("{why}; {w}"))
+                .or_insert_with(|| why.to_string());
+        }
+    }
+    untrusted
+}
+
 /// The first untrusted segment among the rows `idx` of the aligned table,
 /// with why.
 fn untrusted_among<'u>(
@@ -290,7 +309,7 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
     let untrusted = meta
         .alignment
         .as_ref()
-        .map(|a| untrusted_segments(&a.segments))
+        .map(|a| untrusted_for_run(&a.segments, meta.bench_overrun.as_deref()))
         .unwrap_or_default();
     let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &c_dl_for, &untrusted);
     // What `vegard run` printed at finalisation comes back here, so the

@@ -16,7 +16,7 @@ use vegard_store::schema::{
 };
 use vegard_store::{AnalysisSummary, RunAlignment, RunStatus, SegmentAlignment, Table};
 
-use crate::analyze::{CvStepAnalysis, UntrustedSegments, analyze_aligned, untrusted_segments};
+use crate::analyze::{CvStepAnalysis, UntrustedSegments, analyze_aligned, untrusted_for_run};
 use crate::products::{
     AlignedView, TemperatureTrace, eis_table, esm_table, label_columns, step_records,
 };
@@ -316,7 +316,7 @@ pub fn finalize_run(
     // Segments whose fitted drift no oscillator has: marked in
     // `[alignment]` (their note), and nothing derived from their time
     // alignment is reported (the issue stands in its place).
-    let untrusted = untrusted_segments(&alignment);
+    let untrusted = untrusted_for_run(&alignment, meta.bench_overrun.as_deref());
     for seg in alignment.iter_mut() {
         if let Some(why) = untrusted.get(&seg.segment) {
             seg.note = Some(match seg.note.take() {

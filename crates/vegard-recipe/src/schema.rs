@@ -905,4 +905,13 @@ pub struct SimFaults {
     /// Which `FREQ` commands are late: every n-th one sent to the lock-in
     /// (1st, 2nd, ... counted over the whole run). Absent: every one.
     pub lockin_switch_delay_every: Option<u32>,
+    /// The digitizer takes no readings for `digitizer_stall_s` simulated
+    /// seconds from this many simulated seconds after an acquisition's
+    /// trigger, then catches up: the virtual bench falling behind, as its
+    /// emulator threads do when the host cannot serve the `--speed`.
+    pub digitizer_stall_after_s: Option<f64>,
+    /// How long the stall lasts, simulated seconds (0: none). Beyond the
+    /// model's 60 s of history the readings it catches up on are stale,
+    /// and the run is flagged (run.toml `bench_overrun`).
+    pub digitizer_stall_s: f64,
 }

@@ -1560,6 +1560,22 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
             "a lock-in reply timeout's bound",
         )?;
     }
+    if let Some(t_s) = faults.digitizer_stall_after_s {
+        c.duration(
+            &at("faults", "digitizer_stall_after_s"),
+            t_s,
+            true,
+            MAX_SIM_FAULT_AFTER_S,
+            "longer than any run",
+        )?;
+    }
+    c.duration(
+        &at("faults", "digitizer_stall_s"),
+        faults.digitizer_stall_s,
+        true,
+        MAX_SIM_FAULT_AFTER_S,
+        "longer than any run",
+    )?;
     if let Some(n) = faults.lockin_switch_delay_every {
         c.require(
             &at("faults", "lockin_switch_delay_every"),

@@ -152,6 +152,26 @@ impl VirtualBench {
         lock(&self.shared.world).cell_is_on()
     }
 
+    /// Why the data the bench served is not the model's, if it is not: it
+    /// fell so far behind (emulator threads starved of CPU at a high
+    /// `--speed`) that instants were asked for after they had left the
+    /// model's history. `None` while it kept up.
+    pub fn overrun(&self) -> Option<String> {
+        let stale = lock(&self.shared.world).stale;
+        (stale.count > 0).then(|| overrun_message(self.speed(), &stale))
+    }
+
+    /// A handle on [`VirtualBench::overrun`] that outlives the borrow (the
+    /// engine asks at the end of a run, the CLI owns the bench).
+    pub fn overrun_probe(&self) -> impl Fn() -> Option<String> + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        let speed = self.speed();
+        move || {
+            let stale = lock(&shared.world).stale;
+            (stale.count > 0).then(|| overrun_message(speed, &stale))
+        }
+    }
+
     /// True instants of the trigger edges and of every emitted sample.
     pub fn truth_log(&self) -> TruthLog {
         let triggers_s = lock(&self.shared.world).trigger.rising_s.clone();
@@ -196,6 +216,8 @@ fn validate_faults(p: &SimParams) -> Result<(), SimError> {
         ),
         ("faults.current_spike_after_s", f.current_spike_after_s),
         ("faults.lockin_switch_delay_s", f.lockin_switch_delay_s),
+        ("faults.digitizer_stall_after_s", f.digitizer_stall_after_s),
+        ("faults.digitizer_stall_s", Some(f.digitizer_stall_s)),
     ] {
         if let Some(v) = v
             && !(v.is_finite() && v >= 0.0)
@@ -219,6 +241,19 @@ fn validate_faults(p: &SimParams) -> Result<(), SimError> {
         });
     }
     Ok(())
+}
+
+/// What [`VirtualBench::overrun`] says.
+fn overrun_message(speed: f64, stale: &crate::world::StaleReads) -> String {
+    format!(
+        "the virtual bench could not keep up at {speed}x: {} readings were taken up to \
+         {:.1} s of experiment time late, beyond the {} s of model history it keeps \
+         (first at t = {:.1} s), so their values are not the model's; run at a lower --speed",
+        stale.count,
+        stale.worst_lag_s,
+        crate::world::HISTORY_S,
+        stale.first_t_true_s
+    )
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use vegard_recipe::SimParams;
 const CHUNK_S: f64 = 2e-3;
 /// How much true time of history is kept. Emulators read at most a few
 /// wall-clock ticks into the past; this is a wide margin.
-const HISTORY_S: f64 = 60.0;
+pub(crate) const HISTORY_S: f64 = 60.0;
 /// Solver sub-steps per period of the external sine (at most): backward
 /// Euler then lags the sine by `pi / 400` rad = 0.45 deg at any frequency;
 /// below ~2.5 Hz the solver's own 1 ms cap is the tighter one.
@@ -275,6 +275,20 @@ pub(crate) struct World {
     program: Program,
     history: VecDeque<(f64, CellState)>,
     pub trigger: TriggerLine,
+    /// Instants asked for after they left the history: the bench fell
+    /// behind (an emulator thread starved at a high `--speed`), and what it
+    /// answered for them is not the model's.
+    pub stale: StaleReads,
+}
+
+/// Reads of the cell state older than the history (see [`World::stale`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StaleReads {
+    pub count: u64,
+    /// True instant of the first stale read, s.
+    pub first_t_true_s: f64,
+    /// Largest distance behind the integrated time, true s.
+    pub worst_lag_s: f64,
 }
 
 impl World {
@@ -298,6 +312,7 @@ impl World {
             tau_s: 0.0,
             program: Program::OpenCircuit,
             history,
+            stale: StaleReads::default(),
             trigger: TriggerLine::default(),
         })
     }
@@ -413,6 +428,34 @@ impl World {
             }
             (_, Some(&(_, s))) | (Some(&(_, s)), None) => s,
             (None, None) => self.electrode.state(),
+        }
+    }
+
+    /// [`World::state_at`] for a sample an instrument records (a potentiostat
+    /// sample): an instant older than the history is counted in
+    /// [`World::stale`], as the bench fell behind. Reads that only keep a
+    /// filter fed (the idle lock-in catching up) use `state_at`.
+    pub(crate) fn recorded_state_at(&mut self, t_true_s: f64) -> CellState {
+        self.note_if_stale(t_true_s);
+        self.state_at(t_true_s)
+    }
+
+    /// [`World::deflection_volts_at`] for a digitizer reading (see
+    /// [`World::recorded_state_at`]).
+    pub(crate) fn recorded_deflection_volts_at(&mut self, t_true_s: f64) -> f64 {
+        self.note_if_stale(t_true_s);
+        self.deflection_volts_at(t_true_s)
+    }
+
+    fn note_if_stale(&mut self, t_true_s: f64) {
+        if let Some(&(t_oldest, _)) = self.history.front()
+            && t_true_s < t_oldest - 1e-9
+        {
+            if self.stale.count == 0 {
+                self.stale.first_t_true_s = t_true_s;
+            }
+            self.stale.count += 1;
+            self.stale.worst_lag_s = self.stale.worst_lag_s.max(self.tau_s - t_true_s);
         }
     }
 
@@ -601,6 +644,26 @@ mod tests {
         // Asking for a later instant integrates up to it.
         let _ = w.state_at(0.25);
         assert!((w.tau_s - 0.25).abs() < 1e-12);
+    }
+
+    /// Instants that already left the history are counted as stale (the
+    /// bench fell behind); instants inside it are not.
+    #[test]
+    fn reads_older_than_the_history_are_counted_as_stale() {
+        let p = SimParams::default();
+        let mut w = World::new(&p, BenchClock::start(1.0)).unwrap();
+        w.program = Program::Hold { E_V: 0.3 };
+        w.advance_to(HISTORY_S + 40.0);
+        let _ = w.recorded_state_at(50.0);
+        let _ = w.recorded_deflection_volts_at(HISTORY_S + 39.0);
+        // A read that only feeds a filter is not a recorded sample.
+        let _ = w.deflection_volts_at(5.0);
+        assert_eq!(w.stale, StaleReads::default(), "inside the history");
+        let _ = w.recorded_state_at(10.0);
+        let _ = w.recorded_deflection_volts_at(20.0);
+        assert_eq!(w.stale.count, 2);
+        assert_eq!(w.stale.first_t_true_s, 10.0);
+        assert!((w.stale.worst_lag_s - (HISTORY_S + 30.0)).abs() < 1e-9);
     }
 
     #[test]

@@ -92,6 +92,12 @@ pub struct RunMeta {
     /// metadata. Absent for runs vegard recorded itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import: Option<ImportProvenance>,
+    /// Why the virtual bench's data is not the model's (it fell behind at
+    /// a high `--speed`), when it is not. Finalisation and `vegard analyze`
+    /// then treat every segment as untrusted: no kappa is reported, the
+    /// reason stands in its place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bench_overrun: Option<String>,
 }
 
 /// run.toml `[import]`: provenance of a run assembled from other software's

@@ -249,6 +249,11 @@ pub(crate) struct Dmm {
     sre: u8,
     pub(crate) display_on: bool,
     pub(crate) display_text: String,
+    /// Injected fault `faults.digitizer_stall_*`: (seconds after a
+    /// trigger, length), true s; once per bench.
+    stall: Option<(f64, f64)>,
+    /// True-time window of the stall once it has begun.
+    stall_window: Option<(f64, f64)>,
 }
 
 impl Dmm {
@@ -273,6 +278,12 @@ impl Dmm {
             sre: 0,
             display_on: true,
             display_text: String::new(),
+            stall: params
+                .faults
+                .digitizer_stall_after_s
+                .filter(|_| params.faults.digitizer_stall_s > 0.0)
+                .map(|after_s| (after_s, params.faults.digitizer_stall_s)),
+            stall_window: None,
         })
     }
 
@@ -430,6 +441,20 @@ impl Dmm {
     /// on the bench tick.
     pub(crate) fn update(&mut self) {
         let now = self.shared.clock.now_s();
+        // Injected stall: the readings stay due and are taken late, from
+        // whatever the model still holds for their instants.
+        if let (Some((after_s, length_s)), None, Acquisition::Sampling(s)) =
+            (self.stall, self.stall_window, &self.acquisition)
+            && now >= s.trigger_true_s + after_s
+        {
+            self.stall_window = Some((now, now + length_s));
+        }
+        if self
+            .stall_window
+            .is_some_and(|(from, until)| now >= from && now < until)
+        {
+            return;
+        }
         let shared = self.shared.clone();
         let mut world = lock(&shared.world);
         loop {
@@ -514,7 +539,7 @@ impl Dmm {
                             self.acquisition = Acquisition::Sampling(s);
                             return;
                         }
-                        let volts = world.deflection_volts_at(t);
+                        let volts = world.recorded_deflection_volts_at(t);
                         let reading = self.ranged(volts);
                         if self.readings.len() >= MEMORY_READINGS {
                             self.readings.pop_front();

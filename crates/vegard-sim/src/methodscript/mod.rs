@@ -848,7 +848,7 @@ impl Executor {
             let t_dev_s = (k + 1) as f64 * interval_s;
             let t_k = self.clock.event_true_s(t0, t_dev_s);
             self.wait_for_sample(t_k, faults)?;
-            let state = lock(&self.shared.world).state_at(t_k);
+            let state = lock(&self.shared.world).recorded_state_at(t_k);
             let E_set_V = match kind {
                 LoopKind::Cv { wave, .. } => wave.potential_V(t_dev_s),
                 LoopKind::Lsv { wave, .. } => wave.potential_V(t_dev_s),
@@ -953,7 +953,7 @@ impl Executor {
                 };
                 let t_s = self.clock.event_true_s(t0, t_start_dev + t_sample) + late_s;
                 self.wait_for_sample(t_s, faults)?;
-                let state = lock(&self.shared.world).state_at(t_s);
+                let state = lock(&self.shared.world).recorded_state_at(t_s);
                 let noise_A = self.current_noise.map_or(0.0, |d| d.sample(&mut self.rng));
                 currents_A[i] = state.I_A + noise_A + faults.spike_A(t_s, &self.faults);
             }
@@ -1055,7 +1055,7 @@ impl Executor {
             t_dev_s += vegard_recipe::eis_point_duration_s(f_Hz);
             let t_k = self.clock.event_true_s(t0, t_dev_s);
             self.wait_for_sample(t_k, faults)?;
-            let T_K = lock(&self.shared.world).state_at(t_k).T_K;
+            let T_K = lock(&self.shared.world).recorded_state_at(t_k).T_K;
             let mut p = self.params.clone();
             p.cell.T_K = T_K;
             let z = SmallSignal::new(&p, E_dc_V).impedance_ohm(f_Hz);
