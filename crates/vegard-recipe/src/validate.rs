@@ -1522,32 +1522,29 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
     }
 
     let faults = &sim.faults;
-    if let Some(t_s) = faults.potentiostat_error_after_s {
-        c.duration(
-            &at("faults", "potentiostat_error_after_s"),
-            t_s,
-            true,
-            MAX_SIM_FAULT_AFTER_S,
-            "longer than any run",
-        )?;
-    }
-    if let Some(t_s) = faults.current_spike_after_s {
-        c.duration(
-            &at("faults", "current_spike_after_s"),
-            t_s,
-            true,
-            MAX_SIM_FAULT_AFTER_S,
-            "longer than any run",
-        )?;
-    }
-    if let Some(t_s) = faults.potentiostat_silent_after_s {
-        c.duration(
-            &at("faults", "potentiostat_silent_after_s"),
-            t_s,
-            true,
-            MAX_SIM_FAULT_AFTER_S,
-            "longer than any run",
-        )?;
+    // Instants into a loop or acquisition, and the stall's length.
+    for (key, t_s) in [
+        (
+            "potentiostat_error_after_s",
+            faults.potentiostat_error_after_s,
+        ),
+        ("current_spike_after_s", faults.current_spike_after_s),
+        (
+            "potentiostat_silent_after_s",
+            faults.potentiostat_silent_after_s,
+        ),
+        ("digitizer_stall_after_s", faults.digitizer_stall_after_s),
+        ("digitizer_stall_s", Some(faults.digitizer_stall_s)),
+    ] {
+        if let Some(t_s) = t_s {
+            c.duration(
+                &at("faults", key),
+                t_s,
+                true,
+                MAX_SIM_FAULT_AFTER_S,
+                "longer than any run",
+            )?;
+        }
     }
     c.finite(&at("faults", "current_spike_A"), faults.current_spike_A)?;
     if let Some(t_s) = faults.lockin_switch_delay_s {
@@ -1560,22 +1557,6 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
             "a lock-in reply timeout's bound",
         )?;
     }
-    if let Some(t_s) = faults.digitizer_stall_after_s {
-        c.duration(
-            &at("faults", "digitizer_stall_after_s"),
-            t_s,
-            true,
-            MAX_SIM_FAULT_AFTER_S,
-            "longer than any run",
-        )?;
-    }
-    c.duration(
-        &at("faults", "digitizer_stall_s"),
-        faults.digitizer_stall_s,
-        true,
-        MAX_SIM_FAULT_AFTER_S,
-        "longer than any run",
-    )?;
     if let Some(n) = faults.lockin_switch_delay_every {
         c.require(
             &at("faults", "lockin_switch_delay_every"),

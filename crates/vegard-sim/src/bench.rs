@@ -157,8 +157,7 @@ impl VirtualBench {
     /// `--speed`) that instants were asked for after they had left the
     /// model's history. `None` while it kept up.
     pub fn overrun(&self) -> Option<String> {
-        let stale = lock(&self.shared.world).stale;
-        (stale.count > 0).then(|| overrun_message(self.speed(), &stale))
+        self.overrun_probe()()
     }
 
     /// A handle on [`VirtualBench::overrun`] that outlives the borrow (the

@@ -50,25 +50,30 @@ fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// The error of reading `bytes` as a Parquet file: it must be one naming
+/// the file.
+fn parquet_error(name: &str, bytes: &[u8]) -> String {
+    let path = scratch_file(name, bytes);
+    let msg = match read_parquet(&path) {
+        Err(e @ StoreError::Parquet { .. }) => e.to_string(),
+        other => panic!("{name}: expected a Parquet error, got {other:?}"),
+    };
+    assert!(
+        msg.starts_with(&path.display().to_string()),
+        "{name}: {msg}"
+    );
+    let _ = std::fs::remove_file(&path);
+    msg
+}
+
 #[test]
 fn a_file_polars_panics_on_is_an_error_naming_it() {
-    let path = scratch_file("thrift-bool.parquet", THRIFT_BOOL_FIELD);
     for _ in 0..2 {
         // Twice: the first call installs the quiet panic hook, the second
         // must behave the same.
-        match read_parquet(&path) {
-            Err(e @ StoreError::Parquet { .. }) => {
-                let msg = e.to_string();
-                assert!(
-                    msg.starts_with(&path.display().to_string())
-                        && msg.contains("not a readable Parquet file"),
-                    "{msg}"
-                );
-            }
-            other => panic!("expected a Parquet error, got {other:?}"),
-        }
+        let msg = parquet_error("thrift-bool.parquet", THRIFT_BOOL_FIELD);
+        assert!(msg.contains("not a readable Parquet file"), "{msg}");
     }
-    let _ = std::fs::remove_file(&path);
 }
 
 #[test]
@@ -84,50 +89,15 @@ fn panics_elsewhere_still_panic() {
 
 #[test]
 fn a_file_polars_panics_on_in_a_worker_thread_is_an_error_naming_it() {
-    let path = scratch_file("dictionary-worker.parquet", DICTIONARY_IN_WORKER);
     // Columns decode in parallel: the panic or another column's Thrift
     // error may come first, either is an error naming the file.
-    match read_parquet(&path) {
-        Err(e @ StoreError::Parquet { .. }) => {
-            let msg = e.to_string();
-            assert!(msg.starts_with(&path.display().to_string()), "{msg}");
-        }
-        other => panic!("expected a Parquet error, got {other:?}"),
-    }
-    let _ = std::fs::remove_file(&path);
+    parquet_error("dictionary-worker.parquet", DICTIONARY_IN_WORKER);
 }
 
 #[test]
 fn a_footer_declaring_more_row_groups_than_bytes_is_an_error_naming_it() {
-    let path = scratch_file("row-group-count.parquet", ROW_GROUP_COUNT);
-    match read_parquet(&path) {
-        Err(e @ StoreError::Parquet { .. }) => {
-            let msg = e.to_string();
-            assert!(
-                msg.starts_with(&path.display().to_string())
-                    && msg.contains("malformed footer metadata"),
-                "{msg}"
-            );
-        }
-        other => panic!("expected a Parquet error, got {other:?}"),
-    }
-    let _ = std::fs::remove_file(&path);
-}
-
-/// The error of reading `bytes` as a Parquet file: it must be one naming
-/// the file.
-fn parquet_error(name: &str, bytes: &[u8]) -> String {
-    let path = scratch_file(name, bytes);
-    let msg = match read_parquet(&path) {
-        Err(e @ StoreError::Parquet { .. }) => e.to_string(),
-        other => panic!("{name}: expected a Parquet error, got {other:?}"),
-    };
-    assert!(
-        msg.starts_with(&path.display().to_string()),
-        "{name}: {msg}"
-    );
-    let _ = std::fs::remove_file(&path);
-    msg
+    let msg = parquet_error("row-group-count.parquet", ROW_GROUP_COUNT);
+    assert!(msg.contains("malformed footer metadata"), "{msg}");
 }
 
 #[test]

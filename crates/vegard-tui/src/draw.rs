@@ -148,25 +148,22 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &DashState, compact: bool) 
     if !compact && state.speed != 1.0 {
         spans.push(Span::raw(format!(" · ×{}", state.speed)));
     }
-    if state.paused {
+    // A state badge: black bold text on `color`, after a space.
+    let mut badge = |text: String, color: Color| {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(
-            " PAUSED ",
+            format!(" {text} "),
             Style::new()
                 .fg(Color::Black)
-                .bg(Color::Yellow)
+                .bg(color)
                 .add_modifier(Modifier::BOLD),
         ));
+    };
+    if state.paused {
+        badge("PAUSED".into(), Color::Yellow);
     }
     if state.stopping && state.finished.is_none() {
-        spans.push(Span::raw(" "));
-        spans.push(Span::styled(
-            " ENDING ",
-            Style::new()
-                .fg(Color::Black)
-                .bg(Color::Cyan)
-                .add_modifier(Modifier::BOLD),
-        ));
+        badge("ENDING".into(), Color::Cyan);
     }
     if let Some((status, _)) = &state.finished {
         let color = if status == "complete" {
@@ -174,14 +171,7 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &DashState, compact: bool) 
         } else {
             Color::Red
         };
-        spans.push(Span::raw(" "));
-        spans.push(Span::styled(
-            format!(" {} ", status.to_uppercase()),
-            Style::new()
-                .fg(Color::Black)
-                .bg(color)
-                .add_modifier(Modifier::BOLD),
-        ));
+        badge(status.to_uppercase(), color);
     }
     if !compact && let Some(dir) = &state.run_dir {
         let name = dir

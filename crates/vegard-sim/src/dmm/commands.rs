@@ -30,8 +30,8 @@ use scpi_contrib::{
 // `VOLT:APER` and `SAMP:TIM` limits with the DIG option, shared with the
 // driver and recipe validation.
 use vegard_core::keysight_34465a::{
-    APERTURE_MAX_S, APERTURE_MIN_S, APERTURE_STEP_S, SAMPLE_TIMER_MAX_S,
-    SAMPLE_TIMER_MIN_S as MIN_SAMPLE_TIME_S, SAMPLE_TIMER_STEP_S,
+    APERTURE_MAX_S, APERTURE_MIN_S, APERTURE_STEP_S, SAMPLE_TIMER_MAX_S, SAMPLE_TIMER_MIN_S,
+    SAMPLE_TIMER_STEP_S,
 };
 /// `VOLT:APER DEF` and after `*RST`, s.
 const APERTURE_DEFAULT_S: f64 = 0.1;
@@ -967,7 +967,7 @@ impl Command<Session> for SampTimerCommand {
             Numeric::Max => SAMPLE_TIMER_MAX_S,
             Numeric::Def => 1.0,
             Numeric::Value(v)
-                if v.is_finite() && (MIN_SAMPLE_TIME_S..=SAMPLE_TIMER_MAX_S).contains(&v) =>
+                if v.is_finite() && (SAMPLE_TIMER_MIN_S..=SAMPLE_TIMER_MAX_S).contains(&v) =>
             {
                 v
             }
@@ -976,7 +976,7 @@ impl Command<Session> for SampTimerCommand {
         // On the timer's grid (steps per second, an exact integer, so the
         // division gives the nearest double of a whole number of steps).
         let steps_per_s = SAMPLE_TIMER_STEP_S.recip().round();
-        dmm.cfg.samp_tim_s = ((v * steps_per_s).round() / steps_per_s).max(MIN_SAMPLE_TIME_S);
+        dmm.cfg.samp_tim_s = ((v * steps_per_s).round() / steps_per_s).max(SAMPLE_TIMER_MIN_S);
         Ok(())
     }
     fn query(
