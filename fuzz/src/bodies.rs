@@ -88,7 +88,19 @@ fn plan_and_scripts(recipe: &Recipe, pot: &PotentiostatConfig) {
         let _ = vegard_recipe::step_label(&p);
         if let Some(technique) = Technique::from_step(&p.step, pot) {
             let _ = technique.sample_interval_s();
-            let _ = build_script(&technique, &frame);
+            // The digitizer's blocks and the sync edge they need, as the
+            // engine works them out (the default bench's digitizer).
+            let sync = sim_bench().and_then(|b| {
+                let d = &b.instruments.deflection;
+                let interval_s = recipe
+                    .run
+                    .deflection_sample_interval_s
+                    .unwrap_or(d.sample_interval_s);
+                vegard_recipe::deflection_acquisition(&p.step, interval_s, d.max_samples)
+                    .ok()
+                    .and_then(|a| a.sync_every_samples())
+            });
+            let _ = build_script(&technique, &frame, sync);
         }
     }
 }
@@ -479,6 +491,7 @@ async fn scpi_session(which: u8, replies: Vec<Vec<u8>>) {
                     .configure(DigitizerSetup {
                         sample_interval_s: 0.01,
                         count: 4,
+                        triggers: 1,
                         range_V: 10.0,
                         trigger: DigitizerTrigger::External,
                     })

@@ -374,6 +374,83 @@ pub fn align_segment(
     )
 }
 
+/// Align a segment whose digitizer took its readings in blocks, each
+/// started by its own sync edge from the potentiostat
+/// (`vegard_core::sync_blocks`): the readings' device times are already on
+/// the potentiostat's timebase (block b at `b * period`, reading j of it
+/// `j * interval` later), so the potentiostat's lower-envelope fit places
+/// both. The digitizer can only be off by the two timebases' rate
+/// difference within one block, whatever the segment's length, and by when
+/// each edge left the potentiostat: the error estimate is 2 sigma of the
+/// rate difference (two quartz timebases, each within
+/// [`QUARTZ_DRIFT_SIGMA`]) over `block_span_s`, the longest block, and of
+/// [`EDGE_TIMING_SIGMA_S`], in quadrature. The digitizer's drift is
+/// recorded as the potentiostat's: it is pinned to it at every edge.
+pub fn align_segment_pinned(
+    pot_dev_s: &[f64],
+    pot_host_s: &[f64],
+    block_span_s: f64,
+) -> Result<SegmentClocks, ClockError> {
+    let pot = quartz_prior_unless_implausible(fit_lower_envelope(
+        "potentiostat",
+        pot_dev_s,
+        pot_host_s,
+        30,
+    )?);
+    let relative_sigma = std::f64::consts::SQRT_2 * QUARTZ_DRIFT_SIGMA;
+    Ok(SegmentClocks {
+        potentiostat: pot.model,
+        digitizer: pot.model,
+        digitizer_drift_ppm: pot.model.drift_ppm(),
+        alignment_error_estimate_s: 2.0
+            * (relative_sigma * block_span_s.max(0.0)).hypot(EDGE_TIMING_SIGMA_S),
+        digitizer_error: None,
+    })
+}
+
+/// Spread of when a repeated sync edge leaves the potentiostat relative to
+/// the sample it follows, 1 sigma, s: the firmware runs the loop body (and
+/// its GPIO write) after taking and sending the sample, so scheduling in
+/// the interpreter moves it by tens of microseconds. An assumption, not a
+/// measured figure: no instrument states it.
+pub const EDGE_TIMING_SIGMA_S: f64 = 100e-6;
+
+/// The longest block of a segment's digitizer readings, s, when they were
+/// taken in blocks pinned to repeated sync edges; `None` for one
+/// continuous burst. Told from the raw stamps alone (so recovery and
+/// re-finalising need nothing else): in a burst, reading `index` is at
+/// `index * interval_s`; the first reading of every later block is at its
+/// edge, at least one reserved slot later than that.
+pub fn pinned_block_span_s(index: &[i64], t_dev_s: &[f64], interval_s: f64) -> Option<f64> {
+    if !(interval_s.is_finite() && interval_s > 0.0) {
+        return None;
+    }
+    let mut starts: Vec<(i64, f64)> = Vec::new();
+    let mut prev: Option<(i64, f64)> = None;
+    for (&i, &t) in index.iter().zip(t_dev_s) {
+        // A reading more than half an interval past where the previous
+        // one's index puts it starts a block.
+        let expected = match prev {
+            Some((pi, pt)) => pt + (i - pi) as f64 * interval_s,
+            None => i as f64 * interval_s,
+        };
+        if prev.is_some() && t - expected > 0.5 * interval_s {
+            starts.push((i, t));
+        }
+        prev = Some((i, t));
+    }
+    if starts.is_empty() {
+        return None;
+    }
+    // Readings per block: from one block start to the next (the first
+    // block starts at index 0).
+    let mut longest: i64 = starts[0].0;
+    for w in starts.windows(2) {
+        longest = longest.max(w[1].0 - w[0].0);
+    }
+    Some(longest as f64 * interval_s)
+}
+
 /// Fewest envelope points a fit needs before a drift beyond
 /// ±[`DRIFT_BOUND_PPM`] is kept as fitted rather than pulled towards
 /// nominal by the quartz prior: a third of the 30 windows a well-sampled
@@ -681,6 +758,39 @@ mod tests {
         let dh: Vec<f64> = t_host.iter().step_by(5).copied().collect();
         let c = align_segment(&t_dev, &t_host, &dd, &dh).unwrap();
         assert_eq!(c.untrusted(), None, "{c:?}");
+    }
+
+    #[test]
+    fn pinned_blocks_are_told_from_the_device_times() {
+        // 998 readings per 1 s block at 1 ms, three blocks.
+        let plan = vegard_core::sync_blocks::plan_blocks(0.01, 1e-3, 2.5, 1_000_000, 1000).unwrap();
+        let index: Vec<i64> = (0..2994).collect();
+        let t: Vec<f64> = index
+            .iter()
+            .map(|&i| plan.reading_time_s(i as u64))
+            .collect();
+        let span = pinned_block_span_s(&index, &t, 1e-3).unwrap();
+        assert!((span - 0.998).abs() < 1e-9, "{span}");
+        // With a gap in the stream (rows lost) the rest is still found.
+        let (i2, t2): (Vec<i64>, Vec<f64>) = index
+            .iter()
+            .zip(&t)
+            .filter(|(i, _)| !(500..700).contains(*i))
+            .map(|(i, t)| (*i, *t))
+            .unzip();
+        assert!((pinned_block_span_s(&i2, &t2, 1e-3).unwrap() - 0.998).abs() < 1e-9);
+        // One burst: not pinned.
+        let t1: Vec<f64> = index.iter().map(|&i| i as f64 * 1e-3).collect();
+        assert_eq!(pinned_block_span_s(&index, &t1, 1e-3), None);
+        // The estimate is the block's, not the segment's: 2 x (141 ppm x
+        // 0.998 s, 100 us of edge timing in quadrature) = 346 us.
+        let pt: Vec<f64> = (0..300).map(|k| k as f64 * 0.01).collect();
+        let ph: Vec<f64> = pt.iter().map(|t| t + 1e-3).collect();
+        let c = align_segment_pinned(&pt, &ph, span).unwrap();
+        let want = 2.0 * (2f64.sqrt() * 100e-6 * 0.998).hypot(100e-6);
+        assert!((c.alignment_error_estimate_s - want).abs() < 1e-9);
+        assert!((c.alignment_error_estimate_s - 346e-6).abs() < 1e-6);
+        assert_eq!(c.digitizer, c.potentiostat);
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! driver's aperture rule stopped at 40 kSa/s.
 //!
 //! Source: Keysight Truevolt Series Operating and Service Guide, SCPI
-//! reference (`VOLTage:APERture`, `SAMPle:TIMer`, `SAMPle:COUNt`) and the
-//! 34465A data sheet's DIG option.
+//! reference (`VOLTage:APERture`, `SAMPle:TIMer`, `SAMPle:COUNt`,
+//! `TRIGger:COUNt`, `R?` on reading memory, the Questionable Data register)
+//! and the 34465A data sheet's DIG option.
 
 /// Shortest integration time (`VOLT:APER MIN`) with the DIG option, s.
 pub const APERTURE_MIN_S: f64 = 20e-6;
@@ -24,6 +25,17 @@ pub const SAMPLE_TIMER_MAX_S: f64 = 3600.0;
 pub const SAMPLE_TIMER_STEP_S: f64 = 1e-6;
 /// Largest `SAMP:COUN` (readings per trigger).
 pub const SAMPLE_COUNT_MAX: u64 = 1_000_000;
+/// Largest finite `TRIG:COUN` (triggers per `INIT`).
+pub const TRIGGER_COUNT_MAX: u64 = 1_000_000_000;
+/// Reading memory without the MEM option. Readings beyond it overwrite the
+/// oldest ones (no error, only [`QUES_MEMORY_OVERFLOW`]); `R?` removes
+/// readings as it returns them, which is how an acquisition outlasts it.
+pub const MEMORY_READINGS: usize = 50_000;
+/// Reading memory with the MEM option.
+pub const MEMORY_READINGS_MEM_OPTION: usize = 2_000_000;
+/// Bit 14 of the Questionable Data register: "Reading memory is full. One
+/// or more (oldest) measurements have been lost."
+pub const QUES_MEMORY_OVERFLOW: u16 = 1 << 14;
 
 /// Aperture as a fraction of the sample period when there is room: the
 /// rest absorbs the meter's per-reading overhead.

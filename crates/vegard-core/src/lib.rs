@@ -7,7 +7,9 @@
 //! ([`RunEvent`]: engine -> CLI and dashboard, run folder -> dashboard),
 //! and the limits on configuration text checked before parsing
 //! (`limits`), and the documented limits of the deflection digitizer that
-//! its driver, emulator and recipe validation share (`keysight_34465a`).
+//! its driver, emulator and recipe validation share (`keysight_34465a`),
+//! and how a recording step is cut into digitizer blocks, each started by
+//! its own sync edge (`sync_blocks`).
 //! No I/O lives here.
 
 pub mod constants;
@@ -15,6 +17,7 @@ pub mod event;
 pub mod format;
 pub mod keysight_34465a;
 pub mod limits;
+pub mod sync_blocks;
 pub mod time;
 
 pub use event::{LogLevel, PlanRow, RunEvent};

@@ -221,7 +221,8 @@ impl Drop for SafeOff {
 }
 
 enum PstatCmd {
-    Start(Technique),
+    /// The technique, and every how many samples the sync edge repeats.
+    Start(Technique, Option<u64>),
 }
 
 enum PstatMsg {
@@ -365,6 +366,7 @@ pub async fn run(
         data_issues: Vec::new(),
         import: None,
         bench_overrun: None,
+        deflection_readings_lost: Vec::new(),
     };
     writer.write_meta(&meta)?;
     let mut events = writer.events()?;
@@ -483,6 +485,7 @@ pub async fn run(
         segment: 0,
         total_s,
         done_s: 0.0,
+        readings_lost: Vec::new(),
     };
     for (index, planned) in plan.iter().enumerate() {
         while let Ok(p) = control_note_rx.try_recv() {
@@ -637,6 +640,7 @@ pub async fn run(
     // Every exit path: cell off first, then bookkeeping (all best effort:
     // a failing disk must not stop the rest from being tried).
     let off = safe.switch_off();
+    let readings_lost = std::mem::take(&mut ctx.readings_lost);
     // The lock-in's sine out drives the cell; the stage's heater would keep
     // heating an unattended sample. Both go quiet on every exit.
     let sine_off: Result<(), SineOffError> = match ctx.lockin.as_mut() {
@@ -756,6 +760,7 @@ pub async fn run(
     );
     // Before finalising: a bench that fell behind served values that are
     // not the model's, and finalisation must withhold what derives from them.
+    meta.deflection_readings_lost = readings_lost;
     if let Some(why) = req.resources.bench_health.as_ref().and_then(|h| (h.0)()) {
         let _ = events.append("bench_overrun", clock.now_ns(), json!({"reason": why}));
         meta.bench_overrun = Some(why);
@@ -807,6 +812,8 @@ struct Ctx<'a> {
     segment: i64,
     total_s: f64,
     done_s: f64,
+    /// Segments whose digitizer lost readings (memory overflow).
+    readings_lost: Vec<i64>,
 }
 
 /// Holds the run between steps while paused: the previous technique has
@@ -867,12 +874,34 @@ async fn record_step(
     let limits = &ctx.req.recipe.limits;
     let dt_dmm_s = deflection_interval_s(ctx.req);
     let duration_s = step.duration_s();
-    // Same count the recipe check used against the instrument's buffer.
-    let count =
-        vegard_recipe::deflection_samples(duration_s, dt_dmm_s).min(inst.deflection.max_samples);
     let Some(technique) = Technique::from_step(step, &inst.potentiostat) else {
         return (Ok(()), Some(dmm)); // nothing to record (wait)
     };
+    // The acquisition the recipe check accepted: blocks pinned to repeated
+    // sync edges, or one burst (EIS, capped at the meter's SAMP:COUN).
+    let acquisition =
+        match vegard_recipe::deflection_acquisition(step, dt_dmm_s, inst.deflection.max_samples) {
+            Ok(vegard_recipe::DeflectionAcquisition::Single { count }) => {
+                vegard_recipe::DeflectionAcquisition::Single {
+                    count: count.min(inst.deflection.max_samples),
+                }
+            }
+            Ok(a) => a,
+            Err(why) => {
+                let error = InstrumentError::Device {
+                    role: "dmm",
+                    resource: inst.deflection.resource.to_string(),
+                    fault: vegard_instruments::Fault::InvalidSetting(why),
+                };
+                return (
+                    Err(AbortReason::DeviceFault {
+                        device: Device::Digitizer,
+                        error,
+                    }),
+                    Some(dmm),
+                );
+            }
+        };
     // The longest the device may legitimately stay quiet: one sample
     // interval, or one impedance point (two periods at the lowest frequency).
     let quiet_s = match step {
@@ -914,7 +943,8 @@ async fn record_step(
 
     let setup = DigitizerSetup {
         sample_interval_s: dt_dmm_s,
-        count,
+        count: acquisition.readings_per_trigger(),
+        triggers: acquisition.triggers(),
         range_V: inst.deflection.range_V,
         trigger: DigitizerTrigger::External,
     };
@@ -931,7 +961,17 @@ async fn record_step(
     let _ = ctx.events.append(
         "digitizer_armed",
         ctx.clock.now_ns(),
-        json!({"segment": segment, "sample_interval_s": dt_dmm_s, "count": count}),
+        json!({
+            "segment": segment,
+            "sample_interval_s": dt_dmm_s,
+            "count": acquisition.readings_per_trigger(),
+            "triggers": acquisition.triggers(),
+            "sync_every_samples": acquisition.sync_every_samples(),
+            "block_period_s": match acquisition {
+                vegard_recipe::DeflectionAcquisition::Blocks(p) => Some(p.block_period_s),
+                vegard_recipe::DeflectionAcquisition::Single { .. } => None,
+            },
+        }),
     );
 
     // Digitizer task: poll R? about every 10 ms of wall time until told to
@@ -947,7 +987,11 @@ async fn record_step(
     });
 
     // Last chance to honour a Ctrl-C before the cell goes on.
-    if cancel.borrow().is_some() || cmd_tx.send(PstatCmd::Start(technique)).is_err() {
+    if cancel.borrow().is_some()
+        || cmd_tx
+            .send(PstatCmd::Start(technique, acquisition.sync_every_samples()))
+            .is_err()
+    {
         let _ = stop_tx.send(true);
         let probe = dmm_task.await.ok().map(|(_, d)| d);
         let why = if cancel.borrow().is_some() {
@@ -1073,7 +1117,7 @@ async fn record_step(
             },
             batch = batch_rx.recv() => match batch {
                 Some(Ok(b)) => {
-                    if let Err(e) = append_readings(ctx, &b, step_index, segment, &mut dmm_index, dt_dmm_s) {
+                    if let Err(e) = append_readings(ctx, &b, step_index, segment, &mut dmm_index, &acquisition, dt_dmm_s) {
                         outcome = Err(e.into());
                         break;
                     }
@@ -1166,7 +1210,15 @@ async fn record_step(
     };
     while let Ok(b) = batch_rx.try_recv() {
         if let Ok(b) = b
-            && let Err(e) = append_readings(ctx, &b, step_index, segment, &mut dmm_index, dt_dmm_s)
+            && let Err(e) = append_readings(
+                ctx,
+                &b,
+                step_index,
+                segment,
+                &mut dmm_index,
+                &acquisition,
+                dt_dmm_s,
+            )
         {
             outcome = outcome.and(Err(e.into()));
         }
@@ -1183,11 +1235,25 @@ async fn record_step(
         outcome = outcome.and(Err(e.into()));
     }
     match joined {
-        Ok((res, probe)) => {
-            let outcome = match (outcome, res) {
+        Ok((res, mut probe)) => {
+            let mut outcome = match (outcome, res) {
                 (Ok(()), Err(e)) => Err(digitizer(e)),
                 (o, _) => o,
             };
+            // Readings lost to a full memory shift every later one off its
+            // index: the segment is flagged (run.toml), not silently kept.
+            match probe.readings_lost().await {
+                Ok(false) => {}
+                Ok(true) => {
+                    let _ = ctx.events.append(
+                        "digitizer_readings_lost",
+                        ctx.clock.now_ns(),
+                        json!({"segment": segment, "readings_recorded": dmm_index}),
+                    );
+                    ctx.readings_lost.push(segment);
+                }
+                Err(e) => outcome = outcome.and(Err(digitizer(e))),
+            }
             (outcome, Some(probe))
         }
         Err(why) => (outcome.and(Err(why)), None),
@@ -1278,22 +1344,31 @@ fn lockin_fault(error: InstrumentError) -> AbortReason {
 }
 
 /// Append one `R?` batch to the raw deflection stream; readings are indexed
-/// from the trigger, one sample interval apart on the meter's timebase.
+/// from the segment's first edge. Device time: one sample interval apart
+/// on the meter's timebase within a block, each block starting at its own
+/// edge on the potentiostat's timebase (`BlockPlan::reading_time_s`).
 fn append_readings(
     ctx: &mut Ctx<'_>,
     b: &DmmBatch,
     step_index: usize,
     segment: i64,
     dmm_index: &mut i64,
+    acquisition: &vegard_recipe::DeflectionAcquisition,
     dt_dmm_s: f64,
 ) -> Result<(), vegard_store::StoreError> {
     for v in &b.readings_V {
+        let t_dev_s = match acquisition {
+            vegard_recipe::DeflectionAcquisition::Blocks(p) => {
+                p.reading_time_s(u64::try_from(*dmm_index).unwrap_or(0))
+            }
+            vegard_recipe::DeflectionAcquisition::Single { .. } => *dmm_index as f64 * dt_dmm_s,
+        };
         let row = DeflectionRow {
             seq: ctx.seq_d,
             step: step_index as i64,
             segment,
             index: *dmm_index,
-            t_dev_s: *dmm_index as f64 * dt_dmm_s,
+            t_dev_s,
             host_ns: b.host_ns,
             V: *v,
         };
@@ -1388,8 +1463,8 @@ fn potentiostat_thread(
     stop: &AtomicBool,
     last_heard_ns: &AtomicI64,
 ) {
-    while let Ok(PstatCmd::Start(technique)) = cmds.recv() {
-        if let Err(e) = pstat.start(&technique) {
+    while let Ok(PstatCmd::Start(technique, sync_every_samples)) = cmds.recv() {
+        if let Err(e) = pstat.start_synced(&technique, sync_every_samples) {
             let _ = tx.send(PstatMsg::Error(e));
             continue;
         }

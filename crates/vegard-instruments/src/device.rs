@@ -206,7 +206,18 @@ pub trait Potentiostat: Send {
     fn identify(&mut self) -> Result<String, InstrumentError>;
     /// Send the technique and wait until the device accepted it. The device
     /// raises its trigger output at the start of the measurement loop.
-    fn start(&mut self, technique: &Technique) -> Result<(), InstrumentError>;
+    fn start(&mut self, technique: &Technique) -> Result<(), InstrumentError> {
+        self.start_synced(technique, None)
+    }
+    /// [`Potentiostat::start`], and with `Some(K)` the trigger output rises
+    /// again after every K-th sample, so a digitizer that takes one block
+    /// per edge stays pinned to the potentiostat's clock over any step
+    /// length (`vegard_core::sync_blocks`).
+    fn start_synced(
+        &mut self,
+        technique: &Technique,
+        sync_every_samples: Option<u64>,
+    ) -> Result<(), InstrumentError>;
     /// The next event, or `None` if nothing arrived within `timeout`.
     fn read_event(&mut self, timeout: Duration) -> Result<Option<PstatEvent>, InstrumentError>;
     /// A handle that can switch the cell off from any thread, even while
@@ -231,12 +242,17 @@ pub enum DigitizerTrigger {
     Immediate,
 }
 
-/// A timed acquisition: `count` readings, reading j at trigger + j *
-/// `sample_interval_s` on the digitizer's own timebase.
+/// A timed acquisition: `triggers` bursts of `count` readings, reading j of
+/// a burst at its trigger + j * `sample_interval_s` on the digitizer's own
+/// timebase.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DigitizerSetup {
     pub sample_interval_s: f64,
+    /// Readings per trigger (`SAMP:COUN`).
     pub count: u64,
+    /// Triggers (blocks) per acquisition (`TRIG:COUN`): the readings of
+    /// block b start at the b-th edge.
+    pub triggers: u64,
     pub range_V: f64,
     pub trigger: DigitizerTrigger,
 }
@@ -255,6 +271,11 @@ pub trait DeflectionProbe: Send {
     fn fetch(&mut self) -> BoxFut<'_, Vec<f64>>;
     /// Stop an acquisition in progress.
     fn abort(&mut self) -> BoxFut<'_, ()>;
+    /// Whether readings were lost since `configure`: the reading memory
+    /// overflowed (the oldest readings overwritten) because they were not
+    /// fetched in time. Readings after a loss are no longer where their
+    /// index says.
+    fn readings_lost(&mut self) -> BoxFut<'_, bool>;
 }
 
 /// One lock-in reading: the demodulated signal at the reference frequency.

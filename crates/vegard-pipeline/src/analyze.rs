@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use vegard_analysis::{CdlSource, CvAnalysis, CvInput};
-use vegard_recipe::{BenchConfig, CvStep, Recipe, Step};
+use vegard_recipe::{BenchConfig, CvStep, PlannedStep, Recipe, Step};
 use vegard_store::schema::{Aligned, aligned_path};
 
 use crate::finalize::recipe_of;
@@ -48,14 +48,25 @@ pub fn untrusted_segments(segments: &[vegard_store::SegmentAlignment]) -> Untrus
         .collect()
 }
 
-/// [`untrusted_segments`], and every segment when the virtual bench fell
+/// [`untrusted_segments`], every segment when the virtual bench fell
 /// behind while recording (run.toml `bench_overrun`): what it served then
-/// was not the model's, so nothing derived from it is a result.
+/// was not the model's, so nothing derived from it is a result; and each
+/// segment whose digitizer lost readings (run.toml
+/// `deflection_readings_lost`).
 pub fn untrusted_for_run(
     segments: &[vegard_store::SegmentAlignment],
-    bench_overrun: Option<&str>,
+    meta: &vegard_store::RunMeta,
 ) -> UntrustedSegments {
     let mut untrusted = untrusted_segments(segments);
+    for &seg in &meta.deflection_readings_lost {
+        let why = "the digitizer's reading memory overflowed (readings were not fetched in \
+                   time): readings were lost and the rest are not where their index puts them";
+        untrusted
+            .entry(seg)
+            .and_modify(|w| *w = format!("{why}; {w}"))
+            .or_insert_with(|| why.to_string());
+    }
+    let bench_overrun = meta.bench_overrun.as_deref();
     if let Some(why) = bench_overrun {
         for s in segments {
             untrusted
@@ -267,6 +278,40 @@ pub fn headline_cv<'a>(
     }
 }
 
+/// Why a segment's alignment is coarse for its step: an estimate above
+/// [`vegard_recipe::MAX_ALIGNMENT_PERIOD_FRACTION`] of the step's fastest
+/// signal period ([`Step::fastest_period_s`]: a CV cycle, an LSV sweep, the
+/// shortest potential-step hold). A warning, not a withheld result: kappa
+/// is a slope of deformation against charge over whole cycles, which a
+/// time shift dt opens into a loop but biases only to second order (by
+/// 1 - cos(2 pi dt / T), 0.2 % at 1 %). ESM sweeps are judged per frequency
+/// instead, where the phase is first order (`esm_table`).
+pub fn coarse_alignment_note(
+    segment: &vegard_store::SegmentAlignment,
+    plan: &[PlannedStep],
+) -> Option<String> {
+    let step = usize::try_from(segment.step)
+        .ok()
+        .and_then(|k| plan.get(k))?;
+    if matches!(step.step, Step::EsmSweep(_)) {
+        return None;
+    }
+    let period_s = step.step.fastest_period_s()?;
+    let est_s = segment.alignment_error_estimate_s;
+    let fraction = est_s / period_s;
+    (fraction > vegard_recipe::MAX_ALIGNMENT_PERIOD_FRACTION).then(|| {
+        let bias = 1.0 - (2.0 * std::f64::consts::PI * fraction).cos();
+        format!(
+            "warning: alignment estimate {} ms is {} % of the step's fastest period ({} s): \
+             deformation vs charge opens into a loop, kappa biased by up to {} %",
+            vegard_core::format::sig(est_s * 1e3, 3),
+            vegard_core::format::sig(fraction * 100.0, 2),
+            vegard_core::format::sig(period_s, 3),
+            vegard_core::format::sig(bias * 100.0, 2)
+        )
+    })
+}
+
 /// The recording segments whose clock alignment is weaker than usual, as
 /// warnings naming the segment and its plan step (what `vegard run` prints
 /// at the end and `vegard analyze` lists again).
@@ -309,7 +354,7 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
     let untrusted = meta
         .alignment
         .as_ref()
-        .map(|a| untrusted_for_run(&a.segments, meta.bench_overrun.as_deref()))
+        .map(|a| untrusted_for_run(&a.segments, &meta))
         .unwrap_or_default();
     let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &c_dl_for, &untrusted);
     // What `vegard run` printed at finalisation comes back here, so the

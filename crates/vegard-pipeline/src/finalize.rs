@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::Serialize;
-use vegard_clock::{align_segment, newest_per_batch, resample_linear};
+use vegard_clock::{
+    align_segment, align_segment_pinned, newest_per_batch, pinned_block_span_s, resample_linear,
+};
 use vegard_recipe::{BenchConfig, Recipe};
 use vegard_store::schema::{
     Aligned, DeflectionData, DeflectionRaw, EisData, EisRaw, EsmData, LockInRaw, PotentiostatData,
@@ -16,7 +18,9 @@ use vegard_store::schema::{
 };
 use vegard_store::{AnalysisSummary, RunAlignment, RunStatus, SegmentAlignment, Table};
 
-use crate::analyze::{CvStepAnalysis, UntrustedSegments, analyze_aligned, untrusted_for_run};
+use crate::analyze::{
+    CvStepAnalysis, UntrustedSegments, analyze_aligned, coarse_alignment_note, untrusted_for_run,
+};
 use crate::products::{
     AlignedView, TemperatureTrace, eis_table, esm_table, label_columns, step_records,
 };
@@ -173,7 +177,18 @@ pub fn finalize_run(
         );
         let dh: Vec<f64> = dh.into_iter().map(host_s).collect();
         let step = pi.first().map_or(-1, |&i| p.step[i]);
-        let clocks = match align_segment(&pt, &ph, &dt, &dh) {
+        // Readings in blocks, each pinned to its own sync edge: placed by
+        // the potentiostat's clock; one burst: the digitizer's own fit.
+        let pinned_span_s = pinned_block_span_s(
+            &di.iter().map(|&i| d.index[i]).collect::<Vec<_>>(),
+            &di.iter().map(|&i| d.t_dev_s[i]).collect::<Vec<_>>(),
+            dt_dmm_s,
+        );
+        let aligned = match pinned_span_s {
+            Some(span_s) => align_segment_pinned(&pt, &ph, span_s),
+            None => align_segment(&pt, &ph, &dt, &dh),
+        };
+        let clocks = match aligned {
             Ok(c) => c,
             Err(e) => {
                 // Too few samples to place this segment on the timeline.
@@ -316,8 +331,14 @@ pub fn finalize_run(
     // Segments whose fitted drift no oscillator has: marked in
     // `[alignment]` (their note), and nothing derived from their time
     // alignment is reported (the issue stands in its place).
-    let untrusted = untrusted_for_run(&alignment, meta.bench_overrun.as_deref());
+    let untrusted = untrusted_for_run(&alignment, &meta);
     for seg in alignment.iter_mut() {
+        if let Some(coarse) = coarse_alignment_note(seg, &plan) {
+            seg.note = Some(match seg.note.take() {
+                Some(note) => format!("{note}; {coarse}"),
+                None => coarse,
+            });
+        }
         if let Some(why) = untrusted.get(&seg.segment) {
             seg.note = Some(match seg.note.take() {
                 Some(note) => format!("{why}; {note}"),
@@ -336,6 +357,12 @@ pub fn finalize_run(
         deflection_nm: &aligned.deflection_nm,
         T_K: &aligned.T_K,
     };
+    // Each step's largest alignment error estimate, for the ESM phase check.
+    let mut alignment_error_s: BTreeMap<i64, f64> = BTreeMap::new();
+    for seg in &alignment {
+        let e = alignment_error_s.entry(seg.step).or_insert(0.0);
+        *e = e.max(seg.alignment_error_estimate_s);
+    }
     let (esm, esm_errors) = esm_table(
         &plan,
         &view,
@@ -343,6 +370,7 @@ pub fn finalize_run(
         invols_nm_per_V,
         speed,
         &untrusted_steps,
+        &alignment_error_s,
     );
     // Only finalisation sees the raw streams and the lock-in's switch
     // stamps: what it finds in the data goes into run.toml, so `vegard

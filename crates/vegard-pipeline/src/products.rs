@@ -162,6 +162,10 @@ pub mod esm_flag {
     pub const SHORT_DWELL: i64 = 2;
     /// The cell saw far less modulation than was set.
     pub const NO_MODULATION: i64 = 4;
+    /// The segment's clock alignment error estimate is more than
+    /// `vegard_recipe::MAX_ALIGNMENT_PERIOD_FRACTION` of this frequency's
+    /// period: its phase is not known to 3.6 degrees.
+    pub const CLOCK_COARSE: i64 = 8;
 }
 
 /// Demodulated potential amplitude below this fraction of the recipe's
@@ -184,6 +188,7 @@ pub(crate) fn esm_table(
     invols_nm_per_V: f64,
     speed: f64,
     untrusted_steps: &std::collections::BTreeMap<i64, (i64, String)>,
+    alignment_error_s: &std::collections::BTreeMap<i64, f64>,
 ) -> (EsmData, Vec<AnalysisIssue>) {
     let mut cols = EsmData::default();
     let mut errors = Vec::new();
@@ -240,6 +245,23 @@ pub(crate) fn esm_table(
                 notes.push(format!(
                     "lock-in switched {:.3} s into the analysed window (switch latency exceeds the settling time)",
                     switched_s - t_start_s
+                ));
+            }
+            // Phase is only as good as the clock alignment: judged per
+            // frequency against its own period.
+            if let Some(&est_s) = alignment_error_s.get(&(k as i64))
+                && est_s * f_Hz > vegard_recipe::MAX_ALIGNMENT_PERIOD_FRACTION
+            {
+                flags |= esm_flag::CLOCK_COARSE;
+                notes.push(format!(
+                    "clock alignment uncertain by {} us, {} degrees of phase at this frequency \
+                     (more than {})",
+                    vegard_core::format::sig(est_s * 1e6, 3),
+                    vegard_core::format::sig(est_s * f_Hz * 360.0, 2),
+                    vegard_core::format::sig(
+                        vegard_recipe::MAX_ALIGNMENT_PERIOD_FRACTION * 360.0,
+                        2
+                    )
                 ));
             }
             if t_start_s < dwell_start_s - 0.5 * dt_s {
@@ -389,7 +411,15 @@ periods = 2
         };
         let why = vegard_clock::segment_clock_problem(20.0, -897_792.0).unwrap();
         let untrusted = std::collections::BTreeMap::from([(0, (3, why))]);
-        let (esm, issues) = esm_table(&plan, &view, &LockInRaw::default(), 60.0, 1.0, &untrusted);
+        let (esm, issues) = esm_table(
+            &plan,
+            &view,
+            &LockInRaw::default(),
+            60.0,
+            1.0,
+            &untrusted,
+            &Default::default(),
+        );
         assert_eq!(esm.len(), 0);
         assert_eq!(issues.len(), 1, "{issues:?}");
         assert_eq!(issues[0].kind, IssueKind::Clock);
@@ -407,6 +437,7 @@ periods = 2
             &LockInRaw::default(),
             60.0,
             1.0,
+            &std::collections::BTreeMap::new(),
             &std::collections::BTreeMap::new(),
         );
         assert_eq!(issues.len(), 2, "{issues:?}");

@@ -448,6 +448,15 @@ impl Recipe {
     }
 }
 
+/// Largest clock alignment error estimate, as a fraction of the period it
+/// is compared with ([`Step::fastest_period_s`], or an ESM frequency's own
+/// period), that a result is reported as a plain number: 1 %, 3.6 degrees
+/// of phase. Beyond it an ESM frequency (whose phase it shifts, to first
+/// order) is left out of the fit with a warning; another step's segment
+/// gets an alignment warning with the bound on kappa's bias (a slope over
+/// whole cycles, biased only to second order).
+pub const MAX_ALIGNMENT_PERIOD_FRACTION: f64 = 0.01;
+
 impl CvStep {
     /// Time between two samples, s.
     pub fn sample_interval_s(&self) -> f64 {
@@ -502,6 +511,41 @@ impl Step {
                 let per_iteration_s = s.hold_s + s.steps.iter().map(Step::duration_s).sum::<f64>();
                 per_iteration_s * s.temperatures_K().len() as f64
             }
+        }
+    }
+    /// The shortest period of the signal the step's analysis works on, s:
+    /// the highest ESM frequency's period, a CV cycle, an LSV sweep, the
+    /// shortest potential-step hold. A clock alignment error that is a
+    /// sizeable fraction of it shifts the response against the excitation
+    /// (phase, hysteresis), so finalisation compares the two
+    /// ([`MAX_ALIGNMENT_PERIOD_FRACTION`]). `None` where no period applies
+    /// (OCP, EIS: the potentiostat's own DFT needs no alignment).
+    pub fn fastest_period_s(&self) -> Option<f64> {
+        match self {
+            Step::EsmSweep(s) => {
+                let f_max_Hz = s.frequencies_Hz().into_iter().fold(0.0, f64::max);
+                (f_max_Hz > 0.0).then(|| 1.0 / f_max_Hz)
+            }
+            Step::Cv(s) => Some(s.cycle_span_V() / s.scan_rate_V_per_s),
+            Step::Lsv(s) => Some(s.duration_s()),
+            Step::Steps(s) => s.hold_s.iter().copied().reduce(f64::min),
+            Step::Ocp(_) | Step::Eis(_) | Step::Wait(_) | Step::Temperature(_) | Step::Sweep(_) => {
+                None
+            }
+        }
+    }
+    /// The potentiostat's sample interval in a time-domain step, s: its
+    /// measurement loop's body runs once per sample, which is where the
+    /// repeated sync edge is counted. `None` for EIS (one body per
+    /// frequency) and for steps that do not record.
+    pub fn potentiostat_interval_s(&self) -> Option<f64> {
+        match self {
+            Step::Ocp(s) => Some(s.sample_interval_s),
+            Step::Cv(s) => Some(s.sample_interval_s()),
+            Step::Steps(s) => Some(s.sample_interval_s),
+            Step::Lsv(s) => Some(s.sample_interval_s()),
+            Step::EsmSweep(s) => Some(s.ca_sample_interval_s()),
+            Step::Eis(_) | Step::Wait(_) | Step::Temperature(_) | Step::Sweep(_) => None,
         }
     }
     /// Whether the step records data through the potentiostat (and therefore
@@ -907,8 +951,11 @@ pub struct SimFaults {
     pub lockin_switch_delay_every: Option<u32>,
     /// The digitizer takes no readings for `digitizer_stall_s` simulated
     /// seconds from this many simulated seconds after an acquisition's
-    /// trigger, then catches up: the virtual bench falling behind, as its
-    /// emulator threads do when the host cannot serve the `--speed`.
+    /// first trigger, then catches up: the virtual bench falling behind, as
+    /// its emulator threads do when the host cannot serve the `--speed`.
+    /// Catching up on more readings than the meter's memory holds (50 000)
+    /// overflows it: the oldest are lost (run.toml
+    /// `deflection_readings_lost`).
     pub digitizer_stall_after_s: Option<f64>,
     /// How long the stall lasts, simulated seconds (0: none). Beyond the
     /// model's 60 s of history the readings it catches up on are stale,

@@ -12,6 +12,7 @@ use crate::schema::{
     BenchConfig, ClockParams, ESM_MIN_SAMPLES_PER_PERIOD, EsmSweepStep, MAX_ACTIVATION_ENERGY_EV,
     Recipe, SimParams, Step, ZERO_C_IN_K,
 };
+use vegard_core::sync_blocks::{BlockPlan, plan_blocks};
 
 /// The digitizer runs on its own clock and must not stop before the
 /// potentiostat's loop ends, so it is armed for this factor more samples
@@ -302,7 +303,21 @@ impl BenchStepChecker<'_, '_> {
             Step::Wait(_) | Step::Temperature(_) | Step::Sweep(_) => at("kind"),
         };
         let duration_s = step.duration_s();
-        let samples = deflection_samples(duration_s, defl_interval_s);
+        let acquisition =
+            deflection_acquisition(step, defl_interval_s, defl.max_samples).map_err(|why| {
+                doc.err(
+                    &count_path,
+                    format!(
+                        "this {kind} step cannot be recorded in digitizer blocks at {} s \
+                         ({interval_from}): {why}",
+                        num(defl_interval_s)
+                    ),
+                )
+            })?;
+        let samples = match acquisition {
+            DeflectionAcquisition::Blocks(_) => return Ok(()),
+            DeflectionAcquisition::Single { count } => count,
+        };
         if samples > defl.max_samples {
             return Err(doc.err(
                 &count_path,
@@ -311,8 +326,8 @@ impl BenchStepChecker<'_, '_> {
                      {samples} deflection samples, more samples than the instrument buffer \
                      allows (instruments.deflection.max_samples = {}); shorten the step, \
                      split it or set a longer [run] deflection_sample_interval_s",
-                    num(duration_s),
-                    num(duration_s),
+                    vegard_core::format::sig(duration_s, 5),
+                    vegard_core::format::sig(duration_s, 5),
                     num(SAMPLE_COUNT_MARGIN),
                     num(defl_interval_s),
                     defl.max_samples
@@ -395,6 +410,69 @@ fn esm_freq_key(s: &EsmSweepStep) -> &'static str {
 pub fn deflection_samples(duration_s: f64, sample_interval_s: f64) -> u64 {
     let exact = duration_s * SAMPLE_COUNT_MARGIN / sample_interval_s;
     (exact * (1.0 - 1e-9)).ceil().max(1.0) as u64
+}
+
+/// How the digitizer covers one recording step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DeflectionAcquisition {
+    /// Time-domain techniques: blocks, each started by its own sync edge
+    /// from the potentiostat (`TRIG:COUN` = blocks, `SAMP:COUN` = readings
+    /// per block), so a step of any length is covered and pinned to the
+    /// potentiostat's clock block by block.
+    Blocks(BlockPlan),
+    /// EIS: one edge, one burst of `count` readings (the loop body runs
+    /// once per frequency, so the edge cannot repeat at a fixed period).
+    Single { count: u64 },
+}
+
+impl DeflectionAcquisition {
+    /// `SAMP:COUN`.
+    pub fn readings_per_trigger(&self) -> u64 {
+        match self {
+            DeflectionAcquisition::Blocks(p) => p.readings_per_block,
+            DeflectionAcquisition::Single { count } => *count,
+        }
+    }
+    /// `TRIG:COUN`.
+    pub fn triggers(&self) -> u64 {
+        match self {
+            DeflectionAcquisition::Blocks(p) => p.blocks,
+            DeflectionAcquisition::Single { .. } => 1,
+        }
+    }
+    /// Potentiostat samples between repeated sync edges, if they repeat.
+    pub fn sync_every_samples(&self) -> Option<u64> {
+        match self {
+            DeflectionAcquisition::Blocks(p) => Some(p.edge_every_samples),
+            DeflectionAcquisition::Single { .. } => None,
+        }
+    }
+}
+
+/// The digitizer's acquisition for `step` at `reading_interval_s`, within
+/// `max_samples` readings per trigger (the bench's `max_samples`): one
+/// function for `vegard validate` and the engine, so the two cannot
+/// disagree. The step is covered for its duration plus
+/// [`SAMPLE_COUNT_MARGIN`]. `Err` names the limit broken, for people.
+pub fn deflection_acquisition(
+    step: &Step,
+    reading_interval_s: f64,
+    max_samples: u64,
+) -> Result<DeflectionAcquisition, String> {
+    let duration_s = step.duration_s();
+    match step.potentiostat_interval_s() {
+        Some(pstat_interval_s) => plan_blocks(
+            pstat_interval_s,
+            reading_interval_s,
+            duration_s * SAMPLE_COUNT_MARGIN,
+            max_samples,
+            vegard_core::keysight_34465a::TRIGGER_COUNT_MAX,
+        )
+        .map(DeflectionAcquisition::Blocks),
+        None => Ok(DeflectionAcquisition::Single {
+            count: deflection_samples(duration_s, reading_interval_s),
+        }),
+    }
 }
 
 /// Number formatting for messages: shortest form that reads back exactly

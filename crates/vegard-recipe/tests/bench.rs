@@ -854,58 +854,58 @@ fn lockin_range_limits_the_esm_sweep() {
 
 #[test]
 fn digitizer_buffer_uses_the_recipe_interval_and_each_step_duration() {
-    // esm_sweep [1.0, 0.1] Hz x 3 periods: 3 + 30 = 33 s; at the bench's
-    // 1 ms: 33 x 1.1 / 0.001 = 36300 samples.
-    let text = format!("{RECIPE_HEAD}{ESM_STEP}");
+    // Time-domain steps are recorded in blocks, one per sync edge: an ESM
+    // sweep of 33 s at the bench's 1 ms (36300 readings) validates on a
+    // digitizer that takes 1000 per trigger.
+    let esm = format!("{RECIPE_HEAD}{ESM_STEP}");
+    let blocks = bench_with_extras().replace(
+        "sample_interval_s = 0.001",
+        "sample_interval_s = 0.001\nmax_samples = 1000",
+    );
+    assert_eq!(on_bench(&esm, &blocks), Ok(()));
+
+    // EIS keeps one trigger (its loop body runs once per frequency), so its
+    // readings must fit one: 1000, 100, 10, 1 Hz: 2.222 s + 4 x 0.05 =
+    // 2.422 s -> 2665 samples at 1 ms.
+    let eis_step = "[[step]]\nkind = \"eis\"\ndc_V = 0.4\namplitude_V = 0.01\n\
+                    freq_Hz = [1000.0, 1.0]\npoints_per_decade = 1\n";
+    let eis = format!("{RECIPE_HEAD}{eis_step}");
     let small = bench_with_extras().replace(
         "sample_interval_s = 0.001",
-        "sample_interval_s = 0.001\nmax_samples = 36299",
+        "sample_interval_s = 0.001\nmax_samples = 2664",
     );
-    let (line, col, msg) = on_bench(&text, &small).unwrap_err();
-    assert_eq!((line, col), (12, 1)); // freq_Hz
-    assert!(msg.contains("= 36300 deflection samples"), "{msg}");
+    let (line, col, msg) = on_bench(&eis, &small).unwrap_err();
+    assert_eq!((line, col), (12, 20)); // freq_Hz[1]
+    assert!(msg.contains("= 2665 deflection samples"), "{msg}");
     assert!(
         msg.contains("(instruments.deflection.sample_interval_s)"),
         "{msg}"
     );
-    let fits = small.replace("max_samples = 36299", "max_samples = 36300");
-    assert_eq!(on_bench(&text, &fits), Ok(()));
+    let fits = small.replace("max_samples = 2664", "max_samples = 2665");
+    assert_eq!(on_bench(&eis, &fits), Ok(()));
 
-    // The recipe's override: 33 x 1.1 / 0.01 = 3630 samples fit in 36299.
-    let slow = text.replace(
+    // The recipe's override: 2.422 x 1.1 / 0.01 = 267 samples fit in 2664.
+    let slow = eis.replace(
         "name = \"t\"",
         "name = \"t\"\ndeflection_sample_interval_s = 0.01",
     );
     assert_eq!(on_bench(&slow, &small), Ok(()));
-    let tiny = small.replace("max_samples = 36299", "max_samples = 3629");
+    let tiny = small.replace("max_samples = 2664", "max_samples = 266");
     let (_, _, msg) = on_bench(&slow, &tiny).unwrap_err();
-    assert!(msg.contains("= 3630 deflection samples"), "{msg}");
+    assert!(msg.contains("= 267 deflection samples"), "{msg}");
     assert!(msg.contains("(run.deflection_sample_interval_s)"), "{msg}");
 
     // Nested steps are checked once per planned run, not summed over the
-    // sweep: each esm_sweep is its own digitizer acquisition.
-    let sweep = format!("{RECIPE_HEAD}{SWEEP_STEP}");
+    // sweep: each eis is its own digitizer acquisition.
+    let sweep = format!(
+        "{RECIPE_HEAD}[[step]]\nkind = \"sweep\"\ntemperature_C = [25.0, 45.0]\n\
+         tolerance_K = 0.3\nhold_s = 30.0\ntimeout_s = 900.0\n\n  [[step.step]]\n  \
+         kind = \"eis\"\n  dc_V = 0.4\n  amplitude_V = 0.01\n  freq_Hz = [1000.0, 1.0]\n  \
+         points_per_decade = 1\n"
+    );
     assert_eq!(on_bench(&sweep, &fits), Ok(()));
-    let (line, col, msg) = on_bench(&sweep, &small).unwrap_err();
-    assert_eq!((line, col), (23, 3)); // the nested freq_Hz
-    assert!(
-        msg.starts_with("this esm_sweep step records 33.0 s"),
-        "{msg}"
-    );
-
-    // EIS: the low-frequency end sets the duration.
-    let eis = format!(
-        "{RECIPE_HEAD}[[step]]\nkind = \"eis\"\ndc_V = 0.4\namplitude_V = 0.01\n\
-         freq_Hz = [1000.0, 1.0]\npoints_per_decade = 1\n"
-    );
-    // 1000, 100, 10, 1 Hz: 2.222 s + 4 x 0.05 = 2.422 s -> 2665 samples.
-    let b = bench_with_extras().replace(
-        "sample_interval_s = 0.001",
-        "sample_interval_s = 0.001\nmax_samples = 2664",
-    );
-    let (line, col, msg) = on_bench(&eis, &b).unwrap_err();
-    assert_eq!((line, col), (12, 20)); // freq_Hz[1]
-    assert!(msg.contains("= 2665 deflection samples"), "{msg}");
+    let (_, _, msg) = on_bench(&sweep, &small).unwrap_err();
+    assert!(msg.starts_with("this eis step records 2.422 s"), "{msg}");
 }
 
 #[test]

@@ -448,28 +448,23 @@ fn demo_fits_the_bench() {
 }
 
 #[test]
-fn too_many_samples_for_the_buffer_points_at_the_step() {
-    // CV: 30 s x 1.1 / 1 ms = 33000 samples.
-    let b = bench(&[("max_samples = 100000", "max_samples = 32999")]);
-    let (line, col, msg) = bench_err(DEMO, &b).unwrap_err();
-    assert_eq!((line, col), (22, 1));
-    assert!(msg.contains("= 33000 deflection samples"), "{msg}");
-    assert!(
-        msg.contains("more samples than the instrument buffer allows"),
-        "{msg}"
-    );
-    assert!(msg.contains("max_samples = 32999"), "{msg}");
-    let b = bench(&[("max_samples = 100000", "max_samples = 33000")]);
+fn a_step_longer_than_one_trigger_is_recorded_in_blocks() {
+    // CV: 30 s x 1.1 / 1 ms = 33000 readings, far more than 1000 per
+    // trigger: recorded in blocks, one per sync edge, so it validates.
+    let b = bench(&[("max_samples = 100000", "max_samples = 1000")]);
     assert_eq!(bench_err(DEMO, &b), Ok(()));
-
-    // OCP: 2 s x 1.1 / 10 ms = 220 samples; the CV (30 s) fits in 3300.
-    let b = bench(&[
-        ("sample_interval_s = 0.001", "sample_interval_s = 0.01"),
-        ("max_samples = 100000", "max_samples = 219"),
-    ]);
-    let (line, col, msg) = bench_err(DEMO, &b).unwrap_err();
-    assert_eq!((line, col), (13, 1));
-    assert!(msg.contains("= 220 deflection samples"), "{msg}");
+    let recipe = parse_recipe(DEMO, "demo.toml").unwrap();
+    let cv = recipe.steps.iter().find(|s| s.kind_name() == "cv").unwrap();
+    let acq = vegard_recipe::deflection_acquisition(cv, 1e-3, 1000).unwrap();
+    let vegard_recipe::DeflectionAcquisition::Blocks(plan) = acq else {
+        panic!("{acq:?}");
+    };
+    // CV samples every 10 ms (2 mV at 0.2 V/s): blocks of at most 1000
+    // readings (0.99 s + a free slot), enough edges to cover 33 s.
+    assert!(plan.readings_per_block <= 1000, "{plan:?}");
+    assert!(plan.blocks as f64 * plan.block_period_s >= 33.0, "{plan:?}");
+    assert_eq!(acq.sync_every_samples(), Some(plan.edge_every_samples));
+    assert_eq!(acq.triggers(), plan.blocks);
 }
 
 #[test]

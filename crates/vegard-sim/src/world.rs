@@ -469,6 +469,23 @@ impl World {
     /// edge and is returned.
     pub(crate) fn set_trigger_level_now(&mut self, high: bool) -> Option<Edge> {
         let now = self.now_s();
+        self.set_trigger_level_at(high, now)
+    }
+
+    /// Sets the trigger line's level at `t_true_s` (not before the line's
+    /// last change): a write from inside a measurement loop happens at the
+    /// sample's instant on the device's timeline, however late the emulator
+    /// gets to it in wall time.
+    pub(crate) fn set_trigger_level_at(&mut self, high: bool, t_true_s: f64) -> Option<Edge> {
+        let last = self
+            .trigger
+            .rising_s
+            .last()
+            .copied()
+            .into_iter()
+            .chain(self.trigger.falling_s.last().copied())
+            .fold(f64::NEG_INFINITY, f64::max);
+        let now = t_true_s.max(last);
         let was = self.trigger.high;
         self.trigger.high = high;
         match (was, high) {

@@ -98,6 +98,12 @@ pub struct RunMeta {
     /// reason stands in its place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bench_overrun: Option<String>,
+    /// Recording segments in which the digitizer lost readings: its reading
+    /// memory overflowed (Questionable Data bit 14) because they were not
+    /// fetched in time, so readings after the loss are not where their
+    /// index puts them. Those segments are untrusted, like a bench overrun.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deflection_readings_lost: Vec<i64>,
 }
 
 /// run.toml `[import]`: provenance of a run assembled from other software's

@@ -349,6 +349,7 @@ fn meta_round_trips_through_run_toml() {
             message: "step 4 (esm_sweep) at 10 Hz: warning: lock-in switched late".into(),
         }],
         bench_overrun: Some("the virtual bench could not keep up at 100x".into()),
+        deflection_readings_lost: vec![2, 5],
         // An imported run's provenance (tables nested in tables) round-trips.
         import: Some(ImportProvenance {
             vegard_version: "0.1.0".into(),

@@ -446,6 +446,9 @@ struct SegmentClock {
 }
 
 struct Tailer {
+    /// Segments recorded in blocks pinned to repeated sync edges (the
+    /// `digitizer_armed` event says so): the longest block, s.
+    pinned_block_s: BTreeMap<i64, f64>,
     run_dir: PathBuf,
     speed: f64,
     invols_nm_per_V: f64,
@@ -494,6 +497,7 @@ impl Tailer {
             1.0
         };
         Self {
+            pinned_block_s: BTreeMap::new(),
             run_dir: run_dir.to_path_buf(),
             speed,
             invols_nm_per_V,
@@ -735,7 +739,17 @@ impl Tailer {
                     s("kept_in").unwrap_or_else(|| vegard_store::EVENTS_TORN_FILE.into()),
                 ),
             ),
-            "scan_end" | "digitizer_armed" => {}
+            "digitizer_armed" => {
+                if let (Some(seg), Some(_), Some(count), Some(dt)) = (
+                    v.get("segment").and_then(Value::as_i64),
+                    num("block_period_s"),
+                    num("count"),
+                    num("sample_interval_s"),
+                ) {
+                    self.pinned_block_s.insert(seg, count * dt);
+                }
+            }
+            "scan_end" => {}
             other => {
                 let level = if other.contains("warn") {
                     LogLevel::Warn
@@ -996,7 +1010,15 @@ impl Tailer {
             .keys()
             .map(|&h| self.host_s(h as f64))
             .collect();
-        let Ok(clocks) = vegard_clock::align_segment(&c.pot_dev_s, &c.pot_host_s, &dt, &dh) else {
+        // As finalisation does it: blocks pinned to their edges are placed
+        // by the potentiostat's clock.
+        let fitted = match self.pinned_block_s.get(&c.segment) {
+            Some(&span_s) => {
+                vegard_clock::align_segment_pinned(&c.pot_dev_s, &c.pot_host_s, span_s)
+            }
+            None => vegard_clock::align_segment(&c.pot_dev_s, &c.pot_host_s, &dt, &dh),
+        };
+        let Ok(clocks) = fitted else {
             return;
         };
         let err = Some(clocks.alignment_error_estimate_s).filter(|e| e.is_finite());

@@ -348,13 +348,17 @@ impl Potentiostat for MethodScriptPotentiostat {
         ))
     }
 
-    fn start(&mut self, technique: &Technique) -> Result<(), InstrumentError> {
+    fn start_synced(
+        &mut self,
+        technique: &Technique,
+        sync_every_samples: Option<u64>,
+    ) -> Result<(), InstrumentError> {
         let frame = ScriptFrame {
             trigger_gpio_pin: self.cfg.trigger_gpio_pin,
             current_range_min_A: self.cfg.current_range_min_A,
             current_range_max_A: self.cfg.current_range_max_A,
         };
-        let script = build_script(technique, &frame)
+        let script = build_script(technique, &frame, sync_every_samples)
             .map_err(|e| self.err(Fault::InvalidSetting(e.to_string())))?;
         self.run = None;
         {

@@ -86,6 +86,21 @@ impl ScpiDmm {
             .map_err(|f| self.err(f))
     }
 
+    /// `STAT:QUES?` (the event register, cleared by reading it and by the
+    /// `*CLS` of configure): bit 14 is a reading-memory overflow.
+    async fn readings_lost_impl(&mut self) -> Result<bool, InstrumentError> {
+        const Q: &str = "STAT:QUES?";
+        let reply = self.client.query(Q).await.map_err(|f| self.err(f))?;
+        let bits: u16 = reply.trim().trim_start_matches('+').parse().map_err(|e| {
+            self.err(Fault::BadReply {
+                command: Q.into(),
+                reply: reply.clone(),
+                reason: format!("not a register value: {e}"),
+            })
+        })?;
+        Ok(bits & keysight_34465a::QUES_MEMORY_OVERFLOW != 0)
+    }
+
     async fn fetch_impl(&mut self) -> Result<Vec<f64>, InstrumentError> {
         let payload = self
             .client
@@ -117,6 +132,13 @@ fn configure_commands(setup: &DigitizerSetup, max_samples: u64) -> Result<Vec<St
             setup.count
         )));
     }
+    if setup.triggers == 0 || setup.triggers > keysight_34465a::TRIGGER_COUNT_MAX {
+        return Err(Fault::InvalidSetting(format!(
+            "trigger count {} outside 1..={}",
+            setup.triggers,
+            keysight_34465a::TRIGGER_COUNT_MAX
+        )));
+    }
     if !(setup.range_V.is_finite() && setup.range_V > 0.0) {
         return Err(Fault::InvalidSetting(format!(
             "range_V = {} must be > 0",
@@ -142,6 +164,7 @@ fn configure_commands(setup: &DigitizerSetup, max_samples: u64) -> Result<Vec<St
         DigitizerTrigger::Immediate => cmds.push("TRIG:SOUR IMM".into()),
     }
     cmds.extend([
+        format!("TRIG:COUN {}", setup.triggers),
         "TRIG:DEL 0".to_string(),
         "SAMP:SOUR TIM".to_string(),
         format!("SAMP:TIM {}", scpi_number(interval)),
@@ -171,6 +194,10 @@ impl DeflectionProbe for ScpiDmm {
     fn abort(&mut self) -> BoxFut<'_, ()> {
         Box::pin(async move { self.client.write("ABOR").await.map_err(|f| self.err(f)) })
     }
+
+    fn readings_lost(&mut self) -> BoxFut<'_, bool> {
+        Box::pin(self.readings_lost_impl())
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +209,7 @@ mod tests {
         let setup = DigitizerSetup {
             sample_interval_s: 0.01,
             count: 500,
+            triggers: 1,
             range_V: 10.0,
             trigger: DigitizerTrigger::External,
         };
@@ -194,6 +222,7 @@ mod tests {
                 "VOLT:DC:ZERO:AUTO OFF",
                 "TRIG:SOUR EXT",
                 "TRIG:SLOP POS",
+                "TRIG:COUN 1",
                 "TRIG:DEL 0",
                 "SAMP:SOUR TIM",
                 "SAMP:TIM 0.01",
@@ -217,6 +246,7 @@ mod tests {
         let ok = DigitizerSetup {
             sample_interval_s: 0.001,
             count: 10,
+            triggers: 1,
             range_V: 1.0,
             trigger: DigitizerTrigger::External,
         };
@@ -235,6 +265,11 @@ mod tests {
                 ..ok
             },
             DigitizerSetup { count: 0, ..ok },
+            DigitizerSetup { triggers: 0, ..ok },
+            DigitizerSetup {
+                triggers: 2_000_000_000,
+                ..ok
+            },
             DigitizerSetup { count: 11, ..ok },
             DigitizerSetup {
                 range_V: f64::NAN,

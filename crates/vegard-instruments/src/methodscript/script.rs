@@ -30,7 +30,19 @@ pub struct ScriptFrame {
 
 /// Build the complete script text for `technique`, ending with the empty
 /// line that makes the device start it.
-pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String, MsError> {
+///
+/// `sync_every_samples = Some(K)` repeats the sync edge inside the
+/// measurement loop: a counter `n` counts samples (across the back-to-back
+/// loops of potential steps), the line is lowered one sample after each
+/// edge and raised again after every K-th sample, so edge b comes right
+/// after sample `b * K - 1`, at `b * K * interval` of device time: the
+/// start of the digitizer's block b (see `vegard_core::sync_blocks`). Not
+/// for EIS, whose loop body runs once per frequency.
+pub fn build_script(
+    technique: &Technique,
+    frame: &ScriptFrame,
+    sync_every_samples: Option<u64>,
+) -> Result<String, MsError> {
     let fail = |m: String| Err(MsError::Script(m));
     if frame.trigger_gpio_pin > 15 {
         return fail(format!(
@@ -66,6 +78,28 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
         ));
     }
     let is_eis = matches!(technique, Technique::Eis { .. });
+    // The lines each loop body ends with when the edge repeats.
+    let sync_lines: Vec<String> = match sync_every_samples {
+        None => Vec::new(),
+        Some(_) if is_eis => {
+            return fail("EIS cannot repeat the sync edge (one loop body per frequency)".into());
+        }
+        Some(k) if !(2..=MAX_SYNC_EVERY).contains(&k) => {
+            return fail(format!(
+                "sync edge every {k} samples: must be 2..={MAX_SYNC_EVERY}"
+            ));
+        }
+        Some(k) => vec![
+            "  add_var n 1i".to_string(),
+            "  if n == 1i".to_string(),
+            "    set_gpio 0x00i".to_string(),
+            "  endif".to_string(),
+            format!("  if n >= {k}i"),
+            format!("    set_gpio 0x{mask:02X}i"),
+            "    store_var n 0i ja".to_string(),
+            "  endif".to_string(),
+        ],
+    };
 
     let mut s = String::new();
     let mut push = |line: &str| {
@@ -86,6 +120,10 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
             push("var c");
         }
         push("var p");
+        if !sync_lines.is_empty() {
+            push("var n");
+            push("store_var n 0i ja");
+        }
     }
     push("set_pgstat_chan 0");
     if is_eis {
@@ -142,6 +180,9 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
             push("    pck_add p");
             push("    pck_add c");
             push("  pck_end");
+            for l in &sync_lines {
+                push(l);
+            }
         }
         Technique::Steps {
             levels_V,
@@ -189,6 +230,9 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
                 push("    pck_add p");
                 push("    pck_add c");
                 push("  pck_end");
+                for l in &sync_lines {
+                    push(l);
+                }
                 if k + 1 < levels_V.len() {
                     push("endloop");
                 }
@@ -230,6 +274,9 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
             push("    pck_add p");
             push("    pck_add c");
             push("  pck_end");
+            for l in &sync_lines {
+                push(l);
+            }
         }
         Technique::Eis {
             dc_V,
@@ -298,6 +345,9 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
             push("  pck_start");
             push("    pck_add p");
             push("  pck_end");
+            for l in &sync_lines {
+                push(l);
+            }
         }
     }
     push("endloop");
@@ -309,6 +359,11 @@ pub fn build_script(technique: &Technique, frame: &ScriptFrame) -> Result<String
     push("");
     Ok(s)
 }
+
+/// Largest block in potentiostat samples: what the integer literal of the
+/// loop body's comparison holds comfortably (MethodSCRIPT integers are 32
+/// bit).
+pub const MAX_SYNC_EVERY: u64 = 1 << 30;
 
 fn positive(x: f64) -> bool {
     x.is_finite() && x > 0.0
@@ -362,14 +417,14 @@ on_finished:
   set_gpio 0x00i
 
 ";
-        assert_eq!(build_script(&steps, &FRAME).unwrap(), expected);
+        assert_eq!(build_script(&steps, &FRAME, None).unwrap(), expected);
         let uneven = Technique::Steps {
             levels_V: vec![0.45, 0.5],
             hold_s: vec![60.0],
             sample_interval_s: 0.05,
             current_range_A: 10e-3,
         };
-        assert!(build_script(&uneven, &FRAME).is_err());
+        assert!(build_script(&uneven, &FRAME, None).is_err());
     }
 
     #[test]
@@ -406,7 +461,58 @@ on_finished:
   set_gpio 0x00i
 
 ";
-        assert_eq!(build_script(&cv, &FRAME).unwrap(), expected);
+        assert_eq!(build_script(&cv, &FRAME, None).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_repeated_sync_edge_counts_samples_across_back_to_back_loops() {
+        let steps = Technique::Steps {
+            levels_V: vec![0.45, 0.5],
+            hold_s: vec![2.0, 2.0],
+            sample_interval_s: 0.01,
+            current_range_A: 10e-3,
+        };
+        let script = build_script(&steps, &FRAME, Some(100)).unwrap();
+        // Declared and zeroed once, before the first loop: the count runs on
+        // from one level to the next, so edges stay 100 samples apart.
+        assert_eq!(script.matches("var n\nstore_var n 0i ja\n").count(), 1);
+        let body = "  pck_end
+  add_var n 1i
+  if n == 1i
+    set_gpio 0x00i
+  endif
+  if n >= 100i
+    set_gpio 0x01i
+    store_var n 0i ja
+  endif
+";
+        assert_eq!(script.matches(body).count(), 2, "{script}");
+        let cv = Technique::Cv {
+            begin_V: 0.4,
+            vertex_V: [0.9, -0.1],
+            scan_rate_V_per_s: 0.2,
+            step_V: 0.002,
+            cycles: 3,
+            current_range_A: 10e-3,
+        };
+        assert_eq!(
+            build_script(&cv, &FRAME, Some(100))
+                .unwrap()
+                .matches(body)
+                .count(),
+            1
+        );
+        // The pin of the bench, not pin 0.
+        let pin3 = ScriptFrame {
+            trigger_gpio_pin: 3,
+            ..FRAME
+        };
+        assert!(
+            build_script(&cv, &pin3, Some(7))
+                .unwrap()
+                .contains("  if n >= 7i\n    set_gpio 0x08i\n")
+        );
+        assert!(build_script(&cv, &FRAME, Some(1)).is_err());
     }
 
     #[test]
@@ -439,7 +545,7 @@ on_finished:
   set_gpio 0x00i
 
 ";
-        assert_eq!(build_script(&ocp, &frame).unwrap(), expected);
+        assert_eq!(build_script(&ocp, &frame, None).unwrap(), expected);
     }
 
     #[test]
@@ -452,24 +558,24 @@ on_finished:
             cycles,
             current_range_A: 1e-3,
         };
-        assert!(build_script(&cv(0.0, 1), &FRAME).is_err());
-        assert!(build_script(&cv(0.001, 0), &FRAME).is_err());
+        assert!(build_script(&cv(0.0, 1), &FRAME, None).is_err());
+        assert!(build_script(&cv(0.001, 0), &FRAME, None).is_err());
         let bad_pin = ScriptFrame {
             trigger_gpio_pin: 16,
             ..FRAME
         };
-        assert!(build_script(&cv(0.001, 1), &bad_pin).is_err());
+        assert!(build_script(&cv(0.001, 1), &bad_pin, None).is_err());
         let bad_range = ScriptFrame {
             current_range_min_A: 1.0,
             ..FRAME
         };
-        let e = build_script(&cv(0.001, 1), &bad_range).unwrap_err();
+        let e = build_script(&cv(0.001, 1), &bad_range, None).unwrap_err();
         assert!(e.to_string().contains("min (1 A) <= max (0.001 A)"), "{e}");
         let ocp = Technique::Ocp {
             duration_s: 0.001,
             sample_interval_s: 0.01,
         };
-        assert!(build_script(&ocp, &FRAME).is_err());
+        assert!(build_script(&ocp, &FRAME, None).is_err());
     }
 
     #[test]
@@ -507,20 +613,20 @@ on_finished:
   set_gpio 0x00i
 
 ";
-        assert_eq!(build_script(&lsv, &FRAME).unwrap(), expected);
+        assert_eq!(build_script(&lsv, &FRAME, None).unwrap(), expected);
         assert!((lsv.sample_interval_s() - 0.2).abs() < 1e-15);
         // Downward sweeps are fine; a span below one step is not.
         let down = mk(0.8, 0.2, 0.01);
         assert!(
-            build_script(&down, &FRAME)
+            build_script(&down, &FRAME, None)
                 .unwrap()
                 .contains("meas_loop_lsv p c 800m 200m 2m 10m\n")
         );
         let flat = mk(0.2, 0.201, 0.01);
-        let e = build_script(&flat, &FRAME).unwrap_err().to_string();
+        let e = build_script(&flat, &FRAME, None).unwrap_err().to_string();
         assert!(e.contains("spans less than one step"), "{e}");
         let bad_rate = mk(0.2, 0.8, 0.0);
-        assert!(build_script(&bad_rate, &FRAME).is_err());
+        assert!(build_script(&bad_rate, &FRAME, None).is_err());
     }
 
     #[test]
@@ -563,7 +669,7 @@ on_finished:
   set_gpio 0x00i
 
 ";
-        let script = build_script(&eis, &FRAME).unwrap();
+        let script = build_script(&eis, &FRAME, None).unwrap();
         assert_eq!(script, expected);
         let ac = script
             .lines()
@@ -578,7 +684,7 @@ on_finished:
 
         // No equilibration: no wait, the edge follows cell_on directly.
         let quick = mk(0.01, 0.01, 31, 0.0);
-        let script = build_script(&quick, &FRAME).unwrap();
+        let script = build_script(&quick, &FRAME, None).unwrap();
         assert!(!script.contains("wait"));
         assert!(script.contains("cell_on\nset_gpio 0x01i\nmeas_loop_eis"));
 
@@ -588,7 +694,7 @@ on_finished:
             mk(0.01, 0.01, 0, 0.0),
             mk(0.01, 0.01, 31, -1.0),
         ] {
-            assert!(build_script(&bad, &FRAME).is_err(), "{bad:?}");
+            assert!(build_script(&bad, &FRAME, None).is_err(), "{bad:?}");
         }
     }
 }

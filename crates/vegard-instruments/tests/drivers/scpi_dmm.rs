@@ -16,6 +16,7 @@ use crate::transcript::{Exchange, fixture, parse};
 const SETUP: DigitizerSetup = DigitizerSetup {
     sample_interval_s: 0.01,
     count: 4,
+    triggers: 1,
     range_V: 10.0,
     trigger: DigitizerTrigger::External,
 };
@@ -102,10 +103,11 @@ async fn session_transcript_configure_arm_fetch_abort() {
     assert_eq!(dmm.fetch().await.unwrap(), [0.5]);
     assert_eq!(dmm.fetch().await.unwrap(), Vec::<f64>::new());
     dmm.abort().await.unwrap();
+    assert!(!dmm.readings_lost().await.unwrap());
     drop(dmm);
     let received = peer.await.unwrap().unwrap();
-    assert_eq!(received.len(), 29);
-    assert_eq!(received.last().unwrap(), "ABOR");
+    assert_eq!(received.len(), 32);
+    assert_eq!(received.last().unwrap(), "STAT:QUES?");
 }
 
 #[tokio::test]

@@ -96,6 +96,7 @@ impl IEEE4882 for Session {
         let mut dmm = self.lock();
         dmm.errors.clear();
         dmm.esr = 0;
+        dmm.ques_event = 0;
         Ok(())
     }
     fn opc(&mut self) -> Result<()> {
@@ -183,6 +184,12 @@ pub(crate) const TREE: Node<Session> = Root![
         Leaf!(b"LAST" => &DataLastCommand)
     ),
     Leaf!(b"R" => &RQueryCommand),
+    Branch!(b"STATus";
+        Branch!(b"QUEStionable";
+            Leaf!(default b"EVENt" => &StatQuesEventCommand),
+            Leaf!(b"CONDition" => &StatQuesConditionCommand)
+        )
+    ),
     Branch!(b"DISPlay";
         Leaf!(default b"STATe" => &DispStateCommand),
         Branch!(b"TEXT";
@@ -1101,6 +1108,46 @@ impl Command<Session> for TrgCommand {
     cmd_nquery!();
     fn event(&self, s: &mut Session, _: &mut Context, _: Parameters) -> Result<()> {
         s.lock().bus_trigger()
+    }
+}
+
+/// `STAT:QUES?` (`[:EVENt]?`): the latched Questionable Data events as a
+/// decimal, cleared by the reading. Bit 14 (16384): reading memory
+/// overflowed, the oldest readings lost.
+struct StatQuesEventCommand;
+impl Command<Session> for StatQuesEventCommand {
+    cmd_qonly!();
+    fn query(
+        &self,
+        s: &mut Session,
+        _: &mut Context,
+        _: Parameters,
+        r: ResponseUnit,
+    ) -> Result<()> {
+        let mut dmm = s.lock();
+        dmm.update();
+        let bits = std::mem::take(&mut dmm.ques_event);
+        drop(dmm);
+        reply(r, &format!("{:+}", bits))
+    }
+}
+
+/// `STAT:QUES:COND?`: the Questionable Data condition register, unlatched.
+struct StatQuesConditionCommand;
+impl Command<Session> for StatQuesConditionCommand {
+    cmd_qonly!();
+    fn query(
+        &self,
+        s: &mut Session,
+        _: &mut Context,
+        _: Parameters,
+        r: ResponseUnit,
+    ) -> Result<()> {
+        let mut dmm = s.lock();
+        dmm.update();
+        let bits = dmm.ques_condition;
+        drop(dmm);
+        reply(r, &format!("{:+}", bits))
     }
 }
 

@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use vegard_core::keysight_34465a::QUES_MEMORY_OVERFLOW;
 use vegard_recipe::SimParams;
 
 /// Poll period of the accept loop and the connection reads, wall time:
@@ -33,12 +34,14 @@ const POLL: Duration = Duration::from_millis(20);
 /// Wall-time pause between two looks at an acquisition a query waits for.
 const WAIT_POLL: Duration = Duration::from_millis(2);
 const STREAM_JITTER: u64 = 0x444d_4d00_0000_0001;
-/// Reading memory of the meter; when full the oldest reading is overwritten.
-pub(crate) const MEMORY_READINGS: usize = 1_000_000;
+/// Reading memory of the meter (no MEM option, as `*OPT?` says); when
+/// full the oldest reading is overwritten and the Questionable Data
+/// register's bit 14 is set.
+pub(crate) const MEMORY_READINGS: usize = vegard_core::keysight_34465a::MEMORY_READINGS;
 /// Largest `SAMP:COUN` (shared with the driver and recipe validation).
 pub(crate) const MAX_SAMPLE_COUNT: u64 = vegard_core::keysight_34465a::SAMPLE_COUNT_MAX;
 /// Largest finite `TRIG:COUN` of the 34465A.
-pub(crate) const MAX_TRIGGER_COUNT: u64 = 1_000_000_000;
+pub(crate) const MAX_TRIGGER_COUNT: u64 = vegard_core::keysight_34465a::TRIGGER_COUNT_MAX;
 /// Depth of the SCPI error queue; a further error replaces the last entry
 /// with -350 "Queue overflow", as SCPI-99 prescribes.
 const ERROR_QUEUE_DEPTH: usize = 20;
@@ -243,6 +246,12 @@ pub(crate) struct Dmm {
     /// The range autorange chose for the last reading.
     auto_range_V: f64,
     readings: VecDeque<f64>,
+    /// Questionable Data event register (latched; read and cleared by
+    /// `STAT:QUES?`, cleared by `*CLS`).
+    pub(crate) ques_event: u16,
+    /// Questionable Data condition register: bit 14 while readings lost
+    /// since the memory was last cleared.
+    pub(crate) ques_condition: u16,
     errors: VecDeque<Error>,
     esr: u8,
     ese: u8,
@@ -254,6 +263,9 @@ pub(crate) struct Dmm {
     stall: Option<(f64, f64)>,
     /// True-time window of the stall once it has begun.
     stall_window: Option<(f64, f64)>,
+    /// True instant of the first trigger since `INIT` (the stall counts
+    /// from it, whatever the blocks after it).
+    first_trigger_true_s: Option<f64>,
 }
 
 impl Dmm {
@@ -272,6 +284,8 @@ impl Dmm {
             initiated: false,
             auto_range_V: 10.0,
             readings: VecDeque::new(),
+            ques_event: 0,
+            ques_condition: 0,
             errors: VecDeque::new(),
             esr: 0,
             ese: 0,
@@ -284,6 +298,7 @@ impl Dmm {
                 .filter(|_| params.faults.digitizer_stall_s > 0.0)
                 .map(|after_s| (after_s, params.faults.digitizer_stall_s)),
             stall_window: None,
+            first_trigger_true_s: None,
         })
     }
 
@@ -349,8 +364,10 @@ impl Dmm {
             return Err(ErrorCode::InitIgnored.into());
         }
         self.readings.clear();
+        self.ques_condition &= !QUES_MEMORY_OVERFLOW;
         self.initiated = true;
         self.bursts_done = 0;
+        self.first_trigger_true_s = None;
         let now = self.shared.clock.now_s();
         let first_edge = {
             let world = lock(&self.shared.world);
@@ -400,6 +417,7 @@ impl Dmm {
     /// A burst on a trigger at `trigger_true_s`, armed since `since_true_s`
     /// (pretrigger readings can only come from after that).
     fn start_sampling(&mut self, trigger_true_s: f64, since_true_s: f64, segment: usize) {
+        self.first_trigger_true_s.get_or_insert(trigger_true_s);
         let delay_s = self.cfg.delay_s();
         // Timer pacing: reading j at delay + j * SAMP:TIM. Immediate: one
         // reading after the other, the trigger delay before each.
@@ -443,9 +461,10 @@ impl Dmm {
         let now = self.shared.clock.now_s();
         // Injected stall: the readings stay due and are taken late, from
         // whatever the model still holds for their instants.
-        if let (Some((after_s, length_s)), None, Acquisition::Sampling(s)) =
-            (self.stall, self.stall_window, &self.acquisition)
-            && now >= s.trigger_true_s + after_s
+        if let (Some((after_s, length_s)), None, Some(first_s)) =
+            (self.stall, self.stall_window, self.first_trigger_true_s)
+            && matches!(self.acquisition, Acquisition::Sampling(_))
+            && now >= first_s + after_s
         {
             self.stall_window = Some((now, now + length_s));
         }
@@ -543,6 +562,8 @@ impl Dmm {
                         let reading = self.ranged(volts);
                         if self.readings.len() >= MEMORY_READINGS {
                             self.readings.pop_front();
+                            self.ques_event |= QUES_MEMORY_OVERFLOW;
+                            self.ques_condition |= QUES_MEMORY_OVERFLOW;
                         }
                         self.readings.push_back(reading);
                         // A pretrigger reading belongs to no trigger edge:

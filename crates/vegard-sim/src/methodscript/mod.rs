@@ -303,6 +303,10 @@ struct Run {
     package: Option<Vec<String>>,
     /// Device time of `timer_start`, s (0 = the script's start).
     timer_zero_dev_s: f64,
+    /// True instant of the sample whose loop body is running: a GPIO write
+    /// there happens at that instant (the firmware runs the body right
+    /// after the measurement), and is no loop's start edge.
+    sample_true_s: Option<f64>,
 }
 
 struct Executor {
@@ -614,8 +618,17 @@ impl Executor {
                     let value = self.value(run, op) as u32;
                     if self.gpio_out_mask & TRIGGER_PIN_MASK != 0 {
                         let high = value & TRIGGER_PIN_MASK != 0;
-                        if let Some(edge) = lock(&self.shared.world).set_trigger_level_now(high) {
-                            run.pending_edge = Some(edge);
+                        let mut world = lock(&self.shared.world);
+                        match run.sample_true_s {
+                            // A repeated sync edge inside a loop body.
+                            Some(t) => {
+                                world.set_trigger_level_at(high, t);
+                            }
+                            None => {
+                                if let Some(edge) = world.set_trigger_level_now(high) {
+                                    run.pending_edge = Some(edge);
+                                }
+                            }
                         }
                     }
                 }
@@ -877,7 +890,10 @@ impl Executor {
                     t_true_s: t_k,
                 },
             );
-            let flow = self.iteration(m, run, &values)?;
+            run.sample_true_s = Some(t_k);
+            let flow = self.iteration(m, run, &values);
+            run.sample_true_s = None;
+            let flow = flow?;
             k += 1;
             if scan_markers && k % per_scan == 0 {
                 self.send("-");
