@@ -344,12 +344,7 @@ pub fn align_segment(
     defl_dev_s: &[f64],
     defl_host_s: &[f64],
 ) -> Result<SegmentClocks, ClockError> {
-    let pot = quartz_prior_unless_implausible(fit_lower_envelope(
-        "potentiostat",
-        pot_dev_s,
-        pot_host_s,
-        30,
-    )?);
+    let pot = fit_potentiostat(pot_dev_s, pot_host_s)?;
     let windows = (defl_dev_s.len() / 10).clamp(4, 30);
     Ok(
         match fit_lower_envelope("deflection", defl_dev_s, defl_host_s, windows) {
@@ -374,6 +369,18 @@ pub fn align_segment(
     )
 }
 
+/// The potentiostat's clock of a segment: lower envelope through 30
+/// windows, with the quartz prior unless implausible. Both alignments
+/// ([`align_segment`], [`align_segment_pinned`]) start from it.
+fn fit_potentiostat(pot_dev_s: &[f64], pot_host_s: &[f64]) -> Result<EnvelopeFit, ClockError> {
+    Ok(quartz_prior_unless_implausible(fit_lower_envelope(
+        "potentiostat",
+        pot_dev_s,
+        pot_host_s,
+        30,
+    )?))
+}
+
 /// Align a segment whose digitizer took its readings in blocks, each
 /// started by its own sync edge from the potentiostat
 /// (`vegard_core::sync_blocks`): the readings' device times are already on
@@ -391,12 +398,7 @@ pub fn align_segment_pinned(
     pot_host_s: &[f64],
     block_span_s: f64,
 ) -> Result<SegmentClocks, ClockError> {
-    let pot = quartz_prior_unless_implausible(fit_lower_envelope(
-        "potentiostat",
-        pot_dev_s,
-        pot_host_s,
-        30,
-    )?);
+    let pot = fit_potentiostat(pot_dev_s, pot_host_s)?;
     let relative_sigma = std::f64::consts::SQRT_2 * QUARTZ_DRIFT_SIGMA;
     Ok(SegmentClocks {
         potentiostat: pot.model,

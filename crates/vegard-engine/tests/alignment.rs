@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -153,7 +155,13 @@ async fn digitizer_alignment_error_is_below_one_sample_period() {
         .filter_map(|(i, &idx)| true_p.get(&(idx as u64)).map(|&t| (t, p_t[i])))
         .collect();
     pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let worst_rel = relative_worst_s(&pairs, &d_idx, &d_t, &true_d);
+    let worst_rel = common::relative_worst_s(
+        &pairs,
+        d_idx
+            .iter()
+            .zip(&d_t)
+            .filter_map(|(&idx, &t)| true_d.get(&(idx as u64)).map(|&tt| (tt, t))),
+    );
     eprintln!(
         "relative to the potentiostat: max {:.1} us",
         worst_rel * 1e6
@@ -167,29 +175,4 @@ async fn digitizer_alignment_error_is_below_one_sample_period() {
     // the whole CV (~20 s = 4 ms): the test can fail.
     let span = truth.deflection.last().unwrap().t_true_s - ref_true;
     assert!(200e-6 * span > worst_s * 5.0, "test too weak: span {span}");
-}
-
-/// Largest |aligned - expected| over the digitizer readings, where expected
-/// is the potentiostat's aligned time at the reading's true instant
-/// (linear between its samples; `pot` = (true, aligned), ascending).
-fn relative_worst_s(
-    pot: &[(f64, f64)],
-    d_idx: &[i64],
-    d_t: &[f64],
-    true_d: &HashMap<u64, f64>,
-) -> f64 {
-    let mut worst: f64 = 0.0;
-    for (i, &idx) in d_idx.iter().enumerate() {
-        let Some(&t) = true_d.get(&(idx as u64)) else {
-            continue;
-        };
-        let j = pot.partition_point(|p| p.0 <= t);
-        if j == 0 || j == pot.len() {
-            continue;
-        }
-        let (a, b) = (pot[j - 1], pot[j]);
-        let expected = a.1 + (t - a.0) / (b.0 - a.0) * (b.1 - a.1);
-        worst = worst.max((d_t[i] - expected).abs());
-    }
-    worst
 }

@@ -15,6 +15,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -210,17 +212,13 @@ async fn a_step_three_times_the_digitizer_memory_is_recorded_whole_and_pinned() 
         })
         .collect();
     pot.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut worst_rel: f64 = 0.0;
-    for (i, idx) in d_idx.iter().enumerate() {
-        let Some(&t) = true_d.get(idx) else { continue };
-        let j = pot.partition_point(|p| p.0 <= t);
-        if j == 0 || j == pot.len() {
-            continue;
-        }
-        let (a, b) = (pot[j - 1], pot[j]);
-        let expected = a.1 + (t - a.0) / (b.0 - a.0) * (b.1 - a.1);
-        worst_rel = worst_rel.max((d_t[i] - expected).abs());
-    }
+    let worst_rel = common::relative_worst_s(
+        &pot,
+        d_idx
+            .iter()
+            .zip(&d_t)
+            .filter_map(|(idx, &t)| true_d.get(idx).map(|&tt| (tt, t))),
+    );
     eprintln!(
         "relative to the potentiostat: max {:.1} us",
         worst_rel * 1e6

@@ -54,6 +54,9 @@ fn every_documented_query_answers_with_reset_values() {
     m.write("*CLS");
     for (query, want) in [
         ("*OPT?", "DIG"),
+        ("STAT:QUES?", "+0"),
+        ("STATus:QUEStionable:EVENt?", "+0"),
+        ("STAT:QUES:COND?", "+0"),
         ("*ESR?", "0"),
         ("*ESE?", "0"),
         ("*STB?", "0"),

@@ -186,8 +186,8 @@ pub(crate) const TREE: Node<Session> = Root![
     Leaf!(b"R" => &RQueryCommand),
     Branch!(b"STATus";
         Branch!(b"QUEStionable";
-            Leaf!(default b"EVENt" => &StatQuesEventCommand),
-            Leaf!(b"CONDition" => &StatQuesConditionCommand)
+            Leaf!(default b"EVENt" => &StatQuesCommand { latched: true }),
+            Leaf!(b"CONDition" => &StatQuesCommand { latched: false })
         )
     ),
     Branch!(b"DISPlay";
@@ -1111,30 +1111,14 @@ impl Command<Session> for TrgCommand {
     }
 }
 
-/// `STAT:QUES?` (`[:EVENt]?`): the latched Questionable Data events as a
-/// decimal, cleared by the reading. Bit 14 (16384): reading memory
-/// overflowed, the oldest readings lost.
-struct StatQuesEventCommand;
-impl Command<Session> for StatQuesEventCommand {
-    cmd_qonly!();
-    fn query(
-        &self,
-        s: &mut Session,
-        _: &mut Context,
-        _: Parameters,
-        r: ResponseUnit,
-    ) -> Result<()> {
-        let mut dmm = s.lock();
-        dmm.update();
-        let bits = std::mem::take(&mut dmm.ques_event);
-        drop(dmm);
-        reply(r, &format!("{:+}", bits))
-    }
+/// `STAT:QUES?` (`[:EVENt]?`, `latched`): the Questionable Data events as
+/// a decimal, cleared by the reading; `STAT:QUES:COND?`: the condition
+/// register, unlatched. Bit 14 (16384): reading memory overflowed, the
+/// oldest readings lost.
+struct StatQuesCommand {
+    latched: bool,
 }
-
-/// `STAT:QUES:COND?`: the Questionable Data condition register, unlatched.
-struct StatQuesConditionCommand;
-impl Command<Session> for StatQuesConditionCommand {
+impl Command<Session> for StatQuesCommand {
     cmd_qonly!();
     fn query(
         &self,
@@ -1145,9 +1129,13 @@ impl Command<Session> for StatQuesConditionCommand {
     ) -> Result<()> {
         let mut dmm = s.lock();
         dmm.update();
-        let bits = dmm.ques_condition;
+        let bits = if self.latched {
+            std::mem::take(&mut dmm.ques_event)
+        } else {
+            dmm.ques_condition
+        };
         drop(dmm);
-        reply(r, &format!("{:+}", bits))
+        reply(r, &format!("{bits:+}"))
     }
 }
 
