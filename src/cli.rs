@@ -108,14 +108,22 @@ pub enum Cmd {
         spec: Option<PathBuf>,
     },
     /// Write a run's aligned table (shared clock: t_s, E_V, I_A,
-    /// deflection_nm, T_K, step, cycle, ...) as CSV or Parquet.
+    /// deflection_nm, T_K, step, cycle, ...) as CSV or Parquet; with --raw,
+    /// one raw stream as recorded (device and host stamps, no shared time)
+    /// as CSV text.
     Export {
         run: PathBuf,
         #[arg(long, value_enum, default_value = "csv")]
         format: ExportFormatArg,
-        /// Output file; default `aligned.<ext>` in the current folder.
+        /// Output file; default `aligned.<ext>` (`<STREAM>.csv` with --raw)
+        /// in the current folder.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// A raw stream instead of the aligned table: potentiostat,
+        /// deflection, eis, lockin, temperature (binary raw/<STREAM>.arrows
+        /// to text; works on interrupted runs too).
+        #[arg(long, value_name = "STREAM")]
+        raw: Option<String>,
     },
     /// Fit an equivalent circuit to an impedance spectrum (impedance.py
     /// circuit syntax) by complex nonlinear least squares, rank candidate

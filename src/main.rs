@@ -143,7 +143,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             out,
             spec,
         } => cmd::report::cmd_report(&run_or_folder, format, out, spec.as_deref()),
-        Cmd::Export { run, format, out } => cmd::report::cmd_export(&run, format, out),
+        Cmd::Export {
+            run,
+            format,
+            out,
+            raw,
+        } => cmd::report::cmd_export(&run, format, out, raw.as_deref()),
         Cmd::Recover { run, json } => cmd::recover::cmd_recover(&run, json),
         Cmd::Import(args) => cmd::import::cmd_import(&args),
         Cmd::FitEis(args) => cmd::fit_eis::cmd_fit_eis(&args),

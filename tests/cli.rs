@@ -187,8 +187,8 @@ fn demo_kappa_matches_the_bench_truth() {
     for f in [
         "run.toml",
         "events.jsonl",
-        "raw/potentiostat.csv",
-        "raw/deflection.csv",
+        "raw/potentiostat.arrows",
+        "raw/deflection.arrows",
         "data/potentiostat.parquet",
         "data/deflection.parquet",
         "aligned.parquet",
@@ -570,7 +570,7 @@ fn sigkill_leaves_a_recoverable_run_losing_at_most_one_flush_interval() {
             .unwrap()
             .flatten()
             .map(|e| e.path())
-            .find(|p| p.join("raw/potentiostat.csv").exists());
+            .find(|p| p.join("raw/potentiostat.arrows").exists());
         if let Some(d) = dir {
             break d;
         }
@@ -612,19 +612,10 @@ fn sigkill_leaves_a_recoverable_run_losing_at_most_one_flush_interval() {
     let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
     let first: Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
     let start_unix_s = first["utc_start_unix_s"].as_f64().unwrap();
-    let raw = std::fs::read_to_string(run_dir.join("raw/potentiostat.csv")).unwrap();
-    let header: Vec<&str> = raw.lines().next().unwrap().split(',').collect();
-    let col = header
-        .iter()
-        .position(|h| h.split(':').next() == Some("host_ns"))
-        .unwrap();
-    let last_host_s = raw
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(col)?.parse::<i64>().ok())
-        .max()
-        .unwrap() as f64
-        * 1e-9;
+    // What a reader gets from the killed run's stream: whole batches up to
+    // the last flush (a torn last batch is dropped).
+    let raw = vegard_store::read_raw(&run_dir, "potentiostat").unwrap();
+    let last_host_s = raw.i64("host_ns").unwrap().into_iter().max().unwrap() as f64 * 1e-9;
     let killed_at_s = kill_unix_s - start_unix_s;
     let lost_s = killed_at_s - last_host_s;
     eprintln!(
@@ -761,12 +752,8 @@ fn sigterm_stops_like_ctrl_c_and_the_bench_is_usable_again() {
         .output()
         .unwrap();
     let run_dir = completed_run_dir(&out);
-    let raw = std::fs::read_to_string(run_dir.join("raw/deflection.csv")).unwrap();
-    assert!(
-        raw.lines().count() > 100,
-        "digitizer recorded {} lines",
-        raw.lines().count()
-    );
+    let raw = vegard_store::read_raw(&run_dir, "deflection").unwrap();
+    assert!(raw.len() > 100, "digitizer recorded {} rows", raw.len());
 }
 
 #[test]
@@ -880,26 +867,13 @@ fn potential_step_passes_the_charge_the_isotherm_predicts() {
         .output()
         .unwrap();
     let run_dir = completed_run_dir(&out);
-    let raw = std::fs::read_to_string(run_dir.join("raw/potentiostat.csv")).unwrap();
-    let mut lines = raw.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h.split(':').next() == Some(name))
-            .unwrap()
-    };
-    let (ct, ci, ce) = (col("t_dev_s"), col("I_A"), col("E_V"));
-    let rows: Vec<(f64, f64, f64)> = lines
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (
-                f[ct].parse().unwrap(),
-                f[ci].parse().unwrap(),
-                f[ce].parse().unwrap(),
-            )
-        })
-        .collect();
+    let raw = vegard_store::read_raw(&run_dir, "potentiostat").unwrap();
+    let (t, i_a, e_v) = (
+        raw.f64("t_dev_s").unwrap(),
+        raw.f64("I_A").unwrap(),
+        raw.f64("E_V").unwrap(),
+    );
+    let rows: Vec<(f64, f64, f64)> = (0..raw.len()).map(|k| (t[k], i_a[k], e_v[k])).collect();
     assert_eq!(rows.len(), 10_000, "200 s / 20 ms samples");
     // CA packages carry the measured WE potential: 50 uV rms noise.
     assert!(
@@ -926,11 +900,8 @@ fn potential_step_passes_the_charge_the_isotherm_predicts() {
         rows[10].1,
         rows[9_990].1
     );
-    let defl = std::fs::read_to_string(run_dir.join("raw/deflection.csv")).unwrap();
-    assert!(
-        defl.lines().count() > 30_000,
-        "deflection recorded through the step"
-    );
+    let defl = vegard_store::read_raw(&run_dir, "deflection").unwrap();
+    assert!(defl.len() > 30_000, "deflection recorded through the step");
 }
 
 // ------------------------------------------------- EIS, ESM, temperature

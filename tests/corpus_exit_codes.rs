@@ -334,6 +334,15 @@ fn raw_csv_corpus_through_recover() {
 }
 
 #[test]
+fn raw_arrows_corpus_through_recover() {
+    run_folder_through_the_binary(
+        "raw_arrows",
+        &["raw/potentiostat.arrows", "raw/deflection.arrows"],
+        &[RECOVER],
+    );
+}
+
+#[test]
 fn parquet_corpus_through_analyze_report_export() {
     run_folder_through_the_binary(
         "parquet",

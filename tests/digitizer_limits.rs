@@ -61,12 +61,10 @@ fn the_fastest_documented_rate_validates_and_runs_and_faster_is_refused_by_valid
             .find(|e| e.path().is_dir())
             .unwrap()
             .path();
-        let csv = std::fs::read_to_string(run_dir.join("raw/deflection.csv")).unwrap();
-        let t_dev_s: Vec<f64> = csv
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(4).unwrap().parse().unwrap())
-            .collect();
+        let t_dev_s = vegard_store::read_raw(&run_dir, "deflection")
+            .unwrap()
+            .f64("t_dev_s")
+            .unwrap();
         // 0.5 s of rest: at least 0.5 / dt readings (the plan adds a margin).
         let want = (0.5 / dt_s) as usize;
         assert!(t_dev_s.len() >= want, "{good}: {} readings", t_dev_s.len());

@@ -129,6 +129,11 @@ fn raw_csv() {
 }
 
 #[test]
+fn raw_arrows() {
+    replay("raw_arrows")
+}
+
+#[test]
 fn parquet() {
     replay("parquet")
 }

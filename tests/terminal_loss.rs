@@ -209,8 +209,8 @@ fn wait_running(out: &Path, s: &Session) -> PathBuf {
     poll(Duration::from_secs(60), || {
         let d = run_dir_in(out)?;
         // Recording for a moment: the potentiostat raw stream has rows.
-        let raw = std::fs::read_to_string(d.join("raw/potentiostat.csv")).ok()?;
-        (raw.lines().count() > 20).then_some(d)
+        let raw = vegard_store::read_raw(&d, "potentiostat").ok()?;
+        (raw.len() > 20).then_some(d)
     })
     .unwrap_or_else(|| panic!("run did not start: {}", s.output()))
 }

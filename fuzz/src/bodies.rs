@@ -50,6 +50,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("run_toml", run_toml),
     ("events", events),
     ("raw_csv", raw_csv),
+    ("raw_arrows", raw_arrows),
     ("parquet", parquet),
 ];
 
@@ -603,7 +604,9 @@ pub fn events(data: &[u8]) {
     });
 }
 
-/// A raw stream `raw/<stream>.csv` (`vegard recover`, the dashboard):
+/// A raw stream as text, `raw/<stream>.csv` of older folders (`vegard
+/// recover`, the dashboard); the reader tells the format by the first
+/// bytes, so this also reaches the binary reader:
 /// read, then typed as each raw stream's schema.
 pub fn raw_csv(data: &[u8]) {
     with_file("raw/stream.csv", data, |_, path| {
@@ -615,6 +618,28 @@ pub fn raw_csv(data: &[u8]) {
         let _ = schema::DeflectionRaw::from_table(&table).map(|t| t.row(0));
         let _ = schema::EisRaw::from_table(&table).map(|t| t.row(0));
         let _ = schema::LockInRaw::from_table(&table).map(|t| t.row(0));
+        let _ = schema::TemperatureRaw::from_table(&table).map(|t| t.row(0));
+    });
+}
+
+/// A binary raw stream `raw/<stream>.arrows` (Arrow IPC stream; `vegard
+/// recover`, finalisation, the dashboard, `export --raw`): read batch by
+/// batch as the streaming readers do, then whole and typed as each raw
+/// stream's schema.
+pub fn raw_arrows(data: &[u8]) {
+    with_file("raw/stream.arrows", data, |_, path| {
+        if let Ok(mut batches) = vegard_store::RawBatches::open(path) {
+            while let Ok(Some(batch)) = batches.next_batch() {
+                let _ = batch.check();
+            }
+            let _ = batches.torn_bytes();
+        }
+        let Ok(table) = vegard_store::read_raw_file(path) else {
+            return;
+        };
+        let _ = table.check();
+        let _ = schema::PotentiostatRaw::from_table(&table).map(|t| t.row(0));
+        let _ = schema::DeflectionRaw::from_table(&table).map(|t| t.row(0));
         let _ = schema::TemperatureRaw::from_table(&table).map(|t| t.row(0));
     });
 }

@@ -73,8 +73,31 @@ pub fn cmd_report(
 }
 
 /// `vegard export`: the aligned table as CSV or Parquet.
-pub fn cmd_export(run: &Path, format: ExportFormatArg, out: Option<PathBuf>) -> Result<ExitCode> {
+pub fn cmd_export(
+    run: &Path,
+    format: ExportFormatArg,
+    out: Option<PathBuf>,
+    raw: Option<&str>,
+) -> Result<ExitCode> {
     use vegard_report::ExportFormat;
+    if let Some(stream) = raw {
+        if matches!(format, ExportFormatArg::Parquet) {
+            return Err(BadInput(format!(
+                "--raw exports text (--format csv); a finished run already holds \
+                 {}/data/{stream}.parquet",
+                run.display()
+            ))
+            .into());
+        }
+        let out = out.unwrap_or_else(|| PathBuf::from(format!("{stream}.csv")));
+        let rows = vegard_report::export_raw_csv(run, stream, &out)?;
+        println!(
+            "exported {rows} rows of raw stream {stream} of {} -> {}",
+            run.display(),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let (format, ext) = match format {
         ExportFormatArg::Csv => (ExportFormat::Csv, "csv"),
         ExportFormatArg::Parquet => (ExportFormat::Parquet, "parquet"),

@@ -108,7 +108,7 @@ fn read_raw_or_empty<T: Default>(
     stream: &str,
     typed: impl Fn(&Table) -> Result<T, vegard_store::StoreError>,
 ) -> Result<T, PipelineError> {
-    if vegard_store::raw_path(dir, stream).exists() {
+    if vegard_store::find_raw(dir, stream).is_some() {
         Ok(typed(&vegard_store::read_raw(dir, stream)?)?)
     } else {
         Ok(T::default())

@@ -14,7 +14,7 @@
 //! drift_ppm·1e-6)·t_trace`. The folder holds what finalisation writes for
 //! a native run:
 //!
-//! - `raw/potentiostat.csv`, `raw/deflection.csv`: the streams, so the
+//! - `raw/potentiostat.arrows`, `raw/deflection.arrows`: the streams, so the
 //!   dashboard (`vegard watch`) replays the run. Both count from the shared
 //!   zero, as a native segment's devices count from their shared trigger:
 //!   the potentiostat's `t_dev_s` is its file time, the deflection's the

@@ -83,6 +83,56 @@ pub fn export_aligned(
     Ok(table.len())
 }
 
+/// Export one raw stream of a run folder (`raw/<stream>.arrows`, or a
+/// legacy `.csv`) to `out` as text: header `name:kind`, floats exact
+/// (`NaN` spelled out), the format vegard itself reads back as a raw
+/// stream. Streams batch by batch, so a day-long stream needs no more
+/// memory than a second of it. A torn last batch (a crashed run) is left
+/// out, as every reader does. Returns the rows written.
+pub fn export_raw_csv(run_dir: &Path, stream: &str, out: &Path) -> Result<u64, ReportError> {
+    let Some(src) = vegard_store::find_raw(run_dir, stream) else {
+        let have = vegard_store::list_raw_streams(run_dir).unwrap_or_default();
+        return Err(ReportError::Input {
+            path: run_dir.display().to_string(),
+            msg: format!(
+                "no raw stream {stream:?} (this run has: {})",
+                if have.is_empty() {
+                    "none".to_owned()
+                } else {
+                    have.join(", ")
+                }
+            ),
+        });
+    };
+    let io = |source| ReportError::Io {
+        path: out.display().to_string(),
+        source,
+    };
+    let mut batches = vegard_store::RawBatches::open(&src)?;
+    let tmp = out.with_extension("csv.partial");
+    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut rows = 0u64;
+    let header = Table::empty(batches.columns());
+    vegard_store::write_raw_csv(&header, true, &mut w).map_err(io)?;
+    let written = (|| {
+        while let Some(batch) = batches.next_batch()? {
+            vegard_store::write_raw_csv(&batch, false, &mut w).map_err(io)?;
+            rows += batch.len() as u64;
+        }
+        w.into_inner()
+            .map_err(|e| io(e.into_error()))?
+            .sync_all()
+            .map_err(io)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, out).map_err(io)?;
+    Ok(rows)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

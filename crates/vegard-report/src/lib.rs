@@ -23,7 +23,7 @@ pub mod render;
 pub mod series;
 
 pub use build::build_report;
-pub use export::{ExportFormat, export_aligned};
+pub use export::{ExportFormat, export_aligned, export_raw_csv};
 pub use render::Format;
 pub use series::series_report;
 

@@ -1,6 +1,7 @@
 //! The store's one error type. Every variant that touches a file names the
 //! path (and the line, where there is one) so a user can open the file and
-//! look, as STYLE.md asks: `runs/x/raw/pstat.csv:1234: expected 3 cells, got 2`.
+//! look, as STYLE.md asks: `runs/x/raw/pstat.csv:1234: expected 3 cells, got 2`,
+//! `runs/x/raw/deflection.arrows: at byte 4096: message metadata: ...`.
 
 use std::path::PathBuf;
 
@@ -23,10 +24,20 @@ pub enum StoreError {
         msg: String,
     },
 
-    /// A raw stream file without a complete header line: the process died
-    /// before the header reached the disk, so the stream holds no rows.
-    #[error("{}: no complete header line", .path.display())]
+    /// A raw stream file without a complete header (CSV header line, or
+    /// Arrow schema message): the process died before it reached the disk,
+    /// so the stream holds no rows.
+    #[error("{}: no complete header", .path.display())]
     NoHeader { path: PathBuf },
+
+    /// A complete message of a binary raw stream that does not decode:
+    /// corruption, not a crash artefact (a torn *last* message is dropped).
+    #[error("{}: at byte {offset}: {msg}", .path.display())]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        msg: String,
+    },
 
     /// run.toml that cannot be read or written as [`crate::RunMeta`].
     #[error("{}: {msg}", .path.display())]

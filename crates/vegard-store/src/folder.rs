@@ -83,7 +83,7 @@ impl RunWriter {
         &self.dir
     }
 
-    /// Open a new raw stream `raw/<name>.csv` with these columns.
+    /// Open a new raw stream `raw/<name>.arrows` with these columns.
     pub fn stream(&self, name: &str, columns: &[ColumnSpec]) -> Result<RawStream, StoreError> {
         RawStream::create(&self.dir, name, columns, self.flush_interval)
     }

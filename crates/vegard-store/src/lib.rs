@@ -9,9 +9,10 @@
 //!                     [alignment], [analysis_summary], [[steps]])
 //!   events.jsonl      one JSON object per line, durable on return
 //!   events.jsonl.torn torn last lines cut off before appending (recovery)
-//!   raw/<stream>.csv  append-only text while running (primary record, kept):
-//!                     schema::{PotentiostatRaw, DeflectionRaw, EisRaw,
-//!                     LockInRaw, TemperatureRaw}
+//!   raw/<stream>.arrows  append-only Arrow IPC stream while running
+//!                     (primary record, kept; `.csv` text in folders from
+//!                     before): schema::{PotentiostatRaw, DeflectionRaw,
+//!                     EisRaw, LockInRaw, TemperatureRaw}
 //!   data/<stream>.parquet   the raw streams + shared time, and the EIS / ESM
 //!                     tables (schema::*Data), written by the post-run
 //!                     pipeline (vegard-pipeline)
@@ -19,14 +20,18 @@
 //!   .lock             held by the live RunWriter
 //! ```
 //!
-//! Design decision — raw streams are CSV text, not Arrow IPC: every row is
-//! one `\n`-terminated line, so after SIGKILL or power loss everything up to
-//! the last newline is valid and a torn last line is simply dropped; no
-//! footer, no schema message that may be missing, and a human can `tail -f`
-//! a stream during a run. Streams are flushed and `sync_data`'d at least
-//! every `flush_interval` (default 1 s) and on close, so a crash loses at
-//! most that interval. Parquet (via polars) is the finished, compact format.
-//! See `raw.rs` for the exact line format.
+//! Design decision — raw streams are Arrow IPC streams, not text: a row
+//! costs a few `Vec` pushes instead of a formatted string per cell, the
+//! columns are ZSTD-compressed a batch (about a second) at a time, and any
+//! Arrow reader opens the file during or after the run. The framing keeps
+//! what made text crash-safe: every message says its length, so after
+//! SIGKILL or power loss everything up to the last complete batch is valid
+//! and a torn last batch is dropped (see `raw.rs`, `raw_ipc.rs`). Streams
+//! are flushed and `sync_data`'d at least every `flush_interval` (default
+//! 1 s) and on close, so a crash loses at most that interval. Folders
+//! recorded with the earlier text streams (`raw/<stream>.csv`) are still
+//! read everywhere (`raw_csv.rs`). Parquet (via polars) is the finished,
+//! column-indexed format.
 //!
 //! Typical use by the engine (streams through their schema types; the
 //! generic `ColumnSpec`/`Cell` API underneath serves any table):
@@ -53,6 +58,8 @@ mod meta;
 mod parquet;
 mod parquet_footer;
 mod raw;
+mod raw_csv;
+mod raw_ipc;
 pub mod schema;
 mod table;
 mod torn;
@@ -66,9 +73,10 @@ pub use meta::{
 };
 pub use parquet::{FinalizedStream, finalize_streams, read_parquet, write_parquet};
 pub use raw::{
-    Cell, ColKind, ColumnSpec, DEFAULT_FLUSH_INTERVAL, RawStream, list_raw_streams, raw_path,
-    read_raw, read_raw_file,
+    Cell, ColKind, ColumnSpec, DEFAULT_FLUSH_INTERVAL, LEGACY_RAW_EXT, MAX_BATCH_ROWS, RAW_EXT,
+    RawBatches, RawStream, find_raw, list_raw_streams, raw_path, read_raw, read_raw_file,
 };
+pub use raw_csv::write_raw_csv;
 pub use table::{Column, Table};
 
 /// `run.toml` inside a run folder.

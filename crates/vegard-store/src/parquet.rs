@@ -174,7 +174,8 @@ pub struct FinalizedStream {
     pub parquet_path: PathBuf,
 }
 
-/// Convert every `raw/<stream>.csv` into `data/<stream>.parquet`. Raw files
+/// Convert every raw stream (`raw/<stream>.arrows`, or a legacy `.csv`)
+/// into `data/<stream>.parquet`. Raw files
 /// are kept (they are the primary record). Safe to run again, e.g. during
 /// recovery: Parquet files are rewritten from the raw files. Streams whose
 /// header never reached the disk hold no rows and are skipped. Close or

@@ -16,7 +16,7 @@
 //! A table read from an older or foreign folder that lacks a column is a
 //! [`StoreError::Schema`] naming the table and the column.
 //!
-//! Streams (`raw/<stream>.csv`, written while a run records):
+//! Streams (`raw/<stream>.arrows`, written while a run records):
 //! [`PotentiostatRaw`], [`DeflectionRaw`], [`EisRaw`], [`LockInRaw`],
 //! [`TemperatureRaw`]. Finished tables (written at finalisation):
 //! `data/*.parquet` ([`PotentiostatData`], [`DeflectionData`],
@@ -142,7 +142,7 @@ macro_rules! get_column {
 }
 
 table_schema! {
-    /// `raw/potentiostat.csv`: every potentiostat sample with its raw stamps.
+    /// `raw/potentiostat.arrows`: every potentiostat sample with its raw stamps.
     /// `t_dev_s` is the device time (sample index x nominal interval from the
     /// segment's trigger), `host_ns` the host receive time.
     PotentiostatRaw, PotentiostatRow, potentiostat_col, "potentiostat" {
@@ -163,7 +163,7 @@ table_schema! {
 }
 
 table_schema! {
-    /// `raw/deflection.csv`: every digitizer reading (photodetector volts).
+    /// `raw/deflection.arrows`: every digitizer reading (photodetector volts).
     DeflectionRaw, DeflectionRow, deflection_col, "deflection" {
         seq: I64,
         step: I64,
@@ -176,7 +176,7 @@ table_schema! {
 }
 
 table_schema! {
-    /// `raw/eis.csv`: one row per impedance point the potentiostat reported
+    /// `raw/eis.arrows`: one row per impedance point the potentiostat reported
     /// (Z = Z' + j Z'', Z'' negative for a capacitive cell).
     EisRaw, EisRow, eis_raw_col, "eis" {
         seq: I64,
@@ -192,7 +192,7 @@ table_schema! {
 }
 
 table_schema! {
-    /// `raw/lockin.csv` (and `data/lockin.parquet`): the hardware lock-in's
+    /// `raw/lockin.arrows` (and `data/lockin.parquet`): the hardware lock-in's
     /// X/Y at the end of each ESM frequency, and when that frequency's sine
     /// was switched on.
     LockInRaw, LockInRow, lockin_col, "lockin" {
@@ -209,7 +209,7 @@ table_schema! {
 }
 
 table_schema! {
-    /// `raw/temperature.csv`: one row per temperature-stage reading.
+    /// `raw/temperature.arrows`: one row per temperature-stage reading.
     TemperatureRaw, TemperatureRow, temperature_col, "temperature" {
         seq: I64,
         step: I64,

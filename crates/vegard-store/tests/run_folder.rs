@@ -79,7 +79,7 @@ fn raw_to_parquet_round_trip_is_bit_exact() {
     assert!(same_f64(&pq.f64("E_V").unwrap(), &TRICKY));
     assert!(same_f64(&pq.f64("I_A").unwrap(), &i_a));
     // Raw files are kept next to the Parquet.
-    assert!(run.dir().join("raw/pstat.csv").exists());
+    assert!(run.dir().join("raw/pstat.arrows").exists());
     assert_eq!(
         list_raw_streams(run.dir()).unwrap(),
         vec!["pstat".to_owned()]
@@ -123,18 +123,18 @@ fn aligned_table_written_and_read_back() {
 }
 
 #[test]
-fn torn_last_line_is_dropped_and_bad_middle_line_is_located() {
+fn legacy_csv_stream_torn_last_line_is_dropped_and_bad_middle_line_is_located() {
+    // Folders recorded before the binary streams hold raw/<stream>.csv.
     let parent = scratch("torn");
     let run = RunWriter::create(&parent, "t", stamp()).unwrap();
-    let mut s = run
-        .stream("x", &[ColumnSpec::i64("seq"), ColumnSpec::f64("v")])
-        .unwrap();
-    for k in 0..4 {
-        s.append(&[Cell::I64(k), Cell::F64(k as f64 / 4.0)])
-            .unwrap();
-    }
-    s.close().unwrap();
     let path = run.dir().join("raw/x.csv");
+    std::fs::write(&path, "seq:i64,v:f64\n0,0.0\n1,0.25\n2,0.5\n3,0.75\n").unwrap();
+    assert_eq!(list_raw_streams(run.dir()).unwrap(), vec!["x".to_owned()]);
+    // A new stream of that name would shadow recorded data: refused.
+    assert!(matches!(
+        run.stream("x", &[ColumnSpec::i64("seq")]),
+        Err(StoreError::StreamExists { .. })
+    ));
 
     // What a kill mid-write leaves: half a line, no newline.
     let mut text = std::fs::read_to_string(&path).unwrap();
@@ -170,6 +170,117 @@ fn torn_last_line_is_dropped_and_bad_middle_line_is_located() {
         Err(StoreError::NoHeader { .. })
     ));
     assert!(run.finalize_streams().unwrap().is_empty());
+}
+
+/// Rows 0..n of a two-column stream, flushed every `per_batch` rows, closed.
+fn batched_stream(tag: &str, n: i64, per_batch: i64) -> (PathBuf, PathBuf) {
+    let parent = scratch(tag);
+    let run = RunWriter::create(&parent, "b", stamp())
+        .unwrap()
+        .with_flush_interval(Duration::from_secs(3600));
+    let mut s = run
+        .stream("x", &[ColumnSpec::i64("seq"), ColumnSpec::f64("v")])
+        .unwrap();
+    for k in 0..n {
+        s.append(&[Cell::I64(k), Cell::F64(k as f64 / 8.0)])
+            .unwrap();
+        if (k + 1) % per_batch == 0 {
+            s.flush().unwrap();
+        }
+    }
+    s.close().unwrap();
+    let path = run.dir().join("raw/x.arrows");
+    (run.dir().to_path_buf(), path)
+}
+
+#[test]
+fn binary_stream_cut_at_every_byte_reads_the_complete_batches_only() {
+    let (dir, path) = batched_stream("cut", 12, 3);
+    let full = std::fs::read(&path).unwrap();
+    let whole = RawBatches::open(&path).unwrap();
+    assert_eq!(whole.columns().len(), 2);
+    let t = read_raw(&dir, "x").unwrap();
+    assert_eq!(t.i64("seq").unwrap(), (0..12).collect::<Vec<_>>());
+    // Batch boundaries: where a cut leaves k complete batches.
+    let mut rows_at_cut = Vec::new();
+    let cut_path = dir.join("raw/cut.arrows");
+    for cut in 0..=full.len() {
+        std::fs::write(&cut_path, &full[..cut]).unwrap();
+        match RawBatches::open(&cut_path) {
+            Err(StoreError::NoHeader { .. }) => {
+                rows_at_cut.push(None);
+                continue;
+            }
+            Err(e) => panic!("cut at {cut}: {e}"),
+            Ok(mut b) => {
+                let mut seq = Vec::new();
+                while let Some(batch) = b.next_batch().unwrap() {
+                    seq.extend(batch.i64("seq").unwrap());
+                }
+                // Whole batches, in order, never a partial one.
+                assert_eq!(seq, (0..seq.len() as i64).collect::<Vec<_>>());
+                assert_eq!(seq.len() % 3, 0, "cut at {cut}: {} rows", seq.len());
+                let at_boundary = b.torn_bytes().is_none();
+                if cut == full.len() {
+                    assert!(b.closed() && at_boundary && seq.len() == 12);
+                } else if !at_boundary {
+                    assert!(b.torn_bytes().unwrap() > 0);
+                }
+                rows_at_cut.push(Some(seq.len()));
+            }
+        }
+    }
+    // Every count from 0 to 12 rows was seen, growing with the cut.
+    let counts: Vec<usize> = rows_at_cut.iter().flatten().copied().collect();
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]));
+    for k in [0, 3, 6, 9, 12] {
+        assert!(counts.contains(&k), "no cut gave {k} rows");
+    }
+}
+
+#[test]
+fn binary_stream_zero_tail_is_torn_and_a_bad_middle_message_is_located() {
+    let (dir, path) = batched_stream("corrupt", 9, 3);
+    let full = std::fs::read(&path).unwrap();
+    // A power loss can leave the file extended with zeros.
+    let mut zeros = full[..full.len() - 8].to_vec(); // no end marker
+    zeros.extend(std::iter::repeat_n(0u8, 5000));
+    std::fs::write(&path, &zeros).unwrap();
+    let mut b = RawBatches::open(&path).unwrap();
+    let mut n = 0;
+    while let Some(t) = b.next_batch().unwrap() {
+        n += t.len();
+    }
+    assert_eq!((n, b.torn_bytes()), (9, Some(5000)));
+
+    // Garbage over the second batch's metadata: corruption, named by offset.
+    let mut bad = full.clone();
+    let first_batch = {
+        let len = i32::from_le_bytes(full[4..8].try_into().unwrap()) as usize;
+        8 + len
+    };
+    for byte in &mut bad[first_batch + 8..first_batch + 40] {
+        *byte = 0x5A;
+    }
+    std::fs::write(&path, &bad).unwrap();
+    let err = read_raw(&dir, "x").unwrap_err().to_string();
+    assert!(
+        err.contains("raw/x.arrows: at byte ") && err.contains("metadata"),
+        "{err}"
+    );
+    // Every single-byte corruption of the file: never a panic; a read that
+    // succeeds has the schema's columns of equal length.
+    let mut errors = 0;
+    for at in 0..full.len() {
+        let mut flipped = full.clone();
+        flipped[at] ^= 0x10;
+        std::fs::write(&path, &flipped).unwrap();
+        match read_raw(&dir, "x") {
+            Err(_) => errors += 1,
+            Ok(t) => t.check().unwrap(),
+        }
+    }
+    assert!(errors > 0, "no corruption was noticed");
 }
 
 #[test]

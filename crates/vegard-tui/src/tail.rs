@@ -1,5 +1,6 @@
 //! Data collection from a run folder: [`tail_run_folder`] follows
-//! `events.jsonl` and `raw/*.csv` as they grow, turns rows into
+//! `events.jsonl` and the raw streams (`raw/*.arrows`, or `raw/*.csv` in
+//! older folders) as they grow, turns rows into
 //! [`DashEvent`]s on the shared display timeline, and ends when run.toml says
 //! the run is over and everything has been read. Replaying a finished run is
 //! the same thing with one long first read.
@@ -379,7 +380,7 @@ impl LineTail {
     }
 }
 
-/// A raw CSV stream: the header names the columns (`name:kind`), rows are
+/// A legacy raw CSV stream: the header names the columns (`name:kind`), rows are
 /// read as f64 (i64 columns hold stamps and counters well inside 2^53).
 struct CsvTail {
     lines: LineTail,
@@ -395,10 +396,6 @@ impl CsvTail {
             cols: None,
             notes: Vec::new(),
         }
-    }
-
-    fn col(&self, name: &str) -> Option<usize> {
-        self.cols.as_ref()?.iter().position(|c| c == name)
     }
 
     /// New complete rows (the header line is taken when it first appears).
@@ -433,6 +430,150 @@ impl CsvTail {
     }
 }
 
+/// Rows a binary stream yields per pass at most (then the next pass goes
+/// on): keeps one pass short when a long finished run is replayed.
+const MAX_ROWS_PER_PASS: usize = 1 << 18;
+
+/// A binary raw stream (`raw/<stream>.arrows`), followed batch by batch as
+/// the run flushes them. A torn last batch (being written) is retried on
+/// the next pass; a corrupt one stops this stream with one note (the other
+/// streams and the events go on).
+struct BinaryTail {
+    name: String,
+    path: PathBuf,
+    reader: Option<vegard_store::RawBatches>,
+    cols: Option<Vec<String>>,
+    stopped: bool,
+    notes: Vec<String>,
+}
+
+impl BinaryTail {
+    fn read_rows(&mut self) -> Vec<Vec<f64>> {
+        let mut rows = Vec::new();
+        if self.stopped {
+            return rows;
+        }
+        if self.reader.is_none() {
+            match vegard_store::RawBatches::open(&self.path) {
+                Ok(r) => {
+                    self.cols = Some(r.columns().iter().map(|c| c.name.to_string()).collect());
+                    self.reader = Some(r);
+                }
+                // The schema is not on disk yet: wait for it.
+                Err(vegard_store::StoreError::NoHeader { .. }) => return rows,
+                Err(vegard_store::StoreError::Io { error, .. })
+                    if error.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    return rows;
+                }
+                Err(e) => {
+                    self.stop(&e);
+                    return rows;
+                }
+            }
+        }
+        let Some(reader) = self.reader.as_mut() else {
+            return rows;
+        };
+        let mut failed = None;
+        if let Err(e) = reader.refresh() {
+            failed = Some(e);
+        }
+        while failed.is_none() && rows.len() < MAX_ROWS_PER_PASS {
+            match reader.next_batch() {
+                Ok(Some(batch)) => {
+                    let cols: Vec<Vec<f64>> = batch
+                        .columns
+                        .iter()
+                        .map(|(_, c)| match c {
+                            vegard_store::Column::I64(v) => v.iter().map(|&x| x as f64).collect(),
+                            vegard_store::Column::F64(v) => v.clone(),
+                        })
+                        .collect();
+                    rows.extend((0..batch.len()).map(|r| cols.iter().map(|c| c[r]).collect()));
+                }
+                Ok(None) => break,
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            self.stop(&e);
+        }
+        rows
+    }
+
+    fn stop(&mut self, e: &vegard_store::StoreError) {
+        self.stopped = true;
+        self.notes
+            .push(format!("{}: {e} (no more rows shown from it)", self.name));
+    }
+}
+
+/// One raw stream of the run being watched: binary, or text in folders
+/// recorded before the binary streams; which one is decided when a file
+/// first appears.
+enum RawTail {
+    Waiting { run_dir: PathBuf, stream: String },
+    Text(CsvTail),
+    Binary(BinaryTail),
+}
+
+impl RawTail {
+    fn new(run_dir: &Path, stream: &str) -> Self {
+        RawTail::Waiting {
+            run_dir: run_dir.to_path_buf(),
+            stream: stream.to_owned(),
+        }
+    }
+
+    fn col(&self, name: &str) -> Option<usize> {
+        let cols = match self {
+            RawTail::Waiting { .. } => None,
+            RawTail::Text(t) => t.cols.as_ref(),
+            RawTail::Binary(b) => b.cols.as_ref(),
+        };
+        cols?.iter().position(|c| c == name)
+    }
+
+    fn notes(&mut self) -> Vec<String> {
+        match self {
+            RawTail::Waiting { .. } => Vec::new(),
+            RawTail::Text(t) => std::mem::take(&mut t.notes),
+            RawTail::Binary(b) => std::mem::take(&mut b.notes),
+        }
+    }
+
+    fn read_rows(&mut self) -> Result<Vec<Vec<f64>>, TuiError> {
+        if let RawTail::Waiting { run_dir, stream } = self {
+            let Some(path) = vegard_store::find_raw(run_dir, stream) else {
+                return Ok(Vec::new());
+            };
+            let binary = path.extension().is_some_and(|e| e == vegard_store::RAW_EXT);
+            *self = if binary {
+                RawTail::Binary(BinaryTail {
+                    name: path
+                        .strip_prefix(&*run_dir)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                    path,
+                    reader: None,
+                    cols: None,
+                    stopped: false,
+                    notes: Vec::new(),
+                })
+            } else {
+                RawTail::Text(CsvTail::new(run_dir, path))
+            };
+        }
+        match self {
+            RawTail::Waiting { .. } => Ok(Vec::new()),
+            RawTail::Text(t) => t.read_rows(),
+            RawTail::Binary(b) => Ok(b.read_rows()),
+        }
+    }
+}
+
 /// Per-segment stamps of the segment being recorded, for the live clock fit.
 #[derive(Default)]
 struct SegmentClock {
@@ -455,11 +596,11 @@ struct Tailer {
     plan: Vec<PlannedStep>,
     rows: Vec<PlanRow>,
     events: LineTail,
-    pot: CsvTail,
-    defl: CsvTail,
-    eis: CsvTail,
-    lockin: CsvTail,
-    temp: CsvTail,
+    pot: RawTail,
+    defl: RawTail,
+    eis: RawTail,
+    lockin: RawTail,
+    temp: RawTail,
     /// Display time of device time zero, per segment (s).
     seg_t0: HashMap<i64, f64>,
     /// Deflection rows whose segment has no potentiostat row yet: (segment, t_dev_s, nm).
@@ -490,7 +631,7 @@ impl Tailer {
             .and_then(|d| d.get("invols_nm_per_V"))
             .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
             .unwrap_or(f64::NAN);
-        let raw = |s: &str| CsvTail::new(run_dir, vegard_store::raw_path(run_dir, s));
+        let raw = |s: &str| RawTail::new(run_dir, s);
         let speed = if meta.time_acceleration > 0.0 {
             meta.time_acceleration
         } else {
@@ -599,7 +740,7 @@ impl Tailer {
             &mut self.temp,
         ]
         .into_iter()
-        .flat_map(|c| c.notes.drain(..))
+        .flat_map(RawTail::notes)
         .collect();
         for note in notes {
             let t_s = self.t_latest_s;
