@@ -64,7 +64,7 @@ macro_rules! table_schema {
         }
 
         impl $name {
-            /// File name inside its folder (`raw/` as `.csv`, `data/` as
+            /// File name inside its folder (`raw/` as `.arrows`, `data/` as
             /// `.parquet`, or the run folder itself).
             pub const FILE: &'static str = $file;
             /// The columns in file order.
@@ -125,8 +125,11 @@ macro_rules! table_schema {
         impl $row {
             /// The row as cells for [`crate::RawStream::append`], in
             #[doc = concat!("[`", stringify!($name), "::COLUMNS`] order.")]
-            pub fn cells(&self) -> Vec<Cell> {
-                vec![ $( Cell::$kind(self.$field), )+ ]
+            /// An array, not a `Vec`: this is on the hot path of every
+            /// sample recorded, and an allocation per row cost more than
+            /// the append itself.
+            pub fn cells(&self) -> [Cell; [$(stringify!($field)),+].len()] {
+                [ $( Cell::$kind(self.$field), )+ ]
             }
         }
     };
