@@ -71,7 +71,9 @@ pub use meta::{
     AnalysisSummary, ExternalAlignmentRecord, ImportProvenance, ImportSource, RecordedIssue,
     RunAlignment, RunMeta, RunStatus, SegmentAlignment, StepRecord, read_meta, write_meta,
 };
-pub use parquet::{FinalizedStream, finalize_streams, read_parquet, write_parquet};
+pub use parquet::{
+    FinalizedStream, ParquetTableWriter, finalize_streams, read_parquet, write_parquet,
+};
 pub use raw::{
     Cell, ColKind, ColumnSpec, DEFAULT_FLUSH_INTERVAL, LEGACY_RAW_EXT, MAX_BATCH_ROWS, RAW_EXT,
     RawBatches, RawStream, find_raw, list_raw_streams, raw_path, read_raw, read_raw_file,

@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use polars::error::PolarsError;
 use polars::prelude::{
-    Column as PlColumn, DataFrame, DataType, ParquetReader, ParquetWriter, SerReader,
+    BatchedWriter, Column as PlColumn, DataFrame, DataType, ParquetReader, ParquetWriter,
+    Schema as PlSchema, SerReader,
 };
 
 use crate::meta::sync_parent;
-use crate::raw::{list_raw_streams, read_raw};
+use crate::raw::{RawBatches, find_raw, list_raw_streams};
 use crate::{Column, DATA_DIR, StoreError, Table};
 
 /// Write `table` to `path` as Parquet. Written to `<path>.tmp` and renamed,
@@ -28,15 +29,7 @@ pub fn write_parquet(path: &Path, table: &Table) -> Result<(), StoreError> {
         path: path.to_owned(),
         error,
     };
-    let columns: Vec<PlColumn> = table
-        .columns
-        .iter()
-        .map(|(name, col)| match col {
-            Column::I64(v) => PlColumn::new(name.as_str().into(), v.as_slice()),
-            Column::F64(v) => PlColumn::new(name.as_str().into(), v.as_slice()),
-        })
-        .collect();
-    let mut df = DataFrame::new(table.len(), columns).map_err(pl_err)?;
+    let mut df = frame(table).map_err(pl_err)?;
 
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
@@ -50,6 +43,140 @@ pub fn write_parquet(path: &Path, table: &Table) -> Result<(), StoreError> {
     std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
     sync_parent(path);
     Ok(())
+}
+
+/// The columns of `table` as a polars frame (no copy of the table kept).
+fn frame(table: &Table) -> Result<DataFrame, PolarsError> {
+    let columns: Vec<PlColumn> = table
+        .columns
+        .iter()
+        .map(|(name, col)| match col {
+            Column::I64(v) => PlColumn::new(name.as_str().into(), v.as_slice()),
+            Column::F64(v) => PlColumn::new(name.as_str().into(), v.as_slice()),
+        })
+        .collect();
+    DataFrame::new(table.len(), columns)
+}
+
+/// A Parquet file written a row group at a time, so a table of any length
+/// is written with one batch in memory (finalisation of long runs). Like
+/// [`write_parquet`] it writes `<path>.tmp` and renames it on
+/// [`ParquetTableWriter::finish`]; dropped unfinished, the `.tmp` is
+/// removed and the real name is never touched.
+pub struct ParquetTableWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    columns: Vec<crate::ColumnSpec>,
+    writer: Option<BatchedWriter<File>>,
+    rows: u64,
+}
+
+impl std::fmt::Debug for ParquetTableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetTableWriter")
+            .field("path", &self.path)
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl ParquetTableWriter {
+    /// Start `path` (as `<path>.tmp`) with these columns.
+    pub fn create(path: &Path, columns: &[crate::ColumnSpec]) -> Result<Self, StoreError> {
+        let pl_err = |error| StoreError::Parquet {
+            path: path.to_owned(),
+            error,
+        };
+        let mut tmp_name = path.as_os_str().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = PathBuf::from(tmp_name);
+        let file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        let schema: PlSchema = columns
+            .iter()
+            .map(|c| {
+                let dtype = match c.kind {
+                    crate::ColKind::I64 => DataType::Int64,
+                    crate::ColKind::F64 => DataType::Float64,
+                };
+                (c.name.as_ref().into(), dtype)
+            })
+            .collect();
+        let writer = ParquetWriter::new(file).batched(&schema).map_err(pl_err)?;
+        Ok(Self {
+            path: path.to_owned(),
+            tmp,
+            columns: columns.to_vec(),
+            writer: Some(writer),
+            rows: 0,
+        })
+    }
+
+    /// Append `table` (the writer's columns, in order) as row groups.
+    pub fn write(&mut self, table: &Table) -> Result<(), StoreError> {
+        table.check()?;
+        let names: Vec<&str> = table.names();
+        let want: Vec<&str> = self.columns.iter().map(|c| c.name.as_ref()).collect();
+        if names != want {
+            return Err(StoreError::Table {
+                msg: format!(
+                    "{}: batch columns {names:?}, the file's are {want:?}",
+                    self.path.display()
+                ),
+            });
+        }
+        if table.is_empty() {
+            return Ok(());
+        }
+        let pl_err = |error| StoreError::Parquet {
+            path: self.path.clone(),
+            error,
+        };
+        let df = frame(table).map_err(pl_err)?;
+        let Some(w) = self.writer.as_mut() else {
+            return Err(StoreError::Run {
+                path: self.path.clone(),
+                msg: "write after finish".into(),
+            });
+        };
+        w.write_batch(&df).map_err(pl_err)?;
+        self.rows += table.len() as u64;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Write the footer, make the file durable and give it its real name.
+    pub fn finish(mut self) -> Result<u64, StoreError> {
+        let pl_err = |error| StoreError::Parquet {
+            path: self.path.clone(),
+            error,
+        };
+        if let Some(w) = self.writer.take() {
+            w.finish().map_err(pl_err)?;
+        }
+        let file = File::options()
+            .write(true)
+            .open(&self.tmp)
+            .map_err(|e| StoreError::io(&self.tmp, e))?;
+        file.sync_all().map_err(|e| StoreError::io(&self.tmp, e))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| StoreError::io(&self.path, e))?;
+        sync_parent(&self.path);
+        Ok(self.rows)
+    }
+}
+
+impl Drop for ParquetTableWriter {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            // Not finished: no half file under either name.
+            self.writer = None;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Read a Parquet file with only i64 and f64 columns (what vegard writes)
@@ -185,16 +312,24 @@ pub fn finalize_streams(run_dir: &Path) -> Result<Vec<FinalizedStream>, StoreErr
     std::fs::create_dir_all(&data).map_err(|e| StoreError::io(&data, e))?;
     let mut done = Vec::new();
     for name in list_raw_streams(run_dir)? {
-        let table = match read_raw(run_dir, &name) {
-            Ok(t) => t,
+        let Some(raw) = find_raw(run_dir, &name) else {
+            continue;
+        };
+        // Batch by batch: memory holds one batch however long the stream.
+        let mut batches = match RawBatches::open(&raw) {
+            Ok(b) => b,
             Err(StoreError::NoHeader { .. }) => continue,
             Err(e) => return Err(e),
         };
         let parquet_path = data.join(format!("{name}.parquet"));
-        write_parquet(&parquet_path, &table)?;
+        let mut out = ParquetTableWriter::create(&parquet_path, batches.columns())?;
+        while let Some(batch) = batches.next_batch()? {
+            out.write(&batch)?;
+        }
+        let rows = out.finish()?;
         done.push(FinalizedStream {
             name,
-            rows: table.len(),
+            rows: usize::try_from(rows).unwrap_or(usize::MAX),
             parquet_path,
         });
     }

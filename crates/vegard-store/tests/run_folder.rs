@@ -719,3 +719,43 @@ fn recovery_finalises_a_dead_run_but_not_a_live_one() {
         Recovery::AlreadyClosed(RunStatus::Interrupted)
     );
 }
+
+#[test]
+fn parquet_written_in_row_groups_reads_back_as_the_whole_table() {
+    let dir = scratch("rowgroups");
+    let cols = [ColumnSpec::i64("seq"), ColumnSpec::f64("v")];
+    let path = dir.join("t.parquet");
+    let mut w = ParquetTableWriter::create(&path, &cols).unwrap();
+    let mut all_seq: Vec<i64> = Vec::new();
+    let mut all_v: Vec<f64> = Vec::new();
+    for b in 0..3i64 {
+        let seq: Vec<i64> = (b * 1000..(b + 1) * 1000).collect();
+        let v: Vec<f64> = seq.iter().map(|&k| TRICKY[(k % 9) as usize]).collect();
+        all_seq.extend(&seq);
+        all_v.extend(&v);
+        let t = Table::new()
+            .with("seq", Column::I64(seq))
+            .with("v", Column::F64(v));
+        w.write(&t).unwrap();
+    }
+    // A batch whose columns are not the file's is refused.
+    let wrong = Table::new().with("v", Column::F64(vec![1.0]));
+    assert!(matches!(w.write(&wrong), Err(StoreError::Table { .. })));
+    assert!(!path.exists(), "the real name appears only when finished");
+    assert_eq!(w.finish().unwrap(), 3000);
+    let t = read_parquet(&path).unwrap();
+    assert_eq!(t.i64("seq").unwrap(), all_seq);
+    assert!(same_f64(&t.f64("v").unwrap(), &all_v));
+
+    // Dropped unfinished: neither name holds a half file.
+    let path2 = dir.join("u.parquet");
+    let mut w = ParquetTableWriter::create(&path2, &cols).unwrap();
+    w.write(
+        &Table::new()
+            .with("seq", Column::I64(vec![1]))
+            .with("v", Column::F64(vec![1.0])),
+    )
+    .unwrap();
+    drop(w);
+    assert!(!path2.exists() && !dir.join("u.parquet.tmp").exists());
+}
