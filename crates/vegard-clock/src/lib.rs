@@ -424,33 +424,59 @@ pub const EDGE_TIMING_SIGMA_S: f64 = 100e-6;
 /// `index * interval_s`; the first reading of every later block is at its
 /// edge, at least one reserved slot later than that.
 pub fn pinned_block_span_s(index: &[i64], t_dev_s: &[f64], interval_s: f64) -> Option<f64> {
-    if !(interval_s.is_finite() && interval_s > 0.0) {
-        return None;
-    }
-    let mut starts: Vec<(i64, f64)> = Vec::new();
-    let mut prev: Option<(i64, f64)> = None;
+    let mut span = PinnedSpan::new(interval_s);
     for (&i, &t) in index.iter().zip(t_dev_s) {
+        span.push(i, t);
+    }
+    span.finish()
+}
+
+/// [`pinned_block_span_s`] a reading at a time, so finalisation tells a
+/// day of readings apart in one pass with constant memory.
+#[derive(Debug, Clone)]
+pub struct PinnedSpan {
+    interval_s: f64,
+    prev: Option<(i64, f64)>,
+    /// Index of the latest block start seen.
+    last_start: Option<i64>,
+    /// Longest block between starts seen so far, readings (the first block
+    /// starts at index 0).
+    longest: i64,
+}
+
+impl PinnedSpan {
+    pub fn new(interval_s: f64) -> Self {
+        PinnedSpan {
+            interval_s,
+            prev: None,
+            last_start: None,
+            longest: 0,
+        }
+    }
+
+    /// The next reading of the segment (its index and device time, s).
+    pub fn push(&mut self, index: i64, t_dev_s: f64) {
         // A reading more than half an interval past where the previous
         // one's index puts it starts a block.
-        let expected = match prev {
-            Some((pi, pt)) => pt + (i - pi) as f64 * interval_s,
-            None => i as f64 * interval_s,
-        };
-        if prev.is_some() && t - expected > 0.5 * interval_s {
-            starts.push((i, t));
+        if let Some((pi, pt)) = self.prev {
+            let expected = pt + (index - pi) as f64 * self.interval_s;
+            if t_dev_s - expected > 0.5 * self.interval_s {
+                self.longest = self.longest.max(index - self.last_start.unwrap_or(0));
+                self.last_start = Some(index);
+            }
         }
-        prev = Some((i, t));
+        self.prev = Some((index, t_dev_s));
     }
-    if starts.is_empty() {
-        return None;
+
+    /// The longest block, s; `None` for one continuous burst (or an
+    /// interval that is not a positive number).
+    pub fn finish(&self) -> Option<f64> {
+        if !(self.interval_s.is_finite() && self.interval_s > 0.0) {
+            return None;
+        }
+        self.last_start?;
+        Some(self.longest as f64 * self.interval_s)
     }
-    // Readings per block: from one block start to the next (the first
-    // block starts at index 0).
-    let mut longest: i64 = starts[0].0;
-    for w in starts.windows(2) {
-        longest = longest.max(w[1].0 - w[0].0);
-    }
-    Some(longest as f64 * interval_s)
 }
 
 /// Fewest envelope points a fit needs before a drift beyond
@@ -508,7 +534,10 @@ pub fn resample_linear(src_t: &[f64], src_v: &[f64], dst_t: &[f64]) -> Vec<f64> 
         out.resize(dst_t.len(), f64::NAN);
         return out;
     }
-    let mut j = 0usize;
+    // Found by binary search for the first in-range instant, so resampling
+    // a short `dst_t` (a batch) from a long source does not walk it from
+    // the start.
+    let mut j = usize::MAX;
     for &t in dst_t {
         if !(t >= src_t[0] && t <= src_t[n - 1]) {
             out.push(f64::NAN);

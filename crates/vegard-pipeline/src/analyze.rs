@@ -11,6 +11,7 @@ use vegard_store::schema::{Aligned, aligned_path};
 
 use crate::finalize::recipe_of;
 use crate::spectra::{SpectraAnalysis, SpectraOptions, analyze_spectra, c_dl_for_step};
+use crate::steps::{AlignedFile, rows_of_step};
 use crate::{AnalysisIssue, IssueKind, PipelineError};
 
 /// The analysis of one CV step.
@@ -78,17 +79,16 @@ pub fn untrusted_for_run(
     untrusted
 }
 
-/// The first untrusted segment among the rows `idx` of the aligned table,
-/// with why.
+/// The first untrusted segment among a step's rows (their `segment`
+/// column), with why.
 fn untrusted_among<'u>(
-    aligned: &Aligned,
-    idx: &[usize],
+    segment: &[i64],
     untrusted: &'u UntrustedSegments,
 ) -> Option<(i64, &'u str)> {
     if untrusted.is_empty() {
         return None;
     }
-    let segs: BTreeSet<i64> = idx.iter().map(|&i| aligned.segment[i]).collect();
+    let segs: BTreeSet<i64> = segment.iter().copied().collect();
     segs.into_iter()
         .find_map(|seg| untrusted.get(&seg).map(|why| (seg, why.as_str())))
 }
@@ -109,17 +109,33 @@ pub(crate) fn clock_issue(
     )
 }
 
-/// Analyse every CV step of an aligned table. Returns the analyses and, for
-/// steps that could not be analysed, an issue naming the step and why. A
-/// step recorded in an `untrusted` segment (see [`untrusted_segments`]) is
-/// not analysed: its issue ([`IssueKind::Clock`]) stands where κ would.
+/// Analyse every CV step of an aligned table held in memory. Returns the
+/// analyses and, for steps that could not be analysed, an issue naming the
+/// step and why. A step recorded in an `untrusted` segment (see
+/// [`untrusted_segments`]) is not analysed: its issue ([`IssueKind::Clock`])
+/// stands where κ would.
 pub fn analyze_aligned(
     aligned: &Aligned,
     recipe: &Recipe,
     c_dl_for: CdlLookup<'_>,
     untrusted: &UntrustedSegments,
 ) -> (Vec<CvStepAnalysis>, Vec<AnalysisIssue>) {
-    let a = aligned;
+    let rows = &mut |step| Ok::<_, std::convert::Infallible>(rows_of_step(aligned, step));
+    match analyze_steps(rows, recipe, c_dl_for, untrusted) {
+        Ok(done) => done,
+        Err(never) => match never {},
+    }
+}
+
+/// [`analyze_aligned`] with the aligned table given a step at a time
+/// (`rows_of(step)`: that step's rows), so a day-long run is analysed with
+/// one step in memory.
+pub fn analyze_steps<E>(
+    rows_of: &mut dyn FnMut(i64) -> Result<Aligned, E>,
+    recipe: &Recipe,
+    c_dl_for: CdlLookup<'_>,
+    untrusted: &UntrustedSegments,
+) -> Result<(Vec<CvStepAnalysis>, Vec<AnalysisIssue>), E> {
     let mut out = Vec::new();
     let mut issues = Vec::new();
     for (k, planned) in recipe.plan().iter().enumerate() {
@@ -127,8 +143,8 @@ pub fn analyze_aligned(
             continue;
         };
         let step = k as i64;
-        let idx: Vec<usize> = (0..a.len()).filter(|&i| a.step[i] == step).collect();
-        if idx.is_empty() {
+        let a = rows_of(step)?;
+        if a.is_empty() {
             issues.push(AnalysisIssue::new(
                 step,
                 IssueKind::NoData,
@@ -136,7 +152,7 @@ pub fn analyze_aligned(
             ));
             continue;
         }
-        if let Some((seg, why)) = untrusted_among(a, &idx, untrusted) {
+        if let Some((seg, why)) = untrusted_among(&a.segment, untrusted) {
             issues.push(clock_issue(
                 step,
                 "cv",
@@ -146,20 +162,13 @@ pub fn analyze_aligned(
             ));
             continue;
         }
-        let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-        let (tt, ee, ii, uu) = (
-            pick(&a.t_s),
-            pick(&a.E_V),
-            pick(&a.I_A),
-            pick(&a.deflection_nm),
-        );
-        let cc: Vec<i64> = idx.iter().map(|&i| a.cycle[i]).collect();
+        let n = a.len();
         let input = CvInput {
-            t_s: &tt,
-            E_V: &ee,
-            I_A: &ii,
-            deflection_nm: &uu,
-            cycle: &cc,
+            t_s: &a.t_s[..n],
+            E_V: &a.E_V[..n],
+            I_A: &a.I_A[..n],
+            deflection_nm: &a.deflection_nm[..n],
+            cycle: &a.cycle[..n],
             C_dl_F: c_dl_for(k).map(|(c, _)| (c, CdlSource::Eis)),
             period_s: Some(cv_period_s(cv)),
         };
@@ -177,7 +186,7 @@ pub fn analyze_aligned(
             )),
         }
     }
-    (out, issues)
+    Ok((out, issues))
 }
 
 /// One scan of a CV (begin -> vertex 1 -> vertex 2 -> begin), s: the
@@ -338,7 +347,8 @@ pub fn alignment_issues(segments: &[vegard_store::SegmentAlignment]) -> Vec<Anal
 pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, PipelineError> {
     let meta = vegard_store::read_meta(dir)?;
     let recipe = recipe_of(dir, &meta)?;
-    let aligned = Aligned::from_table(&vegard_store::read_parquet(&aligned_path(dir))?)?;
+    // A step at a time: a day-long run's aligned table is not held whole.
+    let aligned = AlignedFile::open(&aligned_path(dir))?;
     // The film thickness turns tau0 into D0; only the virtual bench knows it.
     let bench: Option<BenchConfig> = meta.bench.clone().try_into().ok();
     let film_thickness_m = bench
@@ -356,7 +366,12 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
         .as_ref()
         .map(|a| untrusted_for_run(&a.segments, &meta))
         .unwrap_or_default();
-    let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &c_dl_for, &untrusted);
+    let (cv_steps, mut analysis_errors) = analyze_steps(
+        &mut |step| aligned.step_rows(step),
+        &recipe,
+        &c_dl_for,
+        &untrusted,
+    )?;
     // What `vegard run` printed at finalisation comes back here, so the
     // analysis and the report say the same: problems found in the data
     // (run.toml `[[data_issues]]`) and weak clock alignments.

@@ -4,26 +4,24 @@
 //! summary, and the final status. The same path serves a normal end, an abort
 //! and the recovery of an interrupted run, so all three produce the same files.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
-use vegard_clock::{
-    align_segment, align_segment_pinned, newest_per_batch, pinned_block_span_s, resample_linear,
-};
+use vegard_clock::{PinnedSpan, SegmentClocks, align_segment, align_segment_pinned};
 use vegard_recipe::{BenchConfig, Recipe};
 use vegard_store::schema::{
     Aligned, DeflectionData, DeflectionRaw, EisData, EisRaw, EsmData, LockInRaw, PotentiostatData,
     PotentiostatRaw, TemperatureData, TemperatureRaw, aligned_path, data_path,
 };
-use vegard_store::{AnalysisSummary, RunAlignment, RunStatus, SegmentAlignment, Table};
+use vegard_store::{
+    AnalysisSummary, ParquetTableWriter, RawBatches, RunAlignment, RunStatus, SegmentAlignment,
+    Table,
+};
 
-use crate::analyze::{
-    CvStepAnalysis, UntrustedSegments, analyze_aligned, coarse_alignment_note, untrusted_for_run,
-};
-use crate::products::{
-    AlignedView, TemperatureTrace, eis_table, esm_table, label_columns, step_records,
-};
+use crate::analyze::{CvStepAnalysis, analyze_steps, coarse_alignment_note, untrusted_for_run};
+use crate::products::{TemperatureTrace, eis_table, esm_table, label_columns, step_records};
+use crate::steps::{AlignedFile, StepIndex, untrusted_steps};
 use crate::{AnalysisIssue, IssueKind, PipelineError};
 
 /// What finalising produced.
@@ -102,7 +100,9 @@ pub fn recover_run(dir: &Path) -> Result<RecoverSummary, PipelineError> {
 }
 
 /// A raw stream's typed columns; empty when the stream was never opened
-/// (e.g. no lock-in in this run).
+/// (e.g. no lock-in in this run). Only for the small streams (temperature,
+/// impedance points, lock-in reads): the two long ones are read a batch at
+/// a time ([`for_each_batch`]).
 fn read_raw_or_empty<T: Default>(
     dir: &Path,
     stream: &str,
@@ -112,6 +112,190 @@ fn read_raw_or_empty<T: Default>(
         Ok(typed(&vegard_store::read_raw(dir, stream)?)?)
     } else {
         Ok(T::default())
+    }
+}
+
+/// A raw stream a batch at a time, typed; nothing when the stream was never
+/// opened or its header never reached the disk.
+fn open_batches(dir: &Path, stream: &str) -> Result<Option<RawBatches>, PipelineError> {
+    let Some(path) = vegard_store::find_raw(dir, stream) else {
+        return Ok(None);
+    };
+    match RawBatches::open(&path) {
+        Ok(b) => Ok(Some(b)),
+        Err(vegard_store::StoreError::NoHeader { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Call `f` with each batch of a raw stream, typed.
+fn for_each_batch<T>(
+    dir: &Path,
+    stream: &str,
+    typed: impl Fn(&Table) -> Result<T, vegard_store::StoreError>,
+    mut f: impl FnMut(T) -> Result<(), PipelineError>,
+) -> Result<(), PipelineError> {
+    if let Some(mut batches) = open_batches(dir, stream)? {
+        while let Some(batch) = batches.next_batch()? {
+            f(typed(&batch)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// What the first pass keeps of one recording segment: the clock fits'
+/// inputs, no samples. The potentiostat's device and host times (16 bytes
+/// per potentiostat sample: its lower envelope is fitted over all of
+/// them); the digitizer's newest reading per host batch (a fetch of a
+/// second or more); the block structure of its readings.
+struct SegmentStamps {
+    step: i64,
+    pot_dev_s: Vec<f64>,
+    pot_host_s: Vec<f64>,
+    /// Host stamp (ns) -> newest device time of the readings it received.
+    defl_newest: BTreeMap<i64, f64>,
+    pinned: PinnedSpan,
+    n_deflection: usize,
+}
+
+/// The digitizer's readings in file order, each placed on the shared
+/// timeline as it is read: written to `data/deflection.parquet` a batch at
+/// a time, and interpolated onto the potentiostat's samples by walking
+/// forward with them (both streams are in time order within a segment,
+/// segments in order), so neither stream is ever held whole.
+struct DeflectionCursor<'a> {
+    batches: Option<RawBatches>,
+    clocks: &'a BTreeMap<i64, SegmentClocks>,
+    invols_nm_per_V: f64,
+    out: ParquetTableWriter,
+    /// The current batch: segment, shared time, volts.
+    seg: Vec<i64>,
+    t_s: Vec<f64>,
+    v: Vec<f64>,
+    pos: usize,
+    /// The latest reading at or before the last instant asked for.
+    prev: Option<(i64, f64, f64)>,
+    /// Readings earlier than the one before them (left out of the
+    /// interpolation).
+    out_of_order: u64,
+}
+
+impl<'a> DeflectionCursor<'a> {
+    fn new(
+        dir: &Path,
+        clocks: &'a BTreeMap<i64, SegmentClocks>,
+        invols_nm_per_V: f64,
+    ) -> Result<Self, PipelineError> {
+        Ok(DeflectionCursor {
+            batches: open_batches(dir, DeflectionRaw::FILE)?,
+            clocks,
+            invols_nm_per_V,
+            out: ParquetTableWriter::create(
+                &data_path(dir, DeflectionData::FILE),
+                DeflectionData::COLUMNS,
+            )?,
+            seg: Vec::new(),
+            t_s: Vec::new(),
+            v: Vec::new(),
+            pos: 0,
+            prev: None,
+            out_of_order: 0,
+        })
+    }
+
+    /// Read the next raw batch, place it on the timeline and write it out.
+    /// `false` at the end of the stream.
+    fn load(&mut self) -> Result<bool, PipelineError> {
+        let Some(batches) = self.batches.as_mut() else {
+            return Ok(false);
+        };
+        let Some(batch) = batches.next_batch()? else {
+            self.batches = None;
+            return Ok(false);
+        };
+        let d = DeflectionRaw::from_table(&batch)?;
+        let t_s: Vec<f64> = (0..d.len())
+            .map(|i| {
+                self.clocks
+                    .get(&d.segment[i])
+                    .map_or(f64::NAN, |c| c.digitizer.to_shared(d.t_dev_s[i]))
+            })
+            .collect();
+        let nm: Vec<f64> = d.V.iter().map(|v| v * self.invols_nm_per_V).collect();
+        self.seg = d.segment.clone();
+        self.t_s = t_s.clone();
+        self.v = d.V.clone();
+        self.pos = 0;
+        let out = DeflectionData {
+            seq: d.seq,
+            step: d.step,
+            segment: d.segment,
+            index: d.index,
+            t_dev_s: d.t_dev_s,
+            host_ns: d.host_ns,
+            V: d.V,
+            t_s,
+            deflection_nm: nm,
+        };
+        self.out.write(&out.into_table())?;
+        Ok(true)
+    }
+
+    /// The reading under the cursor: (segment, shared time, volts).
+    fn peek(&mut self) -> Result<Option<(i64, f64, f64)>, PipelineError> {
+        while self.pos >= self.seg.len().min(self.t_s.len()).min(self.v.len()) {
+            if !self.load()? {
+                return Ok(None);
+            }
+        }
+        Ok(Some((
+            self.seg[self.pos],
+            self.t_s[self.pos],
+            self.v[self.pos],
+        )))
+    }
+
+    /// Deflection (V) at shared time `t_s` of segment `seg`: linear between
+    /// the segment's readings around it, NaN outside them (missing data
+    /// stays visible). Instants must come in time order within a segment
+    /// and segments in order.
+    fn at(&mut self, seg: i64, t_s: f64) -> Result<f64, PipelineError> {
+        if !t_s.is_finite() {
+            return Ok(f64::NAN);
+        }
+        while let Some((cs, ct, cv)) = self.peek()? {
+            if cs > seg || (cs == seg && ct > t_s) {
+                break;
+            }
+            if cs == seg && ct.is_finite() {
+                match self.prev {
+                    Some((ps, pt, _)) if ps == seg && ct < pt => self.out_of_order += 1,
+                    _ => self.prev = Some((cs, ct, cv)),
+                }
+            }
+            self.pos += 1;
+        }
+        let Some((ps, pt, pv)) = self.prev.filter(|p| p.0 == seg) else {
+            return Ok(f64::NAN);
+        };
+        if pt == t_s {
+            return Ok(pv);
+        }
+        if t_s < pt {
+            return Ok(f64::NAN);
+        }
+        Ok(match self.peek()? {
+            Some((ns, nt, nv)) if ns == ps && nt > pt && nt.is_finite() => {
+                pv + (t_s - pt) / (nt - pt) * (nv - pv)
+            }
+            _ => f64::NAN,
+        })
+    }
+
+    /// Write the readings not yet reached and finish the file.
+    fn finish(mut self) -> Result<u64, PipelineError> {
+        while self.load()? {}
+        Ok(self.out.finish()?)
     }
 }
 
@@ -157,36 +341,55 @@ pub fn finalize_run(
     let lockin_raw: LockInRaw = read_raw_or_empty(dir, LockInRaw::FILE, LockInRaw::from_table)?;
     let temps = TemperatureTrace::from_raw(&temp_raw, speed);
 
-    let p: PotentiostatRaw =
-        read_raw_or_empty(dir, PotentiostatRaw::FILE, PotentiostatRaw::from_table)?;
-    let d: DeflectionRaw = read_raw_or_empty(dir, DeflectionRaw::FILE, DeflectionRaw::from_table)?;
-
     let host_s = |ns: i64| ns as f64 * 1e-9 * speed;
-    let mut p_t = vec![f64::NAN; p.len()];
-    let mut d_t = vec![f64::NAN; d.len()];
+
+    // Pass 1: what the clock fits need, segment by segment.
+    let mut stamps: BTreeMap<i64, SegmentStamps> = BTreeMap::new();
+    for_each_batch(
+        dir,
+        PotentiostatRaw::FILE,
+        PotentiostatRaw::from_table,
+        |p| {
+            for i in 0..p.len() {
+                let s = stamps.entry(p.segment[i]).or_insert_with(|| SegmentStamps {
+                    step: p.step[i],
+                    pot_dev_s: Vec::new(),
+                    pot_host_s: Vec::new(),
+                    defl_newest: BTreeMap::new(),
+                    pinned: PinnedSpan::new(dt_dmm_s),
+                    n_deflection: 0,
+                });
+                s.pot_dev_s.push(p.t_dev_s[i]);
+                s.pot_host_s.push(host_s(p.host_ns[i]));
+            }
+            Ok(())
+        },
+    )?;
+    for_each_batch(dir, DeflectionRaw::FILE, DeflectionRaw::from_table, |d| {
+        for i in 0..d.len() {
+            if let Some(s) = stamps.get_mut(&d.segment[i]) {
+                let newest = s
+                    .defl_newest
+                    .entry(d.host_ns[i])
+                    .or_insert(f64::NEG_INFINITY);
+                *newest = newest.max(d.t_dev_s[i]);
+                s.pinned.push(d.index[i], d.t_dev_s[i]);
+                s.n_deflection += 1;
+            }
+        }
+        Ok(())
+    })?;
+
     let mut alignment = Vec::new();
-    let segments: BTreeSet<i64> = p.segment.iter().copied().collect();
-    for &seg in &segments {
-        let pi: Vec<usize> = (0..p.len()).filter(|&i| p.segment[i] == seg).collect();
-        let di: Vec<usize> = (0..d.len()).filter(|&i| d.segment[i] == seg).collect();
-        let pt: Vec<f64> = pi.iter().map(|&i| p.t_dev_s[i]).collect();
-        let ph: Vec<f64> = pi.iter().map(|&i| host_s(p.host_ns[i])).collect();
-        let (dt, dh) = newest_per_batch(
-            &di.iter().map(|&i| d.t_dev_s[i]).collect::<Vec<_>>(),
-            &di.iter().map(|&i| d.host_ns[i]).collect::<Vec<_>>(),
-        );
-        let dh: Vec<f64> = dh.into_iter().map(host_s).collect();
-        let step = pi.first().map_or(-1, |&i| p.step[i]);
+    let mut clocks_of: BTreeMap<i64, SegmentClocks> = BTreeMap::new();
+    for (&seg, s) in &stamps {
+        let dt: Vec<f64> = s.defl_newest.values().copied().collect();
+        let dh: Vec<f64> = s.defl_newest.keys().map(|&h| host_s(h)).collect();
         // Readings in blocks, each pinned to its own sync edge: placed by
         // the potentiostat's clock; one burst: the digitizer's own fit.
-        let pinned_span_s = pinned_block_span_s(
-            &di.iter().map(|&i| d.index[i]).collect::<Vec<_>>(),
-            &di.iter().map(|&i| d.t_dev_s[i]).collect::<Vec<_>>(),
-            dt_dmm_s,
-        );
-        let aligned = match pinned_span_s {
-            Some(span_s) => align_segment_pinned(&pt, &ph, span_s),
-            None => align_segment(&pt, &ph, &dt, &dh),
+        let aligned = match s.pinned.finish() {
+            Some(span_s) => align_segment_pinned(&s.pot_dev_s, &s.pot_host_s, span_s),
+            None => align_segment(&s.pot_dev_s, &s.pot_host_s, &dt, &dh),
         };
         let clocks = match aligned {
             Ok(c) => c,
@@ -194,28 +397,22 @@ pub fn finalize_run(
                 // Too few samples to place this segment on the timeline.
                 alignment.push(SegmentAlignment {
                     segment: seg,
-                    step,
+                    step: s.step,
                     potentiostat_drift_ppm: f64::NAN,
                     deflection_drift_ppm: f64::NAN,
                     trigger_t_s: f64::NAN,
                     alignment_error_estimate_s: f64::NAN,
                     digitizer_sample_interval_s: dt_dmm_s,
-                    n_potentiostat: pi.len(),
-                    n_deflection: di.len(),
+                    n_potentiostat: s.pot_dev_s.len(),
+                    n_deflection: s.n_deflection,
                     note: Some(format!("not aligned: {e}")),
                 });
                 continue;
             }
         };
-        for &i in &pi {
-            p_t[i] = clocks.potentiostat.to_shared(p.t_dev_s[i]);
-        }
-        for &i in &di {
-            d_t[i] = clocks.digitizer.to_shared(d.t_dev_s[i]);
-        }
         // Too few digitizer readings to fit drift: the trigger alone places them.
         let note = clocks.digitizer_error.as_ref().map(|e| {
-            if di.is_empty() {
+            if s.n_deflection == 0 {
                 "no digitizer readings: did the digitizer see the trigger edge? \
                  (check the potentiostat digital out -> Ext Trig wiring)"
                     .to_string()
@@ -225,87 +422,99 @@ pub fn finalize_run(
         });
         alignment.push(SegmentAlignment {
             segment: seg,
-            step,
+            step: s.step,
             potentiostat_drift_ppm: clocks.potentiostat.drift_ppm(),
             deflection_drift_ppm: clocks.digitizer_drift_ppm,
             trigger_t_s: clocks.potentiostat.offset_s,
             alignment_error_estimate_s: clocks.alignment_error_estimate_s,
             digitizer_sample_interval_s: dt_dmm_s,
-            n_potentiostat: pi.len(),
-            n_deflection: di.len(),
+            n_potentiostat: s.pot_dev_s.len(),
+            n_deflection: s.n_deflection,
             note,
         });
+        clocks_of.insert(seg, clocks);
     }
-
-    // Deflection onto the potentiostat grid, segment by segment.
-    let d_nm: Vec<f64> = d.V.iter().map(|v| v * invols_nm_per_V).collect();
-    let mut p_defl_V = vec![f64::NAN; p.len()];
-    for &seg in &segments {
-        let mut di: Vec<usize> = (0..d.len())
-            .filter(|&i| d.segment[i] == seg && d_t[i].is_finite())
-            .collect();
-        di.sort_by(|&a, &b| d_t[a].total_cmp(&d_t[b]));
-        let src_t: Vec<f64> = di.iter().map(|&i| d_t[i]).collect();
-        let src_v: Vec<f64> = di.iter().map(|&i| d.V[i]).collect();
-        let pi: Vec<usize> = (0..p.len()).filter(|&i| p.segment[i] == seg).collect();
-        let dst: Vec<f64> = pi.iter().map(|&i| p_t[i]).collect();
-        for (k, v) in resample_linear(&src_t, &src_v, &dst)
-            .into_iter()
-            .enumerate()
-        {
-            p_defl_V[pi[k]] = v;
-        }
-    }
+    drop(stamps);
 
     let data = dir.join(vegard_store::DATA_DIR);
     std::fs::create_dir_all(&data).map_err(|error| PipelineError::Io {
         path: data.clone(),
         error,
     })?;
-    let defl_nm: Vec<f64> = p_defl_V.iter().map(|v| v * invols_nm_per_V).collect();
-    // Labels of the plan (sweep iteration, temperature setpoint) and the
-    // temperature measured at each sample.
-    let (sweep_iteration, setpoint_K) = label_columns(&plan, &p.step);
-    let T_K = temps.at(&p_t);
-    let aligned = Aligned {
-        t_s: p_t.clone(),
-        step: p.step.clone(),
-        segment: p.segment.clone(),
-        cycle: p.cycle.clone(),
-        E_V: p.E_V.clone(),
-        I_A: p.I_A.clone(),
-        deflection_V: p_defl_V,
-        deflection_nm: defl_nm,
-        sweep_iteration,
-        setpoint_K,
-        T_K,
-    };
-    let p_out = PotentiostatData {
-        seq: p.seq,
-        step: p.step,
-        segment: p.segment,
-        index: p.index,
-        cycle: p.cycle,
-        t_dev_s: p.t_dev_s,
-        host_ns: p.host_ns,
-        E_V: p.E_V,
-        I_A: p.I_A,
-        status: p.status,
-        t_s: p_t,
-    };
-    vegard_store::write_parquet(&data_path(dir, PotentiostatData::FILE), &p_out.into_table())?;
-    let d_out = DeflectionData {
-        seq: d.seq,
-        step: d.step,
-        segment: d.segment,
-        index: d.index,
-        t_dev_s: d.t_dev_s,
-        host_ns: d.host_ns,
-        V: d.V,
-        t_s: d_t,
-        deflection_nm: d_nm,
-    };
-    vegard_store::write_parquet(&data_path(dir, DeflectionData::FILE), &d_out.into_table())?;
+
+    // Pass 2: both long streams again, a batch at a time, each sample
+    // placed on the shared timeline; the potentiostat's samples with the
+    // deflection interpolated onto them are the aligned table. It is
+    // written under a working name and published last (below).
+    let aligned_final = aligned_path(dir);
+    let aligned_work = aligned_final.with_extension("parquet.partial");
+    let mut p_out = ParquetTableWriter::create(
+        &data_path(dir, PotentiostatData::FILE),
+        PotentiostatData::COLUMNS,
+    )?;
+    let mut a_out = ParquetTableWriter::create(&aligned_work, Aligned::COLUMNS)?;
+    let mut index = StepIndex::default();
+    let mut defl = DeflectionCursor::new(dir, &clocks_of, invols_nm_per_V)?;
+    for_each_batch(
+        dir,
+        PotentiostatRaw::FILE,
+        PotentiostatRaw::from_table,
+        |p| {
+            let n = p.len();
+            let p_t: Vec<f64> = (0..n)
+                .map(|i| {
+                    clocks_of
+                        .get(&p.segment[i])
+                        .map_or(f64::NAN, |c| c.potentiostat.to_shared(p.t_dev_s[i]))
+                })
+                .collect();
+            let mut deflection_V = Vec::with_capacity(n);
+            for (&seg, &t) in p.segment.iter().zip(&p_t) {
+                deflection_V.push(defl.at(seg, t)?);
+            }
+            let deflection_nm = deflection_V.iter().map(|v| v * invols_nm_per_V).collect();
+            // Labels of the plan (sweep iteration, temperature setpoint) and
+            // the temperature measured at each sample.
+            let (sweep_iteration, setpoint_K) = label_columns(&plan, &p.step);
+            let T_K = temps.at(&p_t);
+            index.add(&p.step, &p.segment);
+            let aligned = Aligned {
+                t_s: p_t.clone(),
+                step: p.step.clone(),
+                segment: p.segment.clone(),
+                cycle: p.cycle.clone(),
+                E_V: p.E_V.clone(),
+                I_A: p.I_A.clone(),
+                deflection_V,
+                deflection_nm,
+                sweep_iteration,
+                setpoint_K,
+                T_K,
+            };
+            a_out.write(&aligned.into_table())?;
+            let out = PotentiostatData {
+                seq: p.seq,
+                step: p.step,
+                segment: p.segment,
+                index: p.index,
+                cycle: p.cycle,
+                t_dev_s: p.t_dev_s,
+                host_ns: p.host_ns,
+                E_V: p.E_V,
+                I_A: p.I_A,
+                status: p.status,
+                t_s: p_t,
+            };
+            p_out.write(&out.into_table())?;
+            Ok(())
+        },
+    )?;
+    let out_of_order = defl.out_of_order;
+    defl.finish()?;
+    p_out.finish()?;
+    let aligned_rows = a_out.finish()?;
+    let aligned = AlignedFile::indexed(&aligned_work, index);
+
     let temp_out = TemperatureData {
         seq: temp_raw.seq,
         step: temp_raw.step,
@@ -346,17 +555,24 @@ pub fn finalize_run(
             });
         }
     }
-    let untrusted_steps = untrusted_steps(&aligned, &untrusted);
-    let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &|_| None, &untrusted);
-    let view = AlignedView {
-        t_s: &aligned.t_s,
-        step: &aligned.step,
-        cycle: &aligned.cycle,
-        E_V: &aligned.E_V,
-        I_A: &aligned.I_A,
-        deflection_nm: &aligned.deflection_nm,
-        T_K: &aligned.T_K,
-    };
+    let untrusted_steps = untrusted_steps(aligned.index().segments(), &untrusted);
+    // A step at a time, read back from the table just written.
+    let (cv_steps, mut analysis_errors) = analyze_steps(
+        &mut |step| aligned.step_rows(step),
+        &recipe,
+        &|_| None,
+        &untrusted,
+    )?;
+    if out_of_order > 0 {
+        analysis_errors.push(AnalysisIssue::new(
+            -1,
+            IssueKind::Clock,
+            format!(
+                "warning: {out_of_order} deflection readings were earlier than the reading \
+                 before them and were left out of the aligned table's deflection"
+            ),
+        ));
+    }
     // Each step's largest alignment error estimate, for the ESM phase check.
     let mut alignment_error_s: BTreeMap<i64, f64> = BTreeMap::new();
     for seg in &alignment {
@@ -365,13 +581,13 @@ pub fn finalize_run(
     }
     let (esm, esm_errors) = esm_table(
         &plan,
-        &view,
+        &mut |step| aligned.step_rows(step),
         &lockin_raw,
         invols_nm_per_V,
         speed,
         &untrusted_steps,
         &alignment_error_s,
-    );
+    )?;
     // Only finalisation sees the raw streams and the lock-in's switch
     // stamps: what it finds in the data goes into run.toml, so `vegard
     // analyze` and the report list the same warnings `vegard run` printed.
@@ -388,7 +604,10 @@ pub fn finalize_run(
     vegard_store::write_parquet(&data_path(dir, EsmData::FILE), &esm.into_table())?;
     // Last: readers take aligned.parquet as "this run was finalised", so it
     // must not appear before the tables it stands for.
-    vegard_store::write_parquet(&aligned_path(dir), &aligned.clone().into_table())?;
+    std::fs::rename(&aligned_work, &aligned_final).map_err(|error| PipelineError::Io {
+        path: aligned_final.clone(),
+        error,
+    })?;
     meta.steps = step_records(&plan, &temps);
 
     let alignment_error_estimate_s = alignment
@@ -413,7 +632,7 @@ pub fn finalize_run(
         status: status.to_string(),
         alignment,
         alignment_error_estimate_s,
-        aligned_rows: aligned.len(),
+        aligned_rows: usize::try_from(aligned_rows).unwrap_or(usize::MAX),
         cv_steps,
         analysis_errors,
         eis_points,
@@ -448,21 +667,4 @@ pub(crate) fn analysis_summary(
             }
         }),
     }
-}
-
-/// Plan steps with rows in an untrusted segment: step -> (segment, why).
-fn untrusted_steps(
-    aligned: &Aligned,
-    untrusted: &UntrustedSegments,
-) -> BTreeMap<i64, (i64, String)> {
-    let mut out = BTreeMap::new();
-    if untrusted.is_empty() {
-        return out;
-    }
-    for (&step, &seg) in aligned.step.iter().zip(&aligned.segment) {
-        if let Some(why) = untrusted.get(&seg) {
-            out.entry(step).or_insert_with(|| (seg, why.clone()));
-        }
-    }
-    out
 }

@@ -26,12 +26,13 @@ mod import;
 mod issue;
 mod products;
 mod spectra;
+mod steps;
 
 use std::path::PathBuf;
 
 pub use analyze::{
     CdlLookup, CvStepAnalysis, RunAnalysis, UntrustedSegments, alignment_issues, analyze_aligned,
-    analyze_run, headline_cv, untrusted_segments,
+    analyze_run, analyze_steps, headline_cv, untrusted_segments,
 };
 pub use finalize::{FinalizeSummary, RecoverSummary, finalize_run, recover_run};
 pub use import::{
@@ -45,6 +46,7 @@ pub use spectra::{
     KkCheck, SpectraAnalysis, SpectraOptions, analyze_spectra, arrhenius_comparison,
     arrhenius_inputs, c_dl_for_step,
 };
+pub use steps::{AlignedFile, StepIndex, rows_of_step};
 pub use vegard_clock::{DRIFT_BOUND_PPM, ExternalAlignment, ExternalMethod};
 pub use vegard_store::SegmentAlignment;
 

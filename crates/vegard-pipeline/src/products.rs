@@ -20,7 +20,9 @@ use vegard_analysis::esm_point;
 use vegard_clock::resample_linear;
 use vegard_recipe::{PlannedStep, Step};
 use vegard_store::StepRecord;
-use vegard_store::schema::{EisData, EisRaw, EsmData, EsmDataRow, LockInRaw, TemperatureRaw};
+use vegard_store::schema::{
+    Aligned, EisData, EisRaw, EsmData, EsmDataRow, LockInRaw, TemperatureRaw,
+};
 
 use crate::{AnalysisIssue, IssueKind};
 
@@ -139,17 +141,6 @@ pub(crate) fn eis_table(
     }
 }
 
-/// Columns of the aligned table the ESM demodulation needs.
-pub(crate) struct AlignedView<'a> {
-    pub t_s: &'a [f64],
-    pub step: &'a [i64],
-    pub cycle: &'a [i64],
-    pub E_V: &'a [f64],
-    pub I_A: &'a [f64],
-    pub deflection_nm: &'a [f64],
-    pub T_K: &'a [f64],
-}
-
 /// Why an ESM frequency's analysed window is compromised: the bits of
 /// `data/esm.parquet`'s `flagged` column (0 = clean). Runs finalised before
 /// these bits existed wrote 1 for "late switch or short dwell".
@@ -181,15 +172,17 @@ pub const MIN_MODULATION_FRACTION: f64 = 0.5;
 /// demodulated: the software lock-in's periods are the shared timeline's,
 /// so its spectrum would be as wrong as the clock; one
 /// [`IssueKind::Clock`] issue stands in for its rows.
-pub(crate) fn esm_table(
+///
+/// The aligned table comes a step at a time (`rows_of(step)`).
+pub(crate) fn esm_table<E>(
     plan: &[PlannedStep],
-    a: &AlignedView<'_>,
+    rows_of: &mut dyn FnMut(i64) -> Result<Aligned, E>,
     lockin: &LockInRaw,
     invols_nm_per_V: f64,
     speed: f64,
     untrusted_steps: &std::collections::BTreeMap<i64, (i64, String)>,
     alignment_error_s: &std::collections::BTreeMap<i64, f64>,
-) -> (EsmData, Vec<AnalysisIssue>) {
+) -> Result<(EsmData, Vec<AnalysisIssue>), E> {
     let mut cols = EsmData::default();
     let mut errors = Vec::new();
     let (l_step, l_idx, l_x, l_y, l_sw) = (
@@ -213,9 +206,10 @@ pub(crate) fn esm_table(
         }
         let freqs = e.frequencies_Hz();
         let dt_s = e.ca_sample_interval_s();
+        let a = rows_of(k as i64)?;
         for (j, &f_Hz) in freqs.iter().enumerate() {
-            let rows: Vec<usize> = (0..a.t_s.len())
-                .filter(|&i| a.step[i] == k as i64 && a.cycle[i] == j as i64 + 1)
+            let rows: Vec<usize> = (0..a.len())
+                .filter(|&i| a.cycle[i] == j as i64 + 1)
                 .filter(|&i| a.t_s[i].is_finite())
                 .collect();
             let what = format!("step {k} (esm_sweep) at {f_Hz} Hz");
@@ -234,7 +228,12 @@ pub(crate) fn esm_table(
             let t_end_s = a.t_s[last] + dt_s;
             let t_start_s = t_end_s - f64::from(e.periods) / f_Hz;
             let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-            let (tt, ee, ii, uu) = (pick(a.t_s), pick(a.E_V), pick(a.I_A), pick(a.deflection_nm));
+            let (tt, ee, ii, uu) = (
+                pick(&a.t_s),
+                pick(&a.E_V),
+                pick(&a.I_A),
+                pick(&a.deflection_nm),
+            );
             let li = (0..l_step.len()).find(|&r| l_step[r] == k as i64 && l_idx[r] == j as i64);
             let switched_s = li.map_or(f64::NAN, |r| l_sw[r] as f64 * 1e-9 * speed);
             // The sine must have been at this frequency before the window.
@@ -331,7 +330,7 @@ pub(crate) fn esm_table(
             }
         }
     }
-    (cols, errors)
+    Ok((cols, errors))
 }
 
 /// One demodulated ESM frequency as a row of `data/esm.parquet`.
@@ -400,26 +399,20 @@ periods = 2
     fn an_esm_sweep_in_an_untrusted_segment_is_withheld() {
         let recipe = vegard_recipe::parse_recipe(ESM_RECIPE, "t.toml").unwrap();
         let plan = recipe.plan();
-        let view = AlignedView {
-            t_s: &[],
-            step: &[],
-            cycle: &[],
-            E_V: &[],
-            I_A: &[],
-            deflection_nm: &[],
-            T_K: &[],
-        };
+        let mut rows_of =
+            |_step: i64| -> Result<Aligned, std::convert::Infallible> { Ok(Aligned::default()) };
         let why = vegard_clock::segment_clock_problem(20.0, -897_792.0).unwrap();
         let untrusted = std::collections::BTreeMap::from([(0, (3, why))]);
         let (esm, issues) = esm_table(
             &plan,
-            &view,
+            &mut rows_of,
             &LockInRaw::default(),
             60.0,
             1.0,
             &untrusted,
             &Default::default(),
-        );
+        )
+        .unwrap();
         assert_eq!(esm.len(), 0);
         assert_eq!(issues.len(), 1, "{issues:?}");
         assert_eq!(issues[0].kind, IssueKind::Clock);
@@ -433,13 +426,14 @@ periods = 2
 
         let (_, issues) = esm_table(
             &plan,
-            &view,
+            &mut rows_of,
             &LockInRaw::default(),
             60.0,
             1.0,
             &std::collections::BTreeMap::new(),
             &std::collections::BTreeMap::new(),
-        );
+        )
+        .unwrap();
         assert_eq!(issues.len(), 2, "{issues:?}");
         assert!(issues.iter().all(|i| i.kind == IssueKind::NoData));
     }

@@ -72,7 +72,8 @@ pub use meta::{
     RunAlignment, RunMeta, RunStatus, SegmentAlignment, StepRecord, read_meta, write_meta,
 };
 pub use parquet::{
-    FinalizedStream, ParquetTableWriter, finalize_streams, read_parquet, write_parquet,
+    FinalizedStream, ParquetTableWriter, ROW_GROUP_ROWS, finalize_streams, parquet_rows,
+    read_parquet, read_parquet_part, write_parquet,
 };
 pub use raw::{
     Cell, ColKind, ColumnSpec, DEFAULT_FLUSH_INTERVAL, LEGACY_RAW_EXT, MAX_BATCH_ROWS, RAW_EXT,

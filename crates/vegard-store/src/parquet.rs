@@ -68,8 +68,19 @@ pub struct ParquetTableWriter {
     tmp: PathBuf,
     columns: Vec<crate::ColumnSpec>,
     writer: Option<BatchedWriter<File>>,
+    /// Rows not yet written: raw batches are a second of data (a hundred
+    /// rows of potentiostat), and each written batch becomes a row group
+    /// with its own footer entry, so small batches are gathered up to
+    /// [`ROW_GROUP_ROWS`] first (a day of them would otherwise outgrow the
+    /// footer bound of `parquet_footer`).
+    pending: Table,
     rows: u64,
 }
+
+/// Rows gathered into one row group by [`ParquetTableWriter`]: 256 Ki,
+/// a few MB per column group in memory, a few hundred row groups for a
+/// day at 1 kS/s.
+pub const ROW_GROUP_ROWS: usize = 1 << 18;
 
 impl std::fmt::Debug for ParquetTableWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,11 +118,13 @@ impl ParquetTableWriter {
             tmp,
             columns: columns.to_vec(),
             writer: Some(writer),
+            pending: Table::empty(columns),
             rows: 0,
         })
     }
 
-    /// Append `table` (the writer's columns, in order) as row groups.
+    /// Append `table` (the writer's columns, in order); written out in row
+    /// groups of about [`ROW_GROUP_ROWS`].
     pub fn write(&mut self, table: &Table) -> Result<(), StoreError> {
         table.check()?;
         let names: Vec<&str> = table.names();
@@ -124,9 +137,34 @@ impl ParquetTableWriter {
                 ),
             });
         }
+        if self.writer.is_none() {
+            return Err(StoreError::Run {
+                path: self.path.clone(),
+                msg: "write after finish".into(),
+            });
+        }
         if table.is_empty() {
             return Ok(());
         }
+        if self.pending.is_empty() && table.len() >= ROW_GROUP_ROWS {
+            return self.write_now(table);
+        }
+        self.pending.append(table)?;
+        if self.pending.len() >= ROW_GROUP_ROWS {
+            self.flush_pending()?;
+        }
+        Ok(())
+    }
+
+    fn flush_pending(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.pending, Table::empty(&self.columns));
+        self.write_now(&full)
+    }
+
+    fn write_now(&mut self, table: &Table) -> Result<(), StoreError> {
         let pl_err = |error| StoreError::Parquet {
             path: self.path.clone(),
             error,
@@ -143,13 +181,14 @@ impl ParquetTableWriter {
         Ok(())
     }
 
-    /// Rows written so far.
+    /// Rows given so far (written or gathered for the next row group).
     pub fn rows(&self) -> u64 {
-        self.rows
+        self.rows + self.pending.len() as u64
     }
 
     /// Write the footer, make the file durable and give it its real name.
     pub fn finish(mut self) -> Result<u64, StoreError> {
+        self.flush_pending()?;
         let pl_err = |error| StoreError::Parquet {
             path: self.path.clone(),
             error,
@@ -191,25 +230,53 @@ impl Drop for ParquetTableWriter {
 /// footer is walked first (`parquet_footer`), so those counts are bounded
 /// by the footer's size.
 pub fn read_parquet(path: &Path) -> Result<Table, StoreError> {
+    read_parquet_part(path, None, None)
+}
+
+/// Rows of a Parquet file, from its footer (checked as [`read_parquet`]
+/// checks it).
+pub fn parquet_rows(path: &Path) -> Result<usize, StoreError> {
     let pl_err = |error| StoreError::Parquet {
         path: path.to_owned(),
         error,
     };
-    let mut file = File::open(path).map_err(|e| StoreError::io(path, e))?;
-    crate::parquet_footer::check_file(&mut file)
-        .map_err(|e| StoreError::io(path, e))?
-        .map_err(|why| {
-            pl_err(PolarsError::ComputeError(
-                format!("not a readable Parquet file ({why})").into(),
-            ))
-        })?;
-    let df = contain_panics(|| ParquetReader::new(file).finish())
+    let file = open_checked(path)?;
+    contain_panics(|| ParquetReader::new(file).num_rows())
         .unwrap_or_else(|why| {
             Err(PolarsError::ComputeError(
                 format!("not a readable Parquet file (the Parquet reader failed: {why})").into(),
             ))
         })
-        .map_err(pl_err)?;
+        .map_err(pl_err)
+}
+
+/// Part of a Parquet file: only `columns` (all when `None`, in file
+/// order; else in the file's order too), and only the `len` rows from
+/// `offset` (`rows`; all when `None`). Only the row groups that hold
+/// those rows are decoded, so a day-long table is read a step at a time
+/// in memory bounded by the step (see [`read_parquet`] for the checks).
+pub fn read_parquet_part(
+    path: &Path,
+    columns: Option<&[&str]>,
+    rows: Option<(usize, usize)>,
+) -> Result<Table, StoreError> {
+    let pl_err = |error| StoreError::Parquet {
+        path: path.to_owned(),
+        error,
+    };
+    let file = open_checked(path)?;
+    let df = contain_panics(|| {
+        ParquetReader::new(file)
+            .with_columns(columns.map(|c| c.iter().map(|s| (*s).to_owned()).collect()))
+            .with_slice(rows)
+            .finish()
+    })
+    .unwrap_or_else(|why| {
+        Err(PolarsError::ComputeError(
+            format!("not a readable Parquet file (the Parquet reader failed: {why})").into(),
+        ))
+    })
+    .map_err(pl_err)?;
     let bad = |name: &str, msg: String| StoreError::Parse {
         path: path.to_owned(),
         line: 0,
@@ -238,6 +305,18 @@ pub fn read_parquet(path: &Path) -> Result<Table, StoreError> {
         table.columns.push((name.to_owned(), col));
     }
     Ok(table)
+}
+
+/// The file, opened after its footer passed [`crate::parquet_footer`].
+fn open_checked(path: &Path) -> Result<File, StoreError> {
+    let mut file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+    crate::parquet_footer::check_file(&mut file)
+        .map_err(|e| StoreError::io(path, e))?
+        .map_err(|why| StoreError::Parquet {
+            path: path.to_owned(),
+            error: PolarsError::ComputeError(format!("not a readable Parquet file ({why})").into()),
+        })?;
+    Ok(file)
 }
 
 thread_local! {

@@ -111,6 +111,11 @@ macro_rules! table_schema {
                 }
             }
 
+            /// Append all of `other`'s rows.
+            pub fn extend_from(&mut self, other: &Self) {
+                $( self.$field.extend_from_slice(&other.$field); )+
+            }
+
             /// Append one row.
             pub fn push(&mut self, r: &$row) {
                 $( self.$field.push(r.$field); )+

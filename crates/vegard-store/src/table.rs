@@ -123,6 +123,34 @@ impl Table {
         }
     }
 
+    /// Append `other`'s rows; it must have this table's columns (names and
+    /// kinds, in order). Used to gather small batches into row groups.
+    pub fn append(&mut self, other: &Table) -> Result<(), StoreError> {
+        let same = self.columns.len() == other.columns.len()
+            && self
+                .columns
+                .iter()
+                .zip(&other.columns)
+                .all(|((a, ca), (b, cb))| a == b && ca.kind_name() == cb.kind_name());
+        if !same {
+            return Err(StoreError::Table {
+                msg: format!(
+                    "cannot append columns {:?} to columns {:?}",
+                    other.names(),
+                    self.names()
+                ),
+            });
+        }
+        for ((_, dst), (_, src)) in self.columns.iter_mut().zip(&other.columns) {
+            match (dst, src) {
+                (Column::I64(d), Column::I64(s)) => d.extend_from_slice(s),
+                (Column::F64(d), Column::F64(s)) => d.extend_from_slice(s),
+                _ => {} // kinds checked above
+            }
+        }
+        Ok(())
+    }
+
     /// Equal column lengths and unique, non-empty names.
     pub fn check(&self) -> Result<(), StoreError> {
         let n = self.len();
@@ -179,6 +207,12 @@ mod tests {
                 .to_string()
                 .contains("\"x\" has 1 rows")
         );
+        let mut twice = t.clone();
+        twice.append(&t).unwrap();
+        assert_eq!(twice.len(), 6);
+        assert_eq!(twice.f64("E_V").unwrap()[3..], [0.5, 0.25, -1.0]);
+        let other = Table::new().with("t_ns", Column::F64(vec![1.0]));
+        assert!(twice.append(&other).is_err());
         let dup = t.with("E_V", Column::F64(vec![0.0; 3]));
         assert!(dup.check().unwrap_err().to_string().contains("twice"));
     }
