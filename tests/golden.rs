@@ -291,7 +291,16 @@ fn golden_demo_run_refinalises_to_the_same_files() {
     // NaN-aware: compare the tables as JSON (NaN -> null).
     assert_eq!(json(&got.alignment), json(&want.alignment), "[alignment]");
     assert_eq!(json(&got.steps), json(&want.steps), "[[steps]]");
-    assert_eq!(json(&got.analysis_summary), json(&want.analysis_summary));
+    // Figures computed from the data agree to REL_TOL (a change of
+    // summation order moves the last digits), everything else exactly.
+    let mut out = Vec::new();
+    diff(
+        "analysis_summary",
+        &json(&got.analysis_summary),
+        &json(&want.analysis_summary),
+        &mut out,
+    );
+    assert!(out.is_empty(), "{}", out.join("\n"));
     assert_eq!(got.status, want.status);
     let _ = std::fs::remove_dir_all(&tmp);
 }

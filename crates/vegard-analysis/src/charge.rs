@@ -70,7 +70,7 @@ pub fn faradaic_charge_C(
     check_len("E_V", t_s, E_V)?;
     check_capacitance(C_dl_F)?;
     let q = cumulative_charge_C(t_s, I_A)?;
-    Ok(subtract_double_layer(&q, E_V, C_dl_F))
+    Ok(subtract_double_layer_in_place(q, E_V, C_dl_F))
 }
 
 pub(crate) fn check_capacitance(C_dl_F: f64) -> Result<(), AnalysisError> {
@@ -85,16 +85,22 @@ pub(crate) fn check_capacitance(C_dl_F: f64) -> Result<(), AnalysisError> {
     }
 }
 
-pub(crate) fn subtract_double_layer(q: &[f64], E_V: &[f64], C_dl_F: f64) -> Vec<f64> {
+/// Q_F = Q - C_dl (E - E0) in `q`'s own storage (a day-long CV's copy
+/// would be 70 MB); E0 as in [`faradaic_charge_C`].
+pub(crate) fn subtract_double_layer_in_place(
+    mut q: Vec<f64>,
+    E_V: &[f64],
+    C_dl_F: f64,
+) -> Vec<f64> {
     let e0 = q
         .iter()
         .zip(E_V)
         .find(|(q, e)| q.is_finite() && e.is_finite())
         .map_or(f64::NAN, |(_, &e)| e);
-    q.iter()
-        .zip(E_V)
-        .map(|(&q, &e)| q - C_dl_F * (e - e0))
-        .collect()
+    for (q, &e) in q.iter_mut().zip(E_V) {
+        *q -= C_dl_F * (e - e0);
+    }
+    q
 }
 
 /// Tuning of the vertex-jump estimate. The defaults suit CVs sampled at

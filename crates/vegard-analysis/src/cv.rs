@@ -47,6 +47,36 @@ pub struct CvAnalysis {
 /// Charge and deformation-vs-charge analysis of aligned CV samples.
 pub fn analyze_cv(input: &CvInput<'_>) -> Result<CvAnalysis, AnalysisError> {
     let p = prepare(input)?;
+    let split = split_charge_C(input.t_s, input.I_A);
+    fits(input, p, split)
+}
+
+/// [`analyze_cv`] with the current given by value (`input.I_A` is not
+/// read): it is dropped once integrated, before the fits, which hold the
+/// most memory (for a day of 10 ms samples, 70 MB less at the peak).
+pub fn analyze_cv_taking_current(
+    input: &CvInput<'_>,
+    I_A: Vec<f64>,
+) -> Result<CvAnalysis, AnalysisError> {
+    let (p, split) = {
+        let with = CvInput {
+            I_A: &I_A,
+            ..*input
+        };
+        (prepare(&with)?, split_charge_C(with.t_s, with.I_A))
+    };
+    drop(I_A);
+    // Nothing after the charge reads the current.
+    fits(&CvInput { I_A: &[], ..*input }, p, split)
+}
+
+/// Deformation vs charge and the nonlinearity, from the prepared charge
+/// and the (anodic, cathodic) integrals.
+fn fits(
+    input: &CvInput<'_>,
+    p: crate::deformation::Prepared,
+    (Q_anodic_C, Q_cathodic_C): (f64, f64),
+) -> Result<CvAnalysis, AnalysisError> {
     let deformation_vs_charge = deformation_from(input, &p)?;
     let last_finite = |v: &[f64]| {
         v.iter()
@@ -55,18 +85,6 @@ pub fn analyze_cv(input: &CvInput<'_>) -> Result<CvAnalysis, AnalysisError> {
             .find(|x| x.is_finite())
             .unwrap_or(0.0)
     };
-    // `f64::max` would turn NaN into 0; keep it NaN so the integral bridges it.
-    let part = |keep: fn(f64) -> bool| -> Vec<f64> {
-        input
-            .I_A
-            .iter()
-            .map(|&i| if i.is_nan() || keep(i) { i } else { 0.0 })
-            .collect()
-    };
-    let anodic = part(|i| i > 0.0);
-    let cathodic = part(|i| i < 0.0);
-    let Q_anodic_C = last_finite(&crate::cumulative_charge_C(input.t_s, &anodic)?);
-    let Q_cathodic_C = last_finite(&crate::cumulative_charge_C(input.t_s, &cathodic)?);
     let (nonlinearity, nonlinearity_note) = match input.period_s {
         None => (None, Some("no drive period given".to_owned())),
         Some(period_s) => {
@@ -89,7 +107,7 @@ pub fn analyze_cv(input: &CvInput<'_>) -> Result<CvAnalysis, AnalysisError> {
         nonlinearity,
         nonlinearity_note,
         charge: ChargeSummary {
-            Q_total_C: last_finite(&p.Q_C),
+            Q_total_C: p.Q_total_C,
             Q_F_total_C: last_finite(&p.Q_F_C),
             Q_anodic_C,
             Q_cathodic_C,
@@ -101,4 +119,25 @@ pub fn analyze_cv(input: &CvInput<'_>) -> Result<CvAnalysis, AnalysisError> {
         },
         deformation_vs_charge,
     })
+}
+
+/// (anodic, cathodic) charge, C: the trapezoid integrals of max(I, 0) and
+/// min(I, 0) over the samples where t and I are finite, as
+/// `cumulative_charge_C` would end them, without a vector of each. Time
+/// order was checked by the net charge's integral.
+fn split_charge_C(t_s: &[f64], I_A: &[f64]) -> (f64, f64) {
+    let (mut anodic, mut cathodic) = (0.0, 0.0);
+    let mut prev: Option<(f64, f64)> = None;
+    for (&t, &i) in t_s.iter().zip(I_A) {
+        if !(t.is_finite() && i.is_finite()) {
+            continue;
+        }
+        if let Some((tp, ip)) = prev {
+            let dt = t - tp;
+            anodic += 0.5 * (i.max(0.0) + ip.max(0.0)) * dt;
+            cathodic += 0.5 * (i.min(0.0) + ip.min(0.0)) * dt;
+        }
+        prev = Some((t, i));
+    }
+    (anodic, cathodic)
 }

@@ -15,7 +15,8 @@ use vegard_core::constants::FARADAY_C_PER_MOL;
 
 use crate::AnalysisError;
 use crate::charge::{
-    check_capacitance, check_len, cumulative_charge_C, estimate_C_dl_F, subtract_double_layer,
+    check_capacitance, check_len, cumulative_charge_C, estimate_C_dl_F,
+    subtract_double_layer_in_place,
 };
 use crate::fit::{FitFailure, GroupedFit, grouped_fit};
 
@@ -171,7 +172,8 @@ pub struct HalfCycleFit {
 /// Charge arrays and the C_dl decision, shared by [`deformation_vs_charge`]
 /// and `analyze_cv` so C_dl is estimated once.
 pub(crate) struct Prepared {
-    pub Q_C: Vec<f64>,
+    /// Net charge at the last sample with a finite charge (0 if none), C.
+    pub Q_total_C: f64,
     pub Q_F_C: Vec<f64>,
     pub C_dl_F: f64,
     pub source: CdlSource,
@@ -207,9 +209,16 @@ pub(crate) fn prepare(input: &CvInput<'_>) -> Result<Prepared, AnalysisError> {
             ),
         },
     };
-    let Q_F_C = subtract_double_layer(&Q_C, input.E_V, C_dl_F);
+    let Q_total_C = Q_C
+        .iter()
+        .rev()
+        .copied()
+        .find(|x| x.is_finite())
+        .unwrap_or(0.0);
+    // In place: Q is not needed again, and a day-long CV's copy is 70 MB.
+    let Q_F_C = subtract_double_layer_in_place(Q_C, input.E_V, C_dl_F);
     Ok(Prepared {
-        Q_C,
+        Q_total_C,
         Q_F_C,
         C_dl_F,
         source,
@@ -246,7 +255,9 @@ pub(crate) fn deformation_from(
     let mut per_cycle = Vec::new();
     let mut skipped_cycles = Vec::new();
     let mut pooled_groups = Vec::new();
-    for (&cycle, idx) in &by_cycle {
+    let n_cycles_seen = by_cycle.len();
+    // By value: the index lists move into the pooled fit, not copied.
+    for (cycle, idx) in by_cycle {
         if idx.len() < MIN_POINTS_PER_CYCLE {
             skipped_cycles.push(SkippedCycle {
                 cycle,
@@ -259,8 +270,8 @@ pub(crate) fn deformation_from(
             });
             continue;
         }
-        match grouped_fit(std::slice::from_ref(idx), q, t, u) {
-            Ok(f) => per_cycle.push(cycle_fit(cycle, idx, &f, q, t, u)),
+        match grouped_fit(std::slice::from_ref(&idx), q, t, u) {
+            Ok(f) => per_cycle.push(cycle_fit(cycle, &idx, &f, q, t, u)),
             Err(why) => skipped_cycles.push(SkippedCycle {
                 cycle,
                 n_points: idx.len(),
@@ -268,13 +279,13 @@ pub(crate) fn deformation_from(
                 in_pooled_fit: true,
             }),
         }
-        pooled_groups.push(idx.clone());
+        pooled_groups.push(idx);
     }
     if pooled_groups.is_empty() {
         return Err(AnalysisError::Insufficient(format!(
             "no cycle has {MIN_POINTS_PER_CYCLE} usable samples ({} cycles, {n_nonfinite} \
              non-finite samples)",
-            by_cycle.len()
+            n_cycles_seen
         )));
     }
     let pooled = grouped_fit(&pooled_groups, q, t, u).map_err(|why| match why {

@@ -31,7 +31,7 @@ pub use charge::{
     CdlEstimate, CdlOptions, cumulative_charge_C, estimate_C_dl_F, estimate_C_dl_F_with,
     faradaic_charge_C,
 };
-pub use cv::{ChargeSummary, CvAnalysis, analyze_cv};
+pub use cv::{ChargeSummary, CvAnalysis, analyze_cv, analyze_cv_taking_current};
 pub use deformation::{
     CdlSource, CvInput, CycleFit, DeformationVsCharge, HalfCycleFit, MIN_POINTS_PER_CYCLE,
     SkippedCycle, SweepDirection, apparent_partial_molar_volume_cm3_per_mol, deformation_vs_charge,

@@ -39,6 +39,7 @@
 //! least squares would claim too much. The residuals' lag-1 autocorrelation
 //! rho gives the AR(1) inflation factor sqrt((1 + rho) / (1 - rho)).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use nalgebra::{DMatrix, DVector};
@@ -245,16 +246,21 @@ pub fn analyze_nonlinearity(
         });
     }
 
-    // Finite samples only, in mC for the charge.
-    let keep: Vec<usize> = (0..t.len())
-        .filter(|&k| {
-            t[k].is_finite()
-                && input.E_V[k].is_finite()
-                && input.Q_F_C[k].is_finite()
-                && input.deflection_nm[k].is_finite()
-        })
-        .collect();
-    let ts: Vec<f64> = keep.iter().map(|&k| t[k]).collect();
+    // Finite samples only, in mC for the charge. Borrowed when all are
+    // finite (the usual case): a day-long CV is 8.6 M samples.
+    let finite = |k: usize| {
+        t[k].is_finite()
+            && input.E_V[k].is_finite()
+            && input.Q_F_C[k].is_finite()
+            && input.deflection_nm[k].is_finite()
+    };
+    let keep: Option<Vec<usize>> = if (0..t.len()).all(finite) {
+        None
+    } else {
+        Some((0..t.len()).filter(|&k| finite(k)).collect())
+    };
+    let pick = |v| pick_rows(keep.as_deref(), v);
+    let ts = pick(t);
     for w in ts.windows(2).enumerate() {
         if w.1[1] < w.1[0] {
             return Err(AnalysisError::TimeOrder {
@@ -264,10 +270,14 @@ pub fn analyze_nonlinearity(
             });
         }
     }
-    let es: Vec<f64> = keep.iter().map(|&k| input.E_V[k]).collect();
-    let qs: Vec<f64> = keep.iter().map(|&k| 1e3 * input.Q_F_C[k]).collect();
-    let us: Vec<f64> = keep.iter().map(|&k| input.deflection_nm[k]).collect();
-    let cs: Vec<i64> = keep.iter().map(|&k| input.cycle[k]).collect();
+    let es = pick(input.E_V);
+    let qs: Vec<f64> = match &keep {
+        None => input.Q_F_C.iter().map(|q| 1e3 * q).collect(),
+        Some(keep) => keep.iter().map(|&k| 1e3 * input.Q_F_C[k]).collect(),
+    };
+    let us = pick(input.deflection_nm);
+    let cs = pick_rows(keep.as_deref(), input.cycle);
+    drop(keep);
 
     let (t0, n_periods) = whole_periods(&ts, &cs, T)?;
     let t1 = t0 + n_periods as f64 * T;
@@ -284,63 +294,111 @@ pub fn analyze_nonlinearity(
     let fit = &reg.0;
 
     // Charge part and the rest, for the attribution of each harmonic.
-    let charge_part: Vec<f64> = qs
-        .iter()
-        .map(|&q| {
-            let d = q - fit.Q_mean_mC;
-            fit.kappa_at_Q_mean_nm_per_mC * d + fit.kappa2_nm_per_mC2 * d * d
-        })
-        .collect();
-    let not_charge: Vec<f64> = us
-        .iter()
-        .zip(&charge_part)
-        .zip(&reg.1)
-        .map(|((u, c), drift)| u - c - drift)
-        .collect();
-    let u_corr: Vec<f64> = us.iter().zip(&reg.1).map(|(u, d)| u - d).collect();
+    let drift = &reg.1;
+    let charge_part = |k: usize| {
+        let d = qs[k] - fit.Q_mean_mC;
+        fit.kappa_at_Q_mean_nm_per_mC * d + fit.kappa2_nm_per_mC2 * d * d
+    };
+    let not_charge = |k: usize| us[k] - charge_part(k) - drift[k];
+    let u_corr: Vec<f64> = us.iter().zip(drift).map(|(u, d)| u - d).collect();
 
     // Uniform grid over the window; u and Q are end-matched (the straight
     // line through the window's first and last values removed), so a net
     // charge per cycle and the drift do not leak into the harmonics.
+    // The charge part is end-matched like u and Q: it carries the net
+    // charge per cycle, whose ramp would otherwise leak a sawtooth (1/n)
+    // into every harmonic of "u from charge". The rest has no ramp (u's is
+    // in the charge part and the drift) and is left alone: end-matching it
+    // on two noisy samples would add one.
+    //
+    // The grid (1024 points a period: 8.8 M for a day of 10 s cycles) is
+    // walked once, never stored: each harmonic is a DFT bin whose twiddle
+    // repeats every period, and the cross-correlation lag needs only the
+    // grid folded onto one period.
     let m = opts.samples_per_period;
     let grid_n = m * n_periods;
-    let grid: Vec<f64> = (0..grid_n).map(|j| t0 + j as f64 * T / m as f64).collect();
-    let resample = |y: &[f64]| interpolate(ts, y, &grid);
-    let end_match = |mut y: Vec<f64>, y_end: f64| {
-        let (a, n) = (y[0], grid_n as f64);
-        for (j, v) in y.iter_mut().enumerate() {
-            *v -= (y_end - a) * j as f64 / n;
-        }
-        y
+    let step_s = T / m as f64;
+    // Series on the grid: u, Q, E, charge part, the rest.
+    const U_: usize = 0;
+    const Q_: usize = 1;
+    const E_: usize = 2;
+    const C_: usize = 3;
+    const R_: usize = 4;
+    let value = |k: usize, which: usize| match which {
+        U_ => us[k],
+        Q_ => qs[k],
+        E_ => es[k],
+        C_ => charge_part(k),
+        _ => not_charge(k),
     };
-    let at_end = |y: &[f64]| interpolate(ts, y, &[t1])[0];
-    let u_g = end_match(resample(us), at_end(us));
-    let q_g = end_match(resample(qs), at_end(qs));
-    let e_g = resample(es);
-    // The charge part is end-matched like u and Q: it carries the net charge
-    // per cycle, whose ramp would otherwise leak a sawtooth (1/n) into every
-    // harmonic of "u from charge". The rest has no ramp (u's is in the
-    // charge part and the drift) and is left alone: end-matching it on two
-    // noisy samples would add one.
-    let c_g = end_match(resample(&charge_part), at_end(&charge_part));
-    let r_g = resample(&not_charge);
-
-    let mut planner = FftPlanner::<f64>::new();
-    let fft = planner.plan_fft_forward(grid_n);
-    let spectrum = |y: &[f64]| -> Vec<Complex64> {
-        let mut buf: Vec<Complex64> = y.iter().map(|&v| Complex64::new(v, 0.0)).collect();
-        fft.process(&mut buf);
-        let scale = 2.0 / grid_n as f64;
-        (1..=opts.n_harmonics)
-            .map(|n| buf[n * n_periods] * scale)
+    // Linear interpolation at x (clamped at the ends) from the sample at
+    // `i = partition_point(ts < x)`.
+    let interp_at = |i: usize, x: f64, which: usize| -> f64 {
+        if i == 0 {
+            value(0, which)
+        } else if i >= ts.len() {
+            value(ts.len() - 1, which)
+        } else {
+            let (x0, x1) = (ts[i - 1], ts[i]);
+            let (y0, y1) = (value(i - 1, which), value(i, which));
+            if x1 > x0 {
+                y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+            } else {
+                y1
+            }
+        }
+    };
+    let at_time = |x: f64, which: usize| interp_at(ts.partition_point(|&v| v < x), x, which);
+    // End-match slopes per grid step (zero for E and the rest).
+    let mut ramp = [0.0; 5];
+    for which in [U_, Q_, C_] {
+        ramp[which] = (at_time(t1, which) - at_time(t0, which)) / grid_n as f64;
+    }
+    let twiddle: Vec<Vec<Complex64>> = (1..=opts.n_harmonics)
+        .map(|h| {
+            (0..m)
+                .map(|j| {
+                    Complex64::from_polar(
+                        1.0,
+                        -std::f64::consts::TAU * ((h * j) % m) as f64 / m as f64,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let mut sums = vec![[Complex64::new(0.0, 0.0); 5]; opts.n_harmonics];
+    let (mut q_fold, mut u_fold) = (vec![0.0; m], vec![0.0; m]);
+    let mut i = 0;
+    for j in 0..grid_n {
+        let x = t0 + j as f64 * step_s;
+        while i < ts.len() && ts[i] < x {
+            i += 1;
+        }
+        let jm = j % m;
+        for which in [U_, Q_, E_, C_, R_] {
+            let y = interp_at(i, x, which) - ramp[which] * j as f64;
+            if which == Q_ {
+                q_fold[jm] += y;
+            } else if which == U_ {
+                u_fold[jm] += y;
+            }
+            for (h, tw) in twiddle.iter().enumerate() {
+                sums[h][which] += tw[jm] * y;
+            }
+        }
+    }
+    let scale = 2.0 / grid_n as f64;
+    let spectrum = |which: usize| -> Vec<Complex64> {
+        (0..opts.n_harmonics)
+            .map(|h| sums[h][which] * scale)
             .collect()
     };
     let (U, Q, E, C, R) = (
-        spectrum(&u_g),
-        spectrum(&q_g),
-        spectrum(&e_g),
-        spectrum(&c_g),
-        spectrum(&r_g),
+        spectrum(U_),
+        spectrum(Q_),
+        spectrum(E_),
+        spectrum(C_),
+        spectrum(R_),
     );
     // Noise floor of one harmonic amplitude: residual sigma * sqrt(2/N),
     // inflated like the regression's errors.
@@ -374,7 +432,7 @@ pub fn analyze_nonlinearity(
         |x: &[Complex64]| x[1..].iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt() / x[0].norm();
 
     let loops = loop_areas(cs, qs, &u_corr);
-    let lag_s = cross_correlation_lag_s(&q_g, &u_g, fit.kappa_at_Q_mean_nm_per_mC, T / m as f64, T);
+    let lag_s = cross_correlation_lag_s(&q_fold, &u_fold, fit.kappa_at_Q_mean_nm_per_mC, step_s, T);
 
     let second_excess = R[1].norm();
     let second_harmonic_not_from_charge = second_excess > opts.min_t_ratio * u_noise_nm
@@ -441,27 +499,6 @@ fn median_step(ts: &[f64]) -> f64 {
     d[d.len() / 2]
 }
 
-/// Linear interpolation of (xs, ys) at `at` (xs sorted; clamped at the ends).
-fn interpolate(xs: &[f64], ys: &[f64], at: &[f64]) -> Vec<f64> {
-    at.iter()
-        .map(|&x| {
-            let i = xs.partition_point(|&v| v < x);
-            if i == 0 {
-                ys[0]
-            } else if i >= xs.len() {
-                ys[xs.len() - 1]
-            } else {
-                let (x0, x1) = (xs[i - 1], xs[i]);
-                if x1 > x0 {
-                    ys[i - 1] + (ys[i] - ys[i - 1]) * (x - x0) / (x1 - x0)
-                } else {
-                    ys[i]
-                }
-            }
-        })
-        .collect()
-}
-
 /// Noise floor of a harmonic amplitude of Q_F, mC: the rms of Q_F's
 /// sample-to-sample differences beyond their local trend, as a white-noise
 /// estimate, times sqrt(2/N) and the inflation.
@@ -507,34 +544,43 @@ fn regression(
     let t_mid = 0.5 * (t_hi + t_lo);
     let tau = |t: f64| (t - t_mid) / half;
     // dQ_F/dt by central differences (one-sided at the ends), mC/s.
-    let rate: Vec<f64> = (0..n)
-        .map(|k| {
-            let (a, b) = (k.saturating_sub(1), (k + 1).min(n - 1));
-            if ts[b] > ts[a] {
-                (qs[b] - qs[a]) / (ts[b] - ts[a])
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    // Columns: 1, q, q^2, e, e^2, dq/dt, tau, tau^2, tau^3 (to drift_order).
-    let col = |j: usize, k: usize| -> f64 {
-        let (q, e, s) = (qs[k] - q_mean, es[k] - e_mean, tau(ts[k]));
-        match j {
-            0 => 1.0,
-            1 => q,
-            2 => q * q,
-            3 => e,
-            4 => e * e,
-            5 => rate[k],
-            _ => s.powi((j - 5) as i32),
+    let rate = |k: usize| -> f64 {
+        let (a, b) = (k.saturating_sub(1), (k + 1).min(n - 1));
+        if ts[b] > ts[a] {
+            (qs[b] - qs[a]) / (ts[b] - ts[a])
+        } else {
+            0.0
         }
     };
-    let mut x = DMatrix::<f64>::from_fn(n, p, |k, j| col(j, k));
+    // Columns: 1, q, q^2, e, e^2, dq/dt, tau, tau^2, tau^3 (to drift_order).
+    // Computed per sample and never stored as an n x p matrix: a day of
+    // 10 ms samples is 8.6 M rows, and the matrix, its copy and the SVD's
+    // U would take 2 GB.
+    let row = |k: usize, out: &mut [f64]| {
+        let (q, e, s) = (qs[k] - q_mean, es[k] - e_mean, tau(ts[k]));
+        for (j, v) in out.iter_mut().enumerate().take(p) {
+            *v = match j {
+                0 => 1.0,
+                1 => q,
+                2 => q * q,
+                3 => e,
+                4 => e * e,
+                5 => rate(k),
+                _ => s.powi((j - 5) as i32),
+            };
+        }
+    };
     // Scale columns to unit rms so the SVD's tolerance is meaningful.
-    let mut scale = vec![1.0; p];
+    let mut scale = vec![0.0; p];
+    let mut buf = vec![0.0; p + 1];
+    for k in 0..n {
+        row(k, &mut buf);
+        for (s, v) in scale.iter_mut().zip(&buf) {
+            *s += v * v;
+        }
+    }
     for (j, s) in scale.iter_mut().enumerate() {
-        let rms = (x.column(j).norm_squared() / n as f64).sqrt();
+        let rms = (*s / n as f64).sqrt();
         if rms == 0.0 {
             let what = ["offset", "Q_F", "Q_F^2", "E", "E^2", "dQ_F/dt"]
                 .get(j)
@@ -543,10 +589,23 @@ fn regression(
             return Err(AnalysisError::Degenerate(format!("{what} does not vary")));
         }
         *s = rms;
-        x.column_mut(j).scale_mut(1.0 / rms);
     }
-    let y = DVector::from_column_slice(us);
-    let svd = x.clone().svd(true, true);
+    // Least squares through the R of a QR factorisation of [X y], built a
+    // row at a time with Givens rotations: X = QR has the singular values
+    // and right singular vectors of R, and the solution R^-1 Q'y, so the
+    // SVD of the p x p R gives what the SVD of X gave.
+    let mut r = vec![0.0; (p + 1) * (p + 1)];
+    for (k, &u) in us.iter().enumerate() {
+        row(k, &mut buf);
+        for (v, s) in buf.iter_mut().zip(&scale) {
+            *v /= s;
+        }
+        buf[p] = u;
+        givens_add_row(&mut r, &mut buf, p + 1);
+    }
+    let r_x = DMatrix::<f64>::from_fn(p, p, |i, j| r[i * (p + 1) + j]);
+    let q_t_y = DVector::<f64>::from_fn(p, |i, _| r[i * (p + 1) + p]);
+    let svd = r_x.svd(true, true);
     let smax = svd.singular_values.max();
     let smin = svd.singular_values.min();
     if smin <= 1e-10 * smax {
@@ -556,18 +615,26 @@ fn regression(
         )));
     }
     let beta = svd
-        .solve(&y, 0.0)
+        .solve(&q_t_y, 0.0)
         .map_err(|e| AnalysisError::Degenerate(e.to_string()))?;
-    let fitted = &x * &beta;
-    let resid: Vec<f64> = (0..n).map(|k| us[k] - fitted[k]).collect();
+    // Residuals in one more pass, not stored.
+    let (mut sse, mut r1, mut prev) = (0.0, 0.0, None::<f64>);
+    for (k, &u) in us.iter().enumerate() {
+        row(k, &mut buf);
+        let fitted: f64 = (0..p).map(|j| buf[j] / scale[j] * beta[j]).sum();
+        let resid = u - fitted;
+        sse += resid * resid;
+        if let Some(rp) = prev {
+            r1 += rp * resid;
+        }
+        prev = Some(resid);
+    }
     let dof = (n - p) as f64;
-    let sse: f64 = resid.iter().map(|r| r * r).sum();
     let sigma2 = sse / dof;
     let u_mean = mean(us);
     let sst: f64 = us.iter().map(|u| (u - u_mean).powi(2)).sum();
     // AR(1) inflation of the standard errors.
-    let r0: f64 = resid.iter().map(|r| r * r).sum();
-    let r1: f64 = resid.windows(2).map(|w| w[0] * w[1]).sum();
+    let r0 = sse;
     let rho = if r0 > 0.0 {
         (r1 / r0).clamp(0.0, 0.99)
     } else {
@@ -641,6 +708,35 @@ fn regression(
         },
         drift,
     ))
+}
+
+/// `v` at rows `keep` (all of it, borrowed, when `keep` is `None`).
+fn pick_rows<'a, T: Clone>(keep: Option<&[usize]>, v: &'a [T]) -> Cow<'a, [T]> {
+    match keep {
+        None => Cow::Borrowed(v),
+        Some(keep) => Cow::Owned(keep.iter().map(|&k| v[k].clone()).collect()),
+    }
+}
+
+/// Adds `row` (length `m`) to the upper-triangular `m` x `m` matrix `r`
+/// (row-major) of a QR factorisation by Givens rotations; `row` is
+/// overwritten.
+fn givens_add_row(r: &mut [f64], row: &mut [f64], m: usize) {
+    for j in 0..m {
+        let b = row[j];
+        if b == 0.0 {
+            continue;
+        }
+        let a = r[j * m + j];
+        let h = a.hypot(b);
+        let (c, s) = (a / h, b / h);
+        r[j * m + j] = h;
+        for l in j + 1..m {
+            let (x, y) = (r[j * m + l], row[l]);
+            r[j * m + l] = c * x + s * y;
+            row[l] = c * y - s * x;
+        }
+    }
 }
 
 /// Signed shoelace area of each cycle's (Q, u) loop, closed from the last
@@ -1049,5 +1145,51 @@ mod tests {
         input.period_s = 10.0;
         let e = analyze_nonlinearity(&input, &NonlinearityOptions::default()).unwrap_err();
         assert!(e.to_string().contains("deflection_nm"), "{e}");
+    }
+
+    /// The row-at-a-time Givens least squares gives what the dense SVD of
+    /// the whole design matrix gave (the regression's former method):
+    /// coefficients to 1e-9 relative on a 3-cycle CV with every regressor
+    /// active.
+    #[test]
+    fn streaming_least_squares_matches_the_dense_svd() {
+        let s = synth(-0.2, 0.01, 0.5, 1e-3, 0.01, 3, 7);
+        let qs: Vec<f64> = s.q_C.iter().map(|q| 1e3 * q).collect();
+        let (ts, es, us) = (&s.t, &s.e, &s.u);
+        let (reg, _) = regression(ts, es, &qs, us, 3).unwrap();
+        // Dense: the same columns, unscaled, solved by nalgebra's SVD.
+        let n = ts.len();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (qm, em) = (mean(&qs), mean(es));
+        let (mid, half) = (0.5 * (ts[0] + ts[n - 1]), 0.5 * (ts[n - 1] - ts[0]));
+        let x = DMatrix::<f64>::from_fn(n, 9, |k, j| {
+            let (q, e, tau) = (qs[k] - qm, es[k] - em, (ts[k] - mid) / half);
+            match j {
+                0 => 1.0,
+                1 => q,
+                2 => q * q,
+                3 => e,
+                4 => e * e,
+                5 => {
+                    let (a, b) = (k.saturating_sub(1), (k + 1).min(n - 1));
+                    (qs[b] - qs[a]) / (ts[b] - ts[a])
+                }
+                _ => tau.powi(j as i32 - 5),
+            }
+        });
+        let beta = x
+            .svd(true, true)
+            .solve(&DVector::from_column_slice(us), 0.0)
+            .unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1e-12);
+        assert!(
+            close(reg.kappa_at_Q_mean_nm_per_mC, beta[1]),
+            "{reg:?} {beta}"
+        );
+        assert!(close(reg.kappa2_nm_per_mC2, beta[2]), "{reg:?} {beta}");
+        assert!(close(reg.beta_nm_per_V, beta[3]), "{reg:?} {beta}");
+        assert!(close(reg.gamma_nm_per_V2, beta[4]), "{reg:?} {beta}");
+        assert!(close(reg.rate_nm_per_mA, beta[5]), "{reg:?} {beta}");
+        assert!(close(reg.drift_nm_per_s, beta[6] / half), "{reg:?} {beta}");
     }
 }

@@ -11,7 +11,7 @@ use vegard_store::schema::{Aligned, aligned_path};
 
 use crate::finalize::recipe_of;
 use crate::spectra::{SpectraAnalysis, SpectraOptions, analyze_spectra, c_dl_for_step};
-use crate::steps::{AlignedFile, rows_of_step};
+use crate::steps::{AlignedFile, CvSamples};
 use crate::{AnalysisIssue, IssueKind, PipelineError};
 
 /// The analysis of one CV step.
@@ -82,15 +82,12 @@ pub fn untrusted_for_run(
 /// The first untrusted segment among a step's rows (their `segment`
 /// column), with why.
 fn untrusted_among<'u>(
-    segment: &[i64],
+    segments: &BTreeSet<i64>,
     untrusted: &'u UntrustedSegments,
 ) -> Option<(i64, &'u str)> {
-    if untrusted.is_empty() {
-        return None;
-    }
-    let segs: BTreeSet<i64> = segment.iter().copied().collect();
-    segs.into_iter()
-        .find_map(|seg| untrusted.get(&seg).map(|why| (seg, why.as_str())))
+    segments
+        .iter()
+        .find_map(|&seg| untrusted.get(&seg).map(|why| (seg, why.as_str())))
 }
 
 /// The issue that replaces a step's results when its segment's clock is
@@ -120,7 +117,7 @@ pub fn analyze_aligned(
     c_dl_for: CdlLookup<'_>,
     untrusted: &UntrustedSegments,
 ) -> (Vec<CvStepAnalysis>, Vec<AnalysisIssue>) {
-    let rows = &mut |step| Ok::<_, std::convert::Infallible>(rows_of_step(aligned, step));
+    let rows = &mut |step| Ok::<_, std::convert::Infallible>(CvSamples::of_step(aligned, step));
     match analyze_steps(rows, recipe, c_dl_for, untrusted) {
         Ok(done) => done,
         Err(never) => match never {},
@@ -128,10 +125,10 @@ pub fn analyze_aligned(
 }
 
 /// [`analyze_aligned`] with the aligned table given a step at a time
-/// (`rows_of(step)`: that step's rows), so a day-long run is analysed with
-/// one step in memory.
+/// (`samples_of(step)`: that step's CV columns), so a day-long run is
+/// analysed with one step's five columns in memory.
 pub fn analyze_steps<E>(
-    rows_of: &mut dyn FnMut(i64) -> Result<Aligned, E>,
+    samples_of: &mut dyn FnMut(i64) -> Result<CvSamples, E>,
     recipe: &Recipe,
     c_dl_for: CdlLookup<'_>,
     untrusted: &UntrustedSegments,
@@ -143,7 +140,7 @@ pub fn analyze_steps<E>(
             continue;
         };
         let step = k as i64;
-        let a = rows_of(step)?;
+        let a = samples_of(step)?;
         if a.is_empty() {
             issues.push(AnalysisIssue::new(
                 step,
@@ -152,7 +149,7 @@ pub fn analyze_steps<E>(
             ));
             continue;
         }
-        if let Some((seg, why)) = untrusted_among(&a.segment, untrusted) {
+        if let Some((seg, why)) = untrusted_among(&a.segments, untrusted) {
             issues.push(clock_issue(
                 step,
                 "cv",
@@ -162,18 +159,27 @@ pub fn analyze_steps<E>(
             ));
             continue;
         }
-        let n = a.len();
+        // The current goes in by value, dropped once integrated: a day-long
+        // step's fits then run without it.
+        let CvSamples {
+            t_s,
+            E_V,
+            I_A,
+            deflection_nm,
+            cycle,
+            ..
+        } = a;
         let input = CvInput {
-            t_s: &a.t_s[..n],
-            E_V: &a.E_V[..n],
-            I_A: &a.I_A[..n],
-            deflection_nm: &a.deflection_nm[..n],
-            cycle: &a.cycle[..n],
+            t_s: &t_s,
+            E_V: &E_V,
+            I_A: &[],
+            deflection_nm: &deflection_nm,
+            cycle: &cycle,
             C_dl_F: c_dl_for(k).map(|(c, _)| (c, CdlSource::Eis)),
             period_s: Some(cv_period_s(cv)),
         };
         // A step too short or too broken to analyse is reported, not fatal.
-        match vegard_analysis::analyze_cv(&input) {
+        match vegard_analysis::analyze_cv_taking_current(&input, I_A) {
             Ok(analysis) => out.push(CvStepAnalysis {
                 step,
                 C_dl_eis_step: c_dl_for(k).map(|(_, step)| step),
@@ -367,7 +373,7 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
         .map(|a| untrusted_for_run(&a.segments, &meta))
         .unwrap_or_default();
     let (cv_steps, mut analysis_errors) = analyze_steps(
-        &mut |step| aligned.step_rows(step),
+        &mut |step| aligned.cv_samples(step),
         &recipe,
         &c_dl_for,
         &untrusted,

@@ -152,10 +152,30 @@ struct SegmentStamps {
     step: i64,
     pot_dev_s: Vec<f64>,
     pot_host_s: Vec<f64>,
-    /// Host stamp (ns) -> newest device time of the readings it received.
-    defl_newest: BTreeMap<i64, f64>,
+    /// (host stamp ns, newest device time of the readings it received), in
+    /// arrival order, one entry per stamp while stamps come in order
+    /// (sorted and merged before use). A vector, not a map: a day of 10 ms
+    /// polls is 8.6 M stamps, and a map's small nodes would stay in the
+    /// process's heap after it is dropped.
+    defl_newest: Vec<(i64, f64)>,
     pinned: PinnedSpan,
     n_deflection: usize,
+}
+
+/// `(host stamp, device time)` pairs sorted by stamp, one per stamp with
+/// its newest device time (what a map from stamp to maximum gives).
+fn newest_per_stamp(mut v: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+    if !v.is_sorted_by_key(|&(h, _)| h) {
+        v.sort_by_key(|&(h, _)| h);
+    }
+    v.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 = kept.1.max(later.1);
+        }
+        same
+    });
+    v
 }
 
 /// The digitizer's readings in file order, each placed on the shared
@@ -355,7 +375,7 @@ pub fn finalize_run(
                     step: p.step[i],
                     pot_dev_s: Vec::new(),
                     pot_host_s: Vec::new(),
-                    defl_newest: BTreeMap::new(),
+                    defl_newest: Vec::new(),
                     pinned: PinnedSpan::new(dt_dmm_s),
                     n_deflection: 0,
                 });
@@ -368,11 +388,11 @@ pub fn finalize_run(
     for_each_batch(dir, DeflectionRaw::FILE, DeflectionRaw::from_table, |d| {
         for i in 0..d.len() {
             if let Some(s) = stamps.get_mut(&d.segment[i]) {
-                let newest = s
-                    .defl_newest
-                    .entry(d.host_ns[i])
-                    .or_insert(f64::NEG_INFINITY);
-                *newest = newest.max(d.t_dev_s[i]);
+                let (h, t) = (d.host_ns[i], d.t_dev_s[i]);
+                match s.defl_newest.last_mut() {
+                    Some(last) if last.0 == h => last.1 = last.1.max(t),
+                    _ => s.defl_newest.push((h, f64::NEG_INFINITY.max(t))),
+                }
                 s.pinned.push(d.index[i], d.t_dev_s[i]);
                 s.n_deflection += 1;
             }
@@ -382,9 +402,11 @@ pub fn finalize_run(
 
     let mut alignment = Vec::new();
     let mut clocks_of: BTreeMap<i64, SegmentClocks> = BTreeMap::new();
-    for (&seg, s) in &stamps {
-        let dt: Vec<f64> = s.defl_newest.values().copied().collect();
-        let dh: Vec<f64> = s.defl_newest.keys().map(|&h| host_s(h)).collect();
+    for (&seg, s) in &mut stamps {
+        let newest = newest_per_stamp(std::mem::take(&mut s.defl_newest));
+        let dt: Vec<f64> = newest.iter().map(|&(_, t)| t).collect();
+        let dh: Vec<f64> = newest.iter().map(|&(h, _)| host_s(h)).collect();
+        drop(newest);
         // Readings in blocks, each pinned to its own sync edge: placed by
         // the potentiostat's clock; one burst: the digitizer's own fit.
         let aligned = match s.pinned.finish() {
@@ -558,7 +580,7 @@ pub fn finalize_run(
     let untrusted_steps = untrusted_steps(aligned.index().segments(), &untrusted);
     // A step at a time, read back from the table just written.
     let (cv_steps, mut analysis_errors) = analyze_steps(
-        &mut |step| aligned.step_rows(step),
+        &mut |step| aligned.cv_samples(step),
         &recipe,
         &|_| None,
         &untrusted,
@@ -666,5 +688,21 @@ pub(crate) fn analysis_summary(
                 withheld: None,
             }
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stamps out of order and repeated come out sorted, one each, with
+    /// the newest device time; in order, nothing moves.
+    #[test]
+    fn newest_per_stamp_is_a_sorted_max_per_stamp() {
+        let got = newest_per_stamp(vec![(5, 1.0), (3, 2.0), (5, 4.0), (3, 0.5), (9, 7.0)]);
+        assert_eq!(got, [(3, 2.0), (5, 4.0), (9, 7.0)]);
+        let sorted = vec![(1, 0.1), (2, 0.2), (2, 0.3), (4, 0.4)];
+        assert_eq!(newest_per_stamp(sorted), [(1, 0.1), (2, 0.3), (4, 0.4)]);
+        assert!(newest_per_stamp(Vec::new()).is_empty());
     }
 }

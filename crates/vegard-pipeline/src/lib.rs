@@ -46,7 +46,7 @@ pub use spectra::{
     KkCheck, SpectraAnalysis, SpectraOptions, analyze_spectra, arrhenius_comparison,
     arrhenius_inputs, c_dl_for_step,
 };
-pub use steps::{AlignedFile, StepIndex, rows_of_step};
+pub use steps::{AlignedFile, CvSamples, StepIndex, rows_of_step};
 pub use vegard_clock::{DRIFT_BOUND_PPM, ExternalAlignment, ExternalMethod};
 pub use vegard_store::SegmentAlignment;
 

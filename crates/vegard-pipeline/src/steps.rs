@@ -129,6 +129,154 @@ impl AlignedFile {
         let a = Aligned::from_table(&t)?;
         Ok(if whole { a } else { rows_of_step(&a, step) })
     }
+    /// The columns a CV analysis reads, of `step`, in file order: read in
+    /// slices of [`ROW_GROUP_ROWS`] rows, so a day-long CV step costs its
+    /// five columns (40 bytes a row) and one slice, not the whole table.
+    pub fn cv_samples(&self, step: i64) -> Result<CvSamples, PipelineError> {
+        let mut out = CvSamples::default();
+        // Exact capacity: grown by doubling, a day-long step's columns would
+        // take up to twice their size (three times while reallocating).
+        let n = self.index.count.get(&step).copied().unwrap_or(0);
+        out.t_s.reserve_exact(n);
+        out.E_V.reserve_exact(n);
+        out.I_A.reserve_exact(n);
+        out.deflection_nm.reserve_exact(n);
+        out.cycle.reserve_exact(n);
+        self.for_each_slice_of(step, &CvSamples::READS, |t| out.push_from(t, step))?;
+        Ok(out)
+    }
+
+    /// Calls `f` with consecutive slices (at most [`ROW_GROUP_ROWS`] rows)
+    /// of the named columns, over the whole table: for passes (decimating a
+    /// time series, say) that must not hold the table.
+    pub fn for_each_slice(
+        &self,
+        columns: &[&str],
+        mut f: impl FnMut(&vegard_store::Table) -> Result<(), PipelineError>,
+    ) -> Result<(), PipelineError> {
+        self.for_each_slice_in((0, self.index.rows), columns, &mut f)
+    }
+
+    /// [`Self::for_each_slice`] over the rows from the first to the last
+    /// of `step` (rows of other steps between them included: filter on the
+    /// `step` column). Nothing when the step has no rows.
+    pub fn for_each_slice_of(
+        &self,
+        step: i64,
+        columns: &[&str],
+        mut f: impl FnMut(&vegard_store::Table) -> Result<(), PipelineError>,
+    ) -> Result<(), PipelineError> {
+        let Some((span, _)) = self.index.span(step) else {
+            return Ok(());
+        };
+        self.for_each_slice_in(span, columns, &mut f)
+    }
+
+    fn for_each_slice_in(
+        &self,
+        (first, end): (usize, usize),
+        columns: &[&str],
+        f: &mut dyn FnMut(&vegard_store::Table) -> Result<(), PipelineError>,
+    ) -> Result<(), PipelineError> {
+        let mut offset = first;
+        while offset < end {
+            let n = ROW_GROUP_ROWS.min(end - offset);
+            let t = vegard_store::read_parquet_part(&self.path, Some(columns), Some((offset, n)))?;
+            if t.len() != n {
+                return Err(vegard_store::StoreError::Schema {
+                    table: "aligned.parquet",
+                    msg: format!(
+                        "{}: rows {offset}..{}: read {} rows",
+                        self.path.display(),
+                        offset + n,
+                        t.len()
+                    ),
+                }
+                .into());
+            }
+            f(&t)?;
+            offset += n;
+        }
+        Ok(())
+    }
+}
+
+/// One step's samples as a CV analysis reads them (a subset of the aligned
+/// table's columns), with the recording segments they came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CvSamples {
+    pub t_s: Vec<f64>,
+    pub E_V: Vec<f64>,
+    pub I_A: Vec<f64>,
+    pub deflection_nm: Vec<f64>,
+    pub cycle: Vec<i64>,
+    pub segments: BTreeSet<i64>,
+}
+
+impl CvSamples {
+    /// The aligned columns read to build it.
+    pub const READS: [&'static str; 7] = [
+        "step",
+        "segment",
+        "t_s",
+        "E_V",
+        "I_A",
+        "deflection_nm",
+        "cycle",
+    ];
+
+    /// The samples of `step` in an aligned table held in memory.
+    pub fn of_step(a: &Aligned, step: i64) -> Self {
+        let mut out = CvSamples::default();
+        for i in (0..a.len()).filter(|&i| a.step[i] == step) {
+            out.t_s.push(a.t_s[i]);
+            out.E_V.push(a.E_V[i]);
+            out.I_A.push(a.I_A[i]);
+            out.deflection_nm.push(a.deflection_nm[i]);
+            out.cycle.push(a.cycle[i]);
+            out.segments.insert(a.segment[i]);
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.t_s.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.t_s.is_empty()
+    }
+
+    /// Append the rows of `step` from a slice holding [`Self::READS`].
+    fn push_from(&mut self, t: &vegard_store::Table, step: i64) -> Result<(), PipelineError> {
+        let wrap = |e: vegard_store::StoreError| vegard_store::StoreError::Schema {
+            table: "aligned.parquet",
+            msg: e.to_string(),
+        };
+        let steps = t.i64("step").map_err(wrap)?;
+        let keep = |v: Vec<f64>| -> Vec<f64> {
+            v.into_iter()
+                .zip(&steps)
+                .filter(|(_, s)| **s == step)
+                .map(|(x, _)| x)
+                .collect()
+        };
+        self.t_s.extend(keep(t.f64("t_s").map_err(wrap)?));
+        self.E_V.extend(keep(t.f64("E_V").map_err(wrap)?));
+        self.I_A.extend(keep(t.f64("I_A").map_err(wrap)?));
+        self.deflection_nm
+            .extend(keep(t.f64("deflection_nm").map_err(wrap)?));
+        let ours = |v: Vec<i64>| -> Vec<i64> {
+            v.into_iter()
+                .zip(&steps)
+                .filter(|(_, s)| **s == step)
+                .map(|(x, _)| x)
+                .collect()
+        };
+        self.cycle.extend(ours(t.i64("cycle").map_err(wrap)?));
+        self.segments.extend(ours(t.i64("segment").map_err(wrap)?));
+        Ok(())
+    }
 }
 
 /// The rows of `step` in an aligned table held in memory.

@@ -3,17 +3,22 @@
 //! figures. Nothing here formats text for a particular output; the
 //! renderers do that from the same [`Report`].
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use vegard_analysis::{C64, CellCorrection, Circuit, EisFit, EsmFit, film_transfer_H};
 use vegard_pipeline::{
-    AnalysisIssue, ArrheniusComparison, EisStepFit, EsmStepFit, IssueKind, RunAnalysis,
-    SpectraOptions, arrhenius_comparison, arrhenius_inputs,
+    AlignedFile, AnalysisIssue, ArrheniusComparison, CvSamples, EisStepFit, EsmStepFit, IssueKind,
+    RunAnalysis, SpectraOptions, arrhenius_comparison, arrhenius_inputs,
 };
 use vegard_recipe::Recipe;
 use vegard_store::RunMeta;
-use vegard_store::schema::{Aligned, EisData, EsmData, aligned_path, data_path};
+use vegard_store::schema::{EisData, EsmData, aligned_path, data_path};
 
+pub use crate::decimate::decimate;
+use crate::decimate::{
+    MAX_CYCLES, TimeSeries, decimated_timeseries, minmax_indices, select_cycles,
+};
 use crate::model::{
     Axis, Cell, ColumnHead, DataTable, Figure, Generator, Legend, Panel, Report, ReportKind,
     ReportStatus, SCHEMA, Scale, Section, Series, SeriesKind,
@@ -40,7 +45,12 @@ pub struct RunData {
     /// skipped, and listed as warnings rather than failing the report, since
     /// the events only annotate the data.
     pub events_skipped: Vec<vegard_store::SkippedLine>,
-    pub aligned: Aligned,
+    /// The aligned table, indexed but not loaded: a day-long run has
+    /// millions of rows, so sections read the one step they draw.
+    pub aligned: AlignedFile,
+    /// The timeseries section's traces, min-max decimated while the table
+    /// streamed past once (empty when the spec has no such section).
+    pub timeseries: TimeSeries,
     pub eis: Option<EisData>,
     pub esm: Option<EsmData>,
     pub analysis: RunAnalysis,
@@ -89,11 +99,19 @@ pub fn load_run(dir: &Path, spec: &ReportSpec) -> Result<RunData, ReportError> {
             msg: format!("[recipe]: {e}"),
         })?;
     let aligned_path = aligned_path(dir);
-    let aligned =
-        Aligned::read_parquet_if_exists(&aligned_path)?.ok_or_else(|| ReportError::Input {
+    if !aligned_path.is_file() {
+        return Err(ReportError::Input {
             path: aligned_path.display().to_string(),
             msg: "missing: the run was not finalised (run `vegard recover` on it)".to_owned(),
-        })?;
+        });
+    }
+    let aligned = AlignedFile::open(&aligned_path)?;
+    // Only the decimated traces are kept, and only when they are drawn.
+    let timeseries = if spec.sections.iter().any(|s| s == "timeseries") {
+        decimated_timeseries(&aligned, spec.max_points)?
+    } else {
+        TimeSeries::default()
+    };
     let analysis = vegard_pipeline::analyze_run(dir, &spec.spectra)?;
     let events = vegard_store::read_events(dir)?;
     Ok(RunData {
@@ -109,6 +127,7 @@ pub fn load_run(dir: &Path, spec: &ReportSpec) -> Result<RunData, ReportError> {
         meta,
         recipe,
         aligned,
+        timeseries,
         analysis,
         spectra_options: spec.spectra.clone(),
     })
@@ -184,8 +203,8 @@ pub(crate) fn assemble(
             "metadata" => Some(metadata_section(runs, spec)),
             "clocks" => clocks_section(runs),
             "timeseries" => timeseries_section(runs, spec.max_points),
-            "cv" => cv_section(runs),
-            "deformation" => deformation_section(runs),
+            "cv" => cv_section(runs, spec.max_points, &mut failures),
+            "deformation" => deformation_section(runs, spec.max_points, &mut failures),
             "harmonics" => harmonics_section(runs),
             "eis" => eis_section(runs),
             "esm" => esm_section(runs),
@@ -547,77 +566,35 @@ fn clocks_section(runs: &[RunData]) -> Option<Section> {
 
 // -------------------------------------------------------------- timeseries
 
-/// Min-max decimation to about `max_points`, keeping each bucket's extremes
-/// in time order so peaks survive; a gap in time (between steps) becomes a
-/// NaN so the line breaks there instead of drawing across it.
-pub fn decimate(t: &[f64], y: &[f64], max_points: usize) -> (Vec<f64>, Vec<f64>) {
-    let n = t.len().min(y.len());
-    if n == 0 {
-        return (Vec::new(), Vec::new());
-    }
-    let mut dts: Vec<f64> = t
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .filter(|d| *d > 0.0)
-        .collect();
-    dts.sort_by(f64::total_cmp);
-    let median_dt = dts.get(dts.len() / 2).copied().unwrap_or(0.0);
-    let gap = (20.0 * median_dt).max(1e-9);
-    let bucket = n.div_ceil((max_points / 2).max(1)).max(1);
-    let (mut xo, mut yo) = (Vec::new(), Vec::new());
-    let mut start = 0;
-    while start < n {
-        let mut end = (start + bucket).min(n);
-        // A bucket never spans a gap.
-        if let Some(k) = (start + 1..end).find(|&k| t[k] - t[k - 1] > gap) {
-            end = k;
-        }
-        let idx = start..end;
-        let finite = idx.clone().filter(|&i| y[i].is_finite());
-        let lo = finite.clone().min_by(|&a, &b| y[a].total_cmp(&y[b]));
-        let hi = finite.max_by(|&a, &b| y[a].total_cmp(&y[b]));
-        if let (Some(lo), Some(hi)) = (lo, hi) {
-            for i in if lo <= hi { [lo, hi] } else { [hi, lo] } {
-                if xo.last() != Some(&t[i]) {
-                    xo.push(t[i]);
-                    yo.push(y[i]);
-                }
-            }
-        }
-        if end < n && t[end] - t[end - 1] > gap {
-            xo.push(0.5 * (t[end] + t[end - 1]));
-            yo.push(f64::NAN);
-        }
-        start = end;
-    }
-    (xo, yo)
-}
-
 fn timeseries_section(runs: &[RunData], max_points: usize) -> Option<Section> {
     let mut s = section("timeseries", "Potential, current and deflection vs time");
     for r in runs {
-        let a = &r.aligned;
-        let (t, e, i, u) = (&a.t_s, &a.E_V, &a.I_A, &a.deflection_nm);
-        if t.is_empty() {
+        let ts = &r.timeseries;
+        if ts.rows == 0 {
             continue;
         }
-        let i_mA: Vec<f64> = i.iter().map(|x| x * 1e3).collect();
-        let mk = |y: &[f64], label: &str, unit: &str, color: u8| {
-            let (x, y) = decimate(t, y, max_points);
+        let mk = |(x, y): &(Vec<f64>, Vec<f64>), label: &str, unit: &str, color: u8| {
             panel(
                 axis("t", "s", Scale::Linear),
                 axis(label, unit, Scale::Linear),
-                vec![Series::new("", SeriesKind::Line, color, x, y)],
+                vec![Series::new(
+                    "",
+                    SeriesKind::Line,
+                    color,
+                    x.clone(),
+                    y.clone(),
+                )],
             )
         };
         let mut panels = vec![
-            mk(e, "E", "V", 0),
-            mk(&i_mA, "I", "mA", 1),
-            mk(u, "u", "nm", 2),
+            mk(&ts.E, "E", "V", 0),
+            mk(&ts.I_mA, "I", "mA", 1),
+            mk(&ts.u, "u", "nm", 2),
         ];
-        let T = &a.T_K;
-        if T.iter().any(|x| x.is_finite()) && spread(T) > 0.5 {
-            panels.push(mk(T, "T", "K", 4));
+        // Drawn only when T moved (a temperature series), as decided from
+        // every finite T, not from the decimated trace.
+        if ts.T_spread() > 0.5 {
+            panels.push(mk(&ts.T, "T", "K", 4));
         }
         s.figures.push(figure(
             format!("{}timeseries", id_prefix(runs, r)),
@@ -626,7 +603,7 @@ fn timeseries_section(runs: &[RunData], max_points: usize) -> Option<Section> {
                 "Aligned samples on the shared clock ({} rows), min-max decimated to at \
                  most {max_points} points per trace; gaps are steps without aligned samples \
                  (EIS, temperature changes).",
-                t.len()
+                ts.rows
             )),
             panels,
         ));
@@ -634,34 +611,74 @@ fn timeseries_section(runs: &[RunData], max_points: usize) -> Option<Section> {
     (!s.figures.is_empty()).then_some(s)
 }
 
-fn spread(v: &[f64]) -> f64 {
-    let f = v.iter().copied().filter(|x| x.is_finite());
-    let lo = f.clone().fold(f64::INFINITY, f64::min);
-    let hi = f.fold(f64::NEG_INFINITY, f64::max);
-    hi - lo
-}
-
 // ---------------------------------------------------------------------- CV
 
-/// Samples of one plan step from the aligned table.
-struct StepSamples {
-    t: Vec<f64>,
-    E: Vec<f64>,
-    I: Vec<f64>,
-    u: Vec<f64>,
-    cycle: Vec<i64>,
+/// Samples of one plan step, read from the aligned file (only that step's
+/// columns a CV figure needs). A read error becomes one of the report's
+/// failures, naming the run and step, rather than failing the whole
+/// report: the other sections (and a campaign's other runs) still stand.
+fn step_samples(
+    runs: &[RunData],
+    r: &RunData,
+    step: i64,
+    failures: &mut Vec<String>,
+) -> Option<CvSamples> {
+    match r.aligned.cv_samples(step) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            failures.push(format!(
+                "{}step {step}: reading the aligned table: {e}",
+                title_prefix(runs, r)
+            ));
+            None
+        }
+    }
 }
 
-fn step_samples(a: &Aligned, step: i64) -> Option<StepSamples> {
-    let idx: Vec<usize> = (0..a.len()).filter(|&i| a.step[i] == step).collect();
-    let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-    Some(StepSamples {
-        t: pick(&a.t_s),
-        E: pick(&a.E_V),
-        I: pick(&a.I_A),
-        u: pick(&a.deflection_nm),
-        cycle: idx.iter().map(|&i| a.cycle[i]).collect(),
-    })
+/// The cycles a figure draws out of `ranges` ([`MAX_CYCLES`] at most), and
+/// the caption sentence saying which when not all are: a day of cycles
+/// drawn whole would be an unreadable figure and an absurd file.
+fn chosen_cycles<T>(ranges: Vec<(i64, T)>) -> (Vec<(i64, T)>, Option<String>) {
+    let n = ranges.len();
+    let keep = select_cycles(n, MAX_CYCLES);
+    if keep.len() == n {
+        return (ranges, None);
+    }
+    let mut ranges: Vec<Option<(i64, T)>> = ranges.into_iter().map(Some).collect();
+    let chosen: Vec<(i64, T)> = keep.iter().filter_map(|&k| ranges[k].take()).collect();
+    let list: Vec<String> = chosen.iter().map(|(c, _)| c.to_string()).collect();
+    let note = format!(
+        " Cycles {} of {n} shown (the first, the last and evenly spaced between).",
+        list.join(", ")
+    );
+    (chosen, Some(note))
+}
+
+/// `(x, y)` of one cycle, min-max decimated on `y` to at most
+/// `max_points` when longer (a cycle of a slow CV sampled fast); `decimated`
+/// is set when that happened, for the caption.
+fn thin(x: Vec<f64>, y: Vec<f64>, max_points: usize, decimated: &mut bool) -> (Vec<f64>, Vec<f64>) {
+    match minmax_indices(&y, max_points) {
+        None => (x, y),
+        Some(idx) => {
+            *decimated = true;
+            (
+                idx.iter().map(|&i| x[i]).collect(),
+                idx.iter().map(|&i| y[i]).collect(),
+            )
+        }
+    }
+}
+
+fn decimated_note(decimated: bool, max_points: usize) -> String {
+    if decimated {
+        format!(
+            " Cycles of more than {max_points} samples are min-max decimated to at most \
+             {max_points} points."
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// Consecutive runs of the same cycle number: `(cycle, range)`.
@@ -676,29 +693,42 @@ fn cycle_ranges(cycle: &[i64]) -> Vec<(i64, std::ops::Range<usize>)> {
     out
 }
 
-fn cv_section(runs: &[RunData]) -> Option<Section> {
+fn cv_section(runs: &[RunData], max_points: usize, failures: &mut Vec<String>) -> Option<Section> {
     let mut s = section("cv", "Cyclic voltammetry and charge");
     for r in runs {
         for cv in &r.analysis.cv_steps {
-            let Some(d) = step_samples(&r.aligned, cv.step) else {
+            let Some(d) = step_samples(runs, r, cv.step, failures) else {
                 continue;
             };
-            let series = cycle_ranges(&d.cycle)
+            let (ranges, shown) = chosen_cycles(cycle_ranges(&d.cycle));
+            let mut decimated = false;
+            let series = ranges
                 .into_iter()
                 .map(|(c, rg)| {
+                    let (x, y) = thin(
+                        d.E_V[rg.clone()].to_vec(),
+                        d.I_A[rg].iter().map(|x| x * 1e3).collect(),
+                        max_points,
+                        &mut decimated,
+                    );
                     Series::new(
                         format!("cycle {c}"),
                         SeriesKind::Line,
                         (c.rem_euclid(6)) as u8,
-                        d.E[rg.clone()].to_vec(),
-                        d.I[rg].iter().map(|x| x * 1e3).collect(),
+                        x,
+                        y,
                     )
                 })
                 .collect();
+            drop(d);
             s.figures.push(figure(
                 format!("{}cv-step{}", id_prefix(runs, r), cv.step),
                 format!("{}CV, step {}", title_prefix(runs, r), cv.step),
-                Some("Current vs potential per cycle (IUPAC: anodic current positive).".into()),
+                Some(format!(
+                    "Current vs potential per cycle (IUPAC: anodic current positive).{}{}",
+                    shown.unwrap_or_default(),
+                    decimated_note(decimated, max_points)
+                )),
                 // Cathodic (negative) current at low E leaves the upper left free.
                 vec![with_legend(
                     panel(
@@ -759,7 +789,11 @@ fn cv_section(runs: &[RunData]) -> Option<Section> {
 
 // ------------------------------------------------------------- deformation
 
-fn deformation_section(runs: &[RunData]) -> Option<Section> {
+fn deformation_section(
+    runs: &[RunData],
+    max_points: usize,
+    failures: &mut Vec<String>,
+) -> Option<Section> {
     let mut s = section("deformation", "Deformation vs charge");
     let mut pooled = table(
         "kappa",
@@ -852,7 +886,7 @@ fn deformation_section(runs: &[RunData]) -> Option<Section> {
                     Cell::num(h.n_points as f64),
                 ]);
             }
-            if let Some(f) = loops_figure(runs, r, cv.step, dvq) {
+            if let Some(f) = loops_figure(runs, r, cv.step, dvq, max_points, failures) {
                 s.figures.push(f);
             }
         }
@@ -870,26 +904,35 @@ fn deformation_section(runs: &[RunData]) -> Option<Section> {
 
 /// u vs Q_F per cycle with the pooled drift and each cycle's offset
 /// removed, so every cycle should lie on the one fitted line u = κ Q_F.
+/// Of many analysed cycles only [`MAX_CYCLES`] are drawn (the caption says
+/// which); the charge is still integrated over the whole step.
 fn loops_figure(
     runs: &[RunData],
     r: &RunData,
     step: i64,
     dvq: &vegard_analysis::DeformationVsCharge,
+    max_points: usize,
+    failures: &mut Vec<String>,
 ) -> Option<Figure> {
-    let d = step_samples(&r.aligned, step)?;
-    let q = vegard_analysis::faradaic_charge_C(&d.t, &d.E, &d.I, dvq.C_dl_F).ok()?;
+    let d = step_samples(runs, r, step, failures)?;
+    let q = vegard_analysis::faradaic_charge_C(&d.t_s, &d.E_V, &d.I_A, dvq.C_dl_F).ok()?;
     let kappa = dvq.slope_nm_per_mC;
-    let t0 = d.t.first().copied().unwrap_or(0.0);
+    let t0 = d.t_s.first().copied().unwrap_or(0.0);
     let mut series = Vec::new();
     let (mut qmin, mut qmax) = (f64::INFINITY, f64::NEG_INFINITY);
-    for (c, rg) in cycle_ranges(&d.cycle) {
-        if !dvq.per_cycle.iter().any(|p| p.cycle == c) {
-            continue;
-        }
+    let analysed: BTreeSet<i64> = dvq.per_cycle.iter().map(|p| p.cycle).collect();
+    let (ranges, shown) = chosen_cycles(
+        cycle_ranges(&d.cycle)
+            .into_iter()
+            .filter(|(c, _)| analysed.contains(c))
+            .collect(),
+    );
+    let mut decimated = false;
+    for (c, rg) in ranges {
         let qc: Vec<f64> = q[rg.clone()].iter().map(|x| x * 1e3).collect();
         let uc: Vec<f64> = rg
             .clone()
-            .map(|i| d.u[i] - dvq.drift_nm_per_s * (d.t[i] - t0))
+            .map(|i| d.deflection_nm[i] - dvq.drift_nm_per_s * (d.t_s[i] - t0))
             .collect();
         let pairs = qc
             .iter()
@@ -907,6 +950,7 @@ fn loops_figure(
             qmin = qmin.min(*v);
             qmax = qmax.max(*v);
         }
+        let (x, y) = thin(x, y, max_points, &mut decimated);
         series.push(Series::new(
             format!("cycle {c}"),
             SeriesKind::Line,
@@ -934,10 +978,12 @@ fn loops_figure(
         Some(format!(
             "Each cycle's deflection with the pooled drift ({} nm/s) removed, centred on \
              the cycle's mean; the dashed line is the pooled fit κ = {} nm/mC \
-             (C_dl = {} µF).",
+             (C_dl = {} µF).{}{}",
             format_number(dvq.drift_nm_per_s, None),
             format_number(kappa, Some(dvq.slope_se_nm_per_mC)),
-            format_number(dvq.C_dl_F * 1e6, None)
+            format_number(dvq.C_dl_F * 1e6, None),
+            shown.unwrap_or_default(),
+            decimated_note(decimated, max_points)
         )),
         // The line runs from corner to corner; the legend takes a free one.
         vec![with_legend(

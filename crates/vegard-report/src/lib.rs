@@ -7,6 +7,7 @@
 //! why the three formats agree.
 
 pub mod build;
+pub mod decimate;
 mod error;
 pub mod model;
 pub mod spec;
