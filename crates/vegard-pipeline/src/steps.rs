@@ -201,6 +201,14 @@ impl AlignedFile {
     }
 }
 
+/// The entries of `v` whose row is of `step`.
+fn of_step<T>(steps: &[i64], step: i64, v: Vec<T>) -> impl Iterator<Item = T> {
+    v.into_iter()
+        .zip(steps)
+        .filter(move |(_, s)| **s == step)
+        .map(|(x, _)| x)
+}
+
 /// One step's samples as a CV analysis reads them (a subset of the aligned
 /// table's columns), with the recording segments they came from.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -254,27 +262,18 @@ impl CvSamples {
             msg: e.to_string(),
         };
         let steps = t.i64("step").map_err(wrap)?;
-        let keep = |v: Vec<f64>| -> Vec<f64> {
-            v.into_iter()
-                .zip(&steps)
-                .filter(|(_, s)| **s == step)
-                .map(|(x, _)| x)
-                .collect()
-        };
-        self.t_s.extend(keep(t.f64("t_s").map_err(wrap)?));
-        self.E_V.extend(keep(t.f64("E_V").map_err(wrap)?));
-        self.I_A.extend(keep(t.f64("I_A").map_err(wrap)?));
+        self.t_s
+            .extend(of_step(&steps, step, t.f64("t_s").map_err(wrap)?));
+        self.E_V
+            .extend(of_step(&steps, step, t.f64("E_V").map_err(wrap)?));
+        self.I_A
+            .extend(of_step(&steps, step, t.f64("I_A").map_err(wrap)?));
         self.deflection_nm
-            .extend(keep(t.f64("deflection_nm").map_err(wrap)?));
-        let ours = |v: Vec<i64>| -> Vec<i64> {
-            v.into_iter()
-                .zip(&steps)
-                .filter(|(_, s)| **s == step)
-                .map(|(x, _)| x)
-                .collect()
-        };
-        self.cycle.extend(ours(t.i64("cycle").map_err(wrap)?));
-        self.segments.extend(ours(t.i64("segment").map_err(wrap)?));
+            .extend(of_step(&steps, step, t.f64("deflection_nm").map_err(wrap)?));
+        self.cycle
+            .extend(of_step(&steps, step, t.i64("cycle").map_err(wrap)?));
+        self.segments
+            .extend(of_step(&steps, step, t.i64("segment").map_err(wrap)?));
         Ok(())
     }
 }
