@@ -33,6 +33,11 @@ pub fn emulator_resources(vb: &VirtualBench) -> Resources {
         bench_health: Some(vegard_engine::BenchHealth(std::sync::Arc::new(
             vb.overrun_probe(),
         ))),
+        // `vegard run` needs no truth after recording; its finalisation
+        // gets the journal's memory.
+        release_bench: Some(vegard_engine::BenchRelease(std::sync::Arc::new(
+            vb.journal_release(),
+        ))),
     }
 }
 

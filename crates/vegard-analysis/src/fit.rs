@@ -162,20 +162,18 @@ pub(crate) fn grouped_fit(
     let sigma2 = rss / dof;
     // (X'X)^-1 of the 2x2 system: the kappa entry is stt/det.
     let kappa_se_white = (sigma2 * stt / det).sqrt();
-    // Each sample's demeaned regressors, residual and group, in time
-    // order (groups are consecutive cycles), for the noise model.
-    let mut rows: Vec<NoiseRow> = Vec::with_capacity(n);
-    for (k, (g, &(mq, mt, mu))) in groups.iter().zip(&means).enumerate() {
-        for &i in g {
-            let (dq, dt, du) = (q[i] - mq, t[i] - mt, u[i] - mu);
-            rows.push(NoiseRow {
-                t: t[i],
-                z: [dq, dt],
-                resid: du - kappa * dq - drift * dt,
-                group: k,
-            });
-        }
-    }
+    // The noise model reads each sample's demeaned regressors and
+    // residual from the samples themselves ([`Rows`]).
+    let rows = Rows {
+        groups,
+        q,
+        t,
+        u,
+        means: &means,
+        kappa,
+        drift,
+        n,
+    };
     let zz = [[sqq, sqt], [sqt, stt]];
     let model = fit_noise_model(&rows, zz);
     let kappa_se_model = model
@@ -212,14 +210,55 @@ pub(crate) fn grouped_fit(
 }
 
 /// One sample for the noise model: time (s), the group-demeaned
-/// regressors `z = (Q_F, t)` of the Frisch-Waugh-Lovell form, the residual
-/// and the group (cycle).
+/// regressors `z = (Q_F, t)` of the Frisch-Waugh-Lovell form and the
+/// group (cycle).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NoiseRow {
     pub t: f64,
     pub z: [f64; 2],
-    pub resid: f64,
     pub group: usize,
+}
+
+/// The fitted samples as [`NoiseRow`]s, in time order (groups are
+/// consecutive cycles), and their residuals (computed where the variogram
+/// reads them), from the samples when read rather than stored: stored,
+/// they were 40 bytes a sample, the largest allocation of a day-long CV's
+/// analysis (8.6 M samples of 10 ms).
+pub(crate) struct Rows<'a> {
+    groups: &'a [Vec<usize>],
+    q: &'a [f64],
+    t: &'a [f64],
+    u: &'a [f64],
+    /// Per group: the means of q, t and u.
+    means: &'a [(f64, f64, f64)],
+    kappa: f64,
+    drift: f64,
+    /// Samples over all groups.
+    n: usize,
+}
+
+impl Rows<'_> {
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    /// The sample `i` (index `i` into the samples) of group `group`.
+    fn row(&self, group: usize, i: usize) -> NoiseRow {
+        let (mq, mt, _) = self.means[group];
+        NoiseRow {
+            t: self.t[i],
+            z: [self.q[i] - mq, self.t[i] - mt],
+            group,
+        }
+    }
+
+    /// Every row in time order.
+    fn iter(&self) -> impl DoubleEndedIterator<Item = NoiseRow> + '_ {
+        self.groups
+            .iter()
+            .enumerate()
+            .flat_map(move |(k, g)| g.iter().map(move |&i| self.row(k, i)))
+    }
 }
 
 /// The deflection noise: white (detector) plus a random walk (the holder's
@@ -268,61 +307,68 @@ fn quad(a: &[[f64; 2]; 2], x: [f64; 2], y: [f64; 2]) -> f64 {
 /// then exact at every lag, and lags up to half the shortest cycle are
 /// fitted (weighted by the pairs they average over), non-negative.
 /// `None` when there are too few samples.
-pub(crate) fn fit_noise_model(rows: &[NoiseRow], zz: [[f64; 2]; 2]) -> Option<NoiseModel> {
-    fit_noise_model_of(rows, None, zz)
+pub(crate) fn fit_noise_model(rows: &Rows<'_>, zz: [[f64; 2]; 2]) -> Option<NoiseModel> {
+    fit_noise_model_of(rows, &Variogram::new(rows, zz)?, None)
 }
 
-/// [`fit_noise_model`] of the residuals `resid` (the rows' own when
-/// `None`): the bootstrap re-fits simulated residuals without a copy of
-/// the rows (40 bytes a sample; a day of 10 ms samples is 8.6 M).
-fn fit_noise_model_of(
-    rows: &[NoiseRow],
-    resid: Option<&[f64]>,
-    zz: [[f64; 2]; 2],
-) -> Option<NoiseModel> {
-    if resid.is_some_and(|r| r.len() != rows.len()) {
-        return None;
-    }
-    let resid_at = |k: usize| resid.map_or(rows[k].resid, |r| r[k]);
-    let n = rows.len();
-    let a = inv2(zz)?;
-    if n < 8 || rows.windows(2).any(|w| w[1].t < w[0].t) {
-        return None;
-    }
-    let t0 = rows[0].t;
-    let tau = |k: usize| rows[k].t - t0;
-    // (W z)_i = sum_j min(tau_i, tau_j) z_j = sum_{j <= i} tau_j z_j + tau_i sum_{j > i} z_j.
-    // The only n-long scratch is W z itself (a day of 10 ms samples is
-    // 8.6 M rows): the suffix sums come from the total less the prefix.
-    let mut total = [0.0; 2];
-    for r in rows {
-        total[0] += r.z[0];
-        total[1] += r.z[1];
-    }
-    let mut wz = vec![[0.0; 2]; n];
-    let (mut prefix, mut through) = ([0.0; 2], [0.0; 2]);
-    for k in 0..n {
-        through[0] += rows[k].z[0];
-        through[1] += rows[k].z[1];
-        let tk = tau(k);
-        prefix[0] += tk * rows[k].z[0];
-        prefix[1] += tk * rows[k].z[1];
-        wz[k] = [
-            prefix[0] + tk * (total[0] - through[0]),
-            prefix[1] + tk * (total[1] - through[1]),
-        ];
-    }
-    let mut zwz = [[0.0; 2]; 2];
-    for (r, w) in rows.iter().zip(&wz) {
-        for (row, zr) in zwz.iter_mut().zip(r.z) {
-            row[0] += zr * w[0];
-            row[1] += zr * w[1];
+/// What the variogram fit needs besides the residuals, which is the same
+/// for the bootstrap's re-fits: computed once per record.
+struct Variogram {
+    /// (Z'Z)^-1.
+    a: [[f64; 2]; 2],
+    /// A Z'WZ A, for the last term of y'Wy.
+    azwza: [[f64; 2]; 2],
+    /// `W z` per row: the only n-long array (16 bytes a row).
+    wz: Vec<[f64; 2]>,
+    lags: Vec<usize>,
+    /// The first sample's time, s: tau's origin.
+    t0: f64,
+}
+
+impl Variogram {
+    /// `None` when there are too few samples or time runs backwards.
+    fn new(rows: &Rows<'_>, zz: [[f64; 2]; 2]) -> Option<Variogram> {
+        let n = rows.len();
+        let a = inv2(zz)?;
+        if n < 8 {
+            return None;
         }
-    }
-    // A Z'WZ A, for the last term of y'Wy.
-    let azwza = {
-        let mut m = [[0.0; 2]; 2];
-        for (i, mi) in m.iter_mut().enumerate() {
+        let t0 = rows.iter().next()?.t;
+        let mut last_t = t0;
+        let mut total = [0.0; 2];
+        for r in rows.iter() {
+            if r.t < last_t {
+                return None;
+            }
+            last_t = r.t;
+            total[0] += r.z[0];
+            total[1] += r.z[1];
+        }
+        // (W z)_i = sum_j min(tau_i, tau_j) z_j = sum_{j <= i} tau_j z_j + tau_i sum_{j > i} z_j,
+        // tau from the first sample; the suffix sums are the total less
+        // the prefix.
+        let mut wz = Vec::with_capacity(n);
+        let (mut prefix, mut through) = ([0.0; 2], [0.0; 2]);
+        for r in rows.iter() {
+            through[0] += r.z[0];
+            through[1] += r.z[1];
+            let tk = r.t - t0;
+            prefix[0] += tk * r.z[0];
+            prefix[1] += tk * r.z[1];
+            wz.push([
+                prefix[0] + tk * (total[0] - through[0]),
+                prefix[1] + tk * (total[1] - through[1]),
+            ]);
+        }
+        let mut zwz = [[0.0; 2]; 2];
+        for (r, w) in rows.iter().zip(&wz) {
+            for (row, zr) in zwz.iter_mut().zip(r.z) {
+                row[0] += zr * w[0];
+                row[1] += zr * w[1];
+            }
+        }
+        let mut azwza = [[0.0; 2]; 2];
+        for (i, mi) in azwza.iter_mut().enumerate() {
             for (j, mij) in mi.iter_mut().enumerate() {
                 *mij = (0..2)
                     .flat_map(|k| (0..2).map(move |l| (k, l)))
@@ -330,46 +376,75 @@ fn fit_noise_model_of(
                     .sum();
             }
         }
-        m
-    };
-    let mut group_len: Vec<usize> = Vec::new();
-    for r in rows {
-        if group_len.len() <= r.group {
-            group_len.resize(r.group + 1, 0);
+        let shortest = rows.groups.iter().map(Vec::len).filter(|&c| c > 0).min()?;
+        let max_lag = shortest / 2;
+        if max_lag < 4 {
+            return None;
         }
-        group_len[r.group] += 1;
+        // Every lag up to 8, then geometrically spaced (25 %) to max_lag.
+        let mut lags: Vec<usize> = (1..=max_lag.min(8)).collect();
+        let mut l = 8.0_f64;
+        while (l as usize) < max_lag {
+            l *= 1.25;
+            let li = (l as usize).min(max_lag);
+            if lags.last() != Some(&li) {
+                lags.push(li);
+            }
+        }
+        Some(Variogram {
+            a,
+            azwza,
+            wz,
+            lags,
+            t0,
+        })
     }
-    let shortest = group_len.iter().copied().filter(|&c| c > 0).min()?;
-    let max_lag = shortest / 2;
-    if max_lag < 4 {
+}
+
+/// [`fit_noise_model`] of the residuals `resid` (the rows' own when
+/// `None`): the bootstrap re-fits simulated residuals with the same rows.
+fn fit_noise_model_of(
+    rows: &Rows<'_>,
+    vg: &Variogram,
+    resid: Option<&[f64]>,
+) -> Option<NoiseModel> {
+    if resid.is_some_and(|r| r.len() != rows.len()) || vg.wz.len() != rows.len() {
         return None;
     }
-    // Every lag up to 8, then geometrically spaced (25 %) to max_lag.
-    let mut lags: Vec<usize> = (1..=max_lag.min(8)).collect();
-    let mut l = 8.0_f64;
-    while (l as usize) < max_lag {
-        l *= 1.25;
-        let li = (l as usize).min(max_lag);
-        if lags.last() != Some(&li) {
-            lags.push(li);
-        }
-    }
+    let (a, azwza, wz) = (&vg.a, &vg.azwza, &vg.wz);
     // Per lag: observed mean squared increment, its expected value's
-    // coefficients (white, walk), the number of pairs.
-    let mut pts: Vec<(f64, f64, f64, f64, f64)> = Vec::with_capacity(lags.len());
-    for &l in &lags {
+    // coefficients (white, walk), the number of pairs. Pairs are taken
+    // within a group (cycle) only, in time order.
+    let mut pts: Vec<(f64, f64, f64, f64, f64)> = Vec::with_capacity(vg.lags.len());
+    for &l in &vg.lags {
         let (mut obs, mut cw, mut crw, mut m) = (0.0, 0.0, 0.0, 0usize);
-        for i in 0..n - l {
-            let j = i + l;
-            if rows[i].group != rows[j].group {
-                continue;
+        let mut offset = 0;
+        for (group, idx) in rows.groups.iter().enumerate() {
+            let len = idx.len();
+            let (mq, mt, mu) = rows.means[group];
+            let wz_g = &wz[offset..offset + len];
+            let resid_g = resid.map(|r| &r[offset..offset + len]);
+            let (q, t, u) = (rows.q, rows.t, rows.u);
+            for p in 0..len.saturating_sub(l) {
+                let (ii, ij) = (idx[p], idx[p + l]);
+                let (dqi, dti) = (q[ii] - mq, t[ii] - mt);
+                let (dqj, dtj) = (q[ij] - mq, t[ij] - mt);
+                let (ei, ej) = match resid_g {
+                    Some(r) => (r[p], r[p + l]),
+                    None => (
+                        (u[ii] - mu) - rows.kappa * dqi - rows.drift * dti,
+                        (u[ij] - mu) - rows.kappa * dqj - rows.drift * dtj,
+                    ),
+                };
+                let d = [dqj - dqi, dtj - dti];
+                let dw = [wz_g[p + l][0] - wz_g[p][0], wz_g[p + l][1] - wz_g[p][1]];
+                obs += (ej - ei).powi(2);
+                cw += 2.0 - quad(a, d, d);
+                let dtau = (t[ij] - vg.t0) - (t[ii] - vg.t0);
+                crw += dtau.abs() - 2.0 * quad(a, d, dw) + quad(azwza, d, d);
+                m += 1;
             }
-            let d = [rows[j].z[0] - rows[i].z[0], rows[j].z[1] - rows[i].z[1]];
-            let dw = [wz[j][0] - wz[i][0], wz[j][1] - wz[i][1]];
-            obs += (resid_at(j) - resid_at(i)).powi(2);
-            cw += 2.0 - quad(&a, d, d);
-            crw += (tau(j) - tau(i)).abs() - 2.0 * quad(&a, d, dw) + quad(&azwza, d, d);
-            m += 1;
+            offset += len;
         }
         if m > 0 {
             let mf = m as f64;
@@ -430,20 +505,20 @@ fn fit_noise_model_of(
 /// c` with `c_i = ((Z'Z)^-1 z_i)_0` the slope's weights; the random-walk
 /// part is `walk * sum_k (tau_k - tau_(k-1)) S_k^2`, `S_k = sum_(i >= k)
 /// c_i` (O(n)). `None` when not finite and positive.
-pub(crate) fn slope_variance(
-    rows: &[NoiseRow],
-    zz: [[f64; 2]; 2],
-    model: NoiseModel,
-) -> Option<f64> {
+pub(crate) fn slope_variance(rows: &Rows<'_>, zz: [[f64; 2]; 2], model: NoiseModel) -> Option<f64> {
     let a = inv2(zz)?;
     let (mut scc, mut walk, mut suffix) = (0.0, 0.0, 0.0);
-    for k in (0..rows.len()).rev() {
-        let c = a[0][0] * rows[k].z[0] + a[0][1] * rows[k].z[1];
+    // Backwards: S_k is known at row k, its time step (t_k - t_(k-1))
+    // when row k-1 comes next.
+    let mut later_t: Option<f64> = None;
+    for r in rows.iter().rev() {
+        if let Some(tk) = later_t {
+            walk += (tk - r.t) * suffix * suffix;
+        }
+        let c = a[0][0] * r.z[0] + a[0][1] * r.z[1];
         scc += c * c;
         suffix += c;
-        if k > 0 {
-            walk += (rows[k].t - rows[k - 1].t) * suffix * suffix;
-        }
+        later_t = Some(r.t);
     }
     let v = model.white * scc + model.walk_per_s * walk;
     (v.is_finite() && v > 0.0).then_some(v)
@@ -470,7 +545,7 @@ const DOF_BOOTSTRAP_REPS: usize = 100;
 /// bootstrap keeps its randomness fixed (seeded), so an analysis is
 /// reproducible. `None` when the model cannot be re-fitted.
 pub(crate) fn slope_variance_dof(
-    rows: &[NoiseRow],
+    rows: &Rows<'_>,
     zz: [[f64; 2]; 2],
     model: NoiseModel,
 ) -> Option<f64> {
@@ -478,40 +553,46 @@ pub(crate) fn slope_variance_dof(
     use rand_distr::{Distribution, StandardNormal};
     let a = inv2(zz)?;
     let n = rows.len();
-    let n_groups = rows.iter().map(|r| r.group).max()? + 1;
+    let n_groups = rows.groups.len();
+    if n == 0 {
+        return None;
+    }
     let mut rng = StdRng::seed_from_u64(0x5eed_0000 ^ n as u64);
     let sd_white = model.white.max(0.0).sqrt();
+    let vg = Variogram::new(rows, zz)?;
     let mut eps = vec![0.0; n];
     let mut vs = Vec::with_capacity(DOF_BOOTSTRAP_REPS);
     for _ in 0..DOF_BOOTSTRAP_REPS {
         let mut walk = 0.0;
         let mut sums = vec![(0.0, 0usize); n_groups];
-        for k in 0..n {
-            if k > 0 {
-                let dt = (rows[k].t - rows[k - 1].t).max(0.0);
+        let mut earlier_t: Option<f64> = None;
+        for (e, r) in eps.iter_mut().zip(rows.iter()) {
+            if let Some(t_prev) = earlier_t {
+                let dt = (r.t - t_prev).max(0.0);
                 let g: f64 = StandardNormal.sample(&mut rng);
                 walk += (model.walk_per_s.max(0.0) * dt).sqrt() * g;
             }
+            earlier_t = Some(r.t);
             let w: f64 = StandardNormal.sample(&mut rng);
-            eps[k] = walk + sd_white * w;
-            let s = &mut sums[rows[k].group];
-            s.0 += eps[k];
+            *e = walk + sd_white * w;
+            let s = &mut sums[r.group];
+            s.0 += *e;
             s.1 += 1;
         }
         let (mut ze0, mut ze1) = (0.0, 0.0);
-        for k in 0..n {
-            let s = sums[rows[k].group];
-            eps[k] -= s.0 / s.1 as f64;
-            ze0 += rows[k].z[0] * eps[k];
-            ze1 += rows[k].z[1] * eps[k];
+        for (e, r) in eps.iter_mut().zip(rows.iter()) {
+            let s = sums[r.group];
+            *e -= s.0 / s.1 as f64;
+            ze0 += r.z[0] * *e;
+            ze1 += r.z[1] * *e;
         }
         let b = [a[0][0] * ze0 + a[0][1] * ze1, a[1][0] * ze0 + a[1][1] * ze1];
         // The simulated residuals, in place of the noise.
-        for (e, src) in eps.iter_mut().zip(rows) {
+        for (e, src) in eps.iter_mut().zip(rows.iter()) {
             *e = *e - src.z[0] * b[0] - src.z[1] * b[1];
         }
         if let Some(v) =
-            fit_noise_model_of(rows, Some(&eps), zz).and_then(|m| slope_variance(rows, zz, m))
+            fit_noise_model_of(rows, &vg, Some(&eps)).and_then(|m| slope_variance(rows, zz, m))
         {
             vs.push(v);
         }

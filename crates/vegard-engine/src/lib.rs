@@ -15,7 +15,9 @@ mod run;
 mod stage;
 
 pub use abort::{AbortReason, Device, StopCause, StopRx};
-pub use run::{BenchHealth, EngineFault, Resources, RunControl, RunOutcome, RunRequest, run};
+pub use run::{
+    BenchHealth, BenchRelease, EngineFault, Resources, RunControl, RunOutcome, RunRequest, run,
+};
 pub use stage::StageError;
 
 /// Errors that stop a run before it starts or while finalising it. Faults

@@ -85,6 +85,21 @@ pub struct Resources {
     /// The virtual bench's word on whether it kept up (`None` on real
     /// instruments): asked once recording is over, before finalising.
     pub bench_health: Option<BenchHealth>,
+    /// Frees what the bench keeps for itself (the virtual bench's journal)
+    /// once recording is over and its health has been asked, before
+    /// finalising: `None` keeps it (real instruments; tests that read the
+    /// truth after the run).
+    pub release_bench: Option<BenchRelease>,
+}
+
+/// See [`Resources::release_bench`].
+#[derive(Clone)]
+pub struct BenchRelease(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for BenchRelease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BenchRelease(..)")
+    }
 }
 
 /// Asks whoever served the instruments whether the data can be trusted:
@@ -102,6 +117,12 @@ impl std::fmt::Debug for BenchHealth {
 }
 
 impl PartialEq for BenchHealth {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.0), Arc::as_ptr(&other.0))
+    }
+}
+
+impl PartialEq for BenchRelease {
     fn eq(&self, other: &Self) -> bool {
         std::ptr::addr_eq(Arc::as_ptr(&self.0), Arc::as_ptr(&other.0))
     }
@@ -160,6 +181,7 @@ impl Resources {
                 .transpose()?,
             time_acceleration: virtual_bench.map_or(1.0, |v| v.time_acceleration),
             bench_health: virtual_bench.and_then(|v| v.bench_health.clone()),
+            release_bench: virtual_bench.and_then(|v| v.release_bench.clone()),
         })
     }
 }
@@ -764,6 +786,9 @@ pub async fn run(
     if let Some(why) = req.resources.bench_health.as_ref().and_then(|h| (h.0)()) {
         let _ = events.append("bench_overrun", clock.now_ns(), json!({"reason": why}));
         meta.bench_overrun = Some(why);
+    }
+    if let Some(release) = &req.resources.release_bench {
+        (release.0)();
     }
     meta.status = status;
     meta.reason = reason.clone();

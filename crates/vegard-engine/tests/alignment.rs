@@ -52,6 +52,7 @@ async fn digitizer_alignment_error_is_below_one_sample_period() {
         bench_health: Some(vegard_engine::BenchHealth(std::sync::Arc::new(
             vb.overrun_probe(),
         ))),
+        release_bench: None,
     };
     let req = RunRequest {
         recipe: parse_recipe(RECIPE, "alignment.toml").unwrap(),

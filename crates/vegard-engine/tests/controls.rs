@@ -59,6 +59,7 @@ fn setup(name: &str) -> Setup {
         bench_health: Some(vegard_engine::BenchHealth(std::sync::Arc::new(
             vb.overrun_probe(),
         ))),
+        release_bench: None,
     };
     let resources = Resources::resolve(&bench.instruments, Some(&emulators)).unwrap();
     let req = RunRequest {

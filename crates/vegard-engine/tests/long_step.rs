@@ -67,6 +67,7 @@ async fn run_on(vb: &Arc<VirtualBench>, root: &std::path::Path, bench: &BenchCon
         temperature: Some(vb.temperature_resource()),
         time_acceleration: vb.speed(),
         bench_health: Some(vegard_engine::BenchHealth(Arc::new(vb.overrun_probe()))),
+        release_bench: None,
     };
     let req = RunRequest {
         recipe: parse_recipe(RECIPE, "long-step.toml").unwrap(),

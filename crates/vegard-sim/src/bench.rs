@@ -171,6 +171,17 @@ impl VirtualBench {
         }
     }
 
+    /// A handle that empties the bench's journal (wire lines and sample
+    /// truths, [`VirtualBench::log`], [`VirtualBench::truth_log`]) and
+    /// frees its memory. `vegard run` calls it once recording is over and
+    /// before finalising, whose analysis of a day-long step wants that
+    /// memory (the journal holds up to ~110 MB); tests that compare a run
+    /// with the truth afterwards do not.
+    pub fn journal_release(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.journal.release()
+    }
+
     /// True instants of the trigger edges and of every emitted sample.
     pub fn truth_log(&self) -> TruthLog {
         let triggers_s = lock(&self.shared.world).trigger.rising_s.clone();

@@ -212,6 +212,15 @@ impl Journal {
         lock(&self.impedance).push(point);
     }
 
+    /// Empties every log and frees its memory (up to ~110 MB once an
+    /// hours-long run has filled them).
+    pub(crate) fn release(&self) {
+        *lock(&self.lines) = Lines::default();
+        *lock(&self.potentiostat) = Thinned::default();
+        *lock(&self.deflection) = Thinned::default();
+        *lock(&self.impedance) = Vec::new();
+    }
+
     pub(crate) fn lines(&self) -> Vec<LogEntry> {
         lock(&self.lines).kept.iter().cloned().collect()
     }
@@ -299,5 +308,34 @@ mod tests {
         assert_eq!(lines[0].line, "L5");
         assert!(j.received(Device::Deflection, &format!("L{}", MAX_LINES + 4)));
         assert_eq!(j.truth(Vec::new()).lines_dropped, 5);
+    }
+
+    #[test]
+    fn a_released_journal_is_empty_and_keeps_recording() {
+        let j = Journal::default();
+        for i in 0..1000u64 {
+            let s = SampleTruth {
+                segment: 0,
+                index: i,
+                t_true_s: i as f64 * 1e-3,
+            };
+            j.sample(Device::Deflection, s);
+            j.sample(Device::Potentiostat, s);
+            j.line(Device::Deflection, Direction::Sent, format!("{i}"), 0.0);
+        }
+        j.release();
+        let t = j.truth(Vec::new());
+        assert!(t.deflection.is_empty() && t.potentiostat.is_empty());
+        assert!(j.lines().is_empty());
+        assert_eq!(lock(&j.deflection).kept.capacity(), 0, "memory freed");
+        j.sample(
+            Device::Deflection,
+            SampleTruth {
+                segment: 1,
+                index: 0,
+                t_true_s: 2.0,
+            },
+        );
+        assert_eq!(j.truth(Vec::new()).deflection.len(), 1);
     }
 }
