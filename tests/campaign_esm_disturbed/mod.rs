@@ -3,14 +3,14 @@
 //! points are found at finalisation, left out of the fit and listed, every
 //! warning `vegard run` printed is in `analysis_warnings`, and Ea(ESM) still
 //! covers the bench's truth.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+//!
+//! A module of the `report` test binary rather than a binary of its own:
+//! the run mostly waits on the bench's clock, and beside the report's
+//! tests it costs the suite no wall time of its own.
 
 use std::path::{Path, PathBuf};
 
-use common::{tmpdir, vegard};
+use crate::common::{tmpdir, vegard};
 
 /// Four temperatures (2 degrees of freedom for the Arrhenius line); per
 /// temperature an EIS (for the ESM drive correction) and an 8-frequency ESM
