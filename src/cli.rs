@@ -54,7 +54,10 @@ pub enum Cmd {
     },
     /// Check a recipe (and its fit to a bench) without touching hardware.
     Validate {
+        /// Recipe file (see recipes/).
         recipe: PathBuf,
+        /// Bench config to check the recipe against (its limits and
+        /// instruments); default configs/sim.toml (the virtual bench).
         #[arg(long)]
         bench: Option<PathBuf>,
     },
@@ -75,11 +78,15 @@ pub enum Cmd {
     },
     /// Analyse a finished run: deformation vs charge per CV step and cycle,
     /// circuit fits of EIS steps, film-transfer fits of ESM sweeps, and the
-    /// Arrhenius comparison of tau_EIS and tau_ESM over temperature.
+    /// Arrhenius comparison of tau_EIS and tau_ESM over temperature. Given
+    /// a folder of runs (a campaign), analyses each and pools the Arrhenius
+    /// comparison over all of them (campaign-analysis.json).
     Analyze {
-        /// Run folder (as `vegard run` printed it).
+        /// Run folder (as `vegard run` printed it), or a folder of run
+        /// folders.
         run: PathBuf,
-        /// Print the whole analysis as JSON (also written to analysis.json).
+        /// Print the whole analysis as JSON (also written to analysis.json,
+        /// or campaign-analysis.json for a folder of runs).
         #[arg(long)]
         json: bool,
         /// Keep EIS and ESM sweeps that recorded fewer points than planned
@@ -112,7 +119,9 @@ pub enum Cmd {
     /// one raw stream as recorded (device and host stamps, no shared time)
     /// as CSV text.
     Export {
+        /// Run folder (as `vegard run` printed it).
         run: PathBuf,
+        /// Output format.
         #[arg(long, value_enum, default_value = "csv")]
         format: ExportFormatArg,
         /// Output file; default `aligned.<ext>` (`<STREAM>.csv` with --raw)
@@ -145,7 +154,9 @@ pub enum Cmd {
     /// Turn the folder of a run whose process died into a readable run
     /// (status `interrupted`).
     Recover {
+        /// Run folder left `running` by a process that died.
         run: PathBuf,
+        /// Print one JSON object (what was recovered and set aside).
         #[arg(long)]
         json: bool,
     },
@@ -197,15 +208,25 @@ pub struct ImportArgs {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum SyncArg {
+    /// Edges if the trace has a sync channel and the potentiostat file
+    /// cycle numbers, else timestamps if both files state a start, else
+    /// xcorr.
     Auto,
+    /// The trace's sync channel, its edges paired with --sync-channel
+    /// instants.
     Edges,
+    /// The files' start times (error: --timestamp-uncertainty-s).
     Timestamps,
+    /// Cross-correlation of the deflection with charge and potential.
     Xcorr,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum SyncChannelArg {
+    /// The potentiostat's trigger toggled at the first sample of every
+    /// cycle: offset and drift.
     Cycles,
+    /// One edge at its first sample: offset only.
     Start,
 }
 
@@ -276,6 +297,7 @@ pub struct FitEisArgs {
     /// Electrode area (cm^2), for sigma = L/(R A).
     #[arg(long, requires = "thickness_cm")]
     pub area_cm2: Option<f64>,
+    /// Print the fit (or the series) as one JSON object.
     #[arg(long)]
     pub json: bool,
     /// Write the series report to OUT, in the format its extension names:
@@ -298,24 +320,31 @@ fn parse_speed(text: &str) -> Result<f64, String> {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum ReportFormatArg {
+    /// One self-contained HTML file, figures inline.
     Html,
+    /// Markdown, with the figures as SVG files beside it.
     Md,
+    /// Every table, figure's data and number as JSON.
     Json,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum ExportFormatArg {
+    /// Comma-separated text, one header line (units in the column names).
     Csv,
+    /// Apache Parquet.
     Parquet,
 }
 
 /// `vegard fit-eis --weight`.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum WeightArg {
-    /// `none` as impedance.py calls it.
+    /// Plain ohms (`none` as impedance.py calls it, its default).
     #[value(alias = "none")]
     Unit,
+    /// Each residual divided by |Z|.
     Modulus,
+    /// The real part divided by |Z'|, the imaginary by |Z''|.
     Proportional,
 }
 
@@ -334,5 +363,48 @@ impl WeightArg {
             WeightArg::Modulus => "modulus",
             WeightArg::Proportional => "proportional",
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command, argument and choice a user can see says what it is
+    /// (`vegard help <command>`), so none has to be guessed from its name.
+    #[test]
+    fn every_command_argument_and_choice_has_help_text() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let name = sub.get_name();
+            if sub.get_about().is_none() {
+                missing.push(name.to_owned());
+            }
+            for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{name} {id}"));
+                }
+                if !arg.get_action().takes_values() {
+                    continue; // a flag: its true/false are not choices
+                }
+                for v in arg
+                    .get_possible_values()
+                    .iter()
+                    .filter(|v| !v.is_hide_set())
+                {
+                    if v.get_help().is_none() {
+                        missing.push(format!("{name} {id}={}", v.get_name()));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 }

@@ -159,6 +159,34 @@ fn demo_recipe_validates() {
     assert!(out.status.success(), "{out:?}");
 }
 
+/// A misspelt command or a misspelt kind in a recipe: the error names
+/// what was probably meant, where it is.
+#[test]
+fn misspellings_get_a_did_you_mean() {
+    let out = vegard().args(["anlyze", "runs"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("similar subcommand") && err.contains("'analyze'"),
+        "{err}"
+    );
+
+    let dir = tmpdir("did-you-mean");
+    let recipe = dir.join("r.toml");
+    let text = std::fs::read_to_string("recipes/demo-cv.toml")
+        .unwrap()
+        .replace("kind = \"cv\"", "kind = \"CV\"");
+    std::fs::write(&recipe, text).unwrap();
+    let out = vegard().arg("validate").arg(&recipe).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:", recipe.display()))
+            && err.contains("unknown step kind `CV` (did you mean `cv`?)"),
+        "{err}"
+    );
+}
+
 // ---------------------------------------------------------------- the demo
 
 #[test]

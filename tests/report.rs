@@ -426,6 +426,60 @@ fn demo_report_in_html_markdown_and_json_agree_with_the_analysis() {
     insta::assert_snapshot!("demo_html_outline", outline(&html));
 }
 
+/// `vegard analyze FOLDER` takes a folder of runs as `report` does: every
+/// run's analysis as `analyze RUN` gives it, and the Arrhenius comparison
+/// pooled over the runs, the same as the campaign report's.
+#[test]
+fn campaign_folder_analyze_pools_the_runs_as_the_campaign_report_does() {
+    let folder = campaign_folder();
+    let a = analyze(folder);
+    let runs = a["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(a["runs_not_analysed"].as_array().unwrap().len(), 0, "{a}");
+    for r in runs {
+        // The same fits (fit_time_s aside, a wall time).
+        let one = analyze(Path::new(r["run_dir"].as_str().unwrap()));
+        for (fits, key) in [
+            ("eis_fits", "tau_s"),
+            ("eis_fits", "T_K"),
+            ("esm_fits", "T_K"),
+        ] {
+            assert_eq!(r[fits][0][key], one[fits][0][key], "{fits} {key}");
+            assert!(r[fits][0][key].is_number(), "{fits} {key}");
+        }
+        assert_eq!(
+            r["esm_fits"][0]["fit"]["tau_s"],
+            one["esm_fits"][0]["fit"]["tau_s"]
+        );
+    }
+    assert!(folder.join("campaign-analysis.json").is_file());
+    let dir = tmpdir("campaign-analyze");
+    let json_p = dir.join("c.json");
+    ok(&report(folder, "json", &json_p, &[]));
+    let rep = read_report(&json_p);
+    for method in ["eis", "esm"] {
+        let ea = a["arrhenius"][method]["ea_eV"].as_f64().unwrap();
+        assert_eq!(
+            Some(ea),
+            rep.analysis["arrhenius"][method]["ea_eV"].as_f64(),
+            "{method}"
+        );
+    }
+    // The summary in words names the pooled comparison.
+    let text = ok(&vegard().arg("analyze").arg(folder).output().unwrap());
+    assert!(
+        text.contains("2 run(s) analysed") && text.contains("Arrhenius (EIS): Ea = "),
+        "{text}"
+    );
+    // Neither a run nor a folder of runs: bad input, in the user's terms.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = vegard().arg("analyze").arg(&empty).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("neither a run folder"), "{err}");
+}
+
 #[test]
 fn campaign_folder_report_pools_the_runs_for_the_arrhenius_comparison() {
     let folder = campaign_folder();

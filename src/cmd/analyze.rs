@@ -1,19 +1,39 @@
 //! `vegard analyze`: the post-run analysis of one run folder, written to
-//! `analysis.json` and summarised on stdout from the typed result.
+//! `analysis.json` and summarised on stdout from the typed result; or of a
+//! folder of runs (a campaign, as `vegard report` takes it): every run's
+//! analysis and the Arrhenius comparison pooled over them, written to
+//! `campaign-analysis.json`.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use vegard_analysis::{CdlSource, HalfCycleFit, SweepDirection};
-use vegard_pipeline::{CvStepAnalysis, RunAnalysis, SpectraOptions};
+use vegard_pipeline::{ArrheniusComparison, CvStepAnalysis, RunAnalysis, SpectraOptions};
+use vegard_report::ReportKind;
 
-pub fn cmd_analyze(run: &Path, json: bool, include_partial_sweeps: bool) -> Result<ExitCode> {
+use crate::input::{BadInput, bad_input};
+
+/// The file a folder of runs' analysis is written to, in that folder.
+pub const CAMPAIGN_ANALYSIS_FILE: &str = "campaign-analysis.json";
+
+pub fn cmd_analyze(path: &Path, json: bool, include_partial_sweeps: bool) -> Result<ExitCode> {
     let opts = SpectraOptions {
         include_partial_sweeps,
         ..SpectraOptions::default()
     };
-    let analysis = vegard_pipeline::analyze_run(run, &opts)
+    if !path.exists() {
+        return Err(BadInput(format!("{}: no such folder", path.display())).into());
+    }
+    let (kind, runs) = vegard_report::build::run_folders(path).map_err(bad_input)?;
+    match kind {
+        ReportKind::Run => analyze_one(path, json, &opts),
+        ReportKind::Campaign => analyze_campaign(path, &runs, json, &opts),
+    }
+}
+
+fn analyze_one(run: &Path, json: bool, opts: &SpectraOptions) -> Result<ExitCode> {
+    let analysis = vegard_pipeline::analyze_run(run, opts)
         .with_context(|| format!("analysing {}", run.display()))?;
     let path = run.join(vegard_store::ANALYSIS_FILE);
     let text = serde_json::to_string_pretty(&analysis.to_json())?;
@@ -25,6 +45,83 @@ pub fn cmd_analyze(run: &Path, json: bool, include_partial_sweeps: bool) -> Resu
         println!("  written: {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every run of the folder (each one's analysis.json written as `vegard
+/// analyze RUN` writes it), then the Arrhenius comparison pooled over all
+/// of them by measured temperature. A run that cannot be analysed is
+/// named and the others still are; the exit status is then 1.
+fn analyze_campaign(
+    folder: &Path,
+    runs: &[std::path::PathBuf],
+    json: bool,
+    opts: &SpectraOptions,
+) -> Result<ExitCode> {
+    eprintln!(
+        "vegard analyze: analysing {} run(s) in {}",
+        runs.len(),
+        folder.display()
+    );
+    let mut analyses = Vec::new();
+    let mut failed: Vec<(String, String)> = Vec::new();
+    for (k, run) in runs.iter().enumerate() {
+        eprintln!("  [{}/{}] {}", k + 1, runs.len(), run.display());
+        match vegard_pipeline::analyze_run(run, opts) {
+            Ok(a) => {
+                let path = run.join(vegard_store::ANALYSIS_FILE);
+                let text = serde_json::to_string_pretty(&a.to_json())?;
+                std::fs::write(&path, &text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                analyses.push(a);
+            }
+            Err(e) => failed.push((run.display().to_string(), e.to_string())),
+        }
+    }
+    let mut pooled_errors = Vec::new();
+    let refs: Vec<&RunAnalysis> = analyses.iter().collect();
+    let arrhenius =
+        vegard_pipeline::pooled_arrhenius(&refs, opts.include_partial_sweeps, &mut pooled_errors);
+    let doc = serde_json::json!({
+        "folder": folder,
+        "runs": analyses.iter().map(RunAnalysis::to_json).collect::<Vec<_>>(),
+        "runs_not_analysed": failed
+            .iter()
+            .map(|(run, why)| serde_json::json!({"run_dir": run, "message": why}))
+            .collect::<Vec<_>>(),
+        "arrhenius": arrhenius,
+        "analysis_errors": pooled_errors,
+    });
+    let path = folder.join(CAMPAIGN_ANALYSIS_FILE);
+    let text = serde_json::to_string_pretty(&doc)?;
+    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    if json {
+        println!("{text}");
+    } else {
+        for a in &analyses {
+            print_summary(a);
+        }
+        println!(
+            "{}: {} run(s) analysed, pooled over their measured temperatures",
+            folder.display(),
+            analyses.len()
+        );
+        match &arrhenius {
+            Some(arr) => print_arrhenius(arr),
+            None => println!("  Arrhenius: fewer than two temperatures with a spectrum fit"),
+        }
+        for e in &pooled_errors {
+            println!("  error: {e}");
+        }
+        println!("  written: {}", path.display());
+    }
+    for (run, why) in &failed {
+        eprintln!("vegard analyze: {run} not analysed: {why}");
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// The human summary: the first CV step in detail, then every spectrum fit,
@@ -60,29 +157,34 @@ fn print_summary(a: &RunAnalysis) {
         );
     }
     if let Some(arr) = &a.spectra.arrhenius {
-        for (method, fit) in [("EIS", &arr.eis), ("ESM", &arr.esm)] {
-            let Some(f) = fit else { continue };
-            let ci = match f.ea_ci95_eV {
-                Some([lo, hi]) => format!("95 % CI [{lo:.4}, {hi:.4}] eV"),
-                None => "no interval (two temperatures)".to_string(),
-            };
-            println!(
-                "  Arrhenius ({method}): Ea = {:.4} ± {:.4} eV ({:.1} kJ/mol), {ci}",
-                f.ea_eV, f.ea_se_eV, f.ea_kJ_per_mol,
-            );
-        }
-        if let Some(d) = &arr.difference {
-            println!(
-                "  Ea(ESM) - Ea(EIS) = {:+.4} ± {:.4} eV",
-                d.diff_eV, d.se_eV
-            );
-        }
+        print_arrhenius(arr);
     }
     for e in &a.analysis_errors {
         println!("  error: {e}");
     }
     for w in &a.analysis_warnings {
         println!("  warning: {w}");
+    }
+}
+
+/// Activation energies from EIS and ESM and their difference.
+fn print_arrhenius(arr: &ArrheniusComparison) {
+    for (method, fit) in [("EIS", &arr.eis), ("ESM", &arr.esm)] {
+        let Some(f) = fit else { continue };
+        let ci = match f.ea_ci95_eV {
+            Some([lo, hi]) => format!("95 % CI [{lo:.4}, {hi:.4}] eV"),
+            None => "no interval (two temperatures)".to_string(),
+        };
+        println!(
+            "  Arrhenius ({method}): Ea = {:.4} ± {:.4} eV ({:.1} kJ/mol), {ci}",
+            f.ea_eV, f.ea_se_eV, f.ea_kJ_per_mol,
+        );
+    }
+    if let Some(d) = &arr.difference {
+        println!(
+            "  Ea(ESM) - Ea(EIS) = {:+.4} ± {:.4} eV",
+            d.diff_eV, d.se_eV
+        );
     }
 }
 

@@ -21,6 +21,7 @@ pub(crate) fn check_len(
     } else {
         Err(AnalysisError::Length {
             name,
+            reference: "t_s",
             expected: t_s.len(),
             got: other.len(),
         })
@@ -332,6 +333,7 @@ mod tests {
             cumulative_charge_C(&[0.0, 1.0], &[0.0]),
             Err(AnalysisError::Length {
                 name: "I_A",
+                reference: "t_s",
                 expected: 2,
                 got: 1
             })

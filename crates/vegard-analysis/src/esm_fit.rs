@@ -427,7 +427,8 @@ fn fit(
         }
         if !(r.re.is_finite() && r.im.is_finite()) {
             return Err(AnalysisError::Degenerate(format!(
-                "non-finite response at {f} Hz"
+                "non-finite response at {} Hz",
+                crate::error::num(&f)
             )));
         }
     }

@@ -116,6 +116,7 @@ pub fn harmonics(
     if x.len() != t_s.len() {
         return Err(AnalysisError::Length {
             name: "x",
+            reference: "t_s",
             expected: t_s.len(),
             got: x.len(),
         });

@@ -262,6 +262,28 @@ impl RunAnalysis {
     }
 }
 
+/// A campaign's Arrhenius comparison: every run's EIS and ESM fits pooled
+/// by their measured temperature, as `vegard analyze FOLDER` prints it and a
+/// campaign report draws it. Sweeps cut short are left out unless
+/// `include_partial_sweeps`; fits that cannot weigh in go to `errors`.
+pub fn pooled_arrhenius(
+    runs: &[&RunAnalysis],
+    include_partial_sweeps: bool,
+    errors: &mut Vec<AnalysisIssue>,
+) -> Option<crate::spectra::ArrheniusComparison> {
+    let eis: Vec<crate::spectra::EisStepFit> = runs
+        .iter()
+        .flat_map(|r| r.spectra.eis.iter().cloned())
+        .collect();
+    let esm: Vec<crate::spectra::EsmStepFit> = runs
+        .iter()
+        .flat_map(|r| r.spectra.esm.iter().cloned())
+        .collect();
+    let film = runs.iter().find_map(|r| r.film_thickness_m);
+    let (eis, esm) = crate::spectra::arrhenius_inputs(&eis, &esm, include_partial_sweeps);
+    crate::spectra::arrhenius_comparison(&eis, &esm, film, errors)
+}
+
 /// The CV step whose results head a run's summary (run.toml
 /// `[analysis_summary]`, the top level of `analysis.json`, `vegard run`'s
 /// kappa line): the first CV step of the plan that was analysed, unless an

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 
 pub use analyze::{
     CdlLookup, CvStepAnalysis, RunAnalysis, UntrustedSegments, alignment_issues, analyze_aligned,
-    analyze_run, analyze_steps, headline_cv, untrusted_segments,
+    analyze_run, analyze_steps, headline_cv, pooled_arrhenius, untrusted_segments,
 };
 pub use finalize::{FinalizeSummary, RecoverSummary, finalize_run, recover_run};
 pub use import::{

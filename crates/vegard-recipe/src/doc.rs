@@ -108,17 +108,113 @@ pub(crate) fn find_key<'t, 's>(
 }
 
 /// serde speaks of "fields"; a TOML file has keys. Say it in the reader's
-/// words so the message matches what they see in the file.
+/// words so the message matches what they see in the file, and name the
+/// key that was probably meant.
 fn humanize(message: &str) -> String {
-    message
+    let mut out = message
         .replace("unknown field", "unknown key")
         .replace("missing field", "missing key")
+        .replace("unknown variant", "unknown value");
+    if let Some(meant) = meant_in_serde_message(message) {
+        out.push_str(&format!(" (did you mean `{meant}`?)"));
+    }
+    out
+}
+
+/// In serde's "unknown field `x`, expected one of `a`, `b`" (or "unknown
+/// variant ..."): the expected name closest to `x`, if close enough.
+fn meant_in_serde_message(message: &str) -> Option<String> {
+    let start = ["unknown field `", "unknown variant `"]
+        .iter()
+        .find_map(|p| message.find(p).map(|at| at + p.len()))?;
+    let end = start + message[start..].find('`')?;
+    let word = &message[start..end];
+    let candidates: Vec<&str> = message[end + 1..].split('`').skip(1).step_by(2).collect();
+    did_you_mean(word, &candidates).map(str::to_owned)
+}
+
+/// The candidate a mistyped `word` most likely meant: the same ignoring
+/// case, a candidate that extends it (the unit left off: `scan_rate` for
+/// `scan_rate_V_per_s`), or the nearest by edit distance within a third of
+/// the longer name's length. `None` when nothing is that close.
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let w = word.to_lowercase();
+    if w.is_empty() {
+        return None;
+    }
+    let lower: Vec<String> = candidates.iter().map(|c| c.to_lowercase()).collect();
+    if let Some(k) = lower.iter().position(|c| *c == w) {
+        return Some(candidates[k]);
+    }
+    if w.chars().count() >= 3 {
+        let extending: Vec<usize> = (0..lower.len())
+            .filter(|&k| lower[k].starts_with(&w) && lower[k][w.len()..].starts_with('_'))
+            .collect();
+        if let [k] = extending[..] {
+            return Some(candidates[k]);
+        }
+    }
+    let (d, k) = lower
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (edit_distance(&w, c), k))
+        .min()?;
+    // A third of the length: nothing for one- and two-letter words (`x`
+    // is not a typo of `z`).
+    let limit = w.chars().count().max(lower[k].chars().count()) / 3;
+    (d <= limit).then(|| candidates[k])
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{Doc, Seg};
+    use super::{Doc, Seg, did_you_mean, edit_distance};
+
+    #[test]
+    fn did_you_mean_names_the_close_candidate_only() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "ab"), 2);
+        let keys = [
+            "begin_V",
+            "vertex_V",
+            "scan_rate_V_per_s",
+            "step_V",
+            "cycles",
+        ];
+        assert_eq!(did_you_mean("scan_rate", &keys), Some("scan_rate_V_per_s"));
+        assert_eq!(
+            did_you_mean("scan_rate_mV_per_s", &keys),
+            Some("scan_rate_V_per_s")
+        );
+        assert_eq!(did_you_mean("cylces", &keys), Some("cycles"));
+        assert_eq!(did_you_mean("BEGIN_V", &keys), Some("begin_V"));
+        assert_eq!(did_you_mean("colour", &keys), None);
+        assert_eq!(did_you_mean("CV", &["ocp", "cv", "eis"]), Some("cv"));
+        assert_eq!(
+            did_you_mean("esm", &["eis", "esm_sweep"]),
+            Some("esm_sweep")
+        );
+        assert_eq!(did_you_mean("x", &["ocp", "cv"]), None);
+        assert_eq!(did_you_mean("x", &["thickness_m", "z"]), None);
+    }
 
     const TEXT: &str = "[a]\nx = 1\nv = [1, 2]\n\n[[s]]\ny = 2\n[[s]]\nz = 3\n";
 

@@ -6,6 +6,7 @@
 //! key to fix.
 
 mod doc;
+pub use doc::did_you_mean;
 pub mod drivers;
 mod error;
 mod parse;

@@ -278,7 +278,13 @@ fn parse_step(
         other => {
             return Err(doc.err_span(
                 kind_value.span(),
-                format!("unknown step kind `{other}`; valid kinds: {}", kinds_list()),
+                format!(
+                    "unknown step kind `{other}`{}; valid kinds: {}",
+                    crate::doc::did_you_mean(other, STEP_KINDS)
+                        .map(|k| format!(" (did you mean `{k}`?)"))
+                        .unwrap_or_default(),
+                    kinds_list()
+                ),
             ));
         }
     };

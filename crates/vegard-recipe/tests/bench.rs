@@ -226,7 +226,8 @@ fn non_ideal_sim_keys_are_parsed_and_checked_at_their_keys() {
             "[sim.film]",
             "[sim.electrostatic]\nV_cpd = 0.1\n\n[sim.film]",
             (21, 1),
-            "unknown key `V_cpd`, expected `dC_dz_F_per_m` or `V_cpd_V`".to_owned(),
+            "unknown key `V_cpd`, expected `dC_dz_F_per_m` or `V_cpd_V` (did you mean `V_cpd_V`?)"
+                .to_owned(),
         ),
     ];
     for (from, to, pos, want) in cases {

@@ -167,7 +167,30 @@ fn unknown_key_in_a_step_points_at_the_key() {
     let (line, col, msg) = err(&text);
     assert_eq!((line, col), (14, 5));
     assert!(msg.starts_with("cv step: unknown key `scan_rate`"), "{msg}");
-    assert!(msg.contains("scan_rate_V_per_s"), "{msg}");
+    assert!(
+        msg.ends_with("(did you mean `scan_rate_V_per_s`?)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_misspelt_kind_or_key_names_what_was_meant() {
+    let text = with_steps("[[step]]\nkind = \"CV\"\nbegin_V = 0.4\n");
+    let (line, col, msg) = err(&text);
+    assert_eq!((line, col), (11, 8));
+    assert!(
+        msg.starts_with("unknown step kind `CV` (did you mean `cv`?); valid kinds: "),
+        "{msg}"
+    );
+    let text = with_steps(
+        "[[step]]\nkind = \"cv\"\nbegin_V = 0.4\nvertex_V = [0.9, -0.1]\nscan_rate_V_per_s = 0.1\ncylces = 2\n",
+    );
+    let (_, _, msg) = err(&text);
+    assert!(msg.ends_with("(did you mean `cycles`?)"), "{msg}");
+    // Nothing close: no guess.
+    let text = with_steps("[[step]]\nkind = \"titration\"\n");
+    let (_, _, msg) = err(&text);
+    assert!(!msg.contains("did you mean"), "{msg}");
 }
 
 #[test]

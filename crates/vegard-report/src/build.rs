@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use vegard_analysis::{C64, CellCorrection, Circuit, EisFit, EsmFit, film_transfer_H};
 use vegard_pipeline::{
     AlignedFile, AnalysisIssue, ArrheniusComparison, CvSamples, EisStepFit, EsmStepFit, IssueKind,
-    RunAnalysis, SpectraOptions, arrhenius_comparison, arrhenius_inputs,
+    RunAnalysis, SpectraOptions,
 };
 use vegard_recipe::Recipe;
 use vegard_store::RunMeta;
@@ -181,17 +181,12 @@ pub(crate) fn assemble(
     // A campaign's Arrhenius pools every run's fits by temperature.
     let mut arr_errors = Vec::new();
     let arrhenius: Option<ArrheniusComparison> = if campaign {
-        let eis: Vec<EisStepFit> = runs
-            .iter()
-            .flat_map(|r| r.analysis.spectra.eis.clone())
-            .collect();
-        let esm: Vec<EsmStepFit> = runs
-            .iter()
-            .flat_map(|r| r.analysis.spectra.esm.clone())
-            .collect();
-        let film = runs.iter().find_map(|r| r.analysis.film_thickness_m);
-        let (eis, esm) = arrhenius_inputs(&eis, &esm, spec.spectra.include_partial_sweeps);
-        arrhenius_comparison(&eis, &esm, film, &mut arr_errors)
+        let analyses: Vec<&RunAnalysis> = runs.iter().map(|r| &r.analysis).collect();
+        vegard_pipeline::pooled_arrhenius(
+            &analyses,
+            spec.spectra.include_partial_sweeps,
+            &mut arr_errors,
+        )
     } else {
         runs[0].analysis.spectra.arrhenius.clone()
     };

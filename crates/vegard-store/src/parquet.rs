@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use polars::error::PolarsError;
 use polars::prelude::{
-    BatchedWriter, Column as PlColumn, DataFrame, DataType, ParquetReader, ParquetWriter,
-    Schema as PlSchema, SerReader,
+    BatchedWriter, Column as PlColumn, DataFrame, DataType, Float64Chunked, IntoSeries,
+    NewChunkedArray, ParquetReader, ParquetWriter, Schema as PlSchema, SerReader,
 };
 
 use crate::meta::sync_parent;
@@ -46,13 +46,21 @@ pub fn write_parquet(path: &Path, table: &Table) -> Result<(), StoreError> {
 }
 
 /// The columns of `table` as a polars frame (no copy of the table kept).
+/// A missing value (NaN in a [`Table`]) is written as a Parquet null, as
+/// the CSV export leaves it empty: polars, pandas and pyarrow then count
+/// it as missing in both (`null_count`, `isna`), which a NaN is not.
 fn frame(table: &Table) -> Result<DataFrame, PolarsError> {
     let columns: Vec<PlColumn> = table
         .columns
         .iter()
         .map(|(name, col)| match col {
             Column::I64(v) => PlColumn::new(name.as_str().into(), v.as_slice()),
-            Column::F64(v) => PlColumn::new(name.as_str().into(), v.as_slice()),
+            Column::F64(v) => Float64Chunked::from_iter_options(
+                name.as_str().into(),
+                v.iter().map(|&x| (!x.is_nan()).then_some(x)),
+            )
+            .into_series()
+            .into(),
         })
         .collect();
     DataFrame::new(table.len(), columns)
@@ -293,12 +301,10 @@ pub fn read_parquet_part(
                 }
                 Column::I64(ca.into_no_null_iter().collect())
             }
+            // A null is a missing value: NaN in memory ([`frame`]).
             DataType::Float64 => {
                 let ca = c.f64().map_err(pl_err)?;
-                if ca.null_count() > 0 {
-                    return Err(bad(name, format!("{} null values", ca.null_count())));
-                }
-                Column::F64(ca.into_no_null_iter().collect())
+                Column::F64(ca.iter().map(|x| x.unwrap_or(f64::NAN)).collect())
             }
             other => return Err(bad(name, format!("unsupported type {other}"))),
         };
@@ -413,4 +419,34 @@ pub fn finalize_streams(run_dir: &Path) -> Result<Vec<FinalizedStream>, StoreErr
         });
     }
     Ok(done)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// A missing value is a null in the file (what other readers count as
+    /// missing, as they do an empty CSV cell) and NaN again when read back.
+    #[test]
+    fn missing_values_are_parquet_nulls_and_nan_in_memory() {
+        let dir = std::env::temp_dir().join(format!("vegard-nulls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.parquet");
+        let table = Table::new()
+            .with("t_s", Column::F64(vec![0.0, 1.0, 2.0]))
+            .with("I_A", Column::F64(vec![f64::NAN, 1e-3, f64::NAN]))
+            .with("step", Column::I64(vec![1, 1, 2]));
+        write_parquet(&path, &table).unwrap();
+        let df = ParquetReader::new(File::open(&path).unwrap())
+            .finish()
+            .unwrap();
+        let nulls: Vec<usize> = df.columns().iter().map(|c| c.null_count()).collect();
+        assert_eq!(nulls, vec![0, 2, 0]);
+        let back = read_parquet(&path).unwrap();
+        let i = back.f64("I_A").unwrap();
+        assert!(i[0].is_nan() && i[2].is_nan() && i[1] == 1e-3, "{i:?}");
+        assert_eq!(back.f64("t_s").unwrap(), vec![0.0, 1.0, 2.0]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

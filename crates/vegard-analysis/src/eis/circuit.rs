@@ -264,8 +264,9 @@ impl Circuit {
 
     fn check_len(&self, params: &[f64]) -> Result<(), AnalysisError> {
         if params.len() != self.n_params() {
-            return Err(AnalysisError::Length {
-                name: "params",
+            return Err(AnalysisError::GuessLength {
+                circuit: self.to_string(),
+                names: self.param_names().join(", "),
                 expected: self.n_params(),
                 got: params.len(),
             });

@@ -469,6 +469,7 @@ fn validate(
     if Z.len() != f_Hz.len() {
         return Err(AnalysisError::Length {
             name: "Z",
+            reference: "f_Hz",
             expected: f_Hz.len(),
             got: Z.len(),
         });
@@ -483,14 +484,19 @@ fn validate(
     for (i, (&f, &(re, im))) in f_Hz.iter().zip(Z).enumerate() {
         if !(f.is_finite() && f > 0.0 && re.is_finite() && im.is_finite()) {
             return Err(AnalysisError::Degenerate(format!(
-                "point {i}: f = {f} Hz, Z = {re} + {im}j (need f > 0 and finite values)"
+                "point {}: f = {} Hz, Z = {} + {}j ohm (need f > 0 and finite values)",
+                i + 1,
+                crate::error::num(&f),
+                crate::error::num(&re),
+                crate::error::num(&im)
             )));
         }
     }
     if let Some(g) = guess {
         if g.len() != p {
-            return Err(AnalysisError::Length {
-                name: "guess",
+            return Err(AnalysisError::GuessLength {
+                circuit: circuit.to_string(),
+                names: circuit.param_names().join(", "),
                 expected: p,
                 got: g.len(),
             });

@@ -82,6 +82,7 @@ pub fn lin_kk_with(
     if Z.len() != f_Hz.len() {
         return Err(AnalysisError::Length {
             name: "Z",
+            reference: "f_Hz",
             expected: f_Hz.len(),
             got: Z.len(),
         });
@@ -91,7 +92,11 @@ pub fn lin_kk_with(
     for (i, (&f, &(re, im))) in f_Hz.iter().zip(Z).enumerate() {
         if !(f.is_finite() && f > 0.0 && re.is_finite() && im.is_finite() && re.hypot(im) > 0.0) {
             return Err(AnalysisError::Degenerate(format!(
-                "point {i}: f = {f} Hz, Z = {re} + {im}j (need f > 0, finite, nonzero Z)"
+                "point {}: f = {} Hz, Z = {} + {}j ohm (need f > 0, finite, nonzero Z)",
+                i + 1,
+                crate::error::num(&f),
+                crate::error::num(&re),
+                crate::error::num(&im)
             )));
         }
     }

@@ -168,6 +168,7 @@ pub fn fit_arrhenius_line(
     if y.len() != n || y_se.len() != n {
         return Err(AnalysisError::Length {
             name: "y",
+            reference: "T_K",
             expected: n,
             got: y.len().min(y_se.len()),
         });
