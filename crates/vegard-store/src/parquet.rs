@@ -11,6 +11,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use polars::error::PolarsError;
+use polars::io::parquet::write::KeyValueMetadata;
 use polars::prelude::{
     BatchedWriter, Column as PlColumn, DataFrame, DataType, Float64Chunked, IntoSeries,
     NewChunkedArray, ParquetReader, ParquetWriter, Schema as PlSchema, SerReader,
@@ -36,6 +37,7 @@ pub fn write_parquet(path: &Path, table: &Table) -> Result<(), StoreError> {
     let tmp = PathBuf::from(tmp_name);
     let mut file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
     ParquetWriter::new(&mut file)
+        .with_key_value_metadata(Some(file_metadata(path, &table.names())))
         .finish(&mut df)
         .map_err(pl_err)?;
     file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
@@ -43,6 +45,68 @@ pub fn write_parquet(path: &Path, table: &Table) -> Result<(), StoreError> {
     std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
     sync_parent(path);
     Ok(())
+}
+
+/// The unit of a column, read off its name's suffix (the schema's
+/// convention: `t_s`, `E_V`, `Z_re_ohm`, `response_nm_per_V`); empty for
+/// counts and labels (`step`, `cycle`, `status`) and `1` for ratios.
+pub fn unit_of(name: &str) -> &'static str {
+    const SUFFIXES: &[(&str, &str)] = &[
+        ("_nm_per_V", "nm/V"),
+        ("_V_rms", "V rms"),
+        ("_nm_rms", "nm rms"),
+        ("_ratio", "1"),
+        ("_ohm", "ohm"),
+        ("_deg", "deg"),
+        ("_Hz", "Hz"),
+        ("_ns", "ns"),
+        ("_nm", "nm"),
+        ("_s", "s"),
+        ("_V", "V"),
+        ("_A", "A"),
+        ("_K", "K"),
+    ];
+    if name == "V" {
+        return "V";
+    }
+    SUFFIXES
+        .iter()
+        .find(|(suffix, _)| name.ends_with(suffix))
+        .map_or("", |(_, unit)| unit)
+}
+
+/// Key-value metadata of every Parquet file vegard writes, so a file says
+/// what it holds without the README beside it: `vegard.units` (a JSON
+/// object, column -> unit, [`unit_of`]), `vegard.version`, and
+/// `vegard.run_id` (the run folder's name) when the file lies in a run
+/// folder (beside its run.toml or in its `data/`).
+fn file_metadata(path: &Path, names: &[&str]) -> KeyValueMetadata {
+    let units: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .map(|n| ((*n).to_owned(), unit_of(n).into()))
+        .collect();
+    let mut kv = vec![
+        (
+            "vegard.units".to_owned(),
+            serde_json::Value::Object(units).to_string(),
+        ),
+        (
+            "vegard.version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        ),
+    ];
+    let run = path
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .find(|dir| dir.join(crate::RUN_META_FILE).is_file());
+    if let Some(id) = run.and_then(|dir| dir.file_name()) {
+        kv.push((
+            "vegard.run_id".to_owned(),
+            id.to_string_lossy().into_owned(),
+        ));
+    }
+    KeyValueMetadata::from_static(kv)
 }
 
 /// The columns of `table` as a polars frame (no copy of the table kept).
@@ -120,7 +184,11 @@ impl ParquetTableWriter {
                 (c.name.as_ref().into(), dtype)
             })
             .collect();
-        let writer = ParquetWriter::new(file).batched(&schema).map_err(pl_err)?;
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_ref()).collect();
+        let writer = ParquetWriter::new(file)
+            .with_key_value_metadata(Some(file_metadata(path, &names)))
+            .batched(&schema)
+            .map_err(pl_err)?;
         Ok(Self {
             path: path.to_owned(),
             tmp,
@@ -426,6 +494,29 @@ pub fn finalize_streams(run_dir: &Path) -> Result<Vec<FinalizedStream>, StoreErr
 mod tests {
     use super::*;
 
+    #[test]
+    fn units_come_from_the_column_names() {
+        for (name, unit) in [
+            ("t_s", "s"),
+            ("host_ns", "ns"),
+            ("E_V", "V"),
+            ("V", "V"),
+            ("I_amp_A", "A"),
+            ("Z_re_ohm", "ohm"),
+            ("response_nm_per_V", "nm/V"),
+            ("lockin_x_V_rms", "V rms"),
+            ("deflection_residual_nm_rms", "nm rms"),
+            ("deflection_h2_ratio", "1"),
+            ("response_phase_deg", "deg"),
+            ("setpoint_K", "K"),
+            ("f_Hz", "Hz"),
+            ("cycle", ""),
+            ("sweep_iteration", ""),
+        ] {
+            assert_eq!(unit_of(name), unit, "{name}");
+        }
+    }
+
     /// A missing value is a null in the file (what other readers count as
     /// missing, as they do an empty CSV cell) and NaN again when read back.
     #[test]
@@ -443,6 +534,42 @@ mod tests {
             .unwrap();
         let nulls: Vec<usize> = df.columns().iter().map(|c| c.null_count()).collect();
         assert_eq!(nulls, vec![0, 2, 0]);
+        // The file says what it holds: units per column and the version.
+        let mut reader = ParquetReader::new(File::open(&path).unwrap());
+        let kv = reader
+            .get_metadata()
+            .unwrap()
+            .key_value_metadata()
+            .clone()
+            .unwrap();
+        let get = |k: &str| {
+            kv.iter()
+                .find(|e| e.key == k)
+                .and_then(|e| e.value.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(get("vegard.units"), r#"{"I_A":"A","step":"","t_s":"s"}"#);
+        assert_eq!(get("vegard.version"), env!("CARGO_PKG_VERSION"));
+        assert_eq!(get("vegard.run_id"), "", "not in a run folder");
+        // In a run folder's data/: the run's id (its folder name).
+        let run = dir.join("20261204T120000Z_demo");
+        std::fs::create_dir_all(run.join(crate::DATA_DIR)).unwrap();
+        std::fs::write(run.join(crate::RUN_META_FILE), "").unwrap();
+        let in_run = run.join(crate::DATA_DIR).join("x.parquet");
+        write_parquet(&in_run, &table).unwrap();
+        let mut reader = ParquetReader::new(File::open(&in_run).unwrap());
+        let kv = reader
+            .get_metadata()
+            .unwrap()
+            .key_value_metadata()
+            .clone()
+            .unwrap();
+        assert!(
+            kv.iter()
+                .any(|e| e.key == "vegard.run_id"
+                    && e.value.as_deref() == Some("20261204T120000Z_demo")),
+            "{kv:?}"
+        );
         let back = read_parquet(&path).unwrap();
         let i = back.f64("I_A").unwrap();
         assert!(i[0].is_nan() && i[2].is_nan() && i[1] == 1e-3, "{i:?}");
