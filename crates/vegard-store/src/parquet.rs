@@ -535,41 +535,28 @@ mod tests {
         let nulls: Vec<usize> = df.columns().iter().map(|c| c.null_count()).collect();
         assert_eq!(nulls, vec![0, 2, 0]);
         // The file says what it holds: units per column and the version.
-        let mut reader = ParquetReader::new(File::open(&path).unwrap());
-        let kv = reader
-            .get_metadata()
-            .unwrap()
-            .key_value_metadata()
-            .clone()
-            .unwrap();
-        let get = |k: &str| {
-            kv.iter()
-                .find(|e| e.key == k)
-                .and_then(|e| e.value.clone())
+        let meta = |path: &Path, key: &str| -> String {
+            let mut reader = ParquetReader::new(File::open(path).unwrap());
+            let kv = reader.get_metadata().unwrap().key_value_metadata().clone();
+            kv.unwrap_or_default()
+                .into_iter()
+                .find(|e| e.key == key)
+                .and_then(|e| e.value)
                 .unwrap_or_default()
         };
-        assert_eq!(get("vegard.units"), r#"{"I_A":"A","step":"","t_s":"s"}"#);
-        assert_eq!(get("vegard.version"), env!("CARGO_PKG_VERSION"));
-        assert_eq!(get("vegard.run_id"), "", "not in a run folder");
+        assert_eq!(
+            meta(&path, "vegard.units"),
+            r#"{"I_A":"A","step":"","t_s":"s"}"#
+        );
+        assert_eq!(meta(&path, "vegard.version"), env!("CARGO_PKG_VERSION"));
+        assert_eq!(meta(&path, "vegard.run_id"), "", "not in a run folder");
         // In a run folder's data/: the run's id (its folder name).
         let run = dir.join("20261204T120000Z_demo");
         std::fs::create_dir_all(run.join(crate::DATA_DIR)).unwrap();
         std::fs::write(run.join(crate::RUN_META_FILE), "").unwrap();
         let in_run = run.join(crate::DATA_DIR).join("x.parquet");
         write_parquet(&in_run, &table).unwrap();
-        let mut reader = ParquetReader::new(File::open(&in_run).unwrap());
-        let kv = reader
-            .get_metadata()
-            .unwrap()
-            .key_value_metadata()
-            .clone()
-            .unwrap();
-        assert!(
-            kv.iter()
-                .any(|e| e.key == "vegard.run_id"
-                    && e.value.as_deref() == Some("20261204T120000Z_demo")),
-            "{kv:?}"
-        );
+        assert_eq!(meta(&in_run, "vegard.run_id"), "20261204T120000Z_demo");
         let back = read_parquet(&path).unwrap();
         let i = back.f64("I_A").unwrap();
         assert!(i[0].is_nan() && i[2].is_nan() && i[1] == 1e-3, "{i:?}");
