@@ -224,6 +224,20 @@ fn demo_kappa_matches_the_bench_truth() {
         assert!(run_dir.join(f).exists(), "missing {f}");
     }
     assert_eq!(run_toml(&run_dir)["status"].as_str(), Some("complete"));
+    // Open circuit (step 0): E measured, no current flows, so I is 0 A,
+    // not missing; no sweep, so every sweep label is missing (a null).
+    let a = parquet(run_dir.join("aligned.parquet"));
+    let (step, E, I, it) = (
+        a.i64(aligned_col::step).unwrap(),
+        a.f64(aligned_col::E_V).unwrap(),
+        a.f64(aligned_col::I_A).unwrap(),
+        a.i64(aligned_col::sweep_iteration).unwrap(),
+    );
+    let ocp: Vec<usize> = (0..step.len()).filter(|&k| step[k] == 0).collect();
+    assert_eq!(ocp.len(), 200, "2 s at 10 ms");
+    assert!(ocp.iter().all(|&k| I[k] == 0.0 && E[k].is_finite()));
+    assert!(I.iter().all(|i| i.is_finite()), "no missing current");
+    assert!(it.iter().all(|&i| i == vegard_store::MISSING_I64));
 
     let truth = vegard()
         .args(["sim", "--bench", "configs/sim.toml", "--truth", "--json"])

@@ -1063,7 +1063,14 @@ async fn record_step(
                     last_event_ns = host_ns;
                     match event {
                         PstatEvent::Sample { index, t_dev_s, E_V, I_A, status, scan } => {
-                            let I_A = I_A.unwrap_or(f64::NAN);
+                            // At open circuit the instrument measures only
+                            // E; no current can flow, so the current is 0 A
+                            // (as EC-Lab records an OCV period), not missing:
+                            // a table that starts at open circuit then types
+                            // as numbers in polars and pandas. Missing (NaN)
+                            // only where the cell was connected and the
+                            // instrument gave no current.
+                            let I_A = I_A.unwrap_or(if matches!(step, Step::Ocp(_)) { 0.0 } else { f64::NAN });
                             // 1-based CV cycle, potential-step level or ESM
                             // frequency; 0 at open circuit.
                             let cycle = if matches!(step, Step::Ocp(_)) { 0 } else { scan as i64 + 1 };

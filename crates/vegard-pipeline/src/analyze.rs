@@ -494,7 +494,7 @@ cycles = 1
                 I_A: 1e-4,
                 deflection_V: 0.0,
                 deflection_nm: 0.0,
-                sweep_iteration: -1,
+                sweep_iteration: vegard_store::MISSING_I64,
                 setpoint_K: f64::NAN,
                 T_K: f64::NAN,
             });
@@ -560,7 +560,7 @@ cycles = 1
                 I_A: 1e-4 * (t * 0.5).cos(),
                 deflection_V: 0.0,
                 deflection_nm: 0.0,
-                sweep_iteration: -1,
+                sweep_iteration: vegard_store::MISSING_I64,
                 setpoint_K: f64::NAN,
                 T_K: f64::NAN,
             });

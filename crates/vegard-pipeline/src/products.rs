@@ -19,10 +19,10 @@
 use vegard_analysis::esm_point;
 use vegard_clock::resample_linear;
 use vegard_recipe::{PlannedStep, Step};
-use vegard_store::StepRecord;
 use vegard_store::schema::{
     Aligned, EisData, EisRaw, EsmData, EsmDataRow, LockInRaw, TemperatureRaw,
 };
+use vegard_store::{MISSING_I64, StepRecord};
 
 use crate::{AnalysisIssue, IssueKind};
 
@@ -94,7 +94,7 @@ pub(crate) fn step_records(plan: &[PlannedStep], temps: &TemperatureTrace) -> Ve
 }
 
 /// Label columns of a table with a `step` column: the enclosing sweep's
-/// iteration (-1 outside a sweep) and temperature setpoint (NaN if none).
+/// iteration ([`MISSING_I64`] outside a sweep) and temperature setpoint (NaN if none).
 pub(crate) fn label_columns(plan: &[PlannedStep], step: &[i64]) -> (Vec<i64>, Vec<f64>) {
     step.iter()
         .map(|&s| {
@@ -103,7 +103,8 @@ pub(crate) fn label_columns(plan: &[PlannedStep], step: &[i64]) -> (Vec<i64>, Ve
                 .and_then(|s| plan.get(s))
                 .map(|p| &p.label);
             (
-                l.and_then(|l| l.sweep_iteration).map_or(-1, i64::from),
+                l.and_then(|l| l.sweep_iteration)
+                    .map_or(MISSING_I64, i64::from),
                 l.and_then(|l| l.setpoint_K).unwrap_or(f64::NAN),
             )
         })
@@ -349,7 +350,7 @@ fn esm_row(
     EsmDataRow {
         step: k as i64,
         freq_index: j as i64,
-        sweep_iteration: p.label.sweep_iteration.map_or(-1, i64::from),
+        sweep_iteration: p.label.sweep_iteration.map_or(MISSING_I64, i64::from),
         setpoint_K: p.label.setpoint_K.unwrap_or(f64::NAN),
         T_K,
         f_Hz: pt.f_Hz,

@@ -322,7 +322,7 @@ mod tests {
             I_A: 0.0,
             deflection_V: 0.0,
             deflection_nm: 0.0,
-            sweep_iteration: -1,
+            sweep_iteration: vegard_store::MISSING_I64,
             setpoint_K: 298.15,
             T_K: t_s + 0.5,
         }

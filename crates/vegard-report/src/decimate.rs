@@ -393,7 +393,7 @@ mod tests {
             } else {
                 ((i % 17) as f64).mul_add(0.01, t_s * 1e-3)
             },
-            sweep_iteration: -1,
+            sweep_iteration: vegard_store::MISSING_I64,
             setpoint_K: 298.15,
             T_K: if step == 0 {
                 298.15

@@ -6,13 +6,14 @@
 use std::io::Write;
 use std::path::Path;
 
-use vegard_store::{Column, Table};
+use vegard_store::{Column, MISSING_I64, Table};
 
 use crate::ReportError;
 
 /// Write `table` as CSV. Floats use Rust's shortest round-trip form (with
-/// an exponent where that is shorter), so no digit recorded is lost; NaN
-/// becomes an empty field.
+/// an exponent where that is shorter), so no digit recorded is lost; a
+/// missing value (NaN, [`MISSING_I64`]) becomes an empty field, as it is a
+/// null in the Parquet files.
 pub fn write_csv(table: &Table, out: &mut impl Write) -> std::io::Result<()> {
     let names: Vec<&str> = table.names();
     writeln!(out, "{}", names.join(","))?;
@@ -22,7 +23,8 @@ pub fn write_csv(table: &Table, out: &mut impl Write) -> std::io::Result<()> {
                 out.write_all(b",")?;
             }
             match col {
-                Column::I64(v) => write!(out, "{}", v[i])?,
+                Column::I64(v) if v[i] != MISSING_I64 => write!(out, "{}", v[i])?,
+                Column::I64(_) => {}
                 // Debug: shortest round-trip digits, exponent for tiny or
                 // huge values (`1e-20`, not 22 characters of zeros).
                 Column::F64(v) if v[i].is_finite() => write!(out, "{:?}", v[i])?,
@@ -143,11 +145,15 @@ mod tests {
         let t = Table::new()
             .with("t_s", Column::F64(vec![0.1, 0.2 + 0.1]))
             .with("E_V", Column::F64(vec![f64::NAN, -1.0e-7]))
-            .with("step", Column::I64(vec![1, 2]));
+            .with("step", Column::I64(vec![1, 2]))
+            .with("sweep_iteration", Column::I64(vec![MISSING_I64, 0]));
         let mut out = Vec::new();
         write_csv(&t, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(text, "t_s,E_V,step\n0.1,,1\n0.30000000000000004,-1e-7,2\n");
+        assert_eq!(
+            text,
+            "t_s,E_V,step,sweep_iteration\n0.1,,1,\n0.30000000000000004,-1e-7,2,0\n"
+        );
         let back: f64 = "0.30000000000000004".parse().unwrap();
         assert_eq!(back, 0.2 + 0.1);
     }

@@ -80,7 +80,7 @@ pub use raw::{
     RawBatches, RawStream, find_raw, list_raw_streams, raw_path, read_raw, read_raw_file,
 };
 pub use raw_csv::write_raw_csv;
-pub use table::{Column, Table};
+pub use table::{Column, MISSING_I64, Table};
 
 /// `run.toml` inside a run folder.
 pub const RUN_META_FILE: &str = "run.toml";

@@ -13,13 +13,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use polars::error::PolarsError;
 use polars::io::parquet::write::KeyValueMetadata;
 use polars::prelude::{
-    BatchedWriter, Column as PlColumn, DataFrame, DataType, Float64Chunked, IntoSeries,
-    NewChunkedArray, ParquetReader, ParquetWriter, Schema as PlSchema, SerReader,
+    BatchedWriter, Column as PlColumn, DataFrame, DataType, Float64Chunked, Int64Chunked,
+    IntoSeries, NewChunkedArray, ParquetReader, ParquetWriter, Schema as PlSchema, SerReader,
 };
 
 use crate::meta::sync_parent;
 use crate::raw::{RawBatches, find_raw, list_raw_streams};
-use crate::{Column, DATA_DIR, StoreError, Table};
+use crate::{Column, DATA_DIR, MISSING_I64, StoreError, Table};
 
 /// Write `table` to `path` as Parquet. Written to `<path>.tmp` and renamed,
 /// so re-running a finalisation after a crash never leaves a truncated file
@@ -110,7 +110,7 @@ fn file_metadata(path: &Path, names: &[&str]) -> KeyValueMetadata {
 }
 
 /// The columns of `table` as a polars frame (no copy of the table kept).
-/// A missing value (NaN in a [`Table`]) is written as a Parquet null, as
+/// A missing value (NaN or [`MISSING_I64`] in a [`Table`]) is written as a Parquet null, as
 /// the CSV export leaves it empty: polars, pandas and pyarrow then count
 /// it as missing in both (`null_count`, `isna`), which a NaN is not.
 fn frame(table: &Table) -> Result<DataFrame, PolarsError> {
@@ -118,6 +118,12 @@ fn frame(table: &Table) -> Result<DataFrame, PolarsError> {
         .columns
         .iter()
         .map(|(name, col)| match col {
+            Column::I64(v) if v.contains(&MISSING_I64) => Int64Chunked::from_iter_options(
+                name.as_str().into(),
+                v.iter().map(|&x| (x != MISSING_I64).then_some(x)),
+            )
+            .into_series()
+            .into(),
             Column::I64(v) => PlColumn::new(name.as_str().into(), v.as_slice()),
             Column::F64(v) => Float64Chunked::from_iter_options(
                 name.as_str().into(),
@@ -363,11 +369,9 @@ pub fn read_parquet_part(
         let name = c.name().as_str();
         let col = match c.dtype() {
             DataType::Int64 => {
+                // A null is a missing integer label ([`MISSING_I64`]).
                 let ca = c.i64().map_err(pl_err)?;
-                if ca.null_count() > 0 {
-                    return Err(bad(name, format!("{} null values", ca.null_count())));
-                }
-                Column::I64(ca.into_no_null_iter().collect())
+                Column::I64(ca.iter().map(|x| x.unwrap_or(MISSING_I64)).collect())
             }
             // A null is a missing value: NaN in memory ([`frame`]).
             DataType::Float64 => {
@@ -527,13 +531,18 @@ mod tests {
         let table = Table::new()
             .with("t_s", Column::F64(vec![0.0, 1.0, 2.0]))
             .with("I_A", Column::F64(vec![f64::NAN, 1e-3, f64::NAN]))
-            .with("step", Column::I64(vec![1, 1, 2]));
+            .with("step", Column::I64(vec![1, 1, 2]))
+            .with("sweep_iteration", Column::I64(vec![MISSING_I64, 0, 1]));
         write_parquet(&path, &table).unwrap();
         let df = ParquetReader::new(File::open(&path).unwrap())
             .finish()
             .unwrap();
         let nulls: Vec<usize> = df.columns().iter().map(|c| c.null_count()).collect();
-        assert_eq!(nulls, vec![0, 2, 0]);
+        assert_eq!(nulls, vec![0, 2, 0, 1]);
+        assert_eq!(
+            df.column("sweep_iteration").unwrap().dtype(),
+            &DataType::Int64
+        );
         // The file says what it holds: units per column and the version.
         let meta = |path: &Path, key: &str| -> String {
             let mut reader = ParquetReader::new(File::open(path).unwrap());
@@ -546,7 +555,7 @@ mod tests {
         };
         assert_eq!(
             meta(&path, "vegard.units"),
-            r#"{"I_A":"A","step":"","t_s":"s"}"#
+            r#"{"I_A":"A","step":"","sweep_iteration":"","t_s":"s"}"#
         );
         assert_eq!(meta(&path, "vegard.version"), env!("CARGO_PKG_VERSION"));
         assert_eq!(meta(&path, "vegard.run_id"), "", "not in a run folder");
@@ -561,6 +570,26 @@ mod tests {
         let i = back.f64("I_A").unwrap();
         assert!(i[0].is_nan() && i[2].is_nan() && i[1] == 1e-3, "{i:?}");
         assert_eq!(back.f64("t_s").unwrap(), vec![0.0, 1.0, 2.0]);
+        assert_eq!(
+            back.i64("sweep_iteration").unwrap(),
+            vec![MISSING_I64, 0, 1]
+        );
+        // The streaming writer writes the same nulls.
+        let streamed = dir.join("s.parquet");
+        let specs = [
+            crate::ColumnSpec::new("step", crate::ColKind::I64),
+            crate::ColumnSpec::new("sweep_iteration", crate::ColKind::I64),
+        ];
+        let mut w = ParquetTableWriter::create(&streamed, &specs).unwrap();
+        w.write(
+            &Table::new()
+                .with("step", Column::I64(vec![0, 1]))
+                .with("sweep_iteration", Column::I64(vec![MISSING_I64, 3])),
+        )
+        .unwrap();
+        assert_eq!(w.finish().unwrap(), 2);
+        let s = read_parquet(&streamed).unwrap();
+        assert_eq!(s.i64("sweep_iteration").unwrap(), vec![MISSING_I64, 3]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -289,7 +289,8 @@ table_schema! {
         /// Measured temperature when the point was taken (NaN without a stage).
         T_K: F64,
         t_s: F64,
-        /// Enclosing sweep's iteration, -1 outside a sweep.
+        /// Enclosing sweep's iteration, missing ([`crate::MISSING_I64`], a
+        /// null in the file) outside a sweep.
         sweep_iteration: I64,
         /// Temperature setpoint of the step, NaN if none.
         setpoint_K: F64,

@@ -6,6 +6,13 @@
 
 use crate::{ColKind, ColumnSpec, StoreError};
 
+/// A missing integer in a [`Table`]: an integer label with no value (e.g.
+/// `sweep_iteration` of a step outside any sweep). Written as a Parquet
+/// null and an empty CSV field, as a missing float (NaN) is, so other
+/// readers count both as missing; read back from a null as this value.
+/// `i64::MIN` because no counter, stamp or label vegard records can take it.
+pub const MISSING_I64: i64 = i64::MIN;
+
 /// One column's values. Only the two kinds vegard records: integer stamps
 /// and counters (`t_ns`, `seq`, `cycle`) and floating-point measurements.
 #[derive(Debug, Clone, PartialEq)]
