@@ -57,7 +57,7 @@ pub enum StoreError {
     #[error("{}: {error}", .path.display())]
     Parquet {
         path: PathBuf,
-        error: polars::error::PolarsError,
+        error: polars_error::PolarsError,
     },
 
     /// A stream, column or event-field name that would corrupt the file format.

@@ -10,12 +10,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use polars::error::PolarsError;
-use polars::io::parquet::write::KeyValueMetadata;
-use polars::prelude::{
-    BatchedWriter, Column as PlColumn, DataFrame, DataType, Float64Chunked, Int64Chunked,
-    IntoSeries, NewChunkedArray, ParquetReader, ParquetWriter, Schema as PlSchema, SerReader,
+use polars_core::prelude::{
+    Column as PlColumn, DataFrame, DataType, Float64Chunked, Int64Chunked, IntoSeries,
+    NewChunkedArray, Schema as PlSchema,
 };
+use polars_error::PolarsError;
+use polars_io::SerReader;
+use polars_io::parquet::read::ParquetReader;
+use polars_io::parquet::write::KeyValueMetadata;
+use polars_io::parquet::write::{BatchedWriter, ParquetWriter};
 
 use crate::meta::sync_parent;
 use crate::raw::{RawBatches, find_raw, list_raw_streams};

@@ -30,13 +30,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fb::planus::ReadAsRoot;
-use polars::polars_utils::compression::ZstdLevel;
 use polars_arrow::datatypes::{ArrowDataType, ArrowSchema, Field};
 use polars_arrow::io::ipc::format::ipc as fb;
 use polars_arrow::io::ipc::write::{
     Compression, EncodedData, WriteOptions, commit_encoded_arrays, common_sync::write_message,
     default_ipc_fields, schema_to_bytes,
 };
+use polars_utils::compression::ZstdLevel;
 
 use crate::{ColKind, Column, ColumnSpec, StoreError, Table};
 
