@@ -743,6 +743,8 @@ pub struct SimParams {
     pub strain: StrainParams,
     pub lever: LeverParams,
     pub electrostatic: ElectrostaticParams,
+    pub electrostriction: ElectrostrictionParams,
+    pub joule_heating: JouleHeatingParams,
     pub noise: NoiseParams,
     pub drift: DriftParams,
     pub clocks: SimClocks,
@@ -864,6 +866,41 @@ pub struct ElectrostaticParams {
     /// Contact potential difference between tip and sample, V: the
     /// potential at which the force vanishes.
     pub V_cpd_V: f64,
+}
+
+/// Electrostriction of the film (PHYSICS.md sections 2 and 7): a strain
+/// quadratic in the field across it, so the deflection is
+/// `u = coefficient_nm_per_V2 (E_int - E_zero_V)^2` with `E_int = E - I R_s`
+/// the potential across the interface. Flat in frequency and in phase with
+/// `E`, quadratic in the drive like the electrostatic force, but zero where
+/// the field across the film vanishes, not at the contact potential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ElectrostrictionParams {
+    /// Deflection per squared volt across the film, nm/V^2 (either sign:
+    /// the film thickens or thins under a field). 0 = off (the ideal bench).
+    pub coefficient_nm_per_V2: f64,
+    /// Interface potential at which the field across the film vanishes, V.
+    pub E_zero_V: f64,
+}
+
+/// Thermal expansion from Joule heating in the electrolyte (PHYSICS.md
+/// section 7): the power `P = I^2 R_s` heats the spot under the tip through
+/// a first-order thermal lag, `dT + tau_s d(dT)/dt = R_th_K_per_W P`, and
+/// the film and holder expand by `u = expansion_nm_per_K dT`. Under a sine
+/// drive that is a dc offset plus a second harmonic lagging by
+/// `atan(2 w tau_s)`, growing with the current amplitude squared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JouleHeatingParams {
+    /// Thermal resistance from the heated spot to the holder, K/W (>= 0).
+    /// 0 = off (the ideal bench).
+    pub R_th_K_per_W: f64,
+    /// Thermal time constant of the heated spot, s (>= 0; 0 = no lag).
+    pub tau_s: f64,
+    /// Deflection per kelvin of temperature rise, nm/K (thermal expansion
+    /// coefficient times the heated height).
+    pub expansion_nm_per_K: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,8 +5,9 @@
 //! (PHYSICS.md section 6). Every value is realistic for such a cell.
 
 use crate::schema::{
-    CellParams, ClockParams, DriftParams, EisNoiseParams, ElectrostaticParams, FilmParams,
-    KineticsParams, LeverParams, NoiseParams, SimClocks, SimParams, StrainParams, ThermalParams,
+    CellParams, ClockParams, DriftParams, EisNoiseParams, ElectrostaticParams,
+    ElectrostrictionParams, FilmParams, JouleHeatingParams, KineticsParams, LeverParams,
+    NoiseParams, SimClocks, SimParams, StrainParams, ThermalParams,
 };
 
 impl Default for SimParams {
@@ -20,6 +21,8 @@ impl Default for SimParams {
             strain: StrainParams::default(),
             lever: LeverParams::default(),
             electrostatic: ElectrostaticParams::default(),
+            electrostriction: ElectrostrictionParams::default(),
+            joule_heating: JouleHeatingParams::default(),
             noise: NoiseParams::default(),
             drift: DriftParams::default(),
             clocks: SimClocks::default(),
@@ -115,6 +118,29 @@ impl Default for ElectrostaticParams {
         ElectrostaticParams {
             dC_dz_F_per_m: 0.0,
             V_cpd_V: 0.0,
+        }
+    }
+}
+
+/// Off: the ideal bench's film does not strain under the field itself.
+impl Default for ElectrostrictionParams {
+    fn default() -> Self {
+        ElectrostrictionParams {
+            coefficient_nm_per_V2: 0.0,
+            E_zero_V: 0.0,
+        }
+    }
+}
+
+/// Off: no Joule heating on the ideal bench. The time constant and
+/// expansion are typical of a micro-spot (ms-s, a few nm/K) so that turning
+/// on `R_th_K_per_W` alone gives a plausible thermal term.
+impl Default for JouleHeatingParams {
+    fn default() -> Self {
+        JouleHeatingParams {
+            R_th_K_per_W: 0.0,
+            tau_s: 0.5,
+            expansion_nm_per_K: 5.0,
         }
     }
 }

@@ -1580,6 +1580,21 @@ fn validate_sim(sim: &SimParams, c: &Checker<'_, '_>) -> Result<(), RecipeError>
     c.non_negative(&at("electrostatic", "dC_dz_F_per_m"), e.dC_dz_F_per_m)?;
     c.finite(&at("electrostatic", "V_cpd_V"), e.V_cpd_V)?;
 
+    let es = &sim.electrostriction;
+    c.finite(
+        &at("electrostriction", "coefficient_nm_per_V2"),
+        es.coefficient_nm_per_V2,
+    )?;
+    c.finite(&at("electrostriction", "E_zero_V"), es.E_zero_V)?;
+
+    let j = &sim.joule_heating;
+    c.non_negative(&at("joule_heating", "R_th_K_per_W"), j.R_th_K_per_W)?;
+    c.non_negative(&at("joule_heating", "tau_s"), j.tau_s)?;
+    c.finite(
+        &at("joule_heating", "expansion_nm_per_K"),
+        j.expansion_nm_per_K,
+    )?;
+
     let n = &sim.noise;
     c.non_negative(&at("noise", "deflection_nm_rms"), n.deflection_nm_rms)?;
     c.non_negative(&at("noise", "current_A_rms"), n.current_A_rms)?;

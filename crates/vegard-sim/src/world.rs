@@ -586,6 +586,7 @@ fn interpolate(a: &CellState, b: &CellState, w: f64) -> CellState {
         x_surface: lerp(a.x_surface, b.x_surface),
         x_mean: lerp(a.x_mean, b.x_mean),
         T_K: lerp(a.T_K, b.T_K),
+        dT_joule_K: lerp(a.dT_joule_K, b.dT_joule_K),
     }
 }
 

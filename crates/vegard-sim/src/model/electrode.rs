@@ -178,6 +178,7 @@ impl Electrode {
                 x_surface: x0,
                 x_mean,
                 T_K: p.cell.T_K,
+                dT_joule_K: 0.0,
             },
             mode: Mode::OpenCircuit,
             slope_V_per_s: 0.0,
@@ -409,6 +410,19 @@ impl Electrode {
         s.I_A = I;
         s.Q_F_C += it.I_F_A * h_s;
         s.Q_C += I * h_s;
+        // Joule heating, `I^2 R_s` through a first-order lag, integrated
+        // exactly over the sub-step with the power held at its end value
+        // (sub-steps are ms, thermal lags 0.1-10 s). Skipped on the ideal
+        // bench so its numbers do not change by a bit.
+        let j = &self.params.joule_heating;
+        if j.R_th_K_per_W > 0.0 {
+            let dT_inf_K = I * I * self.R_s_ohm * j.R_th_K_per_W;
+            s.dT_joule_K = if j.tau_s > 0.0 {
+                dT_inf_K + (s.dT_joule_K - dT_inf_K) * (-h_s / j.tau_s).exp()
+            } else {
+                dT_inf_K
+            };
+        }
         s.x_surface = self.x[0];
         s.x_mean = self
             .x
@@ -851,5 +865,45 @@ mod tests {
         let swing_nm = (kappa * (q_max - q_min)).abs();
         assert!((1.0..10.0).contains(&swing_nm), "swing {swing_nm} nm");
         assert!(i_cap < 0.05 * i_max);
+    }
+
+    /// Joule heating under a sine drive: `dT` follows `I^2 R_s R_th`
+    /// through the first-order lag, so its 2w part is the power's 2w part
+    /// times `R_s R_th / (1 + j 2w tau)` and its mean is `R_s R_th <I^2>`
+    /// (PHYSICS.md section 7), checked against the recorded current.
+    #[test]
+    fn joule_heating_lags_the_power_by_the_thermal_time_constant() {
+        use crate::model::C64;
+        use crate::model::testutil::demodulate;
+        let mut p = SimParams::default();
+        p.joule_heating.R_th_K_per_W = 2000.0;
+        p.joule_heating.tau_s = 0.3;
+        let mut el = Electrode::new(&p).unwrap();
+        let E_dc = el.state().E_app_V;
+        let (f_Hz, dt) = (0.5, 2e-3);
+        let w = 2.0 * std::f64::consts::PI * f_Hz;
+        let (mut t_s, mut I2, mut dT) = (Vec::new(), Vec::new(), Vec::new());
+        for k in 0..20_000 {
+            let t0 = f64::from(k) * dt;
+            let s = el.step_smooth(dt, |h| E_dc + 0.1 * (w * (t0 + h)).sin(), 1e-3);
+            // After 6 s (20 tau), 20 s = 10 whole periods.
+            if (3_000..13_000).contains(&k) {
+                t_s.push(t0 + dt);
+                I2.push(s.I_A * s.I_A);
+                dT.push(s.dT_joule_K);
+            }
+        }
+        let R = p.cell.R_s_ohm * p.joule_heating.R_th_K_per_W;
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let dc = mean(&dT) / (R * mean(&I2));
+        assert!((dc - 1.0).abs() < 0.01, "dc ratio {dc}");
+        let ratio = demodulate(&t_s, &dT, 2.0 * w) / demodulate(&t_s, &I2, 2.0 * w);
+        let want = C64::from(R) / C64::new(1.0, 2.0 * w * p.joule_heating.tau_s);
+        let err = (ratio / want - 1.0).norm();
+        assert!(err < 0.01, "2w transfer {ratio} vs {want}");
+        // Off (the ideal bench): no temperature rise at all.
+        let mut ideal = Electrode::new(&SimParams::default()).unwrap();
+        let s = ideal.step_smooth(0.5, |h| E_dc + 0.1 * (w * h).sin(), 1e-3);
+        assert_eq!(s.dT_joule_K, 0.0);
     }
 }

@@ -16,10 +16,10 @@ use vegard_recipe::SimParams;
 /// the same `seed` (clock jitter, current noise).
 const LEVER_STREAM: u64 = 0x4c45_5645_5200_0001;
 
-/// One mechanism that moves the tip, in nm. Implemented: Vegard strain and,
-/// switchable, its quadratic correction and the electrostatic force
-/// (PHYSICS.md section 2). Electrostriction and Joule heating would be
-/// further variants, each enabled by its own parameter.
+/// One mechanism that moves the tip, in nm: Vegard strain and, each
+/// switchable by its own parameter, its quadratic correction, the
+/// electrostatic force, electrostriction of the film and thermal expansion
+/// from Joule heating (PHYSICS.md sections 2 and 7).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeflectionTerm {
     /// Vegard strain, `u = kappa Q_F` relative to the state at construction.
@@ -46,6 +46,18 @@ pub enum DeflectionTerm {
         electrostatic_nm_per_V2: f64,
         V_cpd_V: f64,
     },
+    /// Electrostriction of the film, `u = c (E_int - E_zero)^2` with
+    /// `E_int = E - I R_s` across the interface: flat in frequency, in
+    /// phase with `E`, zero where the field across the film vanishes.
+    /// Present when `electrostriction.coefficient_nm_per_V2 != 0`.
+    Electrostriction {
+        coefficient_nm_per_V2: f64,
+        E_zero_V: f64,
+    },
+    /// Thermal expansion from Joule heating, `u = expansion dT` with `dT`
+    /// the state's lagged `I^2 R_s R_th` (integrated by the electrode).
+    /// Present when `joule_heating.R_th_K_per_W > 0`.
+    JouleExpansion { expansion_nm_per_K: f64 },
 }
 
 impl DeflectionTerm {
@@ -61,6 +73,16 @@ impl DeflectionTerm {
             } => {
                 let dV = state.E_app_V - V_cpd_V;
                 electrostatic_nm_per_V2 * dV * dV
+            }
+            DeflectionTerm::Electrostriction {
+                coefficient_nm_per_V2,
+                E_zero_V,
+            } => {
+                let dV = state.E_int_V - E_zero_V;
+                coefficient_nm_per_V2 * dV * dV
+            }
+            DeflectionTerm::JouleExpansion { expansion_nm_per_K } => {
+                expansion_nm_per_K * state.dT_joule_K
             }
         }
     }
@@ -96,6 +118,18 @@ impl Lever {
             terms.push(DeflectionTerm::Electrostatic {
                 electrostatic_nm_per_V2: electrostatic_nm_per_V2(p),
                 V_cpd_V: p.electrostatic.V_cpd_V,
+            });
+        }
+        let es = &p.electrostriction;
+        if es.coefficient_nm_per_V2 != 0.0 {
+            terms.push(DeflectionTerm::Electrostriction {
+                coefficient_nm_per_V2: es.coefficient_nm_per_V2,
+                E_zero_V: es.E_zero_V,
+            });
+        }
+        if p.joule_heating.R_th_K_per_W > 0.0 && p.joule_heating.expansion_nm_per_K != 0.0 {
+            terms.push(DeflectionTerm::JouleExpansion {
+                expansion_nm_per_K: p.joule_heating.expansion_nm_per_K,
             });
         }
         Lever {
@@ -158,6 +192,7 @@ mod tests {
             I_F_A: 1e-3,
             Q_F_C,
             Q_C: Q_F_C + 1e-5,
+            dT_joule_K: 0.0,
             x_surface: 0.5,
             x_mean: 0.5,
             T_K: 298.15,
@@ -411,5 +446,43 @@ mod tests {
         let mut q = p.clone();
         q.seed += 1;
         assert_ne!(run(&p), run(&q));
+    }
+
+    /// Electrostriction follows the potential across the interface,
+    /// `c (E_int - E_zero)^2`, not the applied one or the contact
+    /// potential; Joule expansion is `expansion dT`. Each is added only when
+    /// switched on.
+    #[test]
+    fn electrostriction_and_joule_terms_follow_their_own_variables() {
+        let mut p = quiet();
+        p.electrostriction.coefficient_nm_per_V2 = 0.8;
+        p.electrostriction.E_zero_V = 0.1;
+        let lever = Lever::new(&p);
+        assert_eq!(lever.terms().len(), 2);
+        let s = CellState {
+            E_app_V: 0.9,
+            E_int_V: 0.6,
+            ..state(0.0)
+        };
+        assert!((lever.true_deflection_nm(&s) - 0.8 * 0.5 * 0.5).abs() < 1e-12);
+        let mut q = quiet();
+        q.joule_heating.R_th_K_per_W = 1000.0;
+        q.joule_heating.expansion_nm_per_K = 4.0;
+        let lever = Lever::new(&q);
+        assert_eq!(
+            lever.terms()[1],
+            DeflectionTerm::JouleExpansion {
+                expansion_nm_per_K: 4.0
+            }
+        );
+        let hot = CellState {
+            dT_joule_K: 0.025,
+            ..state(0.0)
+        };
+        assert!((lever.true_deflection_nm(&hot) - 0.1).abs() < 1e-12);
+        // Joule heating needs R_th: its other parameters alone add nothing.
+        let mut r = quiet();
+        r.joule_heating.expansion_nm_per_K = 4.0;
+        assert_eq!(Lever::new(&r).terms().len(), 1);
     }
 }

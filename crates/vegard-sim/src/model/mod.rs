@@ -66,6 +66,11 @@ pub struct CellState {
     pub x_mean: f64,
     /// Temperature of the film during the step, K (the stage's, in the world).
     pub T_K: f64,
+    /// Temperature rise of the spot under the tip from Joule heating in the
+    /// electrolyte, `I^2 R_s` through the first-order lag of
+    /// `joule_heating` (0 with it off: the ideal bench), K. Drives only the
+    /// lever's thermal-expansion term; the film's kinetics stay at `T_K`.
+    pub dT_joule_K: f64,
 }
 
 /// Checks every parameter the model uses, once, so the solver and the lever
@@ -177,6 +182,26 @@ pub fn validate(p: &SimParams) -> Result<(), SimError> {
             reason: format!("must be finite, got {}", p.electrostatic.V_cpd_V),
         });
     }
+    for (name, v) in [
+        (
+            "electrostriction.coefficient_nm_per_V2",
+            p.electrostriction.coefficient_nm_per_V2,
+        ),
+        ("electrostriction.E_zero_V", p.electrostriction.E_zero_V),
+        (
+            "joule_heating.expansion_nm_per_K",
+            p.joule_heating.expansion_nm_per_K,
+        ),
+    ] {
+        if !v.is_finite() {
+            return Err(SimError::InvalidParam {
+                name,
+                reason: format!("must be finite, got {v}"),
+            });
+        }
+    }
+    non_negative("joule_heating.R_th_K_per_W", p.joule_heating.R_th_K_per_W)?;
+    non_negative("joule_heating.tau_s", p.joule_heating.tau_s)?;
     non_negative("noise.deflection_nm_rms", p.noise.deflection_nm_rms)?;
     non_negative("noise.current_A_rms", p.noise.current_A_rms)?;
     non_negative("noise.potential_V_rms", p.noise.potential_V_rms)?;

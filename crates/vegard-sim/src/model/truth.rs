@@ -73,6 +73,19 @@ pub struct Truth {
     pub electrostatic_nm_per_V2: f64,
     /// Contact potential difference: where the electrostatic term vanishes.
     pub V_cpd_V: f64,
+    /// Electrostriction `u = electrostriction_nm_per_V2 (E_int - E_zero)^2`,
+    /// nm/V^2; 0 on the ideal bench.
+    pub electrostriction_nm_per_V2: f64,
+    /// Interface potential where the electrostriction vanishes, V.
+    pub electrostriction_E_zero_V: f64,
+    /// Joule heating: steady deflection per watt dissipated in `R_s`,
+    /// `R_th expansion`, nm/W (0 on the ideal bench), reached through a
+    /// first-order lag of `joule_tau_s`.
+    pub joule_nm_per_W: f64,
+    /// Thermal time constant of the Joule term, s.
+    pub joule_tau_s: f64,
+    /// Thermal resistance of the heated spot, K/W (0 = off).
+    pub joule_R_th_K_per_W: f64,
     /// Diffusion time L^2/D at the cell temperature `T_K`.
     pub tau_s: f64,
     /// Charge of the whole film from empty to full, zFALc_max.
@@ -195,6 +208,11 @@ pub fn truth(p: &SimParams) -> Result<Truth, SimError> {
         dOmega_dx_m3_per_mol: p.strain.dOmega_dx_m3_per_mol,
         electrostatic_nm_per_V2: electrostatic_nm_per_V2(p),
         V_cpd_V: p.electrostatic.V_cpd_V,
+        electrostriction_nm_per_V2: p.electrostriction.coefficient_nm_per_V2,
+        electrostriction_E_zero_V: p.electrostriction.E_zero_V,
+        joule_nm_per_W: p.joule_heating.R_th_K_per_W * p.joule_heating.expansion_nm_per_K,
+        joule_tau_s: p.joule_heating.tau_s,
+        joule_R_th_K_per_W: p.joule_heating.R_th_K_per_W,
         tau_s: f.thickness_m * f.thickness_m / D,
         Q_full_C,
         C_dl_F: p.cell.C_dl_F,
