@@ -447,6 +447,8 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &DashState, compact: bool) 
             fmt_duration(state.total_s)
         ),
     };
+    // A long abort reason is elided, not cut (the events panel has it).
+    let label = elide(&label, usize::from(area.width.saturating_sub(4)));
     let color = match &state.finished {
         Some((s, _)) if s != "complete" => Color::Red,
         _ => Color::Green,
@@ -1012,14 +1014,16 @@ fn draw_clocks(frame: &mut Frame, area: Rect, state: &DashState, borders: Border
         let text = if wide {
             let name: String = c.device.chars().take(12).collect();
             format!(
-                "{name:<12} {:>10.3} {:>+8.1} {err}{flag}",
-                c.offset_s, c.drift_ppm
+                "{name:<12} {:>10.3} {:>8} {err}{flag}",
+                c.offset_s,
+                fmt_ppm(c.drift_ppm)
             )
         } else {
             let name = short_device(&c.device);
             format!(
-                "{name:<6}{:>9.3}{:>+7.1}{err}{flag}",
-                c.offset_s, c.drift_ppm
+                "{name:<6}{:>9.3}{:>7}{err}{flag}",
+                c.offset_s,
+                fmt_ppm(c.drift_ppm)
             )
         };
         lines.push(Line::styled(text, style));
@@ -1039,6 +1043,17 @@ fn draw_clocks(frame: &mut Frame, area: Rect, state: &DashState, borders: Border
         }
     }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Drift with sign in at most 7 characters: one decimal up to ±9999.9 ppm,
+/// an exponent beyond (an overloaded host once gave +17385916.0, which ran
+/// into the offset column).
+fn fmt_ppm(ppm: f64) -> String {
+    if ppm.abs() < 9999.95 {
+        format!("{ppm:+.1}")
+    } else {
+        format!("{ppm:+.1e}")
+    }
 }
 
 /// Device names cut to fit the compact clocks panel.
@@ -1305,6 +1320,11 @@ pub fn elide(text: &str, width: usize) -> String {
         return String::new();
     }
     let keep: String = text.chars().take(width - 1).collect();
+    // `keep` ends on a whole word when it ends in a space or the first
+    // character dropped is one.
+    if keep.ends_with(' ') || text.chars().nth(width - 1) == Some(' ') {
+        return format!("{}…", keep.trim_end());
+    }
     let cut = match keep.trim_end().rfind(' ') {
         Some(i) if keep[..i].chars().count() * 2 >= width => keep[..i].trim_end().to_string(),
         _ => keep.trim_end().to_string(),
@@ -1368,4 +1388,75 @@ fn fmt_t(t_s: f64) -> String {
 /// A duration in s, min or h ([`vegard_core::format::duration_short`]).
 pub fn fmt_duration(s: f64) -> String {
     vegard_core::format::duration_short(s)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// Issue 18: "@ 0.2 V/" and "ASRL/dev/pts/3::INST" were cut by the
+    /// panel edge; elided text ends in "…" at a word boundary when there is
+    /// one in the second half, and never exceeds the width.
+    #[test]
+    fn elide_known_answers() {
+        assert_eq!(
+            elide("cv 0.4->[0.9,-0.1] V @ 0.2 V/s x3", 40),
+            "cv 0.4->[0.9,-0.1] V @ 0.2 V/s x3"
+        );
+        assert_eq!(
+            elide("cv 0.4->[0.9,-0.1] V @ 0.2 V/s x3", 28),
+            "cv 0.4->[0.9,-0.1] V @ 0.2…"
+        );
+        assert_eq!(
+            elide("potentiostat: ASRL/dev/pts/3::INSTR", 30),
+            "potentiostat: ASRL/dev/pts/3:…"
+        );
+        assert_eq!(elide("abcdefghij", 5), "abcd…");
+        assert_eq!(elide("abc", 0), "");
+        for w in 1..40 {
+            let e = elide("deflection: Keysight Technologies,34465A", w);
+            assert!(e.chars().count() <= w, "{w}: {e}");
+        }
+    }
+
+    #[test]
+    fn drift_fits_its_column() {
+        assert_eq!(fmt_ppm(19.84), "+19.8");
+        assert_eq!(fmt_ppm(-135.0), "-135.0");
+        assert_eq!(fmt_ppm(17_385_916.0), "+1.7e7");
+    }
+
+    /// Each technique gets its own right-hand panels; the loops (and the
+    /// kappa) only in CV-like steps.
+    #[test]
+    fn focus_follows_the_technique() {
+        let mut s = DashState::new(Mode::Run);
+        let ui = UiState::default();
+        assert_eq!(focus(&s, &ui), Focus::Loops);
+        for (kind, want) in [
+            ("cv", Focus::Loops),
+            ("steps", Focus::Loops),
+            ("eis", Focus::Impedance),
+            ("esm_sweep", Focus::Esm),
+            ("temperature", Focus::Temperature),
+        ] {
+            s.apply(crate::DashEvent::StepStarted {
+                index: 0,
+                count: 1,
+                kind: kind.into(),
+                duration_s: 1.0,
+            });
+            assert_eq!(focus(&s, &ui), want, "{kind}");
+            let panels: Vec<Panel> = layout(Rect::new(0, 0, 80, 24), &s, &ui)
+                .into_iter()
+                .map(|p| p.0)
+                .collect();
+            assert_eq!(
+                panels.contains(&Panel::UqLoop),
+                want == Focus::Loops,
+                "{kind}"
+            );
+        }
+    }
 }
