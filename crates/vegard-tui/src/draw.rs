@@ -242,7 +242,7 @@ pub fn draw(frame: &mut Frame, state: &DashState, ui: &UiState) {
     for (panel, r) in panels {
         match panel {
             Panel::Header => draw_header(frame, r, state, compact),
-            Panel::Readout => draw_readout(frame, r, state),
+            Panel::Readout => draw_readout(frame, r, state, focus(state, ui)),
             Panel::TraceE | Panel::TraceI | Panel::TraceU => {
                 draw_trace(frame, r, state, ui, panel, x_window, borders, !compact)
             }
@@ -303,7 +303,9 @@ pub fn readout_lines(r: &Readout, width: u16) -> Vec<Vec<(&'static str, String)>
     lines
 }
 
-fn draw_readout(frame: &mut Frame, area: Rect, state: &DashState) {
+/// The readout; during a temperature step T is drawn in its colour, the
+/// number to watch while the stage settles.
+fn draw_readout(frame: &mut Frame, area: Rect, state: &DashState, focus: Focus) {
     let color = |label: &str| match label {
         "E" => C_E,
         "I" => C_I,
@@ -325,6 +327,8 @@ fn draw_readout(frame: &mut Frame, area: Rect, state: &DashState) {
                 ));
                 let style = if value == MISSING {
                     Style::new().fg(Color::DarkGray)
+                } else if label == "T" && focus == Focus::Temperature {
+                    Style::new().fg(C_T).add_modifier(Modifier::BOLD)
                 } else {
                     Style::new().add_modifier(Modifier::BOLD)
                 };

@@ -573,3 +573,32 @@ fn long_text_is_elided_not_cut() {
     assert!(text.contains("deflection: Keysight…"), "{text}");
     assert!(!text.contains("::INST"), "{text}");
 }
+
+/// Between and around the three reference sizes (including both sides of
+/// the compact/full switch at 120 × 36 and below 80 × 24), every scenario
+/// draws without panicking and without one panel running into another.
+#[test]
+fn no_overlap_at_other_sizes() {
+    let scenarios = [
+        ("cv", cv_state(Mode::Run, 2, 0.7)),
+        ("eis", eis_state()),
+        ("esm", esm_state()),
+        ("temperature", temperature_state()),
+        ("paused", paused_state()),
+    ];
+    let ui = UiState::default();
+    for (name, state) in &scenarios {
+        for (w, h) in [
+            (60, 18),
+            (79, 23),
+            (100, 30),
+            (119, 40),
+            (120, 35),
+            (120, 36),
+            (160, 48),
+            (250, 70),
+        ] {
+            assert_no_overlap(name, state, &ui, w, h);
+        }
+    }
+}
