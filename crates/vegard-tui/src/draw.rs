@@ -2,11 +2,15 @@
 //! neither; everything a frame needs that is costly (decimation) is computed
 //! here from the summaries the state keeps, sized to the cells on screen.
 //!
-//! Layout: below 120 × 36 cells ("compact", down to 80 × 24) the traces
-//! take the left half, the right half holds the I–E loop (or the spectrum
-//! slot, when the current step makes it relevant) over the u–Q loop, and one
-//! short row holds events and clocks; the plan list and instrument IDNs only
-//! appear in the full layout, which also shows loops and spectrum side by side.
+//! Layout ([`layout`], pure, so tests can check it): header, the numeric
+//! readout (one line, two on 80 columns), E/I/u traces on the left, the
+//! panels of the running technique on the right ([`Focus`]: loops and kappa
+//! for CV-like steps, Nyquist and |Z| for EIS, amplitude and phase for ESM,
+//! T for a temperature step), events and clocks below. Below 120 × 36 cells
+//! ("compact", down to 80 × 24) panels have only a top border and a blank
+//! column between the halves; the plan list, instrument IDNs and the second
+//! row of right-hand panels only appear in the full layout. Text that does
+//! not fit is elided with "…", never cut mid-word.
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -18,6 +22,8 @@ use ratatui::widgets::{
 };
 
 use crate::input::{InputMode, SpectrumChoice, TimeWindow, UiState};
+use crate::readout::{MISSING, Readout, sig4};
+use crate::series::axis_bounds;
 use crate::series::{stride_points, x_range, y_range};
 use crate::state::DashState;
 use crate::{LogLevel, Mode};
@@ -35,71 +41,303 @@ const C_I: Color = Color::LightCyan;
 const C_U: Color = Color::LightGreen;
 const C_PREV: Color = Color::DarkGray;
 const C_SET: Color = Color::LightMagenta;
+const C_T: Color = Color::LightRed;
 
-/// Draw the whole dashboard into `frame`.
-pub fn draw(frame: &mut Frame, state: &DashState, ui: &UiState) {
-    let area = frame.area();
-    if area.width < 20 || area.height < 6 {
-        frame.render_widget(Paragraph::new("vegard: terminal too small"), area);
-        return;
+/// One panel of the dashboard; [`layout`] places them, [`draw`] fills them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    Header,
+    Readout,
+    /// Potential vs time.
+    TraceE,
+    /// Current vs time.
+    TraceI,
+    /// Deflection vs time.
+    TraceU,
+    IvLoop,
+    /// u vs Q of the current cycle, with the running kappa.
+    UqLoop,
+    Nyquist,
+    /// |Z| vs frequency.
+    Bode,
+    EsmAmplitude,
+    EsmPhase,
+    Temperature,
+    Events,
+    Plan,
+    Clocks,
+    Footer,
+}
+
+/// What the right-hand panels show: chosen by the running technique (or by
+/// the user's `s`), so a panel never shows a quantity that does not apply,
+/// e.g. a kappa fitted to the oscillating charge of an EIS or ESM step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    /// CV, LSV, potential steps, OCP (and before the first step): I–E and
+    /// u–Q loops with the kappa.
+    Loops,
+    /// EIS: Nyquist and |Z| vs f.
+    Impedance,
+    /// ESM sweep: amplitude and phase vs f.
+    Esm,
+    /// Temperature step: T and setpoint, large.
+    Temperature,
+}
+
+/// The focus for the running step and the user's spectrum choice.
+pub fn focus(state: &DashState, ui: &UiState) -> Focus {
+    match ui.spectrum {
+        SpectrumChoice::Nyquist => Focus::Impedance,
+        SpectrumChoice::Esm => Focus::Esm,
+        SpectrumChoice::Temperature => Focus::Temperature,
+        SpectrumChoice::Auto => match state.current_kind() {
+            Some("eis") => Focus::Impedance,
+            Some("esm_sweep") => Focus::Esm,
+            Some("temperature") => Focus::Temperature,
+            _ => Focus::Loops,
+        },
     }
-    let compact = area.width < 120 || area.height < 36;
-    let [header, body, footer] = Layout::vertical([
+}
+
+/// Below this width or height the compact layout is used (down to 80 × 24).
+pub const FULL_MIN_W: u16 = 120;
+pub const FULL_MIN_H: u16 = 36;
+
+/// Where every panel goes in `area`. Panels never overlap, and two panels
+/// side by side either both have borders or are one blank column apart, so
+/// no tick label or trace of one runs into the next (checked by the
+/// snapshot tests at 80 × 24, 120 × 40 and 200 × 60).
+pub fn layout(area: Rect, state: &DashState, ui: &UiState) -> Vec<(Panel, Rect)> {
+    let mut out = Vec::new();
+    if area.width < 20 || area.height < 6 {
+        return out;
+    }
+    let compact = area.width < FULL_MIN_W || area.height < FULL_MIN_H;
+    let readout_rows = readout_lines(&Readout::of(state), area.width).len() as u16;
+    let bottom_rows = match (compact, area.height) {
+        (false, _) => 10,
+        (true, h) if h >= 30 => 6,
+        (true, h) if h >= 20 => 5,
+        _ => 0,
+    };
+    let [header, readout, main, bottom, footer] = Layout::vertical([
         Constraint::Length(2),
+        Constraint::Length(readout_rows),
         Constraint::Min(0),
+        Constraint::Length(bottom_rows),
         Constraint::Length(1),
     ])
     .areas(area);
-    draw_header(frame, header, state, compact);
-    let borders = if compact { Borders::TOP } else { Borders::ALL };
+    out.push((Panel::Header, header));
+    out.push((Panel::Readout, readout));
+    // Compact panels have only a top border: a blank column between the two
+    // halves keeps the left traces off the right panels' y labels.
+    let gap = u16::from(compact);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .spacing(gap)
+            .areas(main);
+    let [a_e, a_i, a_u] = Layout::vertical([Constraint::Ratio(1, 3); 3]).areas(left);
+    out.extend([
+        (Panel::TraceE, a_e),
+        (Panel::TraceI, a_i),
+        (Panel::TraceU, a_u),
+    ]);
+    let f = focus(state, ui);
+    let pair = |f: Focus| match f {
+        Focus::Loops => [Some(Panel::IvLoop), Some(Panel::UqLoop)],
+        Focus::Impedance => [Some(Panel::Nyquist), Some(Panel::Bode)],
+        Focus::Esm => [Some(Panel::EsmAmplitude), Some(Panel::EsmPhase)],
+        Focus::Temperature => [Some(Panel::Temperature), None],
+    };
+    let split =
+        |a: Rect, vertical: bool, panels: [Option<Panel>; 2], out: &mut Vec<(Panel, Rect)>| {
+            match panels {
+                [Some(p), Some(q)] => {
+                    let [x, y] = if vertical {
+                        Layout::vertical([Constraint::Percentage(50); 2]).areas(a)
+                    } else {
+                        Layout::horizontal([Constraint::Percentage(50); 2]).areas(a)
+                    };
+                    out.extend([(p, x), (q, y)]);
+                }
+                [Some(p), None] | [None, Some(p)] => out.push((p, a)),
+                [None, None] => {}
+            }
+        };
     if compact {
-        let [main, bottom] =
-            Layout::vertical([Constraint::Min(0), Constraint::Length(6)]).areas(body);
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(main);
-        draw_traces(frame, left, state, ui, borders, false);
-        let [top_r, bot_r] =
-            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(right);
-        match spectrum_view(state, ui) {
-            Some(view) => draw_spectrum(frame, top_r, state, view, borders),
-            None => draw_iv_loop(frame, top_r, state, borders),
+        split(right, true, pair(f), &mut out);
+        if bottom_rows > 0 {
+            let [ev, clk] =
+                Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                    .spacing(1)
+                    .areas(bottom);
+            out.extend([(Panel::Events, ev), (Panel::Clocks, clk)]);
         }
-        draw_uq_loop(frame, bot_r, state, borders);
-        let [ev, clk] =
-            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
-                .areas(bottom);
-        draw_events(frame, ev, state, Borders::TOP);
-        draw_clocks(frame, clk, state, Borders::TOP, false);
     } else {
-        let [main, bottom] =
-            Layout::vertical([Constraint::Min(0), Constraint::Length(10)]).areas(body);
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(main);
-        draw_traces(frame, left, state, ui, borders, true);
-        let [loops, spec] =
-            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(right);
-        let [iv, uq] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-            .areas(loops);
-        draw_iv_loop(frame, iv, state, borders);
-        draw_uq_loop(frame, uq, state, borders);
-        let view = spectrum_view(state, ui).unwrap_or_else(|| fallback_view(state));
-        draw_spectrum(frame, spec, state, view, borders);
+        match context(state, f) {
+            Some(c) => {
+                let [top, low] =
+                    Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)])
+                        .areas(right);
+                split(top, false, pair(f), &mut out);
+                split(low, false, pair(c), &mut out);
+            }
+            None => split(right, true, pair(f), &mut out),
+        }
         let [ev, plan, clk] = Layout::horizontal([
             Constraint::Percentage(40),
             Constraint::Percentage(30),
             Constraint::Percentage(30),
         ])
         .areas(bottom);
-        draw_events(frame, ev, state, Borders::ALL);
-        draw_plan(frame, plan, state);
-        draw_clocks(frame, clk, state, Borders::ALL, true);
+        out.extend([
+            (Panel::Events, ev),
+            (Panel::Plan, plan),
+            (Panel::Clocks, clk),
+        ]);
     }
-    draw_footer(frame, footer, state, ui);
+    out.push((Panel::Footer, footer));
+    out
+}
+
+/// The full layout's second row of right-hand panels: what was measured
+/// most recently besides the focus (the last spectrum, else temperature),
+/// never the loops outside a CV-like step (their kappa would not apply).
+fn context(state: &DashState, f: Focus) -> Option<Focus> {
+    let last_eis = state.eis.last().map(|p| p.step);
+    let last_esm = state.esm.last().map(|p| p.step);
+    let has_t = !state.temp.t_s.is_empty();
+    let mut order: Vec<Focus> = match (last_eis, last_esm) {
+        (Some(e), Some(m)) if m > e => vec![Focus::Esm, Focus::Impedance],
+        (Some(_), Some(_)) => vec![Focus::Impedance, Focus::Esm],
+        (Some(_), None) => vec![Focus::Impedance],
+        (None, Some(_)) => vec![Focus::Esm],
+        (None, None) => vec![],
+    };
+    // A temperature stage matters most while a spectrum is measured at T.
+    if has_t {
+        let at = if matches!(f, Focus::Impedance | Focus::Esm) {
+            0
+        } else {
+            order.len()
+        };
+        order.insert(at, Focus::Temperature);
+    }
+    order.into_iter().find(|&c| c != f)
+}
+
+/// Draw the whole dashboard into `frame`.
+pub fn draw(frame: &mut Frame, state: &DashState, ui: &UiState) {
+    let area = frame.area();
+    let panels = layout(area, state, ui);
+    if panels.is_empty() {
+        frame.render_widget(Paragraph::new("vegard: terminal too small"), area);
+        return;
+    }
+    let compact = area.width < FULL_MIN_W || area.height < FULL_MIN_H;
+    let borders = if compact { Borders::TOP } else { Borders::ALL };
+    let x_window = time_bounds(state, ui.window);
+    for (panel, r) in panels {
+        match panel {
+            Panel::Header => draw_header(frame, r, state, compact),
+            Panel::Readout => draw_readout(frame, r, state, focus(state, ui)),
+            Panel::TraceE | Panel::TraceI | Panel::TraceU => {
+                draw_trace(frame, r, state, ui, panel, x_window, borders, !compact)
+            }
+            Panel::IvLoop => draw_iv_loop(frame, r, state, borders),
+            Panel::UqLoop => draw_uq_loop(frame, r, state, borders),
+            Panel::Nyquist => draw_nyquist(frame, r, state, borders),
+            Panel::Bode => draw_bode(frame, r, state, borders),
+            Panel::EsmAmplitude => draw_esm(frame, r, state, borders, true),
+            Panel::EsmPhase => draw_esm(frame, r, state, borders, false),
+            Panel::Temperature => draw_temperature(frame, r, state, borders),
+            Panel::Events => draw_events(
+                frame,
+                r,
+                state,
+                if compact { Borders::TOP } else { Borders::ALL },
+            ),
+            Panel::Plan => draw_plan(frame, r, state),
+            Panel::Clocks => draw_clocks(
+                frame,
+                r,
+                state,
+                if compact { Borders::TOP } else { Borders::ALL },
+                !compact,
+            ),
+            Panel::Footer => draw_footer(frame, r, state, ui),
+        }
+    }
     if ui.help {
         draw_help(frame, area, state.mode);
     }
+}
+
+// ---------------------------------------------------------------- readout
+
+/// The readout's items packed into as few lines of `width` as they fit,
+/// most important first; an item wider than a line is elided.
+pub fn readout_lines(r: &Readout, width: u16) -> Vec<Vec<(&'static str, String)>> {
+    let width = usize::from(width);
+    let items = r.items(width >= usize::from(FULL_MIN_W));
+    let sep = 3;
+    let mut lines: Vec<Vec<(&'static str, String)>> = Vec::new();
+    let mut used = 0;
+    for (label, value) in items {
+        let len = label.chars().count() + 1 + value.chars().count();
+        match lines.last_mut() {
+            Some(line) if used + sep + len <= width.saturating_sub(1) => {
+                used += sep + len;
+                line.push((label, value));
+            }
+            _ => {
+                let room = width.saturating_sub(2 + label.chars().count());
+                let value = elide(&value, room);
+                used = label.chars().count() + 1 + value.chars().count();
+                lines.push(vec![(label, value)]);
+            }
+        }
+    }
+    lines
+}
+
+/// The readout; during a temperature step T is drawn in its colour, the
+/// number to watch while the stage settles.
+fn draw_readout(frame: &mut Frame, area: Rect, state: &DashState, focus: Focus) {
+    let color = |label: &str| match label {
+        "E" => C_E,
+        "I" => C_I,
+        "u" | "κ" => C_U,
+        "T" => C_T,
+        _ => Color::White,
+    };
+    let lines: Vec<Line> = readout_lines(&Readout::of(state), area.width)
+        .into_iter()
+        .map(|items| {
+            let mut spans = vec![Span::raw(" ")];
+            for (k, (label, value)) in items.into_iter().enumerate() {
+                if k > 0 {
+                    spans.push(Span::raw("   "));
+                }
+                spans.push(Span::styled(
+                    format!("{label} "),
+                    Style::new().fg(color(label)).add_modifier(Modifier::BOLD),
+                ));
+                let style = if value == MISSING {
+                    Style::new().fg(Color::DarkGray)
+                } else if label == "T" && focus == Focus::Temperature {
+                    Style::new().fg(C_T).add_modifier(Modifier::BOLD)
+                } else {
+                    Style::new().add_modifier(Modifier::BOLD)
+                };
+                spans.push(Span::styled(value, style));
+            }
+            Line::from(spans)
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), area);
 }
 
 // ---------------------------------------------------------------- header
@@ -138,6 +376,8 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &DashState, compact: bool) 
         (None, None) => "waiting for the run to start".to_string(),
     };
     spans.push(Span::raw(step_txt));
+    // Dropped first when the line is too long (the gauge below shows it).
+    let elapsed_at = spans.len();
     if let Some(p) = &state.progress {
         spans.push(Span::raw(format!(
             " · elapsed {} · ETA {}",
@@ -183,6 +423,14 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &DashState, compact: bool) 
             Style::new().fg(Color::DarkGray),
         ));
     }
+    let width = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>();
+    if width(&spans) > usize::from(area.width) && state.progress.is_some() {
+        spans.remove(elapsed_at);
+    }
+    if width(&spans) > usize::from(area.width) {
+        let text: String = spans.iter().map(|s| s.content.as_ref()).collect();
+        spans = vec![Span::raw(elide(&text, usize::from(area.width)))];
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)), l1);
 
     let ratio = match &state.progress {
@@ -203,6 +451,8 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &DashState, compact: bool) 
             fmt_duration(state.total_s)
         ),
     };
+    // A long abort reason is elided, not cut (the events panel has it).
+    let label = elide(&label, usize::from(area.width.saturating_sub(4)));
     let color = match &state.finished {
         Some((s, _)) if s != "complete" => Color::Red,
         _ => Color::Green,
@@ -246,21 +496,36 @@ fn time_bounds(state: &DashState, window: TimeWindow) -> [f64; 2] {
     if hi > lo { [lo, hi] } else { [lo, lo + 1.0] }
 }
 
-fn draw_traces(
+/// Smallest span of each trace's y axis. A signal that is only noise would
+/// otherwise be autoscaled to fill the panel and read as an oscillation or
+/// a drift. Each floor is many times the recorded noise (the virtual bench
+/// models the instruments' rms noise: E 50 µV, I 50 nA, u 0.02 nm,
+/// T 0.01 K, about 0.02 K peak to peak on a real stage), so
+/// noise fills a few percent of the axis and real changes of the size that
+/// matters still fill most of it.
+///
+/// E: 5 mV (±2.5 mV) — 100× the noise; OCP relaxations of a few mV show.
+pub const MIN_SPAN_E_V: f64 = 5e-3;
+/// I: 1 µA (±0.5 µA) — 20× the noise; a CV of a thin film gives tens of µA.
+pub const MIN_SPAN_I_A: f64 = 1e-6;
+/// u: 0.5 nm (±0.25 nm) — 25× the noise; Vegard strains of a film give
+/// 0.1–10 nm.
+pub const MIN_SPAN_U_NM: f64 = 0.5;
+/// T: 1 K (±0.5 K) — 50× the noise; a temperature step is 5–50 K, and a
+/// stage that holds its setpoint draws as the flat line it is.
+pub const MIN_SPAN_T_K: f64 = 1.0;
+
+#[allow(clippy::too_many_arguments)] // one call site, in draw
+fn draw_trace(
     frame: &mut Frame,
     area: Rect,
     state: &DashState,
     ui: &UiState,
+    which: Panel,
+    x: [f64; 2],
     borders: Borders,
     full: bool,
 ) {
-    let [a_e, a_i, a_u] = Layout::vertical([
-        Constraint::Ratio(1, 3),
-        Constraint::Ratio(1, 3),
-        Constraint::Ratio(1, 3),
-    ])
-    .areas(area);
-    let x = time_bounds(state, ui.window);
     let window = match ui.window {
         TimeWindow::All => "whole run".to_string(),
         TimeWindow::Last(s) => format!("last {s} s"),
@@ -271,16 +536,7 @@ fn draw_traces(
         fmt_num(x[1], x[1] - x[0])
     );
     // Columns the plot gets: the panel minus y labels and the axis (~9).
-    let buckets = |a: Rect| usize::from(a.width.saturating_sub(9)).max(1);
-
-    let p = &state.pot;
-    let e = p.E_mm.decimate(&p.t_s, &p.E_V, x[0], x[1], buckets(a_e));
-    let i_raw = p.I_mm.decimate(&p.t_s, &p.I_A, x[0], x[1], buckets(a_i));
-    let (i_scale, i_unit) = si_scale(&i_raw, "A");
-    let i: Vec<(f64, f64)> = i_raw.iter().map(|&(t, v)| (t, v * i_scale)).collect();
-    let d = &state.defl;
-    let u = d.mm.decimate(&d.t_s, &d.nm, x[0], x[1], buckets(a_u));
-
+    let buckets = usize::from(area.width.saturating_sub(9)).max(1);
     let title = |q: &str, unit: &str| {
         if full {
             format!(" {q} ({unit}) ")
@@ -288,47 +544,52 @@ fn draw_traces(
             format!(" {q} ({unit}) vs t (s) · {span} ")
         }
     };
-    plot(
-        frame,
-        a_e,
-        PlotSpec {
-            title: title("E", "V").into(),
-            series: vec![(&e, Style::new().fg(C_E))],
-            x,
-            x_labels: false,
-            x_title: None,
-            borders,
-            empty: "no potentiostat data yet",
-        },
-    );
-    plot(
-        frame,
-        a_i,
-        PlotSpec {
-            title: title("I", i_unit).into(),
-            series: vec![(&i, Style::new().fg(C_I))],
-            x,
-            x_labels: false,
-            x_title: None,
-            borders,
-            empty: "no current data yet (open circuit)",
-        },
-    );
-    plot(
-        frame,
-        a_u,
-        PlotSpec {
-            title: if full {
-                format!(" u deflection (nm) · {window} ").into()
+    let p = &state.pot;
+    let d = &state.defl;
+    let (data, title, color, min_span, empty) = match which {
+        Panel::TraceE => (
+            p.E_mm.decimate(&p.t_s, &p.E_V, x[0], x[1], buckets),
+            title("E", "V"),
+            C_E,
+            MIN_SPAN_E_V,
+            "no potentiostat data yet",
+        ),
+        Panel::TraceI => {
+            let raw = p.I_mm.decimate(&p.t_s, &p.I_A, x[0], x[1], buckets);
+            let (scale, unit) = si_scale(&raw, "A");
+            (
+                raw.iter().map(|&(t, v)| (t, v * scale)).collect(),
+                title("I", unit),
+                C_I,
+                MIN_SPAN_I_A * scale,
+                "no current (open circuit)",
+            )
+        }
+        _ => (
+            d.mm.decimate(&d.t_s, &d.nm, x[0], x[1], buckets),
+            if full {
+                format!(" u deflection (nm) · {window} ")
             } else {
-                title("u", "nm").into()
+                title("u", "nm")
             },
-            series: vec![(&u, Style::new().fg(C_U))],
+            C_U,
+            MIN_SPAN_U_NM,
+            "no deflection data yet",
+        ),
+    };
+    let last = which == Panel::TraceU;
+    plot(
+        frame,
+        area,
+        PlotSpec {
+            title: title.into(),
+            series: vec![(&data, Style::new().fg(color))],
             x,
-            x_labels: full,
-            x_title: full.then(|| "t (s)".to_string()),
+            min_span,
+            x_labels: full && last,
+            x_title: (full && last).then(|| "t (s)".to_string()),
             borders,
-            empty: "no deflection data yet",
+            empty,
         },
     );
 }
@@ -357,6 +618,7 @@ fn draw_iv_loop(frame: &mut Frame, area: Rect, state: &DashState, borders: Borde
             previous: &pr,
             color: C_I,
             x_title: "E (V)",
+            y_min_span: MIN_SPAN_I_A * scale,
             borders,
             empty: "no I–E data yet",
         },
@@ -371,23 +633,31 @@ fn draw_uq_loop(frame: &mut Frame, area: Rect, state: &DashState, borders: Borde
             .unwrap_or_default()
     };
     let (c, pr) = (pts(cur), pts(prev));
-    let kappa = match state.kappa() {
-        Some((_, k, r2, _)) => {
+    // The fit is only over steps it applies to (CV, LSV, steps): shown here
+    // only when it is the fit of the step drawn.
+    let kappa = match (state.kappa(), cur) {
+        (Some((ks, k, r2, _)), Some(c)) if ks == c.step => {
             let r2 = r2.map_or(String::new(), |r| format!(" · R² {r:.3}"));
-            format!("κ = {k:.4} nm/mC{r2}")
+            (
+                format!("κ = {} nm/mC{r2}", sig4(k)),
+                Style::new().fg(C_U).add_modifier(Modifier::BOLD),
+            )
         }
-        None => "κ –".to_string(),
+        _ => (
+            "no κ for this step".to_string(),
+            Style::new().fg(Color::DarkGray),
+        ),
     };
     // The slope gets its own line: it is the number people watch, and the
     // title has no room for it in a narrow panel.
-    let block = Block::new().borders(borders).title(" u (nm) vs Q (mC) ");
+    let block = titled(borders, " u (nm) vs Q (mC) ", area);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let [k_row, chart] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
     frame.render_widget(
         Paragraph::new(Line::styled(
-            kappa,
-            Style::new().fg(C_U).add_modifier(Modifier::BOLD),
+            elide(&kappa.0, usize::from(k_row.width)),
+            kappa.1,
         ))
         .alignment(Alignment::Right),
         k_row,
@@ -401,6 +671,7 @@ fn draw_uq_loop(frame: &mut Frame, area: Rect, state: &DashState, borders: Borde
             previous: &pr,
             color: C_U,
             x_title: "Q (mC)",
+            y_min_span: MIN_SPAN_U_NM,
             borders: Borders::NONE,
             empty: "no deflection paired with charge yet",
         },
@@ -420,63 +691,6 @@ fn cycle_words(state: &DashState, step: usize, cycle: u32) -> String {
 }
 
 // ---------------------------------------------------------------- spectrum
-
-/// What the spectrum slot draws.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpectrumView {
-    Nyquist,
-    Esm,
-    Temperature,
-}
-
-/// The spectrum view for the current step and the user's choice; None when
-/// "auto" and the current step is not a spectrum kind (compact layout then
-/// shows the I–E loop instead).
-pub fn spectrum_view(state: &DashState, ui: &UiState) -> Option<SpectrumView> {
-    match ui.spectrum {
-        SpectrumChoice::Nyquist => Some(SpectrumView::Nyquist),
-        SpectrumChoice::Esm => Some(SpectrumView::Esm),
-        SpectrumChoice::Temperature => Some(SpectrumView::Temperature),
-        SpectrumChoice::Auto => {
-            let kind = state.step.as_ref().map(|s| s.kind.as_str());
-            match kind {
-                Some("eis") => Some(SpectrumView::Nyquist),
-                Some("esm_sweep") => Some(SpectrumView::Esm),
-                Some("temperature") => Some(SpectrumView::Temperature),
-                _ => None,
-            }
-        }
-    }
-}
-
-/// The full layout always has a spectrum slot: outside spectrum steps it
-/// shows the spectrum measured most recently (ESM or EIS, by step index),
-/// else temperature readings if there are any.
-fn fallback_view(state: &DashState) -> SpectrumView {
-    let last_eis = state.eis.last().map(|p| p.step);
-    let last_esm = state.esm.last().map(|p| p.step);
-    match (last_eis, last_esm) {
-        (Some(e), Some(m)) if m > e => SpectrumView::Esm,
-        (None, Some(_)) => SpectrumView::Esm,
-        (Some(_), _) => SpectrumView::Nyquist,
-        (None, None) if !state.temp.t_s.is_empty() => SpectrumView::Temperature,
-        (None, None) => SpectrumView::Nyquist,
-    }
-}
-
-fn draw_spectrum(
-    frame: &mut Frame,
-    area: Rect,
-    state: &DashState,
-    view: SpectrumView,
-    borders: Borders,
-) {
-    match view {
-        SpectrumView::Nyquist => draw_nyquist(frame, area, state, borders),
-        SpectrumView::Esm => draw_esm(frame, area, state, borders),
-        SpectrumView::Temperature => draw_temperature(frame, area, state, borders),
-    }
-}
 
 /// The step whose spectrum to show: the running one if it has points of
 /// this kind, else the latest step that has.
@@ -522,56 +736,80 @@ fn draw_nyquist(frame: &mut Frame, area: Rect, state: &DashState, borders: Borde
             previous: &pr,
             color: Color::LightYellow,
             x_title: "Z' (Ω)",
+            y_min_span: 0.0,
             borders,
             empty: "no impedance points yet",
         },
     );
 }
 
-fn draw_esm(frame: &mut Frame, area: Rect, state: &DashState, borders: Borders) {
-    let (cur, _) = spectrum_steps(state.esm.iter().map(|p| p.step));
-    let pts: Vec<_> = state
-        .esm
+/// |Z| against log10 f of the latest EIS step: where the Nyquist plot
+/// crowds the high frequencies into a corner, this spreads them out.
+fn draw_bode(frame: &mut Frame, area: Rect, state: &DashState, borders: Borders) {
+    let (cur, _) = spectrum_steps(state.eis.iter().map(|p| p.step));
+    let pts: Vec<(f64, f64)> = state
+        .eis
         .iter()
         .filter(|p| Some(p.step) == cur && p.f_Hz > 0.0)
+        .map(|p| (p.f_Hz.log10(), p.Z_re_ohm.hypot(p.Z_im_ohm)))
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
         .collect();
-    let amp: Vec<(f64, f64)> = pts
-        .iter()
-        .map(|p| (p.f_Hz.log10(), p.amplitude_nm_per_V))
-        .filter(|p| p.1.is_finite())
-        .collect();
-    let phase: Vec<(f64, f64)> = pts
-        .iter()
-        .map(|p| (p.f_Hz.log10(), p.phase_deg))
-        .filter(|p| p.1.is_finite())
-        .collect();
-    let [a, b] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
-    let x = match x_range(&amp) {
-        Some((lo, hi)) if hi > lo => [lo, hi],
-        Some((lo, _)) => [lo - 0.5, lo + 0.5],
-        None => [-2.0, 0.0],
-    };
+    let x = log_f_bounds(&pts);
     plot(
         frame,
-        a,
+        area,
         PlotSpec {
-            title: format!(" ESM |u|/V (nm/V) · {} f ", amp.len()).into(),
-            series: vec![(&amp, Style::new().fg(C_U))],
+            title: " |Z| (Ω) vs f ".into(),
+            series: vec![(&pts, Style::new().fg(Color::LightYellow))],
             x,
+            min_span: 0.0,
             x_labels: true,
             x_title: Some("log10 f (Hz)".into()),
             borders,
-            empty: "no ESM points yet",
+            empty: "no impedance points yet",
         },
     );
+}
+
+fn log_f_bounds(pts: &[(f64, f64)]) -> [f64; 2] {
+    match x_range(pts) {
+        Some((lo, hi)) if hi > lo => [lo, hi],
+        Some((lo, _)) => [lo - 0.5, lo + 0.5],
+        None => [-2.0, 0.0],
+    }
+}
+
+/// ESM amplitude (`amplitude`) or phase against log10 f of the latest sweep.
+fn draw_esm(frame: &mut Frame, area: Rect, state: &DashState, borders: Borders, amplitude: bool) {
+    let (cur, _) = spectrum_steps(state.esm.iter().map(|p| p.step));
+    let pts: Vec<(f64, f64)> = state
+        .esm
+        .iter()
+        .filter(|p| Some(p.step) == cur && p.f_Hz > 0.0)
+        .map(|p| {
+            let y = if amplitude {
+                p.amplitude_nm_per_V
+            } else {
+                p.phase_deg
+            };
+            (p.f_Hz.log10(), y)
+        })
+        .filter(|p| p.1.is_finite())
+        .collect();
+    let x = log_f_bounds(&pts);
+    let (title, color) = if amplitude {
+        (format!(" ESM |u|/V (nm/V) · {} f ", pts.len()), C_U)
+    } else {
+        (" ESM phase (°) ".to_string(), C_E)
+    };
     plot(
         frame,
-        b,
+        area,
         PlotSpec {
-            title: " phase (°) ".into(),
-            series: vec![(&phase, Style::new().fg(C_E))],
+            title: title.into(),
+            series: vec![(&pts, Style::new().fg(color))],
             x,
+            min_span: 0.0,
             x_labels: true,
             x_title: Some("log10 f (Hz)".into()),
             borders,
@@ -606,21 +844,30 @@ fn draw_temperature(frame: &mut Frame, area: Rect, state: &DashState, borders: B
         (Some(t), _) => format!(" · {t:.2} K"),
         _ => String::new(),
     };
+    let title = Line::from(vec![
+        Span::styled(" T (K)", Style::new().fg(C_T)),
+        Span::raw(" & "),
+        Span::styled("setpoint", Style::new().fg(C_SET)),
+        Span::raw(format!(" vs t (s){now} ")),
+    ]);
+    // Drop the "now" part rather than cut it (the readout has T anyway).
+    let title = if title.width() + 2 > usize::from(area.width) {
+        Line::from(vec![
+            Span::styled(" T (K)", Style::new().fg(C_T)),
+            Span::raw(" & "),
+            Span::styled("setpoint ", Style::new().fg(C_SET)),
+        ])
+    } else {
+        title
+    };
     plot(
         frame,
         area,
         PlotSpec {
-            title: Line::from(vec![
-                Span::styled(" T (K)", Style::new().fg(Color::LightRed)),
-                Span::raw(" & "),
-                Span::styled("setpoint", Style::new().fg(C_SET)),
-                Span::raw(format!(" vs t (s){now} ")),
-            ]),
-            series: vec![
-                (&sp, Style::new().fg(C_SET)),
-                (&t, Style::new().fg(Color::LightRed)),
-            ],
+            title,
+            series: vec![(&sp, Style::new().fg(C_SET)), (&t, Style::new().fg(C_T))],
             x,
+            min_span: MIN_SPAN_T_K,
             x_labels: true,
             x_title: Some("t (s)".into()),
             borders,
@@ -632,7 +879,7 @@ fn draw_temperature(frame: &mut Frame, area: Rect, state: &DashState, borders: B
 // ---------------------------------------------------------------- plan, events, clocks
 
 fn draw_plan(frame: &mut Frame, area: Rect, state: &DashState) {
-    let block = Block::new().borders(Borders::ALL).title(" plan ");
+    let block = titled(Borders::ALL, " plan ", area);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let current = state.step.as_ref().map(|s| s.index);
@@ -667,7 +914,7 @@ fn draw_plan(frame: &mut Frame, area: Rect, state: &DashState) {
             if text.chars().count() + dur.chars().count() <= usize::from(inner.width) {
                 text.push_str(&dur);
             }
-            Line::styled(text, style)
+            Line::styled(elide(&text, usize::from(inner.width)), style)
         })
         .collect();
     if lines.is_empty() {
@@ -684,10 +931,20 @@ fn draw_events(frame: &mut Frame, area: Rect, state: &DashState, borders: Border
         " events · {} warnings · {} errors · {} markers ",
         state.warnings, state.errors, state.markers
     );
-    let block = Block::new().borders(borders).title(title);
+    let title = if title.chars().count() + 2 <= usize::from(area.width) {
+        title
+    } else {
+        format!(
+            " events · {} warn · {} err · {} mark ",
+            state.warnings, state.errors, state.markers
+        )
+    };
+    let block = titled(borders, title, area);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let rows = usize::from(inner.height);
+    // Time column (9) and tag (2) come first; the text gets the rest.
+    let room = usize::from(inner.width).saturating_sub(11);
     let lines: Vec<Line> = state
         .log
         .iter()
@@ -709,7 +966,7 @@ fn draw_events(frame: &mut Frame, area: Rect, state: &DashState, borders: Border
                     format!("{:>8} ", fmt_t(l.t_s)),
                     Style::new().fg(Color::DarkGray),
                 ),
-                Span::styled(format!("{tag}{}", l.text), style),
+                Span::styled(format!("{tag}{}", elide(&l.text, room)), style),
             ])
         })
         .collect();
@@ -717,11 +974,14 @@ fn draw_events(frame: &mut Frame, area: Rect, state: &DashState, borders: Border
 }
 
 fn draw_clocks(frame: &mut Frame, area: Rect, state: &DashState, borders: Borders, full: bool) {
-    let block = Block::new().borders(borders).title(if full {
+    let title = if full {
         " clocks "
-    } else {
+    } else if area.width >= 34 {
         " clocks: offset s · ppm · err ms "
-    });
+    } else {
+        " clocks: s · ppm · ms "
+    };
+    let block = titled(borders, title, area);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     // The long form needs 42 columns; narrower panels get short names.
@@ -758,14 +1018,16 @@ fn draw_clocks(frame: &mut Frame, area: Rect, state: &DashState, borders: Border
         let text = if wide {
             let name: String = c.device.chars().take(12).collect();
             format!(
-                "{name:<12} {:>10.3} {:>+8.1} {err}{flag}",
-                c.offset_s, c.drift_ppm
+                "{name:<12} {:>10.3} {:>8} {err}{flag}",
+                c.offset_s,
+                fmt_ppm(c.drift_ppm)
             )
         } else {
             let name = short_device(&c.device);
             format!(
-                "{name:<6}{:>9.3}{:>+7.1}{err}{flag}",
-                c.offset_s, c.drift_ppm
+                "{name:<6}{:>9.3}{:>7}{err}{flag}",
+                c.offset_s,
+                fmt_ppm(c.drift_ppm)
             )
         };
         lines.push(Line::styled(text, style));
@@ -779,12 +1041,23 @@ fn draw_clocks(frame: &mut Frame, area: Rect, state: &DashState, borders: Border
     if full {
         for (role, idn) in &state.instruments {
             lines.push(Line::styled(
-                format!("{role}: {idn}"),
+                elide(&format!("{role}: {idn}"), usize::from(inner.width)),
                 Style::new().fg(Color::DarkGray),
             ));
         }
     }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Drift with sign in at most 7 characters: one decimal up to ±9999.9 ppm,
+/// an exponent beyond (an overloaded host once gave +17385916.0, which ran
+/// into the offset column).
+fn fmt_ppm(ppm: f64) -> String {
+    if ppm.abs() < 9999.95 {
+        format!("{ppm:+.1}")
+    } else {
+        format!("{ppm:+.1e}")
+    }
 }
 
 /// Device names cut to fit the compact clocks panel.
@@ -832,10 +1105,15 @@ fn draw_footer(frame: &mut Frame, area: Rect, state: &DashState, ui: &UiState) {
             }
             spans.extend([key(" q "), Span::raw(" quit ")]);
             spans.extend([key(" w "), Span::raw(" window ")]);
-            spans.extend([key(" s "), Span::raw(" spectrum ")]);
+            spans.extend([key(" s "), Span::raw(" panels ")]);
             spans.extend([key(" ? "), Span::raw(" help ")]);
             if let Some(n) = &ui.notice {
-                spans.push(Span::styled(format!(" {n}"), Style::new().fg(Color::Cyan)));
+                let used: usize = spans.iter().map(Span::width).sum();
+                let room = usize::from(area.width).saturating_sub(used + 1);
+                spans.push(Span::styled(
+                    format!(" {}", elide(n, room)),
+                    Style::new().fg(Color::Cyan),
+                ));
             }
             Line::from(spans)
         }
@@ -860,13 +1138,15 @@ fn draw_help(frame: &mut Frame, area: Rect, mode: Mode) {
     }
     text.extend([
         Line::raw("w      traces: whole run / last 60 s / last 10 s"),
-        Line::raw("s      spectrum slot: auto / Nyquist / ESM / temperature"),
+        Line::raw("s      right panels: by technique / EIS / ESM / temperature"),
         Line::raw("?      this help (any key closes it)"),
         Line::raw(""),
         Line::styled("panels", Style::new().add_modifier(Modifier::BOLD)),
+        Line::raw("top line: latest E, I, u, T, step charge Q; — = none"),
         Line::raw("E, I, u vs t: min-max per column, every sample counts"),
+        Line::raw("axes span at least 5 mV, 1 µA, 0.5 nm, 1 K (noise)"),
         Line::raw("loops: current cycle bright, previous grey"),
-        Line::raw("κ: least-squares slope of u vs Q over the current step"),
+        Line::raw("κ: slope of u vs Q over the last CV/LSV/steps step"),
         Line::raw(format!(
             "clocks: red when align err > {} ms, yellow when |drift| > {} ppm",
             ALIGNMENT_WARN_S * 1e3,
@@ -899,6 +1179,8 @@ struct PlotSpec<'a> {
     title: Line<'static>,
     series: Vec<(&'a [(f64, f64)], Style)>,
     x: [f64; 2],
+    /// Smallest y span, in the plotted unit (0: none), see [`MIN_SPAN_T_K`].
+    min_span: f64,
     x_labels: bool,
     x_title: Option<String>,
     borders: Borders,
@@ -908,7 +1190,7 @@ struct PlotSpec<'a> {
 /// A time-series (or spectrum) chart: y bounds from the data, two or three
 /// y labels, x labels only where asked (they cost two rows).
 fn plot(frame: &mut Frame, area: Rect, spec: PlotSpec<'_>) {
-    let block = Block::new().borders(spec.borders).title(spec.title);
+    let block = titled(spec.borders, spec.title, area);
     let inner = block.inner(area);
     let all: Vec<(f64, f64)> = spec
         .series
@@ -926,7 +1208,7 @@ fn plot(frame: &mut Frame, area: Rect, spec: PlotSpec<'_>) {
         frame.render_widget(block, area);
         return;
     }
-    let y = pad(lo, hi);
+    let y = axis_bounds(lo, hi, spec.min_span);
     let datasets = spec
         .series
         .iter()
@@ -980,6 +1262,7 @@ struct XySpec<'a> {
     previous: &'a [(f64, f64)],
     color: Color,
     x_title: &'static str,
+    y_min_span: f64,
     borders: Borders,
     empty: &'static str,
 }
@@ -991,7 +1274,7 @@ fn plot_xy(frame: &mut Frame, area: Rect, spec: XySpec<'_>) {
     // No spread in x (no charge passed at open circuit, one point) is no loop.
     let xr = x_range(&all).filter(|r| r.1 > r.0);
     let (Some(xr), Some(_)) = (xr, y_range(&all)) else {
-        let block = Block::new().borders(spec.borders).title(spec.title);
+        let block = titled(spec.borders, spec.title, area);
         frame.render_widget(
             Paragraph::new(Line::styled(spec.empty, Style::new().fg(Color::DarkGray))).block(block),
             area,
@@ -1007,7 +1290,8 @@ fn plot_xy(frame: &mut Frame, area: Rect, spec: XySpec<'_>) {
                 (spec.previous, Style::new().fg(C_PREV)),
                 (spec.current, Style::new().fg(spec.color)),
             ],
-            x: pad(xr.0, xr.1),
+            x: axis_bounds(xr.0, xr.1, 0.0),
+            min_span: spec.y_min_span,
             x_labels: true,
             x_title: Some(spec.x_title.to_string()),
             borders: spec.borders,
@@ -1016,15 +1300,40 @@ fn plot_xy(frame: &mut Frame, area: Rect, spec: XySpec<'_>) {
     );
 }
 
-/// Bounds with 5 % margin; a flat series gets a small band around its value.
-fn pad(lo: f64, hi: f64) -> [f64; 2] {
-    let span = hi - lo;
-    if span > 0.0 {
-        [lo - 0.05 * span, hi + 0.05 * span]
+/// A block with `title`, elided to the block's width so a long title ends
+/// in "…" instead of being cut mid-word.
+fn titled<'a>(borders: Borders, title: impl Into<Line<'a>>, area: Rect) -> Block<'a> {
+    let title: Line = title.into();
+    let room = usize::from(area.width.saturating_sub(2));
+    let block = Block::new().borders(borders);
+    if title.width() <= room {
+        block.title(title)
     } else {
-        let h = (lo.abs() * 0.05).max(1e-9);
-        [lo - h, hi + h]
+        let text: String = title.spans.iter().map(|s| s.content.as_ref()).collect();
+        block.title(elide(&text, room))
     }
+}
+
+/// `text` cut to at most `width` characters: whole words and "…" when
+/// there is a word boundary in the second half, else a hard cut and "…".
+pub fn elide(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let keep: String = text.chars().take(width - 1).collect();
+    // `keep` ends on a whole word when it ends in a space or the first
+    // character dropped is one.
+    if keep.ends_with(' ') || text.chars().nth(width - 1) == Some(' ') {
+        return format!("{}…", keep.trim_end());
+    }
+    let cut = match keep.trim_end().rfind(' ') {
+        Some(i) if keep[..i].chars().count() * 2 >= width => keep[..i].trim_end().to_string(),
+        _ => keep.trim_end().to_string(),
+    };
+    format!("{cut}…")
 }
 
 /// SI prefix for the largest |y| in `points`: (factor to multiply by, unit).
@@ -1083,4 +1392,75 @@ fn fmt_t(t_s: f64) -> String {
 /// A duration in s, min or h ([`vegard_core::format::duration_short`]).
 pub fn fmt_duration(s: f64) -> String {
     vegard_core::format::duration_short(s)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// Issue 18: "@ 0.2 V/" and "ASRL/dev/pts/3::INST" were cut by the
+    /// panel edge; elided text ends in "…" at a word boundary when there is
+    /// one in the second half, and never exceeds the width.
+    #[test]
+    fn elide_known_answers() {
+        assert_eq!(
+            elide("cv 0.4->[0.9,-0.1] V @ 0.2 V/s x3", 40),
+            "cv 0.4->[0.9,-0.1] V @ 0.2 V/s x3"
+        );
+        assert_eq!(
+            elide("cv 0.4->[0.9,-0.1] V @ 0.2 V/s x3", 28),
+            "cv 0.4->[0.9,-0.1] V @ 0.2…"
+        );
+        assert_eq!(
+            elide("potentiostat: ASRL/dev/pts/3::INSTR", 30),
+            "potentiostat: ASRL/dev/pts/3:…"
+        );
+        assert_eq!(elide("abcdefghij", 5), "abcd…");
+        assert_eq!(elide("abc", 0), "");
+        for w in 1..40 {
+            let e = elide("deflection: Keysight Technologies,34465A", w);
+            assert!(e.chars().count() <= w, "{w}: {e}");
+        }
+    }
+
+    #[test]
+    fn drift_fits_its_column() {
+        assert_eq!(fmt_ppm(19.84), "+19.8");
+        assert_eq!(fmt_ppm(-135.0), "-135.0");
+        assert_eq!(fmt_ppm(17_385_916.0), "+1.7e7");
+    }
+
+    /// Each technique gets its own right-hand panels; the loops (and the
+    /// kappa) only in CV-like steps.
+    #[test]
+    fn focus_follows_the_technique() {
+        let mut s = DashState::new(Mode::Run);
+        let ui = UiState::default();
+        assert_eq!(focus(&s, &ui), Focus::Loops);
+        for (kind, want) in [
+            ("cv", Focus::Loops),
+            ("steps", Focus::Loops),
+            ("eis", Focus::Impedance),
+            ("esm_sweep", Focus::Esm),
+            ("temperature", Focus::Temperature),
+        ] {
+            s.apply(crate::DashEvent::StepStarted {
+                index: 0,
+                count: 1,
+                kind: kind.into(),
+                duration_s: 1.0,
+            });
+            assert_eq!(focus(&s, &ui), want, "{kind}");
+            let panels: Vec<Panel> = layout(Rect::new(0, 0, 80, 24), &s, &ui)
+                .into_iter()
+                .map(|p| p.0)
+                .collect();
+            assert_eq!(
+                panels.contains(&Panel::UqLoop),
+                want == Focus::Loops,
+                "{kind}"
+            );
+        }
+    }
 }

@@ -12,7 +12,7 @@
 //! | `a` | "abort the run? (y/n)": `y` sends [`Command::Abort`] and stays until the run finishes |
 //! | `q`, Ctrl-C | Watch, or run finished: leave. Running: "abort before leaving? (y/n, Esc stays)": `y` sends [`Command::Abort`] and leaves once `Finished` arrives; `n` leaves and the run goes on (detached: the CLI keeps printing progress) |
 //! | `w` | time window of the traces: whole run, last 60 s, last 10 s |
-//! | `s` | spectrum slot: auto (by current step), Nyquist, ESM, temperature |
+//! | `s` | right-hand panels: auto (by the running technique), EIS (Nyquist, Bode), ESM, temperature |
 //! | `?` | help overlay (any key closes it) |
 
 use crate::state::DashState;
@@ -53,7 +53,7 @@ impl TimeWindow {
     }
 }
 
-/// What the "spectrum" slot shows.
+/// What the right-hand panels show (`draw::focus`): auto follows the technique.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SpectrumChoice {
     /// By the current step: Nyquist in EIS, ESM in sweeps, temperature in

@@ -21,6 +21,7 @@
 //! - [`state`]: [`DashState`], everything learnt so far, in columnar history.
 //! - [`series`]: min-max summaries and decimation so 10^6 points draw fast.
 //! - [`input`]: [`UiState`] and the pure key state machine [`handle_key`].
+//! - [`readout`]: the numeric "now" readout (latest E, I, u, T, Q, kappa).
 //! - [`draw`]: the panels; reads state, never changes it.
 //! - [`app`]: the terminal loop [`run_dashboard`].
 //! - [`tail`]: [`tail_run_folder`], the run-folder source of events.
@@ -32,6 +33,7 @@ mod error;
 pub mod event;
 pub mod input;
 pub mod plan;
+pub mod readout;
 pub mod series;
 pub mod state;
 pub mod tail;

@@ -238,9 +238,42 @@ fn range_of(it: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     (lo <= hi).then_some((lo, hi))
 }
 
+/// Axis bounds for data spanning `lo..=hi`: 5 % margin each side, and at
+/// least `min_span` wide, centred on the data, so noise on a steady signal
+/// is drawn as the small wiggle it is (see `draw::MIN_SPAN_T_K` and its
+/// siblings for the floors per quantity). A flat series without a floor
+/// gets a band of ±5 % of its value.
+pub fn axis_bounds(lo: f64, hi: f64, min_span: f64) -> [f64; 2] {
+    let span = hi - lo;
+    let padded = if span > 0.0 {
+        [lo - 0.05 * span, hi + 0.05 * span]
+    } else {
+        let h = (lo.abs() * 0.05).max(1e-9);
+        [lo - h, hi + h]
+    };
+    if min_span.is_finite() && padded[1] - padded[0] < min_span {
+        let mid = 0.5 * (lo + hi);
+        [mid - 0.5 * min_span, mid + 0.5 * min_span]
+    } else {
+        padded
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    /// A stage holding 313.15 K with ±0.02 K of sensor noise spans the 1 K
+    /// floor centred on the data; a 15 K step keeps its own padded range.
+    #[test]
+    fn axis_floor_known_answers() {
+        assert_eq!(axis_bounds(313.13, 313.17, 1.0), [312.65, 313.65]);
+        let b = axis_bounds(298.0, 313.0, 1.0);
+        assert!((b[0] - 297.25).abs() < 1e-9 && (b[1] - 313.75).abs() < 1e-9);
+        assert_eq!(axis_bounds(2.0, 2.0, 0.0), [1.9, 2.1]);
+        assert_eq!(axis_bounds(0.0, 0.0, 0.5), [-0.25, 0.25]);
+    }
 
     fn column(n: usize) -> (Vec<f64>, Vec<f64>) {
         let t: Vec<f64> = (0..n).map(|i| i as f64 * 0.01).collect();

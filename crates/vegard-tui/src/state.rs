@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
+use crate::readout::kappa_applies;
 use crate::series::MinMaxIndex;
 use crate::{DashEvent, LogLevel, Mode, PlanRow};
 
@@ -180,7 +181,14 @@ pub struct DashState {
     pub pot: PotHistory,
     pub defl: DeflHistory,
     pub cycles: Vec<CycleSpan>,
+    /// Running u–Q fit of the latest step whose kind it applies to
+    /// ([`crate::readout::kappa_applies`]); samples of other steps leave it
+    /// as it was, so an EIS or ESM step never replaces a CV's kappa.
     pub kappa: Option<KappaFit>,
+    /// Kind of each step seen in `StepStarted`/`Progress`, for runs whose
+    /// plan the dashboard does not know (kappa needs the kind of a sample's
+    /// step after the next step has started).
+    seen_kinds: Vec<(usize, String)>,
     /// Potentiostat samples before this index have had their deflection paired.
     paired: usize,
     /// Deflection index at or before the next pairing time.
@@ -218,6 +226,7 @@ impl DashState {
             defl: DeflHistory::default(),
             cycles: Vec::new(),
             kappa: None,
+            seen_kinds: Vec::new(),
             paired: 0,
             defl_cursor: 0,
             eis: Vec::new(),
@@ -261,6 +270,7 @@ impl DashState {
                 kind,
                 duration_s,
             } => {
+                self.see_kind(index, &kind);
                 self.step = Some(StepInfo {
                     index,
                     count,
@@ -277,6 +287,7 @@ impl DashState {
                 elapsed_s,
                 eta_s,
             } => {
+                self.see_kind(step, &kind);
                 if self.step.as_ref().is_none_or(|s| s.index != step) {
                     let duration_s = self.plan.get(step).map_or(f64::NAN, |r| r.duration_s);
                     self.step = Some(StepInfo {
@@ -377,6 +388,12 @@ impl DashState {
             | DashEvent::TemperatureWait { .. }
             | DashEvent::PauseRequested(_)
             | DashEvent::Marker { .. } => {}
+        }
+    }
+
+    fn see_kind(&mut self, index: usize, kind: &str) {
+        if !self.seen_kinds.iter().any(|(i, _)| *i == index) {
+            self.seen_kinds.push((index, kind.to_string()));
         }
     }
 
@@ -482,6 +499,10 @@ impl DashState {
             };
             p.u_nm[i] = u;
             let s = p.step[i];
+            self.paired += 1;
+            if !kind_of(&self.plan, &self.seen_kinds, s).is_some_and(kappa_applies) {
+                continue;
+            }
             let fit = match &mut self.kappa {
                 Some(k) if k.step == s => k,
                 other => other.insert(KappaFit::new(s)),
@@ -489,7 +510,6 @@ impl DashState {
             if u.is_finite() && p.Q_mC[i].is_finite() {
                 fit.add(p.Q_mC[i], u);
             }
-            self.paired += 1;
         }
     }
 
@@ -514,16 +534,26 @@ impl DashState {
 
     /// Kind of the plan step `index` (from the plan, else the running step).
     pub fn step_kind(&self, index: usize) -> Option<&str> {
-        self.plan.get(index).map(|r| r.kind.as_str()).or_else(|| {
-            self.step
-                .as_ref()
-                .filter(|s| s.index == index)
-                .map(|s| s.kind.as_str())
-        })
+        kind_of(&self.plan, &self.seen_kinds, index)
+    }
+
+    /// Kind of the running step (from `StepStarted`/`Progress`).
+    pub fn current_kind(&self) -> Option<&str> {
+        self.step.as_ref().map(|s| s.kind.as_str())
     }
 }
 
+/// Kind of step `index`: from the plan, else as seen in the run's events.
+fn kind_of<'a>(plan: &'a [PlanRow], seen: &'a [(usize, String)], index: usize) -> Option<&'a str> {
+    plan.get(index).map(|r| r.kind.as_str()).or_else(|| {
+        seen.iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, k)| k.as_str())
+    })
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -532,6 +562,12 @@ mod tests {
     #[test]
     fn kappa_of_a_synthetic_vegard_line() {
         let mut s = DashState::new(Mode::Run);
+        s.apply(DashEvent::StepStarted {
+            index: 1,
+            count: 3,
+            kind: "cv".into(),
+            duration_s: 30.0,
+        });
         let dt = 0.01;
         let n = 3000;
         let t: Vec<f64> = (0..n).map(|k| 5.0 + k as f64 * dt).collect();
@@ -569,6 +605,31 @@ mod tests {
         assert_eq!(pairs, n as u64);
         assert!((kappa + 0.2).abs() < 1e-6, "kappa {kappa}");
         assert!(r2.is_some_and(|r| (r - 1.0).abs() < 1e-9));
+
+        // An ESM sweep follows: its oscillating charge and a deflection
+        // unrelated to it must not touch the CV's kappa (issue 18: a kappa
+        // with R² 0.18 was shown during an ESM sweep).
+        s.apply(DashEvent::StepStarted {
+            index: 2,
+            count: 3,
+            kind: "esm_sweep".into(),
+            duration_s: 10.0,
+        });
+        let t2: Vec<f64> = (0..500).map(|k| 40.0 + f64::from(k) * dt).collect();
+        s.apply(DashEvent::Potentiostat {
+            E_V: vec![0.4; 500],
+            I_A: t2.iter().map(|t| 1e-5 * (t * 300.0).sin()).collect(),
+            cycle: vec![1; 500],
+            step: vec![2; 500],
+            t_s: t2.clone(),
+        });
+        s.apply(DashEvent::Deflection {
+            deflection_nm: t2.iter().map(|t| (t * 77.0).cos()).collect(),
+            t_s: t2,
+        });
+        let (step, kappa, _, pairs) = s.kappa().expect("the CV's kappa is kept");
+        assert_eq!((step, pairs), (1, n as u64));
+        assert!((kappa + 0.2).abs() < 1e-6, "kappa {kappa}");
     }
 
     #[test]

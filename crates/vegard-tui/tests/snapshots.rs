@@ -1,6 +1,8 @@
-//! Rendered frames of synthetic runs, at the smallest supported terminal
-//! (80 × 24) and a large one (160 × 48), as insta snapshots. The states are
-//! built from DashEvents only, the way the dashboard sees a run.
+//! Rendered frames of synthetic runs at the three sizes the dashboard is
+//! made for (80 × 24, the smallest; 120 × 40, the smallest full layout;
+//! 200 × 60), as insta snapshots, and at each size a check that no panel's
+//! text runs into its neighbour's. The states are built from DashEvents
+//! only, the way the dashboard sees a run.
 //!
 //! Update after an intended change: `INSTA_UPDATE=always cargo test -p
 //! vegard-tui --test snapshots`, then review the `.snap` diffs.
@@ -12,7 +14,10 @@ use std::path::PathBuf;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+use vegard_tui::draw::{Focus, focus, layout};
 use vegard_tui::input::{InputMode, UiState};
+use vegard_tui::readout::sig4;
 use vegard_tui::{DashEvent, DashState, LogLevel, Mode, PlanRow, draw};
 
 fn plan() -> Vec<PlanRow> {
@@ -34,18 +39,29 @@ fn plan() -> Vec<PlanRow> {
             555.0,
             31,
         ),
+        row(
+            4,
+            "esm_sweep",
+            "esm 0.4 V ±50 mV 1000->1 Hz (13 f) @ 40.0 C",
+            120.0,
+            13,
+        ),
     ]
 }
 
 fn started() -> DashEvent {
     DashEvent::Started {
         run_dir: PathBuf::from("runs/20261124T025121Z_demo-cv"),
-        total_s: 647.0,
+        total_s: 767.0,
         speed: 20.0,
         plan: plan(),
         instruments: vec![
             ("potentiostat".into(), "espbl_virtual R1.4.0".into()),
-            ("deflection".into(), "Keysight Technologies,34465A".into()),
+            (
+                "deflection".into(),
+                "Keysight Technologies,34465A,MY57800123,A.03.01-02.40-03.01 at ASRL/dev/pts/3::INSTR"
+                    .into(),
+            ),
         ],
     }
 }
@@ -73,7 +89,7 @@ fn cv_state(mode: Mode, cycles_done: u32, frac: f64) -> DashState {
     });
     s.apply(DashEvent::StepStarted {
         index: 0,
-        count: 4,
+        count: 5,
         kind: "ocp".into(),
         duration_s: 2.0,
     });
@@ -88,7 +104,7 @@ fn cv_state(mode: Mode, cycles_done: u32, frac: f64) -> DashState {
     });
     s.apply(DashEvent::StepStarted {
         index: 1,
-        count: 4,
+        count: 5,
         kind: "cv".into(),
         duration_s: 30.0,
     });
@@ -138,9 +154,9 @@ fn cv_state(mode: Mode, cycles_done: u32, frac: f64) -> DashState {
     let elapsed = 2.0 + t.last().map_or(0.0, |x| x - 2.0);
     s.apply(DashEvent::Progress {
         step: 1,
-        count: 4,
+        count: 5,
         kind: "cv".into(),
-        cycle: cycles_done + 1,
+        cycle: (cycles_done + 1).min(3),
         cycles: 3,
         elapsed_s: elapsed,
         eta_s: 647.0 - elapsed,
@@ -171,7 +187,7 @@ fn eis_state() -> DashState {
     let mut s = cv_state(Mode::Run, 3, 0.0);
     s.apply(DashEvent::StepStarted {
         index: 3,
-        count: 4,
+        count: 5,
         kind: "eis".into(),
         duration_s: 555.0,
     });
@@ -205,7 +221,7 @@ fn eis_state() -> DashState {
     }
     s.apply(DashEvent::Progress {
         step: 3,
-        count: 4,
+        count: 5,
         kind: "eis".into(),
         cycle: n,
         cycles: 31,
@@ -224,7 +240,7 @@ fn temperature_state() -> DashState {
     let mut s = cv_state(Mode::Run, 3, 0.0);
     s.apply(DashEvent::StepStarted {
         index: 2,
-        count: 4,
+        count: 5,
         kind: "temperature".into(),
         duration_s: 60.0,
     });
@@ -246,7 +262,7 @@ fn temperature_state() -> DashState {
     }
     s.apply(DashEvent::Progress {
         step: 2,
-        count: 4,
+        count: 5,
         kind: "temperature".into(),
         cycle: 1,
         cycles: 1,
@@ -278,6 +294,71 @@ fn paused_state() -> DashState {
     s
 }
 
+/// After the CV and EIS: an ESM sweep at 40 °C, 9 of 13 frequencies done,
+/// with the lock-in's sine on the potential (its charge oscillates, and a
+/// u–Q fit over it would mean nothing).
+fn esm_state() -> DashState {
+    let mut s = eis_state();
+    s.apply(DashEvent::StepStarted {
+        index: 4,
+        count: 5,
+        kind: "esm_sweep".into(),
+        duration_s: 120.0,
+    });
+    s.apply(DashEvent::Temperature {
+        t_s: 92.0,
+        T_K: 313.16,
+        setpoint_K: Some(313.15),
+    });
+    let n = 400;
+    let t: Vec<f64> = (0..n).map(|k| 92.0 + 0.01 * f64::from(k)).collect();
+    s.apply(DashEvent::Potentiostat {
+        E_V: t
+            .iter()
+            .map(|t| 0.4 + 0.05 * (t * 2.0 * PI * 5.0).sin())
+            .collect(),
+        I_A: t
+            .iter()
+            .map(|t| 2e-5 * (t * 2.0 * PI * 5.0).cos())
+            .collect(),
+        cycle: vec![9; n as usize],
+        step: vec![4; n as usize],
+        t_s: t.clone(),
+    });
+    s.apply(DashEvent::Deflection {
+        deflection_nm: t
+            .iter()
+            .map(|t| 0.02 * (t * 2.0 * PI * 5.0 - 0.7).sin())
+            .collect(),
+        t_s: t.clone(),
+    });
+    s.apply(DashEvent::Temperature {
+        t_s: 95.99,
+        T_K: 313.14,
+        setpoint_K: Some(313.15),
+    });
+    for k in 0..9 {
+        let f = 1000.0 * 10f64.powf(-f64::from(k) / 4.0);
+        let x = f / 30.0;
+        s.apply(DashEvent::EsmPoint {
+            step: 4,
+            f_Hz: f,
+            amplitude_nm_per_V: 0.8 / (1.0 + x.sqrt()),
+            phase_deg: -x.atan().to_degrees() / 2.0,
+        });
+    }
+    s.apply(DashEvent::Progress {
+        step: 4,
+        count: 5,
+        kind: "esm_sweep".into(),
+        cycle: 9,
+        cycles: 13,
+        elapsed_s: 700.0,
+        eta_s: 67.0,
+    });
+    s
+}
+
 fn render(state: &DashState, ui: &UiState, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test backend");
     terminal
@@ -286,20 +367,83 @@ fn render(state: &DashState, ui: &UiState, w: u16, h: u16) -> Terminal<TestBacke
     terminal
 }
 
+/// The sizes every scenario is drawn and checked at.
+const SIZES: [(u16, u16); 3] = [(80, 24), (120, 40), (200, 60)];
+
+/// A cell with something drawn in it (braille blank counts as empty).
+fn ink(sym: &str) -> bool {
+    !sym.chars().all(|c| c == ' ' || c == '\u{2800}')
+}
+
+/// Box-drawing characters: two panel borders side by side are a frame, not
+/// an overlap.
+fn boxy(sym: &str) -> bool {
+    sym.chars().all(|c| ('\u{2500}'..='\u{257f}').contains(&c))
+}
+
+/// The layout's panels lie inside the terminal and do not intersect, and in
+/// the rendered frame no cell of one panel touches a cell of the panel to
+/// its right unless both are borders: no tick label, title or trace runs
+/// into the next panel.
+fn assert_no_overlap(name: &str, state: &DashState, ui: &UiState, w: u16, h: u16) {
+    let area = Rect::new(0, 0, w, h);
+    let panels = layout(area, state, ui);
+    assert!(!panels.is_empty(), "{name} {w}x{h}: no layout");
+    for (k, (p, r)) in panels.iter().enumerate() {
+        assert!(
+            r.right() <= w && r.bottom() <= h,
+            "{name} {w}x{h}: {p:?} {r:?} outside the terminal"
+        );
+        for (q, o) in &panels[k + 1..] {
+            assert!(
+                r.area() == 0 || o.area() == 0 || !r.intersects(*o),
+                "{name} {w}x{h}: {p:?} {r:?} overlaps {q:?} {o:?}"
+            );
+        }
+    }
+    let term = render(state, ui, w, h);
+    let buf = term.backend().buffer();
+    for (p, r) in &panels {
+        for (q, o) in &panels {
+            if r.area() == 0 || o.area() == 0 || r.right() != o.x {
+                continue;
+            }
+            for y in r.y.max(o.y)..r.bottom().min(o.bottom()) {
+                let a = buf[(r.right() - 1, y)].symbol();
+                let b = buf[(o.x, y)].symbol();
+                assert!(
+                    !(ink(a) && ink(b)) || (boxy(a) && boxy(b)),
+                    "{name} {w}x{h}: {p:?} runs into {q:?} at row {y}: {a:?}{b:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The rendered frame's rows as strings.
+fn rows(state: &DashState, ui: &UiState, w: u16, h: u16) -> Vec<String> {
+    let term = render(state, ui, w, h);
+    let buf = term.backend().buffer();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect())
+        .collect()
+}
+
 macro_rules! snap {
     ($name:ident, $state:expr, $ui:expr) => {
         #[test]
         fn $name() {
             let state = $state;
             let ui = $ui;
-            insta::assert_snapshot!(
-                concat!(stringify!($name), "_80x24"),
-                render(&state, &ui, 80, 24).backend()
-            );
-            insta::assert_snapshot!(
-                concat!(stringify!($name), "_160x48"),
-                render(&state, &ui, 160, 48).backend()
-            );
+            for (w, h) in SIZES {
+                insta::assert_snapshot!(
+                    format!("{}_{w}x{h}", stringify!($name)),
+                    render(&state, &ui, w, h).backend()
+                );
+                if !ui.help {
+                    assert_no_overlap(stringify!($name), &state, &ui, w, h);
+                }
+            }
         }
     };
 }
@@ -339,3 +483,122 @@ snap!(
     },
     UiState::default()
 );
+snap!(esm_sweep, esm_state(), UiState::default());
+
+/// The readout's first line shows the last sample's E (0.1 mV), I (four
+/// significant digits, µA here) and u (1 pm) with units, at every size.
+#[test]
+fn readout_shows_the_last_samples() {
+    let state = cv_state(Mode::Run, 2, 0.7);
+    let e = *state.pot.E_V.last().unwrap();
+    let i_uA = *state.pot.I_A.last().unwrap() * 1e6;
+    let u = *state.defl.nm.last().unwrap();
+    for (w, h) in SIZES {
+        let r = rows(&state, &UiState::default(), w, h);
+        let readout = r[2..4].join("\n");
+        assert!(
+            readout.contains(&format!("E {e:.4} V")),
+            "{w}x{h}: {readout}"
+        );
+        assert!(
+            readout.contains(&format!("I {} µA", sig4(i_uA))),
+            "{w}x{h}: {readout}"
+        );
+        assert!(
+            readout.contains(&format!("u {u:.3} nm")),
+            "{w}x{h}: {readout}"
+        );
+        assert!(
+            readout.contains("T —"),
+            "{w}x{h}: no stage, no T: {readout}"
+        );
+        assert!(
+            readout.contains("(cv)"),
+            "{w}x{h}: kappa marked as the CV's: {readout}"
+        );
+    }
+}
+
+/// During an ESM sweep the right-hand panels are its amplitude and phase,
+/// no u–Q panel shows a kappa, and the readout's kappa is the last CV's,
+/// marked as such.
+#[test]
+fn esm_sweep_shows_its_spectrum_not_a_kappa() {
+    let state = esm_state();
+    let ui = UiState::default();
+    assert_eq!(focus(&state, &ui), Focus::Esm);
+    for (w, h) in SIZES {
+        let text = rows(&state, &ui, w, h).join("\n");
+        assert!(text.contains("ESM |u|/V"), "{w}x{h}");
+        assert!(text.contains("ESM phase"), "{w}x{h}");
+        assert!(
+            !text.contains("κ ="),
+            "{w}x{h}: no kappa panel in an ESM sweep"
+        );
+        assert!(text.contains("(last cv, step 2)"), "{w}x{h}: {text}");
+    }
+}
+
+/// A stage holding its setpoint within sensor noise draws as a flat line on
+/// an axis at least 1 K wide, not as an oscillation filling the panel.
+#[test]
+fn temperature_axis_has_a_floor() {
+    let mut state = DashState::new(Mode::Run);
+    state.apply(DashEvent::StepStarted {
+        index: 0,
+        count: 1,
+        kind: "temperature".into(),
+        duration_s: 60.0,
+    });
+    for k in 0..200 {
+        state.apply(DashEvent::Temperature {
+            t_s: f64::from(k) * 0.5,
+            T_K: 313.15 + 0.02 * (f64::from(k) * 1.3).sin(),
+            setpoint_K: Some(313.15),
+        });
+    }
+    let r = rows(&state, &UiState::default(), 120, 40);
+    let text = r.join("\n");
+    // Labels of the 1 K floor centred on 313.15 K (5 % margin not added).
+    assert!(text.contains("313.65"), "{text}");
+    assert!(text.contains("312.65"), "{text}");
+}
+
+/// Long plan labels and instrument IDs end in "…" at a word boundary in
+/// the full layout instead of being cut ("@ 0.2 V/", "ASRL/dev/pts/3::INST").
+#[test]
+fn long_text_is_elided_not_cut() {
+    let state = eis_state();
+    let text = rows(&state, &UiState::default(), 120, 40).join("\n");
+    assert!(text.contains("deflection: Keysight…"), "{text}");
+    assert!(!text.contains("::INST"), "{text}");
+}
+
+/// Between and around the three reference sizes (including both sides of
+/// the compact/full switch at 120 × 36 and below 80 × 24), every scenario
+/// draws without panicking and without one panel running into another.
+#[test]
+fn no_overlap_at_other_sizes() {
+    let scenarios = [
+        ("cv", cv_state(Mode::Run, 2, 0.7)),
+        ("eis", eis_state()),
+        ("esm", esm_state()),
+        ("temperature", temperature_state()),
+        ("paused", paused_state()),
+    ];
+    let ui = UiState::default();
+    for (name, state) in &scenarios {
+        for (w, h) in [
+            (60, 18),
+            (79, 23),
+            (100, 30),
+            (119, 40),
+            (120, 35),
+            (120, 36),
+            (160, 48),
+            (250, 70),
+        ] {
+            assert_no_overlap(name, state, &ui, w, h);
+        }
+    }
+}
