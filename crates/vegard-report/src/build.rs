@@ -453,26 +453,31 @@ fn t_C_text(T_K: f64) -> String {
 pub(crate) struct Temps {
     /// Distinct setpoints, K, ascending.
     setpoints_K: Vec<f64>,
+    /// Measured mean T of each CV step `(run folder, step)`, K, read once
+    /// (three tables show it) and only when the report is organised by
+    /// temperature: the aligned table is read a step at a time.
+    cv_measured_K: Vec<((PathBuf, i64), Option<f64>)>,
 }
 
 impl Temps {
     fn of(runs: &[RunData]) -> Temps {
-        let mut v: Vec<f64> = runs
-            .iter()
-            .flat_map(|r| {
-                let a = &r.analysis;
-                a.cv_steps
-                    .iter()
-                    .map(|c| c.step)
-                    .chain(a.spectra.eis.iter().map(|e| e.step))
-                    .chain(a.spectra.esm.iter().map(|e| e.step))
-                    .filter_map(|k| setpoint_K(r, k))
-                    .collect::<Vec<f64>>()
-            })
-            .collect();
-        v.sort_by(f64::total_cmp);
-        v.dedup_by(|a, b| (*a - *b).abs() < SAME_SETPOINT_K);
-        Temps { setpoints_K: v }
+        let v = distinct_setpoints_K(runs);
+        let mut t = Temps {
+            setpoints_K: v,
+            cv_measured_K: Vec::new(),
+        };
+        if t.sweep() {
+            t.cv_measured_K = runs
+                .iter()
+                .flat_map(|r| {
+                    r.analysis
+                        .cv_steps
+                        .iter()
+                        .map(|c| ((r.dir.clone(), c.step), step_mean_T_K(r, c.step)))
+                })
+                .collect();
+        }
+        t
     }
 
     /// Organise by temperature: there is more than one.
@@ -524,6 +529,26 @@ impl Temps {
             ),
         ]
     }
+}
+
+/// The distinct setpoints of the analysed steps of `runs`, K, ascending.
+fn distinct_setpoints_K(runs: &[RunData]) -> Vec<f64> {
+    let mut v: Vec<f64> = runs
+        .iter()
+        .flat_map(|r| {
+            let a = &r.analysis;
+            a.cv_steps
+                .iter()
+                .map(|c| c.step)
+                .chain(a.spectra.eis.iter().map(|e| e.step))
+                .chain(a.spectra.esm.iter().map(|e| e.step))
+                .filter_map(|k| setpoint_K(r, k))
+                .collect::<Vec<f64>>()
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup_by(|a, b| (*a - *b).abs() < SAME_SETPOINT_K);
+    v
 }
 
 /// One analysed step of one run, with its temperature.
@@ -852,7 +877,10 @@ fn timeseries_section(runs: &[RunData], temps: &Temps, max_points: usize) -> Opt
         }
         // Organised by temperature, the title says which the run covers;
         // the run's name moves to the caption.
-        let run_temps = Temps::of(std::slice::from_ref(r));
+        let run_temps = Temps {
+            setpoints_K: distinct_setpoints_K(std::slice::from_ref(r)),
+            cv_measured_K: Vec::new(),
+        };
         let (title, which) = if temps.sweep() && !run_temps.setpoints_K.is_empty() {
             let span = if run_temps.sweep() {
                 run_temps.span_text()
@@ -1080,11 +1108,11 @@ fn cv_section(
 /// The measured temperature of a CV step, read only when the report shows
 /// it (organised by temperature).
 fn cv_measured_K<T>(temps: &Temps, at: &At<'_, T>) -> Option<f64> {
-    if temps.sweep() {
-        step_mean_T_K(at.r, at.step)
-    } else {
-        None
-    }
+    temps
+        .cv_measured_K
+        .iter()
+        .find(|((dir, step), _)| *dir == at.r.dir && *step == at.step)
+        .and_then(|(_, t)| *t)
 }
 
 /// ` (run X, step 6)` for a caption once the title names the temperature
@@ -2746,4 +2774,62 @@ fn warnings_section(warnings: &[(String, String)]) -> Section {
         s.tables.push(t);
     }
     s
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decades_are_labelled_at_the_nearest_point_with_its_own_frequency() {
+        // 1 kHz to 10 mHz at 3 per decade: every decade is a point.
+        let f: Vec<f64> = (0..=15)
+            .map(|k| 1000.0 * 10f64.powf(-f64::from(k) / 3.0))
+            .collect();
+        let l = decade_labels(&f);
+        let named: Vec<&str> = l
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect();
+        assert_eq!(
+            named,
+            ["1 kHz", "100 Hz", "10 Hz", "1 Hz", "0.1 Hz", "0.01 Hz"]
+        );
+        assert_eq!(l[3], "100 Hz");
+        // 0.5 Hz to 5 mHz at 2 per decade: no point on 0.1 Hz; the nearest
+        // (0.158 Hz, 0.2 decade away) says what it is, not "0.1 Hz"; 0.5 Hz
+        // is 0.3 decade from 1 Hz, within the third of a decade.
+        let f = [0.5, 0.158, 0.05, 0.0158, 0.005];
+        let l = decade_labels(&f);
+        assert_eq!(l, ["0.5 Hz", "0.158 Hz", "", "0.0158 Hz", ""]);
+        assert!(
+            decade_labels(&[f64::NAN, -1.0])
+                .iter()
+                .all(String::is_empty)
+        );
+    }
+
+    #[test]
+    fn celsius_axis_ticks_sit_at_their_inverse_temperature() {
+        let top = celsius_top_axis(&[298.15, 338.15]).unwrap();
+        let labels: Vec<&str> = top.ticks.iter().map(|t| t.label.as_str()).collect();
+        assert!(
+            labels.contains(&"30") && labels.contains(&"60"),
+            "{labels:?}"
+        );
+        for t in &top.ticks {
+            let c: f64 = t.label.parse().unwrap();
+            assert!((t.at - 1000.0 / (c + 273.15)).abs() < 1e-12);
+        }
+        assert!(
+            celsius_top_axis(&[300.0]).is_none(),
+            "one temperature: no scale"
+        );
+        assert_eq!(t_C_text(303.15), "30 °C");
+        assert_eq!(t_C_text(305.65), "32.5 °C");
+        assert_eq!(nice_step(3.7), 5.0);
+        assert_eq!(nice_step(0.0), 1.0);
+    }
 }
