@@ -2,6 +2,14 @@
 //! the spec's options, and lay the results out as sections of tables and
 //! figures. Nothing here formats text for a particular output; the
 //! renderers do that from the same [`Report`].
+//!
+//! When the analysed steps span two or more stage setpoints (a sweep run,
+//! or a folder of runs at several temperatures) the report is organised by
+//! temperature (`Temps`): each section opens with an overlay of all
+//! temperatures on one blue-to-red colour scale, its tables start with the
+//! setpoint and the measured temperature and are sorted by them, and
+//! titles name technique and temperature instead of the plan index (which
+//! moves to the caption). Figure and table ids stay those of the steps.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -2402,6 +2410,8 @@ fn arrhenius_section(runs: &[RunData], a: &ArrheniusComparison) -> Section {
     // than the line).
     let mut resid_series = Vec::new();
     let mut temps_K: Vec<f64> = Vec::new();
+    // Largest 95 % half-width of each method's band, ln(1/τ) units.
+    let mut half_widths: Vec<(&str, f64)> = Vec::new();
     let eis: Vec<&EisStepFit> = runs.iter().flat_map(|r| &r.analysis.spectra.eis).collect();
     let esm: Vec<&EsmStepFit> = runs.iter().flat_map(|r| &r.analysis.spectra.esm).collect();
     let methods = [
@@ -2491,6 +2501,7 @@ fn arrhenius_section(runs: &[RunData], a: &ArrheniusComparison) -> Section {
                 );
                 rband.y_upper = Some(yse.iter().map(|(_, se)| tq * se).collect());
                 resid_series.push(rband);
+                half_widths.push((name, yse.iter().map(|(_, se)| tq * se).fold(0.0, f64::max)));
             }
             let mut res = Series::new(
                 format!("{name} τ − fit"),
@@ -2545,21 +2556,44 @@ fn arrhenius_section(runs: &[RunData], a: &ArrheniusComparison) -> Section {
         None,
         panels,
     );
-    // Say how wide the band really is where it is drawn, rather than let
+    // Say how wide each band really is where it is drawn, rather than let
     // a shaded area thinner than the line pass for an uncertainty shown.
-    let band_note = match crate::svg::max_band_px(&fig, 0) {
-        Some(px) if px < BAND_VISIBLE_PX => format!(
-            " On the upper panel the bands are at most {px:.1} px wide, thinner than the \
-             fitted lines; the lower panel shows them, and each point's residual, about the fit."
-        ),
-        Some(_) => {
-            " The lower panel shows the bands and each point's residual about the fit.".to_owned()
-        }
+    let (upper, lower) = (
+        crate::svg::band_widths_px(&fig, 0),
+        crate::svg::band_widths_px(&fig, 1),
+    );
+    let band_note = if upper.is_empty() {
         // Student t needs a degree of freedom: a line through two
         // temperatures has none left.
-        None => " No 95 % band is drawn: a line through two temperatures leaves no degree \
-                 of freedom to estimate it. The lower panel shows each point's residual."
-            .to_owned(),
+        " No 95 % band is drawn: a line through two temperatures leaves no degree of \
+         freedom to estimate it. The lower panel shows each point's residual."
+            .to_owned()
+    } else {
+        let mut note =
+            " The lower panel shows each point's residual and the bands about the fits.".to_owned();
+        for (name, px) in &upper {
+            if *px >= BAND_VISIBLE_PX {
+                continue;
+            }
+            let method = name.trim_end_matches(" 95 % band");
+            let half = half_widths
+                .iter()
+                .find(|(m, _)| *m == method)
+                .map_or(f64::NAN, |(_, h)| *h);
+            let below = lower
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(String::new(), |(_, px)| {
+                    format!(", {} px on the lower", vegard_core::format::fixed(*px, 1))
+                });
+            note.push_str(&format!(
+                " The {method} band is at most ±{} in ln(1/τ): {} px wide on the upper panel, \
+                 thinner than its line{below}.",
+                vegard_core::format::sig(half, 2),
+                vegard_core::format::fixed(*px, 1),
+            ));
+        }
+        note
     };
     fig.caption = Some(format!(
         "ln(1/τ) vs 1000/T (top axis: the same temperatures in °C) with one-standard-error \

@@ -192,25 +192,35 @@ pub fn render_svg(fig: &Figure) -> Result<String, ReportError> {
     finish_svg(&buf, &fig.title).map_err(|e| plot_err(e.to_string()))
 }
 
-/// The widest vertical extent, px, that the `Band` series of panel
-/// `panel` have when `fig` is drawn (`None`: no band, or a figure that
-/// cannot be laid out). A caption can then say when a confidence band is
-/// thinner than the line it surrounds instead of implying it is shown.
-pub fn max_band_px(fig: &Figure, panel: usize) -> Option<f64> {
-    let plan = plan_figure(fig).ok()?;
-    let (p, pp) = (fig.panels.get(panel)?, plan.panels.get(panel)?);
+/// The widest vertical extent, px, of each `Band` series of panel `panel`
+/// when `fig` is drawn, as `(series name, px)` (empty: no band, or a
+/// figure that cannot be laid out). A caption can then say when a
+/// confidence band is thinner than the line it surrounds instead of
+/// implying it is shown.
+pub fn band_widths_px(fig: &Figure, panel: usize) -> Vec<(String, f64)> {
+    let Ok(plan) = plan_figure(fig) else {
+        return Vec::new();
+    };
+    let (Some(p), Some(pp)) = (fig.panels.get(panel), plan.panels.get(panel)) else {
+        return Vec::new();
+    };
     let px_per_unit = f64::from(pp.plot_h_px) / (pp.y.hi - pp.y.lo);
     p.series
         .iter()
         .filter(|s| s.kind == SeriesKind::Band)
-        .flat_map(|s| {
+        .filter_map(|s| {
             let upper = s.y_upper.as_deref().unwrap_or(&[]);
-            s.y.iter().zip(upper).filter_map(|(&lo, &hi)| {
-                let (lo, hi) = (to_plot(lo, p.y.scale)?, to_plot(hi, p.y.scale)?);
-                Some((hi - lo).abs() * px_per_unit)
-            })
+            let px =
+                s.y.iter()
+                    .zip(upper)
+                    .filter_map(|(&lo, &hi)| {
+                        let (lo, hi) = (to_plot(lo, p.y.scale)?, to_plot(hi, p.y.scale)?);
+                        Some((hi - lo).abs() * px_per_unit)
+                    })
+                    .reduce(f64::max)?;
+            Some((s.name.clone(), px))
         })
-        .reduce(f64::max)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -2190,11 +2200,12 @@ mod tests {
             )])
         };
         // y spans about 9 units over roughly 330 px: 0.01 is well below a px.
-        let thin = max_band_px(&mk(0.005), 0).unwrap();
-        let wide = max_band_px(&mk(1.0), 0).unwrap();
-        assert!(thin < 1.0, "{thin}");
-        assert!(wide > 40.0 && wide < 100.0, "{wide}");
-        assert_eq!(max_band_px(&mk(1.0), 1), None, "no such panel");
+        let thin = band_widths_px(&mk(0.005), 0);
+        let wide = band_widths_px(&mk(1.0), 0);
+        assert_eq!(thin.len(), 1);
+        assert!(thin[0].1 < 1.0, "{thin:?}");
+        assert!(wide[0].1 > 40.0 && wide[0].1 < 100.0, "{wide:?}");
+        assert!(band_widths_px(&mk(1.0), 1).is_empty(), "no such panel");
     }
 
     #[test]
