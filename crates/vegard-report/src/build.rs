@@ -1537,6 +1537,13 @@ fn loops_overlay(
     };
     let u_span = loops.iter().map(|l| span(&l.3)).fold(0.0, f64::max);
     let shift_nm = nice_step(0.4 * u_span);
+    let (q_lo, q_hi) = loops
+        .iter()
+        .flat_map(|l| l.2.iter())
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     let mut series = Vec::new();
     let mut kappa_sign = 0.0;
     for (k, (T, label, x, y, kappa)) in loops.into_iter().enumerate() {
@@ -1576,6 +1583,15 @@ fn loops_overlay(
     if n_temps < 2 {
         return None;
     }
+    // The lines span the charge axis at every height: a column on the
+    // right is kept free for the legend.
+    let q_axis = Axis {
+        range: (q_lo.is_finite() && q_hi > q_lo).then(|| {
+            let span = q_hi - q_lo;
+            [q_lo - 0.05 * span, q_hi + 0.35 * span]
+        }),
+        ..axis("Q_F − mean", "mC", Scale::Linear)
+    };
     Some(figure(
         "loops-by-temperature".to_owned(),
         format!("Deflection vs faradaic charge at {}", temps.span_text()),
@@ -1590,14 +1606,15 @@ fn loops_overlay(
         )),
         vec![with_legend(
             panel(
-                axis("Q_F − mean", "mC", Scale::Linear),
+                q_axis,
                 axis("u − mean + shift", "nm", Scale::Linear),
                 series,
             ),
+            // Shifted up, falling lines end lowest on the right.
             if kappa_sign < 0.0 {
                 Legend::UpperRight
             } else {
-                Legend::UpperLeft
+                Legend::LowerRight
             },
         )],
     ))
