@@ -525,11 +525,18 @@ fn campaign_folder_report_pools_the_runs_for_the_arrhenius_comparison() {
     );
     let eis = table(&r, "eis-fits");
     assert_eq!(eis.rows.len(), 2);
-    for (k, src) in r.sources.iter().enumerate() {
+    for src in &r.sources {
         let a = analyze(Path::new(src));
+        // Rows are in temperature order: find the run's by its name.
+        let name = Path::new(src).file_name().unwrap().to_string_lossy();
+        let row = eis
+            .rows
+            .iter()
+            .find(|row| cell_text(&row[col(eis, "run")]) == name)
+            .unwrap();
         let tau = a["eis_fits"][0]["tau_s"].as_f64().unwrap();
-        assert_eq!(num(&eis.rows[k][col(eis, "Wo1_1")]).0, tau);
-        let kk = num(&eis.rows[k][col(eis, "KK max residual")]).0;
+        assert_eq!(num(&row[col(eis, "Wo1_1")]).0, tau);
+        let kk = num(&row[col(eis, "KK max residual")]).0;
         assert!(kk < 1.0, "the bench's spectra pass the KK test: {kk} %");
     }
     let figs: Vec<&str> = r
@@ -544,6 +551,199 @@ fn campaign_folder_report_pools_the_runs_for_the_arrhenius_comparison() {
     let html = std::fs::read_to_string(&html_p).unwrap();
     let md = std::fs::read_to_string(&md_p).unwrap();
     assert_formats_agree(&r, &html, &md, &md_p);
+}
+
+/// The campaign report's structure, one line each: sections, figures (id
+/// and title) and tables (id and column heads), no numbers: what the
+/// golden test pins down of a report organised by temperature.
+fn json_outline(r: &Report) -> String {
+    let mut out = String::new();
+    for s in &r.sections {
+        out.push_str(&format!("section {}: {}\n", s.id, s.title));
+        // Which warnings a run raises depends on its noise.
+        if s.id == "warnings" {
+            continue;
+        }
+        for t in &s.tables {
+            let heads: Vec<String> = t
+                .columns
+                .iter()
+                .map(|c| {
+                    if c.unit.is_empty() {
+                        format!("[{}]", c.name)
+                    } else {
+                        format!("[{} / {}]", c.name, c.unit)
+                    }
+                })
+                .collect();
+            // Run folders are named by their UTC start: keep the tail.
+            let id = t.id.rsplit_once("Z_").map_or(t.id.as_str(), |(_, b)| b);
+            out.push_str(&format!("  table {id}: {}\n", heads.join(" ")));
+        }
+        for f in &s.figures {
+            let id = f.id.rsplit_once("Z_").map_or(f.id.as_str(), |(_, b)| b);
+            let title = &f.title;
+            // A T panel joins the time series only when T moved by more
+            // than 0.5 K, which a stage holding ±0.3 K may or may not do.
+            let panels: Vec<String> = f
+                .panels
+                .iter()
+                .filter(|p| !f.id.ends_with("timeseries") || p.y.label != "T")
+                .map(|p| {
+                    let named = p.series.iter().filter(|s| !s.name.is_empty()).count();
+                    let top = p
+                        .top_axis
+                        .as_ref()
+                        .map(|t| format!(", top axis {} / {}", t.label, t.unit))
+                        .unwrap_or_default();
+                    format!("{} vs {} ({named} named series{top})", p.y.label, p.x.label)
+                })
+                .collect();
+            out.push_str(&format!("  figure {id}: {title} | {}\n", panels.join("; ")));
+        }
+    }
+    out
+}
+
+/// Issue 18: a campaign of two temperatures (30 and 45 °C, one run each)
+/// is organised by temperature: overlays with one series per temperature
+/// on the blue-to-red scale, tables led by setpoint and measured
+/// temperature, titles naming technique and temperature, no per-cycle κ
+/// table that would repeat the pooled one, Nyquist decades labelled, an
+/// Arrhenius °C axis and a band the reader can see.
+#[test]
+fn campaign_report_is_organised_by_temperature() {
+    let folder = campaign_folder();
+    let dir = tmpdir("campaign-by-T");
+    let json_p = dir.join("c.json");
+    ok(&report(folder, "json", &json_p, &[]));
+    let r = read_report(&json_p);
+    let setpoints_C = [30.0, 45.0];
+    // The stage's tolerance in the recipe (tolerance_K = 0.3) holds the
+    // measured mean of every step; the setpoint is the plan's, exactly.
+    let tolerance_K = 0.3;
+    for id in ["charge", "kappa", "regression", "eis-fits", "esm-fits"] {
+        let t = table(&r, id);
+        assert_eq!(t.columns[0].name, "T setpoint", "{id}");
+        assert_eq!(t.columns[0].unit, "°C", "{id}");
+        assert_eq!(t.columns[1].name, "T measured", "{id}");
+        let set: Vec<f64> = t.rows.iter().map(|row| num(&row[0]).0).collect();
+        assert_eq!(
+            set.len(),
+            setpoints_C.len(),
+            "{id}: one row per temperature"
+        );
+        for (got, want) in set.iter().zip(setpoints_C) {
+            assert!((got - want).abs() < 1e-9, "{id}: {set:?}");
+        }
+        for row in &t.rows {
+            let (set, meas) = (num(&row[0]).0, num(&row[1]).0);
+            assert!(
+                (meas - set).abs() <= tolerance_K,
+                "{id}: measured {meas} °C vs setpoint {set} °C"
+            );
+        }
+    }
+    // One cycle per CV: the per-cycle table would be the pooled one again.
+    assert!(
+        !r.sections
+            .iter()
+            .flat_map(|s| &s.tables)
+            .any(|t| t.id == "kappa-per-cycle")
+    );
+    assert!(
+        table(&r, "kappa")
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("One cycle per step")
+    );
+    let figs: Vec<&vegard_report::Figure> = r.sections.iter().flat_map(|s| &s.figures).collect();
+    let fig = |id: &str| {
+        *figs
+            .iter()
+            .find(|f| f.id == id)
+            .unwrap_or_else(|| panic!("no figure {id}"))
+    };
+    // Overlays: per panel one named series per temperature, coloured in
+    // temperature order from the cold end (0) to the hot end (1).
+    for id in [
+        "cv-by-temperature",
+        "loops-by-temperature",
+        "nyquist-by-temperature",
+        "bode-by-temperature",
+        "esm-by-temperature",
+    ] {
+        let f = fig(id);
+        assert!(f.title.contains("30 °C to 45 °C"), "{id}: {}", f.title);
+        for p in &f.panels {
+            let named: Vec<&vegard_report::Series> =
+                p.series.iter().filter(|s| !s.name.is_empty()).collect();
+            let names: Vec<&str> = named.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["30 °C", "45 °C"], "{id}");
+            let pos: Vec<f64> = named.iter().map(|s| s.color_scale.unwrap()).collect();
+            assert_eq!(pos, [0.0, 1.0], "{id}");
+            // Every series (fits too) is on the scale, none in the palette.
+            assert!(p.series.iter().all(|s| s.color_scale.is_some()), "{id}");
+        }
+    }
+    // Per-step figures name technique and temperature, not the plan index.
+    for f in &figs {
+        assert!(!f.title.contains("step"), "{}: {}", f.id, f.title);
+        if f.id != "arrhenius" {
+            assert!(f.title.contains(" °C"), "{}: {}", f.id, f.title);
+        }
+    }
+    // Nyquist: the point nearest each decade says its frequency. The sweep
+    // is 1000 Hz to 10 mHz at 3 per decade, so every decade is a point.
+    let nyq = figs
+        .iter()
+        .find(|f| f.id.ends_with("nyquist-step2"))
+        .unwrap();
+    let labels: Vec<&str> = nyq.panels[0].series[0]
+        .labels
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        labels,
+        ["1 kHz", "100 Hz", "10 Hz", "1 Hz", "0.1 Hz", "0.01 Hz"]
+    );
+    // Arrhenius: a °C scale on top whose ticks sit at 1000 / (θ + 273.15),
+    // and a lower panel of residuals with the bands about zero.
+    let arr = fig("arrhenius");
+    let top = arr.panels[0].top_axis.as_ref().unwrap();
+    assert_eq!((top.label.as_str(), top.unit.as_str()), ("T", "°C"));
+    for t in &top.ticks {
+        let c: f64 = t.label.parse().unwrap();
+        assert!((t.at - 1000.0 / (c + 273.15)).abs() < 1e-12, "{t:?}");
+    }
+    assert!(top.ticks.iter().any(|t| t.label == "30" || t.label == "40"));
+    assert_eq!(arr.panels.len(), 2);
+    // Two temperatures: the line has no degree of freedom for a Student t
+    // band, and the caption says so rather than promise one.
+    assert!(
+        arr.panels
+            .iter()
+            .flat_map(|p| &p.series)
+            .all(|s| s.kind != vegard_report::SeriesKind::Band)
+    );
+    let caption = arr.caption.as_deref().unwrap();
+    assert!(caption.contains("No 95 % band"), "{caption}");
+    let residuals = arr.panels[1]
+        .series
+        .iter()
+        .filter(|s| s.kind == vegard_report::SeriesKind::Points);
+    assert_eq!(residuals.count(), 2, "EIS and ESM residuals");
+    // Harmonics: the axis is an order, ticked at each analysed n.
+    for f in figs.iter().filter(|f| f.id.contains("harmonics-step")) {
+        let n: Vec<f64> = (1..=5).map(f64::from).collect();
+        assert_eq!(f.panels[0].x.ticks.as_deref(), Some(&n[..]), "{}", f.id);
+    }
+    insta::assert_snapshot!("campaign_json_outline", json_outline(&r));
 }
 
 #[test]

@@ -203,5 +203,72 @@ fn late_lock_in_switches_are_left_out_listed_and_ea_still_covers_the_truth() {
     for m in &late {
         assert!(report.contains(m.as_str()), "{m} not in the report");
     }
+    // One run sweeping four temperatures is a campaign organised by
+    // temperature (issue 18): the overlays have one series per setpoint,
+    // and the tables' temperatures are the plan's, measured within the
+    // stage's tolerance (tolerance_K = 0.3 in the recipe).
+    let r: vegard_report::Report = serde_json::from_str(&report).unwrap();
+    let setpoints_C = [35.0, 45.0, 55.0, 65.0];
+    for id in [
+        "nyquist-by-temperature",
+        "bode-by-temperature",
+        "esm-by-temperature",
+    ] {
+        let f = r
+            .sections
+            .iter()
+            .flat_map(|s| &s.figures)
+            .find(|f| f.id == id)
+            .unwrap_or_else(|| panic!("no overlay {id}"));
+        for p in &f.panels {
+            let named: Vec<&str> = p
+                .series
+                .iter()
+                .filter(|s| !s.name.is_empty())
+                .map(|s| s.name.as_str())
+                .collect();
+            assert_eq!(named, ["35 °C", "45 °C", "55 °C", "65 °C"], "{id}");
+        }
+    }
+    // Four temperatures: the Arrhenius bands exist, centred on the fits in
+    // the lower panel, and the caption says how wide they are drawn.
+    let arr = r
+        .sections
+        .iter()
+        .flat_map(|s| &s.figures)
+        .find(|f| f.id == "arrhenius")
+        .unwrap();
+    assert!(arr.panels[0].top_axis.is_some(), "°C axis");
+    let bands: Vec<&vegard_report::Series> = arr.panels[1]
+        .series
+        .iter()
+        .filter(|s| s.kind == vegard_report::SeriesKind::Band)
+        .collect();
+    assert_eq!(bands.len(), 2, "EIS and ESM bands about their fits");
+    for b in bands {
+        for (lo, hi) in b.y.iter().zip(b.y_upper.as_ref().unwrap()) {
+            assert!((lo + hi).abs() < 1e-12 && *hi > 0.0, "centred on the fit");
+        }
+    }
+    let caption = arr.caption.as_deref().unwrap();
+    assert!(caption.contains("lower panel shows"), "{caption}");
+    for id in ["eis-fits", "esm-fits"] {
+        let t = r
+            .sections
+            .iter()
+            .flat_map(|s| &s.tables)
+            .find(|t| t.id == id)
+            .unwrap();
+        assert_eq!(t.columns[0].name, "T setpoint");
+        assert_eq!(t.rows.len(), setpoints_C.len(), "{id}");
+        for (row, want) in t.rows.iter().zip(setpoints_C) {
+            let v = |c: &vegard_report::Cell| match c {
+                vegard_report::Cell::Num { value, .. } => *value,
+                other => panic!("{id}: {other:?}"),
+            };
+            assert!((v(&row[0]) - want).abs() < 1e-9, "{id}: {row:?}");
+            assert!((v(&row[1]) - want).abs() <= 0.3, "{id}: measured {row:?}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

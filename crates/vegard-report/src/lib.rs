@@ -16,7 +16,7 @@ pub mod svg;
 pub use error::ReportError;
 pub use model::{
     Axis, Cell, ColumnHead, DataTable, Figure, Generator, Panel, Report, ReportKind, ReportStatus,
-    Scale, Section, Series, SeriesKind,
+    Scale, Section, Series, SeriesKind, Tick, TopAxis,
 };
 pub use spec::{ReportSpec, SECTION_IDS};
 pub mod export;

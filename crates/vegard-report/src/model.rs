@@ -142,6 +142,27 @@ pub struct Panel {
     #[serde(default)]
     pub legend: Legend,
     pub series: Vec<Series>,
+    /// A second x scale along the top of the frame (°C over 1000 K / T):
+    /// the same positions read in another unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_axis: Option<TopAxis>,
+}
+
+/// Ticks of a secondary x axis drawn along the top of a panel. Positions
+/// are in the panel's x units, so the renderer needs no conversion and the
+/// JSON says exactly where each label sits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopAxis {
+    pub label: String,
+    pub unit: String,
+    pub ticks: Vec<Tick>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tick {
+    /// Position on the panel's x axis.
+    pub at: f64,
+    pub label: String,
 }
 
 /// Legend placement inside the plot area.
@@ -170,6 +191,10 @@ pub struct Axis {
     /// (e.g. room for a legend beside categorical harmonics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<[f64; 2]>,
+    /// Labelled ticks at these values instead of computed ones: an axis
+    /// that is an order (harmonic number n) must not tick 2, 4, 6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticks: Option<Vec<f64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,7 +219,9 @@ pub enum SeriesKind {
 }
 
 /// One data series of a panel. `color` indexes a fixed colour-blind-safe
-/// palette so a method keeps its colour across panels (EIS 0, ESM 1).
+/// palette so a method keeps its colour across panels (EIS 0, ESM 1);
+/// `color_scale` instead places it on a continuous blue-to-red scale, for
+/// overlays where the colour encodes a quantity (temperature).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Series {
     /// Legend entry; empty for no legend entry.
@@ -219,6 +246,14 @@ pub struct Series {
         skip_serializing_if = "Option::is_none"
     )]
     pub y_upper: Option<Vec<f64>>,
+    /// Position 0..=1 on the continuous colour scale (0 blue, cold; 1 red,
+    /// hot); overrides `color`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_scale: Option<f64>,
+    /// Short text beside points (the frequency of a Nyquist point at each
+    /// decade); `""` for none. Same length as `x` when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
 }
 
 impl Series {
@@ -237,6 +272,8 @@ impl Series {
             y,
             y_err: None,
             y_upper: None,
+            color_scale: None,
+            labels: None,
         }
     }
 }

@@ -161,6 +161,7 @@ fn axis(label: &str, unit: &str, scale: Scale) -> Axis {
         scale,
         reversed: false,
         range: None,
+        ticks: None,
     }
 }
 
@@ -172,6 +173,7 @@ fn panel(x: Axis, y: Axis, legend: Legend, series: Vec<Series>) -> Panel {
         equal_aspect: false,
         legend,
         series,
+        top_axis: None,
     }
 }
 

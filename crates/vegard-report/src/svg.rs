@@ -40,6 +40,85 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(0xF0, 0xE4, 0x42),
 ];
 
+/// Ends of the continuous colour scale of overlays (cold blue to hot red,
+/// the two ends of ColorBrewer's RdBu): interpolated in Oklab's polar
+/// form (lightness, chroma, hue) so equal steps of the quantity look like
+/// equal steps of colour, and the middle stays a saturated violet and
+/// magenta rather than the grey of an sRGB or Oklab straight-line blend.
+const SCALE_COLD: RGBColor = RGBColor(0x21, 0x66, 0xAC);
+const SCALE_HOT: RGBColor = RGBColor(0xB2, 0x18, 0x2B);
+
+/// The colour at `pos` (0 cold .. 1 hot; clamped, NaN is the middle) on
+/// the overlays' blue-to-red scale.
+pub fn scale_color(pos: f64) -> RGBColor {
+    let t = if pos.is_nan() {
+        0.5
+    } else {
+        pos.clamp(0.0, 1.0)
+    };
+    let polar = |[l, a, b]: [f64; 3]| (l, a.hypot(b), b.atan2(a));
+    let (l0, c0, h0) = polar(oklab(SCALE_COLD));
+    let (l1, c1, h1) = polar(oklab(SCALE_HOT));
+    // The shorter way round the hue circle (blue, violet, magenta, red).
+    let mut dh = h1 - h0;
+    if dh > std::f64::consts::PI {
+        dh -= std::f64::consts::TAU;
+    } else if dh < -std::f64::consts::PI {
+        dh += std::f64::consts::TAU;
+    }
+    let (l, c, h) = (l0 + t * (l1 - l0), c0 + t * (c1 - c0), h0 + t * dh);
+    from_oklab([l, c * h.cos(), c * h.sin()])
+}
+
+/// `#RRGGBB` of [`scale_color`], as the SVG writes it.
+pub fn scale_color_hex(pos: f64) -> String {
+    let RGBColor(r, g, b) = scale_color(pos);
+    format!("#{r:02X}{g:02X}{b:02X}")
+}
+
+fn srgb_to_linear(c: u8) -> f64 {
+    let c = f64::from(c) / 255.0;
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+fn linear_to_srgb(c: f64) -> u8 {
+    let c = c.clamp(0.0, 1.0);
+    let v = if c <= 0.003_130_8 {
+        12.92 * c
+    } else {
+        1.055 * c.powf(1.0 / 2.4) - 0.055
+    };
+    (v * 255.0).round().clamp(0.0, 255.0) as u8
+}
+
+/// sRGB to Oklab (Björn Ottosson's matrices).
+fn oklab(RGBColor(r, g, b): RGBColor) -> [f64; 3] {
+    let (r, g, b) = (srgb_to_linear(r), srgb_to_linear(g), srgb_to_linear(b));
+    let l = (0.412_221_470_8 * r + 0.536_332_536_3 * g + 0.051_445_992_9 * b).cbrt();
+    let m = (0.211_903_498_2 * r + 0.680_699_545_1 * g + 0.107_396_956_6 * b).cbrt();
+    let s = (0.088_302_461_9 * r + 0.281_718_837_6 * g + 0.629_978_700_5 * b).cbrt();
+    [
+        0.210_454_255_3 * l + 0.793_617_785 * m - 0.004_072_046_8 * s,
+        1.977_998_495_1 * l - 2.428_592_205 * m + 0.450_593_709_9 * s,
+        0.025_904_037_1 * l + 0.782_771_766_2 * m - 0.808_675_766 * s,
+    ]
+}
+
+fn from_oklab([l, a, b]: [f64; 3]) -> RGBColor {
+    let l_ = (l + 0.396_337_777_4 * a + 0.215_803_757_3 * b).powi(3);
+    let m_ = (l - 0.105_561_345_8 * a - 0.063_854_172_8 * b).powi(3);
+    let s_ = (l - 0.089_484_177_5 * a - 1.291_485_548 * b).powi(3);
+    RGBColor(
+        linear_to_srgb(4.076_741_662_1 * l_ - 3.307_711_591_3 * m_ + 0.230_969_929_2 * s_),
+        linear_to_srgb(-1.268_438_004_6 * l_ + 2.609_757_401_1 * m_ - 0.341_319_396_5 * s_),
+        linear_to_srgb(-0.004_196_086_3 * l_ - 0.703_418_614_7 * m_ + 1.707_614_701 * s_),
+    )
+}
+
 /// plotters' SVG backend writes `font-size = size / 1.24`; sizes below are
 /// the px the reader gets, multiplied by this before they go to plotters.
 const PLOTTERS_FONT_SCALE: f64 = 1.24;
@@ -75,6 +154,11 @@ const TICK_MARK_PX: i32 = 5;
 /// Rough advance of one tick label character at [`TICK_FONT_PX`] in a
 /// sans-serif font (digits are ~0.55-0.6 em).
 const TICK_CHAR_PX: f64 = 7.2;
+/// Tick marks, labels and title of a secondary x axis above the frame.
+const TOP_AXIS_PX: u32 = 40;
+/// Point labels (Nyquist frequencies): small, beside the marker.
+const POINT_LABEL_FONT_PX: f64 = 10.0;
+const POINT_LABEL_OFFSET_PX: i32 = 6;
 /// Below this the layout cannot hold axes and labels.
 const MIN_WIDTH_PX: u32 = 160;
 const MIN_PANEL_HEIGHT_PX: u32 = 100;
@@ -106,6 +190,37 @@ pub fn render_svg(fig: &Figure) -> Result<String, ReportError> {
         root.present().map_err(|e| plot_err(e.to_string()))?;
     }
     finish_svg(&buf, &fig.title).map_err(|e| plot_err(e.to_string()))
+}
+
+/// The widest vertical extent, px, of each `Band` series of panel `panel`
+/// when `fig` is drawn, as `(series name, px)` (empty: no band, or a
+/// figure that cannot be laid out). A caption can then say when a
+/// confidence band is thinner than the line it surrounds instead of
+/// implying it is shown.
+pub fn band_widths_px(fig: &Figure, panel: usize) -> Vec<(String, f64)> {
+    let Ok(plan) = plan_figure(fig) else {
+        return Vec::new();
+    };
+    let (Some(p), Some(pp)) = (fig.panels.get(panel), plan.panels.get(panel)) else {
+        return Vec::new();
+    };
+    let px_per_unit = f64::from(pp.plot_h_px) / (pp.y.hi - pp.y.lo);
+    p.series
+        .iter()
+        .filter(|s| s.kind == SeriesKind::Band)
+        .filter_map(|s| {
+            let upper = s.y_upper.as_deref().unwrap_or(&[]);
+            let px =
+                s.y.iter()
+                    .zip(upper)
+                    .filter_map(|(&lo, &hi)| {
+                        let (lo, hi) = (to_plot(lo, p.y.scale)?, to_plot(hi, p.y.scale)?);
+                        Some((hi - lo).abs() * px_per_unit)
+                    })
+                    .reduce(f64::max)?;
+            Some((s.name.clone(), px))
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -211,6 +326,10 @@ fn plan_figure(fig: &Figure) -> Result<FigurePlan, LayoutError> {
                 MARGIN_TOP_TITLED_PX
             } else {
                 MARGIN_TOP_PX
+            } + if panel.top_axis.is_some() {
+                TOP_AXIS_PX
+            } else {
+                0
             };
             let x_label_area_px = if x_labelled {
                 X_LABEL_AREA_PX
@@ -440,12 +559,13 @@ impl AxisCoord {
         // Labels need more room side by side than stacked.
         let px_per_tick = if horizontal { 90.0 } else { 45.0 };
         let max_ticks = ((f64::from(len_px) / px_per_tick).floor() as usize).clamp(2, 10);
-        let (major, minor, fmt) = match axis.scale {
-            Scale::Linear => {
+        let (major, minor, fmt) = match (&axis.ticks, axis.scale) {
+            (Some(ticks), _) => explicit_ticks(ticks, axis.scale, (lo, hi)),
+            (None, Scale::Linear) => {
                 let (major, fmt) = linear_ticks(lo, hi, max_ticks);
                 (major, Vec::new(), fmt)
             }
-            Scale::Log => log_ticks(lo, hi, max_ticks, len_px),
+            (None, Scale::Log) => log_ticks(lo, hi, max_ticks, len_px),
         };
         AxisCoord {
             lo,
@@ -519,6 +639,28 @@ impl ValueFormatter<f64> for AxisCoord {
     fn format_ext(&self, value: &f64) -> String {
         self.label(*value)
     }
+}
+
+/// The axis' own ticks (an order such as harmonic number n), those inside
+/// the range: integers print without decimals, anything else with up to 4
+/// significant digits.
+fn explicit_ticks(
+    ticks: &[f64],
+    scale: Scale,
+    (lo, hi): (f64, f64),
+) -> (Vec<f64>, Vec<f64>, TickFmt) {
+    let major: Vec<f64> = ticks
+        .iter()
+        .filter_map(|&v| to_plot(v, scale))
+        .filter(|v| *v >= lo - 1e-9 && *v <= hi + 1e-9)
+        .collect();
+    let integers = ticks.iter().all(|v| v.fract() == 0.0);
+    let fmt = match (scale, integers) {
+        (Scale::Linear, true) => TickFmt::Fixed { decimals: 0 },
+        (Scale::Linear, false) => TickFmt::Sig,
+        (Scale::Log, _) => TickFmt::LogSig,
+    };
+    (major, Vec::new(), fmt)
 }
 
 /// Ticks at multiples of a 1-2-2.5-5 step, at most `max_ticks` of them.
@@ -772,7 +914,12 @@ fn draw_panel(area: &Area, panel: &Panel, pp: &PanelPlan, y_label_area_px: u32) 
     {
         let style =
             font(PANEL_TITLE_FONT_PX, FontStyle::Normal).pos(Pos::new(HPos::Center, VPos::Bottom));
-        plot.draw_text(title, &style, ((pp.plot_w_px / 2) as i32, -6))?;
+        let above = if panel.top_axis.is_some() {
+            TOP_AXIS_PX as i32
+        } else {
+            0
+        };
+        plot.draw_text(title, &style, ((pp.plot_w_px / 2) as i32, -6 - above))?;
     }
 
     if !pp.has_data {
@@ -790,7 +937,7 @@ fn draw_panel(area: &Area, panel: &Panel, pp: &PanelPlan, y_label_area_px: u32) 
 
     // Bands first so they shade what is drawn over them instead of
     // veiling it; the legend keeps the order of the series.
-    let color = |s: &Series| PALETTE[usize::from(s.color) % PALETTE.len()];
+    let color = series_color;
     let (bands, others): (Vec<&Series>, Vec<&Series>) = panel
         .series
         .iter()
@@ -798,12 +945,17 @@ fn draw_panel(area: &Area, panel: &Panel, pp: &PanelPlan, y_label_area_px: u32) 
     for s in bands.into_iter().chain(others) {
         draw_series(&mut chart, panel, pp, s, color(s))?;
     }
+    let mut placed = Vec::new();
+    for s in &panel.series {
+        draw_point_labels(&mut chart, panel, s, color(s), &mut placed)?;
+    }
     let mut named = 0usize;
     for s in panel.series.iter().filter(|s| !s.name.trim().is_empty()) {
         named += 1;
         add_legend_entry(&mut chart, s, color(s))?;
     }
     area.draw(&frame)?;
+    draw_top_axis(area, panel, pp, (x0 - ax, y0 - ay))?;
     if named > 0 {
         chart
             .configure_series_labels()
@@ -820,6 +972,126 @@ fn draw_panel(area: &Area, panel: &Panel, pp: &PanelPlan, y_label_area_px: u32) 
             .margin(8)
             .draw()?;
     }
+    Ok(())
+}
+
+/// A series' colour: its place on the continuous scale when it has one,
+/// else its palette slot.
+fn series_color(s: &Series) -> RGBColor {
+    match s.color_scale {
+        Some(pos) => scale_color(pos),
+        None => PALETTE[usize::from(s.color) % PALETTE.len()],
+    }
+}
+
+/// Small text beside the points a series labels (`""` for none), in the
+/// series' colour so an overlay's labels read with their curve. Each label
+/// goes to the first free corner of its point (upper right, upper left,
+/// lower right, lower left); one that would overlap a label already placed
+/// in the panel is left out: dense points at high frequency would
+/// otherwise stack their labels into an unreadable smear.
+fn draw_point_labels(
+    chart: &mut Chart,
+    panel: &Panel,
+    s: &Series,
+    color: RGBColor,
+    placed: &mut Vec<(i32, i32, i32, i32)>,
+) -> DrawResult {
+    let Some(labels) = &s.labels else {
+        return Ok(());
+    };
+    let pts = plot_points(s, &panel.x, &panel.y);
+    let h = (POINT_LABEL_FONT_PX * 1.2).ceil() as i32;
+    let d = POINT_LABEL_OFFSET_PX;
+    for (p, label) in pts.iter().zip(labels) {
+        let (Some(p), label) = (p, label.trim()) else {
+            continue;
+        };
+        if label.is_empty() {
+            continue;
+        }
+        let (px, py) = chart.backend_coord(p);
+        let w = (label.chars().count() as f64 * POINT_LABEL_FONT_PX * 0.6).ceil() as i32;
+        let corners = [
+            (
+                HPos::Left,
+                VPos::Bottom,
+                (px + d, py - d / 2),
+                (px + d, py - d / 2 - h),
+            ),
+            (
+                HPos::Right,
+                VPos::Bottom,
+                (px - d, py - d / 2),
+                (px - d - w, py - d / 2 - h),
+            ),
+            (
+                HPos::Left,
+                VPos::Top,
+                (px + d, py + d / 2),
+                (px + d, py + d / 2),
+            ),
+            (
+                HPos::Right,
+                VPos::Top,
+                (px - d, py + d / 2),
+                (px - d - w, py + d / 2),
+            ),
+        ];
+        let free = |(x, y): (i32, i32)| {
+            placed
+                .iter()
+                .all(|&(x0, y0, x1, y1)| x + w <= x0 || x >= x1 || y + h <= y0 || y >= y1)
+        };
+        let Some(&(hpos, vpos, at, top_left)) = corners.iter().find(|c| free(c.3)) else {
+            continue;
+        };
+        placed.push((top_left.0, top_left.1, top_left.0 + w, top_left.1 + h));
+        let style = font(POINT_LABEL_FONT_PX, FontStyle::Normal)
+            .color(&color)
+            .pos(Pos::new(hpos, vpos));
+        let offset = (at.0 - px, at.1 - py);
+        chart.draw_series(std::iter::once(
+            EmptyElement::at(*p) + Text::new(label.to_owned(), offset, style),
+        ))?;
+    }
+    Ok(())
+}
+
+/// The secondary x axis along the top of the frame: a tick and a label at
+/// each of its positions inside the range, and its title above them.
+/// Drawn on the panel's area (plotters clips to the area drawn on);
+/// `(x0, y0)` is the plotting area's top left in that area's pixels.
+fn draw_top_axis(area: &Area, panel: &Panel, pp: &PanelPlan, (x0, y0): (i32, i32)) -> DrawResult {
+    let Some(top) = &panel.top_axis else {
+        return Ok(());
+    };
+    let tick_style =
+        font(TICK_FONT_PX, FontStyle::Normal).pos(Pos::new(HPos::Center, VPos::Bottom));
+    let w = pp.plot_w_px as i32;
+    for t in &top.ticks {
+        let Some(v) = to_plot(t.at, panel.x.scale) else {
+            continue;
+        };
+        let (lo, hi) = (pp.x.lo.min(pp.x.hi), pp.x.lo.max(pp.x.hi));
+        if !(lo..=hi).contains(&v) {
+            continue;
+        }
+        let x = x0 + pp.x.px(v, (0, w - 1));
+        area.draw(&PathElement::new(
+            vec![(x, y0), (x, y0 - TICK_MARK_PX)],
+            BLACK.stroke_width(1),
+        ))?;
+        area.draw_text(&t.label, &tick_style, (x, y0 - TICK_MARK_PX - 3))?;
+    }
+    let title_style =
+        font(AXIS_LABEL_FONT_PX, FontStyle::Normal).pos(Pos::new(HPos::Center, VPos::Bottom));
+    let title = if top.unit.trim().is_empty() {
+        top.label.clone()
+    } else {
+        format!("{} / {}", top.label, top.unit)
+    };
+    area.draw_text(&title, &title_style, (x0 + w / 2, y0 - TICK_MARK_PX - 20))?;
     Ok(())
 }
 
@@ -1048,6 +1320,7 @@ mod tests {
             scale,
             reversed: false,
             range: None,
+            ticks: None,
         }
     }
 
@@ -1059,6 +1332,7 @@ mod tests {
             equal_aspect: false,
             legend: Legend::default(),
             series,
+            top_axis: None,
         }
     }
 
@@ -1799,6 +2073,142 @@ mod tests {
     /// `rsvg-convert`: `VEGARD_SVG_EXAMPLES=1 cargo test -p vegard-report
     /// write_examples` puts them in `target/svg-examples/`.
     #[test]
+    fn colour_scale_runs_blue_to_red_and_stays_saturated() {
+        assert_eq!(scale_color_hex(0.0), "#2166AC");
+        assert_eq!(scale_color_hex(1.0), "#B2182B");
+        assert_eq!(scale_color_hex(-3.0), "#2166AC", "clamped");
+        let mut last_red = 0u8;
+        for k in 0..=10 {
+            let RGBColor(r, g, b) = scale_color(f64::from(k) / 10.0);
+            // Red grows from cold to hot; every step is a saturated colour
+            // (the render check tells plot colour from grey text by this).
+            assert!(r >= last_red, "{k}: {r} < {last_red}");
+            last_red = r;
+            assert!(r.max(g).max(b) - r.min(g).min(b) > 60, "{k}: {r} {g} {b}");
+        }
+        // Distinct temperatures get distinct colours.
+        assert_ne!(scale_color_hex(0.25), scale_color_hex(0.5));
+    }
+
+    #[test]
+    fn overlay_series_are_drawn_in_their_scale_colour() {
+        let series: Vec<Series> = [0.0, 0.5, 1.0]
+            .into_iter()
+            .map(|pos| Series {
+                color_scale: Some(pos),
+                ..Series::new(
+                    format!("{pos}"),
+                    SeriesKind::Line,
+                    0,
+                    vec![0.0, 1.0, 2.0],
+                    vec![pos, pos + 1.0, pos],
+                )
+            })
+            .collect();
+        let svg = render(&figure(vec![panel(
+            axis("E", "V", Scale::Linear),
+            axis("I", "mA", Scale::Linear),
+            series,
+        )]));
+        for pos in [0.0, 0.5, 1.0] {
+            let hex = scale_color_hex(pos);
+            // The curve and its legend swatch.
+            assert_eq!(line_polylines(&svg, &hex).len(), 2, "{hex}");
+        }
+    }
+
+    #[test]
+    fn explicit_ticks_label_every_order_and_nothing_else() {
+        let n: Vec<f64> = (1..=5).map(f64::from).collect();
+        let svg = render(&figure(vec![panel(
+            Axis {
+                range: Some([0.5, 7.6]),
+                ticks: Some(n.clone()),
+                ..axis("harmonic n", "", Scale::Linear)
+            },
+            axis("|X_n| / |X_1|", "", Scale::Log),
+            vec![Series::new(
+                "",
+                SeriesKind::Points,
+                0,
+                n.clone(),
+                vec![1.0, 0.1, 0.01, 0.001, 1e-4],
+            )],
+        )]));
+        let t = texts(&svg);
+        for k in ["1", "2", "3", "4", "5"] {
+            assert!(t.iter().any(|x| x == k), "tick {k} in {t:?}");
+        }
+        for k in ["6", "7", "0.5", "2.5"] {
+            assert!(!t.iter().any(|x| x == k), "no tick {k} in {t:?}");
+        }
+    }
+
+    #[test]
+    fn point_labels_and_top_axis_are_drawn() {
+        let inv_T: Vec<f64> = [300.0, 320.0, 340.0].iter().map(|t| 1000.0 / t).collect();
+        let fig = figure(vec![Panel {
+            top_axis: Some(crate::model::TopAxis {
+                label: "T".into(),
+                unit: "°C".into(),
+                ticks: [30.0, 50.0, 500.0]
+                    .iter()
+                    .map(|c: &f64| crate::model::Tick {
+                        at: 1000.0 / (c + 273.15),
+                        label: format!("{c}"),
+                    })
+                    .collect(),
+            }),
+            ..panel(
+                axis("1000 K / T", "", Scale::Linear),
+                axis("y", "", Scale::Linear),
+                vec![Series {
+                    labels: Some(vec!["1 kHz".into(), String::new(), "0.1 Hz".into()]),
+                    ..Series::new("", SeriesKind::Points, 0, inv_T, vec![1.0, 2.0, 3.0])
+                }],
+            )
+        }]);
+        let svg = render(&fig);
+        let t = texts(&svg);
+        for want in ["1 kHz", "0.1 Hz", "T / °C", "30", "50"] {
+            assert!(t.iter().any(|x| x == want), "{want} in {t:?}");
+        }
+        // 500 °C lies outside the drawn range: no tick.
+        assert!(!t.iter().any(|x| x == "500"), "{t:?}");
+    }
+
+    #[test]
+    fn band_width_in_px_is_reported() {
+        let x: Vec<f64> = (0..10).map(f64::from).collect();
+        let mk = |half: f64| {
+            figure(vec![panel(
+                axis("x", "", Scale::Linear),
+                axis("y", "", Scale::Linear),
+                vec![
+                    Series {
+                        y_upper: Some(x.iter().map(|v| v + half).collect()),
+                        ..Series::new(
+                            "",
+                            SeriesKind::Band,
+                            0,
+                            x.clone(),
+                            x.iter().map(|v| v - half).collect(),
+                        )
+                    },
+                    Series::new("", SeriesKind::Line, 0, x.clone(), x.clone()),
+                ],
+            )])
+        };
+        // y spans about 9 units over roughly 330 px: 0.01 is well below a px.
+        let thin = band_widths_px(&mk(0.005), 0);
+        let wide = band_widths_px(&mk(1.0), 0);
+        assert_eq!(thin.len(), 1);
+        assert!(thin[0].1 < 1.0, "{thin:?}");
+        assert!(wide[0].1 > 40.0 && wide[0].1 < 100.0, "{wide:?}");
+        assert!(band_widths_px(&mk(1.0), 1).is_empty(), "no such panel");
+    }
+
+    #[test]
     fn write_examples() {
         if std::env::var_os("VEGARD_SVG_EXAMPLES").is_none() {
             return;
@@ -1898,6 +2308,7 @@ mod tests {
                 y: axis("ln(σT)", "", Scale::Linear),
                 equal_aspect: false,
                 legend: Legend::default(),
+                top_axis: None,
                 series: vec![
                     Series {
                         y_err: Some(vec![0.05, 0.08, 0.1, 0.2, 0.1, 0.05]),
