@@ -25,6 +25,7 @@ mod fit;
 mod harmonic;
 mod linalg;
 mod nonlinearity;
+mod scan_rate;
 
 pub use arrhenius::{Arrhenius, EaDifference, compare, fit_arrhenius};
 pub use charge::{
@@ -55,3 +56,4 @@ pub use nonlinearity::{
     HarmonicRow, LoopArea, Nonlinearity, NonlinearityFlags, NonlinearityInput, NonlinearityOptions,
     QuadraticRegression, analyze_nonlinearity,
 };
+pub use scan_rate::{DunnSplit, PowerLaw, b_value, dunn_split};
