@@ -650,6 +650,18 @@ fn f_text(f_Hz: f64) -> String {
     }
 }
 
+/// Smallest and largest finite value (`None` when there is none): the
+/// extent of a series for axes, shifts and tick ranges.
+fn finite_range(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
+    values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold(None, |acc, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((f64::min(lo, v), f64::max(hi, v))),
+        })
+}
+
 /// Labels for a spectrum's points: the frequency beside the point nearest
 /// each whole decade (within a third of a decade), `""` elsewhere, so a
 /// Nyquist plot, which has no frequency axis, can still be read in Hz.
@@ -659,15 +671,9 @@ fn decade_labels(f_Hz: &[f64]) -> Vec<String> {
         .iter()
         .map(|&f| (f > 0.0 && f.is_finite()).then(|| f.log10()))
         .collect();
-    let (lo, hi) = logs
-        .iter()
-        .flatten()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
-    if !(lo.is_finite() && hi.is_finite()) {
+    let Some((lo, hi)) = finite_range(logs.iter().flatten().copied()) else {
         return labels;
-    }
+    };
     for d in (lo - 0.34).ceil() as i32..=(hi + 0.34).floor() as i32 {
         let nearest = logs
             .iter()
@@ -1526,34 +1532,15 @@ fn loops_overlay(
     // loops coincide and the hottest would hide the others: each is
     // shifted up by a fixed step, cold at the bottom, so all stay visible
     // and a change of slope still reads as one.
-    let span = |v: &[f64]| {
-        let (lo, hi) = v
-            .iter()
-            .filter(|x| x.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-                (a.min(x), b.max(x))
-            });
-        if hi > lo { hi - lo } else { 0.0 }
-    };
+    let span = |v: &[f64]| finite_range(v.iter().copied()).map_or(0.0, |(lo, hi)| hi - lo);
     let u_span = loops.iter().map(|l| span(&l.3)).fold(0.0, f64::max);
     let shift_nm = nice_step(0.4 * u_span);
-    let (q_lo, q_hi) = loops
-        .iter()
-        .flat_map(|l| l.2.iter())
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
+    let q_range = finite_range(loops.iter().flat_map(|l| l.2.iter().copied()));
     let mut series = Vec::new();
     let mut kappa_sign = 0.0;
     for (k, (T, label, x, y, kappa)) in loops.into_iter().enumerate() {
         let off = shift_nm * k as f64;
-        let (qmin, qmax) = x
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
+        let q_span = finite_range(x.iter().copied()).filter(|(lo, hi)| hi > lo);
         kappa_sign += kappa.signum();
         series.push(t_series(
             temps,
@@ -1566,7 +1553,7 @@ fn loops_overlay(
                 y.iter().map(|v| v + off).collect(),
             ),
         ));
-        if qmin.is_finite() && qmax > qmin && kappa.is_finite() {
+        if let Some((qmin, qmax)) = q_span.filter(|_| kappa.is_finite()) {
             series.push(t_series(
                 temps,
                 T,
@@ -1586,7 +1573,7 @@ fn loops_overlay(
     // The lines span the charge axis at every height: a column on the
     // right is kept free for the legend.
     let q_axis = Axis {
-        range: (q_lo.is_finite() && q_hi > q_lo).then(|| {
+        range: q_range.filter(|(lo, hi)| hi > lo).map(|(q_lo, q_hi)| {
             let span = q_hi - q_lo;
             [q_lo - 0.05 * span, q_hi + 0.35 * span]
         }),
@@ -2629,16 +2616,8 @@ const BAND_VISIBLE_PX: f64 = 4.0;
 /// A little beyond the data on both sides; the renderer drops ticks that
 /// fall outside the drawn range.
 fn celsius_top_axis(temps_K: &[f64]) -> Option<TopAxis> {
-    let finite = temps_K
-        .iter()
-        .copied()
-        .filter(|t| t.is_finite() && *t > 0.0);
-    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
-        (a.min(t), b.max(t))
-    });
-    if !(lo.is_finite() && hi > lo) {
-        return None;
-    }
+    let (lo, hi) =
+        finite_range(temps_K.iter().copied().filter(|t| *t > 0.0)).filter(|(lo, hi)| hi > lo)?;
     let (lo_C, hi_C) = (lo - ZERO_C_IN_K, hi - ZERO_C_IN_K);
     let step = [1.0, 2.0, 5.0, 10.0, 20.0, 25.0, 50.0, 100.0]
         .into_iter()
