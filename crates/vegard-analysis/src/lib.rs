@@ -25,6 +25,7 @@ mod fit;
 mod harmonic;
 mod linalg;
 mod nonlinearity;
+mod origin;
 mod scan_rate;
 
 pub use arrhenius::{Arrhenius, EaDifference, compare, fit_arrhenius};
@@ -55,5 +56,10 @@ pub use harmonic::{EsmPoint, Harmonics, Phasor, esm_point, harmonics};
 pub use nonlinearity::{
     HarmonicRow, LoopArea, Nonlinearity, NonlinearityFlags, NonlinearityInput, NonlinearityOptions,
     QuadraticRegression, analyze_nonlinearity,
+};
+pub use origin::{
+    CV_HARMONICS, ESM_HARMONICS, Estimate, Mechanism, MechanismTest, OriginCell,
+    OriginCoefficients, OriginStep, OriginStepKind, OriginWindow, Share, SignalOrigin, VerdictKind,
+    WindowShares, separate_origins,
 };
 pub use scan_rate::{DunnSplit, PowerLaw, b_value, dunn_split};

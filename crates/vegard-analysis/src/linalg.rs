@@ -45,6 +45,21 @@ impl ScaledSvd {
         c.iter().all(|v| v.is_finite()).then_some(c)
     }
 
+    /// The whole of `(A^T A)^-1` in the original units: times the residual
+    /// variance, the parameters' covariance (the signal-origin fit needs the
+    /// correlations for its joint tests and derived quantities).
+    pub(crate) fn inverse_gram(&self) -> Option<DMatrix<f64>> {
+        let v_t = self.svd.v_t.as_ref()?;
+        let s = &self.svd.singular_values;
+        let p = self.scale.len();
+        Some(DMatrix::from_fn(p, p, |j, l| {
+            let g: f64 = (0..s.len())
+                .map(|i| v_t[(i, j)] * v_t[(i, l)] / (s[i] * s[i]))
+                .sum();
+            g / (self.scale[j] * self.scale[l])
+        }))
+    }
+
     /// The diagonal of `(A^T A)^-1` in the original units: times the
     /// residual variance, the parameters' variances.
     pub(crate) fn inverse_gram_diagonal(&self) -> Option<Vec<f64>> {
@@ -87,6 +102,9 @@ mod tests {
         let d = svd.inverse_gram_diagonal().unwrap();
         assert!((d[0] / (stt / det) - 1.0).abs() < 1e-10);
         assert!((d[1] / (n / det) - 1.0).abs() < 1e-10);
+        let g = svd.inverse_gram().unwrap();
+        assert!((g[(0, 1)] / (-st / det) - 1.0).abs() < 1e-10);
+        assert!((g[(1, 1)] / d[1] - 1.0).abs() < 1e-12);
         // A repeated column and a zero column are refused.
         let dep = DMatrix::from_fn(t.len(), 2, |i, _| t[i]);
         assert!(ScaledSvd::new(dep, 1e-7).is_none());
