@@ -315,8 +315,8 @@ struct Win {
     u: Vec<f64>,
     /// Columns KAPPA..B1 (JOULE depends on tau).
     x: [Vec<f64>; 5],
-    /// Harmonics of the Joule power `I^2 R_s`, W.
-    p: Vec<f64>,
+    /// Median sample interval, s.
+    dt: f64,
     /// Covariance of the harmonic coefficients per unit noise variance:
     /// the harmonic block of `(A^T A)^-1` of the window's basis. Not a
     /// multiple of the identity: over whole periods the sines correlate
@@ -492,7 +492,6 @@ fn build_window(
     let ei = c(&st.e_int)?;
     let e2 = c(&st.e.iter().map(|v| v * v).collect::<Vec<f64>>())?;
     let ei2 = c(&st.e_int.iter().map(|v| v * v).collect::<Vec<f64>>())?;
-    let p = c(&st.p_W)?;
     let h_cov = svd
         .inverse_gram()
         .map(|g| g.view((2, 2), (2 * n_h, 2 * n_h)).into_owned())
@@ -519,7 +518,7 @@ fn build_window(
         t_mid,
         u,
         x: [qf, e2, e, ei2, ei],
-        p,
+        dt,
         whiten,
         h_cov,
     })
@@ -539,43 +538,61 @@ fn whitening(h_cov: &DMatrix<f64>, white: f64, rw: &[f64]) -> Option<DMatrix<f64
     c.cholesky()?.l().try_inverse()
 }
 
-/// Per-window harmonic coefficients of the Joule regressor at `tau_s`:
-/// the power's harmonics through the lag, `P_h / (1 + j h omega tau)`.
+/// Transfer of [`lag`] (exact for a piecewise-linear input) to a sampled
+/// sine `exp(j omega k dt)`: `(b0 + b1 z^-1) / (1 - a z^-1)`.
+fn lag_transfer(omega: f64, dt: f64, tau_s: f64) -> Complex64 {
+    if tau_s <= 0.0 || dt <= 0.0 {
+        return Complex64::new(1.0, 0.0);
+    }
+    let a = (-dt / tau_s).exp();
+    let r = -(-dt / tau_s).exp_m1() * tau_s / dt;
+    let z1 = Complex64::from_polar(1.0, -omega * dt);
+    (Complex64::new(1.0 - r, 0.0) + z1 * (r - a)) / (1.0 - z1 * a)
+}
+
+/// Per-window harmonic coefficients of the Joule regressor at `tau_s`.
 ///
-/// In the frequency domain rather than by filtering the sampled power in
-/// time: a filter of the sampled (piecewise-linear) power misses ~1 % of
-/// its second harmonic at 40 samples per period, a bias the fit resolves,
-/// while the harmonics of the sampled power are exact.
-fn joule_coefs(wins: &[Win], tau_s: f64) -> Vec<Vec<f64>> {
+/// The power `I^2 R_s` is filtered in time over each whole step, so what
+/// is not periodic in a window (the heat still settling after the drive's
+/// frequency or amplitude changed, a CV's first cycle) is in the regressor
+/// as it is in the deflection. Filtering the samples as piecewise linear
+/// misses ~1 % of the second harmonic at 40 samples per period (a bias a
+/// long run resolves), so each harmonic is then corrected by the exact lag
+/// over the piecewise-linear one's transfer, `(1/(1 + j h omega tau)) /
+/// G_pl(h omega)`: exact for the periodic part, and slow parts pass the
+/// piecewise-linear filter unharmed.
+fn joule_coefs(steps: &[StepSeries], wins: &[Win], tau_s: f64) -> Option<Vec<Vec<f64>>> {
+    let lags: Vec<Vec<f64>> = steps.iter().map(|s| lag(&s.t_s, &s.p_W, tau_s)).collect();
     wins.iter()
         .map(|w| {
+            let c = coefs(&w.svd, &lags[w.step], &w.rows)?;
             let omega = 2.0 * std::f64::consts::PI * w.f_Hz;
-            (0..w.n_h)
-                .flat_map(|h| {
-                    let p = Complex64::new(w.p[2 * h], -w.p[2 * h + 1]);
-                    let j = p / Complex64::new(1.0, (h + 1) as f64 * omega * tau_s);
-                    [j.re, -j.im]
-                })
-                .collect()
+            Some(
+                (0..w.n_h)
+                    .flat_map(|h| {
+                        let wh = (h + 1) as f64 * omega;
+                        let exact = 1.0 / Complex64::new(1.0, wh * tau_s);
+                        let k = exact / lag_transfer(wh, w.dt, tau_s);
+                        let z = Complex64::new(c[2 * h], -c[2 * h + 1]) * k;
+                        [z.re, -z.im]
+                    })
+                    .collect(),
+            )
         })
         .collect()
 }
 
-/// `d/d(ln tau)` of [`joule_coefs`].
-fn joule_dcoefs(wins: &[Win], tau_s: f64) -> Vec<Vec<f64>> {
-    wins.iter()
-        .map(|w| {
-            let omega = 2.0 * std::f64::consts::PI * w.f_Hz;
-            (0..w.n_h)
-                .flat_map(|h| {
-                    let p = Complex64::new(w.p[2 * h], -w.p[2 * h + 1]);
-                    let x = Complex64::new(0.0, (h + 1) as f64 * omega * tau_s);
-                    let d = -p * x / ((1.0 + x) * (1.0 + x));
-                    [d.re, -d.im]
-                })
-                .collect()
-        })
-        .collect()
+/// `d/d(ln tau)` of [`joule_coefs`], by central differences.
+fn joule_dcoefs(steps: &[StepSeries], wins: &[Win], tau_s: f64) -> Option<Vec<Vec<f64>>> {
+    let h: f64 = 0.01;
+    let p = joule_coefs(steps, wins, tau_s * h.exp())?;
+    let m = joule_coefs(steps, wins, tau_s * (-h).exp())?;
+    Some(
+        p.iter()
+            .zip(&m)
+            .map(|(a, b)| a.iter().zip(b).map(|(a, b)| (a - b) / (2.0 * h)).collect())
+            .collect(),
+    )
 }
 
 /// The weighted design and data: rows `(window, coefficient)`.
@@ -628,12 +645,16 @@ fn solve_linear(wins: &[Win], joule: &[Vec<f64>]) -> Option<LinearFit> {
 
 /// Profile the thermal time constant: a grid in `ln tau`, then golden
 /// section around the best point. Returns `(tau, fit, joule coefs)`.
-fn profile_tau(wins: &[Win], tau_range_s: [f64; 2]) -> Option<(f64, LinearFit, Vec<Vec<f64>>)> {
+fn profile_tau(
+    steps: &[StepSeries],
+    wins: &[Win],
+    tau_range_s: [f64; 2],
+) -> Option<(f64, LinearFit, Vec<Vec<f64>>)> {
     let (l0, l1) = (tau_range_s[0].ln(), tau_range_s[1].ln());
     let n_grid = 25;
     let eval = |ln_tau: f64| -> Option<(f64, LinearFit, Vec<Vec<f64>>)> {
         let tau = ln_tau.exp();
-        let jc = joule_coefs(wins, tau);
+        let jc = joule_coefs(steps, wins, tau)?;
         let fit = solve_linear(wins, &jc)?;
         Some((tau, fit, jc))
     };
@@ -686,6 +707,7 @@ fn profile_tau(wins: &[Win], tau_range_s: [f64; 2]) -> Option<(f64, LinearFit, V
 /// seen); the linearised interval covered the truth 91 % of the time on the
 /// synthetic bench, this one 95 %.
 fn profile_intervals(
+    steps: &[StepSeries],
     wins: &[Win],
     tau_grid: &[f64],
     rss_min: f64,
@@ -693,7 +715,9 @@ fn profile_intervals(
 ) -> [[f64; 2]; N_LINEAR] {
     let mut ci = [[f64::INFINITY, f64::NEG_INFINITY]; N_LINEAR];
     for &tau in tau_grid {
-        let jc = joule_coefs(wins, tau);
+        let Some(jc) = joule_coefs(steps, wins, tau) else {
+            continue;
+        };
         let (x, y) = design(wins, &jc, None, 0.0);
         let Some(svd) = ScaledSvd::new(x.clone(), RANK_TOLERANCE) else {
             continue;
@@ -895,14 +919,20 @@ pub fn separate_origins(
             N_LINEAR + 1
         )));
     }
-    // tau between a few samples and ten of the longest periods.
+    // tau between two samples and where the slowest window's fundamental
+    // lags by 45 degrees: a thermal lag beyond it would filter the heat
+    // away everywhere, and the Joule coefficient would grow unbounded
+    // with it (above 1/tau only J/tau is seen).
     let dt_min = wins
         .iter()
         .map(|w| median_dt(&series[w.step].t_s, &w.rows))
         .filter(|d| d.is_finite())
         .fold(f64::INFINITY, f64::min);
     let t_max = wins.iter().map(|w| 1.0 / w.f_Hz).fold(0.0f64, f64::max);
-    let tau_range_s = [(2.0 * dt_min).max(1e-4), (10.0 * t_max).max(1.0)];
+    let tau_range_s = [
+        (2.0 * dt_min).max(1e-4),
+        (t_max / (2.0 * std::f64::consts::PI)).max(4.0 * dt_min),
+    ];
     let not_separable = || {
         AnalysisError::Degenerate(
             "the steps do not tell the mechanisms apart (the design is rank deficient): \
@@ -911,12 +941,12 @@ pub fn separate_origins(
         )
     };
     // Pass 1 (unit variances), noise estimates, pass 2.
-    let (tau1, fit1, _) = profile_tau(&wins, tau_range_s).ok_or_else(not_separable)?;
+    let (tau1, fit1, _) = profile_tau(&series, &wins, tau_range_s).ok_or_else(not_separable)?;
     let walk_nm2_per_s = update_variances(&series, &mut wins, &fit1.theta, tau1, cell.C_dl_F);
-    let (tau, fit, jc) = profile_tau(&wins, tau_range_s).ok_or_else(not_separable)?;
+    let (tau, fit, jc) = profile_tau(&series, &wins, tau_range_s).ok_or_else(not_separable)?;
     let theta_lin = fit.theta.clone();
     // The Joule term's derivative in ln tau, for the full covariance.
-    let dlag = joule_dcoefs(&wins, tau);
+    let dlag = joule_dcoefs(&series, &wins, tau).ok_or_else(not_separable)?;
     let m = n_equations;
     // First the covariance with tau fixed: is Joule heating there at all?
     let (x6, _) = design(&wins, &jc, None, 0.0);
@@ -968,7 +998,7 @@ pub fn separate_origins(
     }
     tau_grid.push(tau);
     let s2 = (fit.rss / dof as f64).max(1.0);
-    let profile = profile_intervals(&wins, &tau_grid, fit.rss, t95 * t95 * s2);
+    let profile = profile_intervals(&series, &wins, &tau_grid, fit.rss, t95 * t95 * s2);
     let est = |i: usize| {
         let mut e = Estimate::symmetric(theta[i], se(i), t95);
         let [lo, hi] = profile[i];
@@ -1002,7 +1032,7 @@ pub fn separate_origins(
         let var = d2 * d2 * cov[(i2, i2)] + d1 * d1 * cov[(i1, i1)] + 2.0 * d1 * d2 * cov[(i1, i2)];
         Estimate::symmetric(v, var.max(0.0).sqrt(), t95)
     };
-    let joule_tau_s = with_tau.then(|| {
+    let joule_tau_s = (with_tau && significant(Mechanism::JouleHeating)).then(|| {
         let se_ln = se(N_LINEAR);
         Estimate {
             value: tau,
@@ -1010,7 +1040,7 @@ pub fn separate_origins(
             ci95: [tau * (-t95 * se_ln).exp(), tau * (t95 * se_ln).exp()],
         }
     });
-    if !tau_identified {
+    if joule_tau_s.is_none() {
         notes.push(
             "no significant Joule-heating term: its time constant is not identifiable".into(),
         );
@@ -1147,20 +1177,24 @@ fn verdict(mechanisms: &[MechanismTest], windows: &[WindowShares]) -> (VerdictKi
         })
         .collect::<Vec<_>>()
         .join(", ");
-    // The reference series: the ESM step with the most windows, else the CVs.
-    let mut by_step: Vec<(i64, usize)> = Vec::new();
+    // The reference series: the ESM step with the largest mean deflection
+    // (where the film's signal is largest, near E0), else the CVs.
+    let mut by_step: Vec<(i64, f64, usize)> = Vec::new();
     for w in windows {
         if matches!(w.kind, OriginStepKind::EsmSweep { .. }) {
-            match by_step.iter_mut().find(|(s, _)| *s == w.step) {
-                Some((_, n)) => *n += 1,
-                None => by_step.push((w.step, 1)),
+            match by_step.iter_mut().find(|(s, _, _)| *s == w.step) {
+                Some((_, a, n)) => {
+                    *a += w.measured_amp_nm;
+                    *n += 1;
+                }
+                None => by_step.push((w.step, w.measured_amp_nm, 1)),
             }
         }
     }
     let ref_step = by_step
         .iter()
-        .max_by_key(|(s, n)| (*n, -s))
-        .map(|(s, _)| *s);
+        .max_by(|a, b| (a.1 / a.2 as f64).total_cmp(&(b.1 / b.2 as f64)))
+        .map(|(s, _, _)| *s);
     let mut series: Vec<&WindowShares> = windows
         .iter()
         .filter(|w| ref_step.is_none_or(|s| w.step == s))
@@ -1174,9 +1208,10 @@ fn verdict(mechanisms: &[MechanismTest], windows: &[WindowShares]) -> (VerdictKi
         ),
         OriginStepKind::Cv { .. } => " (CV cycles)".into(),
     });
-    let best = series
-        .iter()
-        .max_by(|a, b| a.vegard.value.total_cmp(&b.vegard.value));
+    // Where Vegard strain is surely largest: the highest lower bound.
+    let best = series.iter().max_by(|a, b| {
+        (a.vegard.value - 2.0 * a.vegard.se).total_cmp(&(b.vegard.value - 2.0 * b.vegard.se))
+    });
     if !sig(Mechanism::Vegard) {
         return (
             VerdictKind::NotVegard,

@@ -225,6 +225,12 @@ pub struct RunAnalysis {
     /// level of `analysis.json` has `deformation_vs_charge = null` and this
     /// message as `deformation_vs_charge_withheld`.
     pub headline_withheld: Option<AnalysisIssue>,
+    /// What the deflection is made of (Vegard strain, electrostatics,
+    /// electrostriction, Joule heating), when the run varies what tells
+    /// them apart ([`crate::origin`]).
+    pub signal_origin: Option<vegard_analysis::SignalOrigin>,
+    /// Why there is no separation, when the run does not vary enough.
+    pub signal_origin_note: Option<String>,
 }
 
 impl RunAnalysis {
@@ -249,6 +255,7 @@ impl RunAnalysis {
             "analysis_errors": self.analysis_errors,
             "analysis_warnings": self.analysis_warnings,
             "alignment": self.alignment,
+            "signal_origin": self.signal_origin,
         });
         // Only when withheld, so a normal run's analysis.json keeps the
         // layout it always had.
@@ -256,6 +263,12 @@ impl RunAnalysis {
             map.insert(
                 "deformation_vs_charge_withheld".to_owned(),
                 serde_json::Value::String(issue.message.clone()),
+            );
+        }
+        if let (Some(note), Some(map)) = (&self.signal_origin_note, v.as_object_mut()) {
+            map.insert(
+                "signal_origin_note".to_owned(),
+                serde_json::Value::String(note.clone()),
             );
         }
         v
@@ -418,6 +431,17 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
     if let Some(a) = &meta.alignment {
         analysis_warnings.extend(alignment_issues(&a.segments));
     }
+    let esm_table = vegard_store::schema::EsmData::read_parquet_if_exists(
+        &vegard_store::schema::data_path(dir, "esm"),
+    )?;
+    let origin = crate::origin::analyze_origin(
+        &plan,
+        &aligned,
+        &spectra.eis,
+        esm_table.as_ref(),
+        &crate::steps::untrusted_steps(aligned.index().segments(), &untrusted),
+    )?;
+    analysis_errors.extend(origin.issues);
     analysis_errors.extend(spectra.errors.iter().cloned());
     analysis_warnings.extend(spectra.warnings.iter().cloned());
     let headline_withheld = headline_cv(&cv_steps, &analysis_errors, &recipe)
@@ -434,6 +458,8 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
         analysis_warnings,
         spectra,
         alignment: meta.alignment,
+        signal_origin: origin.origin,
+        signal_origin_note: origin.note,
     })
 }
 

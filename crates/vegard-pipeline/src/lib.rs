@@ -24,6 +24,7 @@ mod analyze;
 mod finalize;
 mod import;
 mod issue;
+mod origin;
 mod products;
 mod spectra;
 mod steps;
@@ -40,6 +41,7 @@ pub use import::{
     import_run,
 };
 pub use issue::{AnalysisIssue, IssueKind};
+pub use origin::{OriginOutcome, analyze_origin};
 pub use products::{MIN_MODULATION_FRACTION, esm_flag};
 pub use spectra::{
     ArrheniusComparison, CELL_CIRCUIT, CircuitCheckError, EisStepFit, EsmStepFit, KappaPoint,
