@@ -352,13 +352,13 @@ fn coefs(svd: &ScaledSvd, v: &[f64], rows: &[usize]) -> Option<Vec<f64>> {
 }
 
 /// Exact first-order lag `tau y' + y = p` of a piecewise-linear input,
-/// from `y = 0` at the first sample.
-fn lag(t_s: &[f64], p: &[f64], tau_s: f64) -> Vec<f64> {
+/// from `y = y0` at the first sample.
+fn lag(t_s: &[f64], p: &[f64], tau_s: f64, y0: f64) -> Vec<f64> {
     let mut y = Vec::with_capacity(p.len());
     let mut prev: Option<(f64, f64, f64)> = None; // (t, p, y)
     for (&t, &pk) in t_s.iter().zip(p) {
         let yk = match prev {
-            None => 0.0,
+            None => y0,
             Some((tp, pp, yp)) => {
                 let h = t - tp;
                 if tau_s <= 0.0 || h <= 0.0 {
@@ -375,6 +375,33 @@ fn lag(t_s: &[f64], p: &[f64], tau_s: f64) -> Vec<f64> {
         prev = Some((t, pk, yk));
     }
     y
+}
+
+/// [`lag`] of every step's power, carried from one step into the next:
+/// the heat of one step is still there when the next begins (after a CV
+/// at mA, for about a second), and a filter restarted from zero at each
+/// step would leave that transient in the deflection unexplained. Across
+/// a gap (the engine switches the cell off between steps; a step not
+/// analysed here) the heat decays as with no current. The first step
+/// starts from rest.
+fn step_lags(steps: &[StepSeries], tau_s: f64) -> Vec<Vec<f64>> {
+    let mut out: Vec<Vec<f64>> = Vec::with_capacity(steps.len());
+    let mut end: Option<(f64, f64)> = None; // (t, y) at the previous step's end
+    for s in steps {
+        let first = s.t_s.first().copied().unwrap_or(f64::NAN);
+        let y0 = match end {
+            Some((t_end, y_end)) if tau_s > 0.0 && first >= t_end => {
+                y_end * (-(first - t_end) / tau_s).exp()
+            }
+            _ => 0.0,
+        };
+        let y = lag(&s.t_s, &s.p_W, tau_s, y0);
+        if let (Some(&t), Some(&yl)) = (s.t_s.last(), y.last()) {
+            end = Some((t, yl));
+        }
+        out.push(y);
+    }
+    out
 }
 
 fn prepare_step(s: &OriginStep, cell: OriginCell) -> Result<StepSeries, AnalysisError> {
@@ -562,7 +589,7 @@ fn lag_transfer(omega: f64, dt: f64, tau_s: f64) -> Complex64 {
 /// G_pl(h omega)`: exact for the periodic part, and slow parts pass the
 /// piecewise-linear filter unharmed.
 fn joule_coefs(steps: &[StepSeries], wins: &[Win], tau_s: f64) -> Option<Vec<Vec<f64>>> {
-    let lags: Vec<Vec<f64>> = steps.iter().map(|s| lag(&s.t_s, &s.p_W, tau_s)).collect();
+    let lags = step_lags(steps, tau_s);
     wins.iter()
         .map(|w| {
             let c = coefs(&w.svd, &lags[w.step], &w.rows)?;
@@ -758,7 +785,7 @@ fn update_variances(
     tau_s: f64,
     C_dl_F: f64,
 ) -> f64 {
-    let lags: Vec<Vec<f64>> = steps.iter().map(|s| lag(&s.t_s, &s.p_W, tau_s)).collect();
+    let lags = step_lags(steps, tau_s);
     let two_pi2 = 2.0 * std::f64::consts::PI * std::f64::consts::PI;
     let (mut num, mut den) = (0.0, 0.0);
     let mut whites = Vec::with_capacity(wins.len());
@@ -1305,13 +1332,13 @@ mod tests {
         // A unit step: 1 - exp(-t/tau) at the samples.
         let t: Vec<f64> = (0..2001).map(|k| k as f64 * 0.01).collect();
         let p: Vec<f64> = t.iter().map(|_| 1.0).collect();
-        let y = lag(&t, &p, 0.5);
+        let y = lag(&t, &p, 0.5, 0.0);
         // y(0) = 0 with p(0) = 1: the filter starts from rest.
         for (tk, yk) in t.iter().zip(&y).skip(1) {
             assert!((yk - (1.0 - (-tk / 0.5).exp())).abs() < 1e-3, "{tk} {yk}");
         }
         // tau = 0 passes the input through.
-        assert_eq!(lag(&t, &p, 0.0)[5], 1.0);
+        assert_eq!(lag(&t, &p, 0.0, 0.0)[5], 1.0);
     }
 
     #[test]
