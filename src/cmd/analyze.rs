@@ -159,11 +159,76 @@ fn print_summary(a: &RunAnalysis) {
     if let Some(arr) = &a.spectra.arrhenius {
         print_arrhenius(arr);
     }
+    match (&a.signal_origin, &a.signal_origin_note) {
+        (Some(o), _) => print_origin(o),
+        (None, Some(note)) => println!("  signal origin: {note}"),
+        (None, None) => {}
+    }
     for e in &a.analysis_errors {
         println!("  error: {e}");
     }
     for w in &a.analysis_warnings {
         println!("  warning: {w}");
+    }
+}
+
+/// The signal-origin separation: the verdict, then each mechanism with its
+/// coefficients and whether it is resolved.
+fn print_origin(o: &vegard_analysis::SignalOrigin) {
+    use vegard_analysis::{Estimate, Mechanism};
+    use vegard_core::format::value_se;
+    let est = |e: &Estimate, unit: &str| {
+        format!(
+            "{} {unit} [{}, {}]",
+            value_se(e.value, Some(e.se)),
+            vegard_core::format::sig(e.ci95[0], 4),
+            vegard_core::format::sig(e.ci95[1], 4)
+        )
+    };
+    let opt = |e: &Option<Estimate>, unit: &str, why: &str| match e {
+        Some(e) => est(e, unit),
+        None => format!("— ({why})"),
+    };
+    println!(
+        "  signal origin ({} equations, reduced chi-square {:.2}): {}",
+        o.n_equations, o.reduced_chi2, o.verdict_text
+    );
+    let c = &o.coefficients;
+    for t in &o.mechanisms {
+        let verdict = if t.significant {
+            if t.p_value < 1e-4 {
+                "resolved, p < 1e-4".to_string()
+            } else {
+                format!("resolved, p = {}", vegard_core::format::sig(t.p_value, 2))
+            }
+        } else {
+            format!(
+                "consistent with zero, p = {}",
+                vegard_core::format::sig(t.p_value, 2)
+            )
+        };
+        let what = match t.mechanism {
+            Mechanism::Vegard => format!("kappa = {}", est(&c.kappa_nm_per_mC, "nm/mC")),
+            Mechanism::Electrostatic => format!(
+                "gamma = {}, V_cpd = {}",
+                est(&c.electrostatic_nm_per_V2, "nm/V²"),
+                opt(&c.V_cpd_V, "V", "not identifiable")
+            ),
+            Mechanism::Electrostriction => format!(
+                "c = {}, E_zero = {}",
+                est(&c.electrostriction_nm_per_V2, "nm/V²"),
+                opt(&c.E_zero_V, "V", "not identifiable")
+            ),
+            Mechanism::JouleHeating => format!(
+                "J = {}, tau = {}",
+                est(&c.joule_nm_per_W, "nm/W"),
+                opt(&c.joule_tau_s, "s", "not identifiable")
+            ),
+        };
+        println!("    {:<17} {what} ({verdict})", t.mechanism.words());
+    }
+    for n in &o.notes {
+        println!("    note: {n}");
     }
 }
 

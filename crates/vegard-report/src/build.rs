@@ -35,6 +35,8 @@ use crate::render::format_number;
 use crate::{ReportError, ReportSpec};
 
 /// Palette slots: a method keeps its colour in every figure.
+mod origin;
+
 const EIS_COLOR: u8 = 0;
 const ESM_COLOR: u8 = 1;
 /// Palette slot of fitted curves and reference lines: black, whatever the
@@ -213,6 +215,7 @@ pub(crate) fn assemble(
             "eis" => eis_section(runs, &temps),
             "esm" => esm_section(runs, &temps),
             "arrhenius" => arrhenius.as_ref().map(|a| arrhenius_section(runs, a)),
+            "origin" => origin::origin_section(runs),
             "warnings" => Some(warnings_section(&warnings)),
             _ => None,
         };
@@ -295,6 +298,10 @@ fn why_empty(id: &str) -> &'static str {
         "eis" => "no EIS step was fitted",
         "esm" => "no ESM sweep was fitted",
         "arrhenius" => "fewer than two temperatures with fitted spectra",
+        "origin" => {
+            "no signal-origin separation: the run does not vary the dc potential, amplitude or \
+             scan rate (recipes/signal-origin.toml), or the separation failed"
+        }
         _ => "no data",
     }
 }

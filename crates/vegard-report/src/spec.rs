@@ -6,7 +6,7 @@
 //! ```toml
 //! title = "LiMn2O4 film, in-situ ESM"
 //! sections = ["metadata", "clocks", "timeseries", "cv", "deformation",
-//!             "harmonics", "eis", "esm", "arrhenius", "warnings"]
+//!             "harmonics", "eis", "esm", "arrhenius", "origin", "warnings"]
 //! fail_on_warnings = false
 //!
 //! [timeseries]
@@ -44,7 +44,7 @@ use crate::ReportError;
 
 /// Section ids in their default order. A spec's `sections` picks and orders
 /// them.
-pub const SECTION_IDS: [&str; 10] = [
+pub const SECTION_IDS: [&str; 11] = [
     "metadata",
     "clocks",
     "timeseries",
@@ -54,6 +54,7 @@ pub const SECTION_IDS: [&str; 10] = [
     "eis",
     "esm",
     "arrhenius",
+    "origin",
     "warnings",
 ];
 
