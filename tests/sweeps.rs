@@ -105,9 +105,9 @@ fn validate_prints_the_plan_with_the_sweep_values() {
             "    1. ocp               0.5 s",
             "    2. eis               0.1 s  [sweep 1: dc_V = 0.35 V]",
             "    3. esm_sweep         1.0 s  [sweep 1: dc_V = 0.35 V, amplitude_V = 0.01 V]",
-            "    4. esm_sweep         1.0 s  [sweep 2: dc_V = 0.35 V, amplitude_V = 0.02 V]",
+            "    4. esm_sweep         1.0 s  [sweep 1: dc_V = 0.35 V, amplitude_V = 0.02 V]",
             "    5. eis               0.1 s  [sweep 2: dc_V = 0.45 V]",
-            "    6. esm_sweep         1.0 s  [sweep 1: dc_V = 0.45 V, amplitude_V = 0.01 V]",
+            "    6. esm_sweep         1.0 s  [sweep 2: dc_V = 0.45 V, amplitude_V = 0.01 V]",
             "    7. esm_sweep         1.0 s  [sweep 2: dc_V = 0.45 V, amplitude_V = 0.02 V]",
             "    8. cv                4.0 s  [sweep 1: scan_rate_V_per_s = 0.1 V/s]",
             "    9. cv                2.0 s  [sweep 2: scan_rate_V_per_s = 0.2 V/s]",
@@ -180,7 +180,9 @@ fn a_run_writes_the_sweep_labels_into_every_table() {
         );
         assert_eq!(s.sweep_freq_Hz, None);
     }
-    assert_eq!(meta.steps[3].sweep_iteration, Some(1));
+    // The outermost sweep's iteration: the dc_V index.
+    assert_eq!(meta.steps[3].sweep_iteration, Some(0));
+    assert_eq!(meta.steps[5].sweep_iteration, Some(1));
 
     // Every table: the label of each row's step.
     let check = |file: PathBuf, step_col: &str| -> usize {

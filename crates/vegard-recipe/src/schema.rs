@@ -293,16 +293,6 @@ impl SweepParameter {
             SweepParameter::FreqHz => "Hz",
         }
     }
-    /// The label column of `aligned.parquet`, `data/eis.parquet` and
-    /// `data/esm.parquet` that carries the value.
-    pub fn label_column(self) -> &'static str {
-        match self {
-            SweepParameter::DcV => "sweep_dc_V",
-            SweepParameter::AmplitudeV => "sweep_amplitude_V",
-            SweepParameter::ScanRateVPerS => "sweep_scan_rate_V_per_s",
-            SweepParameter::FreqHz => "sweep_freq_Hz",
-        }
-    }
     /// Step kinds that take the parameter.
     pub fn step_kinds(self) -> &'static [&'static str] {
         match self {
@@ -541,11 +531,12 @@ pub struct PlannedStep {
 pub struct StepLabel {
     /// Index (0-based) of the top-level `[[step]]`.
     pub recipe_step: usize,
-    /// 0-based iteration of the innermost enclosing sweep (temperature or
-    /// parameter): in temperature x `dc_V`, the `dc_V` index, so an EIS
-    /// and an ESM sweep at the same potential and setpoint share it; the
-    /// outer sweeps' positions are in `setpoint_K` and `sweep_values`.
-    /// `None` outside every sweep.
+    /// 0-based iteration of the outermost enclosing sweep (temperature or
+    /// parameter); `None` outside every sweep. Outermost so that in a
+    /// campaign of temperature x `dc_V` it still says which temperature,
+    /// as it did before sweeps nested (the analysis pairs an ESM sweep
+    /// with the EIS of the same iteration and setpoint); the inner sweeps'
+    /// positions are in `sweep_values`.
     pub sweep_iteration: Option<u32>,
     /// Stage setpoint in force: the enclosing sweep's temperature, or the
     /// last temperature step (or sweep) before this step; `None` before any.
@@ -631,7 +622,7 @@ fn expand(
             for (iteration, t_K) in (0u32..).zip(sweep.temperatures_K()) {
                 *setpoint_K = Some(t_K);
                 let label = StepLabel {
-                    sweep_iteration: Some(iteration),
+                    sweep_iteration: label.sweep_iteration.or(Some(iteration)),
                     setpoint_K: *setpoint_K,
                     ..label
                 };
@@ -647,7 +638,7 @@ fn expand(
         Step::Sweep(SweepStep::Parameter(sweep)) => {
             for (iteration, &value) in (0u32..).zip(&sweep.values) {
                 let mut label = StepLabel {
-                    sweep_iteration: Some(iteration),
+                    sweep_iteration: label.sweep_iteration.or(Some(iteration)),
                     ..label
                 };
                 // Validation keeps the depth within the array; deeper

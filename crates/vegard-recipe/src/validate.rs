@@ -39,11 +39,13 @@ pub const MAX_SIM_NODES: usize = 1000;
 /// checked, so `points_per_decade = 4000000000` would otherwise allocate
 /// 34 GB.
 pub const MAX_SWEEP_POINTS: u32 = 10_000;
-/// Most steps of the expanded plan (a sweep counts a temperature step plus
-/// its nested steps per temperature): 10 000. The 2 h 46 min campaign is
-/// 21; the plan, run.toml's `[[steps]]` and the progress display hold one
-/// entry each, and a sweep multiplies, so a 1 MB recipe could otherwise
-/// expand to billions of steps.
+/// Most steps of the expanded plan (a temperature sweep counts a
+/// temperature step plus its nested steps per temperature, a parameter
+/// sweep its nested steps per value, nested sweeps multiply): 10 000. The
+/// 2 h 46 min campaign is 21; the plan, run.toml's `[[steps]]` and the
+/// progress display hold one entry each, and a sweep multiplies, so a 1 MB
+/// recipe could otherwise expand to billions of steps. Checked before the
+/// per-value checks of parameter sweeps, which visit every planned step.
 pub const MAX_PLAN_STEPS: usize = 10_000;
 /// Highest potentiostat trigger output (`trigger_gpio_pin`): 15, the last
 /// bit of the 16-bit GPIO mask MethodSCRIPT's `set_gpio` writes.

@@ -108,16 +108,17 @@ fn temperature_by_dc_sweep_expands_with_values_substituted_and_labelled() {
         [1, 2, 3, 4, 7, 8, 9, 10].map(dc_of),
         [0.3, 0.3, 0.5, 0.5, 0.3, 0.3, 0.5, 0.5]
     );
-    // Labels: the innermost sweep's iteration, the setpoint, the dc value.
+    // Labels: the outermost sweep's iteration (the temperature's), the
+    // setpoint, the dc value.
     let l = &plan[3].label;
     assert_eq!(l.recipe_step, 0);
-    assert_eq!(l.sweep_iteration, Some(1));
+    assert_eq!(l.sweep_iteration, Some(0));
     assert!((l.setpoint_K.unwrap() - 298.15).abs() < 1e-9);
     assert_eq!(l.sweep_value(SweepParameter::DcV), Some(0.5));
     assert_eq!(l.sweep_value(SweepParameter::AmplitudeV), None);
     assert_eq!(l.sweep_values_text(), "dc_V = 0.5 V");
     let l = &plan[7].label;
-    assert_eq!(l.sweep_iteration, Some(0));
+    assert_eq!(l.sweep_iteration, Some(1));
     assert!((l.setpoint_K.unwrap() - 318.15).abs() < 1e-9);
     assert_eq!(l.sweep_value(SweepParameter::DcV), Some(0.3));
     // The temperature steps and the CV: the temperature sweep's iteration,
@@ -190,6 +191,9 @@ values = [0.01, 0.03]
     // One frequency, 3 periods (1 settling + 2): 3 s and 12 s.
     assert!((plan[4].step.duration_s() - 3.0).abs() < 1e-9);
     assert!((plan[5].step.duration_s() - 12.0).abs() < 1e-9);
+    // The outer (amplitude) sweep's iteration.
+    assert_eq!(plan[4].label.sweep_iteration, Some(1));
+    assert_eq!(plan[3].label.sweep_iteration, Some(0));
     let l = &plan[5].label;
     assert_eq!(l.sweep_iteration, Some(1));
     assert_eq!(
@@ -339,7 +343,7 @@ values = [0.3, 0.4]
     let r = parse_recipe(&text, "r.toml").unwrap();
     let plan = r.plan();
     assert_eq!(plan.len(), 4);
-    assert_eq!(plan[3].label.sweep_iteration, Some(0));
+    assert_eq!(plan[3].label.sweep_iteration, Some(1));
     assert_eq!(plan[3].label.sweep_value(SweepParameter::DcV), Some(0.4));
     assert_eq!(plan[3].label.setpoint_K, Some(300.0));
     let bad = format!(
