@@ -11,11 +11,18 @@ default options. Checks, per file and column:
 - the key-value metadata: `vegard.units` names every column, `vegard.run_id`
   is the run folder's name, `vegard.version` is set.
 
+- the label columns: `aligned.parquet`, `data/eis.parquet` and
+  `data/esm.parquet` carry the parameter-sweep labels (`sweep_dc_V`,
+  `sweep_amplitude_V`, `sweep_scan_rate_V_per_s`, `sweep_freq_Hz`) as
+  floats, nulls where no sweep sets them (all null in a run without
+  parameter sweeps).
+
 One documented exception, and the script checks it is the only one: polars
 infers a CSV column's type from its first 100 rows, so a *label* column
-(`sweep_iteration`, `setpoint_K`) whose first 100 rows are all missing (a
-run that starts outside its sweep) reads as text with default options; the
-script then checks that `infer_schema_length=None` types it correctly.
+(`sweep_iteration`, `setpoint_K`, the `sweep_*` values) whose first 100 rows
+are all missing (a run that starts outside its sweep) reads as text with
+default options; the script then checks that `infer_schema_length=None`
+types it correctly.
 
 Usage: python data_check.py VEGARD RUN_DIR [RUN_DIR ...]
 Exit status 0 only when every file passed; each failure is printed.
@@ -31,7 +38,10 @@ import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
 
-LABELS = {"sweep_iteration", "setpoint_K"}
+SWEEP_LABELS = ["sweep_dc_V", "sweep_amplitude_V", "sweep_scan_rate_V_per_s", "sweep_freq_Hz"]
+LABELS = {"sweep_iteration", "setpoint_K", *SWEEP_LABELS}
+# The tables that carry the parameter-sweep labels (relative to the run).
+LABELLED = {"aligned.parquet", "data/eis.parquet", "data/esm.parquet"}
 INFER_ROWS = 100  # polars' default infer_schema_length
 
 failures = []
@@ -78,6 +88,12 @@ def check_parquet(run, path):
             fail(where, f"{c}: pandas dtype {pdf[c].dtype}, expected kind {want!r}")
         if int(pdf[c].isna().sum()) != n:
             fail(where, f"{c}: pandas counts {int(pdf[c].isna().sum())} missing, polars {n}")
+    if str(path.relative_to(run)) in LABELLED:
+        for c in SWEEP_LABELS:
+            if c not in df.columns:
+                fail(where, f"no label column {c}")
+            elif nulls[c][0] != "float":
+                fail(where, f"{c}: polars type {df[c].dtype}, expected Float64")
     missing = {c: n for c, (_, n) in nulls.items() if n}
     print(f"  {where}: {df.height} rows, {df.width} columns, nulls {missing or 'none'}")
     return df, nulls

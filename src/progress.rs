@@ -84,10 +84,18 @@ fn print_progress(p: &RunEvent, st: &mut ProgressPrinter) {
             count,
             kind,
             duration_s,
+            sweep,
         } => {
+            // The enclosing parameter sweeps' values, as the plan label
+            // gives them: `step 7/40 esm_sweep (dc_V = 0.3 V): 22.5 s`.
+            let values = if sweep.is_empty() {
+                String::new()
+            } else {
+                format!(" ({sweep})")
+            };
             let _ = writeln!(
                 err,
-                "step {}/{} {kind}: {duration_s:.1} s",
+                "step {}/{} {kind}{values}: {duration_s:.1} s",
                 index + 1,
                 count
             );

@@ -27,10 +27,26 @@ pub fn cmd_validate(recipe_path: &Path, bench: Option<&Path>) -> Result<ExitCode
     // The expanded plan, one line per step, so a campaign can be checked
     // before it occupies the bench for hours.
     for (k, p) in plan.iter().enumerate() {
+        // The innermost sweep's iteration, the setpoint in force and the
+        // enclosing parameter sweeps' values: `[sweep 2 @ 25.00 C, dc_V = 0.5 V]`.
+        let values = p.label.sweep_values_text();
+        let values_after = |sep: &str| {
+            if values.is_empty() {
+                String::new()
+            } else {
+                format!("{sep}{values}")
+            }
+        };
         let label = match (p.label.sweep_iteration, p.label.setpoint_K) {
-            (Some(i), Some(sp)) => format!("  [sweep {} @ {:.2} C]", i + 1, sp - 273.15),
+            (Some(i), Some(sp)) => format!(
+                "  [sweep {} @ {:.2} C{}]",
+                i + 1,
+                sp - 273.15,
+                values_after(", ")
+            ),
+            (Some(i), None) => format!("  [sweep {}{}]", i + 1, values_after(": ")),
             (None, Some(sp)) => format!("  [@ {:.2} C]", sp - 273.15),
-            _ => String::new(),
+            (None, None) => String::new(),
         };
         let at_least = if matches!(p.step, vegard_recipe::Step::Temperature(_)) {
             ">="

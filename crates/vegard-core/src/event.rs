@@ -32,6 +32,9 @@ pub enum RunEvent {
         count: usize,
         kind: String,
         duration_s: f64,
+        /// The values the enclosing parameter sweeps gave the step, e.g.
+        /// `dc_V = 0.3 V, amplitude_V = 0.02 V`; empty outside them.
+        sweep: String,
     },
     /// `elapsed_s` is run elapsed (completed steps' planned durations plus the
     /// time into this one), `eta_s` the planned remainder, both experiment s.

@@ -539,6 +539,7 @@ pub async fn run(
             count: plan.len(),
             kind: step.kind_name().to_string(),
             duration_s: step.duration_s(),
+            sweep: planned.label.sweep_values_text(),
         });
         if let Err(e) = ctx.events.append(
             "step_start",
@@ -546,7 +547,10 @@ pub async fn run(
             json!({"step": index, "technique": step.kind_name(), "duration_s": step.duration_s(),
                    "recipe_step": planned.label.recipe_step,
                    "sweep_iteration": planned.label.sweep_iteration,
-                   "setpoint_K": planned.label.setpoint_K}),
+                   "setpoint_K": planned.label.setpoint_K,
+                   "sweep": planned.label.sweep_values()
+                       .map(|v| json!({"parameter": v.parameter.name(), "value": v.value}))
+                       .collect::<Vec<_>>()}),
         ) {
             abort_reason = Some(e.into());
             break;

@@ -12,7 +12,7 @@ use vegard_clock::{PinnedSpan, SegmentClocks, align_segment, align_segment_pinne
 use vegard_recipe::{BenchConfig, Recipe};
 use vegard_store::schema::{
     Aligned, DeflectionData, DeflectionRaw, EisData, EisRaw, EsmData, LockInRaw, PotentiostatData,
-    PotentiostatRaw, TemperatureData, TemperatureRaw, aligned_path, data_path,
+    PotentiostatRaw, SweepLabels, TemperatureData, TemperatureRaw, aligned_path, data_path,
 };
 use vegard_store::{
     AnalysisSummary, ParquetTableWriter, RawBatches, RunAlignment, RunStatus, SegmentAlignment,
@@ -20,7 +20,9 @@ use vegard_store::{
 };
 
 use crate::analyze::{CvStepAnalysis, analyze_steps, coarse_alignment_note, untrusted_for_run};
-use crate::products::{TemperatureTrace, eis_table, esm_table, label_columns, step_records};
+use crate::products::{
+    TemperatureTrace, eis_table, esm_table, label_columns, step_records, sweep_label_columns,
+};
 use crate::steps::{AlignedFile, StepIndex, untrusted_steps};
 use crate::{AnalysisIssue, IssueKind, PipelineError};
 
@@ -474,7 +476,8 @@ pub fn finalize_run(
         &data_path(dir, PotentiostatData::FILE),
         PotentiostatData::COLUMNS,
     )?;
-    let mut a_out = ParquetTableWriter::create(&aligned_work, Aligned::COLUMNS)?;
+    let mut a_out =
+        ParquetTableWriter::create(&aligned_work, &SweepLabels::after(Aligned::COLUMNS))?;
     let mut index = StepIndex::default();
     let mut defl = DeflectionCursor::new(dir, &clocks_of, invols_nm_per_V)?;
     for_each_batch(
@@ -498,6 +501,7 @@ pub fn finalize_run(
             // Labels of the plan (sweep iteration, temperature setpoint) and
             // the temperature measured at each sample.
             let (sweep_iteration, setpoint_K) = label_columns(&plan, &p.step);
+            let sweep_labels = sweep_label_columns(&plan, &p.step);
             let T_K = temps.at(&p_t);
             index.add(&p.step, &p.segment);
             let aligned = Aligned {
@@ -513,7 +517,7 @@ pub fn finalize_run(
                 setpoint_K,
                 T_K,
             };
-            a_out.write(&aligned.into_table())?;
+            a_out.write(&sweep_labels.append_to(aligned.into_table()))?;
             let out = PotentiostatData {
                 seq: p.seq,
                 step: p.step,
@@ -551,7 +555,11 @@ pub fn finalize_run(
     )?;
     let eis = eis_table(eis_raw, &plan, &temps, speed);
     let eis_points = eis.len();
-    vegard_store::write_parquet(&data_path(dir, EisData::FILE), &eis.into_table())?;
+    let eis_labels = sweep_label_columns(&plan, &eis.step);
+    vegard_store::write_parquet(
+        &data_path(dir, EisData::FILE),
+        &eis_labels.append_to(eis.into_table()),
+    )?;
     vegard_store::write_parquet(
         &data_path(dir, LockInRaw::FILE),
         &lockin_raw.clone().into_table(),
@@ -623,7 +631,11 @@ pub fn finalize_run(
         .collect();
     analysis_errors.extend(esm_errors);
     let esm_points = esm.len();
-    vegard_store::write_parquet(&data_path(dir, EsmData::FILE), &esm.into_table())?;
+    let esm_labels = sweep_label_columns(&plan, &esm.step);
+    vegard_store::write_parquet(
+        &data_path(dir, EsmData::FILE),
+        &esm_labels.append_to(esm.into_table()),
+    )?;
     // Last: readers take aligned.parquet as "this run was finalised", so it
     // must not appear before the tables it stands for.
     std::fs::rename(&aligned_work, &aligned_final).map_err(|error| PipelineError::Io {

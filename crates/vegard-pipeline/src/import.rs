@@ -57,8 +57,8 @@ use vegard_formats::{EcSeries, Trace};
 use vegard_recipe::{CvStep, Limits, Recipe, RunInfo, Step};
 use vegard_store::schema::{
     Aligned, DeflectionData, DeflectionRaw, DeflectionRow, EisData, EsmData, LockInRaw,
-    PotentiostatData, PotentiostatRaw, PotentiostatRow, TemperatureData, TemperatureRaw,
-    aligned_path, data_path,
+    PotentiostatData, PotentiostatRaw, PotentiostatRow, SweepLabels, TemperatureData,
+    TemperatureRaw, aligned_path, data_path,
 };
 use vegard_store::{
     ExternalAlignmentRecord, ImportProvenance, ImportSource, RunAlignment, RunMeta, RunStatus,
@@ -66,7 +66,7 @@ use vegard_store::{
 };
 
 use crate::analyze::{CvStepAnalysis, analyze_aligned};
-use crate::products::{TemperatureTrace, label_columns, step_records};
+use crate::products::{TemperatureTrace, label_columns, step_records, sweep_label_columns};
 use crate::{AnalysisIssue, alignment_issues};
 
 /// How to put the trace on the potentiostat's timeline (`--sync`).
@@ -415,6 +415,7 @@ pub fn import_run(
     let temps = TemperatureTrace::from_raw(&TemperatureRaw::default(), 1.0);
     let step: Vec<i64> = vec![0; n_p];
     let (sweep_iteration, setpoint_K) = label_columns(&plan, &step);
+    let sweep_labels = sweep_label_columns(&plan, &step);
     let aligned = Aligned {
         t_s: ec.t_s.clone(),
         step: step.clone(),
@@ -463,7 +464,7 @@ pub fn import_run(
     )?;
     vegard_store::write_parquet(
         &data_path(&dir, EisData::FILE),
-        &EisData::default().into_table(),
+        &SweepLabels::missing(0).append_to(EisData::default().into_table()),
     )?;
     vegard_store::write_parquet(
         &data_path(&dir, LockInRaw::FILE),
@@ -471,7 +472,7 @@ pub fn import_run(
     )?;
     vegard_store::write_parquet(
         &data_path(&dir, EsmData::FILE),
-        &EsmData::default().into_table(),
+        &SweepLabels::missing(0).append_to(EsmData::default().into_table()),
     )?;
 
     let note = match alignment.method {
@@ -504,7 +505,10 @@ pub fn import_run(
     let untrusted = crate::analyze::untrusted_segments(std::slice::from_ref(&segment));
     let (cv_steps, mut analysis_errors) = analyze_aligned(&aligned, &recipe, &|_| None, &untrusted);
     // Last, as at finalisation: aligned.parquet means "finished".
-    vegard_store::write_parquet(&aligned_path(&dir), &aligned.into_table())?;
+    vegard_store::write_parquet(
+        &aligned_path(&dir),
+        &sweep_labels.append_to(aligned.into_table()),
+    )?;
     meta.data_issues = analysis_errors
         .iter()
         .filter(|i| i.kind == crate::IssueKind::Clock)

@@ -18,9 +18,9 @@
 
 use vegard_analysis::esm_point;
 use vegard_clock::resample_linear;
-use vegard_recipe::{PlannedStep, Step};
+use vegard_recipe::{PlannedStep, Step, StepLabel, SweepParameter};
 use vegard_store::schema::{
-    Aligned, EisData, EisRaw, EsmData, EsmDataRow, LockInRaw, TemperatureRaw,
+    Aligned, EisData, EisRaw, EsmData, EsmDataRow, LockInRaw, SweepLabels, TemperatureRaw,
 };
 use vegard_store::{MISSING_I64, StepRecord};
 
@@ -83,6 +83,10 @@ pub(crate) fn step_records(plan: &[PlannedStep], temps: &TemperatureTrace) -> Ve
                 recipe_step: p.label.recipe_step as i64,
                 sweep_iteration: p.label.sweep_iteration.map(i64::from),
                 setpoint_K: p.label.setpoint_K,
+                sweep_dc_V: p.label.sweep_value(SweepParameter::DcV),
+                sweep_amplitude_V: p.label.sweep_value(SweepParameter::AmplitudeV),
+                sweep_scan_rate_V_per_s: p.label.sweep_value(SweepParameter::ScanRateVPerS),
+                sweep_freq_Hz: p.label.sweep_value(SweepParameter::FreqHz),
                 nominal_duration_s: p.step.duration_s(),
                 T_mean_K: some(readings.iter().sum::<f64>() / n.max(1) as f64),
                 T_min_K: some(readings.iter().copied().fold(f64::INFINITY, f64::min)),
@@ -109,6 +113,31 @@ pub(crate) fn label_columns(plan: &[PlannedStep], step: &[i64]) -> (Vec<i64>, Ve
             )
         })
         .unzip()
+}
+
+/// Parameter-sweep label columns of a table with a `step` column: the
+/// value each enclosing parameter sweep gave the row's plan step, NaN (a
+/// null in the file) where none does or the step is not in the plan.
+pub(crate) fn sweep_label_columns(plan: &[PlannedStep], step: &[i64]) -> SweepLabels {
+    let mut out = SweepLabels::missing(0);
+    for &s in step {
+        let label: Option<&StepLabel> = usize::try_from(s)
+            .ok()
+            .and_then(|s| plan.get(s))
+            .map(|p| &p.label);
+        let value = |parameter| {
+            label
+                .and_then(|l| l.sweep_value(parameter))
+                .unwrap_or(f64::NAN)
+        };
+        out.sweep_dc_V.push(value(SweepParameter::DcV));
+        out.sweep_amplitude_V
+            .push(value(SweepParameter::AmplitudeV));
+        out.sweep_scan_rate_V_per_s
+            .push(value(SweepParameter::ScanRateVPerS));
+        out.sweep_freq_Hz.push(value(SweepParameter::FreqHz));
+    }
+    out
 }
 
 /// `data/eis.parquet`: the raw impedance points with labels, shared time

@@ -15,7 +15,7 @@ use vegard_analysis::{
     LinKkOptions, Phasor, compare, deflection_per_faradaic_charge, fit_arrhenius, fit_circuit,
     fit_esm_h, fit_esm_h_corrected, lin_kk_with,
 };
-use vegard_recipe::{PlannedStep, Step};
+use vegard_recipe::{PlannedStep, Step, SweepParameter};
 use vegard_store::schema::{EisData, EsmData, data_path};
 
 use crate::{AnalysisIssue, IssueKind, PipelineError};
@@ -535,6 +535,19 @@ pub fn analyze_spectra(
                 .collect();
             // The EIS of the same temperature: same sweep iteration, else
             // the latest EIS step before this one with the same setpoint.
+            // In a dc_V sweep, also the same dc potential (the cell is
+            // linearised around it): the EIS at 0.35 V does not correct
+            // the ESM at 0.45 V of the same iteration.
+            let same_dc = |eis_step: i64| {
+                let eis_dc = usize::try_from(eis_step)
+                    .ok()
+                    .and_then(|e| plan.get(e))
+                    .and_then(|e| e.label.sweep_value(SweepParameter::DcV));
+                match (eis_dc, p.label.sweep_value(SweepParameter::DcV)) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                }
+            };
             let eis = out
                 .eis
                 .iter()
@@ -543,6 +556,7 @@ pub fn analyze_spectra(
                 .find(|s| {
                     s.sweep_iteration == p.label.sweep_iteration
                         && s.setpoint_K == p.label.setpoint_K
+                        && same_dc(s.step)
                 });
             let options = opts.esm;
             let fitted = match eis {

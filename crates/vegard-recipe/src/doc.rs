@@ -2,6 +2,7 @@
 //! so checks that run after serde (physical validation) can still point at
 //! `step[2].scan_rate_V_per_s` in the file.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use toml::Spanned;
@@ -10,6 +11,7 @@ use toml::de::{DeTable, DeValue};
 use vegard_core::limits;
 
 use crate::error::{RecipeError, error_at, limit_error};
+use crate::schema::SweepParameter;
 
 /// One step of a path into the document: a table key or an array index.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +25,19 @@ pub(crate) struct Doc<'s> {
     pub(crate) file: &'s str,
     pub(crate) text: &'s str,
     pub(crate) root: Spanned<DeTable<'s>>,
+    /// The parameter-sweep values in force while validation checks a
+    /// substituted step (innermost last); see [`Doc::with_sweep_value`].
+    sweep_values: RefCell<Vec<SweepValueAt>>,
+}
+
+/// One value of a parameter sweep being validated: the sweep's path, the
+/// parameter, and which of its `values` (0-based) with what value.
+#[derive(Debug, Clone)]
+pub(crate) struct SweepValueAt {
+    pub(crate) sweep: Vec<Seg<'static>>,
+    pub(crate) parameter: SweepParameter,
+    pub(crate) index: usize,
+    pub(crate) value: f64,
 }
 
 impl<'s> Doc<'s> {
@@ -35,7 +50,12 @@ impl<'s> Doc<'s> {
             .and_then(|()| limits::check_toml_depth(text.as_bytes(), limits::MAX_TOML_DEPTH))
             .map_err(|e| limit_error(file, e))?;
         match DeTable::parse(text) {
-            Ok(root) => Ok(Doc { file, text, root }),
+            Ok(root) => Ok(Doc {
+                file,
+                text,
+                root,
+                sweep_values: RefCell::new(Vec::new()),
+            }),
             Err(e) => Err(error_at(
                 file,
                 text,
@@ -80,8 +100,85 @@ impl<'s> Doc<'s> {
     }
 
     /// Error at the element `path` points to (see [`Doc::span_of`]).
+    ///
+    /// While a substituted step is checked ([`Doc::with_sweep_value`]), an
+    /// error at a key the sweep filled in (absent from the file) points at
+    /// the sweep's `values` entry instead, and any error in a step that
+    /// takes a swept parameter says which value it was checked with: the
+    /// physical checks then report a swept value as they report a literal.
     pub(crate) fn err(&self, path: &[Seg<'_>], message: impl Into<String>) -> RecipeError {
-        self.err_span(self.span_of(path), message)
+        let mut message = message.into();
+        let mut span = self.span_of(path);
+        let swept = self.sweep_values.borrow();
+        let mut notes = Vec::new();
+        for at in swept.iter().rev() {
+            let Some((leaf, key)) = nested_leaf(&at.sweep, path) else {
+                continue;
+            };
+            let kind = self
+                .value_at(&[leaf, &[Seg::Key("kind")]].concat())
+                .and_then(|v| v.get_ref().as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let keys = at.parameter.keys_in(&kind);
+            if keys.is_empty() {
+                continue;
+            }
+            let values_path = [
+                at.sweep.as_slice(),
+                &[Seg::Key("values"), Seg::Idx(at.index)],
+            ]
+            .concat();
+            let which = format!(
+                "{} = {} {}, value {} of the sweep's values",
+                at.parameter.name(),
+                at.value,
+                at.parameter.unit(),
+                at.index + 1
+            );
+            let filled_in = key.is_some_and(|k| keys.contains(&k))
+                && self.value_at(&path[..leaf.len() + 1]).is_none();
+            if filled_in {
+                span = self.span_of(&values_path);
+                notes.insert(0, format!("{which}, set in the {kind} step"));
+            } else {
+                let (line, col) = self
+                    .err_span(self.span_of(&values_path), "")
+                    .position()
+                    .unwrap_or((0, 0));
+                notes.push(format!("with {which} at {line}:{col}"));
+            }
+        }
+        drop(swept);
+        if !notes.is_empty() {
+            message = format!("{message} ({})", notes.join("; "));
+        }
+        self.err_span(span, message)
+    }
+
+    /// Run `check` with a sweep value in force for [`Doc::err`].
+    pub(crate) fn with_sweep_value<T>(&self, at: SweepValueAt, check: impl FnOnce() -> T) -> T {
+        self.sweep_values.borrow_mut().push(at);
+        let out = check();
+        self.sweep_values.borrow_mut().pop();
+        out
+    }
+
+    /// The value at `path`, if the file has it.
+    pub(crate) fn value_at(&self, path: &[Seg<'_>]) -> Option<&Spanned<DeValue<'s>>> {
+        let mut table: Option<&DeTable<'s>> = Some(self.root.get_ref());
+        let mut array: Option<&[Spanned<DeValue<'s>>]> = None;
+        let mut found = None;
+        for seg in path {
+            let next = match (*seg, table, array) {
+                (Seg::Key(k), Some(t), _) => find_key(t, k).map(|(_, v)| v)?,
+                (Seg::Idx(i), _, Some(a)) => a.get(i)?,
+                _ => return None,
+            };
+            table = next.get_ref().as_table();
+            array = next.get_ref().as_array().map(|a| &a[..]);
+            found = Some(next);
+        }
+        found
     }
 
     pub(crate) fn err_span(&self, span: Range<usize>, message: impl Into<String>) -> RecipeError {
@@ -94,6 +191,39 @@ impl<'s> Doc<'s> {
         let message = format!("{context}{}", humanize(e.message()));
         self.err_span(e.span().unwrap_or(0..0), message)
     }
+}
+
+/// For `path` inside the nested steps of the sweep at `sweep`: the path of
+/// the innermost step it is in (`sweep.step[i].step[j]`) and the key right
+/// after it, if any.
+fn nested_leaf<'p, 'a>(
+    sweep: &[Seg<'_>],
+    path: &'p [Seg<'a>],
+) -> Option<(&'p [Seg<'a>], Option<&'a str>)> {
+    if path.len() <= sweep.len() || !same_path(&path[..sweep.len()], sweep) {
+        return None;
+    }
+    let mut end = sweep.len();
+    while let (Some(Seg::Key("step")), Some(Seg::Idx(_))) = (path.get(end), path.get(end + 1)) {
+        end += 2;
+    }
+    if end == sweep.len() {
+        return None;
+    }
+    let key = match path.get(end) {
+        Some(Seg::Key(k)) => Some(*k),
+        _ => None,
+    };
+    Some((&path[..end], key))
+}
+
+fn same_path(a: &[Seg<'_>], b: &[Seg<'_>]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| match (x, y) {
+            (Seg::Key(x), Seg::Key(y)) => x == y,
+            (Seg::Idx(x), Seg::Idx(y)) => x == y,
+            _ => false,
+        })
 }
 
 /// Look up `name` in a spanned table, returning the spanned key and value.

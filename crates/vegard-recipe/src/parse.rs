@@ -18,8 +18,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use crate::doc::{Doc, Seg, find_key};
 use crate::error::{RecipeError, Source};
 use crate::schema::{
-    BenchConfig, CvStep, EisStep, EsmSweepStep, Limits, LsvStep, OcpStep, PotentialSteps, Recipe,
-    RunInfo, SimParams, Step, SweepStep, TemperatureStep, WaitStep,
+    BenchConfig, CvStep, EisStep, EsmSweepStep, Limits, LsvStep, MAX_SWEEP_DEPTH, OcpStep,
+    ParameterSweep, PotentialSteps, Recipe, RunInfo, SimParams, Step, SweepParameter, SweepStep,
+    TemperatureStep, TemperatureSweep, WaitStep,
 };
 use crate::validate::{validate_bench, validate_recipe};
 
@@ -203,16 +204,31 @@ fn parse_steps(doc: &Doc<'_>) -> Result<Vec<Step>, RecipeError> {
     }
     items
         .iter()
-        .map(|item| parse_step(doc, item, false))
+        .map(|item| parse_step(doc, item, &Enclosing::default()))
         .collect()
 }
 
-/// One `[[step]]` (or, with `nested`, one `[[step.step]]` of a sweep).
-fn parse_step(
-    doc: &Doc<'_>,
-    item: &Spanned<DeValue<'_>>,
-    nested: bool,
+/// What encloses a step being parsed: the sweeps around it.
+#[derive(Clone, Default)]
+struct Enclosing<'s> {
+    /// Sweeps around the step (0 at the top level).
+    depth: usize,
+    /// Whether one of them is a temperature sweep.
+    in_temperature_sweep: bool,
+    /// The parameter sweeps around it: the parameter, its `parameter = ...`
+    /// value's span (for messages) and the first of its `values` (filled
+    /// into the nested steps that take the parameter; [`Recipe::plan`]
+    /// substitutes each value).
+    swept: Vec<(SweepParameter, std::ops::Range<usize>, Spanned<DeValue<'s>>)>,
+}
+
+/// One `[[step]]` (or, inside a sweep, one `[[step.step]]`, at any depth).
+fn parse_step<'s>(
+    doc: &Doc<'s>,
+    item: &Spanned<DeValue<'s>>,
+    enclosing: &Enclosing<'s>,
 ) -> Result<Step, RecipeError> {
+    let nested = enclosing.depth > 0;
     let Some(table) = item.get_ref().as_table() else {
         return Err(doc.err_span(
             item.span(),
@@ -239,18 +255,21 @@ fn parse_step(
         ));
     };
 
-    if nested && kind == "sweep" {
+    if kind == "sweep" && enclosing.depth >= MAX_SWEEP_DEPTH {
         return Err(doc.err_span(
             kind_value.span(),
-            "a sweep cannot be nested in another sweep (one level only): \
-             list every temperature in the outer sweep instead",
+            format!(
+                "sweeps nest at most {MAX_SWEEP_DEPTH} levels deep: this sweep would be \
+                 level {} (split the recipe, or list the values in an outer sweep)",
+                enclosing.depth + 1
+            ),
         ));
     }
-    if nested && kind == "temperature" {
+    if enclosing.in_temperature_sweep && kind == "temperature" {
         return Err(doc.err_span(
             kind_value.span(),
-            "a temperature step cannot be nested in a sweep: the sweep sets the stage \
-             temperature itself (temperature_C / temperature_K)",
+            "a temperature step cannot be nested in a temperature sweep: the sweep sets \
+             the stage temperature itself (temperature_C / temperature_K)",
         ));
     }
     for (key, shape) in step_pairs(kind) {
@@ -259,6 +278,36 @@ fn parse_step(
 
     let mut rest = table.clone();
     rest.remove("kind");
+    // The keys enclosing parameter sweeps set: given here too is an error,
+    // absent they are filled with the sweep's first value.
+    for (parameter, parameter_span, first) in &enclosing.swept {
+        for &key in parameter.keys_in(kind) {
+            if let Some((given, _)) = find_key(table, key) {
+                let (line, col) = doc
+                    .err_span(parameter_span.clone(), "")
+                    .position()
+                    .unwrap_or((0, 0));
+                return Err(doc.err_span(
+                    given.span(),
+                    format!(
+                        "{kind} step in a sweep: {key} is set by the enclosing sweep \
+                         (parameter = \"{}\" at {line}:{col}); remove it here",
+                        parameter.name()
+                    ),
+                ));
+            }
+        }
+        if let Some(&key) = parameter.keys_in(kind).first() {
+            let value = if *parameter == SweepParameter::FreqHz {
+                let mut list = toml::de::DeArray::new();
+                list.push(first.clone());
+                Spanned::new(first.span(), DeValue::Array(list))
+            } else {
+                first.clone()
+            };
+            rest.insert(Spanned::new(first.span(), key.into()), value);
+        }
+    }
     let de = ValueDeserializer::from(Spanned::new(item.span(), DeValue::Table(rest)));
     let context = if nested {
         format!("{kind} step in a sweep: ")
@@ -274,7 +323,7 @@ fn parse_step(
         "eis" => EisStep::deserialize(de).map(Step::Eis),
         "esm_sweep" => EsmSweepStep::deserialize(de).map(Step::EsmSweep),
         "temperature" => TemperatureStep::deserialize(de).map(Step::Temperature),
-        "sweep" => return parse_sweep(doc, item, table, &context),
+        "sweep" => return parse_sweep(doc, item, table, &context, enclosing),
         other => {
             return Err(doc.err_span(
                 kind_value.span(),
@@ -292,19 +341,21 @@ fn parse_step(
 }
 
 /// A sweep: its own keys through serde (with spans), then each nested
-/// `[[step.step]]` through [`parse_step`].
-fn parse_sweep(
-    doc: &Doc<'_>,
-    item: &Spanned<DeValue<'_>>,
-    table: &DeTable<'_>,
+/// `[[step.step]]` through [`parse_step`]. With a `parameter` key it is a
+/// parameter sweep, else a temperature sweep.
+fn parse_sweep<'s>(
+    doc: &Doc<'s>,
+    item: &Spanned<DeValue<'s>>,
+    table: &DeTable<'s>,
     context: &str,
+    enclosing: &Enclosing<'s>,
 ) -> Result<Step, RecipeError> {
-    /// The sweep's keys; `step` is read separately so nested errors keep
-    /// their positions. Field names match [`SweepStep`], so serde's "expected
-    /// one of" lists the keys the user can write.
+    /// The temperature sweep's keys; `step` is read separately so nested
+    /// errors keep their positions. Field names match [`TemperatureSweep`],
+    /// so serde's "expected one of" lists the keys the user can write.
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    struct SweepHead {
+    struct TemperatureHead {
         #[serde(default)]
         temperature_C: Option<Vec<f64>>,
         #[serde(default)]
@@ -315,12 +366,29 @@ fn parse_sweep(
         #[serde(rename = "step")]
         _steps: IgnoredAny,
     }
+    /// The parameter sweep's keys, likewise ([`ParameterSweep`]).
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ParameterHead {
+        parameter: SweepParameter,
+        values: Vec<f64>,
+        #[serde(rename = "step")]
+        _steps: IgnoredAny,
+    }
 
+    if enclosing.in_temperature_sweep && find_key(table, "parameter").is_none() {
+        let at = find_key(table, "kind").map_or(item.span(), |(_, v)| v.span());
+        return Err(doc.err_span(
+            at,
+            "a temperature sweep cannot be nested in another temperature sweep: \
+             list every temperature in the outer sweep instead",
+        ));
+    }
     let Some((_, nested_value)) = find_key(table, "step") else {
         return Err(doc.err_span(
             item.span(),
             format!(
-                "{context}no nested steps: add the steps to run at each temperature \
+                "{context}no nested steps: add the steps to run at each temperature or value \
                  as [[step.step]] tables after the sweep's keys"
             ),
         ));
@@ -345,17 +413,99 @@ fn parse_sweep(
     let mut rest = table.clone();
     rest.remove("kind");
     let de = ValueDeserializer::from(Spanned::new(item.span(), DeValue::Table(rest)));
-    let head = SweepHead::deserialize(de).map_err(|e| doc.serde_err(&e, context))?;
+    let mut inner = enclosing.clone();
+    inner.depth += 1;
+
+    let Some((_, parameter_value)) = find_key(table, "parameter") else {
+        let head = TemperatureHead::deserialize(de).map_err(|e| doc.serde_err(&e, context))?;
+        inner.in_temperature_sweep = true;
+        let steps = nested_items
+            .iter()
+            .map(|nested| parse_step(doc, nested, &inner))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Step::Sweep(SweepStep::Temperature(TemperatureSweep {
+            temperature_C: head.temperature_C,
+            temperature_K: head.temperature_K,
+            tolerance_K: head.tolerance_K,
+            hold_s: head.hold_s,
+            timeout_s: head.timeout_s,
+            steps,
+        })));
+    };
+
+    let head = ParameterHead::deserialize(de).map_err(|e| doc.serde_err(&e, context))?;
+    let parameter = head.parameter;
+    if let Some((_, outer_span, _)) = enclosing.swept.iter().find(|(p, _, _)| *p == parameter) {
+        let (line, col) = doc
+            .err_span(outer_span.clone(), "")
+            .position()
+            .unwrap_or((0, 0));
+        return Err(doc.err_span(
+            parameter_value.span(),
+            format!(
+                "{context}{} is already swept by an enclosing sweep (parameter at \
+                 {line}:{col}): list every value there",
+                parameter.name()
+            ),
+        ));
+    }
+    let values_item = find_key(table, "values").map(|(_, v)| v);
+    let Some(first) = values_item
+        .and_then(|v| v.get_ref().as_array())
+        .and_then(|a| a.first())
+    else {
+        let at = values_item.map_or(item.span(), Spanned::span);
+        return Err(doc.err_span(
+            at,
+            format!(
+                "{context}values must have at least one value (the {} to run the nested \
+                 steps at) (got [])",
+                parameter.name()
+            ),
+        ));
+    };
+    // Before the nested steps are read: a parameter none of them takes is
+    // the likelier mistake than the keys it would have filled in.
+    let mut kinds = Vec::new();
+    nested_kinds(nested_items, &mut kinds);
+    if !kinds.iter().any(|k| parameter.step_kinds().contains(k)) {
+        return Err(doc.err_span(
+            parameter_value.span(),
+            format!(
+                "{context}no nested step takes {} (it sets {} of {}); valid parameters: {}",
+                parameter.name(),
+                parameter.name(),
+                parameter.step_kinds().join(", "),
+                SweepParameter::valid_list()
+            ),
+        ));
+    }
+    inner
+        .swept
+        .push((parameter, parameter_value.span(), first.clone()));
     let steps = nested_items
         .iter()
-        .map(|nested| parse_step(doc, nested, true))
+        .map(|nested| parse_step(doc, nested, &inner))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Step::Sweep(SweepStep {
-        temperature_C: head.temperature_C,
-        temperature_K: head.temperature_K,
-        tolerance_K: head.tolerance_K,
-        hold_s: head.hold_s,
-        timeout_s: head.timeout_s,
+    Ok(Step::Sweep(SweepStep::Parameter(ParameterSweep {
+        parameter,
+        values: head.values,
         steps,
-    }))
+    })))
+}
+
+/// The `kind`s of the steps in `items` and, through nested `step` arrays,
+/// of every step below them, as written (unparsed).
+fn nested_kinds<'t>(items: &'t [Spanned<DeValue<'_>>], kinds: &mut Vec<&'t str>) {
+    for item in items {
+        let Some(table) = item.get_ref().as_table() else {
+            continue;
+        };
+        if let Some(kind) = find_key(table, "kind").and_then(|(_, v)| v.get_ref().as_str()) {
+            kinds.push(kind);
+        }
+        if let Some(nested) = find_key(table, "step").and_then(|(_, v)| v.get_ref().as_array()) {
+            nested_kinds(nested, kinds);
+        }
+    }
 }

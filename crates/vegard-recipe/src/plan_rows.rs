@@ -37,7 +37,9 @@ pub fn step_cycles(step: &Step) -> u32 {
 
 /// A short human label of a planned step, e.g.
 /// `cv 0.4->[0.9,-0.1] V @ 0.2 V/s x3` or `eis 0.4 V ±10 mV 1e4->0.01 Hz @ 30.0 C`
-/// (the temperature label is the setpoint in force, in °C).
+/// (the temperature label is the setpoint in force, in °C), with the
+/// enclosing parameter sweeps' values in parentheses before it:
+/// `esm 0.3 V ±20 mV 1->0.5 Hz (2 f) (dc_V = 0.3 V) @ 25.0 C`.
 /// What a technique's progress counter counts (`cycle 2/3`), by step kind;
 /// `None` for techniques without one. The CLI's progress lines and the
 /// dashboard say the same.
@@ -97,6 +99,12 @@ pub fn step_label(p: &PlannedStep) -> String {
         }
         Step::Temperature(t) => format!("temperature -> {:.1} C", t.target_K() - ZERO_C_IN_K),
         Step::Sweep(_) => "sweep".to_string(),
+    };
+    let values = p.label.sweep_values_text();
+    let base = if values.is_empty() {
+        base
+    } else {
+        format!("{base} ({values})")
     };
     match (&p.step, p.label.setpoint_K) {
         (Step::Temperature(_), _) | (_, None) => base,

@@ -185,13 +185,35 @@ pub struct TemperatureStep {
     pub timeout_s: f64,
 }
 
+/// A loop, written `kind = "sweep"`: over stage temperatures
+/// ([`TemperatureSweep`]) or over the values of one numeric step parameter
+/// ([`ParameterSweep`]). Sweeps nest up to [`MAX_SWEEP_DEPTH`] levels (e.g.
+/// temperature x `dc_V`); a temperature sweep or step never sits inside a
+/// temperature sweep (it would fight the sweep's setpoint), and a parameter
+/// is swept by at most one enclosing sweep.
+///
+/// Untagged so that serde sees the file's flat keys: a table with
+/// `parameter` is a parameter sweep, one with `temperature_C`/`_K` a
+/// temperature sweep. Recipe files are read by `parse_recipe`, which
+/// dispatches on `parameter` itself and keeps positions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SweepStep {
+    Temperature(TemperatureSweep),
+    Parameter(ParameterSweep),
+}
+
+/// Deepest nesting of sweeps (a sweep in a sweep in a sweep): 3. Two levels
+/// cover temperature x potential; a third (x amplitude) is the most a plan
+/// of at most [`crate::MAX_PLAN_STEPS`] steps can usefully hold, and the
+/// step labels keep one value per level in a fixed array.
+pub const MAX_SWEEP_DEPTH: usize = 3;
+
 /// A loop over temperatures: for each one a temperature step (this sweep's
-/// tolerance, hold and timeout), then the nested `[[step.step]]` list. One
-/// level only: a sweep cannot contain a sweep (or a temperature step, which
-/// would fight the sweep's setpoint).
+/// tolerance, hold and timeout), then the nested `[[step.step]]` list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SweepStep {
+pub struct TemperatureSweep {
     /// Exactly one of `temperature_C` / `temperature_K`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature_C: Option<Vec<f64>>,
@@ -202,6 +224,128 @@ pub struct SweepStep {
     pub timeout_s: f64,
     #[serde(rename = "step")]
     pub steps: Vec<Step>,
+}
+
+/// A loop over the values of one numeric step parameter: for each value,
+/// the nested `[[step.step]]` list (recursively, nested sweeps included)
+/// with the value substituted into every step that takes the parameter
+/// ([`SweepParameter::step_kinds`]); the other nested steps run unchanged.
+/// No instrument action of its own.
+///
+/// In a recipe file the nested steps omit the swept key (giving it is an
+/// error: the sweep sets it); after parsing, each nested step holds the
+/// sweep's first value there, and [`Recipe::plan`] substitutes every value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParameterSweep {
+    pub parameter: SweepParameter,
+    /// In run order, in the parameter's unit.
+    pub values: Vec<f64>,
+    #[serde(rename = "step")]
+    pub steps: Vec<Step>,
+}
+
+/// A numeric step parameter a [`ParameterSweep`] varies. The names are the
+/// step keys they set, units in the name as everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SweepParameter {
+    /// `dc_V` of `eis` and `esm_sweep`: the potential the small signal is
+    /// centred on (no other step kind has a dc potential).
+    #[serde(rename = "dc_V")]
+    DcV,
+    /// `amplitude_V` (peak, at the cell) of `eis` and `esm_sweep`.
+    #[serde(rename = "amplitude_V")]
+    AmplitudeV,
+    /// `scan_rate_V_per_s` of `cv` and `lsv`.
+    #[serde(rename = "scan_rate_V_per_s")]
+    ScanRateVPerS,
+    /// One ESM frequency: `esm_sweep` gets `freq_Hz = [value]` (its
+    /// `freq_Hz`, `freq_range_Hz` and `points_per_decade` are the sweep's).
+    /// Not EIS: its `freq_Hz` is a `[high, low]` range of a spectrum, and a
+    /// one-point spectrum per step is what a single `eis` step over the
+    /// range already measures.
+    #[serde(rename = "freq_Hz")]
+    FreqHz,
+}
+
+impl SweepParameter {
+    /// Every parameter, in the order the docs list them.
+    pub const ALL: [SweepParameter; 4] = [
+        SweepParameter::DcV,
+        SweepParameter::AmplitudeV,
+        SweepParameter::ScanRateVPerS,
+        SweepParameter::FreqHz,
+    ];
+    /// The name written in `parameter = "..."`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SweepParameter::DcV => "dc_V",
+            SweepParameter::AmplitudeV => "amplitude_V",
+            SweepParameter::ScanRateVPerS => "scan_rate_V_per_s",
+            SweepParameter::FreqHz => "freq_Hz",
+        }
+    }
+    /// Unit of the values, for messages and progress lines.
+    pub fn unit(self) -> &'static str {
+        match self {
+            SweepParameter::DcV | SweepParameter::AmplitudeV => "V",
+            SweepParameter::ScanRateVPerS => "V/s",
+            SweepParameter::FreqHz => "Hz",
+        }
+    }
+    /// Step kinds that take the parameter.
+    pub fn step_kinds(self) -> &'static [&'static str] {
+        match self {
+            SweepParameter::DcV | SweepParameter::AmplitudeV => &["eis", "esm_sweep"],
+            SweepParameter::ScanRateVPerS => &["cv", "lsv"],
+            SweepParameter::FreqHz => &["esm_sweep"],
+        }
+    }
+    /// Keys of a step of `kind` that the sweep sets, so the step must not
+    /// give them (empty when the kind does not take the parameter).
+    pub fn keys_in(self, kind: &str) -> &'static [&'static str] {
+        if !self.step_kinds().contains(&kind) {
+            return &[];
+        }
+        match self {
+            SweepParameter::DcV => &["dc_V"],
+            SweepParameter::AmplitudeV => &["amplitude_V"],
+            SweepParameter::ScanRateVPerS => &["scan_rate_V_per_s"],
+            SweepParameter::FreqHz => &["freq_Hz", "freq_range_Hz", "points_per_decade"],
+        }
+    }
+    /// `dc_V (eis, esm_sweep), amplitude_V (...), ...` for messages.
+    pub fn valid_list() -> String {
+        SweepParameter::ALL
+            .iter()
+            .map(|p| format!("{} ({})", p.name(), p.step_kinds().join(", ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// One enclosing parameter sweep's value at a planned step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SweepValue {
+    pub parameter: SweepParameter,
+    pub value: f64,
+}
+
+impl SweepStep {
+    /// The nested steps.
+    pub fn steps(&self) -> &[Step] {
+        match self {
+            SweepStep::Temperature(t) => &t.steps,
+            SweepStep::Parameter(p) => &p.steps,
+        }
+    }
+    /// Number of iterations (temperatures or values).
+    pub fn iterations(&self) -> usize {
+        match self {
+            SweepStep::Temperature(t) => t.temperatures_K().len(),
+            SweepStep::Parameter(p) => p.values.len(),
+        }
+    }
 }
 
 /// 0 degC in kelvin.
@@ -353,7 +497,7 @@ impl TemperatureStep {
     }
 }
 
-impl SweepStep {
+impl TemperatureSweep {
     /// The loop's setpoints in kelvin, in run order.
     pub fn temperatures_K(&self) -> Vec<f64> {
         match (&self.temperature_K, &self.temperature_C) {
@@ -387,56 +531,71 @@ pub struct PlannedStep {
 pub struct StepLabel {
     /// Index (0-based) of the top-level `[[step]]`.
     pub recipe_step: usize,
-    /// 0-based iteration of the enclosing sweep.
+    /// 0-based iteration of the outermost enclosing sweep (temperature or
+    /// parameter); `None` outside every sweep. Outermost so that in a
+    /// campaign of temperature x `dc_V` it still says which temperature,
+    /// as it did before sweeps nested (the analysis pairs an ESM sweep
+    /// with the EIS of the same iteration and setpoint); the inner sweeps'
+    /// positions are in `sweep_values`.
     pub sweep_iteration: Option<u32>,
     /// Stage setpoint in force: the enclosing sweep's temperature, or the
     /// last temperature step (or sweep) before this step; `None` before any.
     pub setpoint_K: Option<f64>,
+    /// The values of the enclosing parameter sweeps, outermost first (a
+    /// fixed array so the label stays `Copy`; at most [`MAX_SWEEP_DEPTH`]
+    /// sweeps enclose a step). Outside a parameter sweep all `None`: unlike
+    /// the stage setpoint, a swept value does not outlive its sweep.
+    pub sweep_values: [Option<SweepValue>; MAX_SWEEP_DEPTH],
+}
+
+impl StepLabel {
+    /// The enclosing parameter sweeps' values, outermost first.
+    pub fn sweep_values(&self) -> impl Iterator<Item = SweepValue> + '_ {
+        self.sweep_values.iter().flatten().copied()
+    }
+    /// The value of `parameter` set by an enclosing sweep.
+    pub fn sweep_value(&self, parameter: SweepParameter) -> Option<f64> {
+        self.sweep_values()
+            .find(|v| v.parameter == parameter)
+            .map(|v| v.value)
+    }
+    /// `dc_V = 0.3 V, amplitude_V = 0.02 V` (empty outside parameter
+    /// sweeps), for progress lines and the plan `vegard validate` prints.
+    pub fn sweep_values_text(&self) -> String {
+        self.sweep_values()
+            .map(|v| {
+                format!(
+                    "{} = {} {}",
+                    v.parameter.name(),
+                    v.value,
+                    v.parameter.unit()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl Recipe {
-    /// The flat list of steps the engine runs. A sweep over N temperatures
-    /// becomes, per temperature, a temperature step then clones of its nested
-    /// steps, all labelled with that setpoint. After a sweep the stage stays
-    /// at its last temperature, so later steps keep that label, as they keep
-    /// the label of a standalone temperature step.
+    /// The flat list of steps the engine runs. A temperature sweep over N
+    /// temperatures becomes, per temperature, a temperature step then its
+    /// nested steps, all labelled with that setpoint. A parameter sweep
+    /// becomes, per value, its nested steps with the value substituted
+    /// ([`Step::set_parameter`]) and recorded in the label. Nested sweeps
+    /// expand recursively. After a temperature sweep the stage stays at its
+    /// last temperature, so later steps keep that label, as they keep the
+    /// label of a standalone temperature step.
     pub fn plan(&self) -> Vec<PlannedStep> {
         let mut plan = Vec::new();
         let mut setpoint_K = None;
         for (recipe_step, step) in self.steps.iter().enumerate() {
-            match step {
-                Step::Sweep(sweep) => {
-                    for (iteration, t_K) in (0u32..).zip(sweep.temperatures_K()) {
-                        setpoint_K = Some(t_K);
-                        let label = StepLabel {
-                            recipe_step,
-                            sweep_iteration: Some(iteration),
-                            setpoint_K,
-                        };
-                        plan.push(PlannedStep {
-                            step: Step::Temperature(sweep.temperature_step(t_K)),
-                            label,
-                        });
-                        plan.extend(sweep.steps.iter().map(|nested| PlannedStep {
-                            step: nested.clone(),
-                            label,
-                        }));
-                    }
-                }
-                other => {
-                    if let Step::Temperature(t) = other {
-                        setpoint_K = Some(t.target_K());
-                    }
-                    plan.push(PlannedStep {
-                        step: other.clone(),
-                        label: StepLabel {
-                            recipe_step,
-                            sweep_iteration: None,
-                            setpoint_K,
-                        },
-                    });
-                }
-            }
+            let label = StepLabel {
+                recipe_step,
+                sweep_iteration: None,
+                setpoint_K: None,
+                sweep_values: [None; MAX_SWEEP_DEPTH],
+            };
+            expand(step, label, 0, &mut setpoint_K, &mut plan);
         }
         plan
     }
@@ -445,6 +604,70 @@ impl Recipe {
     /// lower bound when the recipe changes temperature (see there).
     pub fn duration_s(&self) -> f64 {
         self.steps.iter().map(Step::duration_s).sum()
+    }
+}
+
+/// [`Recipe::plan`] of one step under `label` (`depth` parameter sweeps
+/// enclose it); `setpoint_K` is the stage setpoint in force, updated by
+/// temperature steps and sweeps as the plan goes.
+fn expand(
+    step: &Step,
+    label: StepLabel,
+    depth: usize,
+    setpoint_K: &mut Option<f64>,
+    plan: &mut Vec<PlannedStep>,
+) {
+    match step {
+        Step::Sweep(SweepStep::Temperature(sweep)) => {
+            for (iteration, t_K) in (0u32..).zip(sweep.temperatures_K()) {
+                *setpoint_K = Some(t_K);
+                let label = StepLabel {
+                    sweep_iteration: label.sweep_iteration.or(Some(iteration)),
+                    setpoint_K: *setpoint_K,
+                    ..label
+                };
+                plan.push(PlannedStep {
+                    step: Step::Temperature(sweep.temperature_step(t_K)),
+                    label,
+                });
+                for nested in &sweep.steps {
+                    expand(nested, label, depth, setpoint_K, plan);
+                }
+            }
+        }
+        Step::Sweep(SweepStep::Parameter(sweep)) => {
+            for (iteration, &value) in (0u32..).zip(&sweep.values) {
+                let mut label = StepLabel {
+                    sweep_iteration: label.sweep_iteration.or(Some(iteration)),
+                    ..label
+                };
+                // Validation keeps the depth within the array; deeper
+                // values (an unvalidated recipe) are substituted, not labelled.
+                if let Some(slot) = label.sweep_values.get_mut(depth) {
+                    *slot = Some(SweepValue {
+                        parameter: sweep.parameter,
+                        value,
+                    });
+                }
+                for nested in &sweep.steps {
+                    let mut nested = nested.clone();
+                    nested.set_parameter(sweep.parameter, value);
+                    expand(&nested, label, depth + 1, setpoint_K, plan);
+                }
+            }
+        }
+        other => {
+            if let Step::Temperature(t) = other {
+                *setpoint_K = Some(t.target_K());
+            }
+            plan.push(PlannedStep {
+                step: other.clone(),
+                label: StepLabel {
+                    setpoint_K: *setpoint_K,
+                    ..label
+                },
+            });
+        }
     }
 }
 
@@ -507,10 +730,60 @@ impl Step {
             Step::Eis(s) => s.duration_s(),
             Step::EsmSweep(s) => s.duration_s(),
             Step::Temperature(s) => s.hold_s,
-            Step::Sweep(s) => {
+            Step::Sweep(SweepStep::Temperature(s)) => {
                 let per_iteration_s = s.hold_s + s.steps.iter().map(Step::duration_s).sum::<f64>();
                 per_iteration_s * s.temperatures_K().len() as f64
             }
+            Step::Sweep(SweepStep::Parameter(s)) => s
+                .values
+                .iter()
+                .map(|&value| {
+                    s.steps
+                        .iter()
+                        .map(|nested| {
+                            let mut nested = nested.clone();
+                            nested.set_parameter(s.parameter, value);
+                            nested.duration_s()
+                        })
+                        .sum::<f64>()
+                })
+                .sum(),
+        }
+    }
+    /// Set `parameter` to `value` where this step takes it (see
+    /// [`SweepParameter::step_kinds`]); in a sweep, in every nested step,
+    /// recursively. Other steps are left as they are.
+    pub fn set_parameter(&mut self, parameter: SweepParameter, value: f64) {
+        match (self, parameter) {
+            (Step::Eis(s), SweepParameter::DcV) => s.dc_V = value,
+            (Step::EsmSweep(s), SweepParameter::DcV) => s.dc_V = value,
+            (Step::Eis(s), SweepParameter::AmplitudeV) => s.amplitude_V = value,
+            (Step::EsmSweep(s), SweepParameter::AmplitudeV) => s.amplitude_V = value,
+            (Step::Cv(s), SweepParameter::ScanRateVPerS) => s.scan_rate_V_per_s = value,
+            (Step::Lsv(s), SweepParameter::ScanRateVPerS) => s.scan_rate_V_per_s = value,
+            (Step::EsmSweep(s), SweepParameter::FreqHz) => {
+                s.freq_Hz = Some(vec![value]);
+                s.freq_range_Hz = None;
+                s.points_per_decade = None;
+            }
+            (Step::Sweep(SweepStep::Temperature(s)), _) => {
+                for nested in &mut s.steps {
+                    nested.set_parameter(parameter, value);
+                }
+            }
+            (Step::Sweep(SweepStep::Parameter(s)), _) => {
+                for nested in &mut s.steps {
+                    nested.set_parameter(parameter, value);
+                }
+            }
+            _ => {}
+        }
+    }
+    /// Whether this step, or any step nested in it, takes `parameter`.
+    pub fn takes(&self, parameter: SweepParameter) -> bool {
+        match self {
+            Step::Sweep(s) => s.steps().iter().any(|n| n.takes(parameter)),
+            other => parameter.step_kinds().contains(&other.kind_name()),
         }
     }
     /// The shortest period of the signal the step's analysis works on, s:
@@ -560,7 +833,7 @@ impl Step {
         match self {
             Step::Cv(_) | Step::Steps(_) | Step::Lsv(_) | Step::Eis(_) | Step::EsmSweep(_) => true,
             Step::Ocp(_) | Step::Wait(_) | Step::Temperature(_) => false,
-            Step::Sweep(s) => s.steps.iter().any(Step::cell_on),
+            Step::Sweep(s) => s.steps().iter().any(Step::cell_on),
         }
     }
 }

@@ -4,13 +4,13 @@
 //! points at the key responsible for it, so nothing reaches the hardware
 //! before the file makes sense.
 
-use crate::doc::{Doc, Seg};
+use crate::doc::{Doc, Seg, SweepValueAt};
 use crate::drivers::{DriverLimits, MIN_SAMPLE_INTERVAL_S, Role, driver, driver_names};
 use crate::error::{RecipeError, Source};
 use crate::resource::Resource;
 use crate::schema::{
     BenchConfig, ClockParams, ESM_MIN_SAMPLES_PER_PERIOD, EsmSweepStep, MAX_ACTIVATION_ENERGY_EV,
-    Recipe, SimParams, Step, ZERO_C_IN_K,
+    Recipe, SimParams, Step, SweepStep, ZERO_C_IN_K,
 };
 use vegard_core::sync_blocks::{BlockPlan, plan_blocks};
 
@@ -39,11 +39,13 @@ pub const MAX_SIM_NODES: usize = 1000;
 /// checked, so `points_per_decade = 4000000000` would otherwise allocate
 /// 34 GB.
 pub const MAX_SWEEP_POINTS: u32 = 10_000;
-/// Most steps of the expanded plan (a sweep counts a temperature step plus
-/// its nested steps per temperature): 10 000. The 2 h 46 min campaign is
-/// 21; the plan, run.toml's `[[steps]]` and the progress display hold one
-/// entry each, and a sweep multiplies, so a 1 MB recipe could otherwise
-/// expand to billions of steps.
+/// Most steps of the expanded plan (a temperature sweep counts a
+/// temperature step plus its nested steps per temperature, a parameter
+/// sweep its nested steps per value, nested sweeps multiply): 10 000. The
+/// 2 h 46 min campaign is 21; the plan, run.toml's `[[steps]]` and the
+/// progress display hold one entry each, and a sweep multiplies, so a 1 MB
+/// recipe could otherwise expand to billions of steps. Checked before the
+/// per-value checks of parameter sweeps, which visit every planned step.
 pub const MAX_PLAN_STEPS: usize = 10_000;
 /// Highest potentiostat trigger output (`trigger_gpio_pin`): 15, the last
 /// bit of the 16-bit GPIO mask MethodSCRIPT's `set_gpio` writes.
@@ -192,15 +194,58 @@ pub fn validate_with_bench(
         recipe,
     };
     for (i, step) in recipe.steps.iter().enumerate() {
-        let base = [Seg::Key("step"), Seg::Idx(i)];
-        on_bench.step(step, &base)?;
-        if let Step::Sweep(sweep) = step {
-            // Every iteration runs the same nested steps (only the
-            // temperature differs), so checking each once covers the plan.
+        walk(
+            &doc,
+            step,
+            &[Seg::Key("step"), Seg::Idx(i)],
+            &mut |s, base| on_bench.step(s, base),
+        )?;
+    }
+    Ok(())
+}
+
+/// A check of one step at its path, for [`walk`].
+type StepCheck<'f> = dyn FnMut(&Step, &[Seg<'static>]) -> Result<(), RecipeError> + 'f;
+
+/// Call `check` on `step` at `base` and, in a sweep, on every nested step,
+/// recursively. A temperature sweep's nested steps are the same at every
+/// temperature, so they are checked once; a parameter sweep's are checked
+/// once per value, with the value substituted (as [`Recipe::plan`] does)
+/// and in force for [`Doc::err`], so a swept value meets every check a
+/// literal one does and its errors point at the sweep's `values` entry.
+/// [`check_plan_size`] bounds the work first.
+fn walk(
+    doc: &Doc<'_>,
+    step: &Step,
+    base: &[Seg<'static>],
+    check: &mut StepCheck<'_>,
+) -> Result<(), RecipeError> {
+    check(step, base)?;
+    match step {
+        Step::Sweep(SweepStep::Temperature(sweep)) => {
             for (j, nested) in sweep.steps.iter().enumerate() {
-                on_bench.step(nested, &elem_path(&base, "step", j))?;
+                walk(doc, nested, &elem_path(base, "step", j), check)?;
             }
         }
+        Step::Sweep(SweepStep::Parameter(sweep)) => {
+            for (index, &value) in sweep.values.iter().enumerate() {
+                let at = SweepValueAt {
+                    sweep: base.to_vec(),
+                    parameter: sweep.parameter,
+                    index,
+                    value,
+                };
+                doc.with_sweep_value(at, || {
+                    for (j, nested) in sweep.steps.iter().enumerate() {
+                        let mut nested = nested.clone();
+                        nested.set_parameter(sweep.parameter, value);
+                        walk(doc, &nested, &elem_path(base, "step", j), check)?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -218,8 +263,10 @@ impl BenchStepChecker<'_, '_> {
         let at = |key| key_path(base, key);
         let kind = step.kind_name();
 
-        if matches!(step, Step::Temperature(_) | Step::Sweep(_))
-            && self.bench.instruments.temperature.is_none()
+        if matches!(
+            step,
+            Step::Temperature(_) | Step::Sweep(SweepStep::Temperature(_))
+        ) && self.bench.instruments.temperature.is_none()
         {
             return Err(doc.err(
                 &at("kind"),
@@ -668,54 +715,100 @@ pub(crate) fn validate_recipe(recipe: &Recipe, doc: &Doc<'_>) -> Result<(), Reci
         c: &c,
         window_V: [low_V, high_V],
     };
+    // First: the substituted checks below visit every planned step.
+    check_plan_size(recipe, &c)?;
     for (i, step) in recipe.steps.iter().enumerate() {
-        v.step(step, &[Seg::Key("step"), Seg::Idx(i)], false)?;
+        walk(
+            doc,
+            step,
+            &[Seg::Key("step"), Seg::Idx(i)],
+            &mut |s, base| v.step(s, base),
+        )?;
     }
-    check_plan_size(recipe, &c)
+    Ok(())
+}
+
+/// Planned steps `step` expands to (saturating): a temperature sweep runs a
+/// temperature step and its nested steps per temperature, a parameter
+/// sweep its nested steps per value.
+fn planned_steps(step: &Step) -> usize {
+    match step {
+        Step::Sweep(s) => {
+            let nested = s
+                .steps()
+                .iter()
+                .map(planned_steps)
+                .fold(0usize, usize::saturating_add);
+            let per_iteration = match s {
+                SweepStep::Temperature(_) => nested.saturating_add(1),
+                SweepStep::Parameter(_) => nested,
+            };
+            s.iterations().saturating_mul(per_iteration)
+        }
+        _ => 1,
+    }
 }
 
 /// The expanded plan within [`MAX_PLAN_STEPS`], counted without expanding
-/// it; the error points at the step (a sweep: its temperature list) that
-/// crosses the limit.
+/// it; the error points at the step (a sweep: its temperature or value
+/// list) that crosses the limit.
 fn check_plan_size(recipe: &Recipe, c: &Checker<'_, '_>) -> Result<(), RecipeError> {
     let mut planned = 0usize;
     for (i, step) in recipe.steps.iter().enumerate() {
-        let (adds, key) = match step {
-            Step::Sweep(s) => {
-                let temperatures = s.temperatures_K().len();
+        planned = planned.saturating_add(planned_steps(step));
+        if planned <= MAX_PLAN_STEPS {
+            continue;
+        }
+        let base = [Seg::Key("step"), Seg::Idx(i)];
+        let (path, message) = match step {
+            Step::Sweep(SweepStep::Temperature(s)) => {
                 let key = if s.temperature_K.is_some() {
                     "temperature_K"
                 } else {
                     "temperature_C"
                 };
+                let nested: usize = s
+                    .steps
+                    .iter()
+                    .map(planned_steps)
+                    .fold(0, usize::saturating_add);
                 (
-                    temperatures.saturating_mul(1 + s.steps.len()),
-                    Some((key, temperatures, s.steps.len())),
+                    key_path(&base, key),
+                    format!(
+                        "{key}: {} temperatures x (1 + {nested} nested steps) bring the plan \
+                         to {planned} steps; at most {MAX_PLAN_STEPS} (split the campaign into \
+                         several recipes)",
+                        s.temperatures_K().len()
+                    ),
                 )
             }
-            _ => (1, None),
-        };
-        planned = planned.saturating_add(adds);
-        if planned > MAX_PLAN_STEPS {
-            let base = [Seg::Key("step"), Seg::Idx(i)];
-            let message = match key {
-                Some((key, n_t, n_nested)) => format!(
-                    "{key}: {n_t} temperatures x (1 + {n_nested} nested steps) bring the plan \
-                     to {planned} steps; at most {MAX_PLAN_STEPS} (split the campaign into \
-                     several recipes)"
-                ),
-                None => format!(
+            Step::Sweep(SweepStep::Parameter(s)) => {
+                let nested: usize = s
+                    .steps
+                    .iter()
+                    .map(planned_steps)
+                    .fold(0, usize::saturating_add);
+                (
+                    key_path(&base, "values"),
+                    format!(
+                        "values: {} values of {} x {nested} nested steps bring the plan to \
+                         {planned} steps; at most {MAX_PLAN_STEPS} (fewer values, or split \
+                         the recipe)",
+                        s.values.len(),
+                        s.parameter.name()
+                    ),
+                )
+            }
+            _ => (
+                base.to_vec(),
+                format!(
                     "step {} brings the plan past {MAX_PLAN_STEPS} steps, the most one \
                      recipe may run (split it into several recipes)",
                     i + 1
                 ),
-            };
-            let path = match key {
-                Some((key, _, _)) => key_path(&base, key),
-                None => base.to_vec(),
-            };
-            return Err(c.doc.err(&path, message));
-        }
+            ),
+        };
+        return Err(c.doc.err(&path, message));
     }
     Ok(())
 }
@@ -760,7 +853,9 @@ fn step_name(base: &[Seg<'_>]) -> String {
         .collect();
     match idx.as_slice() {
         [top] => format!("step {top}"),
-        [top, nested] => format!("step {top}, nested step {nested}"),
+        [top, nested @ ..] if !nested.is_empty() => {
+            format!("step {top}, nested step {}", nested.join("."))
+        }
         _ => "step".to_owned(),
     }
 }
@@ -914,7 +1009,9 @@ impl StepChecker<'_, '_, '_> {
         }
     }
 
-    fn step(&self, step: &Step, base: &[Seg<'static>], nested: bool) -> Result<(), RecipeError> {
+    /// The step's own checks; a sweep's nested steps are checked by
+    /// [`walk`], which calls this on each.
+    fn step(&self, step: &Step, base: &[Seg<'static>]) -> Result<(), RecipeError> {
         let c = self.c;
         let at = |key| key_path(base, key);
         match step {
@@ -1083,13 +1180,7 @@ impl StepChecker<'_, '_, '_> {
                 }
                 self.stage(base, s.tolerance_K, s.hold_s, s.timeout_s)?;
             }
-            Step::Sweep(s) => {
-                if nested {
-                    return Err(c.doc.err(
-                        &at("kind"),
-                        "a sweep cannot be nested in another sweep (one level only)",
-                    ));
-                }
+            Step::Sweep(SweepStep::Temperature(s)) => {
                 self.exactly_one(
                     base,
                     ("temperature_C", s.temperature_C.is_some()),
@@ -1114,9 +1205,23 @@ impl StepChecker<'_, '_, '_> {
                     "at least one nested [[step.step]]",
                     "none",
                 )?;
-                for (j, nested_step) in s.steps.iter().enumerate() {
-                    self.step(nested_step, &elem_path(base, "step", j), true)?;
+            }
+            Step::Sweep(SweepStep::Parameter(s)) => {
+                c.require(
+                    &at("values"),
+                    !s.values.is_empty(),
+                    &format!("at least one value of {}", s.parameter.name()),
+                    "[]",
+                )?;
+                for (j, &value) in s.values.iter().enumerate() {
+                    c.finite(&elem_path(base, "values", j), value)?;
                 }
+                c.require(
+                    &at("step"),
+                    !s.steps.is_empty(),
+                    "at least one nested [[step.step]]",
+                    "none",
+                )?;
             }
         }
         self.step_duration(step, base)

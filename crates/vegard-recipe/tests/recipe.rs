@@ -683,7 +683,7 @@ fn every_new_kind_parses_with_its_numbers() {
         panic!("{:?}", r.steps[3])
     };
     assert!((t.target_K() - 318.15).abs() < 1e-12);
-    let Step::Sweep(sweep) = &r.steps[4] else {
+    let Step::Sweep(vegard_recipe::SweepStep::Temperature(sweep)) = &r.steps[4] else {
         panic!("{:?}", r.steps[4])
     };
     assert_eq!(sweep.temperatures_K(), vec![300.0, 320.0]);
@@ -1235,12 +1235,12 @@ fn structural_mistakes_in_sweeps_and_new_kinds_have_positions() {
     let (line, col, msg) = err(&text);
     assert_eq!((line, col), pos_of(&text, "\"eiss\""));
     assert!(msg.starts_with("unknown step kind `eiss`"), "{msg}");
-    // A sweep inside a sweep.
+    // A temperature sweep inside a temperature sweep.
     let text = ALL.replace("  kind = \"eis\"", "  kind = \"sweep\"");
     let (line, col, msg) = err(&text);
     assert_eq!((line, col), pos_of(&text, "\"sweep\"\n  dc_V"));
     assert!(
-        msg.starts_with("a sweep cannot be nested in another sweep"),
+        msg.starts_with("a temperature sweep cannot be nested in another temperature sweep"),
         "{msg}"
     );
     // A temperature step inside a sweep.
@@ -1248,7 +1248,7 @@ fn structural_mistakes_in_sweeps_and_new_kinds_have_positions() {
     let (line, col, msg) = err(&text);
     assert_eq!((line, col), pos_of(&text, "\"temperature\"\n  dc_V"));
     assert!(
-        msg.starts_with("a temperature step cannot be nested in a sweep"),
+        msg.starts_with("a temperature step cannot be nested in a temperature sweep"),
         "{msg}"
     );
     // A sweep without nested steps: its header.

@@ -297,6 +297,16 @@ pub struct StepRecord {
     pub sweep_iteration: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setpoint_K: Option<f64>,
+    /// Values the enclosing parameter sweeps gave the step (absent outside
+    /// them; the same labels as the data files' `sweep_*` columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_dc_V: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_amplitude_V: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_scan_rate_V_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_freq_Hz: Option<f64>,
     pub nominal_duration_s: f64,
     /// Temperature measured while the step ran (no stage: absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]

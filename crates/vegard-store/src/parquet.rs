@@ -56,6 +56,7 @@ pub fn write_parquet(path: &Path, table: &Table) -> Result<(), StoreError> {
 pub fn unit_of(name: &str) -> &'static str {
     const SUFFIXES: &[(&str, &str)] = &[
         ("_nm_per_V", "nm/V"),
+        ("_V_per_s", "V/s"),
         ("_V_rms", "V rms"),
         ("_nm_rms", "nm rms"),
         ("_ratio", "1"),
@@ -511,6 +512,9 @@ mod tests {
             ("I_amp_A", "A"),
             ("Z_re_ohm", "ohm"),
             ("response_nm_per_V", "nm/V"),
+            ("sweep_scan_rate_V_per_s", "V/s"),
+            ("sweep_dc_V", "V"),
+            ("sweep_freq_Hz", "Hz"),
             ("lockin_x_V_rms", "V rms"),
             ("deflection_residual_nm_rms", "nm rms"),
             ("deflection_h2_ratio", "1"),

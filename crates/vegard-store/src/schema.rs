@@ -351,6 +351,74 @@ table_schema! {
     }
 }
 
+table_schema! {
+    /// The parameter-sweep labels of `aligned.parquet`, `data/eis.parquet`
+    /// and `data/esm.parquet`, appended after each table's own columns:
+    /// the value each enclosing parameter sweep (`kind = "sweep"`,
+    /// `parameter = ...`) gave the row's plan step; missing (NaN, a null in
+    /// the file) where no sweep sets it, as `setpoint_K` is outside a
+    /// temperature step. One struct for the three tables, so the four
+    /// names are spelled once; folders written before parameter sweeps
+    /// lack the columns, which [`SweepLabels::from_table_or_missing`] reads
+    /// as missing.
+    SweepLabels, SweepLabelsRow, sweep_label_col, "sweep_labels" {
+        sweep_dc_V: F64,
+        sweep_amplitude_V: F64,
+        sweep_scan_rate_V_per_s: F64,
+        sweep_freq_Hz: F64,
+    }
+}
+
+impl SweepLabels {
+    /// `n` rows of missing labels (no parameter sweep).
+    pub fn missing(n: usize) -> Self {
+        SweepLabels {
+            sweep_dc_V: vec![f64::NAN; n],
+            sweep_amplitude_V: vec![f64::NAN; n],
+            sweep_scan_rate_V_per_s: vec![f64::NAN; n],
+            sweep_freq_Hz: vec![f64::NAN; n],
+        }
+    }
+
+    /// The label columns of `t`; each one `t` lacks (a folder written
+    /// before parameter sweeps) reads as missing values. A column of the
+    /// wrong kind is still an error.
+    pub fn from_table_or_missing(t: &Table) -> Result<Self, StoreError> {
+        let wrap = |source: StoreError| StoreError::Schema {
+            table: Self::FILE,
+            msg: source.to_string(),
+        };
+        t.check().map_err(wrap)?;
+        let n = t.len();
+        let col = |name: &str| -> Result<Vec<f64>, StoreError> {
+            match t.column(name) {
+                None => Ok(vec![f64::NAN; n]),
+                Some(_) => t.f64(name).map_err(wrap),
+            }
+        };
+        Ok(SweepLabels {
+            sweep_dc_V: col(sweep_label_col::sweep_dc_V)?,
+            sweep_amplitude_V: col(sweep_label_col::sweep_amplitude_V)?,
+            sweep_scan_rate_V_per_s: col(sweep_label_col::sweep_scan_rate_V_per_s)?,
+            sweep_freq_Hz: col(sweep_label_col::sweep_freq_Hz)?,
+        })
+    }
+
+    /// `table` with these columns appended (the caller gives as many rows).
+    pub fn append_to(self, mut table: Table) -> Table {
+        for (name, column) in self.into_table().columns {
+            table.push(name, column);
+        }
+        table
+    }
+
+    /// `columns` followed by the label columns: the schema of a table
+    /// written with [`SweepLabels::append_to`].
+    pub fn after(columns: &[ColumnSpec]) -> Vec<ColumnSpec> {
+        [columns, Self::COLUMNS].concat()
+    }
+}
+
 /// `data/<name>.parquet` of a run folder.
 pub fn data_path(run_dir: &Path, name: &str) -> PathBuf {
     run_dir
@@ -364,8 +432,43 @@ pub fn aligned_path(run_dir: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweep_labels_append_and_read_back_missing_columns_as_nan() {
+        let labels = SweepLabels {
+            sweep_dc_V: vec![f64::NAN, 0.3],
+            sweep_amplitude_V: vec![0.02, 0.02],
+            sweep_scan_rate_V_per_s: vec![f64::NAN, f64::NAN],
+            sweep_freq_Hz: vec![f64::NAN, 1.0],
+        };
+        let t = labels.append_to(Table::default().with("step", Column::I64(vec![0, 1])));
+        assert_eq!(
+            t.names(),
+            [
+                "step",
+                "sweep_dc_V",
+                "sweep_amplitude_V",
+                "sweep_scan_rate_V_per_s",
+                "sweep_freq_Hz"
+            ]
+        );
+        let back = SweepLabels::from_table_or_missing(&t).unwrap();
+        assert_eq!(back.sweep_dc_V[1], 0.3);
+        assert!(back.sweep_dc_V[0].is_nan());
+        assert_eq!(back.sweep_freq_Hz[1], 1.0);
+        // An older table without the columns: missing values, one a row.
+        let old = Table::default().with("step", Column::I64(vec![0, 1, 2]));
+        let back = SweepLabels::from_table_or_missing(&old).unwrap();
+        assert_eq!(back.len(), 3);
+        assert!(back.sweep_amplitude_V.iter().all(|v| v.is_nan()));
+        assert_eq!(
+            SweepLabels::after(Aligned::COLUMNS).len(),
+            Aligned::COLUMNS.len() + 4
+        );
+    }
 
     #[test]
     fn a_table_round_trips_through_the_untyped_form() {

@@ -36,6 +36,7 @@ fn big_state() -> DashState {
         count: 1,
         kind: "cv".into(),
         duration_s: 20_000.0,
+        sweep: String::new(),
     });
     let dt = 0.01;
     let chunk = 10_000;

@@ -35,6 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         count: 1,
         kind: "cv".into(),
         duration_s: total_s,
+        sweep: String::new(),
     });
     let feeder = tokio::spawn(async move {
         let (dt, mut t, mut q_mC, mut paused) = (0.01, 0.0_f64, 0.0, false);

@@ -1450,6 +1450,7 @@ mod tests {
                 count: 1,
                 kind: kind.into(),
                 duration_s: 1.0,
+                sweep: String::new(),
             });
             assert_eq!(focus(&s, &ui), want, "{kind}");
             let panels: Vec<Panel> = layout(Rect::new(0, 0, 80, 24), &s, &ui)

@@ -257,6 +257,7 @@ mod tests {
             count: 2,
             kind: "ocp".into(),
             duration_s: 1.0,
+            sweep: String::new(),
         });
         s.apply(DashEvent::Potentiostat {
             t_s: vec![0.0, 0.5, 1.0],

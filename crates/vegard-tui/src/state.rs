@@ -269,6 +269,7 @@ impl DashState {
                 count,
                 kind,
                 duration_s,
+                sweep: _,
             } => {
                 self.see_kind(index, &kind);
                 self.step = Some(StepInfo {
@@ -567,6 +568,7 @@ mod tests {
             count: 3,
             kind: "cv".into(),
             duration_s: 30.0,
+            sweep: String::new(),
         });
         let dt = 0.01;
         let n = 3000;
@@ -614,6 +616,7 @@ mod tests {
             count: 3,
             kind: "esm_sweep".into(),
             duration_s: 10.0,
+            sweep: String::new(),
         });
         let t2: Vec<f64> = (0..500).map(|k| 40.0 + f64::from(k) * dt).collect();
         s.apply(DashEvent::Potentiostat {

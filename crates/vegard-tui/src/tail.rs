@@ -803,17 +803,46 @@ impl Tailer {
                 self.step = Some((index, t_s, done_s));
                 self.cycle = 0;
                 self.points_in_step = 0;
+                // The enclosing parameter sweeps' values (absent in folders
+                // written before parameter sweeps), with their units.
+                let sweep = v
+                    .get("sweep")
+                    .and_then(Value::as_array)
+                    .map(|values| {
+                        values
+                            .iter()
+                            .map(|sv| {
+                                let name =
+                                    sv.get("parameter").and_then(Value::as_str).unwrap_or("?");
+                                let unit = vegard_recipe::SweepParameter::ALL
+                                    .iter()
+                                    .find(|p| p.name() == name)
+                                    .map_or("", |p| p.unit());
+                                let value =
+                                    sv.get("value").and_then(Value::as_f64).unwrap_or(f64::NAN);
+                                format!("{name} = {value} {unit}").trim_end().to_string()
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
                 self.out.push(DashEvent::StepStarted {
                     index,
                     count: self.plan.len().max(index + 1),
                     kind: technique.clone(),
                     duration_s,
+                    sweep: sweep.clone(),
                 });
                 let at = num("setpoint_K").map_or(String::new(), |k| format!(" at {k:.2} K"));
+                let values = if sweep.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({sweep})")
+                };
                 self.log(
                     t_s,
                     LogLevel::Info,
-                    format!("step {} {technique} started{at}", index + 1),
+                    format!("step {} {technique}{values} started{at}", index + 1),
                 );
             }
             "step_end" => {

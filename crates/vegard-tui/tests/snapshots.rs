@@ -92,6 +92,7 @@ fn cv_state(mode: Mode, cycles_done: u32, frac: f64) -> DashState {
         count: 5,
         kind: "ocp".into(),
         duration_s: 2.0,
+        sweep: String::new(),
     });
     let n0 = 200;
     let t: Vec<f64> = (0..n0).map(|k| 0.01 * f64::from(k)).collect();
@@ -107,6 +108,7 @@ fn cv_state(mode: Mode, cycles_done: u32, frac: f64) -> DashState {
         count: 5,
         kind: "cv".into(),
         duration_s: 30.0,
+        sweep: String::new(),
     });
     s.apply(DashEvent::Log {
         t_s: 2.0,
@@ -190,6 +192,7 @@ fn eis_state() -> DashState {
         count: 5,
         kind: "eis".into(),
         duration_s: 555.0,
+        sweep: String::new(),
     });
     // Randles cell with a finite reflective Warburg element.
     let (rs, rct, cdl, tau, rw) = (10.0, 40.0, 150e-6, 26.7, 60.0);
@@ -243,6 +246,7 @@ fn temperature_state() -> DashState {
         count: 5,
         kind: "temperature".into(),
         duration_s: 60.0,
+        sweep: String::new(),
     });
     for k in 0..240 {
         let t = f64::from(k) * 0.5;
@@ -304,6 +308,7 @@ fn esm_state() -> DashState {
         count: 5,
         kind: "esm_sweep".into(),
         duration_s: 120.0,
+        sweep: String::new(),
     });
     s.apply(DashEvent::Temperature {
         t_s: 92.0,
@@ -549,6 +554,7 @@ fn temperature_axis_has_a_floor() {
         count: 1,
         kind: "temperature".into(),
         duration_s: 60.0,
+        sweep: String::new(),
     });
     for k in 0..200 {
         state.apply(DashEvent::Temperature {
