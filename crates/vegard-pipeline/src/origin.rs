@@ -185,3 +185,66 @@ fn cv_windows(t_s: &[f64], cycle: &[i64], cv: &vegard_recipe::CvStep) -> Vec<Ori
     }
     out
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn plan(extra: &str) -> Vec<PlannedStep> {
+        let text = format!(
+            "[run]\nname = \"t\"\n[limits]\ncurrent_max_A = 0.01\npotential_window_V = [-0.2, 1.0]\n\
+             [[step]]\nkind = \"ocp\"\nduration_s = 1.0\nsample_interval_s = 0.1\n{extra}"
+        );
+        vegard_recipe::parse_recipe(&text, "t.toml").unwrap().plan()
+    }
+
+    const ESM: &str = "[[step]]\nkind = \"esm_sweep\"\ndc_V = DC\namplitude_V = 0.02\n\
+                       freq_range_Hz = [1.0, 0.1]\npoints_per_decade = 2\nperiods = 2\n";
+    const CV: &str = "[[step]]\nkind = \"cv\"\nbegin_V = 0.4\nvertex_V = [0.6, 0.2]\n\
+                      scan_rate_V_per_s = RATE\nstep_V = 0.002\ncycles = 2\n";
+
+    /// One ESM spectrum or two CVs cannot separate the mechanisms: a note
+    /// that says what the experiment needs, and no attempt. Two dc
+    /// potentials, or three scan rates, are attempted.
+    #[test]
+    fn a_run_that_varies_nothing_gets_a_note_not_a_fit() {
+        let one = plan(&ESM.replace("DC", "0.4"));
+        let note = design_note(&one).unwrap();
+        assert!(note.contains("1 (dc potential, amplitude) setting(s)"), "{note}");
+        assert!(note.contains("recipes/signal-origin.toml"), "{note}");
+        let two_cv = plan(&(CV.replace("RATE", "0.05") + &CV.replace("RATE", "0.1")));
+        assert!(design_note(&two_cv).is_some());
+        let two_dc = plan(&(ESM.replace("DC", "0.3") + &ESM.replace("DC", "0.5")));
+        assert_eq!(design_note(&two_dc), None);
+        let three_cv = plan(
+            &(CV.replace("RATE", "0.02") + &CV.replace("RATE", "0.05") + &CV.replace("RATE", "0.1")),
+        );
+        assert_eq!(design_note(&three_cv), None);
+    }
+
+    /// Each complete CV cycle is one window of one period from half a
+    /// sample before its first sample; a cycle cut short is left out.
+    #[test]
+    fn cv_windows_are_the_complete_cycles() {
+        let p = plan(&CV.replace("RATE", "0.1"));
+        let Step::Cv(cv) = &p[1].step else {
+            panic!("not a cv")
+        };
+        // 0.8 V per cycle at 0.1 V/s: 8 s, 400 samples of 20 ms.
+        let dt = cv.sample_interval_s();
+        let n = cv.samples_per_cycle() as usize;
+        assert_eq!(n, 400);
+        let mut t = Vec::new();
+        let mut cycle = Vec::new();
+        for k in 0..(n + n / 2) {
+            t.push(10.0 + (k + 1) as f64 * dt);
+            cycle.push(1 + (k / n) as i64);
+        }
+        let w = cv_windows(&t, &cycle, cv);
+        assert_eq!(w.len(), 1, "the half cycle is left out");
+        assert!((w[0].f_Hz - 1.0 / 8.0).abs() < 1e-12);
+        assert!((w[0].t_start_s - (10.0 + 0.5 * dt)).abs() < 1e-9);
+        assert_eq!(w[0].periods, 1);
+    }
+}

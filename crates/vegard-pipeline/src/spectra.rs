@@ -15,7 +15,7 @@ use vegard_analysis::{
     LinKkOptions, Phasor, compare, deflection_per_faradaic_charge, fit_arrhenius, fit_circuit,
     fit_esm_h, fit_esm_h_corrected, lin_kk_with,
 };
-use vegard_recipe::{PlannedStep, Step, SweepParameter};
+use vegard_recipe::{PlannedStep, Step};
 use vegard_store::schema::{EisData, EsmData, data_path};
 
 use crate::{AnalysisIssue, IssueKind, PipelineError};
@@ -533,31 +533,26 @@ pub fn analyze_spectra(
                 .zip(&E)
                 .map(|(&i, e)| e.ratio(Phasor::new(zr[i], zi[i])))
                 .collect();
-            // The EIS of the same temperature: same sweep iteration, else
-            // the latest EIS step before this one with the same setpoint.
-            // In a dc_V sweep, also the same dc potential (the cell is
-            // linearised around it): the EIS at 0.35 V does not correct
-            // the ESM at 0.45 V of the same iteration.
+            // The EIS of the same cell state: the latest EIS step before
+            // this one at the same temperature setpoint (in a temperature
+            // sweep, its own iteration's) and the same dc potential (the
+            // cell is linearised around it: R_ct and the film's capacity
+            // at 0.1 V are not those at 0.4 V).
             let same_dc = |eis_step: i64| {
-                let eis_dc = usize::try_from(eis_step)
+                usize::try_from(eis_step)
                     .ok()
                     .and_then(|e| plan.get(e))
-                    .and_then(|e| e.label.sweep_value(SweepParameter::DcV));
-                match (eis_dc, p.label.sweep_value(SweepParameter::DcV)) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => true,
-                }
+                    .is_some_and(|e| match &e.step {
+                        Step::Eis(e) => (e.dc_V - esm_step.dc_V).abs() <= 1e-3,
+                        _ => false,
+                    })
             };
             let eis = out
                 .eis
                 .iter()
                 .rev()
                 .filter(|s| s.step < k as i64)
-                .find(|s| {
-                    s.sweep_iteration == p.label.sweep_iteration
-                        && s.setpoint_K == p.label.setpoint_K
-                        && same_dc(s.step)
-                });
+                .find(|s| s.setpoint_K == p.label.setpoint_K && same_dc(s.step));
             let options = opts.esm;
             let fitted = match eis {
                 Some(s) if s.R_s_ohm.is_finite() && s.R_ct_ohm.is_finite() => {
@@ -592,8 +587,8 @@ pub fn analyze_spectra(
                         k as i64,
                         IssueKind::EsmUncorrected,
                         format!(
-                            "step {k} (esm_sweep): no EIS at the same temperature; tau_ESM \
-                             uncorrected for R_s + R_ct (biased long)"
+                            "step {k} (esm_sweep): no EIS at the same temperature and dc \
+                             potential; tau_ESM uncorrected for R_s + R_ct (biased long)"
                         ),
                     ));
                     fit_esm_h(&ff, &response, &options).map(|f| (f, None, Vec::new()))
