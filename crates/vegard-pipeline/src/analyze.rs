@@ -225,6 +225,9 @@ pub struct RunAnalysis {
     /// level of `analysis.json` has `deformation_vs_charge = null` and this
     /// message as `deformation_vs_charge_withheld`.
     pub headline_withheld: Option<AnalysisIssue>,
+    /// Scan-rate analysis of the run's CV series (at least three distinct
+    /// scan rates at one temperature); `None` for an ordinary run.
+    pub scan_rate: Option<crate::scan_rate::ScanRateAnalysis>,
 }
 
 impl RunAnalysis {
@@ -250,6 +253,14 @@ impl RunAnalysis {
             "analysis_warnings": self.analysis_warnings,
             "alignment": self.alignment,
         });
+        // Only for a run with a CV series, so an ordinary run's
+        // analysis.json keeps its layout.
+        if let (Some(sr), Some(map)) = (&self.scan_rate, v.as_object_mut()) {
+            map.insert(
+                "scan_rate".to_owned(),
+                serde_json::to_value(sr).unwrap_or(serde_json::Value::Null),
+            );
+        }
         // Only when withheld, so a normal run's analysis.json keeps the
         // layout it always had.
         if let (Some(issue), Some(map)) = (&self.headline_withheld, v.as_object_mut()) {
@@ -420,6 +431,14 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
     }
     analysis_errors.extend(spectra.errors.iter().cloned());
     analysis_warnings.extend(spectra.warnings.iter().cloned());
+    let scan_rate = crate::scan_rate::analyze_scan_rate(
+        dir,
+        &plan,
+        &cv_steps,
+        &spectra,
+        &aligned,
+        &mut analysis_errors,
+    )?;
     let headline_withheld = headline_cv(&cv_steps, &analysis_errors, &recipe)
         .err()
         .cloned();
@@ -434,6 +453,7 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
         analysis_warnings,
         spectra,
         alignment: meta.alignment,
+        scan_rate,
     })
 }
 
