@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use vegard_analysis::{CdlSource, HalfCycleFit, SweepDirection};
-use vegard_pipeline::{ArrheniusComparison, CvStepAnalysis, RunAnalysis, SpectraOptions};
+use vegard_pipeline::{
+    ArrheniusComparison, Branch, CvStepAnalysis, RunAnalysis, ScanRateAnalysis, SpectraOptions,
+};
 use vegard_report::ReportKind;
 
 use crate::input::{BadInput, bad_input};
@@ -163,6 +165,9 @@ fn print_summary(a: &RunAnalysis) {
         (Some(o), _) => print_origin(o),
         (None, Some(note)) => println!("  signal origin: {note}"),
         (None, None) => {}
+    }
+    if let Some(sr) = &a.scan_rate {
+        print_scan_rate(sr);
     }
     for e in &a.analysis_errors {
         println!("  error: {e}");
@@ -355,5 +360,104 @@ fn print_nonlinearity(cv: &CvStepAnalysis) {
     );
     for line in &nl.findings {
         println!("    → {line}");
+    }
+}
+
+/// The scan-rate series: one line per CV step, the b-values with their
+/// verdicts, the Dunn split's capacitive fraction at each potential, and
+/// the ESM's deformation per charge beside the CVs' kappa (the full
+/// numbers are in analysis.json `scan_rate`).
+fn print_scan_rate(sr: &ScanRateAnalysis) {
+    let opt = |x: Option<f64>, scale: f64, digits: usize| match x {
+        Some(x) => format!("{:.*}", digits, x * scale),
+        None => "-".to_owned(),
+    };
+    println!(
+        "  scan-rate series ({} CV steps): peaks of the last complete sweeps, swing of the last full cycle",
+        sr.steps.len()
+    );
+    for s in &sr.steps {
+        println!(
+            "    step {}: {:.1} mV/s, I_pa = {} mA at {} V, I_pc = {} mA at {} V, swing {} nm, \
+             kappa {:+.4} ± {:.4} nm/mC, f_eq = {:.3e} Hz",
+            s.step,
+            1e3 * s.scan_rate_V_per_s,
+            opt(s.I_peak_anodic_A, 1e3, 3),
+            opt(s.E_peak_anodic_V, 1.0, 3),
+            opt(s.I_peak_cathodic_A, 1e3, 3),
+            opt(s.E_peak_cathodic_V, 1.0, 3),
+            opt(s.deflection_swing_nm, 1.0, 3),
+            s.kappa_nm_per_mC,
+            s.kappa_se_nm_per_mC,
+            s.f_eq_Hz,
+        );
+    }
+    for (name, fit) in [
+        ("anodic peak current", &sr.b_anodic_peak),
+        ("cathodic peak current", &sr.b_cathodic_peak),
+        ("deformation swing", &sr.b_deflection_swing),
+    ] {
+        if let Some(f) = fit {
+            println!(
+                "    b ({name}) = {:.3} ± {:.3}: {}",
+                f.b, f.b_se, f.interpretation
+            );
+        }
+    }
+    for branch in [Branch::Anodic, Branch::Cathodic] {
+        let pts: Vec<String> = sr
+            .dunn
+            .iter()
+            .filter(|d| d.branch == branch)
+            .map(|d| {
+                let f = &d.capacitive_fraction;
+                if !d.model_holds {
+                    return format!("{:.3} V model does not hold", d.E_V);
+                }
+                format!(
+                    "{:.3} V {:.0}-{:.0} %",
+                    d.E_V,
+                    100.0 * f.first().copied().unwrap_or(f64::NAN),
+                    100.0 * f.last().copied().unwrap_or(f64::NAN)
+                )
+            })
+            .collect();
+        if !pts.is_empty() {
+            println!(
+                "    Dunn capacitive fraction, {} sweeps (slowest-fastest scan): {}",
+                if branch == Branch::Anodic {
+                    "anodic"
+                } else {
+                    "cathodic"
+                },
+                pts.join(", ")
+            );
+        }
+    }
+    if !sr.esm_per_faradaic_charge.is_empty() {
+        let (lo, hi) = sr
+            .esm_per_faradaic_charge
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.u_per_Q_F_nm_per_mC), b.max(p.u_per_Q_F_nm_per_mC))
+            });
+        println!(
+            "    ESM deformation per faradaic charge: {:+.4} .. {:+.4} nm/mC over {} frequencies",
+            lo,
+            hi,
+            sr.esm_per_faradaic_charge.len()
+        );
+    }
+    if sr.dunn.iter().any(|d| !d.model_holds) {
+        println!(
+            "    (where the model does not hold, k1 or k2 has the wrong sign: the peaks move with \
+             scan rate, see analysis.json scan_rate.dunn[].note)"
+        );
+    }
+    if let Some(n) = &sr.esm_note {
+        println!("    note: {n}");
+    }
+    for n in &sr.notes {
+        println!("    note: {n}");
     }
 }

@@ -231,6 +231,9 @@ pub struct RunAnalysis {
     pub signal_origin: Option<vegard_analysis::SignalOrigin>,
     /// Why there is no separation, when the run does not vary enough.
     pub signal_origin_note: Option<String>,
+    /// Scan-rate analysis of the run's CV series (at least three distinct
+    /// scan rates at one temperature); `None` for an ordinary run.
+    pub scan_rate: Option<crate::scan_rate::ScanRateAnalysis>,
 }
 
 impl RunAnalysis {
@@ -257,6 +260,14 @@ impl RunAnalysis {
             "alignment": self.alignment,
             "signal_origin": self.signal_origin,
         });
+        // Only for a run with a CV series, so an ordinary run's
+        // analysis.json keeps its layout.
+        if let (Some(sr), Some(map)) = (&self.scan_rate, v.as_object_mut()) {
+            map.insert(
+                "scan_rate".to_owned(),
+                serde_json::to_value(sr).unwrap_or(serde_json::Value::Null),
+            );
+        }
         // Only when withheld, so a normal run's analysis.json keeps the
         // layout it always had.
         if let (Some(issue), Some(map)) = (&self.headline_withheld, v.as_object_mut()) {
@@ -444,6 +455,14 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
     analysis_errors.extend(origin.issues);
     analysis_errors.extend(spectra.errors.iter().cloned());
     analysis_warnings.extend(spectra.warnings.iter().cloned());
+    let scan_rate = crate::scan_rate::analyze_scan_rate(
+        dir,
+        &plan,
+        &cv_steps,
+        &spectra,
+        &aligned,
+        &mut analysis_errors,
+    )?;
     let headline_withheld = headline_cv(&cv_steps, &analysis_errors, &recipe)
         .err()
         .cloned();
@@ -460,6 +479,7 @@ pub fn analyze_run(dir: &Path, opts: &SpectraOptions) -> Result<RunAnalysis, Pip
         alignment: meta.alignment,
         signal_origin: origin.origin,
         signal_origin_note: origin.note,
+        scan_rate,
     })
 }
 

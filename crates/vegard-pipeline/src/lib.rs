@@ -26,6 +26,7 @@ mod import;
 mod issue;
 mod origin;
 mod products;
+mod scan_rate;
 mod spectra;
 mod steps;
 
@@ -43,6 +44,9 @@ pub use import::{
 pub use issue::{AnalysisIssue, IssueKind};
 pub use origin::{OriginOutcome, analyze_origin};
 pub use products::{MIN_MODULATION_FRACTION, esm_flag};
+pub use scan_rate::{
+    Branch, DunnPoint, EsmChargePoint, MIN_SCAN_RATES, PowerLawFit, ScanRateAnalysis, ScanRateStep,
+};
 pub use spectra::{
     ArrheniusComparison, CELL_CIRCUIT, CircuitCheckError, EisStepFit, EsmStepFit, KappaPoint,
     KkCheck, SpectraAnalysis, SpectraOptions, analyze_spectra, arrhenius_comparison,

@@ -12,6 +12,9 @@
 //! moves to the caption). Figure and table ids stay those of the steps.
 
 use std::collections::BTreeSet;
+
+#[path = "scan_rate_section.rs"]
+mod scan_rate_section;
 use std::path::{Path, PathBuf};
 
 use vegard_analysis::{C64, CellCorrection, Circuit, EisFit, EsmFit, film_transfer_H};
@@ -214,6 +217,7 @@ pub(crate) fn assemble(
             "harmonics" => harmonics_section(runs, &temps),
             "eis" => eis_section(runs, &temps),
             "esm" => esm_section(runs, &temps),
+            "scan_rate" => scan_rate_section::scan_rate_section(runs),
             "arrhenius" => arrhenius.as_ref().map(|a| arrhenius_section(runs, a)),
             "origin" => origin::origin_section(runs),
             "warnings" => Some(warnings_section(&warnings)),
@@ -297,6 +301,7 @@ fn why_empty(id: &str) -> &'static str {
         "harmonics" => "no CV step has a complete period for the harmonic analysis",
         "eis" => "no EIS step was fitted",
         "esm" => "no ESM sweep was fitted",
+        "scan_rate" => "no CV series with at least three scan rates was analysed",
         "arrhenius" => "fewer than two temperatures with fitted spectra",
         "origin" => {
             "no signal-origin separation: the run does not vary the dc potential, amplitude or \

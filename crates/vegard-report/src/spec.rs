@@ -6,7 +6,8 @@
 //! ```toml
 //! title = "LiMn2O4 film, in-situ ESM"
 //! sections = ["metadata", "clocks", "timeseries", "cv", "deformation",
-//!             "harmonics", "eis", "esm", "arrhenius", "origin", "warnings"]
+//!             "harmonics", "eis", "esm", "scan_rate", "arrhenius",
+//!             "origin", "warnings"]
 //! fail_on_warnings = false
 //!
 //! [timeseries]
@@ -44,7 +45,7 @@ use crate::ReportError;
 
 /// Section ids in their default order. A spec's `sections` picks and orders
 /// them.
-pub const SECTION_IDS: [&str; 11] = [
+pub const SECTION_IDS: [&str; 12] = [
     "metadata",
     "clocks",
     "timeseries",
@@ -53,6 +54,7 @@ pub const SECTION_IDS: [&str; 11] = [
     "harmonics",
     "eis",
     "esm",
+    "scan_rate",
     "arrhenius",
     "origin",
     "warnings",
