@@ -58,9 +58,15 @@ def bench_text(off, seed):
 
 def run(cmd):
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if r.returncode != 0:
+    # 5: the run completed but its analysis found problems (e.g. an ESM
+    # film fit that cannot resolve tau at 0.1 V): the JSON still says.
+    if r.returncode not in (0, 5):
         sys.exit(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     return r.stdout
+
+
+class Broken(Exception):
+    """A run that did not complete or was not separated: always an error."""
 
 
 def check(vegard, name, off, seed, speed, work):
@@ -71,11 +77,11 @@ def check(vegard, name, off, seed, speed, work):
                "--no-tui", "--json", "--out", work / f"runs-{name}-{seed}"])
     res = json.loads(out.strip().splitlines()[-1])
     if res["status"] != "complete":
-        return [f"{name} seed {seed}: run {res['status']}: {res.get('reason')}"], {}
+        raise Broken(f"{name} seed {seed}: run {res['status']}: {res.get('reason')}")
     a = json.loads(run([vegard, "analyze", res["run_dir"], "--json"]))
     so = a.get("signal_origin")
     if so is None:
-        return [f"{name} seed {seed}: no separation: {a.get('signal_origin_note')} {a['analysis_errors']}"], {}
+        raise Broken(f"{name} seed {seed}: no separation: {a.get('signal_origin_note')} {a['analysis_errors']}")
     on = {"vegard"} | (set(OFF) - set(off or []))
     sig = {m["mechanism"]: m for m in so["mechanisms"]}
     fails, covered = [], {}
@@ -117,6 +123,9 @@ def main():
     ap.add_argument("vegard")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--speed", type=float, default=50)
+    ap.add_argument("--report-only", action="store_true",
+                    help="exit 0 when every run completed and was separated, whatever the checks found "
+                         "(CI: issue 19 is open while the gamma/c checks fail, README)")
     args = ap.parse_args()
     vegard = str(pathlib.Path(args.vegard).resolve())
     fails, cover = [], {}
@@ -134,6 +143,9 @@ def main():
         print(f"   {k:28s} {h}/{n} = {100 * h / n:.0f} %")
     if fails:
         print("\nFAILED:\n  " + "\n  ".join(fails))
+        if args.report_only:
+            print("(--report-only: not an error)")
+            return
         sys.exit(1)
     print("\nsignal-origin check: every bench passed")
 

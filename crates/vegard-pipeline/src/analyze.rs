@@ -258,7 +258,6 @@ impl RunAnalysis {
             "analysis_errors": self.analysis_errors,
             "analysis_warnings": self.analysis_warnings,
             "alignment": self.alignment,
-            "signal_origin": self.signal_origin,
         });
         // Only for a run with a CV series, so an ordinary run's
         // analysis.json keeps its layout.
@@ -274,6 +273,12 @@ impl RunAnalysis {
             map.insert(
                 "deformation_vs_charge_withheld".to_owned(),
                 serde_json::Value::String(issue.message.clone()),
+            );
+        }
+        if let (Some(o), Some(map)) = (&self.signal_origin, v.as_object_mut()) {
+            map.insert(
+                "signal_origin".to_owned(),
+                serde_json::to_value(o).unwrap_or(serde_json::Value::Null),
             );
         }
         if let (Some(note), Some(map)) = (&self.signal_origin_note, v.as_object_mut()) {

@@ -30,7 +30,7 @@ pub struct OriginOutcome {
     pub issues: Vec<AnalysisIssue>,
 }
 
-/// The steps a separation would use, and whether they vary enough.
+/// Why a run is not separated, or `None` when it varies enough.
 fn design_note(plan: &[PlannedStep]) -> Option<String> {
     let mut esm_settings: Vec<(f64, f64)> = Vec::new();
     let mut scan_rates: Vec<f64> = Vec::new();
@@ -74,6 +74,18 @@ pub fn analyze_origin(
     esm: Option<&EsmData>,
     untrusted: &BTreeMap<i64, (i64, String)>,
 ) -> Result<OriginOutcome, PipelineError> {
+    let cv_steps = plan
+        .iter()
+        .filter(|p| matches!(p.step, Step::Cv(_)))
+        .count();
+    let esm_steps = plan
+        .iter()
+        .filter(|p| matches!(p.step, Step::EsmSweep(_)))
+        .count();
+    if esm_steps == 0 && cv_steps < 2 {
+        // A plain CV or EIS run: nothing that looks like an attempt.
+        return Ok(OriginOutcome::default());
+    }
     if let Some(note) = design_note(plan) {
         return Ok(OriginOutcome {
             note: Some(note),
@@ -87,12 +99,12 @@ pub fn analyze_origin(
     let Some(cell_fit) = eis.iter().find(|f| {
         f.R_s_ohm.is_finite() && f.R_s_ohm >= 0.0 && f.C_dl_F.is_finite() && f.C_dl_F > 0.0
     }) else {
-        out.issues.push(fail(
-            "signal origin: no usable EIS fit in the run, so R_s and C_dl are unknown: the \
-             interface potential (electrostriction) and the faradaic charge (Vegard) cannot be \
-             formed; add an EIS step"
+        out.note = Some(
+            "not separated: no usable EIS fit in the run, so R_s and C_dl are unknown and \
+             neither the interface potential (electrostriction) nor the faradaic charge (Vegard) \
+             can be formed; add an EIS step (recipes/signal-origin.toml)"
                 .into(),
-        ));
+        );
         return Ok(out);
     };
     let cell = OriginCell {
@@ -211,14 +223,19 @@ mod tests {
     fn a_run_that_varies_nothing_gets_a_note_not_a_fit() {
         let one = plan(&ESM.replace("DC", "0.4"));
         let note = design_note(&one).unwrap();
-        assert!(note.contains("1 (dc potential, amplitude) setting(s)"), "{note}");
+        assert!(
+            note.contains("1 (dc potential, amplitude) setting(s)"),
+            "{note}"
+        );
         assert!(note.contains("recipes/signal-origin.toml"), "{note}");
         let two_cv = plan(&(CV.replace("RATE", "0.05") + &CV.replace("RATE", "0.1")));
         assert!(design_note(&two_cv).is_some());
         let two_dc = plan(&(ESM.replace("DC", "0.3") + &ESM.replace("DC", "0.5")));
         assert_eq!(design_note(&two_dc), None);
         let three_cv = plan(
-            &(CV.replace("RATE", "0.02") + &CV.replace("RATE", "0.05") + &CV.replace("RATE", "0.1")),
+            &(CV.replace("RATE", "0.02")
+                + &CV.replace("RATE", "0.05")
+                + &CV.replace("RATE", "0.1")),
         );
         assert_eq!(design_note(&three_cv), None);
     }
