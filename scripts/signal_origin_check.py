@@ -5,7 +5,7 @@ bench); `vegard analyze` must recover every coefficient that is on within its
 (p >= 0.05 and an interval that contains 0), and call the ideal bench
 "Vegard". The truth comes from `vegard sim --truth`.
 
-Usage: python3 scripts/signal_origin_check.py VEGARD [--seeds N] [--speed X]
+Usage: python3 scripts/signal_origin_check.py VEGARD [--seeds N] [--first-seed S] [--speed X] [--report-only]
 Exit status 0 when every check on every bench and seed held; with several
 seeds it also prints the coverage of each coefficient.
 """
@@ -122,6 +122,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("vegard")
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--first-seed", type=int, default=42)
     ap.add_argument("--speed", type=float, default=50)
     ap.add_argument("--report-only", action="store_true",
                     help="exit 0 when every run completed and was separated, whatever the checks found "
@@ -131,7 +132,7 @@ def main():
     fails, cover = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
-        for seed in range(42, 42 + args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for name, off in BENCHES.items():
                 f, c = check(vegard, name, off, seed, args.speed, work)
                 fails += f
