@@ -697,31 +697,9 @@ fn profile_tau(
         }
     }
     let (bi, _) = best?;
-    let (mut a, mut b) = (grid[bi.saturating_sub(1)], grid[(bi + 1).min(n_grid - 1)]);
+    let (a, b) = (grid[bi.saturating_sub(1)], grid[(bi + 1).min(n_grid - 1)]);
     let rss_at = |l: f64| eval(l).map_or(f64::INFINITY, |(_, f, _)| f.rss);
-    let phi = 0.5 * (5f64.sqrt() - 1.0);
-    let mut c = b - phi * (b - a);
-    let mut d = a + phi * (b - a);
-    let (mut fc, mut fd) = (rss_at(c), rss_at(d));
-    for _ in 0..30 {
-        if (b - a).abs() < 1e-4 {
-            break;
-        }
-        if fc < fd {
-            b = d;
-            d = c;
-            fd = fc;
-            c = b - phi * (b - a);
-            fc = rss_at(c);
-        } else {
-            a = c;
-            c = d;
-            fc = fd;
-            d = a + phi * (b - a);
-            fd = rss_at(d);
-        }
-    }
-    eval(0.5 * (a + b))
+    eval(crate::esm_fit::golden_min(rss_at, a, b, 1e-4))
 }
 
 /// 95 % intervals of the linear coefficients with the thermal time
